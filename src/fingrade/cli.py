@@ -1,0 +1,317 @@
+"""The `fingrade` command: serve, migrate, and administration of clients, users, keys and
+registration tokens. Administration talks to the same stores the server uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, Settings, load_settings
+from .oauth.context import Core
+from .oauth.crypto import new_token, token_hash
+from .oauth.errors import OAuthError
+from .oauth.models import User
+from .oauth.passwords import check_password_policy
+from .oauth.registration import build_client, client_metadata
+from .runtime import build_core, close_core
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(args.config, overrides)
+
+
+def _run(args: argparse.Namespace, fn: Callable[[Core], Awaitable[int]]) -> int:
+    async def main() -> int:
+        core = await build_core(_settings(args))
+        try:
+            return await fn(core)
+        finally:
+            await close_core(core)
+    return asyncio.run(main())
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .devtls import ensure_dev_certificate
+    from .web.app import create_app
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "issuer": args.issuer}
+    if args.http:
+        overrides["tls"] = "off"
+    settings = _settings(args, **overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def prepare() -> Core:
+        core = await build_core(settings)
+        if args.demo:
+            from .demo import seed_demo
+            await seed_demo(core)
+        return core
+
+    # Prepare (migrate, keys, demo) before listening, so a bad configuration fails fast.
+    core = asyncio.run(prepare())
+    asyncio.run(close_core(core))
+    ssl: dict[str, Any] = {}
+    if settings.tls == "auto":
+        cert, key = ensure_dev_certificate(settings.data_path, [settings.host])
+        ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        print(f"development TLS certificate: {cert} (self-signed; trust it in your test client)")
+    elif settings.tls == "files":
+        ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
+    print(f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=settings.access_log,
+                loop="uvloop", http="httptools", proxy_headers=False, server_header=False,
+                log_level="warning", timeout_graceful_shutdown=5, **ssl)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        core = await build_core(_settings(args), migrate=True)
+        await close_core(core)
+        print("database is at the latest schema")
+        return 0
+    return asyncio.run(main())
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    async def add(core: Core) -> int:
+        meta: dict[str, Any] = {"client_name": args.name, "security_profile": args.profile,
+                                "redirect_uris": args.redirect_uri or []}
+        if args.auth_method:
+            meta["token_endpoint_auth_method"] = args.auth_method
+        if args.grant_type:
+            meta["grant_types"] = args.grant_type
+        if args.scope:
+            meta["scope"] = args.scope
+        if args.jwks_file:
+            meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
+        client, secret = build_client(core, meta)
+        if args.client_id:
+            client.client_id = args.client_id
+            if await core.store.get_client(args.client_id):
+                print(f"client {args.client_id} already exists", file=sys.stderr)
+                return 1
+        client.resource_server = args.resource_server
+        await core.store.save_client(client)
+        await core.store.audit("client_registered", core.clock(), client_id=client.client_id, detail={"by": "cli"})
+        out = client_metadata(core, client)
+        if secret:
+            out["client_secret"] = secret
+        _print(out)
+        return 0
+
+    async def list_(core: Core) -> int:
+        for c in await core.store.list_clients():
+            print(f"{c.client_id}\t{c.profile}\t{c.token_endpoint_auth_method}\t{c.client_name}")
+        return 0
+
+    async def show(core: Core) -> int:
+        client = await core.store.get_client(args.client_id)
+        if client is None:
+            print("no such client", file=sys.stderr)
+            return 1
+        _print({**client_metadata(core, client), "resource_server": client.resource_server,
+                "allowed_origins": client.allowed_origins})
+        return 0
+
+    async def remove(core: Core) -> int:
+        ok = await core.store.delete_client(args.client_id)
+        if ok:
+            await core.store.audit("client_deleted", core.clock(), client_id=args.client_id, detail={"by": "cli"})
+        print("removed; its grants are revoked" if ok else "no such client")
+        return 0 if ok else 1
+
+    try:
+        return _run(args, {"add": add, "list": list_, "show": show, "remove": remove}[args.action])
+    except OAuthError as exc:
+        print(f"error: {exc.error}: {exc.description}", file=sys.stderr)
+        return 2
+
+
+# -- users ------------------------------------------------------------------------------------
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the passwords do not match")
+    check_password_policy(password)
+    return password
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    async def add(core: Core) -> int:
+        username = args.username.strip().lower()
+        if not username or len(username) > 100 or not username.isprintable() or " " in username:
+            print("usernames are 1-100 printable characters without spaces", file=sys.stderr)
+            return 2
+        if await core.store.get_user_by_username(username):
+            print(f"user {username} already exists", file=sys.stderr)
+            return 1
+        password = _read_password(args)
+        user = User(id="u_" + secrets.token_urlsafe(12), username=username,
+                    password_hash=core.passwords.hash(password), name=args.name or username,
+                    email=args.email or "", email_verified=False, created_at=int(time.time()))
+        await core.store.save_user(user)
+        print(f"user {username} created (sub {user.id})")
+        return 0
+
+    async def list_(core: Core) -> int:
+        for u in await core.store.list_users():
+            print(f"{u.username}\t{u.id}\t{u.name}\t{'disabled' if u.disabled else 'active'}")
+        return 0
+
+    async def set_password(core: Core) -> int:
+        user = await core.store.get_user_by_username(args.username.strip().lower())
+        if user is None:
+            print("no such user", file=sys.stderr)
+            return 1
+        user.password_hash = core.passwords.hash(_read_password(args))
+        await core.store.save_user(user)
+        await core.store.audit("password_changed", core.clock(), user_id=user.id, detail={"by": "cli"})
+        print("password changed")
+        return 0
+
+    try:
+        return _run(args, {"add": add, "list": list_, "set-password": set_password}[args.action])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    async def list_(core: Core) -> int:
+        for k in await core.store.list_signing_keys():
+            print(f"{k.kid}\t{k.alg}\t{k.status}\tcreated {k.created_at}")
+        return 0
+
+    async def rotate(core: Core) -> int:
+        new = await core.keys.rotate()
+        await core.store.audit("keys_rotated", core.clock(), detail={"active": new.kid})
+        print(f"rotated: {new.kid} is now active; running servers switch within "
+              f"{core.settings.key_reload_seconds:g} s")
+        return 0
+
+    return _run(args, {"list": list_, "rotate": rotate}[args.action])
+
+
+# -- registration tokens ----------------------------------------------------------------------
+
+def cmd_registration_token(args: argparse.Namespace) -> int:
+    async def create(core: Core) -> int:
+        token = new_token(32)
+        now = core.clock()
+        label = args.label or f"token-{now}"
+        expires = now + args.expires_in if args.expires_in else None
+        await core.store.create_registration_token(token_hash(token), label, expires, now)
+        print(token)
+        print(f"label {label}; expires {'never' if expires is None else expires}", file=sys.stderr)
+        return 0
+
+    async def revoke(core: Core) -> int:
+        ok = await core.store.revoke_registration_token(args.label)
+        print("revoked" if ok else "no such active token")
+        return 0 if ok else 1
+
+    async def list_(core: Core) -> int:
+        for t in await core.store.list_registration_tokens():
+            print(f"{t['label']}\tcreated {t['created_at']}\texpires {t['expires_at']}\trevoked {t['revoked_at']}")
+        return 0
+
+    return _run(args, {"create": create, "revoke": revoke, "list": list_}[args.action])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fingrade", description=__doc__)
+    p.add_argument("--config", help="TOML configuration file (default: $FINGRADE_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the authorization server")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--issuer")
+    s.add_argument("--http", action="store_true", help="plain HTTP behind a TLS-terminating proxy")
+    s.add_argument("--demo", action="store_true", help="seed demo users and clients")
+    s.set_defaults(fn=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+
+    c = sub.add_parser("clients", help="manage clients").add_subparsers(dest="action", required=True)
+    a = c.add_parser("add")
+    a.add_argument("--name", required=True)
+    a.add_argument("--profile", required=True, choices=["native", "spa", "confidential"])
+    a.add_argument("--redirect-uri", action="append")
+    a.add_argument("--auth-method", choices=["none", "client_secret_basic", "client_secret_post", "private_key_jwt"])
+    a.add_argument("--grant-type", action="append", choices=["authorization_code", "refresh_token",
+                                                               "client_credentials"])
+    a.add_argument("--scope")
+    a.add_argument("--jwks-file", help="public JWKS for private_key_jwt")
+    a.add_argument("--client-id", help="choose the client_id (default: generated)")
+    a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
+    c.add_parser("list")
+    for name in ("show", "remove"):
+        c.add_parser(name).add_argument("client_id")
+    sub.choices["clients"].set_defaults(fn=cmd_clients)
+
+    u = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    ua = u.add_parser("add")
+    ua.add_argument("username")
+    ua.add_argument("--name")
+    ua.add_argument("--email")
+    ua.add_argument("--password-stdin", action="store_true")
+    u.add_parser("list")
+    sp = u.add_parser("set-password")
+    sp.add_argument("username")
+    sp.add_argument("--password-stdin", action="store_true")
+    sub.choices["users"].set_defaults(fn=cmd_users)
+
+    k = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    k.add_parser("list")
+    k.add_parser("rotate")
+    sub.choices["keys"].set_defaults(fn=cmd_keys)
+
+    r = sub.add_parser("registration-token", help="initial access tokens for dynamic registration")
+    ra = r.add_subparsers(dest="action", required=True)
+    rc = ra.add_parser("create")
+    rc.add_argument("--label")
+    rc.add_argument("--expires-in", type=int, help="seconds")
+    ra.add_parser("revoke").add_argument("label")
+    ra.add_parser("list")
+    r.set_defaults(fn=cmd_registration_token)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

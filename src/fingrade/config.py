@@ -1,0 +1,189 @@
+"""Configuration: a TOML file, then FINGRADE_* environment variables, validated at start.
+
+Every setting has a safe default so `fingrade serve` works with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message says which and why."""
+
+
+@dataclass
+class Settings:
+    # server
+    issuer: str = ""  # default: https://localhost:8443, or http://127.0.0.1:<port> in plain-HTTP mode
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls: str = "auto"  # auto: self-signed dev certificate | files: tls_cert/tls_key | off: plain HTTP behind a proxy
+    tls_cert: str = ""
+    tls_key: str = ""
+    trusted_proxies: list[str] = field(default_factory=list)  # addresses whose X-Forwarded-For we believe
+    data_dir: str = "fingrade-data"
+    access_log: bool = False
+    # stores
+    database_url: str = ""  # default: SQLite file in data_dir
+    onetime_backend: str = "sql"  # sql | redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "fingrade:"  # lets several deployments (or test runs) share one Redis
+    # secrets (base64url, 32 bytes); generated into data_dir on first start when not given
+    secret_key: str = ""
+    key_encryption_key: str = ""
+    # tokens
+    signing_alg: str = "ES256"
+    access_token_ttl: int = 300
+    id_token_ttl: int = 300
+    refresh_token_ttl: int = 30 * 86400
+    code_ttl: int = 60
+    interaction_ttl: int = 600
+    session_ttl: int = 8 * 3600
+    access_token_audience: str = ""  # default: the issuer
+    scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email", "offline_access",
+                                                         "accounts", "payments"])
+    # registration
+    registration_open: bool = False
+    # login throttling
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window: int = 900
+    # password hashing (argon2id; RFC 9106 §4 second recommended option by default)
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    # housekeeping
+    janitor_interval: int = 60
+    key_reload_seconds: float = 10.0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def audience(self) -> str:
+        return self.access_token_audience or self.issuer
+
+
+_ENV_PREFIX = "FINGRADE_"
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is list:
+            if isinstance(raw, list):
+                return [str(x) for x in raw]
+            return [x.strip() for x in str(raw).split(",") if x.strip()]
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+
+
+def load_settings(config_file: str | None = None, overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config_file or env.get("FINGRADE_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path}: {exc}") from None
+        for section, content in data.items():  # sections are only for readability: [server], [tokens] ...
+            items = content.items() if isinstance(content, dict) else [(section, content)]
+            for name, value in items:
+                if name not in known:
+                    raise ConfigError(f"{path}: unknown setting {name!r}")
+                values[name] = value
+    for name in known:
+        if _ENV_PREFIX + name.upper() in env:
+            values[name] = env[_ENV_PREFIX + name.upper()]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for name, value in values.items():
+        setattr(settings, name, _coerce(name, value, getattr(settings, name)))
+    _finish(settings)
+    return settings
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _finish(s: Settings) -> None:
+    if s.tls not in ("auto", "files", "off"):
+        raise ConfigError("tls: must be auto, files or off")
+    if s.tls == "files" and not (s.tls_cert and s.tls_key):
+        raise ConfigError("tls = files needs tls_cert and tls_key")
+    if not 0 < s.port < 65536:
+        raise ConfigError("port: must be 1-65535")
+    if not s.issuer:
+        s.issuer = "https://localhost:8443" if s.tls != "off" and s.port == 8443 else (
+            f"{'https' if s.tls != 'off' else 'http'}://{'localhost' if s.tls != 'off' else '127.0.0.1'}:{s.port}")
+    parts = urlsplit(s.issuer)
+    # RFC 8414 §2: the issuer is an https URL with no query or fragment.
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"issuer {s.issuer!r}: must be an https URL without query or fragment")
+    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+        raise ConfigError("issuer: http is only allowed on a loopback address (for local development)")
+    s.issuer = s.issuer.rstrip("/")
+    for proxy in s.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
+    if s.onetime_backend not in ("sql", "redis"):
+        raise ConfigError("onetime_backend: must be sql or redis")
+    if s.signing_alg not in ("ES256", "PS256", "EdDSA"):
+        raise ConfigError("signing_alg: must be ES256, PS256 or EdDSA")
+    # FAPI 2.0 SP 5.3.2.1-11 / RFC 6749 §4.1.2: codes live at most 60 s.
+    if not 1 <= s.code_ttl <= 60:
+        raise ConfigError("code_ttl: must be 1-60 seconds")
+    if not 30 <= s.access_token_ttl <= 3600:
+        raise ConfigError("access_token_ttl: must be 30-3600 seconds")
+    if not 30 <= s.id_token_ttl <= 3600:
+        raise ConfigError("id_token_ttl: must be 30-3600 seconds")
+    if not 60 <= s.refresh_token_ttl <= 400 * 86400:
+        raise ConfigError("refresh_token_ttl: must be 60 s - 400 days")
+    if not 60 <= s.interaction_ttl <= 3600:
+        raise ConfigError("interaction_ttl: must be 60-3600 seconds")
+    if "openid" not in s.scopes:
+        raise ConfigError("scopes: must include openid")
+    for scope in s.scopes:
+        if not scope or any(ch in scope for ch in ' "\\') or not scope.isprintable():
+            raise ConfigError(f"scopes: {scope!r} is not a valid scope token (RFC 6749 §3.3)")
+    if s.argon2_memory_kib < 8192 or s.argon2_time_cost < 1:
+        raise ConfigError("argon2: memory at least 8192 KiB and time cost at least 1")
+    if not s.database_url:
+        s.database_url = f"sqlite:///{(s.data_path / 'fingrade.db').resolve()}"

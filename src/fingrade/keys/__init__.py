@@ -1,0 +1,1 @@
+"""Signing keys: lifecycle (next -> active -> retired), rotation without restart, JWKS."""

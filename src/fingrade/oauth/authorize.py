@@ -1,0 +1,198 @@
+"""The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2) and the code it issues.
+
+Order matters (RFC 6749 §4.1.2.1, RFC 9700 §4.11): until client_id and redirect_uri are known to
+belong together, every error goes to an error page, never to a redirect. After that, errors are
+redirected to the verified URI, with `iss` (RFC 9207) and `state`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from . import pkce
+from .context import Core
+from .crypto import new_token, token_hash
+from .errors import OAuthError, invalid_request, invalid_scope
+from .http import parse_params
+from .models import Client, Grant, Session
+from .profiles import get_profile
+from .redirect_uri import matches
+
+CODE_REUSE_WINDOW = 600  # a used code is remembered this long after it expires, to detect replays
+MAX_STATE = 2048
+MAX_NONCE = 512
+_PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+class PageError(OAuthError):
+    """An error that must be shown to the user: the redirect URI is not trusted."""
+
+
+@dataclass
+class RedirectError(Exception):
+    error: OAuthError
+    redirect_uri: str
+    state: str | None
+
+
+@dataclass
+class AuthorizationRequest:
+    client_id: str
+    redirect_uri: str
+    scope: list[str]
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    prompt: list[str] = field(default_factory=list)
+    max_age: int | None = None
+    login_hint: str | None = None
+    ui_locales: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(**data)
+
+
+def _page_error(error: str, desc: str) -> PageError:
+    return PageError(error, desc, 400)
+
+
+async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None) -> tuple[AuthorizationRequest, Client]:
+    """Validate an authorization request; raises PageError or RedirectError."""
+    try:
+        params = parse_params(body if body is not None else raw_query)
+    except OAuthError as exc:
+        raise _page_error("invalid_request", exc.description) from None
+
+    client_id = params.get("client_id")
+    if not client_id:
+        raise _page_error("invalid_request", "client_id is missing")
+    client = await core.store.get_client(client_id)
+    if client is None:
+        raise _page_error("invalid_client", "the client is not registered")
+    redirect_uri = params.get("redirect_uri")
+    if redirect_uri is None:
+        # Required for every request: exact matching needs something to match (OAuth 2.1 §4.1.1).
+        raise _page_error("invalid_request", "redirect_uri is missing")
+    if not matches(redirect_uri, client.redirect_uris):
+        raise _page_error("invalid_request", "redirect_uri is not registered for this client")
+
+    state = params.get("state")
+    if state is not None and len(state) > MAX_STATE:
+        raise _page_error("invalid_request", "state is too long")  # not echoed: would bloat the redirect
+
+    def fail(error: OAuthError) -> RedirectError:
+        return RedirectError(error, redirect_uri, state)
+
+    try:
+        req = _validate(core, client, params, redirect_uri, state)
+    except OAuthError as exc:
+        raise fail(exc) from None
+    return req, client
+
+
+def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: str,
+              state: str | None) -> AuthorizationRequest:
+    profile = get_profile(client.profile)
+    if "request" in params:
+        raise OAuthError("request_not_supported", "request objects are not supported")
+    if "request_uri" in params:
+        raise OAuthError("request_uri_not_supported", "request_uri is not supported")
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise invalid_request("response_type is missing")
+    if response_type != "code":
+        # Implicit and hybrid flows leak tokens through the front channel (RFC 9700 §2.1.2).
+        raise OAuthError("unsupported_response_type", "only response_type=code is supported")
+    if "authorization_code" not in client.grant_types:
+        raise OAuthError("unauthorized_client", "the client may not use the authorization code grant")
+    response_mode = params.get("response_mode", "query")
+    if response_mode != "query":
+        raise invalid_request("only response_mode=query is supported")
+
+    scope_param = params.get("scope")
+    if not scope_param:
+        raise invalid_scope("scope is required")
+    scope: list[str] = []
+    for s in scope_param.split(" "):
+        if s and s not in scope:
+            scope.append(s)
+    unknown = [s for s in scope if s not in core.settings.scopes or s not in client.scopes]
+    if unknown:
+        raise invalid_scope("scope not allowed for this client: " + " ".join(unknown)[:100])
+
+    challenge = pkce.check_challenge(params.get("code_challenge"), params.get("code_challenge_method"),
+                                     required=profile.pkce_required)
+
+    nonce = params.get("nonce")
+    if nonce is not None and len(nonce) > MAX_NONCE:
+        raise invalid_request("nonce is too long")
+
+    prompt = params.get("prompt", "").split()
+    if any(p not in _PROMPTS for p in prompt) or len(set(prompt)) != len(prompt):
+        raise invalid_request("prompt has an unknown or repeated value")
+    if "none" in prompt and len(prompt) > 1:
+        raise invalid_request("prompt=none cannot be combined with other values")  # OIDC Core §3.1.2.1
+
+    max_age = None
+    if "max_age" in params:
+        if not re.fullmatch(r"\d{1,9}", params["max_age"]):
+            raise invalid_request("max_age must be a non-negative integer")
+        max_age = int(params["max_age"])
+
+    return AuthorizationRequest(
+        client_id=client.client_id, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce,
+        code_challenge=challenge[0] if challenge else None, code_challenge_method=challenge[1] if challenge else None,
+        prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
+    )
+
+
+def response_url(core: Core, redirect_uri: str, params: dict[str, str | None]) -> str:
+    """Authorization response: parameters added to the query; `iss` always (RFC 9207 §2)."""
+    params = {**params, "iss": core.issuer}
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v is not None)
+    return redirect_uri + ("&" if "?" in redirect_uri else "?") + query
+
+
+def error_url(core: Core, err: RedirectError) -> str:
+    return response_url(core, err.redirect_uri, {"error": err.error.error,
+                                                 "error_description": err.error.description or None,
+                                                 "state": err.state})
+
+
+def login_needed(req: AuthorizationRequest, session: Session | None, now: int) -> bool:
+    if session is None:
+        return True
+    # OIDC Core §3.1.2.1: max_age bounds how long ago the user actively authenticated.
+    return req.max_age is not None and now - session.auth_time > req.max_age
+
+
+async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) -> bool:
+    granted = await core.store.get_consent(user_id, req.client_id)
+    return not set(req.scope) <= granted
+
+
+async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_time: int,
+                     amr: list[str]) -> str:
+    """Create the grant (the token family) and a single-use code bound to everything the token
+    request must prove; return the redirect URL carrying it."""
+    now = core.clock()
+    grant_id = new_token(16)
+    scope = " ".join(req.scope)
+    await core.store.create_grant(Grant(id=grant_id, client_id=req.client_id, user_id=user_id, scope=scope,
+                                        auth_time=auth_time, created_at=now))
+    code = new_token(32)
+    await core.onetime.put("code", token_hash(code), {
+        "client_id": req.client_id, "redirect_uri": req.redirect_uri, "scope": scope, "user_id": user_id,
+        "auth_time": auth_time, "amr": amr, "nonce": req.nonce, "code_challenge": req.code_challenge,
+        "code_challenge_method": req.code_challenge_method, "grant_id": grant_id,
+        "expires_at": now + core.settings.code_ttl,
+    }, ttl=core.settings.code_ttl + CODE_REUSE_WINDOW)
+    return response_url(core, req.redirect_uri, {"code": code, "state": req.state})

@@ -1,0 +1,34 @@
+"""What every endpoint needs: settings, stores, keys and the server's secret key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..keys.keystore import KeyManager
+from ..store.interfaces import DurableStore, OneTimeStore
+from .passwords import Passwords
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+@dataclass
+class Core:
+    settings: Settings
+    store: DurableStore
+    onetime: OneTimeStore
+    keys: KeyManager
+    server_key: bytes  # HMAC key for client secrets and CSRF tokens; shared by all nodes
+    passwords: Passwords
+    clock: Callable[[], int] = field(default=_now)
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    def url(self, path: str) -> str:
+        return self.settings.issuer + path

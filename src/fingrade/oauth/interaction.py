@@ -1,0 +1,203 @@
+"""The user's part of an authorization: login, consent, and the decision between them.
+
+An authorization request that needs the user is parked as an *interaction* in the one-time store,
+bound to the browser that made it. The web layer renders pages; this module decides.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from .authorize import (AuthorizationRequest, RedirectError, consent_needed, error_url, issue_code, login_needed,
+                        response_url)
+from .context import Core
+from .crypto import equal, new_token, token_hash
+from .errors import OAuthError
+from .models import Client, Session, User
+
+
+@dataclass
+class Interaction:
+    id: str
+    request: AuthorizationRequest
+    browser: str  # hash of the browser-binding cookie
+    login_forced: bool  # prompt=login or max_age exceeded: the session alone is not enough
+    user_id: str | None = None  # set by a login inside this interaction
+    auth_time: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request": self.request.to_dict(), "browser": self.browser, "login_forced": self.login_forced,
+                "user_id": self.user_id, "auth_time": self.auth_time}
+
+    @classmethod
+    def from_dict(cls, iid: str, data: dict[str, Any]) -> Interaction:
+        return cls(id=iid, request=AuthorizationRequest.from_dict(data["request"]), browser=data["browser"],
+                   login_forced=data["login_forced"], user_id=data["user_id"], auth_time=data["auth_time"])
+
+
+@dataclass
+class ShowLogin:
+    interaction: Interaction
+    client: Client
+    error: str | None = None
+
+
+@dataclass
+class ShowConsent:
+    interaction: Interaction
+    client: Client
+    user: User
+
+
+@dataclass
+class Redirect:
+    url: str
+
+
+class InteractionGone(OAuthError):
+    pass
+
+
+def gone() -> InteractionGone:
+    return InteractionGone("invalid_request", "this sign-in request has expired or was already completed; "
+                           "return to the application and start again", 400)
+
+
+async def start(core: Core, req: AuthorizationRequest, session: Session | None, browser: str) -> Redirect | str:
+    """Decide what an authorization request needs. Returns a Redirect, or an interaction id."""
+    now = core.clock()
+    needs_login = login_needed(req, session, now) or "login" in req.prompt
+    if "none" in req.prompt:
+        # OIDC Core §3.1.2.6: prompt=none never shows a page.
+        if needs_login or session is None:
+            return Redirect(error_url(core, RedirectError(OAuthError("login_required", "the user is not signed in"),
+                                                          req.redirect_uri, req.state)))
+        if await consent_needed(core, req, session.user_id):
+            return Redirect(error_url(core, RedirectError(OAuthError("consent_required", "the user has not consented"),
+                                                          req.redirect_uri, req.state)))
+        return Redirect(await issue_code(core, req, session.user_id, session.auth_time, session.amr))
+    if not needs_login and session is not None and "consent" not in req.prompt \
+            and not await consent_needed(core, req, session.user_id):
+        return Redirect(await issue_code(core, req, session.user_id, session.auth_time, session.amr))
+    iid = new_token(24)
+    interaction = Interaction(id=iid, request=req, browser=browser, login_forced=needs_login)
+    await core.onetime.put("interaction", token_hash(iid), interaction.to_dict(), ttl=core.settings.interaction_ttl)
+    return iid
+
+
+async def load(core: Core, iid: str, browser: str) -> Interaction:
+    data = await core.onetime.get("interaction", token_hash(iid))
+    if data is None:
+        raise gone()
+    interaction = Interaction.from_dict(iid, data)
+    # Only the browser that started the request may finish it (no consent on someone else's request).
+    if not equal(interaction.browser, browser):
+        raise gone()
+    return interaction
+
+
+async def _client(core: Core, interaction: Interaction) -> Client:
+    client = await core.store.get_client(interaction.request.client_id)
+    if client is None:
+        raise gone()
+    return client
+
+
+async def _current_user(core: Core, interaction: Interaction, session: Session | None) -> tuple[str, int, list[str]] | None:
+    """The user this interaction acts for: a login done inside it, else (if allowed) the session."""
+    if interaction.user_id is not None and interaction.auth_time is not None:
+        if session is None or session.user_id != interaction.user_id:
+            return None  # signed out or switched account in another tab: sign in again
+        return interaction.user_id, interaction.auth_time, session.amr
+    if interaction.login_forced or session is None:
+        return None
+    return session.user_id, session.auth_time, session.amr
+
+
+async def resume(core: Core, interaction: Interaction, session: Session | None) -> ShowLogin | ShowConsent | Redirect:
+    client = await _client(core, interaction)
+    current = await _current_user(core, interaction, session)
+    if current is None:
+        return ShowLogin(interaction, client)
+    user_id, auth_time, amr = current
+    user = await core.store.get_user(user_id)
+    if user is None or user.disabled:
+        return ShowLogin(interaction, client)
+    req = interaction.request
+    if "consent" not in req.prompt and not await consent_needed(core, req, user_id):
+        return await _finish(core, interaction, user_id, auth_time, amr)
+    return ShowConsent(interaction, client, user)
+
+
+async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time: int, amr: list[str]) -> Redirect:
+    # Take the interaction: a double-submitted form yields one code, the second sees "expired".
+    if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
+        raise gone()
+    return Redirect(await issue_code(core, interaction.request, user_id, auth_time, amr))
+
+
+async def login(core: Core, interaction: Interaction, username: str, password: str,
+                ip: str) -> tuple[Session, str] | ShowLogin:
+    """Check a password with throttling per account and per address. On success returns the new
+    session and its cookie value."""
+    client = await _client(core, interaction)
+    s = core.settings
+    window = s.login_failure_window
+    account_key = username.strip().lower()[:100]
+    if (await core.onetime.count("login_fail_account", account_key) >= s.login_max_failures_per_account
+            or await core.onetime.count("login_fail_ip", ip) >= s.login_max_failures_per_address):
+        await core.store.audit("login_throttled", core.clock(), client_id=client.client_id, ip=ip,
+                               detail={"username": account_key})
+        return ShowLogin(interaction, client, "Too many failed attempts. Wait a few minutes and try again.")
+    user = await core.store.get_user_by_username(account_key) if username and len(username) <= 100 else None
+    ok = await core.passwords.verify(user.password_hash if user else None, password[:256])
+    if not ok or user is None or user.disabled:
+        await core.onetime.incr("login_fail_account", account_key, window)
+        await core.onetime.incr("login_fail_ip", ip, window)
+        await core.store.audit("login_failed", core.clock(), client_id=client.client_id, ip=ip,
+                               user_id=user.id if user else None)
+        return ShowLogin(interaction, client, "The username or password is not correct.")
+    await core.onetime.delete("login_fail_account", account_key)
+    now = core.clock()
+    if core.passwords.needs_rehash(user.password_hash):
+        user.password_hash = core.passwords.hash(password)
+        await core.store.save_user(user)
+    cookie = new_token(32)
+    session = Session(id_hash=token_hash(cookie), user_id=user.id, auth_time=now,
+                      expires_at=now + s.session_ttl, amr=["pwd"])
+    await core.store.create_session(session)
+    interaction.user_id, interaction.auth_time = user.id, now
+    await core.onetime.put("interaction", token_hash(interaction.id), interaction.to_dict(), ttl=s.interaction_ttl)
+    await core.store.audit("login", now, client_id=client.client_id, user_id=user.id, ip=ip)
+    return session, cookie
+
+
+async def decide(core: Core, interaction: Interaction, session: Session | None, approve: bool,
+                 ip: str) -> Redirect | ShowLogin:
+    client = await _client(core, interaction)
+    current = await _current_user(core, interaction, session)
+    if current is None:
+        return ShowLogin(interaction, client)
+    user_id, auth_time, amr = current
+    req = interaction.request
+    now = core.clock()
+    if not approve:
+        if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
+            raise gone()
+        await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
+        return Redirect(response_url(core, req.redirect_uri, {
+            "error": "access_denied", "error_description": "the user denied the request", "state": req.state}))
+    await core.store.save_consent(user_id, client.client_id, frozenset(req.scope), now)
+    await core.store.audit("consent_granted", now, client_id=client.client_id, user_id=user_id, ip=ip,
+                           detail={"scope": " ".join(req.scope)})
+    return await _finish(core, interaction, user_id, auth_time, amr)
+
+
+def csrf_token(core: Core, browser_secret: str, purpose: str) -> str:
+    return hmac.new(core.server_key, f"csrf|{browser_secret}|{purpose}".encode(), "sha256").hexdigest()
+
+
+def check_csrf(core: Core, browser_secret: str, purpose: str, presented: str) -> bool:
+    return bool(browser_secret) and equal(csrf_token(core, browser_secret, purpose), presented or "")

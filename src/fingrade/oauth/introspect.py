@@ -1,0 +1,97 @@
+"""Token introspection (RFC 7662) and revocation (RFC 7009)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client_auth import authenticate_client
+from .context import Core
+from .crypto import token_hash
+from .errors import OAuthError, invalid_client, invalid_request, method_not_allowed
+from .http import HttpRequest, HttpResponse, form_params
+from .models import Client
+from .profiles import get_profile
+from .token import NO_STORE
+from .tokens import verify_access_token
+
+INACTIVE = {"active": False}
+
+
+async def _authenticated(core: Core, request: HttpRequest) -> tuple[Client, dict[str, str]]:
+    if request.method != "POST":
+        raise method_not_allowed("POST")
+    params = form_params(request)
+    client, _ = await authenticate_client(core, request, params)
+    if "token" not in params:
+        raise invalid_request("token is missing")
+    return client, params
+
+
+async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str, Any], str] | None:
+    """Find out what `token` is; returns (introspection body, kind) for an active token."""
+    kinds = ("refresh_token", "access_token") if hint == "refresh_token" else ("access_token", "refresh_token")
+    for kind in kinds:
+        if kind == "access_token" and token.count(".") == 2:
+            try:
+                claims = await verify_access_token(core, token)
+            except OAuthError:
+                continue
+            body = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
+                "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time") if k in claims}}
+            return body, kind
+        if kind == "refresh_token":
+            found = await core.store.get_refresh_token(token_hash(token))
+            if found is None:
+                continue
+            rt, grant = found
+            if rt.used_at is not None or grant.revoked_at is not None or rt.expires_at <= core.clock():
+                return None
+            body = {"active": True, "token_type": "refresh_token", "scope": rt.scope, "client_id": rt.client_id,
+                    "sub": rt.user_id, "iss": core.issuer, "exp": rt.expires_at, "iat": rt.created_at}
+            return body, kind
+    return None
+
+
+async def introspection_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
+    try:
+        client, params = await _authenticated(core, request)
+        # RFC 7662 §2.1/§4: callers must be authorised; public clients cannot be, so they are refused.
+        if get_profile(client.profile).public:
+            raise invalid_client("public clients may not introspect tokens")
+        found = await _describe(core, params["token"], params.get("token_type_hint"))
+        body: dict[str, Any] = INACTIVE
+        if found is not None:
+            info, _kind = found
+            # A client sees its own tokens; resource servers see all. Others learn nothing (§2.2).
+            if info.get("client_id") == client.client_id or client.resource_server:
+                body = info
+        return HttpResponse(200, dict(NO_STORE), json=body)
+    except OAuthError as exc:
+        return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())
+
+
+async def revocation_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
+    try:
+        client, params = await _authenticated(core, request)
+        hint = params.get("token_type_hint")
+        if hint is not None and hint not in ("access_token", "refresh_token"):
+            raise OAuthError("unsupported_token_type", "token_type_hint must be access_token or refresh_token")
+        token = params["token"]
+        now = core.clock()
+        found = await _describe(core, token, hint)
+        if found is not None:
+            info, kind = found
+            if info.get("client_id") == client.client_id:  # RFC 7009 §2.1: only the client's own tokens
+                if kind == "refresh_token":
+                    # §2.1: revoking a refresh token also revokes the access tokens of its grant.
+                    rt_grant = await core.store.get_refresh_token(token_hash(token))
+                    if rt_grant is not None:
+                        await core.store.revoke_grant(rt_grant[1].id, now)
+                else:
+                    await core.store.revoke_access_token(info["jti"], int(info["exp"]))
+                await core.store.audit("token_revoked", now, client_id=client.client_id, user_id=info.get("sub"),
+                                       detail={"kind": kind})
+        # §2.2: 200 whether or not the token was valid.
+        return HttpResponse(200, dict(NO_STORE), json={})
+    except OAuthError as exc:
+        return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())

@@ -1,0 +1,67 @@
+"""JOSE policy shared by every place that verifies or accepts keys (joserfc does the cryptography)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+
+from .errors import OAuthError
+
+# FAPI 2.0 SP 5.4.1-1: PS256, ES256 and EdDSA only. RS256, HS* and `none` are refused everywhere.
+ALLOWED_ALGS = ("ES256", "PS256", "EdDSA")
+_PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+
+def parse_claims(payload: bytes) -> dict[str, Any]:
+    try:
+        claims = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise ValueError("JWT payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise ValueError("JWT payload is not a JSON object")
+    return claims
+
+
+def check_key_strength(key: Any, error: Callable[[str], OAuthError]) -> None:
+    """FAPI 2.0 SP 5.4.1: RSA keys at least 2048 bits, elliptic curves at least P-256."""
+    if isinstance(key, RSAKey):
+        if key.public_key.key_size < 2048:
+            raise error("RSA keys must be at least 2048 bits")
+    elif isinstance(key, ECKey):
+        if key.curve_name not in ("P-256", "P-384", "P-521"):
+            raise error("EC keys must use P-256, P-384 or P-521")
+    elif isinstance(key, OKPKey):
+        if key.curve_name != "Ed25519" and key.curve_name != "Ed448":
+            raise error("OKP keys must be Ed25519 or Ed448")
+    else:
+        raise error("only RSA, EC and OKP public keys are accepted")
+
+
+def validate_client_jwks(jwks: Any, error: Callable[[str], OAuthError]) -> dict[str, Any]:
+    """A client's registered JWKS: public keys only, strong enough, unique kids."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise error("jwks must be a JSON Web Key Set with at least one key")
+    if len(jwks["keys"]) > 10:
+        raise error("jwks may hold at most 10 keys")
+    kids = []
+    for jwk in jwks["keys"]:
+        if not isinstance(jwk, dict):
+            raise error("jwks keys must be JSON objects")
+        if _PRIVATE_MEMBERS & jwk.keys():
+            raise error("jwks must not contain private or symmetric key material")
+        if jwk.get("alg") is not None and jwk.get("alg") not in ALLOWED_ALGS:
+            raise error("jwks key alg must be one of " + ", ".join(ALLOWED_ALGS))
+        kids.append(jwk.get("kid"))
+    if len(jwks["keys"]) > 1 and (None in kids or len(set(kids)) != len(kids)):
+        raise error("jwks with several keys need a unique kid on each")
+    try:
+        keyset = KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise error("jwks could not be parsed") from None
+    for key in keyset.keys:
+        check_key_strength(key, error)
+    return {"keys": [dict(k) for k in jwks["keys"]]}

@@ -1,0 +1,53 @@
+"""RFC 8414 / OpenID Connect Discovery metadata: one document served at both well-known URLs.
+It advertises exactly what the endpoints enforce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import Core
+from .jose import ALLOWED_ALGS
+from .profiles import CONFIDENTIAL_AUTH
+from .tokens import ACR_PASSWORD
+
+PATHS = {
+    "authorization_endpoint": "/authorize",
+    "token_endpoint": "/token",
+    "userinfo_endpoint": "/userinfo",
+    "jwks_uri": "/jwks",
+    "introspection_endpoint": "/introspect",
+    "revocation_endpoint": "/revoke",
+    "registration_endpoint": "/register",
+}
+
+
+def server_metadata(core: Core) -> dict[str, Any]:
+    auth_methods = sorted(CONFIDENTIAL_AUTH) + ["none"]
+    doc: dict[str, Any] = {"issuer": core.issuer}
+    doc.update({name: core.url(path) for name, path in PATHS.items()})
+    doc.update({
+        "scopes_supported": list(core.settings.scopes),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
+        "introspection_endpoint_auth_methods_supported": sorted(CONFIDENTIAL_AUTH),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [core.settings.signing_alg],
+        "userinfo_signing_alg_values_supported": [],
+        "authorization_response_iss_parameter_supported": True,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp",
+                             "at_hash", "name", "preferred_username", "email", "email_verified"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "acr_values_supported": [ACR_PASSWORD],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": ["en"],
+    })
+    return doc

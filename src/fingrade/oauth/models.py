@@ -1,0 +1,87 @@
+"""Domain values shared by the core and the stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Client:
+    client_id: str
+    profile: str  # a key of fingrade.oauth.profiles.PROFILES
+    client_name: str
+    redirect_uris: list[str]
+    token_endpoint_auth_method: str
+    grant_types: list[str]
+    scope: str  # space-separated scopes the client may ask for
+    secret_hash: str | None = None  # HMAC-SHA-256 of the secret under the server key, hex
+    jwks: dict[str, Any] | None = None
+    allowed_origins: list[str] = field(default_factory=list)  # CORS at the token endpoint (spa)
+    metadata: dict[str, Any] = field(default_factory=dict)  # client_uri, logo_uri, contacts, ...
+    resource_server: bool = False  # may introspect tokens issued to other clients
+    registration_token_hash: str | None = None  # RFC 7592 registration access token, hashed
+    created_at: int = 0
+    updated_at: int = 0
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+
+@dataclass(slots=True)
+class User:
+    id: str  # the OIDC `sub`: random, never reassigned
+    username: str
+    password_hash: str
+    name: str = ""
+    email: str = ""
+    email_verified: bool = False
+    disabled: bool = False
+    created_at: int = 0
+
+
+@dataclass(slots=True)
+class Session:
+    id_hash: str
+    user_id: str
+    auth_time: int
+    expires_at: int
+    amr: list[str] = field(default_factory=lambda: ["pwd"])
+
+
+@dataclass(slots=True)
+class Grant:
+    """A token family: everything issued from one authorization code (or one client_credentials call)."""
+
+    id: str
+    client_id: str
+    user_id: str | None
+    scope: str
+    auth_time: int | None
+    created_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(slots=True)
+class RefreshToken:
+    token_hash: str
+    grant_id: str
+    client_id: str
+    user_id: str | None
+    scope: str
+    created_at: int
+    expires_at: int
+    used_at: int | None = None  # set when rotated away; presenting it again is a replay
+
+
+@dataclass(slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    status: str  # next | active | retired
+    private_jwk: dict[str, Any]  # decrypted in memory only
+    public_jwk: dict[str, Any]
+    created_at: int
+    activated_at: int | None = None
+    retired_at: int | None = None

@@ -1,0 +1,53 @@
+"""Client security profiles: every per-kind-of-client rule, in one place.
+
+Endpoints ask the client's profile; they never test the kind of client themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    public: bool  # no credentials: authenticates with client_id alone
+    auth_methods: frozenset[str]  # token_endpoint_auth_method values allowed
+    redirect_kind: str  # `native` or `web`: see redirect_uri.validate_registered
+    grant_types: frozenset[str]  # grants the profile may be registered for
+    pkce_required: bool  # RFC 9700 §2.1.1; FAPI 2.0 SP 5.3.2.2-5
+    rotate_refresh_tokens: bool  # RFC 9700 §4.14: public clients rotate, with replay detection
+    cors_at_token_endpoint: bool  # browser apps call the token endpoint cross-origin
+    application_type: str  # OIDC Dynamic Registration `application_type`
+
+    def allows_auth_method(self, method: str) -> bool:
+        return method in self.auth_methods
+
+
+CONFIDENTIAL_AUTH = frozenset({"client_secret_basic", "client_secret_post", "private_key_jwt"})
+
+NATIVE = Profile(
+    name="native", public=True, auth_methods=frozenset({"none"}), redirect_kind="native",
+    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_required=True,
+    rotate_refresh_tokens=True, cors_at_token_endpoint=False, application_type="native",
+)
+SPA = Profile(
+    name="spa", public=True, auth_methods=frozenset({"none"}), redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_required=True,
+    rotate_refresh_tokens=True, cors_at_token_endpoint=True, application_type="web",
+)
+CONFIDENTIAL = Profile(
+    name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH, redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_required=True,
+    # RFC 9700 §4.14.2: a confidential client's refresh token is bound to its authentication.
+    rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL)}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown client profile {name!r}") from None

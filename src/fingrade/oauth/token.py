@@ -1,0 +1,171 @@
+"""The token endpoint (RFC 6749 §3.2) and its grants: authorization_code (+PKCE), refresh_token,
+client_credentials. Every response carries Cache-Control: no-store (RFC 6749 §5.1)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import pkce
+from .client_auth import authenticate_client
+from .context import Core
+from .crypto import new_token, token_hash
+from .errors import OAuthError, invalid_grant, invalid_request, invalid_scope, method_not_allowed, \
+    unauthorized_client, unsupported_grant_type
+from .http import HttpRequest, HttpResponse, form_params
+from .models import Client, Grant, RefreshToken
+from .profiles import get_profile
+from .tokens import mint_access_token, mint_id_token, new_refresh_token
+
+log = logging.getLogger("fingrade.token")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse, Client | None]:
+    """Returns the response and the authenticated client (for CORS decisions in the web layer)."""
+    client: Client | None = None
+    try:
+        if request.method != "POST":
+            raise method_not_allowed("POST")
+        params = form_params(request)
+        grant_type = params.get("grant_type")
+        if grant_type is None:
+            raise invalid_request("grant_type is missing")
+        client, _method = await authenticate_client(core, request, params)
+        if grant_type not in GRANT_TYPES:
+            # The resource owner password grant is refused by design (RFC 9700 §2.4).
+            raise unsupported_grant_type()
+        if grant_type not in client.grant_types or grant_type not in get_profile(client.profile).grant_types:
+            raise unauthorized_client(f"this client may not use the {grant_type} grant")
+        if grant_type == "authorization_code":
+            body = await _authorization_code(core, client, params)
+        elif grant_type == "refresh_token":
+            body = await _refresh_token(core, client, params)
+        else:
+            body = await _client_credentials(core, client, params)
+        return HttpResponse(200, dict(NO_STORE), json=body), client
+    except OAuthError as exc:
+        if exc.status >= 500 or exc.error in ("invalid_client", "invalid_grant"):
+            log.info("token request refused: %s", exc)
+        return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body()), client
+
+
+def _scope_down(requested: str | None, granted: str) -> str:
+    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
+    if requested is None:
+        return granted
+    allowed = granted.split()
+    wanted = [s for s in dict.fromkeys(requested.split(" ")) if s]
+    if not wanted or any(s not in allowed for s in wanted):
+        raise invalid_scope("the requested scope exceeds the scope of the grant")
+    return " ".join(wanted)
+
+
+async def _authorization_code(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    code = params.get("code")
+    if code is None:
+        raise invalid_request("code is missing")
+    now = core.clock()
+    found = await core.onetime.consume("code", token_hash(code))
+    if found is None:
+        raise invalid_grant("the authorization code is invalid or expired")
+    data, first_use = found
+    if not first_use:
+        # RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice is stolen; revoke what it produced.
+        await core.store.revoke_grant(data["grant_id"], now)
+        await core.store.audit("code_reuse", now, client_id=client.client_id, user_id=data["user_id"],
+                               detail={"grant_id": data["grant_id"]})
+        raise invalid_grant("the authorization code has already been used")
+    # From here on the code is spent whatever happens: a failed attempt burns it (no brute force).
+    if data["expires_at"] < now:
+        raise invalid_grant("the authorization code has expired")
+    if data["client_id"] != client.client_id:
+        await core.store.revoke_grant(data["grant_id"], now)
+        raise invalid_grant("the authorization code was issued to another client")
+    if params.get("redirect_uri") != data["redirect_uri"]:
+        raise invalid_grant("redirect_uri does not match the authorization request")  # RFC 6749 §4.1.3
+    pkce.verify(params.get("code_verifier"), data["code_challenge"], data["code_challenge_method"])
+    grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
+                  auth_time=data["auth_time"], created_at=now)
+    return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True)
+
+
+async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None, amr: list[str] | None,
+                 with_refresh: bool, scope: str | None = None, refresh_token: str | None = None) -> dict[str, Any]:
+    scope = scope or grant.scope
+    assert grant.user_id is not None
+    access_token, claims = await mint_access_token(core, sub=grant.user_id, client_id=client.client_id, scope=scope,
+                                                   grant_id=grant.id, auth_time=grant.auth_time)
+    body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer",
+                            "expires_in": core.settings.access_token_ttl, "scope": scope}
+    if "openid" in scope.split():
+        body["id_token"] = await mint_id_token(core, sub=grant.user_id, client_id=client.client_id, nonce=nonce,
+                                               auth_time=grant.auth_time or claims["iat"], access_token=access_token,
+                                               amr=amr)
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    elif with_refresh and "refresh_token" in client.grant_types:
+        rt = new_refresh_token()
+        await core.store.save_refresh_token(RefreshToken(
+            token_hash=token_hash(rt), grant_id=grant.id, client_id=client.client_id, user_id=grant.user_id,
+            scope=grant.scope, created_at=claims["iat"], expires_at=claims["iat"] + core.settings.refresh_token_ttl))
+        body["refresh_token"] = rt
+    return body
+
+
+async def _refresh_token(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    presented = params.get("refresh_token")
+    if presented is None:
+        raise invalid_request("refresh_token is missing")
+    now = core.clock()
+    found = await core.store.get_refresh_token(token_hash(presented))
+    if found is None:
+        raise invalid_grant("the refresh token is invalid")
+    rt, grant = found
+    if rt.client_id != client.client_id:
+        raise invalid_grant("the refresh token was issued to another client")
+    if grant.revoked_at is not None or rt.expires_at <= now:
+        raise invalid_grant("the refresh token has been revoked or has expired")
+    if rt.used_at is not None:
+        # RFC 9700 §4.14.2: a rotated-away token presented again means one copy is stolen;
+        # we cannot tell which, so the whole family dies.
+        await core.store.revoke_grant(grant.id, now)
+        await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
+                               detail={"grant_id": grant.id})
+        raise invalid_grant("the refresh token has already been used")
+    scope = _scope_down(params.get("scope"), rt.scope)
+    if get_profile(client.profile).rotate_refresh_tokens:
+        new = new_refresh_token()
+        replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
+                                   user_id=rt.user_id, scope=rt.scope, created_at=now, expires_at=rt.expires_at)
+        if not await core.store.rotate_refresh_token(rt.token_hash, replacement, now):
+            # Lost the compare-and-set to a concurrent refresh with the same token: a replay.
+            await core.store.revoke_grant(grant.id, now)
+            await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
+                                   detail={"grant_id": grant.id, "concurrent": True})
+            raise invalid_grant("the refresh token has already been used")
+        return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, scope=scope,
+                            refresh_token=new)
+    return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, scope=scope,
+                        refresh_token=presented)
+
+
+async def _client_credentials(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    allowed = [s for s in client.scope.split() if s in core.settings.scopes and s not in ("openid", "offline_access")]
+    requested = params.get("scope")
+    if requested is None:
+        scope = " ".join(allowed)
+    else:
+        wanted = [s for s in dict.fromkeys(requested.split(" ")) if s]
+        if not wanted or any(s not in allowed for s in wanted):
+            raise invalid_scope("scope not allowed for this client")
+        scope = " ".join(wanted)
+    # No grant row: a client_credentials token stands alone and is revoked by its jti.
+    access_token, _claims = await mint_access_token(core, sub=client.client_id, client_id=client.client_id,
+                                                    scope=scope, grant_id=None)
+    return {"access_token": access_token, "token_type": "Bearer", "expires_in": core.settings.access_token_ttl,
+            "scope": scope}
+
+

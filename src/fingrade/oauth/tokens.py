@@ -1,0 +1,98 @@
+"""Minting and checking tokens: RFC 9068 JWT access tokens, OIDC ID tokens, opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from .context import Core
+from .crypto import b64url, new_token
+from .errors import invalid_token
+from .jose import parse_claims
+
+import orjson
+
+ACR_PASSWORD = "urn:fingrade:acr:password"
+
+
+def _sign(key: Any, alg: str, kid: str, typ: str, claims: dict[str, Any]) -> str:
+    header = {"alg": alg, "kid": kid, "typ": typ}
+    return jws.serialize_compact(header, orjson.dumps(claims), key, algorithms=[alg])
+
+
+async def mint_access_token(core: Core, *, sub: str, client_id: str, scope: str, grant_id: str | None,
+                            auth_time: int | None = None, extra: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti (+ scope, auth_time)."""
+    view = await core.keys.view()
+    now = core.clock()
+    claims: dict[str, Any] = {
+        "iss": core.issuer, "sub": sub, "aud": core.settings.audience, "client_id": client_id,
+        "iat": now, "exp": now + core.settings.access_token_ttl, "jti": new_token(16), "scope": scope,
+    }
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
+    if grant_id is not None:
+        claims["grant_id"] = grant_id
+    if extra:
+        claims.update(extra)
+    return _sign(view.active_key, view.active.alg, view.active.kid, "at+jwt", claims), claims
+
+
+def token_hash_claim(value: str, alg: str) -> str:
+    """OIDC Core §3.1.3.6 at_hash: left half of the hash the JWS alg uses (SHA-512 for EdDSA/Ed25519)."""
+    digest = hashlib.sha512(value.encode()).digest() if alg == "EdDSA" else hashlib.sha256(value.encode()).digest()
+    return b64url(digest[: len(digest) // 2])
+
+
+async def mint_id_token(core: Core, *, sub: str, client_id: str, nonce: str | None, auth_time: int,
+                        access_token: str | None, claims: dict[str, Any] | None = None,
+                        amr: list[str] | None = None) -> str:
+    view = await core.keys.view()
+    now = core.clock()
+    body: dict[str, Any] = {
+        "iss": core.issuer, "sub": sub, "aud": client_id, "azp": client_id, "iat": now,
+        "exp": now + core.settings.id_token_ttl, "auth_time": auth_time, "acr": ACR_PASSWORD,
+        "amr": amr or ["pwd"],
+    }
+    if nonce is not None:
+        body["nonce"] = nonce  # returned unmodified (OIDC Core §3.1.3.6)
+    if access_token is not None:
+        body["at_hash"] = token_hash_claim(access_token, view.active.alg)
+    if claims:
+        body.update(claims)
+    return _sign(view.active_key, view.active.alg, view.active.kid, "JWT", body)
+
+
+def new_refresh_token() -> str:
+    return new_token(32)
+
+
+async def verify_access_token(core: Core, token: str) -> dict[str, Any]:
+    """Check one of our access tokens: signature, typ, iss, aud, exp, then revocation status."""
+    try:
+        unverified = jws.extract_compact(token.encode("ascii"))
+    except (JoseError, ValueError, UnicodeEncodeError):
+        raise invalid_token("the access token is malformed") from None
+    typ = str(unverified.protected.get("typ", "")).lower()
+    if typ not in ("at+jwt", "application/at+jwt"):  # RFC 9068 §4: reject other JWT types
+        raise invalid_token("not an access token")
+    keys = await core.keys.verification_key(unverified.protected.get("kid"))
+    try:
+        obj = jws.deserialize_compact(token, keys, algorithms=["ES256", "PS256", "EdDSA"])
+        claims = parse_claims(obj.payload)
+    except (JoseError, ValueError):
+        raise invalid_token("the access token signature is not valid") from None
+    now = core.clock()
+    aud = claims.get("aud")
+    auds = aud if isinstance(aud, list) else [aud]
+    if claims.get("iss") != core.issuer or core.settings.audience not in auds:
+        raise invalid_token("the access token was not issued for this audience")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= now:
+        raise invalid_token("the access token has expired")
+    if not await core.store.token_status(str(claims.get("jti")), claims.get("grant_id")):
+        raise invalid_token("the access token has been revoked")
+    return claims

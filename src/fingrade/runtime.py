@@ -1,0 +1,80 @@
+"""Wiring: builds the core (stores, keys, secrets) from settings. Used by the server and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from pathlib import Path
+
+import orjson
+
+from .config import ConfigError, Settings
+from .keys.keystore import KeyManager
+from .keys.sealing import Sealer
+from .oauth.context import Core
+from .oauth.passwords import Passwords
+from .store.sql.db import Database
+from .store.sql.durable import SqlDurableStore
+from .store.sql.migrate import upgrade
+from .store.sql.onetime import SqlOneTimeStore
+
+log = logging.getLogger("fingrade")
+
+
+def _decode_key(name: str, value: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:
+        raise ConfigError(f"{name}: not base64url") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{name}: must decode to 32 bytes (generate with `openssl rand -base64 32`)")
+    return raw
+
+
+def load_secrets(settings: Settings) -> tuple[bytes, bytes]:
+    """The server key and the key-encryption key: from configuration, or (single-node default)
+    generated once into the data directory with owner-only permissions."""
+    if settings.secret_key and settings.key_encryption_key:
+        return (_decode_key("secret_key", settings.secret_key),
+                _decode_key("key_encryption_key", settings.key_encryption_key))
+    path = Path(settings.data_dir) / "secrets.json"
+    if path.exists():
+        data = orjson.loads(path.read_bytes())
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("secret_key", "key_encryption_key")}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps(data))
+        log.warning("generated secrets in %s; a multi-node deployment must configure secret_key and "
+                    "key_encryption_key instead", path)
+    server_key = settings.secret_key or data["secret_key"]
+    kek = settings.key_encryption_key or data["key_encryption_key"]
+    return _decode_key("secret_key", server_key), _decode_key("key_encryption_key", kek)
+
+
+async def build_core(settings: Settings, migrate: bool = True) -> Core:
+    server_key, kek = load_secrets(settings)
+    db = Database(settings.database_url)
+    if migrate:
+        await upgrade(db)
+    store = SqlDurableStore(db, Sealer(kek))
+    if settings.onetime_backend == "redis":
+        from .store.redis.onetime import RedisOneTimeStore
+        onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
+        await onetime.ping()
+    else:
+        onetime = SqlOneTimeStore(db)
+    keys = KeyManager(store, alg=settings.signing_alg, reload_seconds=settings.key_reload_seconds,
+                      retired_retention=max(settings.access_token_ttl, settings.id_token_ttl) + 86400)
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    core = Core(settings=settings, store=store, onetime=onetime, keys=keys, server_key=server_key,
+                passwords=passwords)
+    await keys.ensure_keys()
+    return core
+
+
+async def close_core(core: Core) -> None:
+    await core.onetime.close()
+    await core.store.close()

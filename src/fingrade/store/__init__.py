@@ -1,0 +1,1 @@
+"""Stores behind narrow interfaces: durable (SQL) and one-time (SQL or Redis)."""

@@ -1,0 +1,1 @@
+"""One-time store on Redis (shared by all nodes)."""

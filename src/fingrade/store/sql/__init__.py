@@ -1,0 +1,1 @@
+"""SQL stores (SQLite and PostgreSQL through one SQLAlchemy Core code path)."""

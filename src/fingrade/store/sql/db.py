@@ -1,0 +1,102 @@
+"""One SQL code path for SQLite and PostgreSQL.
+
+Store methods are plain functions over a synchronous SQLAlchemy `Connection`. For SQLite they run
+inline on the event loop: an embedded database answers in microseconds and a thread hop would cost
+more than the query. For PostgreSQL they run through `AsyncConnection.run_sync` over asyncpg, so the
+loop never blocks on the network. Either way, `read` and `write` wrap one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import StaticPool
+
+T = TypeVar("T")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # One connection: the event loop is the only user in this process, so there is no
+            # contention to pool for; other processes (the CLI) are serialised by SQLite's lock.
+            self.engine = create_engine(parsed.set(drivername="sqlite+pysqlite"), poolclass=StaticPool,
+                                        connect_args={"check_same_thread": False, "timeout": 5})
+            _configure_sqlite(self.engine)
+            self.async_engine = None
+        elif self.dialect == "postgresql":
+            self.engine = None
+            self.async_engine = create_async_engine(parsed.set(drivername="postgresql+asyncpg"),
+                                                    pool_size=10, max_overflow=10, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine is not None
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(fn, args, write=False)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(fn, args, write=True)
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        if self.engine is not None:
+            with self.engine.connect() as conn:
+                conn.info["write"] = write
+                with conn.begin():
+                    return fn(conn, *args)
+        assert self.async_engine is not None
+        async with self.async_engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        """For the CLI and migrations: run `fn` on a connection outside any event loop."""
+        if self.engine is not None:
+            with self.engine.connect() as conn:
+                conn.info["write"] = True
+                with conn.begin():
+                    return fn(conn)
+        return asyncio.run(self._run_sync_async(fn))
+
+    async def _run_sync_async(self, fn: Callable[[Connection], T]) -> T:
+        assert self.async_engine is not None
+        try:
+            async with self.async_engine.begin() as conn:
+                return await conn.run_sync(fn)
+        finally:
+            await self.async_engine.dispose()
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
+
+
+def _configure_sqlite(engine: Any) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two processes never deadlock on an upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")

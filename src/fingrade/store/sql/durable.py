@@ -1,0 +1,340 @@
+"""The durable store on SQL (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+
+from ...oauth.models import Client, Grant, RefreshToken, Session, SigningKey, User
+from ...keys.sealing import Sealer
+from .db import Database
+from .schema import (audit_events, client_origins, clients, consents, grants, refresh_tokens,
+                     registration_tokens, revoked_tokens, sessions, signing_keys, users)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _client_from_row(row: Any) -> Client:
+    return Client(
+        client_id=row.client_id, profile=row.profile, client_name=row.client_name,
+        redirect_uris=orjson.loads(row.redirect_uris), token_endpoint_auth_method=row.token_endpoint_auth_method,
+        grant_types=orjson.loads(row.grant_types), scope=row.scope, secret_hash=row.secret_hash,
+        jwks=orjson.loads(row.jwks) if row.jwks else None, metadata=orjson.loads(row.metadata),
+        resource_server=bool(row.resource_server), registration_token_hash=row.registration_token_hash,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _user_from_row(row: Any) -> User:
+    return User(id=row.id, username=row.username, password_hash=row.password_hash, name=row.name,
+                email=row.email, email_verified=bool(row.email_verified), disabled=bool(row.disabled),
+                created_at=row.created_at)
+
+
+def _grant_from_row(row: Any) -> Grant:
+    return Grant(id=row.id, client_id=row.client_id, user_id=row.user_id, scope=row.scope,
+                 auth_time=row.auth_time, created_at=row.created_at, revoked_at=row.revoked_at)
+
+
+class SqlDurableStore:
+    def __init__(self, db: Database, sealer: Sealer) -> None:
+        self.db = db
+        self.sealer = sealer
+
+    # -- clients ---------------------------------------------------------------------------
+    async def get_client(self, client_id: str) -> Client | None:
+        def q(conn: Connection) -> Client | None:
+            row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+            if row is None:
+                return None
+            client = _client_from_row(row)
+            client.allowed_origins = list(conn.execute(
+                select(client_origins.c.origin).where(client_origins.c.client_id == client_id)).scalars())
+            return client
+        return await self.db.read(q)
+
+    async def list_clients(self) -> list[Client]:
+        def q(conn: Connection) -> list[Client]:
+            origins: dict[str, list[str]] = {}
+            for o in conn.execute(select(client_origins)):
+                origins.setdefault(o.client_id, []).append(o.origin)
+            out = []
+            for row in conn.execute(select(clients).order_by(clients.c.client_id)):
+                c = _client_from_row(row)
+                c.allowed_origins = origins.get(c.client_id, [])
+                out.append(c)
+            return out
+        return await self.db.read(q)
+
+    async def save_client(self, client: Client) -> None:
+        values = dict(
+            client_id=client.client_id, profile=client.profile, client_name=client.client_name,
+            redirect_uris=_dumps(client.redirect_uris), token_endpoint_auth_method=client.token_endpoint_auth_method,
+            grant_types=_dumps(client.grant_types), scope=client.scope, secret_hash=client.secret_hash,
+            jwks=_dumps(client.jwks) if client.jwks else None, metadata=_dumps(client.metadata),
+            resource_server=client.resource_server, registration_token_hash=client.registration_token_hash,
+            created_at=client.created_at, updated_at=client.updated_at,
+        )
+
+        def q(conn: Connection) -> None:
+            found = conn.execute(select(clients.c.client_id).where(clients.c.client_id == client.client_id)).first()
+            if found:
+                conn.execute(update(clients).where(clients.c.client_id == client.client_id).values(**values))
+            else:
+                conn.execute(insert(clients).values(**values))
+            conn.execute(delete(client_origins).where(client_origins.c.client_id == client.client_id))
+            for origin in sorted(set(client.allowed_origins)):
+                conn.execute(insert(client_origins).values(origin=origin, client_id=client.client_id))
+        await self.db.write(q)
+
+    async def delete_client(self, client_id: str) -> bool:
+        def q(conn: Connection) -> bool:
+            conn.execute(delete(client_origins).where(client_origins.c.client_id == client_id))
+            conn.execute(delete(consents).where(consents.c.client_id == client_id))
+            conn.execute(update(grants).where(and_(grants.c.client_id == client_id, grants.c.revoked_at.is_(None)))
+                         .values(revoked_at=_now()))
+            return conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount > 0
+        return await self.db.write(q)
+
+    async def origin_registered(self, origin: str) -> bool:
+        def q(conn: Connection) -> bool:
+            return conn.execute(select(exists().where(client_origins.c.origin == origin))).scalar() or False
+        return await self.db.read(q)
+
+    # -- users and sessions ------------------------------------------------------------------
+    async def get_user(self, user_id: str) -> User | None:
+        def q(conn: Connection) -> User | None:
+            row = conn.execute(select(users).where(users.c.id == user_id)).first()
+            return _user_from_row(row) if row else None
+        return await self.db.read(q)
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        def q(conn: Connection) -> User | None:
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+            return _user_from_row(row) if row else None
+        return await self.db.read(q)
+
+    async def list_users(self) -> list[User]:
+        def q(conn: Connection) -> list[User]:
+            return [_user_from_row(r) for r in conn.execute(select(users).order_by(users.c.username))]
+        return await self.db.read(q)
+
+    async def save_user(self, user: User) -> None:
+        values = dict(id=user.id, username=user.username, password_hash=user.password_hash, name=user.name,
+                      email=user.email, email_verified=user.email_verified, disabled=user.disabled,
+                      created_at=user.created_at)
+
+        def q(conn: Connection) -> None:
+            if conn.execute(select(users.c.id).where(users.c.id == user.id)).first():
+                conn.execute(update(users).where(users.c.id == user.id).values(**values))
+            else:
+                conn.execute(insert(users).values(**values))
+        await self.db.write(q)
+
+    async def create_session(self, session: Session) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(insert(sessions).values(id_hash=session.id_hash, user_id=session.user_id,
+                                                 auth_time=session.auth_time, expires_at=session.expires_at,
+                                                 amr=" ".join(session.amr)))
+        await self.db.write(q)
+
+    async def get_session(self, id_hash: str, now: int) -> Session | None:
+        def q(conn: Connection) -> Session | None:
+            row = conn.execute(select(sessions).where(and_(sessions.c.id_hash == id_hash,
+                                                           sessions.c.expires_at > now))).first()
+            if row is None:
+                return None
+            return Session(id_hash=row.id_hash, user_id=row.user_id, auth_time=row.auth_time,
+                           expires_at=row.expires_at, amr=row.amr.split())
+        return await self.db.read(q)
+
+    async def delete_session(self, id_hash: str) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
+        await self.db.write(q)
+
+    # -- consents ----------------------------------------------------------------------------
+    async def get_consent(self, user_id: str, client_id: str) -> frozenset[str]:
+        def q(conn: Connection) -> frozenset[str]:
+            scope = conn.execute(select(consents.c.scope).where(and_(
+                consents.c.user_id == user_id, consents.c.client_id == client_id))).scalar()
+            return frozenset(scope.split()) if scope else frozenset()
+        return await self.db.read(q)
+
+    async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str], now: int) -> None:
+        def q(conn: Connection) -> None:
+            where = and_(consents.c.user_id == user_id, consents.c.client_id == client_id)
+            current = conn.execute(select(consents.c.scope).where(where)).scalar()
+            if current is None:
+                conn.execute(insert(consents).values(user_id=user_id, client_id=client_id,
+                                                     scope=" ".join(sorted(scopes)), updated_at=now))
+            else:
+                merged = frozenset(current.split()) | scopes
+                conn.execute(update(consents).where(where).values(scope=" ".join(sorted(merged)), updated_at=now))
+        await self.db.write(q)
+
+    # -- grants and tokens -------------------------------------------------------------------
+    async def create_grant(self, grant: Grant) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(insert(grants).values(id=grant.id, client_id=grant.client_id, user_id=grant.user_id,
+                                               scope=grant.scope, auth_time=grant.auth_time,
+                                               created_at=grant.created_at, revoked_at=grant.revoked_at))
+        await self.db.write(q)
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        def q(conn: Connection) -> Grant | None:
+            row = conn.execute(select(grants).where(grants.c.id == grant_id)).first()
+            return _grant_from_row(row) if row else None
+        return await self.db.read(q)
+
+    async def revoke_grant(self, grant_id: str, now: int) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(update(grants).where(and_(grants.c.id == grant_id, grants.c.revoked_at.is_(None)))
+                         .values(revoked_at=now))
+        await self.db.write(q)
+
+    async def save_refresh_token(self, token: RefreshToken) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(insert(refresh_tokens).values(**_rt_values(token)))
+        await self.db.write(q)
+
+    async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None:
+        def q(conn: Connection) -> tuple[RefreshToken, Grant] | None:
+            row = conn.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)).first()
+            if row is None:
+                return None
+            grow = conn.execute(select(grants).where(grants.c.id == row.grant_id)).first()
+            if grow is None:
+                return None
+            rt = RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
+                              user_id=row.user_id, scope=row.scope, created_at=row.created_at,
+                              expires_at=row.expires_at, used_at=row.used_at)
+            return rt, _grant_from_row(grow)
+        return await self.db.read(q)
+
+    async def rotate_refresh_token(self, old_hash: str, new: RefreshToken, now: int) -> bool:
+        def q(conn: Connection) -> bool:
+            # Compare-and-set: of two concurrent refreshes with one token, exactly one updates the row.
+            won = conn.execute(update(refresh_tokens)
+                               .where(and_(refresh_tokens.c.token_hash == old_hash, refresh_tokens.c.used_at.is_(None)))
+                               .values(used_at=now)).rowcount == 1
+            if won:
+                conn.execute(insert(refresh_tokens).values(**_rt_values(new)))
+            return won
+        return await self.db.write(q)
+
+    async def revoke_access_token(self, jti: str, expires_at: int) -> None:
+        def q(conn: Connection) -> None:
+            if not conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first():
+                conn.execute(insert(revoked_tokens).values(jti=jti, expires_at=expires_at))
+        await self.db.write(q)
+
+    async def token_status(self, jti: str, grant_id: str | None) -> bool:
+        def q(conn: Connection) -> bool:
+            if conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first():
+                return False
+            if grant_id is None:
+                return True
+            revoked = conn.execute(select(grants.c.revoked_at).where(grants.c.id == grant_id)).first()
+            return revoked is not None and revoked.revoked_at is None
+        return await self.db.read(q)
+
+    # -- signing keys ------------------------------------------------------------------------
+    async def list_signing_keys(self) -> list[SigningKey]:
+        def q(conn: Connection) -> list[Any]:
+            return list(conn.execute(select(signing_keys).order_by(signing_keys.c.created_at)))
+        rows = await self.db.read(q)
+        return [SigningKey(kid=r.kid, alg=r.alg, status=r.status,
+                           private_jwk=orjson.loads(self.sealer.open(r.private_jwk_encrypted, r.kid.encode())),
+                           public_jwk=orjson.loads(r.public_jwk), created_at=r.created_at,
+                           activated_at=r.activated_at, retired_at=r.retired_at) for r in rows]
+
+    async def save_signing_key(self, key: SigningKey) -> None:
+        values = dict(kid=key.kid, alg=key.alg, status=key.status,
+                      private_jwk_encrypted=self.sealer.seal(orjson.dumps(key.private_jwk), key.kid.encode()),
+                      public_jwk=_dumps(key.public_jwk), created_at=key.created_at,
+                      activated_at=key.activated_at, retired_at=key.retired_at)
+
+        def q(conn: Connection) -> None:
+            if conn.execute(select(signing_keys.c.kid).where(signing_keys.c.kid == key.kid)).first():
+                conn.execute(update(signing_keys).where(signing_keys.c.kid == key.kid).values(**values))
+            else:
+                conn.execute(insert(signing_keys).values(**values))
+        await self.db.write(q)
+
+    async def delete_signing_key(self, kid: str) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid))
+        await self.db.write(q)
+
+    # -- registration initial access tokens --------------------------------------------------
+    async def create_registration_token(self, token_hash: str, label: str, expires_at: int | None, now: int) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(insert(registration_tokens).values(token_hash=token_hash, label=label, created_at=now,
+                                                            expires_at=expires_at))
+        await self.db.write(q)
+
+    async def registration_token_valid(self, token_hash: str, now: int) -> bool:
+        def q(conn: Connection) -> bool:
+            row = conn.execute(select(registration_tokens).where(registration_tokens.c.token_hash == token_hash)).first()
+            return bool(row and row.revoked_at is None and (row.expires_at is None or row.expires_at > now))
+        return await self.db.read(q)
+
+    async def list_registration_tokens(self) -> list[dict[str, Any]]:
+        def q(conn: Connection) -> list[dict[str, Any]]:
+            return [dict(label=r.label, created_at=r.created_at, expires_at=r.expires_at, revoked_at=r.revoked_at)
+                    for r in conn.execute(select(registration_tokens).order_by(registration_tokens.c.created_at))]
+        return await self.db.read(q)
+
+    async def revoke_registration_token(self, label: str) -> bool:
+        def q(conn: Connection) -> bool:
+            return conn.execute(update(registration_tokens)
+                                .where(and_(registration_tokens.c.label == label,
+                                            registration_tokens.c.revoked_at.is_(None)))
+                                .values(revoked_at=_now())).rowcount > 0
+        return await self.db.write(q)
+
+    # -- audit -------------------------------------------------------------------------------
+    async def audit(self, event: str, now: int, *, client_id: str | None = None, user_id: str | None = None,
+                    ip: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(insert(audit_events).values(at=now, event=event, client_id=client_id, user_id=user_id,
+                                                     ip=ip, detail=_dumps(detail) if detail else None))
+        await self.db.write(q)
+
+    async def recent_audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        def q(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(select(audit_events).order_by(audit_events.c.id.desc()).limit(limit))
+            return [dict(at=r.at, event=r.event, client_id=r.client_id, user_id=r.user_id, ip=r.ip,
+                         detail=orjson.loads(r.detail) if r.detail else None) for r in rows]
+        return await self.db.read(q)
+
+    async def purge_expired(self, now: int) -> int:
+        def q(conn: Connection) -> int:
+            n = conn.execute(delete(sessions).where(sessions.c.expires_at <= now)).rowcount
+            n += conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now)).rowcount
+            n += conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= now)).rowcount
+            # Grants with nothing left that could be presented (no refresh token; access tokens have
+            # lived out their maximum lifetime) are kept a day for audit, then removed.
+            stale = and_(grants.c.created_at < now - 86400,
+                         ~exists().where(refresh_tokens.c.grant_id == grants.c.id))
+            n += conn.execute(delete(grants).where(stale)).rowcount
+            return n
+        return await self.db.write(q)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+def _rt_values(t: RefreshToken) -> dict[str, Any]:
+    return dict(token_hash=t.token_hash, grant_id=t.grant_id, client_id=t.client_id, user_id=t.user_id,
+                scope=t.scope, created_at=t.created_at, expires_at=t.expires_at, used_at=t.used_at)
+
+
+def _now() -> int:
+    import time
+    return int(time.time())

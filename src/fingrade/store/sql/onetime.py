@@ -1,0 +1,117 @@
+"""One-time store on SQL: single statements do the atomic work (DELETE/UPDATE ... RETURNING)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .db import Database
+from .schema import onetime
+
+
+def _key(kind: str, key: str) -> Any:
+    return and_(onetime.c.kind == kind, onetime.c.key == key)
+
+
+class SqlOneTimeStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
+        data = orjson.dumps(value).decode()
+        expires = int(time.time()) + ttl
+
+        def q(conn: Connection) -> None:
+            conn.execute(delete(onetime).where(_key(kind, key)))
+            conn.execute(insert(onetime).values(kind=kind, key=key, value=data, used=0, expires_at=expires))
+        await self.db.write(q)
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        now = int(time.time())
+
+        def q(conn: Connection) -> str | None:
+            return conn.execute(select(onetime.c.value).where(and_(_key(kind, key), onetime.c.expires_at > now))).scalar()
+        raw = await self.db.read(q)
+        return orjson.loads(raw) if raw else None
+
+    async def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        now = int(time.time())
+
+        def q(conn: Connection) -> str | None:
+            return conn.execute(delete(onetime).where(and_(_key(kind, key), onetime.c.expires_at > now))
+                                .returning(onetime.c.value)).scalar()
+        raw = await self.db.write(q)
+        return orjson.loads(raw) if raw else None
+
+    async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
+        now = int(time.time())
+
+        def q(conn: Connection) -> tuple[str, bool] | None:
+            live = and_(_key(kind, key), onetime.c.expires_at > now)
+            won = conn.execute(update(onetime).where(and_(live, onetime.c.used == 0)).values(used=1)
+                               .returning(onetime.c.value)).scalar()
+            if won is not None:
+                return won, True
+            seen = conn.execute(select(onetime.c.value).where(live)).scalar()
+            return (seen, False) if seen is not None else None
+        got = await self.db.write(q)
+        if got is None:
+            return None
+        return orjson.loads(got[0]), got[1]
+
+    async def add(self, kind: str, key: str, ttl: int) -> bool:
+        now = int(time.time())
+
+        def q(conn: Connection) -> bool:
+            # An expired leftover must not block a fresh value: clear it first (same transaction).
+            conn.execute(delete(onetime).where(and_(_key(kind, key), onetime.c.expires_at <= now)))
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(onetime).values(kind=kind, key=key, value=None, used=0, expires_at=now + ttl))
+                return True
+            except IntegrityError:
+                return False
+        return await self.db.write(q)
+
+    async def incr(self, kind: str, key: str, ttl: int) -> int:
+        now = int(time.time())
+
+        def q(conn: Connection) -> int:
+            conn.execute(delete(onetime).where(and_(_key(kind, key), onetime.c.expires_at <= now)))
+            bump = update(onetime).where(_key(kind, key)).values(used=onetime.c.used + 1).returning(onetime.c.used)
+            n = conn.execute(bump).scalar()
+            if n is not None:
+                return int(n)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(onetime).values(kind=kind, key=key, value=None, used=1, expires_at=now + ttl))
+                return 1
+            except IntegrityError:  # a concurrent caller created it first
+                return int(conn.execute(bump).scalar() or 1)
+        return await self.db.write(q)
+
+    async def count(self, kind: str, key: str) -> int:
+        now = int(time.time())
+
+        def q(conn: Connection) -> int:
+            return conn.execute(select(onetime.c.used).where(and_(_key(kind, key), onetime.c.expires_at > now))).scalar() or 0
+        return int(await self.db.read(q))
+
+    async def delete(self, kind: str, key: str) -> None:
+        def q(conn: Connection) -> None:
+            conn.execute(delete(onetime).where(_key(kind, key)))
+        await self.db.write(q)
+
+    async def purge_expired(self) -> int:
+        now = int(time.time())
+
+        def q(conn: Connection) -> int:
+            return conn.execute(delete(onetime).where(onetime.c.expires_at <= now)).rowcount
+        return await self.db.write(q)
+
+    async def close(self) -> None:  # the Database is closed by its owner
+        return None

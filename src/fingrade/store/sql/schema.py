@@ -1,0 +1,134 @@
+"""Table definitions. Alembic migrations under migrations/ create exactly these."""
+
+from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text)
+
+metadata = MetaData()
+
+clients = Table(
+    "clients", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("profile", String(32), nullable=False),
+    Column("client_name", String(200), nullable=False),
+    Column("redirect_uris", Text, nullable=False),  # JSON list
+    Column("token_endpoint_auth_method", String(40), nullable=False),
+    Column("grant_types", Text, nullable=False),  # JSON list
+    Column("scope", Text, nullable=False),
+    Column("secret_hash", String(128)),
+    Column("jwks", Text),  # JSON
+    Column("metadata", Text, nullable=False),  # JSON
+    Column("resource_server", Boolean, nullable=False),
+    Column("registration_token_hash", String(128)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+client_origins = Table(
+    "client_origins", metadata,
+    Column("origin", String(300), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("email_verified", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("amr", String(100), nullable=False),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(64)),
+    Column("scope", Text, nullable=False),
+    Column("auth_time", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Index("ix_grants_user_client", "user_id", "client_id"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(64)),
+    Column("scope", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger),
+    Index("ix_refresh_tokens_grant", "grant_id"),
+    Index("ix_refresh_tokens_expires_at", "expires_at"),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens", metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys", metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("private_jwk_encrypted", LargeBinary, nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("activated_at", BigInteger),
+    Column("retired_at", BigInteger),
+)
+
+registration_tokens = Table(
+    "registration_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("label", String(100), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("event", String(60), nullable=False),
+    Column("client_id", String(64)),
+    Column("user_id", String(64)),
+    Column("ip", String(64)),
+    Column("detail", Text),
+    Index("ix_audit_events_at", "at"),
+)
+
+onetime = Table(
+    "onetime", metadata,
+    Column("kind", String(24), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", Text),
+    Column("used", Integer, nullable=False, default=0),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_onetime_expires_at", "expires_at"),
+)

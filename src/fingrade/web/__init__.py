@@ -1,0 +1,1 @@
+"""The web layer: ASGI app, routing, parsing, security headers, sessions and the HTML pages."""

@@ -1,0 +1,354 @@
+"""The ASGI application: routes translate HTTP to the core and render what it decides."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..config import Settings
+from ..oauth import interaction as flow
+from ..oauth.authorize import PageError, RedirectError, error_url, parse_request
+from ..oauth.context import Core
+from ..oauth.crypto import new_token, token_hash
+from ..oauth.errors import OAuthError, invalid_request
+from ..oauth.http import parse_params
+from ..oauth.introspect import introspection_endpoint, revocation_endpoint
+from ..oauth.metadata import server_metadata
+from ..oauth.models import Session
+from ..oauth.registration import manage_endpoint, register_endpoint
+from ..oauth.token import NO_STORE, token_endpoint
+from ..oauth.userinfo import userinfo_endpoint
+from ..runtime import build_core, close_core
+from . import pages
+from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette
+from .security_headers import SecurityHeaders
+
+log = logging.getLogger("fingrade.web")
+
+SESSION_COOKIE = "__Host-fg_session"
+BROWSER_COOKIE = "__Host-fg_browser"  # binds interactions to a browser and keys its CSRF tokens
+CORS_PREFLIGHT_HEADERS = "Authorization, Content-Type, DPoP"
+
+
+def _core(request: Request) -> Core:
+    return request.app.state.core
+
+
+def _trusted(request: Request) -> tuple[str, ...]:
+    return request.app.state.trusted_proxies
+
+
+def _see_other(url: str, headers: dict[str, str] | None = None) -> Response:
+    # RFC 9700 §4.12: never 307 after a credential POST; 303 makes the browser switch to GET.
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
+
+
+async def _session(core: Core, request: Request) -> Session | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie or len(cookie) > 100:
+        return None
+    return await core.store.get_session(token_hash(cookie), core.clock())
+
+
+# -- discovery --------------------------------------------------------------------------------
+
+async def metadata(request: Request) -> Response:
+    body = request.app.state.metadata_json
+    return Response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+                    media_type="application/json")
+
+
+async def jwks(request: Request) -> Response:
+    view = await _core(request).keys.view()
+    return Response(orjson.dumps({"keys": view.published}), media_type="application/jwk-set+json",
+                    headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"})
+
+
+# -- authorization ----------------------------------------------------------------------------
+
+async def authorize(request: Request) -> Response:
+    core = _core(request)
+    if request.method not in ("GET", "POST"):
+        return pages.error_page(core.issuer, OAuthError("invalid_request", "method not allowed", 405))
+    try:
+        if request.method == "POST":
+            body = await read_body(request)
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/x-www-form-urlencoded":
+                raise PageError("invalid_request", "the request body must be a form", 400)
+            req, _client = await parse_request(core, b"", body)
+        else:
+            req, _client = await parse_request(core, request.scope.get("query_string", b""))
+    except (PageError, BodyTooLarge) as exc:
+        return pages.error_page(core.issuer, exc)
+    except RedirectError as err:
+        return _see_other(error_url(core, err))
+    session = await _session(core, request)
+    browser = request.cookies.get(BROWSER_COOKIE)
+    new_browser = None
+    if not browser or len(browser) > 100:
+        browser = new_browser = new_token(32)
+    outcome = await flow.start(core, req, session, token_hash(browser))
+    if isinstance(outcome, flow.Redirect):
+        return _see_other(outcome.url)
+    response = _see_other(f"/interaction/{outcome}")
+    if new_browser:
+        _set_cookie(response, BROWSER_COOKIE, new_browser, None)
+    return response
+
+
+async def _load_interaction(core: Core, request: Request) -> tuple[flow.Interaction, str]:
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    iid = request.path_params["iid"]
+    if not browser or len(iid) > 64:
+        raise flow.gone()
+    return await flow.load(core, iid, token_hash(browser)), browser
+
+
+async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -> Response:
+    if isinstance(step, flow.Redirect):
+        return _see_other(step.url)
+    iid = step.interaction.id
+    redirect_uri = step.interaction.request.redirect_uri
+    if isinstance(step, flow.ShowLogin):
+        csrf = flow.csrf_token(core, browser, "login:" + iid)
+        return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
+    csrf = flow.csrf_token(core, browser, "consent:" + iid)
+    return pages.consent_page(core.issuer, iid, step.client, step.user, step.interaction.request.scope,
+                              redirect_uri, csrf)
+
+
+async def interaction_page(request: Request) -> Response:
+    core = _core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        step = await flow.resume(core, interaction, await _session(core, request))
+        return await _render_step(core, step, browser)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise invalid_request("the request body must be a form")
+    return parse_params(await read_body(request, 8192))
+
+
+async def login_submit(request: Request) -> Response:
+    core = _core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await _form(request)
+        if not flow.check_csrf(core, browser, "login:" + interaction.id, form.get("csrf_token", "")):
+            raise OAuthError("invalid_request", "the form has expired; go back and try again", 403)
+        ip = (await to_core(request, _trusted(request), read=False)).client_ip
+        result = await flow.login(core, interaction, form.get("username", ""), form.get("password", ""), ip)
+        if isinstance(result, flow.ShowLogin):
+            throttled = result.error is not None and result.error.startswith("Too many")
+            csrf = flow.csrf_token(core, browser, "login:" + interaction.id)
+            return pages.login_page(core.issuer, interaction.id, result.client, interaction.request.redirect_uri,
+                                    csrf, result.error, username=form.get("username", "")[:100],
+                                    status=429 if throttled else 401)
+        session, cookie = result
+        response = _see_other(f"/interaction/{interaction.id}")
+        _set_cookie(response, SESSION_COOKIE, cookie, core.settings.session_ttl)
+        return response
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def consent_submit(request: Request) -> Response:
+    core = _core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await _form(request)
+        if not flow.check_csrf(core, browser, "consent:" + interaction.id, form.get("csrf_token", "")):
+            raise OAuthError("invalid_request", "the form has expired; go back and try again", 403)
+        decision = form.get("decision")
+        if decision not in ("approve", "deny"):
+            raise invalid_request("choose Allow or Deny")
+        ip = (await to_core(request, _trusted(request), read=False)).client_ip
+        step = await flow.decide(core, interaction, await _session(core, request), decision == "approve", ip)
+        return await _render_step(core, step, browser)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def logout(request: Request) -> Response:
+    core = _core(request)
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    if request.method == "GET":
+        if not browser:
+            browser = new_token(32)
+        response = pages.message_page(core.issuer, "Sign out", "Sign out of the bank on this browser?",
+                                      form_action="/logout", button="Sign out",
+                                      csrf=flow.csrf_token(core, browser, "logout"))
+        if not request.cookies.get(BROWSER_COOKIE):
+            _set_cookie(response, BROWSER_COOKIE, browser, None)
+        return response
+    try:
+        form = await _form(request)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+    if not flow.check_csrf(core, browser, "logout", form.get("csrf_token", "")):
+        return pages.error_page(core.issuer, OAuthError("invalid_request", "the form has expired", 403))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        await core.store.delete_session(token_hash(cookie))
+    response = pages.message_page(core.issuer, "Signed out", "You are signed out of the bank on this browser.")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+# -- back-channel endpoints -------------------------------------------------------------------
+
+def _cors(headers: dict[str, str], origin: str) -> None:
+    headers["Access-Control-Allow-Origin"] = origin
+    headers["Vary"] = "Origin"
+
+
+async def token(request: Request) -> Response:
+    core = _core(request)
+    origin = request.headers.get("origin")
+    if request.method == "OPTIONS":
+        # CORS preflight: only origins registered by browser-app (spa) clients.
+        headers = {"Vary": "Origin"}
+        if origin and await core.store.origin_registered(origin):
+            _cors(headers, origin)
+            headers.update({"Access-Control-Allow-Methods": "POST",
+                            "Access-Control-Allow-Headers": CORS_PREFLIGHT_HEADERS,
+                            "Access-Control-Max-Age": "600"})
+        return Response(status_code=204, headers=headers)
+    try:
+        creq = await to_core(request, _trusted(request))
+    except BodyTooLarge as exc:
+        return json_error(exc)
+    resp, client = await token_endpoint(core, creq)
+    if origin:
+        from ..oauth.profiles import get_profile
+        if client is not None:
+            if get_profile(client.profile).cors_at_token_endpoint and origin in client.allowed_origins:
+                _cors(resp.headers, origin)
+        elif resp.status >= 400 and await core.store.origin_registered(origin):
+            _cors(resp.headers, origin)  # let a registered browser app read why it failed
+    return to_starlette(resp)
+
+
+def _endpoint(handler: Any) -> Any:
+    async def route(request: Request) -> Response:
+        try:
+            creq = await to_core(request, _trusted(request))
+        except BodyTooLarge as exc:
+            return json_error(exc)
+        return to_starlette(await handler(_core(request), creq))
+    return route
+
+
+async def manage_client(request: Request) -> Response:
+    try:
+        creq = await to_core(request, _trusted(request))
+    except BodyTooLarge as exc:
+        return json_error(exc)
+    return to_starlette(await manage_endpoint(_core(request), creq, request.path_params["client_id"]))
+
+
+async def health(request: Request) -> Response:
+    core = _core(request)
+    try:
+        await core.keys.view()
+        await core.onetime.count("health", "probe")
+        return Response(b'{"status":"ok"}', media_type="application/json", headers=dict(NO_STORE))
+    except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+        log.exception("health check failed")
+        return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
+
+
+async def home(request: Request) -> Response:
+    core = _core(request)
+    return pages.message_page(core.issuer, "Fingrade authorization server",
+                              "This server signs people in for the applications they use with their bank. "
+                              f"Metadata: {core.issuer}/.well-known/openid-configuration")
+
+
+ALL = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return Response(b'{"error":"not_found"}', 404, media_type="application/json")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Fail closed and say nothing: details go to the log only.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(b'{"error":"server_error"}', 500, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+async def _janitor(core: Core) -> None:
+    while True:
+        await asyncio.sleep(core.settings.janitor_interval * random.uniform(0.8, 1.2))
+        try:
+            now = core.clock()
+            removed = await core.onetime.purge_expired() + await core.store.purge_expired(now)
+            await core.keys.purge_retired(now)
+            if removed:
+                log.info("janitor removed %d expired rows", removed)
+        except Exception:  # noqa: BLE001 - keep cleaning on the next round
+            log.exception("janitor round failed")
+
+
+def create_app(settings: Settings, core: Core | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = core is None
+        app.state.core = core or await build_core(settings)
+        app.state.metadata_json = orjson.dumps(server_metadata(app.state.core))
+        task = asyncio.create_task(_janitor(app.state.core))
+        try:
+            yield
+        finally:
+            task.cancel()
+            if own:
+                await close_core(app.state.core)
+
+    routes = [
+        Route("/", home, methods=["GET"]),
+        Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+        Route("/jwks", jwks, methods=["GET"]),
+        Route("/authorize", authorize, methods=ALL),
+        Route("/interaction/{iid}", interaction_page, methods=["GET"]),
+        Route("/interaction/{iid}/login", login_submit, methods=["POST"]),
+        Route("/interaction/{iid}/consent", consent_submit, methods=["POST"]),
+        Route("/logout", logout, methods=["GET", "POST"]),
+        Route("/token", token, methods=ALL),
+        Route("/userinfo", _endpoint(userinfo_endpoint), methods=ALL),
+        Route("/introspect", _endpoint(introspection_endpoint), methods=ALL),
+        Route("/revoke", _endpoint(revocation_endpoint), methods=ALL),
+        Route("/register", _endpoint(register_endpoint), methods=ALL),
+        Route("/register/{client_id}", manage_client, methods=ALL),
+        Route("/healthz", health, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error})
+    app.state.trusted_proxies = tuple(settings.trusted_proxies)
+    app.add_middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://"))
+    return app

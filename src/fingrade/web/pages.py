@@ -1,0 +1,75 @@
+"""Server-rendered pages: login, consent, errors. Usable without JavaScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from ..oauth.errors import OAuthError
+from ..oauth.models import Client, User
+
+_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                   autoescape=select_autoescape(["html"]), auto_reload=False)
+
+BANK_NAME = "Fingrade Bank"
+
+SCOPE_WORDS = {
+    "openid": ("Confirm who you are", "Your unique customer identifier at this bank"),
+    "profile": ("See your name", "Your name and username"),
+    "email": ("See your email address", "The email address you gave the bank"),
+    "offline_access": ("Stay connected", "Keep access when you are not using the app, until you withdraw it"),
+    "accounts": ("See your accounts", "Account names and numbers, balances and transactions"),
+    "payments": ("Prepare payments", "Ask to make payments from your accounts; each payment still needs your approval"),
+}
+
+
+def describe_scopes(scopes: list[str]) -> list[dict[str, str]]:
+    return [{"title": SCOPE_WORDS.get(s, (s, ""))[0], "detail": SCOPE_WORDS.get(s, ("", "Permission: " + s))[1]}
+            for s in scopes]
+
+
+def page_csp(redirect_uri: str | None = None) -> str:
+    """The forms on a page may submit to us, and the responses may redirect to the client."""
+    targets = ["'self'"]
+    if redirect_uri:
+        parts = urlsplit(redirect_uri)
+        targets.append(f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:")
+    return ("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+            f"form-action {' '.join(targets)}")
+
+
+def _render(name: str, status: int, csp: str, issuer: str, **context: object) -> HTMLResponse:
+    html = _env.get_template(name).render(bank_name=BANK_NAME, issuer=issuer, **context)
+    return HTMLResponse(html, status, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
+
+
+def _host(redirect_uri: str) -> str:
+    parts = urlsplit(redirect_uri)
+    return parts.netloc or f"{parts.scheme}:"
+
+
+def login_page(issuer: str, iid: str, client: Client, redirect_uri: str, csrf: str, error: str | None = None,
+               username: str = "", status: int = 200) -> HTMLResponse:
+    return _render("login.html", status, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
+                   csrf_token=csrf, error=error, username=username, redirect_host=_host(redirect_uri))
+
+
+def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list[str], redirect_uri: str,
+                 csrf: str) -> HTMLResponse:
+    return _render("consent.html", 200, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
+                   user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
+                   client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
+
+
+def error_page(issuer: str, exc: OAuthError) -> HTMLResponse:
+    return _render("error.html", exc.status if exc.status >= 400 else 400, page_csp(), issuer, error=exc.error,
+                   description=exc.description)
+
+
+def message_page(issuer: str, heading: str, text: str, status: int = 200, form_action: str | None = None,
+                 button: str = "", csrf: str = "") -> HTMLResponse:
+    return _render("message.html", status, page_csp(), issuer, heading=heading, text=text, form_action=form_action,
+                   button=button, csrf_token=csrf)

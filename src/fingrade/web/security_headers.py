@@ -1,0 +1,42 @@
+"""Headers every response carries (RFC 9700 §4.16 clickjacking, §4.2 Referer leakage; HSTS).
+
+A pure ASGI middleware: it adds headers at `http.response.start` and never buffers a body.
+Pages set their own, stricter Content-Security-Policy; this is the floor for everything else.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BASE_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp, hsts: bool) -> None:
+        self.app = app
+        headers = [
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if hsts:
+            headers.append((b"strict-transport-security", b"max-age=31536000"))
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = list(message.get("headers", []))
+                names = {name for name, _ in raw}
+                raw.extend(h for h in self.headers if h[0] not in names)
+                if b"content-security-policy" not in names:
+                    raw.append((b"content-security-policy", BASE_CSP.encode()))
+                message["headers"] = raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
