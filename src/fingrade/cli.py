@@ -57,16 +57,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, **overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def prepare() -> Core:
+    async def prepare() -> None:
         core = await build_core(settings)
-        if args.demo:
-            from .demo import seed_demo
-            await seed_demo(core)
-        return core
+        try:
+            if args.demo:
+                from .demo import seed_demo
+                await seed_demo(core)
+        finally:
+            await close_core(core)
 
     # Prepare (migrate, keys, demo) before listening, so a bad configuration fails fast.
-    core = asyncio.run(prepare())
-    asyncio.run(close_core(core))
+    asyncio.run(prepare())
     ssl: dict[str, Any] = {}
     if settings.tls == "auto":
         cert, key = ensure_dev_certificate(settings.data_path, [settings.host])

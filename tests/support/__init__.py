@@ -1,0 +1,1 @@
+"""Test support: a real Fingrade server on loopback and an OAuth flow driver."""

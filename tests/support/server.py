@@ -1,0 +1,141 @@
+"""Start the real server (`fingrade serve`) in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+DEMO_PASSWORD = "demo-password-for-tests"
+DEMO_SECRET = "demo-backend-secret-for-tests-0123456789abcdef"
+PG_ADMIN_URL = os.environ.get("FINGRADE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FINGRADE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    backend: str
+    base_url: str
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    ca: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fingrade.cli", *args], env=self.env, input=input,
+                              capture_output=True, text=True, check=check, timeout=120)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca)
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), timeout=20, **kw)
+
+    def add_client(self, *args: str) -> dict:
+        return json.loads(self.cli("clients", "add", *args).stdout)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _create_pg_database() -> str:
+    """A fresh PostgreSQL database per test session, so runs never see each other's rows."""
+    import asyncio
+
+    import asyncpg
+
+    name = "fingrade_t_" + secrets.token_hex(6)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+    asyncio.run(create())
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+    asyncio.run(drop())
+
+
+def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] | None = None,
+                 database_url: str | None = None, port: int | None = None, secrets_from: Server | None = None) -> Server:
+    port = port or free_port()
+    data_dir = tmp / f"data-{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGRADE_")}
+    env.update({
+        "FINGRADE_DATA_DIR": str(data_dir), "FINGRADE_PORT": str(port), "FINGRADE_HOST": "127.0.0.1",
+        "FINGRADE_ISSUER": f"https://localhost:{port}", "FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD,
+        "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET,
+        # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
+        "FINGRADE_ARGON2_MEMORY_KIB": "8192", "FINGRADE_ARGON2_TIME_COST": "1", "FINGRADE_ARGON2_PARALLELISM": "1",
+        "FINGRADE_JANITOR_INTERVAL": "2",
+    })
+    if backend == "postgres":
+        env["FINGRADE_DATABASE_URL"] = database_url or _create_pg_database()
+        env["FINGRADE_ONETIME_BACKEND"] = "redis"
+        env["FINGRADE_REDIS_URL"] = REDIS_URL
+        env["FINGRADE_REDIS_PREFIX"] = "fgtest:" + env["FINGRADE_DATABASE_URL"].rsplit("/", 1)[1] + ":"
+    if secrets_from is not None:  # a second node of the same deployment shares its secrets
+        shared = json.loads((secrets_from.data_dir / "secrets.json").read_text())
+        env["FINGRADE_SECRET_KEY"] = shared["secret_key"]
+        env["FINGRADE_KEY_ENCRYPTION_KEY"] = shared["key_encryption_key"]
+    env.update(extra_env or {})
+    log = open(data_dir / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "fingrade.cli", "serve", "--demo"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    server = Server(backend=backend, base_url=f"https://localhost:{port}", data_dir=data_dir, env=env,
+                    process=proc, ca=str(data_dir / "dev-tls-cert.pem"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
+        try:
+            if Path(server.ca).exists() and httpx.get(server.base_url + "/healthz", verify=server.ssl_context(),
+                                                      timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"server did not start: {(data_dir / 'server.log').read_text()[-3000:]}")
