@@ -1,0 +1,15 @@
+.PHONY: demo test bench
+
+# Run the server with its embedded default: SQLite in ./fingrade-data, demo bank users and
+# clients, HTTPS on https://localhost:8443 with a self-signed development certificate.
+demo:
+	scripts/setup.sh
+	.venv/bin/fingrade serve --demo
+
+# The whole test suite (starts PostgreSQL/Redis if they are down, installs Chromium and npm deps).
+test:
+	scripts/test.sh
+
+bench:
+	scripts/setup.sh --test
+	.venv/bin/python bench/run.py

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, integration (SQLite and PostgreSQL+Redis), security, browser
+# (headless Chromium) and interop (Authlib, openid-client). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+scripts/services.sh
+[ -x tests/browser/install-chromium.sh ] && tests/browser/install-chromium.sh
+[ -x tests/interop/install-node-deps.sh ] && tests/interop/install-node-deps.sh
+exec .venv/bin/python -m pytest "$@"
