@@ -62,6 +62,7 @@ class Settings:
     # housekeeping
     janitor_interval: int = 60
     key_reload_seconds: float = 10.0
+    client_cache_seconds: float = 5.0  # how long another node may use a client's old registration
 
     @property
     def data_path(self) -> Path:

@@ -59,7 +59,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     db = Database(settings.database_url)
     if migrate:
         await upgrade(db)
-    store = SqlDurableStore(db, Sealer(kek))
+    store = SqlDurableStore(db, Sealer(kek), settings.client_cache_seconds)
     if settings.onetime_backend == "redis":
         from .store.redis.onetime import RedisOneTimeStore
         onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
 
 from ...oauth.models import Client, Grant, RefreshToken, Session, SigningKey, User
 from ...keys.sealing import Sealer
 from .db import Database
 from .schema import (audit_events, client_origins, clients, consents, grants, refresh_tokens,
                      registration_tokens, revoked_tokens, sessions, signing_keys, users)
+
+
+# Hot-path statements are built once: constructing SQLAlchemy expressions costs more than
+# running the query on SQLite (see docs/performance.md).
+_CLIENT = select(clients).where(clients.c.client_id == bindparam("cid"))
+_CLIENT_ORIGINS = select(client_origins.c.origin).where(client_origins.c.client_id == bindparam("cid"))
+_SESSION = select(sessions).where(and_(sessions.c.id_hash == bindparam("h"), sessions.c.expires_at > bindparam("now")))
+_CONSENT = select(consents.c.scope).where(and_(consents.c.user_id == bindparam("uid"),
+                                                consents.c.client_id == bindparam("cid")))
+_INSERT_GRANT = insert(grants)
+_INSERT_RT = insert(refresh_tokens)
+_REVOKED_JTI = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == bindparam("jti"))
+_GRANT_REVOKED_AT = select(grants.c.revoked_at).where(grants.c.id == bindparam("gid"))
+_RT = select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("h"))
+_GRANT = select(grants).where(grants.c.id == bindparam("gid"))
 
 
 def _dumps(value: Any) -> str:
@@ -41,19 +57,35 @@ def _grant_from_row(row: Any) -> Grant:
 
 
 class SqlDurableStore:
-    def __init__(self, db: Database, sealer: Sealer) -> None:
+    def __init__(self, db: Database, sealer: Sealer, client_cache_seconds: float = 0.0) -> None:
         self.db = db
         self.sealer = sealer
+        # Clients are read on every token request and change rarely: a short cache saves most of
+        # the endpoint's time. Changes made on this node apply at once; on other nodes within
+        # `client_cache_seconds`. Unknown ids are never cached (a fresh registration works at once).
+        self._client_ttl = client_cache_seconds
+        self._clients: dict[str, tuple[float, Client]] = {}
 
     # -- clients ---------------------------------------------------------------------------
     async def get_client(self, client_id: str) -> Client | None:
+        if self._client_ttl > 0:
+            hit = self._clients.get(client_id)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        client = await self._load_client(client_id)
+        if client is not None and self._client_ttl > 0:
+            if len(self._clients) > 10000:
+                self._clients.clear()
+            self._clients[client_id] = (time.monotonic() + self._client_ttl, client)
+        return client
+
+    async def _load_client(self, client_id: str) -> Client | None:
         def q(conn: Connection) -> Client | None:
-            row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+            row = conn.execute(_CLIENT, {"cid": client_id}).first()
             if row is None:
                 return None
             client = _client_from_row(row)
-            client.allowed_origins = list(conn.execute(
-                select(client_origins.c.origin).where(client_origins.c.client_id == client_id)).scalars())
+            client.allowed_origins = list(conn.execute(_CLIENT_ORIGINS, {"cid": client_id}).scalars())
             return client
         return await self.db.read(q)
 
@@ -89,9 +121,12 @@ class SqlDurableStore:
             conn.execute(delete(client_origins).where(client_origins.c.client_id == client.client_id))
             for origin in sorted(set(client.allowed_origins)):
                 conn.execute(insert(client_origins).values(origin=origin, client_id=client.client_id))
+        self._clients.pop(client.client_id, None)
         await self.db.write(q)
 
     async def delete_client(self, client_id: str) -> bool:
+        self._clients.pop(client_id, None)
+
         def q(conn: Connection) -> bool:
             conn.execute(delete(client_origins).where(client_origins.c.client_id == client_id))
             conn.execute(delete(consents).where(consents.c.client_id == client_id))
@@ -144,8 +179,7 @@ class SqlDurableStore:
 
     async def get_session(self, id_hash: str, now: int) -> Session | None:
         def q(conn: Connection) -> Session | None:
-            row = conn.execute(select(sessions).where(and_(sessions.c.id_hash == id_hash,
-                                                           sessions.c.expires_at > now))).first()
+            row = conn.execute(_SESSION, {"h": id_hash, "now": now}).first()
             if row is None:
                 return None
             return Session(id_hash=row.id_hash, user_id=row.user_id, auth_time=row.auth_time,
@@ -160,8 +194,7 @@ class SqlDurableStore:
     # -- consents ----------------------------------------------------------------------------
     async def get_consent(self, user_id: str, client_id: str) -> frozenset[str]:
         def q(conn: Connection) -> frozenset[str]:
-            scope = conn.execute(select(consents.c.scope).where(and_(
-                consents.c.user_id == user_id, consents.c.client_id == client_id))).scalar()
+            scope = conn.execute(_CONSENT, {"uid": user_id, "cid": client_id}).scalar()
             return frozenset(scope.split()) if scope else frozenset()
         return await self.db.read(q)
 
@@ -180,14 +213,14 @@ class SqlDurableStore:
     # -- grants and tokens -------------------------------------------------------------------
     async def create_grant(self, grant: Grant) -> None:
         def q(conn: Connection) -> None:
-            conn.execute(insert(grants).values(id=grant.id, client_id=grant.client_id, user_id=grant.user_id,
-                                               scope=grant.scope, auth_time=grant.auth_time,
-                                               created_at=grant.created_at, revoked_at=grant.revoked_at))
+            conn.execute(_INSERT_GRANT, dict(id=grant.id, client_id=grant.client_id, user_id=grant.user_id,
+                                             scope=grant.scope, auth_time=grant.auth_time,
+                                             created_at=grant.created_at, revoked_at=grant.revoked_at))
         await self.db.write(q)
 
     async def get_grant(self, grant_id: str) -> Grant | None:
         def q(conn: Connection) -> Grant | None:
-            row = conn.execute(select(grants).where(grants.c.id == grant_id)).first()
+            row = conn.execute(_GRANT, {"gid": grant_id}).first()
             return _grant_from_row(row) if row else None
         return await self.db.read(q)
 
@@ -199,15 +232,15 @@ class SqlDurableStore:
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
         def q(conn: Connection) -> None:
-            conn.execute(insert(refresh_tokens).values(**_rt_values(token)))
+            conn.execute(_INSERT_RT, _rt_values(token))
         await self.db.write(q)
 
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None:
         def q(conn: Connection) -> tuple[RefreshToken, Grant] | None:
-            row = conn.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)).first()
+            row = conn.execute(_RT, {"h": token_hash}).first()
             if row is None:
                 return None
-            grow = conn.execute(select(grants).where(grants.c.id == row.grant_id)).first()
+            grow = conn.execute(_GRANT, {"gid": row.grant_id}).first()
             if grow is None:
                 return None
             rt = RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
@@ -223,7 +256,7 @@ class SqlDurableStore:
                                .where(and_(refresh_tokens.c.token_hash == old_hash, refresh_tokens.c.used_at.is_(None)))
                                .values(used_at=now)).rowcount == 1
             if won:
-                conn.execute(insert(refresh_tokens).values(**_rt_values(new)))
+                conn.execute(_INSERT_RT, _rt_values(new))
             return won
         return await self.db.write(q)
 
@@ -235,11 +268,11 @@ class SqlDurableStore:
 
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
         def q(conn: Connection) -> bool:
-            if conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first():
+            if conn.execute(_REVOKED_JTI, {"jti": jti}).first():
                 return False
             if grant_id is None:
                 return True
-            revoked = conn.execute(select(grants.c.revoked_at).where(grants.c.id == grant_id)).first()
+            revoked = conn.execute(_GRANT_REVOKED_AT, {"gid": grant_id}).first()
             return revoked is not None and revoked.revoked_at is None
         return await self.db.read(q)
 
@@ -336,5 +369,4 @@ def _rt_values(t: RefreshToken) -> dict[str, Any]:
 
 
 def _now() -> int:
-    import time
     return int(time.time())

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .db import Database
@@ -15,6 +15,17 @@ from .schema import onetime
 
 def _key(kind: str, key: str) -> Any:
     return and_(onetime.c.kind == kind, onetime.c.key == key)
+
+
+# Prebuilt statements for the per-request operations (expression building dominates on SQLite).
+_K = and_(onetime.c.kind == bindparam("k_kind"), onetime.c.key == bindparam("k_key"))
+_LIVE = and_(_K, onetime.c.expires_at > bindparam("k_now"))
+_DELETE = delete(onetime).where(_K)
+_INSERT = insert(onetime)
+_GET = select(onetime.c.value).where(_LIVE)
+_TAKE = delete(onetime).where(_LIVE).returning(onetime.c.value)
+_CONSUME = update(onetime).where(and_(_LIVE, onetime.c.used == 0)).values(used=1).returning(onetime.c.value)
+_DELETE_EXPIRED_KEY = delete(onetime).where(and_(_K, onetime.c.expires_at <= bindparam("k_now")))
 
 
 class SqlOneTimeStore:
@@ -26,15 +37,15 @@ class SqlOneTimeStore:
         expires = int(time.time()) + ttl
 
         def q(conn: Connection) -> None:
-            conn.execute(delete(onetime).where(_key(kind, key)))
-            conn.execute(insert(onetime).values(kind=kind, key=key, value=data, used=0, expires_at=expires))
+            conn.execute(_DELETE, {"k_kind": kind, "k_key": key})
+            conn.execute(_INSERT, {"kind": kind, "key": key, "value": data, "used": 0, "expires_at": expires})
         await self.db.write(q)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         now = int(time.time())
 
         def q(conn: Connection) -> str | None:
-            return conn.execute(select(onetime.c.value).where(and_(_key(kind, key), onetime.c.expires_at > now))).scalar()
+            return conn.execute(_GET, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
         raw = await self.db.read(q)
         return orjson.loads(raw) if raw else None
 
@@ -42,8 +53,7 @@ class SqlOneTimeStore:
         now = int(time.time())
 
         def q(conn: Connection) -> str | None:
-            return conn.execute(delete(onetime).where(and_(_key(kind, key), onetime.c.expires_at > now))
-                                .returning(onetime.c.value)).scalar()
+            return conn.execute(_TAKE, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
         raw = await self.db.write(q)
         return orjson.loads(raw) if raw else None
 
@@ -51,12 +61,11 @@ class SqlOneTimeStore:
         now = int(time.time())
 
         def q(conn: Connection) -> tuple[str, bool] | None:
-            live = and_(_key(kind, key), onetime.c.expires_at > now)
-            won = conn.execute(update(onetime).where(and_(live, onetime.c.used == 0)).values(used=1)
-                               .returning(onetime.c.value)).scalar()
+            params = {"k_kind": kind, "k_key": key, "k_now": now}
+            won = conn.execute(_CONSUME, params).scalar()
             if won is not None:
                 return won, True
-            seen = conn.execute(select(onetime.c.value).where(live)).scalar()
+            seen = conn.execute(_GET, params).scalar()
             return (seen, False) if seen is not None else None
         got = await self.db.write(q)
         if got is None:
@@ -68,10 +77,10 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> bool:
             # An expired leftover must not block a fresh value: clear it first (same transaction).
-            conn.execute(delete(onetime).where(and_(_key(kind, key), onetime.c.expires_at <= now)))
+            conn.execute(_DELETE_EXPIRED_KEY, {"k_kind": kind, "k_key": key, "k_now": now})
             try:
                 with conn.begin_nested():
-                    conn.execute(insert(onetime).values(kind=kind, key=key, value=None, used=0, expires_at=now + ttl))
+                    conn.execute(_INSERT, {"kind": kind, "key": key, "value": None, "used": 0, "expires_at": now + ttl})
                 return True
             except IntegrityError:
                 return False
