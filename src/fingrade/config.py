@@ -126,6 +126,9 @@ def load_settings(config_file: str | None = None, overrides: dict[str, Any] | No
     for name in known:
         if _ENV_PREFIX + name.upper() in env:
             values[name] = env[_ENV_PREFIX + name.upper()]
+    unknown = [k for k in (overrides or {}) if k not in known]
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     for name, value in values.items():
         setattr(settings, name, _coerce(name, value, getattr(settings, name)))
@@ -159,6 +162,10 @@ def _finish(s: Settings) -> None:
     if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
         raise ConfigError("issuer: http is only allowed on a loopback address (for local development)")
     s.issuer = s.issuer.rstrip("/")
+    if s.tls == "off" and parts.scheme == "https" and not s.trusted_proxies:
+        # Plain HTTP with an https issuer means a TLS-terminating proxy in front: name it, so that
+        # nobody can bypass it (and its client-certificate checks) by connecting directly.
+        raise ConfigError("tls = off behind a proxy needs trusted_proxies (the proxy's addresses)")
     for proxy in s.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -34,7 +34,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 @lru_cache(maxsize=4096)
-def _trusted(ip: str, networks: tuple[str, ...]) -> bool:
+def is_trusted(ip: str, networks: tuple[str, ...]) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -46,11 +46,11 @@ def client_ip(request: Request, trusted_proxies: tuple[str, ...]) -> str:
     """The peer address; behind a trusted proxy, the right-most untrusted X-Forwarded-For hop
     (RFC 9700 §4.13: forwarding headers are believed only from the proxy)."""
     peer = request.client.host if request.client else ""
-    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+    if not trusted_proxies or not is_trusted(peer, trusted_proxies):
         return peer
     hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
     for hop in reversed(hops):
-        if not _trusted(hop, trusted_proxies):
+        if not is_trusted(hop, trusted_proxies):
             return hop
     return peer
 

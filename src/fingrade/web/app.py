@@ -32,8 +32,8 @@ from ..oauth.token import NO_STORE, token_endpoint
 from ..oauth.userinfo import userinfo_endpoint
 from ..runtime import build_core, close_core
 from . import pages
-from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette
-from .security_headers import SecurityHeaders
+from .adapters import BodyTooLarge, is_trusted, json_error, read_body, to_core, to_starlette
+from .security_headers import ProxyOnly, SecurityHeaders
 
 log = logging.getLogger("fingrade.web")
 
@@ -351,4 +351,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
                     exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.add_middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://"))
+    if settings.tls == "off" and settings.trusted_proxies:
+        proxies = tuple(settings.trusted_proxies)
+        app.add_middleware(ProxyOnly, trusted=lambda ip: is_trusted(ip, proxies))
     return app

@@ -6,6 +6,8 @@ Pages set their own, stricter Content-Security-Policy; this is the floor for eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BASE_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -40,3 +42,22 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ProxyOnly:
+    """In plain-HTTP mode behind a TLS-terminating proxy, refuse connections that do not come
+    from a trusted proxy address (they would bypass TLS)."""
+
+    def __init__(self, app: ASGIApp, trusted: Callable[[str], bool]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            peer = (scope.get("client") or ("", 0))[0]
+            if not self.trusted(peer):
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"error":"access_denied"}'})
+                return
+        await self.app(scope, receive, send)
