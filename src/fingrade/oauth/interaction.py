@@ -42,6 +42,7 @@ class ShowLogin:
     interaction: Interaction
     client: Client
     error: str | None = None
+    status: int = 200  # 401 after a wrong password, 429 when throttled
 
 
 @dataclass
@@ -150,7 +151,7 @@ async def login(core: Core, interaction: Interaction, username: str, password: s
             or await core.onetime.count("login_fail_ip", ip) >= s.login_max_failures_per_address):
         await core.store.audit("login_throttled", core.clock(), client_id=client.client_id, ip=ip,
                                detail={"username": account_key})
-        return ShowLogin(interaction, client, "Too many failed attempts. Wait a few minutes and try again.")
+        return ShowLogin(interaction, client, "Too many failed attempts. Wait a few minutes and try again.", 429)
     user = await core.store.get_user_by_username(account_key) if username and len(username) <= 100 else None
     ok = await core.passwords.verify(user.password_hash if user else None, password[:256])
     if not ok or user is None or user.disabled:
@@ -158,7 +159,7 @@ async def login(core: Core, interaction: Interaction, username: str, password: s
         await core.onetime.incr("login_fail_ip", ip, window)
         await core.store.audit("login_failed", core.clock(), client_id=client.client_id, ip=ip,
                                user_id=user.id if user else None)
-        return ShowLogin(interaction, client, "The username or password is not correct.")
+        return ShowLogin(interaction, client, "The username or password is not correct.", 401)
     await core.onetime.delete("login_fail_account", account_key)
     now = core.clock()
     if core.passwords.needs_rehash(user.password_hash):

@@ -27,6 +27,7 @@ from ..oauth.http import parse_params
 from ..oauth.introspect import introspection_endpoint, revocation_endpoint
 from ..oauth.metadata import server_metadata
 from ..oauth.models import Session
+from ..oauth.profiles import get_profile
 from ..oauth.registration import manage_endpoint, register_endpoint
 from ..oauth.token import NO_STORE, token_endpoint
 from ..oauth.userinfo import userinfo_endpoint
@@ -161,11 +162,10 @@ async def login_submit(request: Request) -> Response:
         ip = (await to_core(request, _trusted(request), read=False)).client_ip
         result = await flow.login(core, interaction, form.get("username", ""), form.get("password", ""), ip)
         if isinstance(result, flow.ShowLogin):
-            throttled = result.error is not None and result.error.startswith("Too many")
             csrf = flow.csrf_token(core, browser, "login:" + interaction.id)
             return pages.login_page(core.issuer, interaction.id, result.client, interaction.request.redirect_uri,
                                     csrf, result.error, username=form.get("username", "")[:100],
-                                    status=429 if throttled else 401)
+                                    status=result.status)
         session, cookie = result
         response = _see_other(f"/interaction/{interaction.id}")
         _set_cookie(response, SESSION_COOKIE, cookie, core.settings.session_ttl)
@@ -242,7 +242,6 @@ async def token(request: Request) -> Response:
         return json_error(exc)
     resp, client = await token_endpoint(core, creq)
     if origin:
-        from ..oauth.profiles import get_profile
         if client is not None:
             if get_profile(client.profile).cors_at_token_endpoint and origin in client.allowed_origins:
                 _cors(resp.headers, origin)
