@@ -103,6 +103,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
             meta["grant_types"] = args.grant_type
         if args.scope:
             meta["scope"] = args.scope
+        if args.no_pkce:
+            meta["require_pkce"] = False
         if args.jwks_file:
             meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
         client, secret = build_client(core, meta)
@@ -271,6 +273,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--scope")
     a.add_argument("--jwks-file", help="public JWKS for private_key_jwt")
     a.add_argument("--client-id", help="choose the client_id (default: generated)")
+    a.add_argument("--no-pkce", action="store_true",
+                   help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)")
     a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
     c.add_parser("list")
     for name in ("show", "remove"):

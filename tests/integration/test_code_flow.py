@@ -59,3 +59,29 @@ def test_client_credentials(server: Server, http: httpx.Client) -> None:
     claims = jwt.decode(resp.json()["access_token"], _keys(http)).claims
     assert claims["sub"] == "demo-backend" and claims["scope"] == "accounts"
     assert "refresh_token" not in resp.json()
+
+
+def test_pkce_downgrade_is_refused_at_the_token_endpoint(server: Server, browser: httpx.Client) -> None:
+    """RFC 9700 §4.8.2 (CVE-2024-22258): a code issued without code_challenge must not be redeemed
+    with a code_verifier. Only a confidential client registered with require_pkce = false can get
+    such a code at all."""
+    client = server.add_client("--name", "legacy", "--profile", "confidential", "--no-pkce",
+                               "--redirect-uri", "https://legacy.example/cb", "--scope", "openid")
+    auth = (client["client_id"], client["client_secret"])
+    got = run_flow(browser, client["client_id"], "https://legacy.example/cb", scope="openid", challenge=False,
+                   nonce="legacy-nonce-1")
+    assert got.code, got.params
+    resp = browser.post("/token", auth=auth, data={"grant_type": "authorization_code", "code": got.code,
+                                                   "redirect_uri": "https://legacy.example/cb",
+                                                   "code_verifier": got.verifier})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+    # Without PKCE the nonce is mandatory (RFC 9700 §4.5.3).
+    got = run_flow(browser, client["client_id"], "https://legacy.example/cb", scope="openid", challenge=False)
+    assert got.params["error"] == "invalid_request" and got.params["iss"] == server.issuer
+
+
+def test_require_pkce_false_is_refused_for_public_clients(server: Server) -> None:
+    """RFC 7636 / RFC 8252 §8.1: public clients always use PKCE."""
+    result = server.cli("clients", "add", "--name", "x", "--profile", "native", "--no-pkce",
+                        "--redirect-uri", "http://127.0.0.1/cb", check=False)
+    assert result.returncode == 2 and "invalid_client_metadata" in result.stderr

@@ -118,6 +118,8 @@ class KeyManager:
     async def verification_key(self, kid: str | None) -> Any:
         """Public key set for verifying our own tokens; reload once on an unknown kid (rotation elsewhere)."""
         view = await self.view()
-        if kid and not any(k.get("kid") == kid for k in view.published):
-            view = await self.reload()
+        if kid and not any(k.get("kid") == kid for k in view.published) \
+                and time.monotonic() - self._loaded_at > 1.0:  # random kids must not hammer the store
+            async with self._lock:
+                view = await self.reload()
         return view.verify_set

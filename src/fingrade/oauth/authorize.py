@@ -18,7 +18,7 @@ from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, invalid_scope
 from .http import parse_params
 from .models import Client, Grant, Session
-from .profiles import get_profile
+from .profiles import pkce_required
 from .redirect_uri import matches
 
 CODE_REUSE_WINDOW = 600  # a used code is remembered this long after it expires, to detect replays
@@ -100,7 +100,6 @@ async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None)
 
 def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: str,
               state: str | None) -> AuthorizationRequest:
-    profile = get_profile(client.profile)
     if "request" in params:
         raise OAuthError("request_not_supported", "request objects are not supported")
     if "request_uri" in params:
@@ -129,11 +128,14 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
         raise invalid_scope("scope not allowed for this client: " + " ".join(unknown)[:100])
 
     challenge = pkce.check_challenge(params.get("code_challenge"), params.get("code_challenge_method"),
-                                     required=profile.pkce_required)
+                                     required=pkce_required(client))
 
     nonce = params.get("nonce")
     if nonce is not None and len(nonce) > MAX_NONCE:
         raise invalid_request("nonce is too long")
+    if challenge is None and (nonce is None or "openid" not in scope):
+        # A client allowed to skip PKCE must use the OIDC nonce against code injection (RFC 9700 §4.5.3).
+        raise invalid_request("without code_challenge, an OpenID Connect request with a nonce is required")
 
     prompt = params.get("prompt", "").split()
     if any(p not in _PROMPTS for p in prompt) or len(set(prompt)) != len(prompt):

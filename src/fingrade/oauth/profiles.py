@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .models import Client
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -15,7 +17,7 @@ class Profile:
     auth_methods: frozenset[str]  # token_endpoint_auth_method values allowed
     redirect_kind: str  # `native` or `web`: see redirect_uri.validate_registered
     grant_types: frozenset[str]  # grants the profile may be registered for
-    pkce_required: bool  # RFC 9700 §2.1.1; FAPI 2.0 SP 5.3.2.2-5
+    pkce_opt_out: bool  # may a client of this profile be registered with require_pkce = false?
     rotate_refresh_tokens: bool  # RFC 9700 §4.14: public clients rotate, with replay detection
     cors_at_token_endpoint: bool  # browser apps call the token endpoint cross-origin
     application_type: str  # OIDC Dynamic Registration `application_type`
@@ -28,22 +30,30 @@ CONFIDENTIAL_AUTH = frozenset({"client_secret_basic", "client_secret_post", "pri
 
 NATIVE = Profile(
     name="native", public=True, auth_methods=frozenset({"none"}), redirect_kind="native",
-    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_required=True,
+    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_opt_out=False,
     rotate_refresh_tokens=True, cors_at_token_endpoint=False, application_type="native",
 )
 SPA = Profile(
     name="spa", public=True, auth_methods=frozenset({"none"}), redirect_kind="web",
-    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_required=True,
+    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_opt_out=False,
     rotate_refresh_tokens=True, cors_at_token_endpoint=True, application_type="web",
 )
 CONFIDENTIAL = Profile(
     name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH, redirect_kind="web",
-    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_required=True,
+    # RFC 9700 §2.1.1 lets a confidential client rely on the OIDC nonce instead of PKCE; we allow
+    # it only when the client is registered so explicitly (PKCE stays the default).
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=True,
     # RFC 9700 §4.14.2: a confidential client's refresh token is bound to its authentication.
     rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL)}
+
+
+def pkce_required(client: Client) -> bool:
+    """PKCE is required unless the profile allows an opt-out and the client took it
+    (RFC 7636; RFC 9700 §2.1.1; public clients never may)."""
+    return not (get_profile(client.profile).pkce_opt_out and client.metadata.get("require_pkce") is False)
 
 
 def get_profile(name: str) -> Profile:

@@ -102,6 +102,14 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
         raise metadata_error("jwks is only used with private_key_jwt")
 
     extra: dict[str, Any] = {}
+    if "require_pkce" in meta:
+        if not isinstance(meta["require_pkce"], bool):
+            raise metadata_error("require_pkce must be a boolean")
+        if meta["require_pkce"] is False:
+            if not profile.pkce_opt_out or "openid" not in scopes:
+                # Without PKCE only the OIDC nonce protects the code (RFC 9700 §2.1.1).
+                raise metadata_error("require_pkce = false is only for confidential OpenID Connect clients")
+            extra["require_pkce"] = False
     for field in _URL_FIELDS:
         if field in meta:
             value = meta[field]
