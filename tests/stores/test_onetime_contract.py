@@ -1,0 +1,120 @@
+"""The one-time store contract, on every implementation: SQL on SQLite, SQL on PostgreSQL, Redis.
+Atomic take-once is what makes codes single-use (RFC 6749 §4.1.2) and replay caches work
+(RFC 7523 §3, OIDC Core §9) on one node or many."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fingrade.store.redis.onetime import RedisOneTimeStore
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.migrate import upgrade
+from fingrade.store.sql.onetime import SqlOneTimeStore
+from support.server import REDIS_URL, _create_pg_database, drop_pg_database
+
+KINDS = ["sqlite", "postgres", "redis"]
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    url = _create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+async def _open(kind: str, tmp: Path, pg_url: str):
+    if kind == "redis":
+        store = RedisOneTimeStore(REDIS_URL, prefix=f"fgcontract:{secrets.token_hex(4)}:")
+        await store.ping()
+        return store, None
+    db = Database(f"sqlite:///{tmp / 'o.db'}" if kind == "sqlite" else pg_url)
+    await upgrade(db)
+    return SqlOneTimeStore(db), db
+
+
+def run(kind: str, tmp: Path, pg_url: str, body) -> None:
+    async def main() -> None:
+        store, db = await _open(kind, tmp, pg_url)
+        try:
+            await body(store)
+        finally:
+            await store.close()
+            if db is not None:
+                await db.close()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_put_get_take(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        await s.put("t", key, {"a": 1}, ttl=30)
+        assert await s.get("t", key) == {"a": 1}
+        assert await s.take("t", key) == {"a": 1}
+        assert await s.take("t", key) is None
+        assert await s.get("t", key) is None
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_consume_has_exactly_one_first_use(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        await s.put("code", key, {"grant_id": "g"}, ttl=30)
+        results = await asyncio.gather(*(s.consume("code", key) for _ in range(20)))
+        assert sum(1 for r in results if r and r[1]) == 1
+        assert all(r is not None and r[0] == {"grant_id": "g"} for r in results)  # reuse stays detectable
+        assert await s.consume("code", "absent") is None
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_concurrent_take_has_one_winner(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        await s.put("i", key, {"x": 1}, ttl=30)
+        results = await asyncio.gather(*(s.take("i", key) for _ in range(20)))
+        assert sum(1 for r in results if r is not None) == 1
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        results = await asyncio.gather(*(s.add("jti", key, ttl=30) for _ in range(10)))
+        assert results.count(True) == 1
+        assert await s.add("jti", key, ttl=30) is False
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_expiry(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        await s.put("t", key, {"a": 1}, ttl=1)
+        assert await s.add("jti", key, ttl=1) is True
+        await asyncio.sleep(2.1)
+        assert await s.get("t", key) is None and await s.take("t", key) is None
+        assert await s.consume("t", key) is None
+        assert await s.add("jti", key, ttl=30) is True  # an expired entry does not block a new one
+        await s.purge_expired()
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_counters(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        assert await s.count("fail", key) == 0
+        counts = await asyncio.gather(*(s.incr("fail", key, ttl=30) for _ in range(5)))
+        assert sorted(counts) == [1, 2, 3, 4, 5]
+        assert await s.count("fail", key) == 5
+        await s.delete("fail", key)
+        assert await s.count("fail", key) == 0
+    run(kind, tmp_path, pg_url, body)
