@@ -1,0 +1,100 @@
+"""Stateless nodes: two server processes sharing one PostgreSQL and one Redis behave as one
+authorization server (DESIGN.md: no in-process state another node would need)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.flow import run_flow
+from joserfc import jws
+
+from support.server import DEMO_SECRET, Server, drop_pg_database, start_server
+
+REDIRECT = "http://127.0.0.1:40111/callback"
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    tmp: Path = tmp_path_factory.mktemp("cluster")
+    fast_reload = {"FINGRADE_KEY_RELOAD_SECONDS": "1"}
+    a = start_server(tmp, backend="postgres", extra_env=fast_reload)
+    # Behind one load balancer every node has the same issuer.
+    b = start_server(tmp, backend="postgres", database_url=a.env["FINGRADE_DATABASE_URL"], secrets_from=a,
+                     extra_env={**fast_reload, "FINGRADE_ISSUER": a.issuer})
+    yield a, b
+    a.stop()
+    b.stop()
+    drop_pg_database(a.env["FINGRADE_DATABASE_URL"])
+
+
+def _token(node: Server, code: str, verifier: str) -> httpx.Response:
+    with node.client() as c:
+        return c.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                      "client_id": "demo-native", "code_verifier": verifier})
+
+
+def test_code_from_one_node_redeems_on_the_other(nodes: tuple[Server, Server]) -> None:
+    a, b = nodes
+    with a.client(follow_redirects=False) as browser:
+        got = run_flow(browser, "demo-native", REDIRECT)
+    resp = _token(b, got.code, got.verifier)
+    assert resp.status_code == 200, resp.text
+    # The access token minted by node B is accepted by node A (shared keys, shared revocation state).
+    with a.client() as c:
+        info = c.get("/userinfo", headers={"Authorization": "Bearer " + resp.json()["access_token"]})
+    assert info.status_code == 200
+    # A second redemption, on either node, fails (RFC 6749 §4.1.2).
+    assert _token(a, got.code, got.verifier).json()["error"] == "invalid_grant"
+
+
+def test_concurrent_redemption_on_two_nodes_has_one_winner(nodes: tuple[Server, Server]) -> None:
+    """RFC 6749 §4.1.2 / RFC 9700 §4.5: of two simultaneous redemptions, exactly one succeeds."""
+    a, b = nodes
+    for _ in range(5):
+        with a.client(follow_redirects=False) as browser:
+            got = run_flow(browser, "demo-native", REDIRECT)
+        results: list[int] = []
+        barrier = threading.Barrier(4)
+
+        def redeem(node: Server) -> None:
+            with node.client() as c:
+                barrier.wait()
+                results.append(c.post("/token", data={
+                    "grant_type": "authorization_code", "code": got.code, "redirect_uri": REDIRECT,
+                    "client_id": "demo-native", "code_verifier": got.verifier}).status_code)
+
+        threads = [threading.Thread(target=redeem, args=(n,)) for n in (a, b, a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [200, 400, 400, 400], results
+
+
+def _signing_kid(node: Server) -> str:
+    with node.client() as c:
+        resp = c.post("/token", auth=("demo-backend", DEMO_SECRET),
+                      data={"grant_type": "client_credentials", "scope": "accounts"})
+        assert resp.status_code == 200
+        return jws.extract_compact(resp.json()["access_token"].encode()).protected["kid"]
+
+
+def test_key_rotation_reaches_both_nodes_without_restart(nodes: tuple[Server, Server]) -> None:
+    a, b = nodes
+    with a.client() as c:
+        before = {k["kid"] for k in c.get("/jwks").json()["keys"]}
+    old_kid = _signing_kid(a)
+    a.cli("keys", "rotate")
+    time.sleep(1.5)  # key_reload_seconds = 1 on these nodes
+    new_kids = {_signing_kid(a), _signing_kid(b)}
+    assert len(new_kids) == 1 and old_kid not in new_kids
+    # Every key published before the rotation is still published (tokens they signed still verify).
+    with b.client() as c:
+        after = {k["kid"] for k in c.get("/jwks").json()["keys"]}
+    assert before <= after and len(after) == len(before) + 1
