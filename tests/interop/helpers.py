@@ -26,6 +26,8 @@ def user_part(browser: httpx.Client, url: str, redirect_uri: str, username: str 
         resp = follow_to_client(browser, resp, prefix)
     if resp.status_code == 200 and 'name="decision"' in resp.text:
         resp = consent(browser, resp, decision)
+    elif decision != "approve":
+        raise AssertionError("no consent page was shown, so the user could not deny (remembered consent?)")
     assert resp.status_code == 303, (resp.status_code, resp.text[:500])
     location = resp.headers["location"]
     assert location.startswith(prefix), location

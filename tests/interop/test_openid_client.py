@@ -36,11 +36,13 @@ class NodeRun:
 
 def run_openid_client(node: str, server: Server, browser: httpx.Client, client_id: str, redirect_uri: str,
                       secret: str | None = None, scope: str = "openid profile email offline_access",
-                      tamper=None, decision: str = "approve") -> NodeRun:
-    env = {**os.environ, "NODE_EXTRA_CA_CERTS": server.ca}
-    env.pop("OIDC_CLIENT_SECRET", None)
+                      tamper=None, decision: str = "approve", prompt: str | None = None) -> NodeRun:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OIDC_")}
+    env["NODE_EXTRA_CA_CERTS"] = server.ca  # trust the server's self-signed development certificate
     if secret is not None:
         env["OIDC_CLIENT_SECRET"] = secret
+    if prompt is not None:
+        env["OIDC_PROMPT"] = prompt
     proc = subprocess.Popen([node, str(NODE_DIR / "pkce-flow.mjs"), server.issuer, client_id, redirect_uri, scope],
                             cwd=NODE_DIR, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -132,7 +134,9 @@ def test_openid_client_accepts_the_denial_as_an_authorization_error(node: str, s
     """RFC 6749 §4.1.2.1 access_denied after the user denies consent, carrying `iss` as every
     authorization response must (RFC 9207 §2): openid-client checks iss before it looks at the error,
     so a missing iss would surface as OAUTH_INVALID_RESPONSE instead."""
-    run = run_openid_client(node, server, browser, "demo-native", NATIVE_REDIRECT, decision="deny")
+    # prompt=consent (OIDC Core §3.1.2.1): alice's consent may be remembered from an earlier test.
+    run = run_openid_client(node, server, browser, "demo-native", NATIVE_REDIRECT, decision="deny",
+                            prompt="consent")
     assert run.result["step"] == "error", run.result
     assert run.result["code"] == "OAUTH_AUTHORIZATION_RESPONSE_ERROR", run.result
     assert run.result["error"] == "access_denied", run.result

@@ -4,6 +4,7 @@
 //   (or OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_REDIRECT_URI, OIDC_SCOPE in the environment).
 //   OIDC_CLIENT_SECRET in the environment makes it a confidential client (client_secret_basic);
 //   without it the client is public (token_endpoint_auth_method "none").
+//   OIDC_PROMPT, if set, is sent as the prompt parameter (e.g. "consent").
 //   The secret is read from the environment only, so that it never shows in a process listing.
 //
 // Protocol on stdio, one JSON object per line:
@@ -22,6 +23,7 @@ const clientId = clientIdArg ?? process.env.OIDC_CLIENT_ID
 const redirectUri = redirectArg ?? process.env.OIDC_REDIRECT_URI
 const scope = scopeArg ?? process.env.OIDC_SCOPE ?? 'openid profile email offline_access'
 const clientSecret = process.env.OIDC_CLIENT_SECRET
+const prompt = process.env.OIDC_PROMPT
 
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
@@ -50,14 +52,16 @@ async function main() {
   const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier)
   const state = client.randomState()
   const nonce = client.randomNonce()
-  const url = client.buildAuthorizationUrl(config, {
+  const params = {
     redirect_uri: redirectUri,
     scope,
     code_challenge: codeChallenge,
     code_challenge_method: 'S256',
     state,
     nonce,
-  })
+  }
+  if (prompt) params.prompt = prompt
+  const url = client.buildAuthorizationUrl(config, params)
   emit({ step: 'authorize', url: url.href, state, nonce, server: config.serverMetadata() })
 
   const callback = new URL(await readLine())
