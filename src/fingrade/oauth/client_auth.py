@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, guess_key
 
 from .context import Core
 from .crypto import equal, keyed_hash
@@ -115,9 +115,8 @@ def verify_client_jwt(core: Core, token: str, client: Client) -> dict[str, Any]:
         obj = jws.deserialize_compact(token, keyset, algorithms=list(ALLOWED_ALGS))
     except JoseError as exc:
         raise invalid_client("client_assertion signature is not valid", debug=type(exc).__name__) from None
-    key = keyset.get_by_kid(obj.protected["kid"]) if obj.protected.get("kid") else None
-    if key is not None:
-        check_key_strength(key, invalid_client)
+    # The key joserfc verified with (by kid, or the only key when there is no kid), whatever the header says.
+    check_key_strength(guess_key(keyset, obj), invalid_client)
     claims = parse_claims(obj.payload)
     now = core.clock()
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -10,6 +11,9 @@ from .errors import invalid_request
 
 MAX_PARAMS = 64
 MAX_PARAM_LENGTH = 8192
+# RFC 3986 §2.1: '%' starts a two-hex-digit escape. parse_qsl would keep a bad one as literal text,
+# which another component may read differently, so it is refused.
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ def parse_params(raw: bytes) -> dict[str, str]:
     §3.1: parameters MUST NOT be included more than once, and parameters sent without a value
     MUST be treated as if they were omitted. Bad percent-encoding or UTF-8 is a client error.
     """
+    if _BAD_ESCAPE.search(raw):
+        raise invalid_request("request parameters have a malformed percent-encoding")
     try:
         text = raw.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8",

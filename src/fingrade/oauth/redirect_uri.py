@@ -49,14 +49,15 @@ def validate_registered(uri: str, kind: str) -> None:
         raise RedirectUriError("redirect URI must not contain a fragment (RFC 6749 §3.1.2)")
     parts = urlsplit(uri)
     scheme = parts.scheme
-    if not scheme or scheme != scheme.lower():
+    # urlsplit lower-cases scheme and hostname, so the case checks look at the raw text.
+    if not scheme or not uri.startswith(scheme + ":"):
         raise RedirectUriError("redirect URI needs a lower-case scheme")
     if scheme in _FORBIDDEN_SCHEMES:
         raise RedirectUriError(f"redirect URI scheme {scheme!r} is not allowed")
     if scheme == "https":
         if not parts.hostname or parts.username is not None or parts.password is not None or "@" in parts.netloc:
             raise RedirectUriError("https redirect URI needs a host and no user information")
-        if parts.hostname != parts.hostname.lower():
+        if parts.netloc != parts.netloc.lower():
             raise RedirectUriError("redirect URI host must be lower case")
         if any(seg in (".", "..") for seg in parts.path.split("/")) or "%2e" in parts.path.lower():
             raise RedirectUriError("redirect URI path must not contain dot segments")

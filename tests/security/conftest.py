@@ -1,0 +1,23 @@
+"""Fixtures for the attack tests against the real server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from support.server import Server
+
+from .kit import Kit
+
+
+@pytest.fixture(scope="session")
+def resource_server(server: Server) -> tuple[str, str]:
+    """A confidential client allowed to introspect tokens issued to other clients (RFC 7662 §4)."""
+    out = server.add_client("--name", "Bank API", "--profile", "confidential", "--grant-type", "client_credentials",
+                            "--scope", "accounts", "--resource-server")
+    return out["client_id"], out["client_secret"]
+
+
+@pytest.fixture
+def kit(server: Server, browser: httpx.Client, resource_server: tuple[str, str]) -> Kit:
+    return Kit(server, browser, resource_server)
