@@ -172,8 +172,9 @@ def error_url(core: Core, err: RedirectError) -> str:
 def login_needed(req: AuthorizationRequest, session: Session | None, now: int) -> bool:
     if session is None:
         return True
-    # OIDC Core §3.1.2.1: max_age bounds how long ago the user actively authenticated.
-    return req.max_age is not None and now - session.auth_time > req.max_age
+    # OIDC Core §3.1.2.1: max_age bounds how long ago the user actively authenticated, and
+    # "max_age=0 is equivalent to prompt=login" (auth_time has whole seconds: 0 elapsed is not > 0).
+    return req.max_age is not None and (req.max_age == 0 or now - session.auth_time > req.max_age)
 
 
 async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) -> bool:
