@@ -1,0 +1,291 @@
+"""The benchmark scenarios of issue 2. Each scenario prepares what a run needs (pools of
+pre-signed assertions, pre-minted tokens, logged-in workers) outside the timed window, then
+gives every worker an operation to repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from driver import Connection, CookieJar, HttpError, MakeOp, Op, Target, basic, build_request, form, pkce_pair, \
+    query_of
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+REDIRECT_URI = "http://127.0.0.1:8765/callback"  # demo-native: loopback redirect, any port (RFC 8252 §7.3)
+CSRF = re.compile(rb'name="csrf_token" value="([^"]+)"')
+LOGIN_ACTION = re.compile(rb'action="(/interaction/[^"]+/login)"')
+CONSENT_ACTION = re.compile(rb'action="(/interaction/[^"]+/consent)"')
+
+
+@dataclass
+class Bench:
+    """Everything the scenarios need to know about the server under test."""
+
+    target: Target
+    discovery: dict[str, Any]
+    demo_secret: str
+    demo_password: str
+    jwt_client_id: str = ""
+    jwt_key: ec.EllipticCurvePrivateKey | None = None
+    jwt_kid: str = ""
+    rs_client_id: str = ""
+    rs_secret: str = ""
+    state: dict[str, Any] = field(default_factory=dict)  # per-scenario state across runs
+
+    @property
+    def issuer(self) -> str:
+        return self.discovery["issuer"]
+
+    def path(self, endpoint: str) -> str:
+        """Endpoint path from the discovery document (the driver talks only to the server's own host)."""
+        parts = urlsplit(self.discovery[endpoint])
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _expect(resp: Any, status: int, what: str) -> None:
+    if resp.status != status:
+        raise HttpError(f"{what}: HTTP {resp.status}: {resp.body[:200]!r}")
+
+
+# -- static requests --------------------------------------------------------------------------
+
+def cc_basic_request(b: Bench) -> bytes:
+    body = form({"grant_type": "client_credentials", "scope": "accounts"})
+    return build_request(b.target, "POST", b.path("token_endpoint"),
+                         {"Authorization": basic("demo-backend", b.demo_secret)}, body)
+
+
+def static(raw: bytes, status: int = 200, must_contain: bytes | None = None) -> MakeOp:
+    async def make(i: int, conn: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            resp = await c.send(raw)
+            _expect(resp, status, "request")
+            if must_contain is not None and must_contain not in resp.body:
+                raise HttpError(f"unexpected body {resp.body[:200]!r}")
+        return op
+    return make
+
+
+async def prepare_null(b: Bench, run: int) -> MakeOp:
+    return static(cc_basic_request(b), must_contain=b'"access_token"')
+
+
+async def prepare_discovery(b: Bench, run: int) -> MakeOp:
+    raw = build_request(b.target, "GET", "/.well-known/openid-configuration")
+    return static(raw, must_contain=b'"issuer"')
+
+
+async def prepare_cc_basic(b: Bench, run: int) -> MakeOp:
+    return static(cc_basic_request(b), must_contain=b'"access_token"')
+
+
+# -- client_credentials with private_key_jwt ---------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_assertion(b: Bench, now: int) -> str:
+    """RFC 7523 §3: iss = sub = client_id, aud = the issuer string, unique jti, short exp; ES256."""
+    assert b.jwt_key is not None
+    header = _b64(orjson.dumps({"alg": "ES256", "kid": b.jwt_kid, "typ": "JWT"}))
+    payload = _b64(orjson.dumps({"iss": b.jwt_client_id, "sub": b.jwt_client_id, "aud": b.issuer,
+                                 "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 60}))
+    signing_input = f"{header}.{payload}".encode()
+    r, s = utils.decode_dss_signature(b.jwt_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+    return f"{header}.{payload}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def jwt_request(b: Bench, assertion: str) -> bytes:
+    body = form({"grant_type": "client_credentials", "scope": "accounts",
+                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    return build_request(b.target, "POST", b.path("token_endpoint"), None, body)
+
+
+async def prepare_cc_jwt(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """Pre-sign one assertion per expected request (from the previous run's rate, with margin), so
+    the driver's signing is outside the window. exp is now+60, so a run must fit in ~55 s."""
+    if warmup + duration > 50:
+        raise SystemExit("cc_jwt: assertions expire 60 s after signing; keep warmup + duration <= 50 s")
+    expected = b.state.get("cc_jwt_rate", 3000.0) * 1.5
+    count = int(expected * (warmup + duration)) + 2000
+    now = int(time.time())
+    t0 = time.perf_counter()
+    pool = [jwt_request(b, sign_assertion(b, now)) for _ in range(count)]
+    b.state["cc_jwt_sign_s"] = time.perf_counter() - t0
+    b.state["cc_jwt_inline"] = 0
+    it = iter(pool)
+
+    async def make(i: int, conn: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            raw = next(it, None)
+            if raw is None:  # pool ran dry: sign here, and report that it happened
+                b.state["cc_jwt_inline"] += 1
+                raw = jwt_request(b, sign_assertion(b, int(time.time())))
+            resp = await c.send(raw)
+            _expect(resp, 200, "token")
+        return op
+    return make
+
+
+# -- introspection ----------------------------------------------------------------------------
+
+async def prepare_introspect(b: Bench, run: int, conn: Connection, pool_size: int = 512) -> MakeOp:
+    """A resource server introspects access tokens (RFC 7662) minted just before the run."""
+    raw = cc_basic_request(b)
+    tokens = []
+    for _ in range(pool_size):
+        resp = await conn.send(raw)
+        _expect(resp, 200, "minting a token to introspect")
+        tokens.append(orjson.loads(resp.body)["access_token"])
+    auth = {"Authorization": basic(b.rs_client_id, b.rs_secret)}
+    path = b.path("introspection_endpoint")
+    requests = [build_request(b.target, "POST", path, auth, form({"token": t, "token_type_hint": "access_token"}))
+                for t in tokens]
+
+    async def make(i: int, c0: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            resp = await c.send(requests[(i * 7919 + n) % len(requests)])
+            _expect(resp, 200, "introspect")
+            if not resp.body.startswith(b'{"active":true'):
+                raise HttpError(f"token not active: {resp.body[:200]!r}")
+        return op
+    return make
+
+
+# -- browser flows ----------------------------------------------------------------------------
+
+def authorize_path(b: Bench, challenge: str, state: str, nonce: str, **extra: str) -> str:
+    params = {"response_type": "code", "client_id": "demo-native", "redirect_uri": REDIRECT_URI,
+              "scope": "openid profile", "state": state, "nonce": nonce, "code_challenge": challenge,
+              "code_challenge_method": "S256", **extra}
+    return b.path("authorization_endpoint") + "?" + urlencode(params)
+
+
+async def _get(b: Bench, conn: Connection, jar: CookieJar, path: str) -> Any:
+    resp = await conn.send(build_request(b.target, "GET", path, jar.header()))
+    jar.update(resp)
+    return resp
+
+
+async def _post(b: Bench, conn: Connection, jar: CookieJar, path: str, params: dict[str, str]) -> Any:
+    resp = await conn.send(build_request(b.target, "POST", path, jar.header(), form(params)))
+    jar.update(resp)
+    return resp
+
+
+def _location(resp: Any) -> str:
+    loc = resp.header(b"location")
+    if resp.status != 303 or loc is None:
+        raise HttpError(f"expected a 303 redirect, got HTTP {resp.status}: {resp.body[:200]!r}")
+    return loc.decode()
+
+
+async def password_login(b: Bench, conn: Connection, jar: CookieJar, username: str) -> str:
+    """Authorization request -> login page -> POST the password. Returns where the login sends us."""
+    verifier, challenge = pkce_pair()
+    loc = _location(await _get(b, conn, jar, authorize_path(b, challenge, secrets.token_urlsafe(12),
+                                                            secrets.token_urlsafe(12), prompt="login")))
+    if not loc.startswith("/interaction/"):
+        raise HttpError(f"expected the login page, got redirected to {loc[:120]}")
+    page = await _get(b, conn, jar, loc)
+    _expect(page, 200, "login page")
+    csrf, action = CSRF.search(page.body), LOGIN_ACTION.search(page.body)
+    if not csrf or not action:
+        raise HttpError("no login form on the page")
+    resp = await _post(b, conn, jar, action.group(1).decode(),
+                       {"username": username, "password": b.demo_password, "csrf_token": csrf.group(1).decode()})
+    return _location(resp)
+
+
+async def prepare_login(b: Bench, run: int) -> MakeOp:
+    """Password logins per second: every op is a fresh sign-in with argon2id verification."""
+    async def make(i: int, conn: Connection) -> Op:
+        jar = CookieJar()
+        username = ("alice", "bob")[i % 2]
+
+        async def op(c: Connection, n: int) -> None:
+            await password_login(b, c, jar, username)
+            if "__Host-fg_session" not in jar.cookies:
+                raise HttpError("login did not set a session cookie")
+            jar.cookies.pop("__Host-fg_session")  # the next op signs in again
+        return op
+    return make
+
+
+async def sign_in_once(b: Bench, conn: Connection, jar: CookieJar, username: str) -> None:
+    """Log in, and consent if asked, so later authorization requests come straight back."""
+    loc = await password_login(b, conn, jar, username)
+    for _ in range(4):
+        if loc.startswith(REDIRECT_URI):
+            return
+        page = await _get(b, conn, jar, loc)
+        if page.status == 303:
+            loc = _location(page)
+            continue
+        _expect(page, 200, "interaction page")
+        csrf, action = CSRF.search(page.body), CONSENT_ACTION.search(page.body)
+        if not csrf or not action:
+            raise HttpError("expected the consent page")
+        loc = _location(await _post(b, conn, jar, action.group(1).decode(),
+                                    {"decision": "approve", "csrf_token": csrf.group(1).decode()}))
+    raise HttpError("sign-in did not come back to the client")
+
+
+async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
+    """The returning user: GET /authorize -> 303 with the code -> POST /token (PKCE, public client)."""
+    token_path = b.path("token_endpoint")
+
+    jars: dict[int, CookieJar] = b.state.setdefault("code_flow_jars", {})
+    # One sign-in at a time: concurrent first consents of one user race in the server's
+    # save_consent on PostgreSQL (select-then-insert -> duplicate key -> HTTP 500; reported).
+    # Sign-in is argon2-bound on one core anyway, so serialising costs no setup time.
+    sign_in_lock = b.state.setdefault("sign_in_lock", asyncio.Lock())
+
+    async def make(i: int, conn: Connection) -> Op:
+        # Sessions outlive a run (8 h): later runs reuse the worker's cookie jar, as a returning user would.
+        jar = jars.get(i)
+        if jar is None:
+            jar = jars[i] = CookieJar()
+            async with sign_in_lock:
+                await sign_in_once(b, conn, jar, ("alice", "bob")[i % 2])
+
+        async def op(c: Connection, n: int) -> None:
+            verifier, challenge = pkce_pair()
+            state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+            loc = _location(await _get(b, c, jar, authorize_path(b, challenge, state, nonce)))
+            if not loc.startswith(REDIRECT_URI + "?"):
+                raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
+            params = query_of(loc)
+            if params.get("state") != state or "code" not in params:
+                raise HttpError(f"bad authorization response {loc[:200]}")
+            # The token request is the app's, not the browser's: no cookies.
+            resp = await c.send(build_request(b.target, "POST", token_path, None, form({
+                "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier, "client_id": "demo-native"})))
+            _expect(resp, 200, "token")
+            if b'"id_token"' not in resp.body:
+                raise HttpError("no id_token in the token response")
+        return op
+    return make
+
+
+SCENARIOS = {
+    "null": "driver ceiling: the cc_basic request against a do-nothing server",
+    "discovery": "GET discovery document (framework + TLS floor of the server)",
+    "cc_basic": "client_credentials, client_secret_basic",
+    "cc_jwt": "client_credentials, private_key_jwt (ES256, pre-signed)",
+    "code_flow": "returning user: authorize -> 303 with code -> token (PKCE), flows/s",
+    "login": "password logins (argon2id, production parameters), logins/s",
+    "introspect": "introspection of access tokens by a resource server",
+}
