@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -195,3 +196,5 @@ def _finish(s: Settings) -> None:
         raise ConfigError("argon2: memory at least 8192 KiB and time cost at least 1")
     if not s.database_url:
         s.database_url = f"sqlite:///{(s.data_path / 'fingrade.db').resolve()}"
+    if not re.match(r"(sqlite|postgresql)(\+\w+)?://", s.database_url):
+        raise ConfigError("database_url: must be a sqlite:///path or postgresql://user@host/db URL")

@@ -173,6 +173,13 @@ def client_metadata(core: Core, client: Client) -> dict[str, Any]:
     return out
 
 
+def client_information(core: Core, client: Client, registration_access_token: str) -> dict[str, Any]:
+    """RFC 7592 §3: the client information response REQUIRES the management URI and token. Only the
+    token's hash is stored, so reads and updates return the token the client presented."""
+    return {**client_metadata(core, client), "registration_access_token": registration_access_token,
+            "registration_client_uri": core.url("/register/" + client.client_id)}
+
+
 def _bearer(request: HttpRequest) -> str | None:
     header = request.header("authorization") or ""
     scheme, _, token = header.partition(" ")
@@ -213,11 +220,9 @@ async def register_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
         client.registration_token_hash = token_hash(rat)
         await core.store.save_client(client)
         await core.store.audit("client_registered", core.clock(), client_id=client.client_id, ip=request.client_ip)
-        body = client_metadata(core, client)
+        body = client_information(core, client, rat)
         if secret:
             body["client_secret"] = secret
-        body["registration_access_token"] = rat
-        body["registration_client_uri"] = core.url("/register/" + client.client_id)
         return HttpResponse(201, dict(NO_STORE), json=body)
     except OAuthError as exc:
         return _error(exc)
@@ -236,7 +241,7 @@ async def manage_endpoint(core: Core, request: HttpRequest, client_id: str) -> H
             raise invalid_token("the registration access token is not valid")
         now = core.clock()
         if request.method == "GET":
-            return HttpResponse(200, dict(NO_STORE), json=client_metadata(core, client))
+            return HttpResponse(200, dict(NO_STORE), json=client_information(core, client, token))
         if request.method == "DELETE":
             await core.store.delete_client(client_id)
             await core.store.audit("client_deleted", now, client_id=client_id, ip=request.client_ip)
@@ -255,7 +260,7 @@ async def manage_endpoint(core: Core, request: HttpRequest, client_id: str) -> H
         updated, secret = build_client(core, meta, existing=client)
         await core.store.save_client(updated)
         await core.store.audit("client_updated", now, client_id=client_id, ip=request.client_ip)
-        body = client_metadata(core, updated)
+        body = client_information(core, updated, token)
         if secret:
             body["client_secret"] = secret
         return HttpResponse(200, dict(NO_STORE), json=body)

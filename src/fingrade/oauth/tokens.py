@@ -95,4 +95,7 @@ async def verify_access_token(core: Core, token: str) -> dict[str, Any]:
         raise invalid_token("the access token has expired")
     if not await core.store.token_status(str(claims.get("jti")), claims.get("grant_id")):
         raise invalid_token("the access token has been revoked")
+    # A client_credentials token has no grant to revoke: it dies with its client (RFC 7592 §2.3).
+    if claims.get("grant_id") is None and await core.store.get_client(str(claims.get("client_id"))) is None:
+        raise invalid_token("the client of this access token no longer exists")
     return claims
