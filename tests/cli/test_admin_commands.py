@@ -1,0 +1,161 @@
+"""`fingrade clients|users|migrate` against the stores of the running server (both backends)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import httpx
+
+from support.flow import authorize_url, follow_to_client, login, pkce_pair, run_flow
+from support.server import Server
+
+REDIRECT = "https://localhost:9443/callback"
+
+
+def _fresh_browser(server: Server) -> httpx.Client:
+    return server.client(follow_redirects=False)
+
+
+def _exchange(browser: httpx.Client, got, auth: tuple[str, str]) -> httpx.Response:
+    return browser.post("/token", auth=auth, data={"grant_type": "authorization_code", "code": got.code,
+                                                   "redirect_uri": got.redirect_uri, "code_verifier": got.verifier})
+
+
+def _no_traceback(proc) -> None:
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+def test_clients_add_list_show(server: Server) -> None:
+    """`clients add` prints the client's metadata and, once, its generated secret; `list` and `show`
+    display it; nothing ever prints the stored secret hash."""
+    name = "CLI fintech " + secrets.token_hex(3)
+    added = server.add_client("--name", name, "--profile", "confidential", "--redirect-uri", REDIRECT,
+                              "--scope", "openid accounts")
+    cid, secret = added["client_id"], added["client_secret"]
+    assert added["token_endpoint_auth_method"] == "client_secret_basic" and len(secret) >= 43
+    assert added["redirect_uris"] == [REDIRECT] and added["scope"] == "openid accounts"
+    listed = server.cli("clients", "list").stdout
+    assert f"{cid}\tconfidential\tclient_secret_basic\t{name}" in listed.splitlines()
+    shown = server.cli("clients", "show", cid).stdout
+    assert secret not in shown and "secret_hash" not in shown
+    assert json.loads(shown)["client_id"] == cid
+    # The secret printed once is the one that works (RFC 6749 §2.3.1).
+    with server.client() as http:
+        resp = http.post("/token", auth=(cid, secret), data={"grant_type": "client_credentials", "scope": "accounts"})
+    assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client"  # not registered for it
+    with _fresh_browser(server) as browser:
+        got = run_flow(browser, cid, REDIRECT, scope="openid accounts")
+        assert _exchange(browser, got, (cid, secret)).status_code == 200
+
+
+def test_clients_add_spa_and_native(server: Server) -> None:
+    spa = server.add_client("--name", "CLI spa", "--profile", "spa", "--redirect-uri", "https://app.example/cb")
+    assert "client_secret" not in spa and spa["token_endpoint_auth_method"] == "none"
+    assert json.loads(server.cli("clients", "show", spa["client_id"]).stdout)["allowed_origins"] == [
+        "https://app.example"]
+    native = server.add_client("--name", "CLI native", "--profile", "native", "--redirect-uri",
+                               "http://127.0.0.1/cb", "--redirect-uri", "org.example.app:/cb")
+    assert "client_secret" not in native and native["application_type"] == "native"
+
+
+def test_clients_add_refuses_bad_metadata(server: Server) -> None:
+    """The CLI uses the registration validator (RFC 7591 §3.2.2 errors), exit code 2, no traceback."""
+    for args, error in ((["--redirect-uri", "javascript:alert(1)"], "invalid_redirect_uri"),
+                        (["--redirect-uri", "http://fintech.example/cb"], "invalid_redirect_uri"),
+                        (["--redirect-uri", REDIRECT, "--scope", "openid admin"], "invalid_client_metadata")):
+        proc = server.cli("clients", "add", "--name", "Bad", "--profile", "confidential", *args, check=False)
+        assert proc.returncode == 2, proc
+        assert error in proc.stderr
+        _no_traceback(proc)
+    proc = server.cli("clients", "add", "--name", "Dup", "--profile", "native", "--redirect-uri",
+                      "http://127.0.0.1/cb", "--client-id", "demo-native", check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+
+
+def test_clients_remove_revokes_its_grants(server: Server) -> None:
+    """`clients remove`: the client is gone and every grant it held is revoked (its tokens stop working)."""
+    added = server.add_client("--name", "Short-lived", "--profile", "confidential", "--redirect-uri", REDIRECT,
+                              "--scope", "openid offline_access accounts")
+    cid, secret = added["client_id"], added["client_secret"]
+    with _fresh_browser(server) as browser:
+        got = run_flow(browser, cid, REDIRECT, scope="openid offline_access accounts")
+        tokens = _exchange(browser, got, (cid, secret)).json()
+        assert browser.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).status_code == 200
+
+        removed = server.cli("clients", "remove", cid)
+        assert removed.returncode == 0 and "revoked" in removed.stdout
+
+        resp = browser.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
+        assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
+        resp = browser.post("/token", auth=(cid, secret), data={"grant_type": "refresh_token",
+                                                                "refresh_token": tokens["refresh_token"]})
+        # invalid_client once the server's short client cache has expired, invalid_grant before: the
+        # grant is revoked either way.
+        assert resp.status_code in (400, 401) and resp.json()["error"] in ("invalid_grant", "invalid_client")
+    assert cid not in server.cli("clients", "list").stdout
+    assert server.cli("clients", "show", cid, check=False).returncode == 1
+    assert server.cli("clients", "remove", cid, check=False).returncode == 1
+
+
+# -- users ------------------------------------------------------------------------------------
+
+def _can_log_in(server: Server, username: str, password: str) -> bool:
+    with _fresh_browser(server) as browser:
+        resp = browser.get(authorize_url("demo-native", "http://127.0.0.1:5555/callback", pkce_pair()[1], "openid"))
+        page = follow_to_client(browser, resp, "http://127.0.0.1:5555/callback")
+        assert 'name="password"' in page.text
+        return login(browser, page, username, password).status_code == 303
+
+
+def test_users_add_list_and_log_in(server: Server) -> None:
+    """`users add --password-stdin` creates an argon2id-hashed user who can sign in."""
+    username, password = "cli" + secrets.token_hex(4), "correct horse battery staple"
+    proc = server.cli("users", "add", username, "--name", "Cli User", "--email", f"{username}@example.test",
+                      "--password-stdin", input=password + "\n")
+    assert proc.returncode == 0 and username in proc.stdout
+    line = next(l for l in server.cli("users", "list").stdout.splitlines() if l.startswith(username + "\t"))
+    assert line.endswith("active") and "Cli User" in line and password not in line
+    assert _can_log_in(server, username, password)
+    again = server.cli("users", "add", username, "--password-stdin", input=password + "\n", check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_users_short_password_is_refused(server: Server) -> None:
+    """NIST SP 800-63B §3.1.1.2: at least 12 characters (length, not composition). Exit 2, no user."""
+    username = "short" + secrets.token_hex(4)
+    proc = server.cli("users", "add", username, "--password-stdin", input="elevenchars\n", check=False)
+    assert proc.returncode == 2 and "at least 12 characters" in proc.stderr
+    _no_traceback(proc)
+    assert username not in server.cli("users", "list").stdout
+
+
+def test_users_set_password(server: Server) -> None:
+    username, old, new = "setpw" + secrets.token_hex(4), "the first password", "the second password"
+    server.cli("users", "add", username, "--password-stdin", input=old + "\n")
+    proc = server.cli("users", "set-password", username, "--password-stdin", input=new + "\n")
+    assert proc.returncode == 0 and "changed" in proc.stdout
+    assert _can_log_in(server, username, new)
+    assert not _can_log_in(server, username, old)
+    short = server.cli("users", "set-password", username, "--password-stdin", input="too short\n", check=False)
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    _no_traceback(short)
+    assert _can_log_in(server, username, new)
+    missing = server.cli("users", "set-password", "nobody-" + secrets.token_hex(3), "--password-stdin",
+                         input=new + "\n", check=False)
+    assert missing.returncode == 1 and "no such user" in missing.stderr
+
+
+# -- migrate ----------------------------------------------------------------------------------
+
+def test_migrate_is_idempotent(server: Server) -> None:
+    """`fingrade migrate` on an up-to-date database (the running server's) changes nothing and succeeds."""
+    before = server.cli("clients", "list").stdout
+    for _ in range(2):
+        proc = server.cli("migrate")
+        assert proc.returncode == 0 and "latest schema" in proc.stdout
+    assert server.cli("clients", "list").stdout == before
+    with server.client() as http:
+        assert http.get("/healthz").status_code == 200

@@ -1,0 +1,318 @@
+"""The authorization endpoint (RFC 6749 §4.1.1-§4.1.2.1, OIDC Core §3.1.2): methods, prompt, max_age,
+remembered consent, and where errors go."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from integration_helpers import (BACKEND_REDIRECT, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT, audit_events,
+                                 authorize_steps, exchange, new_confidential_client, new_user, user_id)
+from support.flow import authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.server import DEMO_PASSWORD, Server
+
+# RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+DESCRIPTION = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')
+
+
+def _id_token(http: httpx.Client, tokens: dict) -> dict:
+    return jwt.decode(tokens["id_token"], KeySet.import_key_set(http.get("/jwks").json())).claims
+
+
+def _params(client_id: str = "demo-native", redirect_uri: str = NATIVE_REDIRECT, scope: str = "openid",
+            **extra: str) -> dict[str, str]:
+    _, challenge = pkce_pair()
+    return {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
+            "state": secrets.token_urlsafe(8), "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+
+
+# -- GET and POST -----------------------------------------------------------------------------
+
+def test_post_form_works_like_get(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.1: the authorization endpoint MUST support GET and POST (form-encoded)."""
+    verifier, challenge = pkce_pair()
+    params = {"response_type": "code", "client_id": "demo-native", "redirect_uri": NATIVE_REDIRECT,
+              "scope": "openid profile", "state": "post-state", "code_challenge": challenge,
+              "code_challenge_method": "S256", "nonce": "post-nonce"}
+    resp = browser.post("/authorize", data=params)
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/interaction/")
+    page = browser.get(resp.headers["location"])
+    resp = login(browser, page, "alice", DEMO_PASSWORD)
+    resp = browser.get(resp.headers["location"])
+    if resp.status_code == 200:
+        resp = consent(browser, resp)
+    assert resp.status_code == 303
+    got = query_of(resp.headers["location"])
+    assert got["state"] == "post-state" and got["iss"] == server.issuer and got["code"]
+    tokens = browser.post("/token", data={"grant_type": "authorization_code", "code": got["code"],
+                                          "redirect_uri": NATIVE_REDIRECT, "client_id": "demo-native",
+                                          "code_verifier": verifier})
+    assert tokens.status_code == 200, tokens.text
+    assert _id_token(browser, tokens.json())["nonce"] == "post-nonce"
+    # With the session now in place, a POST goes straight back with a code, as a GET would.
+    resp = browser.post("/authorize", data={**params, "state": "second"})
+    assert resp.status_code == 303 and query_of(resp.headers["location"])["state"] == "second"
+    assert query_of(resp.headers["location"])["code"]
+
+
+def test_post_needs_a_form_body(browser: httpx.Client) -> None:
+    resp = browser.post("/authorize", content=b'{"client_id": "demo-native"}',
+                        headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and "location" not in resp.headers
+
+
+# -- prompt and max_age -----------------------------------------------------------------------
+
+def test_prompt_none_without_session_is_login_required(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.6: prompt=none and no signed-in user → login_required, to the redirect URI."""
+    params = _params(prompt="none")
+    resp = browser.get("/authorize?" + urlencode(params))
+    assert resp.status_code == 303
+    got = query_of(resp.headers["location"])
+    assert got["error"] == "login_required" and got["state"] == params["state"] and got["iss"] == server.issuer
+
+
+def test_prompt_none_with_session_and_consent_returns_a_code(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.1 prompt=none: no page is shown; with a session and consent → a code."""
+    first = run_flow(browser, "demo-native", NATIVE_REDIRECT, scope="openid profile")
+    assert exchange(browser, first, client_id="demo-native").status_code == 200
+    params = _params(scope="openid profile", prompt="none")
+    resp = browser.get("/authorize?" + urlencode(params))
+    assert resp.status_code == 303 and resp.headers["location"].startswith(NATIVE_REDIRECT)
+    got = query_of(resp.headers["location"])
+    assert got["code"] and got["state"] == params["state"] and got["iss"] == server.issuer
+
+
+def test_prompt_none_with_session_but_no_consent_is_consent_required(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.6 consent_required: signed in, but the scopes were never approved."""
+    username, password = new_user(server)
+    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_consent
+    params = _params(scope="openid email", prompt="none")
+    resp = browser.get("/authorize?" + urlencode(params))
+    assert resp.status_code == 303
+    got = query_of(resp.headers["location"])
+    assert got["error"] == "consent_required" and got["state"] == params["state"] and got["iss"] == server.issuer
+    assert "code" not in got
+
+
+def test_prompt_login_forces_a_new_login(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.1 prompt=login: reauthenticate even with a session."""
+    username, password = new_user(server)
+    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_login
+    assert not authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_login
+    steps = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, prompt="login")
+    assert steps.saw_login and steps.result.code
+
+
+def test_prompt_consent_shows_consent_again(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.1 prompt=consent: ask for consent even when it is remembered."""
+    username, password = new_user(server)
+    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_consent
+    assert not authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_consent
+    steps = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, prompt="consent")
+    assert steps.saw_consent and steps.result.code
+
+
+def test_max_age(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.1 max_age: if the last active authentication is older, the user signs in again;
+    the ID token carries auth_time (§2) of the authentication that counted."""
+    username, password = new_user(server)
+    before_first = int(time.time())
+    first = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password)
+    assert first.saw_login
+    first_auth = _id_token(browser, exchange(browser, first.result, client_id="demo-native").json())["auth_time"]
+    assert first_auth >= before_first
+    time.sleep(2.1)
+    # A generous max_age: the session is recent enough, no login.
+    recent = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, max_age="3600")
+    assert not recent.saw_login
+    tokens = exchange(browser, recent.result, client_id="demo-native").json()
+    assert _id_token(browser, tokens)["auth_time"] == first_auth
+    # prompt=none cannot sign the user in again: login_required.
+    resp = browser.get("/authorize?" + urlencode(_params(prompt="none", max_age="1")))
+    assert query_of(resp.headers["location"])["error"] == "login_required"
+    # max_age=1 after two seconds: sign in again, and auth_time moves.
+    stale = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, max_age="1")
+    assert stale.saw_login
+    tokens = exchange(browser, stale.result, client_id="demo-native").json()
+    assert _id_token(browser, tokens)["auth_time"] > first_auth
+
+
+def test_max_age_zero_is_prompt_login(server: Server, browser: httpx.Client) -> None:
+    """OIDC Core §3.1.2.1 (errata set 2): "max_age=0 is equivalent to prompt=login", even for a
+    session that is less than a second old."""
+    username, password = new_user(server)
+    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_login
+    # Sign in again at the start of a second, so that the next request comes within the same second
+    # as auth_time (an "older than max_age" comparison alone would then not ask again).
+    page = follow_to_client(browser, browser.get(authorize_url("demo-native", NATIVE_REDIRECT, pkce_pair()[1],
+                                                               "openid", prompt="login")), NATIVE_REDIRECT)
+    time.sleep(1 - time.time() % 1)
+    resp = follow_to_client(browser, login(browser, page, username, password), NATIVE_REDIRECT)
+    assert query_of(resp.headers["location"])["code"]
+    steps = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, max_age="0")
+    assert steps.saw_login and steps.result.code
+    resp = browser.get("/authorize?" + urlencode(_params(prompt="none", max_age="0")))
+    assert query_of(resp.headers["location"])["error"] == "login_required"
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "1.5", "9" * 12])
+def test_bad_max_age_is_invalid_request(server: Server, browser: httpx.Client, value: str) -> None:
+    """OIDC Core §3.1.2.1: max_age is a non-negative integer number of seconds."""
+    resp = browser.get("/authorize?" + urlencode(_params(max_age=value)))
+    assert resp.status_code == 303
+    assert query_of(resp.headers["location"])["error"] == "invalid_request"
+
+
+# -- remembered consent -----------------------------------------------------------------------
+
+def test_consent_is_remembered_per_user_client_and_scopes(server: Server) -> None:
+    """Issue §6 (remembered consent per user, client and scopes; FAPI 2.0 SP 5.3.2.2-13 consent shows
+    the client and scopes): a remembered consent covers only what was approved."""
+    user_a, password_a = new_user(server)
+    user_b, password_b = new_user(server)
+    c1, _ = new_confidential_client(server)
+    c2, _ = new_confidential_client(server)
+    with server.client(follow_redirects=False) as a, server.client(follow_redirects=False) as b:
+        def seen(browser: httpx.Client, client: str, scope: str, user: str, password: str) -> bool:
+            steps = authorize_steps(browser, client, BACKEND_REDIRECT, scope, user, password)
+            assert steps.result.code, steps.result.params
+            return steps.saw_consent
+
+        assert seen(a, c1, "openid profile", user_a, password_a)  # first time: asked
+        assert not seen(a, c1, "openid profile", user_a, password_a)  # remembered
+        assert not seen(a, c1, "profile", user_a, password_a)  # a subset is covered
+        assert seen(a, c1, "openid profile email", user_a, password_a)  # a new scope: asked again
+        assert not seen(a, c1, "openid email", user_a, password_a)  # approvals accumulate
+        assert seen(a, c2, "openid", user_a, password_a)  # another client: asked
+        assert seen(b, c1, "openid profile", user_b, password_b)  # another user: asked
+    consents = audit_events(server, "consent_granted", client_id=c1, user_id=user_id(server, user_a))
+    assert len(consents) == 2
+
+
+def test_denied_consent_is_not_remembered(server: Server, browser: httpx.Client) -> None:
+    """Deny → access_denied to the client (RFC 6749 §4.1.2.1), and the next request asks again."""
+    username, password = new_user(server)
+    denied = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, decision="deny")
+    assert denied.saw_consent and denied.result.params["error"] == "access_denied"
+    assert denied.result.params["iss"] == server.issuer
+    again = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password)
+    assert again.saw_consent and again.result.code
+
+
+# -- where errors go --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", [
+    {"response_type": "code", "redirect_uri": NATIVE_REDIRECT, "scope": "openid"},  # no client_id
+    {"response_type": "code", "client_id": "no-such-client", "redirect_uri": NATIVE_REDIRECT, "scope": "openid"},
+    {"response_type": "code", "client_id": "demo-native", "scope": "openid"},  # no redirect_uri
+    {"response_type": "code", "client_id": "demo-native", "redirect_uri": "https://evil.example/cb", "scope": "openid"},
+    {"response_type": "token", "client_id": "demo-spa", "redirect_uri": "https://evil.example/cb", "scope": "openid"},
+])
+def test_errors_before_the_redirect_uri_is_verified_are_an_error_page(browser: httpx.Client, query: dict) -> None:
+    """RFC 6749 §4.1.2.1 / RFC 9700 §4.11: with a missing, unknown or mismatching client_id or
+    redirect_uri the user sees an error page and is never redirected."""
+    resp = browser.get("/authorize?" + urlencode(query))
+    assert resp.status_code == 400
+    assert "location" not in resp.headers
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "evil.example" not in resp.text
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"response_type": "token"}, "unsupported_response_type"),  # RFC 9700 §2.1.2: no implicit
+    ({"response_type": "code id_token"}, "unsupported_response_type"),  # no hybrid
+    ({"response_type": None}, "invalid_request"),
+    ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),  # RFC 7636 §4.4.1
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"prompt": "sometimes"}, "invalid_request"),
+    ({"prompt": "none login"}, "invalid_request"),  # OIDC Core §3.1.2.1
+    ({"scope": None}, "invalid_scope"),  # RFC 6749 §4.1.2.1
+    ({"scope": "openid admin"}, "invalid_scope"),
+    ({"scope": "openid payments", "client_id": "demo-spa", "redirect_uri": SPA_REDIRECT}, "invalid_scope"),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),  # OIDC Core §3.1.2.6
+    ({"response_mode": "fragment"}, "invalid_request"),
+])
+def test_errors_after_the_redirect_uri_is_verified_are_redirected(server: Server, browser: httpx.Client,
+                                                                  change: dict, error: str) -> None:
+    """RFC 6749 §4.1.2.1: once the redirect URI is verified, errors go back to the client with
+    `error`, `error_description` (RFC 6749 §5.2 characters), `state`, and `iss` (RFC 9207 §2)."""
+    params = {k: v for k, v in {**_params(scope="openid profile"), **change}.items() if v is not None}
+    resp = browser.get("/authorize?" + urlencode(params))
+    assert resp.status_code == 303, resp.text[:300]
+    location = resp.headers["location"]
+    assert location.startswith(params["redirect_uri"] + "?")
+    got = query_of(location)
+    assert got["error"] == error
+    assert got["error_description"] and DESCRIPTION.fullmatch(got["error_description"])
+    assert got["state"] == params["state"]
+    assert got["iss"] == server.issuer
+    assert "code" not in got
+
+
+def test_redirect_error_without_state_has_no_state(server: Server, browser: httpx.Client) -> None:
+    """RFC 6749 §4.1.2.1: state is returned only if it was in the request."""
+    params = _params(response_type="token")
+    del params["state"]
+    got = query_of(browser.get("/authorize?" + urlencode(params)).headers["location"])
+    assert got["error"] == "unsupported_response_type" and "state" not in got and got["iss"] == server.issuer
+
+
+def test_redirect_uri_query_is_kept(server: Server, browser: httpx.Client) -> None:
+    """RFC 6749 §3.1.2: the redirect URI's query component MUST be retained when parameters are added,
+    for codes and for errors."""
+    redirect = "https://localhost:9443/callback?tenant=7&lang=en"
+    cid = server.add_client("--name", "Query redirect", "--profile", "confidential", "--redirect-uri",
+                            redirect)["client_id"]
+    got = run_flow(browser, cid, redirect, scope="openid")
+    assert got.location.startswith(redirect + "&")
+    assert got.params["tenant"] == "7" and got.params["lang"] == "en" and got.code and got.params["iss"]
+    resp = browser.get("/authorize?" + urlencode(_params(client_id=cid, redirect_uri=redirect,
+                                                         response_type="token")))
+    assert resp.headers["location"].startswith(redirect + "&")
+    err = query_of(resp.headers["location"])
+    assert err["tenant"] == "7" and err["error"] == "unsupported_response_type"
+
+
+@pytest.mark.parametrize("length", [64, 65, 200, 512])
+def test_long_nonce_is_returned_unchanged(browser: httpx.Client, length: int) -> None:
+    """OIDC Core §3.1.2.1/§3.1.3.6: the nonce is passed through unmodified (the issue asks for at least
+    64 characters)."""
+    alphabet = "abcXYZ019-._~+/=!$&'()*,;:@ %"
+    nonce = "".join(secrets.choice(alphabet) for _ in range(length))
+    got = run_flow(browser, "demo-native", NATIVE_REDIRECT, scope="openid", nonce=nonce)
+    tokens = exchange(browser, got, client_id="demo-native").json()
+    assert _id_token(browser, tokens)["nonce"] == nonce
+
+
+def test_authorization_endpoint_never_sends_cors_headers(browser: httpx.Client) -> None:
+    """RFC 9700 §2.6: no CORS at the authorization endpoint (its responses must not be readable by
+    scripts of other origins)."""
+    origin = {"Origin": SPA_ORIGIN}
+    responses = [
+        browser.get(authorize_url("demo-spa", SPA_REDIRECT, pkce_pair()[1]), headers=origin),
+        browser.get("/authorize?client_id=nobody", headers=origin),
+        browser.post("/authorize", data=_params(client_id="demo-spa", redirect_uri=SPA_REDIRECT), headers=origin),
+        browser.options("/authorize", headers={**origin, "Access-Control-Request-Method": "GET"}),
+    ]
+    for resp in responses:
+        assert not any(h.startswith("access-control-") for h in resp.headers), resp.headers
+
+
+def test_login_and_consent_are_audited(server: Server, browser: httpx.Client) -> None:
+    """Issue §7: audit events are written for login and consent."""
+    username, password = new_user(server)
+    c1, _ = new_confidential_client(server)
+    steps = authorize_steps(browser, c1, BACKEND_REDIRECT, "openid", username, password)
+    assert steps.saw_login and steps.saw_consent
+    uid = user_id(server, username)
+    logins = audit_events(server, "login", client_id=c1, user_id=uid)
+    assert len(logins) == 1 and logins[0][3] == "127.0.0.1"
+    assert len(audit_events(server, "consent_granted", client_id=c1, user_id=uid)) == 1
