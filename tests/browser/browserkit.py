@@ -1,0 +1,236 @@
+"""Helpers for the browser tests: local web sites around the server, and the flow as a person clicks
+through it. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import ipaddress
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.sync_api import Browser, Page, Playwright, Response
+
+from support.flow import authorize_url, pkce_pair, query_of
+from support.server import DEMO_PASSWORD, Server
+
+CHROMIUM = os.environ.get("FINGRADE_CHROMIUM", "/usr/bin/chromium")
+# Debian's Chromium, never Playwright's downloaded builds; no background traffic, fresh profile.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(p: Playwright) -> Browser:
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+# -- local sites ------------------------------------------------------------------------------------
+
+@dataclass
+class Hit:
+    path: str
+    query: dict[str, str]
+    method: str
+
+
+@dataclass
+class _Site:
+    pages: dict[str, str] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _handler(site: _Site) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            parts = urlsplit(self.path)
+            with site.lock:
+                site.hits.append(Hit(parts.path, query_of(self.path), self.command))
+                body = site.pages.get(parts.path)
+            if body is None:  # the redirect URI: a plain page that says what arrived
+                body = "<!doctype html><title>client</title><h1>client received the response</h1>"
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "site-cert.pem", directory / "site-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class Sites:
+    def __init__(self, workdir: Path) -> None:
+        self.plain, self.tls = _Site(), _Site()
+        self._servers: list[http.server.ThreadingHTTPServer] = []
+        plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.plain))
+        tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.tls))
+        cert, key = _self_signed(workdir)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        for srv in (plain, tls):
+            srv.daemon_threads = True
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            self._servers.append(srv)
+        self.plain_port = plain.server_address[1]
+        self.tls_port = tls.server_address[1]
+
+    def callback(self, path: str = "/callback") -> str:
+        """A fresh loopback redirect URI (any port is allowed for demo-native, RFC 8252 §7.3)."""
+        return f"http://127.0.0.1:{self.plain_port}{path}"
+
+    def cross_site_page(self, html: str) -> str:
+        path = "/evil-" + secrets.token_hex(6)
+        with self.plain.lock:
+            self.plain.pages[path] = html
+        return f"http://127.0.0.1:{self.plain_port}{path}"
+
+    def same_site_page(self, html: str) -> str:
+        path = "/evil-" + secrets.token_hex(6)
+        with self.tls.lock:
+            self.tls.pages[path] = html
+        return f"https://localhost:{self.tls_port}{path}"
+
+    def hits(self, path: str) -> list[Hit]:
+        with self.plain.lock:
+            return [h for h in self.plain.hits if h.path == path]
+
+    def close(self) -> None:
+        for srv in self._servers:
+            srv.shutdown()
+            srv.server_close()
+
+
+class Recorder:
+    """Every response the page saw (redirect hops included), to check statuses and headers."""
+
+    def __init__(self, page: Page) -> None:
+        self.responses: list[Response] = []
+        page.on("response", lambda response: self.responses.append(response))
+
+    def find(self, method: str, path_prefix: str) -> list[Response]:
+        return [r for r in self.responses
+                if r.request.method == method and urlsplit(r.url).path.startswith(path_prefix)]
+
+
+# -- the flow, as a person clicks through it -------------------------------------------------------
+
+@dataclass
+class Started:
+    state: str
+    verifier: str
+    redirect_uri: str
+    url: str
+
+
+def start_authorization(page: Page, redirect_uri: str, client_id: str = "demo-native",
+                        scope: str = "openid profile email", **extra: str) -> Started:
+    verifier, challenge = pkce_pair()
+    url = authorize_url(client_id, redirect_uri, challenge, scope, **extra)
+    page.goto(url)
+    return Started(state=query_of(url)["state"], verifier=verifier, redirect_uri=redirect_uri, url=url)
+
+
+@dataclass(frozen=True)
+class Person:
+    username: str
+    password: str
+    name: str
+
+
+ALICE = Person("alice", DEMO_PASSWORD, "Alice Andersen")
+
+
+# `fingrade users add` for a batch of users in one interpreter (the CLI's own code path, without paying
+# Python's start-up once per user).
+_ADD_USERS = """
+import io, json, sys
+from fingrade.cli import main
+for u in json.load(sys.stdin):
+    sys.stdin = io.StringIO(u["password"] + "\\n")
+    if main(["users", "add", u["username"], "--name", u["name"], "--password-stdin"]) != 0:
+        sys.exit(1)
+"""
+
+
+class People:
+    """Users of the tests' own: consent is remembered per user and client, so a test that must see the
+    consent page needs a user nobody else has used."""
+
+    def __init__(self, server: Server, batch: int = 20) -> None:
+        self.server, self.batch = server, batch
+        self._pool: list[Person] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Person:
+        with self._lock:
+            if not self._pool:
+                tags = [secrets.token_hex(4) for _ in range(self.batch)]
+                fresh = [Person("tester-" + t, "pw-" + secrets.token_urlsafe(12), "Tess Tester " + t.upper())
+                         for t in tags]
+                subprocess.run([sys.executable, "-c", _ADD_USERS], env=self.server.env, check=True, timeout=120,
+                               input=json.dumps([p.__dict__ for p in fresh]), text=True, capture_output=True)
+                self._pool.extend(fresh)
+            return self._pool.pop()
+
+
+def sign_in(page: Page, person: Person = ALICE) -> None:
+    page.get_by_label("Username").fill(person.username)
+    page.get_by_label("Password").fill(person.password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+
+
+def decide(page: Page, button: str, redirect_uri: str) -> dict[str, str]:
+    """Click Allow or Deny and wait until the browser arrives at the client's redirect URI."""
+    page.get_by_role("button", name=button).click()
+    page.wait_for_url(redirect_uri + "?**")
+    return query_of(page.url)
+
+
+def on_login_page(page: Page) -> bool:
+    return (page.get_by_role("heading", name="Sign in").count() == 1
+            and page.locator('input[name="password"]').count() == 1)
+
+
+def on_consent_page(page: Page) -> bool:
+    return page.locator('button[name="decision"][value="approve"]').count() == 1
