@@ -3,8 +3,10 @@ code 2, no traceback (issue §1: configuration validated at start with clear err
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sqlite3
 import ssl
 import stat
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from support.flow import run_flow
 from support.server import free_port
@@ -124,7 +127,12 @@ def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
     try:
         first = out.read_text()
         data = tmp_path / "fingrade-data"
-        assert (data / "fingrade.db").exists()
+        with contextlib.closing(sqlite3.connect(data / "fingrade.db")) as db:  # the default: SQLite, WAL mode
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        cert = x509.load_pem_x509_certificate((data / "dev-tls-cert.pem").read_bytes())
+        assert cert.issuer == cert.subject  # self-signed, for localhost
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "localhost" in names.get_values_for_type(x509.DNSName)
         # Secrets and the TLS key are readable by the owner only.
         for name in ("secrets.json", "dev-tls-key.pem"):
             assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
