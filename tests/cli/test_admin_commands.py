@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 
 import httpx
 
@@ -78,12 +79,17 @@ def test_clients_add_refuses_bad_metadata(server: Server) -> None:
 def test_clients_remove_revokes_its_grants(server: Server) -> None:
     """`clients remove`: the client is gone and every grant it held is revoked (its tokens stop working)."""
     added = server.add_client("--name", "Short-lived", "--profile", "confidential", "--redirect-uri", REDIRECT,
-                              "--scope", "openid offline_access accounts")
+                              "--scope", "openid offline_access accounts", "--grant-type", "authorization_code",
+                              "--grant-type", "refresh_token", "--grant-type", "client_credentials")
     cid, secret = added["client_id"], added["client_secret"]
     with _fresh_browser(server) as browser:
         got = run_flow(browser, cid, REDIRECT, scope="openid offline_access accounts")
         tokens = _exchange(browser, got, (cid, secret)).json()
         assert browser.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).status_code == 200
+        cc = browser.post("/token", auth=(cid, secret), data={"grant_type": "client_credentials",
+                                                              "scope": "accounts"}).json()["access_token"]
+        # Valid but without openid: 403 at UserInfo (RFC 6750 §3.1), not 401.
+        assert browser.get("/userinfo", headers={"Authorization": "Bearer " + cc}).status_code == 403
 
         removed = server.cli("clients", "remove", cid)
         assert removed.returncode == 0 and "revoked" in removed.stdout
@@ -95,6 +101,12 @@ def test_clients_remove_revokes_its_grants(server: Server) -> None:
         # invalid_client once the server's short client cache has expired, invalid_grant before: the
         # grant is revoked either way.
         assert resp.status_code in (400, 401) and resp.json()["error"] in ("invalid_grant", "invalid_client")
+        # A client_credentials token has no grant: it dies with its client, once the server's client
+        # cache (client_cache_seconds, 5 s) has let go of the removed registration.
+        deadline = time.monotonic() + 10
+        while browser.get("/userinfo", headers={"Authorization": "Bearer " + cc}).status_code != 401:
+            assert time.monotonic() < deadline, "client_credentials token still valid after clients remove"
+            time.sleep(0.5)
     assert cid not in server.cli("clients", "list").stdout
     assert server.cli("clients", "show", cid, check=False).returncode == 1
     assert server.cli("clients", "remove", cid, check=False).returncode == 1
