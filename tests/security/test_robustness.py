@@ -292,3 +292,61 @@ def test_server_is_still_healthy(http: httpx.Client) -> None:
     t0 = time.monotonic()
     assert http.post("/token", auth=(BACKEND, DEMO_SECRET), data={"grant_type": "client_credentials"}).status_code == 200
     assert time.monotonic() - t0 < 5
+
+
+# -- NUL and other bytes the databases cannot hold ---------------------------------------------
+
+@pytest.mark.parametrize("credentials", [b"demo-backend\x00:x", b"demo-backend%00:x", b"\x00:\x00"])
+def test_nul_in_basic_client_id_is_invalid_client_rfc6749_2_3_1(http: httpx.Client, credentials: bytes) -> None:
+    """Basic credentials are decoded from base64 and form-decoding, so NUL can arrive here even
+    though the form parser refuses it (PostgreSQL text cannot hold NUL: this was a 500)."""
+    resp = http.post("/token", data={"grant_type": "client_credentials"},
+                     headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()})
+    assert_oauth_error(resp, "invalid_client", 401)
+
+
+def test_nul_in_client_assertion_iss_is_invalid_client_rfc7523_3(http: httpx.Client) -> None:
+    forged = b64(b'{"alg":"ES256"}') + "." + b64(json.dumps({"iss": "demo-backend\u0000"}).encode()) + ".AAAA"
+    resp = http.post("/token", data={"grant_type": "client_credentials", "client_assertion": forged,
+                                     "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+    assert_oauth_error(resp, "invalid_client", 401)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_nul_in_client_management_path_rfc7592_2(http: httpx.Client, method: str) -> None:
+    resp = http.request(method, "/register/demo-backend%00", headers={"Authorization": "Bearer x"},
+                        json={"client_name": "x"} if method == "PUT" else None)
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
+
+
+# -- a sweep: no combination of method, media type, body and credentials gives a 5xx ---------
+
+SWEEP_PATHS = ["/token", "/introspect", "/revoke", "/register", "/register/demo-backend", "/register/x%00",
+               "/userinfo", "/authorize", "/interaction/abc", "/interaction/abc/login", "/interaction/abc/consent",
+               "/logout", "/jwks", "/.well-known/openid-configuration", "/healthz", "/nope"]
+SWEEP_BODIES = [b"", b"\xff\xfe", b"a=%zz&a=%zz", b"{", b"[]", b'{"redirect_uris": ["javascript:x"], "client_name": 5}',
+                b"grant_type=authorization_code&code=%00"]
+SWEEP_TYPES = ["application/x-www-form-urlencoded", "application/json", "text/plain"]
+SWEEP_AUTH = [None, "Basic !!", "Bearer a.b.c", "Basic " + base64.b64encode(b"demo-backend\x00:").decode()]
+
+
+@pytest.mark.parametrize("path", SWEEP_PATHS)
+def test_no_input_yields_a_5xx(server: Server, path: str) -> None:
+    failures = []
+    with server.client() as c:
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+            bodies = SWEEP_BODIES if method in ("POST", "PUT") else [b""]
+            for body in bodies:
+                for ctype in SWEEP_TYPES:
+                    for auth in SWEEP_AUTH:
+                        headers = {"content-type": ctype, "cookie": "__Host-fg_browser=x; __Host-fg_session=y"}
+                        if auth:
+                            headers["authorization"] = auth
+                        try:
+                            resp = c.request(method, path, content=body, headers=headers)
+                        except httpx.HTTPError as exc:  # a dropped connection is a failure too
+                            failures.append((method, body, ctype, auth, type(exc).__name__))
+                            continue
+                        if resp.status_code >= 500:
+                            failures.append((method, body, ctype, auth, resp.status_code))
+    assert not failures, failures[:10]

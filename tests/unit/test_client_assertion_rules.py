@@ -151,7 +151,8 @@ def test_iat_or_nbf_more_than_60_s_ahead_refused_fapi2_sp_5_3_2_1_13(core: Core,
     refused(core, sign(claims_for(client, **{claim: NOW + skew})), client)
 
 
-@pytest.mark.parametrize("jti", [None, "", 42, "x" * 300], ids=["missing", "empty", "number", "huge"])
+@pytest.mark.parametrize("jti", [None, "", 42, "x" * 300, "a\x00b", "a\nb"],
+                         ids=["missing", "empty", "number", "huge", "nul", "newline"])
 def test_jti_required_rfc7523_3(core: Core, jti: Any) -> None:
     client = make_client()
     claims = claims_for(client)

@@ -138,6 +138,6 @@ def verify_client_jwt(core: Core, token: str, client: Client) -> dict[str, Any]:
         if not isinstance(value, int) or isinstance(value, bool) or value > now + FUTURE_LEEWAY:
             raise invalid_client(f"client_assertion {name} is invalid or in the future")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not 1 <= len(jti) <= 256:
+    if not isinstance(jti, str) or not 1 <= len(jti) <= 256 or not jti.isprintable():
         raise invalid_client("client_assertion needs a jti")
     return claims

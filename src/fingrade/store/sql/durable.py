@@ -68,6 +68,8 @@ class SqlDurableStore:
 
     # -- clients ---------------------------------------------------------------------------
     async def get_client(self, client_id: str) -> Client | None:
+        if "\x00" in client_id:
+            return None  # no client_id holds NUL, and PostgreSQL text cannot even be queried with one
         if self._client_ttl > 0:
             hit = self._clients.get(client_id)
             if hit is not None and hit[0] > time.monotonic():
