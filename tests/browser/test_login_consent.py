@@ -188,27 +188,39 @@ def test_returning_user_goes_straight_back_without_a_page(server: Server, page: 
     expect(page.get_by_role("main")).to_contain_text("Prepare payments")
 
 
-def test_prompt_login_shows_the_login_page_again(server: Server, page: Page, sites: Sites, person: Person) -> None:
-    """OIDC Core §3.1.2.1 prompt=login: re-authenticate even with a session; auth_time is the new login."""
-    sign_in_and_allow(page, sites, person)
+def session_cookie(context: BrowserContext) -> str:
+    return next(c["value"] for c in context.cookies() if c["name"] == SESSION_COOKIE)
+
+
+def test_prompt_login_shows_the_login_page_again(server: Server, context: BrowserContext, page: Page,
+                                                 sites: Sites, person: Person) -> None:
+    """OIDC Core §3.1.2.1 prompt=login: re-authenticate even with a session. The new login makes a new
+    session, and the ID token carries its auth_time."""
+    first, first_params = sign_in_and_allow(page, sites, person)
+    first_auth_time = redeem(server, first, first_params["code"])["id_claims"]["auth_time"]
+    old_session = session_cookie(context)
     started = start_authorization(page, sites.callback(), prompt="login")
     assert on_login_page(page)
     sign_in(page, person)
     page.wait_for_url(started.redirect_uri + "?**")  # consent is remembered: straight back
     params = query_of(page.url)
     assert params["state"] == started.state and params["code"]
-    assert redeem(server, started, params["code"])["id_claims"]["auth_time"]
+    assert session_cookie(context) != old_session
+    assert redeem(server, started, params["code"])["id_claims"]["auth_time"] >= first_auth_time
 
 
-def test_max_age_zero_forces_login(server: Server, page: Page, sites: Sites, person: Person) -> None:
-    """OIDC Core §3.1.2.1 max_age: "max_age=0 is equivalent to prompt=login" (even right after a login),
-    and the ID token then carries auth_time."""
+def test_max_age_zero_forces_login(server: Server, context: BrowserContext, page: Page, sites: Sites,
+                                   person: Person) -> None:
+    """OIDC Core §3.1.2.1 max_age: "max_age=0 is equivalent to prompt=login", even in the same second as
+    the last login; the ID token then carries auth_time."""
     sign_in_and_allow(page, sites, person)
+    old_session = session_cookie(context)
     started = start_authorization(page, sites.callback(), max_age="0")
     assert on_login_page(page), page.url
     sign_in(page, person)
     page.wait_for_url(started.redirect_uri + "?**")
     params = query_of(page.url)
+    assert session_cookie(context) != old_session
     claims = redeem(server, started, params["code"])["id_claims"]
     assert isinstance(claims["auth_time"], int)
 
