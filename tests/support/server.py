@@ -110,6 +110,9 @@ def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] |
         # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
         "FINGRADE_ARGON2_MEMORY_KIB": "8192", "FINGRADE_ARGON2_TIME_COST": "1", "FINGRADE_ARGON2_PARALLELISM": "1",
         "FINGRADE_JANITOR_INTERVAL": "2",
+        # Every test logs in from 127.0.0.1: the per-address limit gets its own server in
+        # tests/integration/test_login_throttling.py.
+        "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
     })
     if backend == "postgres":
         env["FINGRADE_DATABASE_URL"] = database_url or _create_pg_database()
