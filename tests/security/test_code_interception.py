@@ -11,7 +11,7 @@ import httpx
 from support.flow import pkce_pair, run_flow
 from support.server import DEMO_SECRET, Server
 
-from .kit import (BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT, Kit, assert_bearer_refused,
+from .kit import (BACKEND, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT, Kit, assert_bearer_refused,
                   assert_oauth_error, race)
 
 
