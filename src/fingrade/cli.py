@@ -15,6 +15,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
 from .config import ConfigError, Settings, load_settings
 from .oauth.context import Core
 from .oauth.crypto import new_token, token_hash
@@ -316,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, SQLAlchemyError, RedisError) as exc:
+        # Unreachable PostgreSQL/Redis or an unwritable data directory: say which, without a traceback.
+        print(f"cannot start: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

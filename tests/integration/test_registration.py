@@ -284,6 +284,19 @@ def test_update_replaces_metadata(http: httpx.Client, browser: httpx.Client, reg
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_redirect_uri"
 
 
+def test_update_cannot_change_the_security_profile(http: httpx.Client, registered: dict) -> None:
+    """A confidential client must not turn itself into a public one (or back) through RFC 7592 PUT:
+    it would drop client authentication for every grant it already holds."""
+    uri, rat = registered["registration_client_uri"], registered["registration_access_token"]
+    for change in ({"token_endpoint_auth_method": "none"},
+                   {"token_endpoint_auth_method": "none", "application_type": "native",
+                    "redirect_uris": ["http://127.0.0.1/cb"]}):
+        resp = http.put(uri, headers=bearer(rat), json={**CONFIDENTIAL_META, **change,
+                                                        "client_id": registered["client_id"]})
+        assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata", resp.text
+    assert http.get(uri, headers=bearer(rat)).json()["token_endpoint_auth_method"] == "client_secret_basic"
+
+
 def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, http: httpx.Client,
                                                                browser: httpx.Client, registered: dict) -> None:
     """RFC 7592 §2.3: DELETE → 204; afterwards the client is unknown and every token it held is

@@ -55,6 +55,10 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
     if not isinstance(meta, dict):
         raise metadata_error("client metadata must be a JSON object")
     profile_name = _profile_for(meta)
+    if existing is not None and profile_name != existing.profile:
+        # A client's security profile is part of its identity: a confidential client must not
+        # become a public one by an update (register a new client instead).
+        raise metadata_error(f"the security profile cannot change from {existing.profile} to {profile_name}")
     profile = get_profile(profile_name)
     method = meta.get("token_endpoint_auth_method", "none" if profile.public else "client_secret_basic")
     if not isinstance(method, str) or not profile.allows_auth_method(method):
