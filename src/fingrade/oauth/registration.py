@@ -205,7 +205,7 @@ def _json_body(request: HttpRequest) -> Any:
 def _error(exc: OAuthError) -> HttpResponse:
     headers = {**NO_STORE, **exc.headers}
     if exc.error == "invalid_token":
-        headers["WWW-Authenticate"] = f'Bearer realm="fingrade", error="invalid_token"'
+        headers["WWW-Authenticate"] = 'Bearer realm="fingrade", error="invalid_token"'
     return HttpResponse(exc.status, headers, json=exc.body())
 
 

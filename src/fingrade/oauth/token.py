@@ -9,7 +9,7 @@ from typing import Any
 from . import pkce
 from .client_auth import authenticate_client
 from .context import Core
-from .crypto import new_token, token_hash
+from .crypto import token_hash
 from .errors import OAuthError, invalid_grant, invalid_request, invalid_scope, method_not_allowed, \
     unauthorized_client, unsupported_grant_type
 from .http import HttpRequest, HttpResponse, form_params
