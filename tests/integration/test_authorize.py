@@ -111,6 +111,21 @@ def test_prompt_login_forces_a_new_login(server: Server, browser: httpx.Client) 
     assert steps.saw_login and steps.result.code
 
 
+def test_a_new_login_replaces_the_old_session(server: Server, browser: httpx.Client) -> None:
+    """Session fixation defence: signing in again (prompt=login) issues a new session cookie and the
+    old one stops working."""
+    username, password = new_user(server)
+    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_login
+    old = browser.cookies.get("__Host-fg_session")
+    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password,
+                           prompt="login").saw_login
+    assert browser.cookies.get("__Host-fg_session") != old
+    with server.client(follow_redirects=False) as other:
+        other.cookies.set("__Host-fg_session", old, domain="localhost")
+        resp = other.get("/authorize?" + urlencode(_params(scope="openid", prompt="none")))
+        assert query_of(resp.headers["location"])["error"] == "login_required"
+
+
 def test_prompt_consent_shows_consent_again(server: Server, browser: httpx.Client) -> None:
     """OIDC Core §3.1.2.1 prompt=consent: ask for consent even when it is remembered."""
     username, password = new_user(server)

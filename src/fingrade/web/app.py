@@ -167,6 +167,9 @@ async def login_submit(request: Request) -> Response:
                                     csrf, result.error, username=form.get("username", "")[:100],
                                     status=result.status)
         session, cookie = result
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous and len(previous) <= 100:
+            await core.store.delete_session(token_hash(previous))  # a new sign-in replaces the old session
         response = _see_other(f"/interaction/{interaction.id}")
         _set_cookie(response, SESSION_COOKIE, cookie, core.settings.session_ttl)
         return response
