@@ -348,7 +348,8 @@ MakeOp = Callable[[int, Connection], Awaitable[Op]]
 
 
 async def measure(name: str, target: Target, concurrency: int, warmup: float, duration: float,
-                  make_op: MakeOp, server_pid: int | None = None, services: bool = False) -> Result:
+                  make_op: MakeOp, server_pid: int | None = None, services: bool = False,
+                  window_hook: Callable[[str], Awaitable[dict[str, Any]]] | None = None) -> Result:
     """Run `concurrency` workers; each gets its op from `make_op(worker_index)` (which may do
     per-worker setup such as a login) and repeats it. Only completions inside the window count."""
     latencies: list[float] = []
@@ -382,12 +383,14 @@ async def measure(name: str, target: Target, concurrency: int, warmup: float, du
     ops_ready = await asyncio.gather(*(make_op(i, conns[i]) for i in range(concurrency)))
     tasks = [asyncio.create_task(worker(i, op, conns[i])) for i, op in enumerate(ops_ready)]
     await asyncio.sleep(warmup)
+    hook_start = await window_hook("start") if window_hook else {}
     state["measuring"] = True
     window = CpuWindow(server_pid, services)
     window.start()
     await asyncio.sleep(duration)
     state["stop"] = True
     window.stop()
+    hook_stop = await window_hook("stop") if window_hook else {}
     await asyncio.wait(tasks, timeout=30)
     for c in conns:
         c.close()
@@ -395,5 +398,8 @@ async def measure(name: str, target: Target, concurrency: int, warmup: float, du
     extra: dict[str, Any] = {"reconnects": reconnects} if reconnects else {}
     if window.services_cpu is not None:
         extra["postgres_redis_cpu"] = round(window.services_cpu, 3)
+    if ops and hook_start and hook_stop:  # counters from the server (SQL statements ...), per operation
+        extra["per_op"] = {k: round((hook_stop[k] - hook_start[k]) / ops, 2) for k in hook_start
+                           if k in hook_stop and k != "seq"}
     return Result(name, concurrency, window.elapsed, ops, errors, latencies, window.driver_cpu, window.server_cpu,
                   window.core_busy, extra, error_samples)

@@ -50,15 +50,17 @@ def start_py_spy(pid: int, out: Path, seconds: float, core: int | None, native: 
                  rate: int = 200) -> subprocess.Popen:
     cmd = [py_spy(), "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
            "--duration", str(max(1, int(round(seconds)))), "--rate", str(rate if not native else 100)]
-    # Non-blocking sampling does not pause the server; native unwinding needs it paused.
-    cmd += ["--native"] if native else ["--nonblocking"]
+    # Blocking sampling (py-spy pauses the server for each sample): consistent stacks even when
+    # the server is preempted; the profiled run is not part of the medians.
+    if native:
+        cmd.append("--native")
     if core is not None:
         cmd = ["taskset", "-c", str(core), *cmd]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 # Frames that sit under every request (process entry, server loop): no information in them.
-ROOT_FILES = ("<frozen runpy>", "fingrade/cli.py", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
+ROOT_FILES = ("<frozen runpy>", "fingrade/cli.py", "serve_counted.py", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
               "asyncio/runners.py", "asyncio/base_events.py", "asyncio/events.py")
 
 
@@ -66,6 +68,10 @@ ROOT_FILES = ("<frozen runpy>", "fingrade/cli.py", "uvicorn/main.py", "uvicorn/s
 # (idle thread-pool workers on their queue, the event loop in epoll).
 IDLE_FUNCS = {"PyThread_acquire_lock_timed", "_queue_SimpleQueue_get_impl", "epoll_wait", "epoll_pwait",
               "uv__io_poll"}
+
+# An idle thread-pool worker waits in C (queue.get) under this Python frame; py-spy's idle
+# detection does not always see it. Argon2 work in the same threads has deeper leaves.
+IDLE_LEAVES = {("_worker", "concurrent/futures/thread.py")}
 
 
 def _frame(raw: str) -> tuple[str, str]:
@@ -100,7 +106,7 @@ def analyse(collapsed: str) -> dict[str, Any]:
             continue
         n = int(count)
         frames = [_frame(f) for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
-        if not frames or any(func in IDLE_FUNCS for func, _ in frames):
+        if not frames or any(func in IDLE_FUNCS for func, _ in frames) or frames[-1] in IDLE_LEAVES:
             continue
         total += n
         names = [f"{func} ({file})" if file else func for func, file in frames]
@@ -134,7 +140,10 @@ def render(name: str, prof: dict[str, Any], k: int = 15) -> str:
     if not prof.get("samples"):
         return f"profile {name}: no samples ({prof.get('error', '')})"
     lines = [f"\nprofile of the server, scenario {name} ({prof['samples']} busy samples; "
-             f"{prof.get('rate_while_profiled', '?')}/s while profiled)", "  by area:"]
+             f"{prof.get('rate_while_profiled', '?')}/s while profiled)"]
+    if prof.get("sql_per_op"):
+        lines.append("  SQL per operation: " + ", ".join(f"{k} {v}" for k, v in prof["sql_per_op"].items()))
+    lines.append("  by area:")
     lines += [f"    {p:5.1f}%  {a}" for a, p in prof["areas_pct"]]
     lines.append("  top self:")
     lines += [f"    {p:5.1f}%  {f}" for f, p in prof["top_self_pct"][:k]]

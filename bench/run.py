@@ -20,6 +20,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -67,8 +68,8 @@ def taskset(core: int | None) -> list[str]:
 # -- the server under test ------------------------------------------------------------------------
 
 class Server:
-    def __init__(self, backend: str, http: bool, pin: bool, keep: bool) -> None:
-        self.backend, self.http, self.keep = backend, http, keep
+    def __init__(self, backend: str, http: bool, pin: bool, keep: bool, counted: bool = False) -> None:
+        self.backend, self.http, self.keep, self.counted = backend, http, keep, counted
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="fingrade-bench-"))
         self.data_dir = self.tmp / "data"
@@ -86,7 +87,12 @@ class Server:
                         "FINGRADE_REDIS_URL": REDIS_URL,
                         "FINGRADE_REDIS_PREFIX": "fgbench:" + self.pg_url.rsplit("/", 1)[1] + ":"})
         self.env = env
-        cmd = [*taskset(SERVER_CORE if pin else None), sys.executable, "-m", "fingrade.cli", "serve", "--demo"]
+        self.counts_path = self.tmp / "counts.json"
+        if counted:  # SQL statements counted from outside the server (bench/serve_counted.py)
+            env["FINGRADE_BENCH_COUNTS"] = str(self.counts_path)
+            cmd = [*taskset(SERVER_CORE if pin else None), sys.executable, str(HERE / "serve_counted.py")]
+        else:
+            cmd = [*taskset(SERVER_CORE if pin else None), sys.executable, "-m", "fingrade.cli", "serve", "--demo"]
         if http:
             cmd.append("--http")
         self.log_path = self.tmp / "server.log"
@@ -113,6 +119,20 @@ class Server:
             time.sleep(0.2)
         self.stop()
         raise SystemExit(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    async def counters(self, _when: str) -> dict[str, Any]:
+        """SQL statement and commit counters of a counted server (SIGUSR1 -> JSON file)."""
+        if not self.counted:
+            return {}
+        seq = orjson.loads(self.counts_path.read_bytes())["seq"] if self.counts_path.exists() else 0
+        self.proc.send_signal(signal.SIGUSR1)
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if self.counts_path.exists():
+                data = orjson.loads(self.counts_path.read_bytes())
+                if data["seq"] > seq:
+                    return data
+        return {}
 
     def cli(self, *args: str) -> dict[str, Any]:
         out = subprocess.run([sys.executable, "-m", "fingrade.cli", *args], env=self.env, capture_output=True,
@@ -209,7 +229,7 @@ async def discover(target: Target) -> dict[str, Any]:
 
 
 async def run_scenario(name: str, bench: sc.Bench, run: int, args: argparse.Namespace, concurrency: int,
-                       server_pid: int | None) -> Result:
+                       server_pid: int | None, server: Server | None = None) -> Result:
     if args.engine == "wrk" and name in WRK_SCENARIOS:
         return run_wrk(name, bench, args, concurrency, server_pid)
     if name == "cc_jwt":
@@ -223,7 +243,8 @@ async def run_scenario(name: str, bench: sc.Bench, run: int, args: argparse.Name
     else:
         make = await getattr(sc, f"prepare_{name}")(bench, run)
     result = await measure(name, bench.target, concurrency, args.warmup, args.duration, make, server_pid,
-                           services=args.backend == "postgres")
+                           services=args.backend == "postgres",
+                           window_hook=server.counters if server is not None and server.counted else None)
     if name == "cc_jwt":
         bench.state["cc_jwt_rate"] = max(result.rate, 500.0)
         result.extra.update(presign_s=round(bench.state["cc_jwt_sign_s"], 2),
@@ -359,7 +380,7 @@ async def bench_mode(args: argparse.Namespace, http: bool, scenario_names: list[
     if not real:
         return out
     # In a thread: the PostgreSQL helpers run their own event loop.
-    server = await asyncio.to_thread(Server, args.backend, http, not args.no_pin, args.keep)
+    server = await asyncio.to_thread(Server, args.backend, http, not args.no_pin, args.keep, args.profile)
     try:
         target = Target(server.base_url, server.cafile)
         discovery = await discover(target)
@@ -397,9 +418,12 @@ async def bench_mode(args: argparse.Namespace, http: bool, scenario_names: list[
                 prof_file = server.tmp / f"profile-{name}.txt"
                 spy = profiling.start_py_spy(server.proc.pid, prof_file, args.warmup + args.duration,
                                              core=None if args.no_pin else DRIVER_CORE, native=args.native)
-                r = await run_scenario(name, bench, args.runs, args, conc, server.proc.pid)
+                r = await run_scenario(name, bench, args.runs, args, conc, server.proc.pid, server)
                 prof = profiling.finish(spy, prof_file)
                 prof["rate_while_profiled"] = round(r.rate, 1)
+                prof["server_cpu_while_profiled"] = r.server_cpu
+                if "per_op" in r.extra:
+                    prof["sql_per_op"] = r.extra["per_op"]
                 out["profiles"][name] = prof
                 print(profiling.render(name, prof), flush=True)
                 if args.results_dir:
