@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ...oauth.models import Client, Grant, RefreshToken, Session, SigningKey, User
 from ...keys.sealing import Sealer
@@ -203,13 +204,19 @@ class SqlDurableStore:
     async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str], now: int) -> None:
         def q(conn: Connection) -> None:
             where = and_(consents.c.user_id == user_id, consents.c.client_id == client_id)
-            current = conn.execute(select(consents.c.scope).where(where)).scalar()
+            # FOR UPDATE (PostgreSQL; SQLite serialises writers anyway) so concurrent consents merge
+            # instead of losing scopes; a concurrent first insert is caught and merged into.
+            current = conn.execute(select(consents.c.scope).where(where).with_for_update()).scalar()
             if current is None:
-                conn.execute(insert(consents).values(user_id=user_id, client_id=client_id,
-                                                     scope=" ".join(sorted(scopes)), updated_at=now))
-            else:
-                merged = frozenset(current.split()) | scopes
-                conn.execute(update(consents).where(where).values(scope=" ".join(sorted(merged)), updated_at=now))
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(consents).values(user_id=user_id, client_id=client_id,
+                                                             scope=" ".join(sorted(scopes)), updated_at=now))
+                    return
+                except IntegrityError:
+                    current = conn.execute(select(consents.c.scope).where(where).with_for_update()).scalar() or ""
+            merged = frozenset(current.split()) | scopes
+            conn.execute(update(consents).where(where).values(scope=" ".join(sorted(merged)), updated_at=now))
         await self.db.write(q)
 
     # -- grants and tokens -------------------------------------------------------------------
@@ -264,8 +271,11 @@ class SqlDurableStore:
 
     async def revoke_access_token(self, jti: str, expires_at: int) -> None:
         def q(conn: Connection) -> None:
-            if not conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first():
-                conn.execute(insert(revoked_tokens).values(jti=jti, expires_at=expires_at))
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(revoked_tokens).values(jti=jti, expires_at=expires_at))
+            except IntegrityError:
+                pass  # already revoked (perhaps concurrently): revocation is idempotent
         await self.db.write(q)
 
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
