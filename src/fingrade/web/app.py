@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -298,6 +300,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Fail closed and say nothing: details go to the log only.
+    if isinstance(exc, (DBAPIError, RedisError, OSError)):
+        # A store that cannot be reached (restart, failover): the client may retry (RFC 6749 §4.1.2.1).
+        log.error("store unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return Response(b'{"error":"temporarily_unavailable"}', 503, media_type="application/json",
+                        headers={"Cache-Control": "no-store", "Retry-After": "2"})
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(b'{"error":"server_error"}', 500, media_type="application/json",
                     headers={"Cache-Control": "no-store"})

@@ -37,7 +37,9 @@ class Database:
         elif self.dialect == "postgresql":
             self.engine = None
             self.async_engine = create_async_engine(parsed.set(drivername="postgresql+asyncpg"),
-                                                    pool_size=10, max_overflow=10, pool_pre_ping=True)
+                                                    pool_size=10, max_overflow=10, pool_recycle=3600)
+            # Reads are single indexed lookups: autocommit spares the BEGIN and COMMIT round trips.
+            self._read_engine = self.async_engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
@@ -60,6 +62,9 @@ class Database:
                 with conn.begin():
                     return fn(conn, *args)
         assert self.async_engine is not None
+        if not write:
+            async with self._read_engine.connect() as conn:
+                return await conn.run_sync(fn, *args)
         async with self.async_engine.begin() as conn:
             return await conn.run_sync(fn, *args)
 
