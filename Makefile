@@ -10,6 +10,8 @@ demo:
 test:
 	scripts/test.sh
 
+# Load benchmark of docs/performance.md (server pinned to core 0, driver to core 1).
 bench:
-	scripts/setup.sh --test
+	scripts/setup.sh
+	.venv/bin/pip install -q -e '.[bench]'
 	.venv/bin/python bench/run.py
