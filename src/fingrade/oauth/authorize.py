@@ -20,6 +20,7 @@ from .http import parse_params
 from .models import Client, Grant, Session
 from .profiles import pkce_required
 from .redirect_uri import matches
+from .scope import parse_scope
 
 CODE_REUSE_WINDOW = 600  # a used code is remembered this long after it expires, to detect replays
 MAX_STATE = 2048
@@ -119,10 +120,7 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
     scope_param = params.get("scope")
     if not scope_param:
         raise invalid_scope("scope is required")
-    scope: list[str] = []
-    for s in scope_param.split(" "):
-        if s and s not in scope:
-            scope.append(s)
+    scope = parse_scope(scope_param)
     unknown = [s for s in scope if s not in core.settings.scopes or s not in client.scopes]
     if unknown:
         raise invalid_scope("scope not allowed for this client: " + " ".join(unknown)[:100])

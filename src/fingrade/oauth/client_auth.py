@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
+from functools import lru_cache
 from urllib.parse import unquote
+
+import orjson
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -108,9 +111,20 @@ async def _private_key_jwt(core: Core, params: dict[str, str]) -> Client:
     return client
 
 
+@lru_cache(maxsize=1024)
+def _keyset_for(jwks_json: bytes) -> KeySet:
+    return KeySet.import_key_set(orjson.loads(jwks_json))
+
+
+def _client_keyset(client: Client) -> KeySet:
+    # Parsing a JWKS costs about as much as checking a signature; keyed by content, so a changed
+    # registration never meets a stale key set.
+    return _keyset_for(orjson.dumps(client.jwks))
+
+
 def verify_client_jwt(core: Core, token: str, client: Client) -> dict[str, Any]:
     """Signature by a key in the client's registered JWKS, then the RFC 7523 §3 claim rules."""
-    keyset = KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
+    keyset = _client_keyset(client)
     try:
         obj = jws.deserialize_compact(token, keyset, algorithms=list(ALLOWED_ALGS))
     except JoseError as exc:

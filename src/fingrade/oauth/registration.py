@@ -16,6 +16,7 @@ from .jose import validate_client_jwks
 from .models import Client
 from .profiles import PROFILES, get_profile
 from .redirect_uri import RedirectUriError, validate_registered
+from .scope import parse_scope
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY = 64 * 1024
@@ -88,7 +89,7 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
     scope = meta.get("scope", "openid profile email")
     if not isinstance(scope, str):
         raise metadata_error("scope must be a space-separated string")
-    scopes = [s for s in dict.fromkeys(scope.split(" ")) if s]
+    scopes = parse_scope(scope)
     unknown = [s for s in scopes if s not in core.settings.scopes]
     if unknown or not scopes:
         raise metadata_error(f"unknown scope: {' '.join(unknown)[:80]}")

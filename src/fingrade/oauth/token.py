@@ -10,11 +10,12 @@ from . import pkce
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import token_hash
-from .errors import OAuthError, invalid_grant, invalid_request, invalid_scope, method_not_allowed, \
+from .errors import OAuthError, invalid_grant, invalid_request, method_not_allowed, \
     unauthorized_client, unsupported_grant_type
 from .http import HttpRequest, HttpResponse, form_params
 from .models import Client, Grant, RefreshToken
 from .profiles import get_profile
+from .scope import narrow
 from .tokens import mint_access_token, mint_id_token, new_refresh_token
 
 log = logging.getLogger("fingrade.token")
@@ -50,17 +51,6 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         if exc.status >= 500 or exc.error in ("invalid_client", "invalid_grant"):
             log.info("token request refused: %s", exc)
         return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body()), client
-
-
-def _scope_down(requested: str | None, granted: str) -> str:
-    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
-    if requested is None:
-        return granted
-    allowed = granted.split()
-    wanted = [s for s in dict.fromkeys(requested.split(" ")) if s]
-    if not wanted or any(s not in allowed for s in wanted):
-        raise invalid_scope("the requested scope exceeds the scope of the grant")
-    return " ".join(wanted)
 
 
 async def _authorization_code(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
@@ -135,7 +125,7 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str]) -> 
         await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
                                detail={"grant_id": grant.id})
         raise invalid_grant("the refresh token has already been used")
-    scope = _scope_down(params.get("scope"), rt.scope)
+    scope = narrow(params.get("scope"), rt.scope.split(), "the scope of the grant")
     if get_profile(client.profile).rotate_refresh_tokens:
         new = new_refresh_token()
         replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
@@ -154,14 +144,7 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str]) -> 
 
 async def _client_credentials(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
     allowed = [s for s in client.scope.split() if s in core.settings.scopes and s not in ("openid", "offline_access")]
-    requested = params.get("scope")
-    if requested is None:
-        scope = " ".join(allowed)
-    else:
-        wanted = [s for s in dict.fromkeys(requested.split(" ")) if s]
-        if not wanted or any(s not in allowed for s in wanted):
-            raise invalid_scope("scope not allowed for this client")
-        scope = " ".join(wanted)
+    scope = narrow(params.get("scope"), allowed, "what this client may ask for")
     # No grant row: a client_credentials token stands alone and is revoked by its jti.
     access_token, _claims = await mint_access_token(core, sub=client.client_id, client_id=client.client_id,
                                                     scope=scope, grant_id=None)
