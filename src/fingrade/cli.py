@@ -108,6 +108,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
             meta["scope"] = args.scope
         if args.no_pkce:
             meta["require_pkce"] = False
+        if args.require_par:
+            meta["require_pushed_authorization_requests"] = True
         if args.jwks_file:
             meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
         client, secret = build_client(core, meta)
@@ -278,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--client-id", help="choose the client_id (default: generated)")
     a.add_argument("--no-pkce", action="store_true",
                    help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)")
+    a.add_argument("--require-par", action="store_true",
+                   help="authorization requests only through the PAR endpoint (RFC 9126)")
     a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
     c.add_parser("list")
     for name in ("show", "remove"):

@@ -46,6 +46,8 @@ class Settings:
     refresh_token_ttl: int = 30 * 86400
     code_ttl: int = 60
     interaction_ttl: int = 600
+    par_ttl: int = 60  # lifetime of a pushed authorization request's request_uri (RFC 9126 §2.2)
+    require_pushed_authorization_requests: bool = False  # RFC 9126 §5: authorization requests only via PAR
     session_ttl: int = 8 * 3600
     access_token_audience: str = ""  # default: the issuer
     scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email", "offline_access",
@@ -187,6 +189,9 @@ def _finish(s: Settings) -> None:
         raise ConfigError("refresh_token_ttl: must be 60 s - 400 days")
     if not 60 <= s.interaction_ttl <= 3600:
         raise ConfigError("interaction_ttl: must be 60-3600 seconds")
+    if not 10 <= s.par_ttl <= 599:
+        # FAPI 2.0 SP 5.3.2.2-12: expires_in < 600; below 10 s a user could not follow the link.
+        raise ConfigError("par_ttl: must be 10-599 seconds")
     if "openid" not in s.scopes:
         raise ConfigError("scopes: must include openid")
     for scope in s.scopes:

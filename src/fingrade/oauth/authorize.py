@@ -18,7 +18,7 @@ from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, invalid_scope
 from .http import parse_params
 from .models import Client, Grant, Session
-from .profiles import pkce_required
+from .profiles import par_required, pkce_required
 from .redirect_uri import matches
 from .scope import parse_scope
 
@@ -52,6 +52,7 @@ class AuthorizationRequest:
     max_age: int | None = None
     login_hint: str | None = None
     ui_locales: str | None = None
+    pushed_key: str | None = None  # the PAR entry this request came from (RFC 9126), consumed with the code
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +64,9 @@ class AuthorizationRequest:
 
 def _page_error(error: str, desc: str) -> PageError:
     return PageError(error, desc, 400)
+
+
+PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"  # RFC 9126 §2.2
 
 
 async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None) -> tuple[AuthorizationRequest, Client]:
@@ -78,9 +82,36 @@ async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None)
     client = await core.store.get_client(client_id)
     if client is None:
         raise _page_error("invalid_client", "the client is not registered")
+    pushed_key = None
+    if "request_uri" in params:
+        # RFC 9126 §4: only the pushed parameters count; anything else on this request is ignored.
+        params, pushed_key = await _load_pushed(core, client, params["request_uri"])
+    req = validate_params(core, client, params, pushed=pushed_key is not None)
+    req.pushed_key = pushed_key
+    return req, client
+
+
+async def _load_pushed(core: Core, client: Client, request_uri: str) -> tuple[dict[str, str], str]:
+    # Errors go to a page: the redirect URI is only known once the pushed request is found.
+    if not request_uri.startswith(PAR_PREFIX):
+        # Only our own PAR URNs: a URL is never fetched (CVE-2020-10770, SSRF through request_uri).
+        raise _page_error("request_uri_not_supported", "only request_uri values from the PAR endpoint are supported")
+    key = token_hash(request_uri[len(PAR_PREFIX):])
+    data = await core.onetime.get("par", key)
+    # RFC 9126 §2.2/§4: bound to the client that pushed it, and short-lived.
+    if data is None or data["client_id"] != client.client_id or data["expires_at"] <= core.clock():
+        raise _page_error("invalid_request_uri", "the request_uri is unknown, expired, already used "
+                          "or belongs to another client")
+    return {**data["params"], "client_id": client.client_id}, key
+
+
+def validate_params(core: Core, client: Client, params: dict[str, str], *, pushed: bool) -> AuthorizationRequest:
+    """The one validation of authorization request parameters, for the authorization endpoint and
+    the PAR endpoint (RFC 9126 §2.1 step 3). Raises PageError or RedirectError."""
     redirect_uri = params.get("redirect_uri")
     if redirect_uri is None:
-        # Required for every request: exact matching needs something to match (OAuth 2.1 §4.1.1).
+        # Required for every request: exact matching needs something to match (OAuth 2.1 §4.1.1;
+        # RFC 9126 usage in FAPI 2.0 SP 5.3.2.2-6).
         raise _page_error("invalid_request", "redirect_uri is missing")
     if not matches(redirect_uri, client.redirect_uris):
         raise _page_error("invalid_request", "redirect_uri is not registered for this client")
@@ -89,22 +120,18 @@ async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None)
     if state is not None and len(state) > MAX_STATE:
         raise _page_error("invalid_request", "state is too long")  # not echoed: would bloat the redirect
 
-    def fail(error: OAuthError) -> RedirectError:
-        return RedirectError(error, redirect_uri, state)
-
     try:
-        req = _validate(core, client, params, redirect_uri, state)
+        if not pushed and par_required(core.settings, client):
+            raise invalid_request("this client must use pushed authorization requests")  # RFC 9126 §4
+        return _validate(core, client, params, redirect_uri, state)
     except OAuthError as exc:
-        raise fail(exc) from None
-    return req, client
+        raise RedirectError(exc, redirect_uri, state) from None
 
 
 def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: str,
               state: str | None) -> AuthorizationRequest:
     if "request" in params:
         raise OAuthError("request_not_supported", "request objects are not supported")
-    if "request_uri" in params:
-        raise OAuthError("request_uri_not_supported", "request_uri is not supported")
     response_type = params.get("response_type")
     if response_type is None:
         raise invalid_request("response_type is missing")
@@ -180,10 +207,20 @@ async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) ->
     return not set(req.scope) <= granted
 
 
+async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:
+    """RFC 9126 §4/§7.3, FAPI 2.0 SP note 3: a request_uri is used up when the authorization
+    completes, not when the page is first loaded (reloads before sign-in must work). The first
+    completion takes it; any other interaction started from it then fails."""
+    if req.pushed_key is not None and await core.onetime.take("par", req.pushed_key) is None:
+        raise _page_error("invalid_request_uri", "this sign-in request was already completed; "
+                          "return to the application and start again")
+
+
 async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_time: int,
                      amr: list[str]) -> str:
     """Create the grant (the token family) and a single-use code bound to everything the token
     request must prove; return the redirect URL carrying it."""
+    await consume_pushed(core, req)
     now = core.clock()
     grant_id = new_token(16)
     scope = " ".join(req.scope)

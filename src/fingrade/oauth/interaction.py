@@ -10,8 +10,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from .authorize import (AuthorizationRequest, RedirectError, consent_needed, error_url, issue_code, login_needed,
-                        response_url)
+from .authorize import (AuthorizationRequest, RedirectError, consent_needed, consume_pushed, error_url, issue_code,
+                        login_needed, response_url)
 from .context import Core
 from .crypto import equal, new_token, token_hash
 from .errors import OAuthError
@@ -187,6 +187,7 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
     if not approve:
         if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
             raise gone()
+        await consume_pushed(core, req)
         await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
         return Redirect(response_url(core, req.redirect_uri, {
             "error": "access_denied", "error_description": "the user denied the request", "state": req.state}))

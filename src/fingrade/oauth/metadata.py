@@ -18,6 +18,7 @@ PATHS = {
     "introspection_endpoint": "/introspect",
     "revocation_endpoint": "/revoke",
     "registration_endpoint": "/register",
+    "pushed_authorization_request_endpoint": "/par",
 }
 
 
@@ -45,7 +46,9 @@ def server_metadata(core: Core) -> dict[str, Any]:
                              "at_hash", "name", "preferred_username", "email", "email_verified"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
+        # Only request_uri values issued by our PAR endpoint (RFC 9126 §4); URLs are never fetched.
+        "request_uri_parameter_supported": True,
+        "require_pushed_authorization_requests": core.settings.require_pushed_authorization_requests,
         "acr_values_supported": [ACR_PASSWORD],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en"],

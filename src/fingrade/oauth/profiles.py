@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import Settings
 from .models import Client
 
 
@@ -54,6 +55,12 @@ def pkce_required(client: Client) -> bool:
     """PKCE is required unless the profile allows an opt-out and the client took it
     (RFC 7636; RFC 9700 §2.1.1; public clients never may)."""
     return not (get_profile(client.profile).pkce_opt_out and client.metadata.get("require_pkce") is False)
+
+
+def par_required(settings: Settings, client: Client) -> bool:
+    """Authorization requests only through PAR, server-wide or for this client (RFC 9126 §5, §6)."""
+    return settings.require_pushed_authorization_requests or \
+        client.metadata.get("require_pushed_authorization_requests") is True
 
 
 def get_profile(name: str) -> Profile:

@@ -115,6 +115,12 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
                 # Without PKCE only the OIDC nonce protects the code (RFC 9700 §2.1.1).
                 raise metadata_error("require_pkce = false is only for confidential OpenID Connect clients")
             extra["require_pkce"] = False
+    if "require_pushed_authorization_requests" in meta:
+        # RFC 9126 §6: this client's authorization requests only via PAR (profiles.par_required).
+        if not isinstance(meta["require_pushed_authorization_requests"], bool):
+            raise metadata_error("require_pushed_authorization_requests must be a boolean")
+        if meta["require_pushed_authorization_requests"]:
+            extra["require_pushed_authorization_requests"] = True
     for field in _URL_FIELDS:
         if field in meta:
             value = meta[field]

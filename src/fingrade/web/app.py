@@ -27,6 +27,7 @@ from ..oauth.crypto import new_token, token_hash
 from ..oauth.errors import OAuthError, invalid_request
 from ..oauth.http import parse_params
 from ..oauth.introspect import introspection_endpoint, revocation_endpoint
+from ..oauth.par import par_endpoint
 from ..oauth.metadata import server_metadata
 from ..oauth.models import Session
 from ..oauth.profiles import get_profile
@@ -348,6 +349,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/interaction/{iid}/consent", consent_submit, methods=["POST"]),
         Route("/logout", logout, methods=["GET", "POST"]),
         Route("/token", token, methods=ALL),
+        Route("/par", _endpoint(par_endpoint), methods=ALL),
         Route("/userinfo", _endpoint(userinfo_endpoint), methods=ALL),
         Route("/introspect", _endpoint(introspection_endpoint), methods=ALL),
         Route("/revoke", _endpoint(revocation_endpoint), methods=ALL),

@@ -1,0 +1,46 @@
+"""Pushed authorization requests (RFC 9126): the client posts the authorization request over an
+authenticated back channel and gets a short-lived `request_uri` to send the browser with."""
+
+from __future__ import annotations
+
+from .authorize import PAR_PREFIX, PageError, RedirectError, validate_params
+from .client_auth import authenticate_client
+from .context import Core
+from .crypto import new_token, token_hash
+from .errors import OAuthError, invalid_request, method_not_allowed
+from .http import HttpRequest, HttpResponse, form_params
+from .token import NO_STORE
+
+# Client authentication, not part of the authorization request that is stored.
+_AUTH_PARAMS = frozenset({"client_id", "client_secret", "client_assertion", "client_assertion_type"})
+
+
+async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
+    try:
+        if request.method != "POST":
+            raise method_not_allowed("POST")  # RFC 9126 §2.3: 405
+        params = form_params(request)
+        # §2.1 step 1: authenticate exactly as at the token endpoint (public clients by client_id).
+        client, _method = await authenticate_client(core, request, params)
+        if "request_uri" in params:
+            raise invalid_request("request_uri cannot be used in a pushed authorization request")  # §2.1 step 2
+        pushed = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
+        try:
+            # §2.1 step 3: the same validation as at the authorization endpoint; errors as JSON (§2.3).
+            validate_params(core, client, {**pushed, "client_id": client.client_id}, pushed=True)
+        except PageError as exc:
+            raise OAuthError(exc.error, exc.description, 400) from None
+        except RedirectError as err:
+            raise err.error from None
+        # §2.2 and RFC 9101 §10.2: an unguessable reference; only its hash is stored.
+        secret = new_token(32)
+        now = core.clock()
+        ttl = core.settings.par_ttl
+        # Kept past expires_at so that an interaction started in time can still take it when the
+        # code is issued (authorize.consume_pushed); /authorize refuses it after expires_at.
+        await core.onetime.put("par", token_hash(secret), {
+            "client_id": client.client_id, "params": pushed, "expires_at": now + ttl,
+        }, ttl=ttl + 2 * core.settings.interaction_ttl)
+        return HttpResponse(201, dict(NO_STORE), json={"request_uri": PAR_PREFIX + secret, "expires_in": ttl})
+    except OAuthError as exc:
+        return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())
