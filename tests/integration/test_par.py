@@ -15,7 +15,7 @@ import pytest
 from integration_helpers import (BACKEND_REDIRECT, BACKENDS, BASIC, NATIVE_REDIRECT, client_assertion,
                                  dedicated_server, exchange, jwks_client, new_confidential_client, signing_key)
 from security.kit import assert_error_page, assert_oauth_error
-from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
+from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of, run_flow
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
 
 URN = "urn:ietf:params:oauth:request_uri:"
@@ -285,3 +285,36 @@ def test_rfc9126_s2_2_request_uri_expires(par_only_server: Server) -> None:
         resp = start(browser, "demo-native", uri)
         assert_error_page(resp)
         assert "invalid_request_uri" in resp.text
+
+
+def test_concurrent_completions_of_one_request_uri_yield_one_code(server: Server) -> None:
+    """RFC 9126 §4 / FAPI 2.0 SP note 3: a request_uri is used once. A returning user (session and
+    consent) loading it in many tabs at once gets one code; the others get an error page, never a
+    5xx."""
+    import threading
+
+    with server.client(follow_redirects=False) as browser:
+        run_flow(browser, "demo-native", "http://127.0.0.1:40222/callback")  # session + consent
+        _, challenge = pkce_pair()
+        pushed = browser.post("/par", data={
+            "client_id": "demo-native", "response_type": "code", "redirect_uri": "http://127.0.0.1:40222/callback",
+            "scope": "openid profile", "code_challenge": challenge, "code_challenge_method": "S256"}).json()
+        url = "/authorize?" + urlencode({"client_id": "demo-native", "request_uri": pushed["request_uri"]})
+        cookies = dict(browser.cookies)
+    statuses: list[tuple[int, str]] = []
+    barrier = threading.Barrier(6)
+
+    def load() -> None:
+        with server.client(follow_redirects=False, cookies=cookies) as tab:
+            barrier.wait()
+            resp = tab.get(url)
+            statuses.append((resp.status_code, resp.headers.get("location", "")))
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = [loc for status, loc in statuses if status == 303 and "code=" in loc]
+    assert len(codes) == 1, statuses
+    assert all(status in (303, 400) for status, _ in statuses), statuses

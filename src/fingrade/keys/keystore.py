@@ -18,9 +18,6 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from ..oauth.models import SigningKey
 from ..store.interfaces import DurableStore
 
-SIGNING_ALGS = ("ES256", "PS256", "EdDSA")
-
-
 def generate_key(alg: str, now: int) -> SigningKey:
     kid = secrets.token_urlsafe(12)
     params = {"kid": kid, "alg": alg, "use": "sig"}

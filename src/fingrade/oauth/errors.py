@@ -1,22 +1,16 @@
-"""Errors as data: one type carrying the RFC error code, a client-safe description and debug text."""
+"""Errors as data: one type carrying the RFC error code, a client-safe description and debug text.
+
+Where an error goes is decided by the endpoint: JSON for token-style endpoints, a redirect to a
+verified redirect URI (authorize.RedirectError), an error page (authorize.PageError), or a
+WWW-Authenticate challenge at protected resources (userinfo.resource_error)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 
 # RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E (no '"' and no '\').
 _UNSAFE_DESCRIPTION = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
-
-
-class Delivery(Enum):
-    """Where an error goes. The web layer renders; the core only decides."""
-
-    JSON = "json"  # token-style endpoints: JSON body with status
-    REDIRECT = "redirect"  # to a redirect URI that has been verified for the client
-    PAGE = "page"  # an error page for the user: never a redirect
-    BEARER = "bearer"  # protected resources: RFC 6750 §3 WWW-Authenticate
 
 
 def safe_description(text: str) -> str:
@@ -71,10 +65,6 @@ def unsupported_grant_type(desc: str = "grant_type is not supported") -> OAuthEr
 
 def invalid_scope(desc: str, debug: str = "") -> OAuthError:
     return OAuthError("invalid_scope", desc, 400, debug)
-
-
-def server_unavailable(desc: str = "temporarily unavailable") -> OAuthError:
-    return OAuthError("temporarily_unavailable", desc, 503, headers={"Retry-After": "5"})
 
 
 def invalid_token(desc: str = "the access token is invalid", debug: str = "") -> OAuthError:

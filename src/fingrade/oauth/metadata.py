@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import pkce
 from .context import Core
 from .jose import ALLOWED_ALGS
 from .profiles import CONFIDENTIAL_AUTH
@@ -31,7 +32,7 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "code_challenge_methods_supported": ["S256"],
+        "code_challenge_methods_supported": list(pkce.SUPPORTED_METHODS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
         "introspection_endpoint_auth_methods_supported": sorted(CONFIDENTIAL_AUTH),

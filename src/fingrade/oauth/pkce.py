@@ -12,7 +12,7 @@ _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # An S256 challenge is BASE64URL(SHA-256(...)): exactly 43 characters of the base64url alphabet.
 _S256_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
-SUPPORTED_METHODS = ("S256",)
+SUPPORTED_METHODS = ("S256",)  # what metadata advertises is what check_challenge accepts
 
 
 def check_challenge(challenge: str | None, method: str | None, required: bool) -> tuple[str, str] | None:
@@ -24,7 +24,7 @@ def check_challenge(challenge: str | None, method: str | None, required: bool) -
             raise invalid_request("code_challenge is required (PKCE, RFC 7636)")
         return None
     # RFC 7636 §4.3: an absent method means `plain`, which we do not support (FAPI 2.0 SP 5.3.2.2-5).
-    if method != "S256":
+    if method not in SUPPORTED_METHODS:
         raise invalid_request("code_challenge_method must be S256")
     if not _S256_CHALLENGE.fullmatch(challenge):
         raise invalid_request("code_challenge is not a valid S256 challenge")

@@ -108,7 +108,10 @@ async def authorize(request: Request) -> Response:
     new_browser = None
     if not browser or len(browser) > 100:
         browser = new_browser = new_token(32)
-    outcome = await flow.start(core, req, session, token_hash(browser))
+    try:
+        outcome = await flow.start(core, req, session, token_hash(browser))
+    except OAuthError as exc:  # e.g. a pushed request used up by a concurrent completion
+        return pages.error_page(core.issuer, exc)
     if isinstance(outcome, flow.Redirect):
         return _see_other(outcome.url)
     response = _see_other(f"/interaction/{outcome}")

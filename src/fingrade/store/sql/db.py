@@ -43,10 +43,6 @@ class Database:
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine is not None
-
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(fn, args, write=False)
 

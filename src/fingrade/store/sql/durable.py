@@ -227,12 +227,6 @@ class SqlDurableStore:
                                              created_at=grant.created_at, revoked_at=grant.revoked_at))
         await self.db.write(q)
 
-    async def get_grant(self, grant_id: str) -> Grant | None:
-        def q(conn: Connection) -> Grant | None:
-            row = conn.execute(_GRANT, {"gid": grant_id}).first()
-            return _grant_from_row(row) if row else None
-        return await self.db.read(q)
-
     async def revoke_grant(self, grant_id: str, now: int) -> None:
         def q(conn: Connection) -> None:
             conn.execute(update(grants).where(and_(grants.c.id == grant_id, grants.c.revoked_at.is_(None)))
@@ -350,13 +344,6 @@ class SqlDurableStore:
             conn.execute(insert(audit_events).values(at=now, event=event, client_id=client_id, user_id=user_id,
                                                      ip=ip, detail=_dumps(detail) if detail else None))
         await self.db.write(q)
-
-    async def recent_audit(self, limit: int = 100) -> list[dict[str, Any]]:
-        def q(conn: Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(select(audit_events).order_by(audit_events.c.id.desc()).limit(limit))
-            return [dict(at=r.at, event=r.event, client_id=r.client_id, user_id=r.user_id, ip=r.ip,
-                         detail=orjson.loads(r.detail) if r.detail else None) for r in rows]
-        return await self.db.read(q)
 
     async def purge_expired(self, now: int) -> int:
         def q(conn: Connection) -> int:

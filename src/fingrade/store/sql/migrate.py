@@ -31,6 +31,3 @@ def _upgrade(conn: Connection) -> None:
 async def upgrade(db: Database) -> None:
     await db.write(_upgrade)
 
-
-def upgrade_sync(db: Database) -> None:
-    db.run_sync(_upgrade)
