@@ -52,6 +52,7 @@ class AuthorizationRequest:
     max_age: int | None = None
     login_hint: str | None = None
     ui_locales: str | None = None
+    dpop_jkt: str | None = None  # RFC 9449 §10: the code may only be redeemed with this DPoP key
     pushed_key: str | None = None  # the PAR entry this request came from (RFC 9126), consumed with the code
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,10 +175,15 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
             raise invalid_request("max_age must be a non-negative integer")
         max_age = int(params["max_age"])
 
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", dpop_jkt):
+        raise invalid_request("dpop_jkt must be a base64url SHA-256 JWK thumbprint")  # RFC 9449 §10
+
     return AuthorizationRequest(
         client_id=client.client_id, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce,
         code_challenge=challenge[0] if challenge else None, code_challenge_method=challenge[1] if challenge else None,
         prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
+        dpop_jkt=dpop_jkt,
     )
 
 
@@ -230,7 +236,7 @@ async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_t
     await core.onetime.put("code", token_hash(code), {
         "client_id": req.client_id, "redirect_uri": req.redirect_uri, "scope": scope, "user_id": user_id,
         "auth_time": auth_time, "amr": amr, "nonce": req.nonce, "code_challenge": req.code_challenge,
-        "code_challenge_method": req.code_challenge_method, "grant_id": grant_id,
+        "code_challenge_method": req.code_challenge_method, "grant_id": grant_id, "dpop_jkt": req.dpop_jkt,
         "expires_at": now + core.settings.code_ttl,
     }, ttl=core.settings.code_ttl + CODE_REUSE_WINDOW)
     return response_url(core, req.redirect_uri, {"code": code, "state": req.state})

@@ -36,8 +36,9 @@ async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str,
                 claims = await verify_access_token(core, token)
             except OAuthError:
                 continue
-            body = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
-                "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time") if k in claims}}
+            # RFC 9449 §6.2: a DPoP-bound token shows its cnf and token_type DPoP.
+            body = {"active": True, "token_type": "DPoP" if "cnf" in claims else "Bearer", **{k: claims[k] for k in (
+                "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "cnf") if k in claims}}
             return body, kind
         if kind == "refresh_token":
             found = await core.store.get_refresh_token(token_hash(token))

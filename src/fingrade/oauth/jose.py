@@ -16,6 +16,11 @@ ALLOWED_ALGS = ("ES256", "PS256", "EdDSA")
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 
+def has_private_members(jwk: dict[str, Any]) -> bool:
+    """Private or symmetric key material in a JWK (RFC 7518 §6): refused wherever a public key is expected."""
+    return bool(_PRIVATE_MEMBERS & jwk.keys())
+
+
 def parse_claims(payload: bytes) -> dict[str, Any]:
     try:
         claims = orjson.loads(payload)
@@ -51,7 +56,7 @@ def validate_client_jwks(jwks: Any, error: Callable[[str], OAuthError]) -> dict[
     for jwk in jwks["keys"]:
         if not isinstance(jwk, dict):
             raise error("jwks keys must be JSON objects")
-        if _PRIVATE_MEMBERS & jwk.keys():
+        if has_private_members(jwk):
             raise error("jwks must not contain private or symmetric key material")
         if jwk.get("alg") is not None and jwk.get("alg") not in ALLOWED_ALGS:
             raise error("jwks key alg must be one of " + ", ".join(ALLOWED_ALGS))

@@ -39,6 +39,7 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
+        "dpop_signing_alg_values_supported": list(ALLOWED_ALGS),  # RFC 9449 §5.1
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [core.settings.signing_alg],
         "userinfo_signing_alg_values_supported": [],

@@ -73,6 +73,7 @@ class RefreshToken:
     created_at: int
     expires_at: int
     used_at: int | None = None  # set when rotated away; presenting it again is a replay
+    dpop_jkt: str | None = None  # RFC 9449 §5: public clients' refresh tokens are bound to a DPoP key
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@ authenticated back channel and gets a short-lived `request_uri` to send the brow
 
 from __future__ import annotations
 
+from . import dpop
 from .authorize import PAR_PREFIX, PageError, RedirectError, validate_params
 from .client_auth import authenticate_client
 from .context import Core
@@ -25,6 +26,12 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
         if "request_uri" in params:
             raise invalid_request("request_uri cannot be used in a pushed authorization request")  # §2.1 step 2
         pushed = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
+        proof = dpop.proof_header(request)
+        if proof is not None:
+            # RFC 9449 §10.1: a proof at PAR binds the code as if its thumbprint were sent as dpop_jkt.
+            jkt = await dpop.verify_proof(core, proof, "POST", core.url("/par"))
+            if pushed.setdefault("dpop_jkt", jkt) != jkt:
+                raise dpop.invalid_dpop_proof("dpop_jkt does not match the key of the DPoP proof")
         try:
             # §2.1 step 3: the same validation as at the authorization endpoint; errors as JSON (§2.3).
             validate_params(core, client, {**pushed, "client_id": client.client_id}, pushed=True)

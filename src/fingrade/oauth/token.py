@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import pkce
+from . import dpop, pkce
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import token_hash
@@ -40,12 +40,17 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
             raise unsupported_grant_type()
         if grant_type not in client.grant_types or grant_type not in get_profile(client.profile).grant_types:
             raise unauthorized_client(f"this client may not use the {grant_type} grant")
+        jkt = None
+        proof = dpop.proof_header(request)
+        if proof is not None:
+            # RFC 9449 §5: a valid proof makes the tokens DPoP-bound; htu from our issuer, not Host.
+            jkt = await dpop.verify_proof(core, proof, "POST", core.url("/token"))
         if grant_type == "authorization_code":
-            body = await _authorization_code(core, client, params)
+            body = await _authorization_code(core, client, params, jkt)
         elif grant_type == "refresh_token":
-            body = await _refresh_token(core, client, params)
+            body = await _refresh_token(core, client, params, jkt)
         else:
-            body = await _client_credentials(core, client, params)
+            body = await _client_credentials(core, client, params, jkt)
         return HttpResponse(200, dict(NO_STORE), json=body), client
     except OAuthError as exc:
         if exc.status >= 500 or exc.error in ("invalid_client", "invalid_grant"):
@@ -53,7 +58,17 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body()), client
 
 
-async def _authorization_code(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
+def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
+    """RFC 9449 §5 and §10: a grant bound to a DPoP key is only usable with a proof by that key."""
+    if bound is None:
+        return
+    if jkt is None:
+        raise dpop.invalid_dpop_proof(f"a DPoP proof is required for this {what}")
+    if jkt != bound:
+        raise invalid_grant(f"the DPoP proof key does not match the key this {what} is bound to")
+
+
+async def _authorization_code(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
     code = params.get("code")
     if code is None:
         raise invalid_request("code is missing")
@@ -77,18 +92,20 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
     if params.get("redirect_uri") != data["redirect_uri"]:
         raise invalid_grant("redirect_uri does not match the authorization request")  # RFC 6749 §4.1.3
     pkce.verify(params.get("code_verifier"), data["code_challenge"], data["code_challenge_method"])
+    _require_key(data.get("dpop_jkt"), jkt, "authorization code")  # RFC 9449 §10
     grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
                   auth_time=data["auth_time"], created_at=now)
-    return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True)
+    return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt)
 
 
 async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None, amr: list[str] | None,
-                 with_refresh: bool, scope: str | None = None, refresh_token: str | None = None) -> dict[str, Any]:
+                 with_refresh: bool, jkt: str | None, scope: str | None = None,
+                 refresh_token: str | None = None) -> dict[str, Any]:
     scope = scope or grant.scope
     assert grant.user_id is not None
     access_token, claims = await mint_access_token(core, sub=grant.user_id, client_id=client.client_id, scope=scope,
-                                                   grant_id=grant.id, auth_time=grant.auth_time)
-    body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer",
+                                                   grant_id=grant.id, auth_time=grant.auth_time, extra=_cnf(jkt))
+    body: dict[str, Any] = {"access_token": access_token, "token_type": _token_type(jkt),
                             "expires_in": core.settings.access_token_ttl, "scope": scope}
     if "openid" in scope.split():
         body["id_token"] = await mint_id_token(core, sub=grant.user_id, client_id=client.client_id, nonce=nonce,
@@ -100,12 +117,23 @@ async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None,
         rt = new_refresh_token()
         await core.store.save_refresh_token(RefreshToken(
             token_hash=token_hash(rt), grant_id=grant.id, client_id=client.client_id, user_id=grant.user_id,
-            scope=grant.scope, created_at=claims["iat"], expires_at=claims["iat"] + core.settings.refresh_token_ttl))
+            scope=grant.scope, created_at=claims["iat"], expires_at=claims["iat"] + core.settings.refresh_token_ttl,
+            # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (a confidential
+            # client's is bound by its client authentication).
+            dpop_jkt=jkt if get_profile(client.profile).public else None))
         body["refresh_token"] = rt
     return body
 
 
-async def _refresh_token(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
+def _cnf(jkt: str | None) -> dict[str, Any] | None:
+    return {"cnf": {"jkt": jkt}} if jkt is not None else None  # RFC 9449 §6.1
+
+
+def _token_type(jkt: str | None) -> str:
+    return "DPoP" if jkt is not None else "Bearer"  # RFC 9449 §5
+
+
+async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
     presented = params.get("refresh_token")
     if presented is None:
         raise invalid_request("refresh_token is missing")
@@ -125,30 +153,32 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str]) -> 
         await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
                                detail={"grant_id": grant.id})
         raise invalid_grant("the refresh token has already been used")
+    _require_key(rt.dpop_jkt, jkt, "refresh token")
     scope = narrow(params.get("scope"), rt.scope.split(), "the scope of the grant")
     if get_profile(client.profile).rotate_refresh_tokens:
         new = new_refresh_token()
         replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
-                                   user_id=rt.user_id, scope=rt.scope, created_at=now, expires_at=rt.expires_at)
+                                   user_id=rt.user_id, scope=rt.scope, created_at=now, expires_at=rt.expires_at,
+                                   dpop_jkt=rt.dpop_jkt)
         if not await core.store.rotate_refresh_token(rt.token_hash, replacement, now):
             # Lost the compare-and-set to a concurrent refresh with the same token: a replay.
             await core.store.revoke_grant(grant.id, now)
             await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
                                    detail={"grant_id": grant.id, "concurrent": True})
             raise invalid_grant("the refresh token has already been used")
-        return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, scope=scope,
+        return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, scope=scope,
                             refresh_token=new)
-    return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, scope=scope,
+    return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, scope=scope,
                         refresh_token=presented)
 
 
-async def _client_credentials(core: Core, client: Client, params: dict[str, str]) -> dict[str, Any]:
+async def _client_credentials(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
     allowed = [s for s in client.scope.split() if s in core.settings.scopes and s not in ("openid", "offline_access")]
     scope = narrow(params.get("scope"), allowed, "what this client may ask for")
     # No grant row: a client_credentials token stands alone and is revoked by its jti.
     access_token, _claims = await mint_access_token(core, sub=client.client_id, client_id=client.client_id,
-                                                    scope=scope, grant_id=None)
-    return {"access_token": access_token, "token_type": "Bearer", "expires_in": core.settings.access_token_ttl,
+                                                    scope=scope, grant_id=None, extra=_cnf(jkt))
+    return {"access_token": access_token, "token_type": _token_type(jkt), "expires_in": core.settings.access_token_ttl,
             "scope": scope}
 
 

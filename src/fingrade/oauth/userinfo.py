@@ -1,9 +1,11 @@
-"""UserInfo (OIDC Core §5.3) and the RFC 6750 bearer-token rules of protected resources."""
+"""UserInfo (OIDC Core §5.3) and the access-token rules of protected resources: RFC 6750 Bearer and
+RFC 9449 §7 DPoP."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from . import dpop
 from .context import Core
 from .errors import OAuthError, insufficient_scope, invalid_request, invalid_token, method_not_allowed
 from .http import HttpRequest, HttpResponse, is_form, parse_params
@@ -22,9 +24,9 @@ def bearer_challenge(exc: OAuthError) -> str:
     return ", ".join(parts)
 
 
-def extract_bearer(request: HttpRequest) -> str:
-    """Only the Authorization header (FAPI 2.0 SP 5.3.4; RFC 6750 §2.3 query tokens refused).
-    The scheme name is case-insensitive (RFC 9110 §11.1)."""
+def extract_token(request: HttpRequest) -> tuple[str, str]:
+    """(scheme, token) from the Authorization header only (FAPI 2.0 SP 5.3.4; RFC 6750 §2.3 query
+    tokens refused). Scheme names are case-insensitive (RFC 9110 §11.1); Bearer or DPoP."""
     if b"access_token=" in request.query:
         raise invalid_request("access tokens in the query string are not accepted")
     if request.body and is_form(request):
@@ -35,22 +37,49 @@ def extract_bearer(request: HttpRequest) -> str:
         raise OAuthError("missing_token", "", 401)
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise invalid_token("use the Bearer authorization scheme")
-    return token
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "dpop") or not token or " " in token:
+        raise invalid_token("use the Bearer or DPoP authorization scheme")
+    return scheme, token
 
 
-async def authorize_resource(core: Core, request: HttpRequest, scope: str) -> dict[str, Any]:
-    token = extract_bearer(request)
-    claims = await verify_access_token(core, token)
+async def authorize_resource(core: Core, request: HttpRequest, scope: str, url: str) -> dict[str, Any]:
+    """Check the access token of a resource request to `url` (built from the issuer, for DPoP htu)."""
+    scheme, token = extract_token(request)
+    if scheme == "dpop":
+        try:
+            # RFC 9449 §7.1 / §4.3 item 12: a proof for this request and this token, by the bound key.
+            jkt = await dpop.verify_proof(core, dpop.proof_header(request), request.method, url, access_token=token)
+            claims = await verify_access_token(core, token)
+            bound = (claims.get("cnf") or {}).get("jkt")
+            if bound is None:
+                raise invalid_token("the access token is not DPoP-bound; use the Bearer scheme")
+            if bound != jkt:
+                raise dpop.invalid_dpop_proof("the DPoP proof key is not the key the access token is bound to")
+        except dpop.DPoPError:
+            raise
+        except OAuthError as exc:
+            raise dpop.DPoPError(exc.error, exc.description, exc.status) from None
+    else:
+        claims = await verify_access_token(core, token)
+        if isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]:
+            # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
+            raise dpop.DPoPError("invalid_token", "this access token is DPoP-bound; use the DPoP scheme", 401)
     if scope not in str(claims.get("scope", "")).split():
-        raise insufficient_scope(f"the token lacks the {scope} scope")
+        exc = insufficient_scope(f"the token lacks the {scope} scope")
+        raise dpop.DPoPError(exc.error, exc.description, exc.status) if scheme == "dpop" else exc
     return claims
 
 
 def resource_error(exc: OAuthError) -> HttpResponse:
-    status = 401 if exc.error in ("missing_token", "invalid_token") else exc.status
-    headers = {**NO_STORE, "WWW-Authenticate": bearer_challenge(exc)}
+    if isinstance(exc, dpop.DPoPError):
+        # RFC 9449 §7.1: 401 with a DPoP challenge (invalid_dpop_proof included); 403 stays 403.
+        status = 403 if exc.error == "insufficient_scope" else 401
+        challenge = dpop.challenge(exc)
+    else:
+        status = 401 if exc.error in ("missing_token", "invalid_token") else exc.status
+        challenge = bearer_challenge(exc)
+    headers = {**NO_STORE, "WWW-Authenticate": challenge}
     body = exc.body() if exc.error != "missing_token" else {"error": "invalid_token",
                                                             "error_description": "an access token is required"}
     return HttpResponse(status, headers, json=body)
@@ -60,7 +89,7 @@ async def userinfo_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
     try:
         if request.method not in ("GET", "POST"):
             raise method_not_allowed("GET, POST")
-        claims = await authorize_resource(core, request, "openid")
+        claims = await authorize_resource(core, request, "openid", core.url("/userinfo"))
         user = await core.store.get_user(claims["sub"])
         if user is None or user.disabled:
             raise invalid_token("the user no longer exists")

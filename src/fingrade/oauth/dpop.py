@@ -1,0 +1,151 @@
+"""DPoP proof validation (RFC 9449 §4.3). joserfc parses and verifies the JWS; this module holds the
+policy. Server-provided nonces (§8, §9, `use_dpop_nonce`) are not implemented yet."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import import_key
+from joserfc.jws import JWSRegistry
+
+from .context import Core
+from .crypto import equal, sha256_b64url, token_hash
+from .errors import OAuthError
+from .http import HttpRequest
+from .jose import ALLOWED_ALGS, check_key_strength, has_private_members, parse_claims
+
+MAX_AGE = 300  # §11.1: a proof is accepted this long after its iat
+FUTURE_LEEWAY = 10  # FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s ahead accepted (more is refused)
+MAX_PROOF_LENGTH = 8192
+MAX_JTI_LENGTH = 256  # §11.1: huge jti values are refused rather than stored
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
+
+# joserfc's default 512-byte header limit is too small for an RSA jwk; unknown header members are
+# ignored (§4.3), so the header check is not strict.
+_REGISTRY = JWSRegistry(algorithms=list(ALLOWED_ALGS), strict_check_header=False)
+_REGISTRY.max_header_length = 4096
+
+
+class DPoPError(OAuthError):
+    """An error met while handling a DPoP-scheme request; protected resources answer it with a
+    `WWW-Authenticate: DPoP` challenge (§7.1) instead of a Bearer one."""
+
+
+def invalid_dpop_proof(desc: str) -> DPoPError:
+    # §5: 400 at the token endpoint; resources turn it into 401 with a DPoP challenge (§7.1).
+    return DPoPError("invalid_dpop_proof", desc, 400)
+
+
+def challenge(exc: OAuthError | None = None) -> str:
+    """§7.1: the DPoP challenge, with the accepted algorithms and the error if there is one."""
+    parts = [f'DPoP algs="{" ".join(ALLOWED_ALGS)}"']
+    if exc is not None and exc.error != "missing_token":
+        parts.append(f'error="{exc.error}"')
+        if exc.description:
+            parts.append(f'error_description="{exc.description}"')
+    return ", ".join(parts)
+
+
+def _normalise_pct(text: str) -> str:
+    """RFC 3986 §6.2.2.1/§6.2.2.2: upper-case escapes, decode escaped unreserved characters."""
+    def fix(m: re.Match[str]) -> str:
+        ch = chr(int(m.group(0)[1:], 16))
+        return ch if _UNRESERVED.fullmatch(ch) else m.group(0).upper()
+    return _PCT.sub(fix, text)
+
+
+def normalise_htu(url: str) -> str | None:
+    """§4.3 item 9: compare without query and fragment, after RFC 3986 §6.2.2 syntax-based and
+    §6.2.3 scheme-based normalisation (case of scheme and host, default port, empty path)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host or parts.username is not None or parts.password is not None:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, _normalise_pct(parts.path) or "/", "", ""))
+
+
+def proof_header(request: HttpRequest) -> str | None:
+    return request.header("dpop")
+
+
+async def verify_proof(core: Core, header_value: str | None, method: str, url: str,
+                       access_token: str | None = None) -> str:
+    """Check a DPoP proof per RFC 9449 §4.3 and return its key's RFC 7638 SHA-256 thumbprint (jkt).
+    `url` is the endpoint URL built from our issuer, never from the Host header."""
+    if header_value is None:
+        raise invalid_dpop_proof("a DPoP proof is required")
+    value = header_value.strip()
+    # Item 1: exactly one DPoP header. The web layer joins repeated headers with ", ", and a
+    # compact JWS never contains a comma.
+    if "," in value:
+        raise invalid_dpop_proof("exactly one DPoP header is allowed")
+    if not value or len(value) > MAX_PROOF_LENGTH:
+        raise invalid_dpop_proof("the DPoP proof is empty or too long")
+    try:  # Item 2: a well-formed compact JWS
+        unverified = jws.extract_compact(value.encode("ascii"), registry=_REGISTRY)
+    except (JoseError, ValueError, UnicodeEncodeError):
+        raise invalid_dpop_proof("the DPoP proof is not a well-formed JWT") from None
+    header = unverified.protected
+    if str(header.get("typ", "")).lower() != "dpop+jwt":  # item 4
+        raise invalid_dpop_proof("the DPoP proof typ must be dpop+jwt")
+    alg = header.get("alg")
+    if alg not in ALLOWED_ALGS:  # item 5: asymmetric, allowed by policy (FAPI 2.0 SP 5.4.1)
+        raise invalid_dpop_proof("the DPoP proof alg must be one of " + ", ".join(ALLOWED_ALGS))
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict):
+        raise invalid_dpop_proof("the DPoP proof needs a jwk header")
+    if has_private_members(jwk):  # item 7
+        raise invalid_dpop_proof("the DPoP proof jwk must not contain a private key")
+    try:
+        key = import_key(jwk)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise invalid_dpop_proof("the DPoP proof jwk is not a valid key") from None
+    check_key_strength(key, invalid_dpop_proof)
+    try:  # item 6: signed by the embedded key, with the alg the header names
+        claims = parse_claims(jws.deserialize_compact(value, key, algorithms=[alg], registry=_REGISTRY).payload)
+    except (JoseError, ValueError, TypeError):
+        raise invalid_dpop_proof("the DPoP proof signature is not valid") from None
+    _check_claims(core, claims, method, url, access_token)
+    jkt = key.thumbprint()
+    # §11.1: each proof once, across all nodes (the one-time store is shared). Kept for the whole
+    # acceptance window of the proof.
+    if not await core.onetime.add("dpop_jti", token_hash(f"{jkt}:{claims['jti']}"), MAX_AGE + FUTURE_LEEWAY):
+        raise invalid_dpop_proof("the DPoP proof has already been used")
+    return jkt
+
+
+def _check_claims(core: Core, claims: dict[str, Any], method: str, url: str, access_token: str | None) -> None:
+    jti = claims.get("jti")  # item 3: required claims
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+        raise invalid_dpop_proof("the DPoP proof needs a jti")
+    if claims.get("htm") != method:  # item 8
+        raise invalid_dpop_proof("the DPoP proof htm does not match the request method")
+    htu = claims.get("htu")
+    if not isinstance(htu, str) or normalise_htu(htu) is None or normalise_htu(htu) != normalise_htu(url):
+        raise invalid_dpop_proof("the DPoP proof htu does not match the request URL")  # item 9
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+        raise invalid_dpop_proof("the DPoP proof needs a numeric iat")
+    now = core.clock()
+    if iat > now + FUTURE_LEEWAY:  # item 11
+        raise invalid_dpop_proof("the DPoP proof was issued in the future")
+    if iat < now - MAX_AGE:
+        raise invalid_dpop_proof("the DPoP proof is too old")
+    if access_token is not None:  # item 12: bound to the access token it travels with
+        ath = claims.get("ath")
+        if not isinstance(ath, str) or not access_token.isascii() or not equal(ath, sha256_b64url(access_token)):
+            raise invalid_dpop_proof("the DPoP proof ath does not match the access token")

@@ -1,0 +1,256 @@
+"""DPoP proof validation, every check of RFC 9449 §4.3, on a real core (SQLite one-time store)."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import orjson
+import pytest
+from joserfc import jws
+from joserfc.jwk import OctKey, OKPKey, RSAKey
+
+from fingrade.oauth.context import Core
+from fingrade.oauth.dpop import DPoPError, normalise_htu, verify_proof
+from support.dpop import DPoPKey
+
+TOKEN_URL = "https://as.example.com/token"
+
+
+@pytest.fixture
+def key() -> DPoPKey:
+    return DPoPKey()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def check(run, core: Core, proof: str | None, method: str = "POST", url: str = TOKEN_URL,
+          token: str | None = None) -> str:
+    return run(verify_proof(core, proof, method, url, access_token=token))
+
+
+def refused(run, core: Core, proof: str | None, **kw) -> str:
+    with pytest.raises(DPoPError) as info:
+        check(run, core, proof, **kw)
+    assert info.value.error == "invalid_dpop_proof" and info.value.status == 400  # RFC 9449 §5
+    return info.value.description
+
+
+def test_valid_proof_returns_rfc7638_thumbprint(run, base_core: Core, key: DPoPKey) -> None:
+    """RFC 9449 §4.3 (all checks pass) and §6.1: the result is the JWK SHA-256 thumbprint (RFC 7638)."""
+    assert check(run, base_core, key.proof("POST", TOKEN_URL)) == key.jkt
+
+
+def test_4_3_1_two_dpop_headers_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 1: more than one DPoP header (joined with ", " by the web layer) is refused."""
+    joined = key.proof("POST", TOKEN_URL) + ", " + key.proof("POST", TOKEN_URL)
+    assert "exactly one" in refused(run, base_core, joined)
+
+
+def test_missing_proof_refused(run, base_core: Core) -> None:
+    refused(run, base_core, None)
+
+
+@pytest.mark.parametrize("value", ["garbage", "a.b.c", "a.b", "ey.ey.ey.ey.ey"])
+def test_4_3_2_not_a_jwt_refused(run, base_core: Core, value: str) -> None:
+    """§4.3 item 2: the header value must be a single well-formed JWT."""
+    refused(run, base_core, value)
+
+
+@pytest.mark.parametrize("typ", ["JWT", "at+jwt", "dpop"])
+def test_4_3_4_wrong_typ_refused(run, base_core: Core, key: DPoPKey, typ: str) -> None:
+    """§4.3 item 4: typ must be dpop+jwt."""
+    assert "typ" in refused(run, base_core, key.proof("POST", TOKEN_URL, header={"typ": typ}))
+
+
+def test_4_3_4_missing_typ_refused(run, base_core: Core, key: DPoPKey) -> None:
+    refused(run, base_core, key.proof("POST", TOKEN_URL, drop=("typ",)))
+
+
+def test_4_3_4_typ_case_insensitive(run, base_core: Core, key: DPoPKey) -> None:
+    """Media type names are case-insensitive (RFC 7515 §4.1.9)."""
+    assert check(run, base_core, key.proof("POST", TOKEN_URL, header={"typ": "DPoP+JWT"})) == key.jkt
+
+
+def _claims(htu: str = TOKEN_URL) -> bytes:
+    return orjson.dumps({"jti": _b64(time.time_ns().to_bytes(8, "big")), "htm": "POST", "htu": htu,
+                         "iat": int(time.time())})
+
+
+def test_4_3_5_alg_none_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 5: alg none is refused."""
+    head = {"typ": "dpop+jwt", "alg": "none", "jwk": key.key.as_dict(private=False)}
+    assert "alg" in refused(run, base_core, f"{_b64(orjson.dumps(head))}.{_b64(_claims())}.")
+
+
+def test_4_3_5_alg_hs256_refused(run, base_core: Core) -> None:
+    """§4.3 item 5: a MAC (symmetric) algorithm is refused, even with a matching oct jwk."""
+    oct_key = OctKey.generate_key(256)
+    head = {"typ": "dpop+jwt", "alg": "HS256", "jwk": oct_key.as_dict()}
+    refused(run, base_core, jws.serialize_compact(head, _claims(), oct_key, algorithms=["HS256"]))
+
+
+def test_4_3_5_alg_rs256_refused(run, base_core: Core) -> None:
+    """§4.3 item 5 with FAPI 2.0 SP 5.4.1-1: RS256 is not an acceptable algorithm."""
+    rsa = RSAKey.generate_key(2048)
+    head = {"typ": "dpop+jwt", "alg": "RS256", "jwk": rsa.as_dict(private=False)}
+    assert "alg" in refused(run, base_core, jws.serialize_compact(head, _claims(), rsa, algorithms=["RS256"]))
+
+
+def test_4_3_5_ps256_accepted(run, base_core: Core) -> None:
+    """§4.3 item 5: PS256 is one of the accepted algorithms (FAPI 2.0 SP 5.4.1-1)."""
+    rsa = RSAKey.generate_key(2048)
+    head = {"typ": "dpop+jwt", "alg": "PS256", "jwk": rsa.as_dict(private=False)}
+    assert check(run, base_core, jws.serialize_compact(head, _claims(), rsa, algorithms=["PS256"])) == rsa.thumbprint()
+
+
+@pytest.mark.filterwarnings("ignore:Key size")
+def test_weak_rsa_key_refused(run, base_core: Core) -> None:
+    """FAPI 2.0 SP 5.4.1: RSA keys under 2048 bits are refused, in DPoP proofs too."""
+    rsa = RSAKey.generate_key(1024, private=True, auto_kid=False)
+    head = {"typ": "dpop+jwt", "alg": "PS256", "jwk": rsa.as_dict(private=False)}
+    assert "2048" in refused(run, base_core, jws.serialize_compact(head, _claims(), rsa, algorithms=["PS256"]))
+
+
+def test_4_3_6_bad_signature_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 6: the signature must verify with the jwk in the header."""
+    proof = key.proof("POST", TOKEN_URL)
+    head, payload, sig = proof.split(".")
+    other = DPoPKey().proof("POST", TOKEN_URL).split(".")[2]
+    assert "signature" in refused(run, base_core, f"{head}.{payload}.{other}")
+
+
+def test_4_3_6_signed_by_another_key_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 6: a proof whose jwk is not the signing key fails."""
+    other = DPoPKey()
+    proof = other.proof("POST", TOKEN_URL, header={"jwk": key.key.as_dict(private=False)})
+    assert "signature" in refused(run, base_core, proof)
+
+
+def test_4_3_5_missing_jwk_refused(run, base_core: Core, key: DPoPKey) -> None:
+    assert "jwk" in refused(run, base_core, key.proof("POST", TOKEN_URL, drop=("jwk",)))
+
+
+def test_4_3_7_private_key_in_jwk_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 7: the jwk must not contain a private key."""
+    proof = key.proof("POST", TOKEN_URL, header={"jwk": key.key.as_dict(private=True)})
+    assert "private" in refused(run, base_core, proof)
+
+
+@pytest.mark.parametrize("claim", ["jti", "htm", "htu", "iat"])
+def test_4_3_3_required_claim_missing_refused(run, base_core: Core, key: DPoPKey, claim: str) -> None:
+    """§4.3 item 3: jti, htm, htu and iat are required."""
+    refused(run, base_core, key.proof("POST", TOKEN_URL, drop=(claim,)))
+
+
+def test_4_3_8_htm_mismatch_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 8: htm must equal the request method."""
+    assert "htm" in refused(run, base_core, key.proof("GET", TOKEN_URL))
+    assert "htm" in refused(run, base_core, key.proof("post", TOKEN_URL))
+
+
+@pytest.mark.parametrize("htu", ["https://as.example.com/userinfo", "https://other.example.com/token",
+                                 "http://as.example.com/token", "https://as.example.com:8443/token",
+                                 "https://as.example.com/token/", "not a url", "https://as.example.com/%74oken%2F"])
+def test_4_3_9_htu_mismatch_refused(run, base_core: Core, key: DPoPKey, htu: str) -> None:
+    """§4.3 item 9: htu must be the URL of the request."""
+    assert "htu" in refused(run, base_core, key.proof("POST", htu))
+
+
+@pytest.mark.parametrize("htu", ["https://as.example.com/token?x=1", "https://as.example.com/token#frag",
+                                 "https://as.example.com/token?a=b#c"])
+def test_4_3_9_htu_query_and_fragment_ignored(run, base_core: Core, key: DPoPKey, htu: str) -> None:
+    """§4.3 item 9: query and fragment are ignored in the comparison."""
+    assert check(run, base_core, key.proof("POST", htu)) == key.jkt
+
+
+@pytest.mark.parametrize("htu", ["HTTPS://AS.EXAMPLE.COM/token", "https://as.example.com:443/token",
+                                 "https://As.Example.Com:443/%74oken"])
+def test_4_3_9_htu_normalised_rfc3986_6_2(run, base_core: Core, key: DPoPKey, htu: str) -> None:
+    """§4.3 item 9 with RFC 3986 §6.2.2 (case, percent-encoding) and §6.2.3 (default port)."""
+    assert check(run, base_core, key.proof("POST", htu)) == key.jkt
+
+
+def test_normalise_htu_keeps_path_case_and_non_default_port() -> None:
+    """RFC 3986 §6.2.2.1: the path is case-sensitive; only the default port is dropped (§6.2.3)."""
+    assert normalise_htu("https://a.example/Token") != normalise_htu("https://a.example/token")
+    assert normalise_htu("https://a.example:8443/x") == "https://a.example:8443/x"
+    assert normalise_htu("http://a.example:80") == "http://a.example/"
+    assert normalise_htu("ftp://a.example/x") is None
+
+
+def test_4_3_11_iat_too_old_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 11 / §11.1: a proof older than the acceptance window (300 s) is refused."""
+    assert "too old" in refused(run, base_core, key.proof("POST", TOKEN_URL, iat=int(time.time()) - 301))
+    assert "too old" in refused(run, base_core, key.proof("POST", TOKEN_URL, iat=int(time.time()) - 3600))
+
+
+def test_4_3_11_iat_10s_in_future_accepted(run, base_core: Core, key: DPoPKey) -> None:
+    """FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s in the future is accepted."""
+    assert check(run, base_core, key.proof("POST", TOKEN_URL, iat=int(time.time()) + 10)) == key.jkt
+
+
+@pytest.mark.parametrize("ahead", [61, 3600])
+def test_4_3_11_iat_more_than_60s_in_future_refused(run, base_core: Core, key: DPoPKey, ahead: int) -> None:
+    """FAPI 2.0 SP 5.3.2.1-13: iat more than 60 s in the future is refused."""
+    assert "future" in refused(run, base_core, key.proof("POST", TOKEN_URL, iat=int(time.time()) + ahead))
+
+
+@pytest.mark.parametrize("iat", ["1800000000", True, None])
+def test_4_3_11_non_numeric_iat_refused(run, base_core: Core, key: DPoPKey, iat: object) -> None:
+    refused(run, base_core, key.proof("POST", TOKEN_URL, claims={"iat": iat}))
+
+
+@pytest.mark.parametrize("jti", ["", 12345, "x" * 257])
+def test_4_3_3_bad_jti_refused(run, base_core: Core, key: DPoPKey, jti: object) -> None:
+    """§4.3 item 3 and §11.1: a jti is required; huge values are refused rather than stored."""
+    refused(run, base_core, key.proof("POST", TOKEN_URL, claims={"jti": jti}))
+
+
+def test_11_1_replayed_jti_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§11.1: the same proof (same jti) is accepted once only."""
+    proof = key.proof("POST", TOKEN_URL)
+    assert check(run, base_core, proof) == key.jkt
+    assert "already been used" in refused(run, base_core, proof)
+    # Same jti in a fresh proof by the same key is a replay too.
+    jti = "fixed-jti-" + key.jkt[:8]
+    assert check(run, base_core, key.proof("POST", TOKEN_URL, claims={"jti": jti})) == key.jkt
+    refused(run, base_core, key.proof("POST", TOKEN_URL, claims={"jti": jti}))
+
+
+def test_4_3_12_ath_checked_with_access_token(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 item 12: with an access token, ath must be the base64url SHA-256 of that token."""
+    url = "https://as.example.com/userinfo"
+    assert check(run, base_core, key.proof("GET", url, token="tok-1"), method="GET", url=url, token="tok-1") == key.jkt
+    assert "ath" in refused(run, base_core, key.proof("GET", url, token="tok-2"), method="GET", url=url, token="tok-1")
+    assert "ath" in refused(run, base_core, key.proof("GET", url), method="GET", url=url, token="tok-1")
+
+
+def test_unknown_header_members_and_claims_ignored(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3: unknown header parameters and claims do not make a proof invalid."""
+    proof = key.proof("POST", TOKEN_URL, header={"x-extra": 1}, claims={"extra": "yes", "nbf": 1})
+    assert check(run, base_core, proof) == key.jkt
+
+
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+def test_4_3_5_eddsa_accepted(run, base_core: Core) -> None:
+    """§4.3 item 5: EdDSA (Ed25519) is accepted (FAPI 2.0 SP 5.4.1-1)."""
+    okp = OKPKey.generate_key("Ed25519")
+    head = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": okp.as_dict(private=False)}
+    assert check(run, base_core, jws.serialize_compact(head, _claims(), okp, algorithms=["EdDSA"])) == okp.thumbprint()
+
+
+def test_4_3_6_alg_not_matching_key_type_refused(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 items 5-6: an alg the embedded key cannot verify (PS256 with an EC key) is refused, not a crash."""
+    rsa = RSAKey.generate_key(2048)
+    proof = jws.serialize_compact({"typ": "dpop+jwt", "alg": "PS256", "jwk": key.key.as_dict(private=False)},
+                                  _claims(), rsa, algorithms=["PS256"])
+    refused(run, base_core, proof)
+
+
+@pytest.mark.parametrize("jwk", [{"kty": "EC"}, {"kty": "oct"}, {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}])
+def test_4_3_broken_jwk_refused(run, base_core: Core, key: DPoPKey, jwk: object) -> None:
+    """§4.3 items 5-7: a jwk that is not a usable public key is refused."""
+    refused(run, base_core, key.proof("POST", TOKEN_URL, header={"jwk": jwk}))
