@@ -109,3 +109,11 @@ def test_other_schemes_are_refused(http: httpx.Client, tokens: dict) -> None:
     """RFC 6750 §2.1: only `Bearer` carries an access token here (Basic is not a token)."""
     resp = http.get("/userinfo", headers={"Authorization": "Basic " + tokens["access_token"]})
     assert resp.status_code == 401 and www_authenticate(resp)["error"] == "invalid_token"
+
+
+def test_two_authorization_headers_are_invalid_request(http: httpx.Client, tokens: dict) -> None:
+    """RFC 6750 §3.1 (more than one credential → invalid_request, 400); RFC 9449 §7.2."""
+    token = tokens["access_token"]
+    resp = http.get("/userinfo", headers=[("Authorization", "Bearer " + token), ("Authorization", "Bearer " + token)])
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    assert "bearer" in resp.headers["www-authenticate"].lower()

@@ -38,6 +38,10 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     scheme = scheme.lower()
+    if "," in token:
+        # Repeated Authorization headers arrive joined with ", " (a token68 has no comma):
+        # more than one credential is a malformed request (RFC 6750 §3.1; RFC 9449 §7.2).
+        raise invalid_request("send exactly one Authorization header")
     if scheme not in ("bearer", "dpop") or not token or " " in token:
         raise invalid_token("use the Bearer or DPoP authorization scheme")
     return scheme, token
