@@ -63,38 +63,29 @@ class Server:
                 self.process.kill()
 
 
-def _create_pg_database() -> str:
-    """A fresh PostgreSQL database per test session, so runs never see each other's rows."""
+def _pg_admin(sql: str) -> None:
     import asyncio
 
     import asyncpg
 
-    name = "fingrade_t_" + secrets.token_hex(6)
-
-    async def create() -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(sql)
         finally:
             await conn.close()
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def _create_pg_database() -> str:
+    """A fresh PostgreSQL database per test session, so runs never see each other's rows."""
+    name = "fingrade_t_" + secrets.token_hex(6)
+    _pg_admin(f'CREATE DATABASE "{name}"')
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def drop_pg_database(url: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-    asyncio.run(drop())
+    _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] | None = None,
