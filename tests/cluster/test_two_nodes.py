@@ -98,3 +98,40 @@ def test_key_rotation_reaches_both_nodes_without_restart(nodes: tuple[Server, Se
     with b.client() as c:
         after = {k["kid"] for k in c.get("/jwks").json()["keys"]}
     assert before <= after and len(after) == len(before) + 1
+
+
+def test_replays_are_refused_on_the_other_node(nodes: tuple[Server, Server], tmp_path: Path) -> None:
+    """The replay caches are shared by all nodes (one-time store on Redis): a client assertion
+    (RFC 7523 §3, OIDC Core §9) or a DPoP proof (RFC 9449 §11.1) used on node A is refused on node B."""
+    import json
+    import secrets
+
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    from support.dpop import DPoPKey
+
+    a, b = nodes
+    key = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    client_id = a.add_client("--name", "two-node jwt", "--profile", "confidential", "--auth-method", "private_key_jwt",
+                             "--jwks-file", str(tmp_path / "jwks.json"), "--grant-type", "client_credentials",
+                             "--scope", "accounts")["client_id"]
+    now = int(time.time())
+    assertion = jwt.encode({"alg": "ES256", "kid": "k1"}, {
+        "iss": client_id, "sub": client_id, "aud": a.issuer, "jti": secrets.token_urlsafe(16),
+        "iat": now, "exp": now + 60}, key, algorithms=["ES256"])
+    form = {"grant_type": "client_credentials", "scope": "accounts",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion}
+    with a.client() as ca, b.client() as cb:
+        assert ca.post("/token", data=form).status_code == 200
+        replay = cb.post("/token", data=form)
+        assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
+
+        proof = DPoPKey().proof("POST", a.issuer + "/token")
+        cc = {"grant_type": "client_credentials", "scope": "accounts"}
+        first = ca.post("/token", auth=("demo-backend", DEMO_SECRET), data=cc, headers={"DPoP": proof})
+        assert first.status_code == 200 and first.json()["token_type"] == "DPoP"
+        replay = cb.post("/token", auth=("demo-backend", DEMO_SECRET), data=cc, headers={"DPoP": proof})
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"
