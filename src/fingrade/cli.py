@@ -24,6 +24,7 @@ from .oauth.crypto import new_token, token_hash
 from .oauth.errors import OAuthError
 from .oauth.models import User
 from .oauth.passwords import check_password_policy
+from .oauth.profiles import PROFILES
 from .oauth.registration import build_client, client_metadata
 from .runtime import build_core, close_core
 
@@ -270,9 +271,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("clients", help="manage clients").add_subparsers(dest="action", required=True)
     a = c.add_parser("add")
     a.add_argument("--name", required=True)
-    a.add_argument("--profile", required=True, choices=["native", "spa", "confidential"])
+    a.add_argument("--profile", required=True, choices=list(PROFILES))
     a.add_argument("--redirect-uri", action="append")
-    a.add_argument("--auth-method", choices=["none", "client_secret_basic", "client_secret_post", "private_key_jwt"])
+    a.add_argument("--auth-method", choices=sorted(set().union(*(p.auth_methods for p in PROFILES.values()))))
     a.add_argument("--grant-type", action="append", choices=["authorization_code", "refresh_token",
                                                                "client_credentials"])
     a.add_argument("--scope")

@@ -24,6 +24,8 @@ class HttpRequest:
     query: bytes = b""
     body: bytes = b""
     client_ip: str = ""
+    # DER of the client certificate the TLS layer (or a trusted proxy) verified (RFC 8705); None without one.
+    client_cert: bytes | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -22,6 +22,12 @@ class Profile:
     rotate_refresh_tokens: bool  # RFC 9700 §4.14: public clients rotate, with replay detection
     cors_at_token_endpoint: bool  # browser apps call the token endpoint cross-origin
     application_type: str  # OIDC Dynamic Registration `application_type`
+    # FAPI 2.0 SP 5.3.2.2-3: authorization requests only through PAR.
+    par_required: bool = False
+    # FAPI 2.0 SP 5.3.2.1-4: every access token bound to a DPoP key or a client certificate.
+    sender_constrained: bool = False
+    # FAPI 2.0 Message Signing 5.3.1: pushed requests must be signed request objects (RFC 9101).
+    signed_requests: bool = False
 
     def allows_auth_method(self, method: str) -> bool:
         return method in self.auth_methods
@@ -48,7 +54,23 @@ CONFIDENTIAL = Profile(
     rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL)}
+# FAPI 2.0 SP 5.3.2.1-6: private_key_jwt or mutual TLS (RFC 8705 §2), nothing else.
+FAPI2_AUTH = frozenset({"private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"})
+FAPI2 = Profile(
+    name="fapi2", public=False, auth_methods=FAPI2_AUTH, redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=False,
+    # FAPI 2.0 SP 5.3.2.1-9: no refresh token rotation.
+    rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
+    par_required=True, sender_constrained=True,
+)
+FAPI2_MESSAGE_SIGNING = Profile(
+    name="fapi2-message-signing", public=False, auth_methods=FAPI2_AUTH, redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=False,
+    rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
+    par_required=True, sender_constrained=True, signed_requests=True,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL, FAPI2, FAPI2_MESSAGE_SIGNING)}
 
 
 def pkce_required(client: Client) -> bool:
@@ -58,8 +80,9 @@ def pkce_required(client: Client) -> bool:
 
 
 def par_required(settings: Settings, client: Client) -> bool:
-    """Authorization requests only through PAR, server-wide or for this client (RFC 9126 §5, §6)."""
-    return settings.require_pushed_authorization_requests or \
+    """Authorization requests only through PAR: server-wide, for this client (RFC 9126 §5, §6) or for
+    its profile (FAPI 2.0 SP 5.3.2.2-3)."""
+    return settings.require_pushed_authorization_requests or get_profile(client.profile).par_required or \
         client.metadata.get("require_pushed_authorization_requests") is True
 
 

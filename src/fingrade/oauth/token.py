@@ -45,6 +45,10 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         if proof is not None:
             # RFC 9449 §5: a valid proof makes the tokens DPoP-bound; htu from our issuer, not Host.
             jkt = await dpop.verify_proof(core, proof, "POST", core.url("/token"))
+        if get_profile(client.profile).sender_constrained and jkt is None and request.client_cert is None:
+            # FAPI 2.0 SP 5.3.2.1-4: no bearer tokens for this client.
+            raise invalid_request("this client's tokens must be sender-constrained: send a DPoP proof "
+                                  "or use mutual TLS")
         if grant_type == "authorization_code":
             body = await _authorization_code(core, client, params, jkt)
         elif grant_type == "refresh_token":

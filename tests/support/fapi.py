@@ -1,0 +1,118 @@
+"""A FAPI 2.0 client the way a fintech back end would be written: a registered key pair for
+private_key_jwt, a DPoP key, PAR for every authorization request, PKCE S256."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from .dpop import DPoPKey
+from .flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
+from .server import DEMO_PASSWORD, Server
+
+FAPI_REDIRECT = "https://localhost:9443/fapi-callback"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def new_key(alg: str = "ES256", kid: str | None = None) -> Any:
+    params = {"kid": kid or secrets.token_hex(4), "use": "sig"}
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters=params, private=True)
+    if alg == "PS256":
+        return RSAKey.generate_key(2048, parameters=params, private=True)
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", parameters=params, private=True)
+    raise ValueError(alg)
+
+
+@dataclass
+class FapiClient:
+    server: Server
+    client_id: str
+    key: Any
+    alg: str = "ES256"
+    dpop: DPoPKey = field(default_factory=DPoPKey)
+    redirect_uri: str = FAPI_REDIRECT
+
+    @classmethod
+    def register(cls, server: Server, tmp: Path, *extra: str, profile: str = "fapi2", alg: str = "ES256",
+                 scope: str = "openid profile accounts payments") -> FapiClient:
+        """Register with the CLI, as an operator would (README: "Registering a FAPI 2.0 client")."""
+        key = new_key(alg)
+        path = tmp / f"fapi-jwks-{key.kid}.json"
+        path.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+        out = server.add_client("--name", f"Fintech {key.kid}", "--profile", profile, "--auth-method",
+                                "private_key_jwt", "--jwks-file", str(path), "--redirect-uri", FAPI_REDIRECT,
+                                "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+                                "--grant-type", "client_credentials", "--scope", scope, *extra)
+        return cls(server=server, client_id=out["client_id"], key=key, alg=alg)
+
+    # -- client authentication (RFC 7523 §3; FAPI 2.0 SP 5.3.2.1-8: aud is the issuer, a string)
+    def assertion(self, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": self.client_id, "sub": self.client_id, "aud": self.server.issuer,
+                  "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 60}
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode({"alg": self.alg, "kid": self.key.kid}, claims, self.key, algorithms=[self.alg])
+
+    def auth_params(self, **overrides: Any) -> dict[str, str]:
+        return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": self.assertion(**overrides)}
+
+    def dpop_header(self, path: str, method: str = "POST", token: str | None = None) -> dict[str, str]:
+        return {"DPoP": self.dpop.proof(method, self.server.issuer + path, token=token)}
+
+    # -- PAR (RFC 9126 §2)
+    def request_params(self, **extra: str) -> tuple[dict[str, str], str]:
+        verifier, challenge = pkce_pair()
+        params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+                  "scope": "openid accounts", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        params.update(extra)
+        return {k: v for k, v in params.items() if v is not None}, verifier
+
+    def push(self, http: httpx.Client, params: dict[str, str], *, dpop: bool = True,
+             auth: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        hdrs = dict(self.dpop_header("/par")) if dpop else {}
+        hdrs.update(headers or {})
+        return http.post("/par", data={**params, **(auth if auth is not None else self.auth_params())}, headers=hdrs)
+
+    def authorize(self, browser: httpx.Client, request_uri: str, verifier: str, username: str = "alice",
+                  decision: str = "approve") -> Authorized:
+        """The browser leg: only client_id and request_uri travel (FAPI 2.0 SP 5.3.3.2)."""
+        resp = browser.get("/authorize?" + urlencode({"client_id": self.client_id, "request_uri": request_uri}))
+        resp = follow_to_client(browser, resp, self.redirect_uri)
+        if resp.status_code == 200 and 'name="password"' in resp.text:
+            resp = follow_to_client(browser, login(browser, resp, username, DEMO_PASSWORD), self.redirect_uri)
+        if resp.status_code == 200 and 'name="decision"' in resp.text:
+            resp = consent(browser, resp, decision)
+        assert resp.status_code == 303, (resp.status_code, resp.text[:500])
+        location = resp.headers["location"]
+        return Authorized(code=query_of(location).get("code"), params=query_of(location), verifier=verifier,
+                          redirect_uri=self.redirect_uri, location=location)
+
+    def redeem(self, http: httpx.Client, got: Authorized, *, dpop: bool = True,
+               headers: dict[str, str] | None = None) -> httpx.Response:
+        data = {"grant_type": "authorization_code", "code": got.code or "", "redirect_uri": got.redirect_uri,
+                "code_verifier": got.verifier, **self.auth_params()}
+        hdrs = dict(self.dpop_header("/token")) if dpop else {}
+        hdrs.update(headers or {})
+        return http.post("/token", data=data, headers=hdrs)
+
+    def flow(self, http: httpx.Client, browser: httpx.Client, **extra: str) -> httpx.Response:
+        """PAR → authorization → token, all with DPoP; returns the token response."""
+        params, verifier = self.request_params(**extra)
+        pushed = self.push(http, params)
+        assert pushed.status_code == 201, pushed.text
+        got = self.authorize(browser, pushed.json()["request_uri"], verifier)
+        assert got.code, got.params
+        return self.redeem(http, got)
