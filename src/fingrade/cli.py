@@ -111,6 +111,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
             meta["require_pkce"] = False
         if args.require_par:
             meta["require_pushed_authorization_requests"] = True
+        if args.require_dpop:
+            meta["dpop_bound_access_tokens"] = True
         if args.jwks_file:
             meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
         client, secret = build_client(core, meta)
@@ -283,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
                    help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)")
     a.add_argument("--require-par", action="store_true",
                    help="authorization requests only through the PAR endpoint (RFC 9126)")
+    a.add_argument("--require-dpop", action="store_true",
+                   help="token requests only with a DPoP proof (RFC 9449 §5.2 dpop_bound_access_tokens)")
     a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
     c.add_parser("list")
     for name in ("show", "remove"):

@@ -48,6 +48,10 @@ class Settings:
     interaction_ttl: int = 600
     par_ttl: int = 60  # lifetime of a pushed authorization request's request_uri (RFC 9126 §2.2)
     require_pushed_authorization_requests: bool = False  # RFC 9126 §5: authorization requests only via PAR
+    # RFC 9449 §8/§9: DPoP proofs must carry a nonce this server issued (DPoP-Nonce header); a
+    # nonce is valid for one to two lifetimes and is derived from secret_key, so every node knows it.
+    dpop_nonce: bool = False
+    dpop_nonce_lifetime: int = 300
     session_ttl: int = 8 * 3600
     access_token_audience: str = ""  # default: the issuer
     scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email", "offline_access",
@@ -192,6 +196,8 @@ def _finish(s: Settings) -> None:
     if not 10 <= s.par_ttl <= 599:
         # FAPI 2.0 SP 5.3.2.2-12: expires_in < 600; below 10 s a user could not follow the link.
         raise ConfigError("par_ttl: must be 10-599 seconds")
+    if not 30 <= s.dpop_nonce_lifetime <= 3600:
+        raise ConfigError("dpop_nonce_lifetime: must be 30-3600 seconds")
     if "openid" not in s.scopes:
         raise ConfigError("scopes: must include openid")
     for scope in s.scopes:

@@ -11,7 +11,7 @@ from joserfc import jws
 from joserfc.jwk import OctKey, OKPKey, RSAKey
 
 from fingrade.oauth.context import Core
-from fingrade.oauth.dpop import DPoPError, normalise_htu, verify_proof
+from fingrade.oauth.dpop import DPoPError, current_nonce, normalise_htu, verify_proof
 from support.dpop import DPoPKey
 
 TOKEN_URL = "https://as.example.com/token"
@@ -254,3 +254,60 @@ def test_4_3_6_alg_not_matching_key_type_refused(run, base_core: Core, key: DPoP
 def test_4_3_broken_jwk_refused(run, base_core: Core, key: DPoPKey, jwk: object) -> None:
     """§4.3 items 5-7: a jwk that is not a usable public key is refused."""
     refused(run, base_core, key.proof("POST", TOKEN_URL, header={"jwk": jwk}))
+
+
+# -- server-provided nonces (RFC 9449 §8, §9) ---------------------------------------------------
+
+@pytest.fixture
+def nonce_core(base_core: Core) -> Core:
+    import dataclasses
+    settings = dataclasses.replace(base_core.settings, dpop_nonce=True, dpop_nonce_lifetime=60)
+    return dataclasses.replace(base_core, settings=settings, clock=lambda: 1_800_000_000)
+
+
+def _needs_nonce(run, core: Core, proof: str) -> DPoPError:
+    with pytest.raises(DPoPError) as info:
+        check(run, core, proof)
+    err = info.value
+    # §8: 400 use_dpop_nonce, with the nonce to use in a DPoP-Nonce header.
+    assert err.error == "use_dpop_nonce" and err.status == 400
+    assert err.headers["DPoP-Nonce"] == current_nonce(core)
+    return err
+
+
+def test_8_proof_without_nonce_refused_with_a_fresh_one(run, nonce_core: Core, key: DPoPKey) -> None:
+    _needs_nonce(run, nonce_core, key.proof("POST", TOKEN_URL, iat=nonce_core.clock()))
+
+
+def test_8_proof_with_the_current_nonce_accepted(run, nonce_core: Core, key: DPoPKey) -> None:
+    proof = key.proof("POST", TOKEN_URL, iat=nonce_core.clock(), claims={"nonce": current_nonce(nonce_core)})
+    assert check(run, nonce_core, proof) == key.jkt
+
+
+def test_8_nonce_of_the_previous_window_accepted_older_refused(run, nonce_core: Core, key: DPoPKey) -> None:
+    import dataclasses
+    issued = current_nonce(nonce_core)
+    later = dataclasses.replace(nonce_core, clock=lambda: nonce_core.clock() + 60)
+    assert current_nonce(later) != issued  # the nonce rotates every dpop_nonce_lifetime
+    proof = key.proof("POST", TOKEN_URL, iat=later.clock(), claims={"nonce": issued})
+    assert check(run, later, proof) == key.jkt
+    much_later = dataclasses.replace(nonce_core, clock=lambda: nonce_core.clock() + 120)
+    err = _needs_nonce(run, much_later, key.proof("POST", TOKEN_URL, iat=much_later.clock(),
+                                                  claims={"nonce": issued}))
+    assert "not valid" in err.description
+
+
+@pytest.mark.parametrize("nonce", ["made-up", "", 12345, None])
+def test_8_forged_or_malformed_nonce_refused(run, nonce_core: Core, key: DPoPKey, nonce: object) -> None:
+    _needs_nonce(run, nonce_core, key.proof("POST", TOKEN_URL, iat=nonce_core.clock(), claims={"nonce": nonce}))
+
+
+def test_8_nonce_depends_on_the_server_key(nonce_core: Core) -> None:
+    import dataclasses
+    other = dataclasses.replace(nonce_core, server_key=b"another deployment's key........")
+    assert current_nonce(other) != current_nonce(nonce_core)
+
+
+def test_8_nonces_off_by_default_ignore_the_claim(run, base_core: Core, key: DPoPKey) -> None:
+    assert not base_core.settings.dpop_nonce
+    assert check(run, base_core, key.proof("POST", TOKEN_URL, claims={"nonce": "anything"})) == key.jkt

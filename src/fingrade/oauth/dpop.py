@@ -1,8 +1,10 @@
-"""DPoP proof validation (RFC 9449 §4.3). joserfc parses and verifies the JWS; this module holds the
-policy. Server-provided nonces (§8, §9, `use_dpop_nonce`) are not implemented yet."""
+"""DPoP proof validation (RFC 9449 §4.3) and server-provided nonces (§8, §9). joserfc parses and
+verifies the JWS; this module holds the policy."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -13,7 +15,7 @@ from joserfc.jwk import import_key
 from joserfc.jws import JWSRegistry
 
 from .context import Core
-from .crypto import equal, sha256_b64url, token_hash
+from .crypto import b64url, equal, sha256_b64url, token_hash
 from .errors import OAuthError
 from .http import HttpRequest
 from .jose import ALLOWED_ALGS, check_key_strength, has_private_members, parse_claims
@@ -40,6 +42,31 @@ class DPoPError(OAuthError):
 def invalid_dpop_proof(desc: str) -> DPoPError:
     # §5: 400 at the token endpoint; resources turn it into 401 with a DPoP challenge (§7.1).
     return DPoPError("invalid_dpop_proof", desc, 400)
+
+
+def _nonce_for(core: Core, epoch: int) -> str:
+    return b64url(hmac.new(core.server_key, b"dpop-nonce:%d" % epoch, hashlib.sha256).digest()[:18])
+
+
+def current_nonce(core: Core) -> str:
+    """§8: the nonce clients must put in their next proofs. Stateless: an HMAC of the current time
+    window under the shared server key, so any node issues and accepts the same values."""
+    return _nonce_for(core, core.clock() // core.settings.dpop_nonce_lifetime)
+
+
+def nonce_headers(core: Core) -> dict[str, str]:
+    """§8.2: responses of endpoints taking proofs carry the current nonce, so a client learns the
+    next one without a failed request."""
+    return {"DPoP-Nonce": current_nonce(core)} if core.settings.dpop_nonce else {}
+
+
+def _check_nonce(core: Core, nonce: Any) -> None:
+    epoch = core.clock() // core.settings.dpop_nonce_lifetime
+    # The current and the previous window: a nonce handed out just before a window ends stays good.
+    if not isinstance(nonce, str) or not any(equal(nonce, _nonce_for(core, e)) for e in (epoch, epoch - 1)):
+        # §8: 400 use_dpop_nonce with the nonce to use (resources: 401 with a DPoP challenge, §9).
+        raise DPoPError("use_dpop_nonce", "use the nonce in the DPoP-Nonce header" if nonce is None
+                        else "the DPoP proof nonce is not valid (any more)", 400, headers=nonce_headers(core))
 
 
 def challenge(exc: OAuthError | None = None) -> str:
@@ -120,6 +147,8 @@ async def verify_proof(core: Core, header_value: str | None, method: str, url: s
     except (JoseError, ValueError, TypeError):
         raise invalid_dpop_proof("the DPoP proof signature is not valid") from None
     _check_claims(core, claims, method, url, access_token)
+    if core.settings.dpop_nonce:  # item 10
+        _check_nonce(core, claims.get("nonce"))
     jkt = key.thumbprint()
     # §11.1: each proof once, across all nodes (the one-time store is shared). Kept for the whole
     # acceptance window of the proof.

@@ -48,6 +48,6 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
         await core.onetime.put("par", token_hash(secret), {
             "client_id": client.client_id, "params": pushed, "expires_at": now + ttl,
         }, ttl=ttl + 2 * core.settings.interaction_ttl)
-        return HttpResponse(201, dict(NO_STORE), json={"request_uri": PAR_PREFIX + secret, "expires_in": ttl})
+        return HttpResponse(201, {**NO_STORE, **dpop.nonce_headers(core)}, json={"request_uri": PAR_PREFIX + secret, "expires_in": ttl})
     except OAuthError as exc:
         return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())

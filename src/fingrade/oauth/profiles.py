@@ -86,6 +86,11 @@ def par_required(settings: Settings, client: Client) -> bool:
         client.metadata.get("require_pushed_authorization_requests") is True
 
 
+def dpop_required(client: Client) -> bool:
+    """RFC 9449 §5.2: a client registered with dpop_bound_access_tokens always sends a DPoP proof."""
+    return client.metadata.get("dpop_bound_access_tokens") is True
+
+
 def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]

@@ -115,12 +115,14 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
                 # Without PKCE only the OIDC nonce protects the code (RFC 9700 §2.1.1).
                 raise metadata_error("require_pkce = false is only for confidential OpenID Connect clients")
             extra["require_pkce"] = False
-    if "require_pushed_authorization_requests" in meta:
-        # RFC 9126 §6: this client's authorization requests only via PAR (profiles.par_required).
-        if not isinstance(meta["require_pushed_authorization_requests"], bool):
-            raise metadata_error("require_pushed_authorization_requests must be a boolean")
-        if meta["require_pushed_authorization_requests"]:
-            extra["require_pushed_authorization_requests"] = True
+    # RFC 9126 §6: authorization requests only via PAR (profiles.par_required); RFC 9449 §5.2: token
+    # requests only with a DPoP proof (profiles.dpop_required). Stored only when true.
+    for flag in ("require_pushed_authorization_requests", "dpop_bound_access_tokens"):
+        if flag in meta:
+            if not isinstance(meta[flag], bool):
+                raise metadata_error(f"{flag} must be a boolean")
+            if meta[flag]:
+                extra[flag] = True
     for field in _URL_FIELDS:
         if field in meta:
             value = meta[field]

@@ -14,7 +14,7 @@ from .errors import OAuthError, invalid_grant, invalid_request, method_not_allow
     unauthorized_client, unsupported_grant_type
 from .http import HttpRequest, HttpResponse, form_params
 from .models import Client, Grant, RefreshToken
-from .profiles import get_profile
+from .profiles import dpop_required, get_profile
 from .scope import narrow
 from .tokens import mint_access_token, mint_id_token, new_refresh_token
 
@@ -45,6 +45,8 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         if proof is not None:
             # RFC 9449 §5: a valid proof makes the tokens DPoP-bound; htu from our issuer, not Host.
             jkt = await dpop.verify_proof(core, proof, "POST", core.url("/token"))
+        if jkt is None and dpop_required(client):
+            raise dpop.invalid_dpop_proof("this client's token requests need a DPoP proof")  # RFC 9449 §5.2
         if get_profile(client.profile).sender_constrained and jkt is None and request.client_cert is None:
             # FAPI 2.0 SP 5.3.2.1-4: no bearer tokens for this client.
             raise invalid_request("this client's tokens must be sender-constrained: send a DPoP proof "
@@ -55,7 +57,7 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
             body = await _refresh_token(core, client, params, jkt)
         else:
             body = await _client_credentials(core, client, params, jkt)
-        return HttpResponse(200, dict(NO_STORE), json=body), client
+        return HttpResponse(200, {**NO_STORE, **dpop.nonce_headers(core)}, json=body), client
     except OAuthError as exc:
         if exc.status >= 500 or exc.error in ("invalid_client", "invalid_grant"):
             log.info("token request refused: %s", exc)

@@ -83,7 +83,8 @@ def resource_error(exc: OAuthError) -> HttpResponse:
     else:
         status = 401 if exc.error in ("missing_token", "invalid_token") else exc.status
         challenge = bearer_challenge(exc)
-    headers = {**NO_STORE, "WWW-Authenticate": challenge}
+    # Error-specific headers (the DPoP-Nonce of use_dpop_nonce, RFC 9449 §9) are kept.
+    headers = {**NO_STORE, **exc.headers, "WWW-Authenticate": challenge}
     body = exc.body() if exc.error != "missing_token" else {"error": "invalid_token",
                                                             "error_description": "an access token is required"}
     return HttpResponse(status, headers, json=body)
@@ -103,7 +104,7 @@ async def userinfo_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
             info.update(name=user.name, preferred_username=user.username)
         if "email" in scopes and user.email:
             info.update(email=user.email, email_verified=user.email_verified)
-        return HttpResponse(200, dict(NO_STORE), json=info)
+        return HttpResponse(200, {**NO_STORE, **dpop.nonce_headers(core)}, json=info)
     except OAuthError as exc:
         if exc.status == 405:
             return HttpResponse(405, exc.headers, json=exc.body())

@@ -231,6 +231,8 @@ async def logout(request: Request) -> Response:
 def _cors(headers: dict[str, str], origin: str) -> None:
     headers["Access-Control-Allow-Origin"] = origin
     headers["Vary"] = "Origin"
+    # RFC 9449 §8: a browser app must be able to read the nonce it is asked to use.
+    headers["Access-Control-Expose-Headers"] = "DPoP-Nonce, WWW-Authenticate"
 
 
 async def token(request: Request) -> Response:
