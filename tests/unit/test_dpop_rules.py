@@ -311,3 +311,17 @@ def test_8_nonce_depends_on_the_server_key(nonce_core: Core) -> None:
 def test_8_nonces_off_by_default_ignore_the_claim(run, base_core: Core, key: DPoPKey) -> None:
     assert not base_core.settings.dpop_nonce
     assert check(run, base_core, key.proof("POST", TOKEN_URL, claims={"nonce": "anything"})) == key.jkt
+
+
+@pytest.mark.parametrize("claims", [{"exp": -60}, {"nbf": 60}, {"exp": "soon"}, {"nbf": True}])
+def test_rfc7519_exp_and_nbf_in_a_proof_are_honoured(run, base_core: Core, key: DPoPKey, claims: dict) -> None:
+    """Conformance fapi2 check-dpop-proof-nbf-exp: optional exp/nbf in a proof are checked (RFC 7519
+    §4.1.4, §4.1.5) with the 10 s leeway of FAPI 2.0 SP 5.3.2.1-13."""
+    now = int(time.time())
+    values = {k: (now + v if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in claims.items()}
+    refused(run, base_core, key.proof("POST", TOKEN_URL, claims=values))
+
+
+def test_rfc7519_valid_exp_and_nbf_in_a_proof_accepted(run, base_core: Core, key: DPoPKey) -> None:
+    now = int(time.time())
+    assert check(run, base_core, key.proof("POST", TOKEN_URL, claims={"exp": now + 60, "nbf": now + 5})) == key.jkt

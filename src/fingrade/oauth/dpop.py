@@ -174,6 +174,13 @@ def _check_claims(core: Core, claims: dict[str, Any], method: str, url: str, acc
         raise invalid_dpop_proof("the DPoP proof was issued in the future")
     if iat < now - MAX_AGE:
         raise invalid_dpop_proof("the DPoP proof is too old")
+    # Not required by §4.2, but a proof that says when it stops (or starts) being valid is held to it
+    # (RFC 7519 §4.1.4, §4.1.5; conformance fapi2 check-dpop-proof-nbf-exp), with the same leeway.
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if exp is not None and (not isinstance(exp, (int, float)) or isinstance(exp, bool) or exp < now - FUTURE_LEEWAY):
+        raise invalid_dpop_proof("the DPoP proof has expired")
+    if nbf is not None and (not isinstance(nbf, (int, float)) or isinstance(nbf, bool) or nbf > now + FUTURE_LEEWAY):
+        raise invalid_dpop_proof("the DPoP proof is not valid yet")
     if access_token is not None:  # item 12: bound to the access token it travels with
         ath = claims.get("ath")
         if not isinstance(ath, str) or not access_token.isascii() or not equal(ath, sha256_b64url(access_token)):
