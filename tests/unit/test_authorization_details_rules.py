@@ -1,0 +1,196 @@
+"""RFC 9396 (Rich Authorization Requests): the pure validation, narrowing and wording of
+`authorization_details` (fingrade.oauth.authorization_details)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fingrade.oauth import authorization_details as ad
+from fingrade.oauth.errors import OAuthError
+
+NOW = 1_790_000_000  # 2026-09-21
+ALL = frozenset(ad.SUPPORTED_TYPES)
+CTX = ad.Context(now=NOW, locations=frozenset({"https://as.example.com"}))
+IBAN = "GB33BUKB20201555555555"
+
+
+def payment(**over: Any) -> dict[str, Any]:
+    d = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "25.00"},
+         "creditorName": "Acme Ltd", "creditorAccount": {"iban": IBAN},
+         "remittanceInformationUnstructured": "Invoice 123"}
+    d.update(over)
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def accounts(**over: Any) -> dict[str, Any]:
+    d = {"type": "account_information", "actions": ["accounts", "balances", "transactions"]}
+    d.update(over)
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def parse(value: Any, allowed: frozenset[str] = ALL) -> list[dict[str, Any]]:
+    return ad.parse(value if isinstance(value, str) else json.dumps(value), allowed, CTX)
+
+
+def refused(value: Any, allowed: frozenset[str] = ALL) -> str:
+    with pytest.raises(OAuthError) as info:
+        parse(value, allowed)
+    assert info.value.error == "invalid_authorization_details" and info.value.status == 400
+    return info.value.description
+
+
+def test_rfc9396_s2_payment_is_normalised() -> None:
+    """RFC 9396 §2: an array of objects with `type`; the payment is returned normalised."""
+    [p] = parse([payment(instructedAmount={"currency": "EUR", "amount": "25"},
+                         creditorAccount={"iban": "gb33 bukb 2020 1555 5555 55"})])
+    assert p == {"type": "payment_initiation", "actions": ["initiate", "status"],
+                 "instructedAmount": {"currency": "EUR", "amount": "25.00"}, "creditorName": "Acme Ltd",
+                 "creditorAccount": {"iban": IBAN}, "remittanceInformationUnstructured": "Invoice 123"}
+
+
+def test_rfc9396_s2_rfc_example_payment_is_accepted() -> None:
+    """RFC 9396 §2: the payment of the RFC's own example (without its example.com location)."""
+    [p] = parse([{"type": "payment_initiation", "actions": ["initiate", "status", "cancel"],
+                  "instructedAmount": {"currency": "EUR", "amount": "123.50"}, "creditorName": "Merchant A",
+                  "creditorAccount": {"iban": "DE02100100109307118603"},
+                  "remittanceInformationUnstructured": "Ref Number Merchant"}])
+    assert p["instructedAmount"]["amount"] == "123.50"
+
+
+def test_rfc9396_s2_account_information_defaults_and_bounds() -> None:
+    """RFC 9396 §2 and §7.1: without expires_at the AS adds a 90-day validity."""
+    [a] = parse([accounts(actions=["transactions", "accounts"])])
+    assert a["actions"] == ["accounts", "transactions"]  # canonical order
+    assert a["expires_at"] == "2026-12-20T14:13:20Z"
+    [b] = parse([accounts(expires_at="2027-01-01T01:00:00+01:00", accounts=[{"sortCodeAccountNumber": "20155512345678"}],
+                          transactions_from="2026-01-01", transactions_to="2026-03-31")])
+    assert b["expires_at"] == "2027-01-01T00:00:00Z" and b["accounts"] == [{"sortCodeAccountNumber": "20155512345678"}]
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("{not json", "not valid JSON"),
+    ("[NaN]", "not valid JSON"),
+    ('{"type": "payment_initiation"}', "JSON array"),
+    ("[]", "must not be empty"),
+    ([accounts()] * 6, "more than 5"),
+    ("[" + " " * 9000 + "]", "longer than"),
+    (["payment_initiation"], "JSON object"),
+    ([{"actions": ["x"]}], "no type"),
+    ([{"type": "tax_filing"}], "unknown type"),
+    ('[{"type": "account_information", "actions": ["accounts"], "actions": ["balances"]}]', "repeated member"),
+])
+def test_rfc9396_s5_malformed_parameter_is_refused(value: Any, fragment: str) -> None:
+    """RFC 9396 §5: a malformed parameter or an unknown type is invalid_authorization_details."""
+    assert fragment in refused(value)
+
+
+def test_rfc9396_s10_2_type_not_registered_by_client_is_refused() -> None:
+    """RFC 9396 §10.2 (client metadata authorization_details_types) and §5."""
+    assert "may not use" in refused([payment()], frozenset({"account_information"}))
+    assert "may not use" in refused([accounts()], frozenset())
+
+
+@pytest.mark.parametrize("bad", [
+    {"iban": "GB34BUKB20201555555555"},  # wrong check digits
+    {"iban": "GB33BUKB2020155555555X"},
+    {"iban": "XX"},
+    {"iban": 12},
+    {"sortCodeAccountNumber": "2015551234567"},
+    {"iban": IBAN, "sortCodeAccountNumber": "20155512345678"},
+    {},
+    {"iban": IBAN, "name": "x"},
+])
+def test_rfc9396_s5_bad_creditor_account_is_refused(bad: dict[str, Any]) -> None:
+    """RFC 9396 §5: an object not conforming to its type (ISO 13616 mod 97 checksum)."""
+    refused([payment(creditorAccount=bad)])
+
+
+@pytest.mark.parametrize("amount", [
+    {"currency": "EUR", "amount": "0"}, {"currency": "EUR", "amount": "0.00"}, {"currency": "EUR", "amount": "-5.00"},
+    {"currency": "EUR", "amount": "1.234"}, {"currency": "EUR", "amount": 25}, {"currency": "EUR", "amount": "1e3"},
+    {"currency": "EUR", "amount": "01.00"}, {"currency": "EUR", "amount": "1000000000.00"},
+    {"currency": "JPY", "amount": "100.5"}, {"currency": "eur", "amount": "1.00"},
+    {"currency": "XYZ", "amount": "1.00"}, {"currency": "EURO", "amount": "1.00"},
+    {"currency": "EUR"}, {"currency": "EUR", "amount": "1.00", "fx": "x"},
+])
+def test_rfc9396_s5_bad_instructed_amount_is_refused(amount: dict[str, Any]) -> None:
+    """RFC 9396 §5: amount > 0, at most the currency's decimals (ISO 4217), a string, bounded."""
+    refused([payment(instructedAmount=amount)])
+
+
+def test_rfc9396_s5_three_decimals_where_the_currency_has_them() -> None:
+    """ISO 4217 minor units: KWD has three decimals, JPY none."""
+    assert parse([payment(instructedAmount={"currency": "KWD", "amount": "1.234"})])[0]["instructedAmount"]["amount"] \
+        == "1.234"
+    assert parse([payment(instructedAmount={"currency": "JPY", "amount": "100"})])[0]["instructedAmount"]["amount"] \
+        == "100"
+
+
+@pytest.mark.parametrize("entry", [
+    payment(chargeBearer="DEBT"),  # unknown member of a known type: fail closed
+    accounts(datatypes=["x"]),
+    accounts(identifier="x"),
+    accounts(privileges=["admin"]),
+    payment(creditorName=""),
+    payment(creditorName="x" * 141),
+    payment(creditorName=None),
+    payment(remittanceInformationUnstructured="a\u202eb"),
+    payment(actions=["status"]),
+    payment(locations=["https://evil.example"]),
+    accounts(actions=[]),
+    accounts(actions=["balances", "balances"]),
+    accounts(actions=["write"]),
+    accounts(actions=None),
+    accounts(expires_at="2026-09-20T00:00:00Z"),  # in the past
+    accounts(expires_at="2027-09-21T00:00:00Z"),  # more than 180 days
+    accounts(expires_at="2027-01-01"),
+    accounts(transactions_from="2026-13-01"),
+    accounts(transactions_from="2026-03-01", transactions_to="2026-01-01"),
+    accounts(actions=["balances"], transactions_from="2026-01-01"),
+    accounts(accounts=[]),
+    accounts(accounts=[{"iban": IBAN}, {"iban": IBAN}]),
+])
+def test_rfc9396_s5_object_not_conforming_to_its_type_is_refused(entry: dict[str, Any]) -> None:
+    """RFC 9396 §5: unknown members, missing or malformed members → invalid_authorization_details."""
+    refused([entry])
+
+
+def test_rfc9396_s2_2_locations_only_for_our_resource_server() -> None:
+    """RFC 9396 §2.2 `locations`: accepted when it names the resource server our tokens are for."""
+    assert parse([accounts(locations=["https://as.example.com"])])[0]["locations"] == ["https://as.example.com"]
+
+
+def test_rfc9396_s6_1_narrowing_keeps_within_the_grant() -> None:
+    """RFC 9396 §6.1: a token request may ask for less (fewer actions), never more."""
+    granted = parse([accounts(transactions_from="2026-01-01"), payment()])
+    got = ad.narrow(json.dumps([{"type": "account_information", "actions": ["balances"]}]), granted, ALL, CTX)
+    assert got == [{**granted[0], "actions": ["balances"]}]
+    for wider in ([accounts(actions=["balances"], transactions_from="2025-01-01")],
+                  [{"type": "account_information", "actions": ["balances"], "expires_at": "2027-03-01T00:00:00Z"}],
+                  [payment(instructedAmount={"currency": "EUR", "amount": "26.00"})],
+                  [payment(creditorAccount={"iban": "DE02100100109307118603"})]):
+        with pytest.raises(OAuthError) as info:
+            ad.narrow(json.dumps(wider), granted, ALL, CTX)
+        assert info.value.error == "invalid_authorization_details"
+    assert ad.narrow(json.dumps([payment()]), granted, ALL, CTX) == [granted[1]]
+
+
+def test_rfc9396_s3_plain_words_for_the_consent_page() -> None:
+    """RFC 9396 §3 / FAPI informed consent: what the customer allows, in words."""
+    items = ad.describe(parse([payment(), accounts(expires_at="2027-02-25T00:00:00Z")]))
+    assert items[0]["title"] == "Pay €25.00 to Acme Ltd"
+    assert "To account GB33 BUKB 2020 1555 5555 55" in items[0]["lines"]
+    assert "Reference: “Invoice 123”" in items[0]["lines"]
+    assert items[1]["title"] == "See the names and numbers, balances and transactions of your accounts"
+    assert "Until 25 February 2027" in items[1]["lines"]
+    big = ad.describe(parse([payment(instructedAmount={"currency": "CHF", "amount": "1250.5"})]))
+    assert big[0]["title"] == "Pay 1,250.50 CHF to Acme Ltd"
+
+
+def test_iso13616_checksum() -> None:
+    """ISO 13616 mod 97 (IBAN)."""
+    assert ad.iban_valid("DE89370400440532013000") and ad.iban_valid(IBAN)
+    assert not ad.iban_valid("DE89370400440532013001")
