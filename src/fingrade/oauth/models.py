@@ -61,6 +61,8 @@ class Grant:
     auth_time: int | None
     created_at: int
     revoked_at: int | None = None
+    # RFC 9396: the authorization details the user approved (normalised JSON objects), or None
+    authorization_details: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)

@@ -54,7 +54,8 @@ def _user_from_row(row: Any) -> User:
 
 def _grant_from_row(row: Any) -> Grant:
     return Grant(id=row.id, client_id=row.client_id, user_id=row.user_id, scope=row.scope,
-                 auth_time=row.auth_time, created_at=row.created_at, revoked_at=row.revoked_at)
+                 auth_time=row.auth_time, created_at=row.created_at, revoked_at=row.revoked_at,
+                 authorization_details=orjson.loads(row.authorization_details) if row.authorization_details else None)
 
 
 class SqlDurableStore:
@@ -224,7 +225,9 @@ class SqlDurableStore:
         def q(conn: Connection) -> None:
             conn.execute(_INSERT_GRANT, dict(id=grant.id, client_id=grant.client_id, user_id=grant.user_id,
                                              scope=grant.scope, auth_time=grant.auth_time,
-                                             created_at=grant.created_at, revoked_at=grant.revoked_at))
+                                             created_at=grant.created_at, revoked_at=grant.revoked_at,
+                                             authorization_details=_dumps(grant.authorization_details)
+                                             if grant.authorization_details else None))
         await self.db.write(q)
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:

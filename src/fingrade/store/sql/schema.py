@@ -67,6 +67,7 @@ grants = Table(
     Column("auth_time", BigInteger),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
+    Column("authorization_details", Text),  # JSON list, RFC 9396 (migration 0003)
     Index("ix_grants_user_client", "user_id", "client_id"),
 )
 
