@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
+from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
 from .oauth.crypto import new_token, token_hash
 from .oauth.errors import OAuthError
@@ -113,6 +114,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
             meta["require_pushed_authorization_requests"] = True
         if args.require_dpop:
             meta["dpop_bound_access_tokens"] = True
+        if args.authorization_details_type:
+            meta["authorization_details_types"] = args.authorization_details_type
         if args.jwks_file:
             meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
         client, secret = build_client(core, meta)
@@ -288,6 +291,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--require-dpop", action="store_true",
                    help="token requests only with a DPoP proof (RFC 9449 §5.2 dpop_bound_access_tokens)")
     a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
+    a.add_argument("--authorization-details-type", action="append", choices=list(SUPPORTED_TYPES),
+                   help="an RFC 9396 authorization details type the client may request (repeatable)")
     c.add_parser("list")
     for name in ("show", "remove"):
         c.add_parser(name).add_argument("client_id")

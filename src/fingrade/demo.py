@@ -24,7 +24,8 @@ DEMO_CLIENTS = [
     Client(client_id="demo-backend", profile="confidential", client_name="Fingrade Demo Fintech",
            redirect_uris=["https://localhost:9443/callback"], token_endpoint_auth_method="client_secret_basic",
            grant_types=["authorization_code", "refresh_token", "client_credentials"],
-           scope="openid profile email offline_access accounts payments"),
+           scope="openid profile email offline_access accounts payments",
+           metadata={"authorization_details_types": ["account_information", "payment_initiation"]}),
 ]
 
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from .errors import OAuthError
 
-MAX_PARAM_LENGTH = 8192  # characters of the JSON text
+MAX_PARAM_LENGTH = 4096  # characters of the JSON text (form parameters over 8192 are invalid_request, http.py)
 MAX_ENTRIES = 5
 MAX_TEXT = 140  # ISO 20022 Max140Text (creditor name, unstructured remittance information)
 MAX_ACCOUNTS = 20

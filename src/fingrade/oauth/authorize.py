@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from . import pkce
+from . import authorization_details, pkce
 from .context import Core
 from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, invalid_scope
 from .http import parse_params
 from .models import Client, Grant, Session
-from .profiles import par_required, pkce_required
+from .profiles import authorization_details_types, par_required, pkce_required
 from .redirect_uri import matches
 from .scope import parse_scope
 
@@ -54,6 +54,7 @@ class AuthorizationRequest:
     ui_locales: str | None = None
     dpop_jkt: str | None = None  # RFC 9449 §10: the code may only be redeemed with this DPoP key
     pushed_key: str | None = None  # the PAR entry this request came from (RFC 9126), consumed with the code
+    authorization_details: list[dict[str, Any]] | None = None  # RFC 9396 §2, validated and normalised
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,12 +180,22 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
     if dpop_jkt is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", dpop_jkt):
         raise invalid_request("dpop_jkt must be a base64url SHA-256 JWK thumbprint")  # RFC 9449 §10
 
+    details = None
+    if "authorization_details" in params:  # RFC 9396 §2; errors: invalid_authorization_details (§5)
+        details = authorization_details.parse(params["authorization_details"], authorization_details_types(client),
+                                              details_context(core))
+
     return AuthorizationRequest(
         client_id=client.client_id, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce,
         code_challenge=challenge[0] if challenge else None, code_challenge_method=challenge[1] if challenge else None,
         prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
-        dpop_jkt=dpop_jkt,
+        dpop_jkt=dpop_jkt, authorization_details=details,
     )
+
+
+def details_context(core: Core, *, defaults: bool = True) -> authorization_details.Context:
+    return authorization_details.Context(now=core.clock(), locations=frozenset({core.settings.audience}),
+                                         defaults=defaults)
 
 
 def response_url(core: Core, redirect_uri: str, params: dict[str, str | None]) -> str:
@@ -209,6 +220,10 @@ def login_needed(req: AuthorizationRequest, session: Session | None, now: int) -
 
 
 async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) -> bool:
+    if req.authorization_details:
+        # A payment or an account access is approved each time, as shown (RFC 9396 §3: the user is
+        # asked about these details; FAPI: informed consent). A remembered scope consent does not cover it.
+        return True
     granted = await core.store.get_consent(user_id, req.client_id)
     return not set(req.scope) <= granted
 
@@ -231,12 +246,13 @@ async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_t
     grant_id = new_token(16)
     scope = " ".join(req.scope)
     await core.store.create_grant(Grant(id=grant_id, client_id=req.client_id, user_id=user_id, scope=scope,
-                                        auth_time=auth_time, created_at=now))
+                                        auth_time=auth_time, created_at=now,
+                                        authorization_details=req.authorization_details))
     code = new_token(32)
     await core.onetime.put("code", token_hash(code), {
         "client_id": req.client_id, "redirect_uri": req.redirect_uri, "scope": scope, "user_id": user_id,
         "auth_time": auth_time, "amr": amr, "nonce": req.nonce, "code_challenge": req.code_challenge,
         "code_challenge_method": req.code_challenge_method, "grant_id": grant_id, "dpop_jkt": req.dpop_jkt,
-        "expires_at": now + core.settings.code_ttl,
+        "authorization_details": req.authorization_details, "expires_at": now + core.settings.code_ttl,
     }, ttl=core.settings.code_ttl + CODE_REUSE_WINDOW)
     return response_url(core, req.redirect_uri, {"code": code, "state": req.state})

@@ -192,8 +192,11 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
         return Redirect(response_url(core, req.redirect_uri, {
             "error": "access_denied", "error_description": "the user denied the request", "state": req.state}))
     await core.store.save_consent(user_id, client.client_id, frozenset(req.scope), now)
+    detail: dict[str, Any] = {"scope": " ".join(req.scope)}
+    if req.authorization_details:
+        detail["authorization_details"] = req.authorization_details  # what exactly was approved (RFC 9396)
     await core.store.audit("consent_granted", now, client_id=client.client_id, user_id=user_id, ip=ip,
-                           detail={"scope": " ".join(req.scope)})
+                           detail=detail)
     return await _finish(core, interaction, user_id, auth_time, amr)
 
 

@@ -36,9 +36,11 @@ async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str,
                 claims = await verify_access_token(core, token)
             except OAuthError:
                 continue
-            # RFC 9449 §6.2: a DPoP-bound token shows its cnf and token_type DPoP.
+            # RFC 9449 §6.2: a DPoP-bound token shows its cnf and token_type DPoP; RFC 9396 §9.2 its
+            # authorization_details.
             body = {"active": True, "token_type": "DPoP" if "cnf" in claims else "Bearer", **{k: claims[k] for k in (
-                "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "cnf") if k in claims}}
+                "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "cnf",
+                "authorization_details") if k in claims}}
             return body, kind
         if kind == "refresh_token":
             found = await core.store.get_refresh_token(token_hash(token))
@@ -49,6 +51,8 @@ async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str,
                 return None
             body = {"active": True, "token_type": "refresh_token", "scope": rt.scope, "client_id": rt.client_id,
                     "sub": rt.user_id, "iss": core.issuer, "exp": rt.expires_at, "iat": rt.created_at}
+            if grant.authorization_details:
+                body["authorization_details"] = grant.authorization_details  # RFC 9396 §9.2
             return body, kind
     return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import pkce
+from .authorization_details import SUPPORTED_TYPES
 from .context import Core
 from .jose import ALLOWED_ALGS
 from .profiles import CONFIDENTIAL_AUTH
@@ -54,5 +55,6 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "acr_values_supported": [ACR_PASSWORD],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en"],
+        "authorization_details_types_supported": list(SUPPORTED_TYPES),  # RFC 9396 §10.1
     })
     return doc

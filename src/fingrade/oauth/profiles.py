@@ -91,6 +91,13 @@ def dpop_required(client: Client) -> bool:
     return client.metadata.get("dpop_bound_access_tokens") is True
 
 
+def authorization_details_types(client: Client) -> frozenset[str]:
+    """RFC 9396 §10.2: the authorization details types this client may use. A client that
+    registered none may use none (fail closed: a payment or account access must be something the
+    operator enabled for this client, not something any client can ask a customer for)."""
+    return frozenset(client.metadata.get("authorization_details_types", ()))
+
+
 def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]

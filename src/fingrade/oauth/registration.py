@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .authorization_details import SUPPORTED_TYPES
 from .context import Core
 from .crypto import equal, keyed_hash, new_token, token_hash
 from .errors import OAuthError, invalid_token, method_not_allowed
@@ -135,6 +136,14 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
             if not isinstance(meta[field], str) or len(meta[field]) > 200:
                 raise metadata_error(f"{field} must be a short string")
             extra[field] = meta[field]
+    if "authorization_details_types" in meta:
+        # RFC 9396 §10.2: the types this client may use (profiles.authorization_details_types).
+        types = _string_list(meta, "authorization_details_types", [])
+        unknown = [t for t in types if t not in SUPPORTED_TYPES]
+        if unknown:
+            raise metadata_error(f"authorization_details_types: unsupported type {unknown[0][:40]}")
+        if types:
+            extra["authorization_details_types"] = types
     if "contacts" in meta:
         extra["contacts"] = _string_list(meta, "contacts", [])
 

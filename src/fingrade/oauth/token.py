@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import dpop, pkce
+from . import authorization_details, dpop, pkce
+from .authorize import details_context
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import token_hash
@@ -14,7 +15,7 @@ from .errors import OAuthError, invalid_grant, invalid_request, method_not_allow
     unauthorized_client, unsupported_grant_type
 from .http import HttpRequest, HttpResponse, form_params
 from .models import Client, Grant, RefreshToken
-from .profiles import dpop_required, get_profile
+from .profiles import authorization_details_types, dpop_required, get_profile
 from .scope import narrow
 from .tokens import mint_access_token, mint_id_token, new_refresh_token
 
@@ -100,19 +101,36 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
     pkce.verify(params.get("code_verifier"), data["code_challenge"], data["code_challenge_method"])
     _require_key(data.get("dpop_jkt"), jkt, "authorization code")  # RFC 9449 §10
     grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
-                  auth_time=data["auth_time"], created_at=now)
-    return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt)
+                  auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
+    return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt,
+                        details=_narrow_details(core, client, params, grant))
+
+
+def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: Grant) -> list[dict[str, Any]] | None:
+    """RFC 9396 §6, §6.1: a token request may name part of the authorized details, never more;
+    without the parameter the tokens carry all of them. The grant keeps what was approved."""
+    if "authorization_details" not in params:
+        return grant.authorization_details
+    if not grant.authorization_details:
+        raise authorization_details.error("no authorization_details were authorized in this grant")
+    return authorization_details.narrow(params["authorization_details"], grant.authorization_details,
+                                        authorization_details_types(client), details_context(core, defaults=False))
 
 
 async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None, amr: list[str] | None,
-                 with_refresh: bool, jkt: str | None, scope: str | None = None,
+                 with_refresh: bool, jkt: str | None, details: list[dict[str, Any]] | None, scope: str | None = None,
                  refresh_token: str | None = None) -> dict[str, Any]:
     scope = scope or grant.scope
     assert grant.user_id is not None
+    extra = _cnf(jkt) or {}
+    if details:
+        extra["authorization_details"] = details  # RFC 9396 §9.1
     access_token, claims = await mint_access_token(core, sub=grant.user_id, client_id=client.client_id, scope=scope,
-                                                   grant_id=grant.id, auth_time=grant.auth_time, extra=_cnf(jkt))
+                                                   grant_id=grant.id, auth_time=grant.auth_time, extra=extra)
     body: dict[str, Any] = {"access_token": access_token, "token_type": _token_type(jkt),
                             "expires_in": core.settings.access_token_ttl, "scope": scope}
+    if details:
+        body["authorization_details"] = details  # RFC 9396 §7: what the access token grants
     if "openid" in scope.split():
         body["id_token"] = await mint_id_token(core, sub=grant.user_id, client_id=client.client_id, nonce=nonce,
                                                auth_time=grant.auth_time or claims["iat"], access_token=access_token,
@@ -161,6 +179,7 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
         raise invalid_grant("the refresh token has already been used")
     _require_key(rt.dpop_jkt, jkt, "refresh token")
     scope = narrow(params.get("scope"), rt.scope.split(), "the scope of the grant")
+    details = _narrow_details(core, client, params, grant)  # RFC 9396 §6: never wider than the grant
     if get_profile(client.profile).rotate_refresh_tokens:
         new = new_refresh_token()
         replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
@@ -173,12 +192,17 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
                                    detail={"grant_id": grant.id, "concurrent": True})
             raise invalid_grant("the refresh token has already been used")
         return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, scope=scope,
-                            refresh_token=new)
+                            refresh_token=new, details=details)
     return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, scope=scope,
-                        refresh_token=presented)
+                        refresh_token=presented, details=details)
 
 
 async def _client_credentials(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
+    if "authorization_details" in params:
+        # RFC 9396 §6 allows it, but our two types are a customer's accounts and payments: only the
+        # customer can approve them, and client_credentials has no customer. Refused, not ignored.
+        raise authorization_details.error("authorization_details need the customer's approval: use the "
+                                          "authorization code flow")
     allowed = [s for s in client.scope.split() if s in core.settings.scopes and s not in ("openid", "offline_access")]
     scope = narrow(params.get("scope"), allowed, "what this client may ask for")
     # No grant row: a client_credentials token stands alone and is revoked by its jti.

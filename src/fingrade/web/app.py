@@ -138,7 +138,7 @@ async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -
         return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
     csrf = flow.csrf_token(core, browser, "consent:" + iid)
     return pages.consent_page(core.issuer, iid, step.client, step.user, step.interaction.request.scope,
-                              redirect_uri, csrf)
+                              redirect_uri, csrf, step.interaction.request.authorization_details)
 
 
 async def interaction_page(request: Request) -> Response:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from ..oauth import authorization_details
 from ..oauth.errors import OAuthError
 from ..oauth.models import Client, User
 
@@ -58,9 +60,11 @@ def login_page(issuer: str, iid: str, client: Client, redirect_uri: str, csrf: s
 
 
 def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list[str], redirect_uri: str,
-                 csrf: str) -> HTMLResponse:
+                 csrf: str, details: list[dict[str, Any]] | None = None) -> HTMLResponse:
+    # RFC 9396: each authorization detail in words (plain text; the template escapes it).
     return _render("consent.html", 200, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
                    user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
+                   details=authorization_details.describe(details) if details else [],
                    client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
 
 
