@@ -1,4 +1,5 @@
-"""Take the screenshots in docs/screenshots/: the login, consent and error pages at 1280 and 375 px wide.
+"""Take the screenshots in docs/screenshots/: the login, consent (scopes; a payment) and error pages at 1280
+and 375 px wide.
 
     .venv/bin/python tests/browser/screenshots.py [output-dir]
 
@@ -8,6 +9,7 @@ writes small PNGs. Not a test: the pages' behaviour is tested in tests/browser/.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import tempfile
@@ -23,6 +25,10 @@ from support.server import free_port, start_server  # noqa: E402
 
 WIDTHS = {"desktop": (1280, 800), "mobile": (375, 740)}
 REDIRECT = "http://127.0.0.1:8765/callback"  # never reached: we stop at the consent page
+BACKEND_REDIRECT = "https://localhost:9443/callback"  # demo-backend's, never reached either
+PAYMENT = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "25.00"},
+           "creditorName": "Acme Ltd", "creditorAccount": {"iban": "GB33BUKB20201555555555"},
+           "remittanceInformationUnstructured": "Invoice 123"}
 
 
 def _default_port() -> int:
@@ -53,6 +59,10 @@ def main() -> None:
                     page.screenshot(path=out / f"consent-{label}.png")
                     page.goto("/authorize?client_id=unknown-app&response_type=code")
                     page.screenshot(path=out / f"error-{label}.png")
+                    # A rich authorization request (RFC 9396): a payment, always asked for.
+                    start_authorization(page, BACKEND_REDIRECT, client_id="demo-backend", scope="openid",
+                                        authorization_details=json.dumps([PAYMENT]))
+                    page.screenshot(path=out / f"consent-payment-{label}.png", full_page=True)
                     ctx.close()
                 browser.close()
         finally:

@@ -1,0 +1,62 @@
+"""The consent page for a rich authorization request (RFC 9396 §3; FAPI informed consent): a
+payment in plain words, escaped, readable on a 320 px phone and with AA contrast."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from browserkit import Person, on_consent_page, sign_in, start_authorization
+from support.server import Server
+from test_pages import CONTRAST_JS
+
+BACKEND_REDIRECT = "https://localhost:9443/callback"  # demo-backend; the test stops at the consent page
+PAYMENT = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "1250.00"},
+           "creditorName": "Acme Ltd <b>Trading</b>", "creditorAccount": {"iban": "GB33BUKB20201555555555"},
+           "remittanceInformationUnstructured": "Invoice 123"}
+
+
+@pytest.fixture
+def page(chromium: Browser, server: Server) -> Iterator[Callable[..., Page]]:
+    made: list[BrowserContext] = []
+
+    def make(**kw: object) -> Page:
+        ctx = chromium.new_context(ignore_https_errors=True, base_url=server.base_url, **kw)
+        ctx.set_default_timeout(10_000)
+        made.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in made:
+        ctx.close()
+
+
+def to_payment_consent(page: Page, person: Person) -> None:
+    start_authorization(page, BACKEND_REDIRECT, client_id="demo-backend", scope="openid",
+                        authorization_details=json.dumps([PAYMENT]))
+    sign_in(page, person)
+    assert on_consent_page(page)
+
+
+def test_rfc9396_s3_payment_consent_in_plain_words(page: Callable[..., Page], person: Person) -> None:
+    """RFC 9396 §3: the customer sees the amount, payee, account and reference, as text (escaped)."""
+    p = page()
+    to_payment_consent(p, person)
+    details = p.get_by_role("list", name="What Fingrade Demo Fintech asks you to approve")
+    expect(details).to_contain_text("Pay €1,250.00 to Acme Ltd <b>Trading</b>")
+    expect(details).to_contain_text("To account GB33 BUKB 2020 1555 5555 55")
+    expect(details).to_contain_text("Reference: “Invoice 123”")
+    assert p.locator("main b").count() == 0  # the markup in the creditor name stayed text
+
+
+def test_rfc9396_s3_payment_consent_reflows_at_320_px_with_aa_contrast(page: Callable[..., Page],
+                                                                       person: Person) -> None:
+    """WCAG 2.2 SC 1.4.10 (no horizontal scrolling at 320 CSS px) and SC 1.4.3 (contrast)."""
+    p = page(viewport={"width": 320, "height": 640})
+    to_payment_consent(p, person)
+    assert p.evaluate("document.documentElement.scrollWidth") <= 320
+    low = [c for c in p.evaluate(CONTRAST_JS) if c["ratio"] < c["need"]]
+    assert not low, low
