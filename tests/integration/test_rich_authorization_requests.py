@@ -331,3 +331,42 @@ def test_rfc9396_fapi2_client_payment_flow(server: Server, http: httpx.Client, b
     assert resp.json()["token_type"] == "DPoP"
     assert resp.json()["authorization_details"][0]["creditorName"] == "Acme Ltd"
     assert claims(resp.json()["access_token"])["authorization_details"][0]["instructedAmount"]["amount"] == "25.00"
+
+
+def _set_grant_details(server: Server, grant_id: str, details: list[dict[str, Any]]) -> None:
+    """Age a grant's details in place (the request itself cannot ask for a past expires_at)."""
+    if server.backend == "postgres":
+        import asyncio
+
+        import asyncpg
+
+        async def run() -> None:
+            conn = await asyncpg.connect(server.env["FINGRADE_DATABASE_URL"])
+            try:
+                await conn.execute("UPDATE grants SET authorization_details = $1 WHERE id = $2", j(details), grant_id)
+            finally:
+                await conn.close()
+        asyncio.run(run())
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(server.data_dir / "fingrade.db", timeout=10)
+    try:
+        conn.execute("UPDATE grants SET authorization_details = ? WHERE id = ?", (j(details), grant_id))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_rfc9396_s6_expired_account_access_ends_with_its_expiry(
+        server: Server, browser: httpx.Client, rar_client: tuple[str, str]) -> None:
+    """RFC 9396 §6/§7: after expires_at an account access is no longer in new tokens; a grant with
+    nothing left in force cannot be refreshed (invalid_grant)."""
+    body = tokens(browser, rar_client, [PAYMENT, accounts_detail()])
+    grant_id = claims(body["access_token"])["grant_id"]
+    payment, access = body["authorization_details"]
+    _set_grant_details(server, grant_id, [payment, {**access, "expires_at": "2020-01-01T00:00:00Z"}])
+    again = refresh(browser, rar_client, body["refresh_token"])
+    assert again.status_code == 200 and again.json()["authorization_details"] == [payment]
+    _set_grant_details(server, grant_id, [{**access, "expires_at": "2020-01-01T00:00:00Z"}])
+    assert_oauth_error(refresh(browser, rar_client, body["refresh_token"]), "invalid_grant")

@@ -194,3 +194,34 @@ def test_iso13616_checksum() -> None:
     """ISO 13616 mod 97 (IBAN)."""
     assert ad.iban_valid("DE89370400440532013000") and ad.iban_valid(IBAN)
     assert not ad.iban_valid("DE89370400440532013001")
+
+
+def test_rfc9396_s6_expired_account_access_is_no_longer_carried() -> None:
+    """RFC 9396 §6/§7: later tokens of a grant carry only the details still in force."""
+    granted = parse([accounts(expires_at="2026-10-01T00:00:00Z"), payment()])
+    assert ad.unexpired(granted, NOW) == granted
+    later = NOW + 30 * 86400  # 2026-10-21
+    assert ad.unexpired(granted, later) == [granted[1]]
+
+
+@pytest.mark.parametrize("types, ok", [
+    (["account_information", "payment_initiation"], True),
+    ([], True),
+    (["tax_filing"], False),
+    ("payment_initiation", False),
+    ([1], False),
+])
+def test_rfc9396_s10_2_registration_validates_authorization_details_types(base_core: Any, types: Any,
+                                                                          ok: bool) -> None:
+    """RFC 9396 §10.2: client metadata authorization_details_types, only supported types."""
+    from fingrade.oauth.registration import build_client
+
+    meta = {"client_name": "Fintech", "redirect_uris": ["https://app.example.com/cb"],
+            "authorization_details_types": types}
+    if ok:
+        client, _secret = build_client(base_core, meta)
+        assert client.metadata.get("authorization_details_types", []) == types
+    else:
+        with pytest.raises(OAuthError) as info:
+            build_client(base_core, meta)
+        assert info.value.error == "invalid_client_metadata"

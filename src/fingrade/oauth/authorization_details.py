@@ -368,6 +368,13 @@ def narrow(raw: str, granted: Details, allowed_types: frozenset[str], ctx: Conte
     return out
 
 
+def unexpired(details: Details, now: int) -> Details:
+    """The details still in force: an account access past its `expires_at` is no longer granted,
+    so later tokens of the grant do not carry it."""
+    cutoff = _iso(datetime.fromtimestamp(now, UTC))
+    return [d for d in details if "expires_at" not in d or d["expires_at"] > cutoff]
+
+
 # -- plain words ----------------------------------------------------------------------------------------
 
 def format_amount(value: dict[str, str]) -> str:

@@ -109,11 +109,17 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
 def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: Grant) -> list[dict[str, Any]] | None:
     """RFC 9396 §6, §6.1: a token request may name part of the authorized details, never more;
     without the parameter the tokens carry all of them. The grant keeps what was approved."""
-    if "authorization_details" not in params:
-        return grant.authorization_details
     if not grant.authorization_details:
-        raise authorization_details.error("no authorization_details were authorized in this grant")
-    return authorization_details.narrow(params["authorization_details"], grant.authorization_details,
+        if "authorization_details" in params:
+            raise authorization_details.error("no authorization_details were authorized in this grant")
+        return None
+    current = authorization_details.unexpired(grant.authorization_details, core.clock())
+    if not current:
+        # Everything this grant was for has expired (an account access past its expires_at).
+        raise invalid_grant("the authorization has expired")
+    if "authorization_details" not in params:
+        return current
+    return authorization_details.narrow(params["authorization_details"], current,
                                         authorization_details_types(client), details_context(core, defaults=False))
 
 
