@@ -226,6 +226,9 @@ def test_rfc9396_s3_consent_page_shows_details_in_plain_words(browser: httpx.Cli
     assert "See the names and numbers, balances and transactions of your accounts" in page.text
     day = dt.date.fromisoformat(accounts_detail()["expires_at"][:10])
     assert f"Until {day.day} {day:%B %Y}" in page.text
+    # A one-off payment is not a standing permission: the page says so instead of "withdraw any time".
+    assert "the payment is made once, exactly as shown" in page.text
+    assert "withdraw" not in page.text
 
 
 def test_rfc9396_s3_consent_page_escapes_details(browser: httpx.Client, rar_client: tuple[str, str]) -> None:

@@ -65,6 +65,7 @@ def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list
     return _render("consent.html", 200, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
                    user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
                    details=authorization_details.describe(details) if details else [],
+                   one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
                    client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
 
 
