@@ -66,8 +66,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         core = await build_core(settings)
         try:
             if args.demo:
+                from .bank.demo import seed_bank_demo
                 from .demo import seed_demo
                 await seed_demo(core)
+                await seed_bank_demo(core)
         finally:
             await close_core(core)
 
