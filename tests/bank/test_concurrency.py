@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import balance, customer, open_account, run
+from bank_helpers import balance, customer, open_account, run
 from fingrade.bank import ledger
 from fingrade.bank.errors import InsufficientFunds
 from fingrade.store.sql.db import Database

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from conftest import balance, customer, open_account, run
+from bank_helpers import balance, customer, open_account, run
 from fingrade.bank import ledger
 from fingrade.bank.errors import (AccountClosed, CurrencyMismatch, InsufficientFunds, InvalidAmount, InvalidIban,
                                   InvalidText, LedgerError, SameAccount, UnknownAccount, UnsupportedCurrency)

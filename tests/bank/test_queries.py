@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import customer, open_account, run
+from bank_helpers import customer, open_account, run
 from fingrade.bank import ledger
 from fingrade.bank.errors import InvalidCursor, InvalidQuery
 from fingrade.store.sql.db import Database

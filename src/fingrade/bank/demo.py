@@ -57,7 +57,7 @@ class _Booking:
     to_account: str | None = None
 
 
-def _plan(rng: Random, start: dt.date, days: int, acc: dict[str, str]) -> list[_Booking]:
+def _plan(rng: Random, start: dt.date, days: int, acc: dict[str, str], now: int) -> list[_Booking]:
     out: list[_Booking] = []
 
     def at(day: dt.date, lo: int = 7, hi: int = 21) -> int:
@@ -115,8 +115,7 @@ def _plan(rng: Random, start: dt.date, days: int, acc: dict[str, str]) -> list[_
             out.append(_Booking(at(day, 20, 23), "internal", acc[payer], rng.randrange(1500, 6000), "EUR",
                                 rng.choice(["Dinner", "Pizza night", "Concert tickets", "Groceries split"]),
                                 to_account=acc[payee]))
-    today_end = int(time.time())
-    return sorted((b for b in out if b.at <= today_end), key=lambda b: b.at)
+    return sorted((b for b in out if b.at <= now), key=lambda b: b.at)  # nothing in the future
 
 
 def seed_ledger(conn: Connection, alice_id: str, bob_id: str, now: int | None = None) -> int:
@@ -136,11 +135,11 @@ def seed_ledger(conn: Connection, alice_id: str, bob_id: str, now: int | None = 
         "bob_gbp": (bob_id, "current", "GBP", "London account", "Bob Berg", 0),
     }
     acc = {}
-    for key, (owner, kind, currency, name, holder, overdraft) in specs.items():
+    for n, (key, (owner, kind, currency, name, holder, overdraft)) in enumerate(specs.items()):
         acc[key] = ledger.create_account(conn, owner_user_id=owner, kind=kind, currency=currency, name=name,
-                                         holder_name=holder, overdraft_limit=overdraft, now=opened, rng=rng).id
+                                         holder_name=holder, overdraft_limit=overdraft, now=opened + n, rng=rng).id
     orders = []
-    for b in _plan(rng, start, DAYS, acc):
+    for b in _plan(rng, start, DAYS, acc, now):
         if b.kind == "in":
             assert b.party is not None
             orders.append(ledger.TransferOrder(amount=b.amount, currency=b.currency, remittance=b.remittance,
