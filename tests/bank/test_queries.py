@@ -4,7 +4,9 @@ range with keyset cursor pagination that returns every row exactly once while bo
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from typing import Any
 
 import pytest
@@ -140,3 +142,58 @@ def test_page_size_is_bounded(db_url: str) -> None:
         page = await book.list_transactions(owner, acc.id)
         assert page is not None and len(page.entries) == ledger.DEFAULT_PAGE_SIZE
     run(db_url, body)
+
+
+def test_cursor_pages_under_a_concurrent_writer(db_url: str) -> None:
+    """Another connection books into the account all the while (new rows, and rows back-dated into
+    the range being paged): every row that existed before is still returned exactly once."""
+    async def setup(db: Database, book: ledger.Ledger) -> tuple[str, ledger.Account]:
+        return await _history(db, book, 60, 1_780_000_000)
+    owner, acc = run(db_url, setup)
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        async def loop() -> None:
+            db = Database(db_url)
+            try:
+                n = 0
+                while not stop.is_set():
+                    order = ledger.TransferOrder(amount=1, currency="EUR", debtor_iban="GB82WEST12345698765432",
+                                                 debtor_name="Payer", creditor_account_id=acc.id,
+                                                 booked_at=None if n % 2 else 1_780_000_000 + n % 20)
+                    await db.write(lambda c, o=order: ledger.book(c, [o]))
+                    written.append(n)
+                    n += 1
+                    await asyncio.sleep(0.001)
+            finally:
+                await db.close()
+        asyncio.run(loop())
+
+    async def page_through(db: Database, book: ledger.Ledger) -> tuple[list[str], list[ledger.Entry]]:
+        first = await book.list_transactions(owner, acc.id, limit=100)
+        assert first is not None
+        originals = [e.id for e in first.entries]
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            seen: list[ledger.Entry] = []
+            cursor = None
+            while True:
+                page = await book.list_transactions(owner, acc.id, cursor=cursor, limit=5)
+                assert page is not None
+                seen += page.entries
+                await asyncio.sleep(0.005)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        finally:
+            stop.set()
+            thread.join(30)
+        return originals, seen
+    originals, seen = run(db_url, page_through)
+    ids = [e.id for e in seen]
+    assert len(written) > 3  # the writer really ran alongside
+    assert len(ids) == len(set(ids)) and set(originals) <= set(ids)
+    keys = [(e.booked_at, e.id) for e in seen]
+    assert keys == sorted(keys, reverse=True)
