@@ -1,13 +1,13 @@
 """the demo bank's ledger: accounts, transfers, entries (fingrade.bank, issue 4)
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"  # lead: re-chain onto 0003 at merge
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
