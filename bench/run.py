@@ -47,7 +47,8 @@ from driver import Connection, CpuWindow, Result, Target, measure  # noqa: E402
 DEMO_PASSWORD = "bench-demo-password-0123"
 DEMO_SECRET = "bench-demo-backend-secret-0123456789abcdef"
 SERVER_CORE, DRIVER_CORE = 0, 1
-ALL = ["cc_basic", "cc_jwt", "code_flow", "login", "introspect", "discovery"]
+ALL = ["cc_basic", "cc_jwt", "cc_jwt_dpop", "code_flow", "fapi_flow", "login", "introspect", "discovery"]
+PRESIGNED = ("cc_jwt", "cc_jwt_dpop", "fapi_flow")  # scenarios with a pool of pre-signed assertions
 DEFAULT_CONCURRENCY = {"login": 8}  # argon2id-bound: more connections only queue in the thread pool
 
 
@@ -213,6 +214,19 @@ def register_clients(server: Server, bench: sc.Bench) -> None:
                     "--auth-method", "client_secret_basic", "--grant-type", "client_credentials",
                     "--scope", "accounts", "--resource-server")
     bench.jwt_client_id, bench.jwt_key, bench.jwt_kid = jwt_client["client_id"], key, kid
+    # A FAPI 2.0 client (cc_jwt_dpop, fapi_flow): its own signing key; DPoP with a key of the bench's.
+    fapi_key = ec.generate_private_key(ec.SECP256R1())
+    fapi_kid = "bench-fapi-" + secrets.token_hex(4)
+    fapi_jwks = server.tmp / "bench-fapi-jwks.json"
+    fapi_jwks.write_text(json.dumps({"keys": [{**sc.public_jwk(fapi_key), "kid": fapi_kid, "use": "sig",
+                                               "alg": "ES256"}]}))
+    fapi = server.cli("clients", "add", "--name", "bench-fapi", "--profile", "fapi2", "--auth-method",
+                      "private_key_jwt", "--jwks-file", str(fapi_jwks), "--redirect-uri", sc.FAPI_REDIRECT,
+                      "--grant-type", "authorization_code", "--grant-type", "client_credentials",
+                      "--scope", "openid accounts")
+    bench.fapi_client_id, bench.fapi_key, bench.fapi_kid = fapi["client_id"], fapi_key, fapi_kid
+    bench.dpop_key = ec.generate_private_key(ec.SECP256R1())
+    bench.dpop_jwk = sc.public_jwk(bench.dpop_key)
     bench.rs_client_id, bench.rs_secret = rs["client_id"], rs["client_secret"]
 
 
@@ -232,8 +246,8 @@ async def run_scenario(name: str, bench: sc.Bench, run: int, args: argparse.Name
                        server_pid: int | None, server: Server | None = None) -> Result:
     if args.engine == "wrk" and name in WRK_SCENARIOS:
         return run_wrk(name, bench, args, concurrency, server_pid)
-    if name == "cc_jwt":
-        make = await sc.prepare_cc_jwt(bench, run, args.warmup, args.duration)
+    if name in PRESIGNED:
+        make = await getattr(sc, f"prepare_{name}")(bench, run, args.warmup, args.duration)
     elif name == "introspect":
         conn = Connection(bench.target)
         try:
@@ -245,10 +259,10 @@ async def run_scenario(name: str, bench: sc.Bench, run: int, args: argparse.Name
     result = await measure(name, bench.target, concurrency, args.warmup, args.duration, make, server_pid,
                            services=args.backend == "postgres",
                            window_hook=server.counters if server is not None and server.counted else None)
-    if name == "cc_jwt":
-        bench.state["cc_jwt_rate"] = max(result.rate, 500.0)
-        result.extra.update(presign_s=round(bench.state["cc_jwt_sign_s"], 2),
-                            signed_inline=bench.state["cc_jwt_inline"])
+    if name in PRESIGNED:
+        bench.state[f"{name}_rate"] = max(result.rate, 100.0 if name == "fapi_flow" else 500.0)
+        result.extra.update(presign_s=round(bench.state[f"{name}_sign_s"], 2),
+                            signed_inline=bench.state[f"{name}_inline"])
     return result
 
 

@@ -9,6 +9,7 @@ import base64
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -40,6 +41,11 @@ class Bench:
     jwt_kid: str = ""
     rs_client_id: str = ""
     rs_secret: str = ""
+    fapi_client_id: str = ""  # profile fapi2, private_key_jwt (same key as the jwt client), DPoP
+    fapi_key: ec.EllipticCurvePrivateKey | None = None
+    fapi_kid: str = ""
+    dpop_key: ec.EllipticCurvePrivateKey | None = None
+    dpop_jwk: dict[str, str] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # per-scenario state across runs
 
     @property
@@ -95,15 +101,34 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def sign_assertion(b: Bench, now: int) -> str:
-    """RFC 7523 §3: iss = sub = client_id, aud = the issuer string, unique jti, short exp; ES256."""
-    assert b.jwt_key is not None
-    header = _b64(orjson.dumps({"alg": "ES256", "kid": b.jwt_kid, "typ": "JWT"}))
-    payload = _b64(orjson.dumps({"iss": b.jwt_client_id, "sub": b.jwt_client_id, "aud": b.issuer,
-                                 "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 60}))
-    signing_input = f"{header}.{payload}".encode()
-    r, s = utils.decode_dss_signature(b.jwt_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-    return f"{header}.{payload}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+def es256(key: ec.EllipticCurvePrivateKey, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A compact ES256 JWS (RFC 7515 §7.1, RFC 7518 §3.4: r || s, 32 bytes each)."""
+    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+    r, s = utils.decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
+    nums = key.public_key().public_numbers()
+    return {"kty": "EC", "crv": "P-256", "x": _b64(nums.x.to_bytes(32, "big")), "y": _b64(nums.y.to_bytes(32, "big"))}
+
+
+def sign_assertion(b: Bench, now: int, fapi: bool = False) -> str:
+    """RFC 7523 §3: iss = sub = client_id, aud = the issuer string (FAPI 2.0 SP 5.3.2.1-8), unique jti,
+    short exp; ES256. `fapi` signs for the fapi2 client instead of the plain private_key_jwt one."""
+    client_id, key, kid = (b.fapi_client_id, b.fapi_key, b.fapi_kid) if fapi else (b.jwt_client_id, b.jwt_key, b.jwt_kid)
+    assert key is not None
+    return es256(key, {"alg": "ES256", "kid": kid, "typ": "JWT"},
+                 {"iss": client_id, "sub": client_id, "aud": b.issuer, "jti": secrets.token_urlsafe(16),
+                  "iat": now, "exp": now + 60})
+
+
+def dpop_proof(b: Bench, method: str, endpoint: str, now: int) -> str:
+    """RFC 9449 §4.2: typ dpop+jwt, the public key in the header, a unique jti, htm, htu (the endpoint URL
+    from discovery), iat; ES256 with the bench's DPoP key."""
+    assert b.dpop_key is not None
+    return es256(b.dpop_key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
+                 {"jti": secrets.token_urlsafe(16), "htm": method, "htu": b.discovery[endpoint], "iat": now})
 
 
 def jwt_request(b: Bench, assertion: str) -> bytes:
@@ -112,28 +137,65 @@ def jwt_request(b: Bench, assertion: str) -> bytes:
     return build_request(b.target, "POST", b.path("token_endpoint"), None, body)
 
 
-async def prepare_cc_jwt(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
-    """Pre-sign one assertion per expected request (from the previous run's rate, with margin), so
-    the driver's signing is outside the window. exp is now+60, so a run must fit in ~55 s."""
+def _presign(b: Bench, name: str, default_rate: float, warmup: float, duration: float,
+             make: Callable[[int], Any]) -> Callable[[], Any]:
+    """A pool of pre-signed items, one per expected operation (the previous run's rate, or
+    `default_rate`, x 1.5, plus margin), so the driver signs nothing in the window. Assertions expire
+    60 s after signing, so a run must fit in ~55 s. Returns `next_item()`, which signs inline (and
+    counts it in state[name_inline]) if the pool runs dry."""
     if warmup + duration > 50:
-        raise SystemExit("cc_jwt: assertions expire 60 s after signing; keep warmup + duration <= 50 s")
-    expected = b.state.get("cc_jwt_rate", 3000.0) * 1.5
+        raise SystemExit(f"{name}: assertions expire 60 s after signing; keep warmup + duration <= 50 s")
+    expected = b.state.get(f"{name}_rate", default_rate) * 1.5
     count = int(expected * (warmup + duration)) + 2000
     now = int(time.time())
     t0 = time.perf_counter()
-    pool = [jwt_request(b, sign_assertion(b, now)) for _ in range(count)]
-    b.state["cc_jwt_sign_s"] = time.perf_counter() - t0
-    b.state["cc_jwt_inline"] = 0
+    pool = [make(now) for _ in range(count)]
+    b.state[f"{name}_sign_s"] = time.perf_counter() - t0
+    b.state[f"{name}_inline"] = 0
     it = iter(pool)
+
+    def next_item() -> Any:
+        item = next(it, None)
+        if item is None:
+            b.state[f"{name}_inline"] += 1
+            item = make(int(time.time()))
+        return item
+    return next_item
+
+
+async def prepare_cc_jwt(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """Pre-sign one assertion per expected request, so the driver's signing is outside the window."""
+    next_request = _presign(b, "cc_jwt", 3000.0, warmup, duration, lambda now: jwt_request(b, sign_assertion(b, now)))
 
     async def make(i: int, conn: Connection) -> Op:
         async def op(c: Connection, n: int) -> None:
-            raw = next(it, None)
-            if raw is None:  # pool ran dry: sign here, and report that it happened
-                b.state["cc_jwt_inline"] += 1
-                raw = jwt_request(b, sign_assertion(b, int(time.time())))
-            resp = await c.send(raw)
+            resp = await c.send(next_request())
             _expect(resp, 200, "token")
+        return op
+    return make
+
+
+# -- client_credentials with private_key_jwt and DPoP (fapi2 client) ---------------------------
+
+def jwt_dpop_request(b: Bench, now: int) -> bytes:
+    """A fresh assertion and a fresh DPoP proof (RFC 9449 §5) for one token request."""
+    body = form({"grant_type": "client_credentials", "scope": "accounts", "client_assertion_type": ASSERTION_TYPE,
+                 "client_assertion": sign_assertion(b, now, fapi=True)})
+    return build_request(b.target, "POST", b.path("token_endpoint"),
+                         {"DPoP": dpop_proof(b, "POST", "token_endpoint", now)}, body)
+
+
+async def prepare_cc_jwt_dpop(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """As cc_jwt (same pre-signed pool), with a DPoP proof per request, for the fapi2 client
+    (FAPI 2.0 SP 5.3.2.1-4: its tokens must be sender-constrained). The response must be a DPoP token."""
+    next_request = _presign(b, "cc_jwt_dpop", 1500.0, warmup, duration, lambda now: jwt_dpop_request(b, now))
+
+    async def make(i: int, conn: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            resp = await c.send(next_request())
+            _expect(resp, 200, "token")
+            if b'"token_type":"DPoP"' not in resp.body.replace(b" ", b""):
+                raise HttpError(f"not a DPoP token: {resp.body[:200]!r}")
         return op
     return make
 
@@ -280,12 +342,106 @@ async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
     return make
 
 
+# -- FAPI 2.0 flow ------------------------------------------------------------------------------
+
+FAPI_REDIRECT = "https://localhost:9443/fapi-callback"  # never followed: the driver reads the Location
+
+
+@dataclass
+class FapiItem:
+    """What one fapi_flow needs, signed ahead: the PAR request, and the token request's credentials."""
+
+    par: bytes
+    verifier: str
+    state: str
+    token_assertion: str
+    token_proof: str
+
+
+def fapi_item(b: Bench, now: int) -> FapiItem:
+    """PAR (RFC 9126 §2) with private_key_jwt and a DPoP proof (RFC 9449 §10.1), PKCE S256, plus a fresh
+    assertion and proof for the token request that will follow."""
+    verifier, challenge = pkce_pair()
+    state = secrets.token_urlsafe(12)
+    body = form({"response_type": "code", "client_id": b.fapi_client_id, "redirect_uri": FAPI_REDIRECT,
+                 "scope": "openid accounts", "state": state, "nonce": secrets.token_urlsafe(12),
+                 "code_challenge": challenge, "code_challenge_method": "S256",
+                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})
+    par = build_request(b.target, "POST", b.path("pushed_authorization_request_endpoint"),
+                        {"DPoP": dpop_proof(b, "POST", "pushed_authorization_request_endpoint", now)}, body)
+    return FapiItem(par, verifier, state, sign_assertion(b, now, fapi=True),
+                    dpop_proof(b, "POST", "token_endpoint", now))
+
+
+async def fapi_authorize(b: Bench, conn: Connection, jar: CookieJar, item: FapiItem) -> str:
+    """PAR, then the front channel with only client_id and request_uri (FAPI 2.0 SP 5.3.2.2-3).
+    Returns where /authorize redirects the browser."""
+    resp = await conn.send(item.par)  # back channel: no cookies
+    _expect(resp, 201, "par")
+    request_uri = orjson.loads(resp.body)["request_uri"]
+    query = urlencode({"client_id": b.fapi_client_id, "request_uri": request_uri})
+    return _location(await _get(b, conn, jar, b.path("authorization_endpoint") + "?" + query))
+
+
+async def fapi_consent_once(b: Bench, conn: Connection, jar: CookieJar) -> None:
+    """A signed-in user's first flow with the fapi2 client: consent, so later flows come straight back."""
+    loc = await fapi_authorize(b, conn, jar, fapi_item(b, int(time.time())))
+    if loc.startswith("/interaction/"):
+        page = await _get(b, conn, jar, loc)
+        _expect(page, 200, "consent page")
+        csrf, action = CSRF.search(page.body), CONSENT_ACTION.search(page.body)
+        if not csrf or not action:
+            raise HttpError("expected the consent page")
+        loc = _location(await _post(b, conn, jar, action.group(1).decode(),
+                                    {"decision": "approve", "csrf_token": csrf.group(1).decode()}))
+    if not loc.startswith(FAPI_REDIRECT + "?"):
+        raise HttpError(f"consent did not come back to the fapi2 client: {loc[:120]}")
+
+
+async def prepare_fapi_flow(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """The returning user with a FAPI 2.0 client: PAR (private_key_jwt + DPoP) -> GET /authorize with
+    client_id + request_uri and the session cookie -> 303 with the code -> POST /token (private_key_jwt +
+    DPoP + PKCE). The assertions and proofs are pre-signed like cc_jwt's."""
+    next_item = _presign(b, "fapi_flow", 400.0, warmup, duration, lambda now: fapi_item(b, now))
+    token_path = b.path("token_endpoint")
+    jars: dict[int, CookieJar] = b.state.setdefault("fapi_flow_jars", {})
+    sign_in_lock = b.state.setdefault("sign_in_lock", asyncio.Lock())  # see prepare_code_flow
+
+    async def make(i: int, conn: Connection) -> Op:
+        jar = jars.get(i)
+        if jar is None:
+            jar = jars[i] = CookieJar()
+            async with sign_in_lock:
+                await sign_in_once(b, conn, jar, ("alice", "bob")[i % 2])
+                await fapi_consent_once(b, conn, jar)
+
+        async def op(c: Connection, n: int) -> None:
+            item = next_item()
+            loc = await fapi_authorize(b, c, jar, item)
+            if not loc.startswith(FAPI_REDIRECT + "?"):
+                raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
+            params = query_of(loc)
+            if params.get("state") != item.state or "code" not in params or params.get("iss") != b.issuer:
+                raise HttpError(f"bad authorization response {loc[:200]}")
+            resp = await c.send(build_request(b.target, "POST", token_path, {"DPoP": item.token_proof}, form({
+                "grant_type": "authorization_code", "code": params["code"], "redirect_uri": FAPI_REDIRECT,
+                "code_verifier": item.verifier, "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": item.token_assertion})))
+            _expect(resp, 200, "token")
+            if b'"id_token"' not in resp.body or b'"DPoP"' not in resp.body:
+                raise HttpError(f"expected a DPoP token and an id_token: {resp.body[:200]!r}")
+        return op
+    return make
+
+
 SCENARIOS = {
     "null": "driver ceiling: the cc_basic request against a do-nothing server",
     "discovery": "GET discovery document (framework + TLS floor of the server)",
     "cc_basic": "client_credentials, client_secret_basic",
     "cc_jwt": "client_credentials, private_key_jwt (ES256, pre-signed)",
+    "cc_jwt_dpop": "client_credentials, fapi2 client: private_key_jwt + DPoP proof (both ES256, pre-signed)",
     "code_flow": "returning user: authorize -> 303 with code -> token (PKCE), flows/s",
+    "fapi_flow": "returning user, fapi2 client: PAR (private_key_jwt + DPoP) -> authorize -> token (DPoP), flows/s",
     "login": "password logins (argon2id, production parameters), logins/s",
     "introspect": "introspection of access tokens by a resource server",
 }
