@@ -119,3 +119,42 @@ def test_counters(kind: str, tmp_path: Path, pg_url: str) -> None:
         assert await s.count("fail", key) == 0
     run(kind, tmp_path, pg_url, body)
 
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_does_not_extend_a_live_entry(kind: str, tmp_path: Path, pg_url: str) -> None:
+    """A refused add (replay) leaves the first entry as it was: it still expires on time, and then
+    the key is free again (RFC 9449 §11.1: the replay window is the proof's acceptance window)."""
+    async def body(s) -> None:
+        key = secrets.token_hex(8)
+        assert await s.add("jti", key, ttl=1) is True
+        assert await s.add("jti", key, ttl=60) is False
+        await asyncio.sleep(2.1)
+        assert await s.add("jti", key, ttl=60) is True
+        assert await s.add("jti", key, ttl=60) is False
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> None:
+    """The replay-cache insert runs on every client assertion and DPoP proof (twice per token request
+    of a FAPI 2.0 client): one INSERT ... ON CONFLICT DO UPDATE ... WHERE expired, no separate
+    delete of an expired leftover and no savepoint (bench: cc_jwt_dpop profile)."""
+    from sqlalchemy import event
+
+    async def body(s) -> None:
+        engine = s.db.engine if s.db.engine is not None else s.db.async_engine.sync_engine
+        seen: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            seen.append(statement.split()[0].upper())
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            key = secrets.token_hex(8)
+            assert await s.add("jti", key, ttl=30) is True
+            assert await s.add("jti", key, ttl=30) is False
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        work = [st for st in seen if st not in ("BEGIN", "COMMIT", "ROLLBACK", "SELECT")]
+        assert work == ["INSERT", "INSERT"], seen
+    run(kind, tmp_path, pg_url, body)

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from .db import Database
@@ -25,12 +26,24 @@ _INSERT = insert(onetime)
 _GET = select(onetime.c.value).where(_LIVE)
 _TAKE = delete(onetime).where(_LIVE).returning(onetime.c.value)
 _CONSUME = update(onetime).where(and_(_LIVE, onetime.c.used == 0)).values(used=1).returning(onetime.c.value)
-_DELETE_EXPIRED_KEY = delete(onetime).where(and_(_K, onetime.c.expires_at <= bindparam("k_now")))
+
+
+def _add_statement(dialect: str) -> Any:
+    """Replay-cache insert in one statement: insert the key, or take over an expired leftover of it;
+    a live entry is left untouched and no row comes back (SQLite >= 3.35 and PostgreSQL: upsert with
+    a WHERE on the conflicting row, RETURNING)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(onetime)
+    return ins.on_conflict_do_update(
+        index_elements=[onetime.c.kind, onetime.c.key],
+        set_={"value": ins.excluded.value, "used": ins.excluded.used, "expires_at": ins.excluded.expires_at},
+        where=onetime.c.expires_at <= bindparam("k_now"),
+    ).returning(onetime.c.kind)
 
 
 class SqlOneTimeStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._add = _add_statement(db.dialect)
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
         data = orjson.dumps(value).decode()
@@ -76,14 +89,10 @@ class SqlOneTimeStore:
         now = int(time.time())
 
         def q(conn: Connection) -> bool:
-            # An expired leftover must not block a fresh value: clear it first (same transaction).
-            conn.execute(_DELETE_EXPIRED_KEY, {"k_kind": kind, "k_key": key, "k_now": now})
-            try:
-                with conn.begin_nested():
-                    conn.execute(_INSERT, {"kind": kind, "key": key, "value": None, "used": 0, "expires_at": now + ttl})
-                return True
-            except IntegrityError:
-                return False
+            # An expired leftover must not block a fresh value: the upsert takes it over.
+            row = conn.execute(self._add, {"kind": kind, "key": key, "value": None, "used": 0,
+                                           "expires_at": now + ttl, "k_now": now}).first()
+            return row is not None
         return await self.db.write(q)
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
