@@ -135,3 +135,46 @@ def test_replays_are_refused_on_the_other_node(nodes: tuple[Server, Server], tmp
         assert first.status_code == 200 and first.json()["token_type"] == "DPoP"
         replay = cb.post("/token", auth=("demo-backend", DEMO_SECRET), data=cc, headers={"DPoP": proof})
         assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"
+
+
+def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(nodes: tuple[Server, Server],
+                                                                      tmp_path: Path) -> None:
+    """FAPI 2.0 client (profile fapi2, private_key_jwt + DPoP): a client assertion (RFC 7523 §3) or a
+    DPoP proof (RFC 9449 §11.1) accepted by node A at the PAR endpoint or the token endpoint is
+    refused when replayed on node B, and the other way round. Every request here is otherwise valid
+    (the other credential fresh), so the replay is the only reason for the refusal."""
+    from security.kit import assert_oauth_error
+    from support.fapi import FapiClient
+
+    a, b = nodes
+    fapi = FapiClient.register(a, tmp_path)  # aud and htu are the shared issuer (node A's URL)
+    with a.client() as ca, b.client() as cb:
+        # PAR on A, then the same assertion, and the same proof, each at B's PAR endpoint.
+        params, verifier = fapi.request_params()
+        auth, proof = fapi.auth_params(), fapi.dpop_header("/par")
+        pushed = ca.post("/par", data={**params, **auth}, headers=proof)
+        assert pushed.status_code == 201, pushed.text
+        assert_oauth_error(cb.post("/par", data={**params, **auth}, headers=fapi.dpop_header("/par")),
+                           "invalid_client", 401)
+        assert_oauth_error(cb.post("/par", data={**params, **fapi.auth_params()}, headers=proof),
+                           "invalid_dpop_proof", 400)
+
+        # The pushed request is completed on A's front channel; the code is redeemed on B.
+        with a.client(follow_redirects=False) as browser:
+            got = fapi.authorize(browser, pushed.json()["request_uri"], verifier)
+        assert got.code, got.params
+        token_auth, token_proof = fapi.auth_params(), fapi.dpop_header("/token")
+        redeemed = cb.post("/token", data={"grant_type": "authorization_code", "code": got.code,
+                                           "redirect_uri": got.redirect_uri, "code_verifier": got.verifier,
+                                           **token_auth}, headers=token_proof)
+        assert redeemed.status_code == 200, redeemed.text
+        assert redeemed.json()["token_type"] == "DPoP"
+        # B's token-endpoint assertion and proof, replayed at A (client_credentials, otherwise valid).
+        cc = {"grant_type": "client_credentials", "scope": "accounts"}
+        assert_oauth_error(ca.post("/token", data={**cc, **token_auth}, headers=fapi.dpop_header("/token")),
+                           "invalid_client", 401)
+        assert_oauth_error(ca.post("/token", data={**cc, **fapi.auth_params()}, headers=token_proof),
+                           "invalid_dpop_proof", 400)
+        # Fresh credentials on A still work: the refusals above were for the replays only.
+        fresh = ca.post("/token", data={**cc, **fapi.auth_params()}, headers=fapi.dpop_header("/token"))
+        assert fresh.status_code == 200 and fresh.json()["token_type"] == "DPoP", fresh.text
