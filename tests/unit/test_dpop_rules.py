@@ -325,3 +325,31 @@ def test_rfc7519_exp_and_nbf_in_a_proof_are_honoured(run, base_core: Core, key: 
 def test_rfc7519_valid_exp_and_nbf_in_a_proof_accepted(run, base_core: Core, key: DPoPKey) -> None:
     now = int(time.time())
     assert check(run, base_core, key.proof("POST", TOKEN_URL, claims={"exp": now + 60, "nbf": now + 5})) == key.jkt
+
+
+def test_4_3_6_cached_key_import_still_verifies_every_signature(run, base_core: Core, key: DPoPKey) -> None:
+    """§4.3 items 6-7 with the key-import cache warm: after a valid proof with a jwk, a proof that
+    carries the same jwk but is signed by another key is still refused, and the same jwk written
+    with extra members or in another order gives the same thumbprint (RFC 7638 §3)."""
+    from fingrade.oauth.dpop import _import_cached
+
+    assert check(run, base_core, key.proof("POST", TOKEN_URL)) == key.jkt
+    hits = _import_cached.cache_info().hits
+    assert check(run, base_core, key.proof("POST", TOKEN_URL)) == key.jkt
+    assert _import_cached.cache_info().hits == hits + 1  # the second proof did not re-import the key
+    other = DPoPKey()
+    forged = other.proof("POST", TOKEN_URL, header={"jwk": key.key.as_dict(private=False)})
+    assert "signature" in refused(run, base_core, forged)
+    assert "signature" in refused(run, base_core, forged.rsplit(".", 1)[0] + "." + key.proof(
+        "POST", TOKEN_URL).rsplit(".", 1)[1])
+    reordered = dict(reversed(list(key.key.as_dict(private=False).items())), use="sig")
+    assert check(run, base_core, key.proof("POST", TOKEN_URL, header={"jwk": reordered})) == key.jkt
+
+
+@pytest.mark.filterwarnings("ignore:Key size")
+def test_weak_rsa_key_refused_every_time(run, base_core: Core) -> None:
+    """FAPI 2.0 SP 5.4.1: the strength check is not skipped when the key's import is cached."""
+    rsa = RSAKey.generate_key(1024, private=True, auto_kid=False)
+    head = {"typ": "dpop+jwt", "alg": "PS256", "jwk": rsa.as_dict(private=False)}
+    for _ in range(2):
+        assert "2048" in refused(run, base_core, jws.serialize_compact(head, _claims(), rsa, algorithms=["PS256"]))

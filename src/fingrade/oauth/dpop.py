@@ -3,12 +3,14 @@ verifies the JWS; this module holds the policy."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
@@ -105,6 +107,25 @@ def normalise_htu(url: str) -> str | None:
     return urlunsplit((scheme, netloc, _normalise_pct(parts.path) or "/", "", ""))
 
 
+@functools.lru_cache(maxsize=1024)
+def _import_cached(canonical: bytes) -> tuple[Any, str]:
+    key = import_key(orjson.loads(canonical))
+    return key, key.thumbprint()
+
+
+def import_public_jwk(jwk: dict[str, Any]) -> tuple[Any, str]:
+    """Import a proof's public jwk and compute its RFC 7638 thumbprint. A client signs every proof
+    with the same key, and importing it (point validation) costs more than verifying the signature,
+    so imports are cached by the jwk's exact content (bounded; failures are not cached). The cache
+    only saves parsing: the caller still checks the key's strength and verifies every signature."""
+    try:
+        canonical = orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, ValueError):  # e.g. an integer orjson cannot encode: import without the cache
+        key = import_key(jwk)  # type: ignore[arg-type]
+        return key, key.thumbprint()
+    return _import_cached(canonical)
+
+
 def proof_header(request: HttpRequest) -> str | None:
     return request.header("dpop")
 
@@ -138,7 +159,7 @@ async def verify_proof(core: Core, header_value: str | None, method: str, url: s
     if has_private_members(jwk):  # item 7
         raise invalid_dpop_proof("the DPoP proof jwk must not contain a private key")
     try:
-        key = import_key(jwk)  # type: ignore[arg-type]
+        key, jkt = import_public_jwk(jwk)
     except (JoseError, ValueError, TypeError, KeyError):
         raise invalid_dpop_proof("the DPoP proof jwk is not a valid key") from None
     check_key_strength(key, invalid_dpop_proof)
@@ -149,7 +170,6 @@ async def verify_proof(core: Core, header_value: str | None, method: str, url: s
     _check_claims(core, claims, method, url, access_token)
     if core.settings.dpop_nonce:  # item 10
         _check_nonce(core, claims.get("nonce"))
-    jkt = key.thumbprint()
     # §11.1: each proof once, across all nodes (the one-time store is shared). Kept for the whole
     # acceptance window of the proof.
     if not await core.onetime.add("dpop_jti", token_hash(f"{jkt}:{claims['jti']}"), MAX_AGE + FUTURE_LEEWAY):
