@@ -218,7 +218,8 @@ def nonce_server(server: Server, tmp_path: Path) -> Iterator[Server]:
                     "fingrade.config.Settings)")
     from integration.integration_helpers import dedicated_server
 
-    yield from dedicated_server(tmp_path, server.backend, dict([setting]))
+    with dedicated_server(tmp_path, server.backend, dict([setting])) as srv:
+        yield srv
 
 
 def test_openid_client_fapi2_with_server_dpop_nonces(node: str, nonce_server: Server, tmp_path: Path) -> None:
