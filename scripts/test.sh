@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 scripts/services.sh
 [ -x tests/browser/install-chromium.sh ] && tests/browser/install-chromium.sh
+[ -x tests/mtls/install-nginx.sh ] && tests/mtls/install-nginx.sh
 [ -x tests/interop/install-node-deps.sh ] && tests/interop/install-node-deps.sh
 .venv/bin/ruff check src tests bench examples
 exec .venv/bin/python -m pytest "$@"

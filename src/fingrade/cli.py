@@ -30,6 +30,11 @@ from .oauth.registration import build_client, client_metadata
 from .runtime import build_core, close_core
 
 
+TLS_SUBJECT_FLAGS = {"--tls-subject-dn": "tls_client_auth_subject_dn", "--tls-san-dns": "tls_client_auth_san_dns",
+                     "--tls-san-uri": "tls_client_auth_san_uri", "--tls-san-ip": "tls_client_auth_san_ip",
+                     "--tls-san-email": "tls_client_auth_san_email"}
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(args.config, overrides)
 
@@ -51,10 +56,9 @@ def _print(data: Any) -> None:
 # -- serve ------------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .devtls import ensure_dev_certificate
     from .web.app import create_app
+    from .web.server import serve
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "issuer": args.issuer}
     if args.http:
@@ -83,9 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif settings.tls == "files":
         ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
     print(f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=settings.access_log,
-                loop="uvloop", http="httptools", proxy_headers=False, server_header=False,
-                log_level="warning", timeout_graceful_shutdown=5, **ssl)
+    if settings.mtls_port:
+        print(f"mutual TLS listener on {settings.host}:{settings.mtls_port} ({settings.mtls_base_url})", flush=True)
+    serve(settings, create_app(settings), ssl)
     return 0
 
 
@@ -120,6 +124,11 @@ def cmd_clients(args: argparse.Namespace) -> int:
             meta["authorization_details_types"] = args.authorization_details_type
         if args.jwks_file:
             meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
+        for field in TLS_SUBJECT_FLAGS.values():
+            if getattr(args, field) is not None:
+                meta[field] = getattr(args, field)
+        if args.tls_bound_tokens:
+            meta["tls_client_certificate_bound_access_tokens"] = True
         client, secret = build_client(core, meta)
         if args.client_id:
             client.client_id = args.client_id
@@ -284,7 +293,13 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--grant-type", action="append", choices=["authorization_code", "refresh_token",
                                                                "client_credentials"])
     a.add_argument("--scope")
-    a.add_argument("--jwks-file", help="public JWKS for private_key_jwt")
+    a.add_argument("--jwks-file", help="public JWKS for private_key_jwt, or with x5c certificates for "
+                   "self_signed_tls_client_auth")
+    # RFC 8705 §2.1.2: a tls_client_auth client is identified by exactly one of these.
+    for flag, field in TLS_SUBJECT_FLAGS.items():
+        a.add_argument(flag, dest=field, metavar="VALUE", help=f"tls_client_auth: {field}")
+    a.add_argument("--tls-bound-tokens", action="store_true",
+                   help="tls_client_certificate_bound_access_tokens: bind access tokens to the client certificate")
     a.add_argument("--client-id", help="choose the client_id (default: generated)")
     a.add_argument("--no-pkce", action="store_true",
                    help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)")

@@ -30,6 +30,11 @@ class Settings:
     tls_key: str = ""
     trusted_proxies: list[str] = field(default_factory=list)  # addresses whose X-Forwarded-For we believe
     data_dir: str = "fingrade-data"
+    # mutual TLS (RFC 8705)
+    mtls_port: int = 0  # a second TLS listener that asks for client certificates (0: none)
+    mtls_base_url: str = ""  # base URL of the mTLS endpoints (default: the issuer's host on mtls_port)
+    mtls_ca_file: str = ""  # PEM bundle of the CAs that issue tls_client_auth client certificates
+    mtls_cert_header: str = "x-client-cert"  # header a trusted proxy forwards the client certificate in
     access_log: bool = False
     # stores
     database_url: str = ""  # default: SQLite file in data_dir
@@ -74,6 +79,11 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def mtls_enabled(self) -> bool:
+        """Client certificates can reach the server: its own mTLS listener or a proxy's mTLS host."""
+        return bool(self.mtls_base_url)
 
     @property
     def audience(self) -> str:
@@ -152,6 +162,29 @@ def _is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _finish_mtls(s: Settings) -> None:
+    if s.mtls_port:
+        if not 0 < s.mtls_port < 65536 or s.mtls_port == s.port:
+            raise ConfigError("mtls_port: must be 1-65535 and differ from port")
+        if s.tls == "off":
+            raise ConfigError("mtls_port needs TLS (tls = auto or files); behind a proxy, let the proxy ask for "
+                              "client certificates and set mtls_base_url")
+        if not s.mtls_base_url:
+            host = urlsplit(s.issuer).hostname or "localhost"
+            s.mtls_base_url = f"https://{'[' + host + ']' if ':' in host else host}:{s.mtls_port}"
+    if s.mtls_base_url:
+        parts = urlsplit(s.mtls_base_url)
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError("mtls_base_url: must be an https URL without query or fragment")
+        s.mtls_base_url = s.mtls_base_url.rstrip("/")
+    if s.mtls_ca_file and not Path(s.mtls_ca_file).is_file():
+        raise ConfigError(f"mtls_ca_file {s.mtls_ca_file}: no such file")
+    if not re.fullmatch(r"[a-z0-9-]{1,64}", s.mtls_cert_header.lower()) or s.mtls_cert_header.lower() in (
+            "authorization", "dpop", "host", "content-type", "content-length", "cookie", "x-forwarded-for"):
+        raise ConfigError("mtls_cert_header: must be a header name of its own (letters, digits, -)")
+    s.mtls_cert_header = s.mtls_cert_header.lower()
+
+
 def _finish(s: Settings) -> None:
     if s.tls not in ("auto", "files", "off"):
         raise ConfigError("tls: must be auto, files or off")
@@ -178,6 +211,7 @@ def _finish(s: Settings) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
+    _finish_mtls(s)
     if s.onetime_backend not in ("sql", "redis"):
         raise ConfigError("onetime_backend: must be sql or redis")
     if s.signing_alg not in ("ES256", "PS256", "EdDSA"):

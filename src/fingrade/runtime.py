@@ -13,6 +13,7 @@ from .config import ConfigError, Settings
 from .keys.keystore import KeyManager
 from .keys.sealing import Sealer
 from .oauth.context import Core
+from .oauth.mtls import check_ca_file
 from .oauth.passwords import Passwords
 from .store.sql.db import Database
 from .store.sql.durable import SqlDurableStore
@@ -55,6 +56,11 @@ def load_secrets(settings: Settings) -> tuple[bytes, bytes]:
 
 
 async def build_core(settings: Settings, migrate: bool = True) -> Core:
+    if settings.mtls_ca_file:
+        try:
+            check_ca_file(settings.mtls_ca_file)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     server_key, kek = load_secrets(settings)
     db = Database(settings.database_url)
     if migrate:

@@ -1,5 +1,6 @@
 """A FAPI 2.0 client the way a fintech back end would be written: a registered key pair for
-private_key_jwt, a DPoP key, PAR for every authorization request, PKCE S256."""
+private_key_jwt (or a client certificate for RFC 8705 mutual TLS), a DPoP key, PAR for every
+authorization request, PKCE S256."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ class FapiClient:
     alg: str = "ES256"
     dpop: DPoPKey = field(default_factory=DPoPKey)
     redirect_uri: str = FAPI_REDIRECT
+    # RFC 8705 §2: with tls_client_auth / self_signed_tls_client_auth the client sends only its
+    # client_id; the TLS client certificate (configured on the httpx client) authenticates it.
+    auth_method: str = "private_key_jwt"
 
     @classmethod
     def register(cls, server: Server, tmp: Path, *extra: str, profile: str = "fapi2", alg: str = "ES256",
@@ -65,7 +69,20 @@ class FapiClient:
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode({"alg": self.alg, "kid": self.key.kid}, claims, self.key, algorithms=[self.alg])
 
+    @classmethod
+    def register_mtls(cls, server: Server, tmp: Path, auth_method: str, *extra: str, profile: str = "fapi2",
+                      scope: str = "openid profile accounts payments") -> FapiClient:
+        """A mutual-TLS client (RFC 8705 §2): pass --tls-subject-dn ... for tls_client_auth, or
+        --jwks-file with the certificate in x5c for self_signed_tls_client_auth."""
+        out = server.add_client("--name", f"mTLS fintech {secrets.token_hex(3)}", "--profile", profile,
+                                "--auth-method", auth_method, "--redirect-uri", FAPI_REDIRECT,
+                                "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+                                "--grant-type", "client_credentials", "--scope", scope, *extra)
+        return cls(server=server, client_id=out["client_id"], key=None, auth_method=auth_method)
+
     def auth_params(self, **overrides: Any) -> dict[str, str]:
+        if self.auth_method != "private_key_jwt":
+            return {"client_id": self.client_id}
         return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": self.assertion(**overrides)}
 
     def dpop_header(self, path: str, method: str = "POST", token: str | None = None) -> dict[str, str]:
@@ -108,11 +125,12 @@ class FapiClient:
         hdrs.update(headers or {})
         return http.post("/token", data=data, headers=hdrs)
 
-    def flow(self, http: httpx.Client, browser: httpx.Client, **extra: str) -> httpx.Response:
-        """PAR → authorization → token, all with DPoP; returns the token response."""
+    def flow(self, http: httpx.Client, browser: httpx.Client, *, dpop: bool = True, **extra: str) -> httpx.Response:
+        """PAR → authorization → token, with DPoP unless `dpop=False` (then `http` should present a
+        client certificate, RFC 8705); returns the token response."""
         params, verifier = self.request_params(**extra)
-        pushed = self.push(http, params)
+        pushed = self.push(http, params, dpop=dpop)
         assert pushed.status_code == 201, pushed.text
         got = self.authorize(browser, pushed.json()["request_uri"], verifier)
         assert got.code, got.params
-        return self.redeem(http, got)
+        return self.redeem(http, got, dpop=dpop)

@@ -89,7 +89,10 @@ def drop_pg_database(url: str) -> None:
 
 
 def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] | None = None,
-                 database_url: str | None = None, port: int | None = None, secrets_from: Server | None = None) -> Server:
+                 database_url: str | None = None, port: int | None = None, secrets_from: Server | None = None,
+                 plain_http: bool = False) -> Server:
+    """`plain_http`: `serve --http` behind a TLS-terminating proxy (set FINGRADE_ISSUER and
+    FINGRADE_TRUSTED_PROXIES in extra_env); base_url is then the plain-HTTP address."""
     port = port or free_port()
     data_dir = tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,17 +119,21 @@ def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] |
         env["FINGRADE_KEY_ENCRYPTION_KEY"] = shared["key_encryption_key"]
     env.update(extra_env or {})
     log = open(data_dir / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "fingrade.cli", "serve", "--demo"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    server = Server(backend=backend, base_url=f"https://localhost:{port}", data_dir=data_dir, env=env,
+    args = [sys.executable, "-m", "fingrade.cli", "serve", "--demo"] + (["--http"] if plain_http else [])
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}" if plain_http else f"https://localhost:{port}"
+    server = Server(backend=backend, base_url=base_url, data_dir=data_dir, env=env,
                     process=proc, ca=str(data_dir / "dev-tls-cert.pem"))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
         try:
-            if Path(server.ca).exists() and httpx.get(server.base_url + "/healthz", verify=server.ssl_context(),
-                                                      timeout=2).status_code == 200:
+            if plain_http:
+                if httpx.get(server.base_url + "/healthz", timeout=2).status_code == 200:
+                    return server
+            elif Path(server.ca).exists() and httpx.get(server.base_url + "/healthz", verify=server.ssl_context(),
+                                                        timeout=2).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass

@@ -1,7 +1,8 @@
-"""Client authentication at the token, introspection and revocation endpoints.
+"""Client authentication at the token, PAR, introspection and revocation endpoints.
 
 RFC 6749 §2.3 (one method per request), client_secret_basic / client_secret_post (§2.3.1),
-private_key_jwt (RFC 7523 §3, OIDC Core §9), and public clients identified by client_id alone.
+private_key_jwt (RFC 7523 §3, OIDC Core §9), mutual TLS (RFC 8705 §2: tls_client_auth,
+self_signed_tls_client_auth) and public clients identified by client_id alone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from .crypto import equal, keyed_hash
 from .errors import invalid_client, invalid_request
 from .http import HttpRequest
 from .jose import ALLOWED_ALGS, check_key_strength, parse_claims
+from .mtls import TLS_AUTH_METHODS
+from .mtls import authenticate as authenticate_certificate
 from .models import Client
 from .profiles import get_profile
 
@@ -75,6 +78,12 @@ async def authenticate_client(core: Core, request: HttpRequest, params: dict[str
     client = await core.store.get_client(client_id)
     if client is None:
         raise invalid_client(debug=f"unknown client {client_id[:64]!r}")
+    if method == "none" and client.token_endpoint_auth_method in TLS_AUTH_METHODS:
+        # RFC 8705 §2: client_id names the client, the TLS client certificate authenticates it.
+        method = client.token_endpoint_auth_method
+        authenticate_certificate(client.metadata, method, client.jwks, request.client_cert,
+                                 core.settings.mtls_ca_file, core.clock())
+        return client, method
     if client.token_endpoint_auth_method != method:
         raise invalid_client(f"this client must authenticate with {client.token_endpoint_auth_method}")
     if method == "none":

@@ -130,6 +130,15 @@ def proof_header(request: HttpRequest) -> str | None:
     return request.header("dpop")
 
 
+def _endpoint_urls(core: Core, url: str) -> tuple[str | None, ...]:
+    """The request URL, and its RFC 8705 §5 mtls_endpoint_aliases twin: the same endpoint may be
+    reached on the mutual-TLS host, and a proof names the URL the client actually used."""
+    alias = core.settings.mtls_base_url
+    if alias and url.startswith(core.issuer + "/"):
+        return normalise_htu(url), normalise_htu(alias + url[len(core.issuer):])
+    return (normalise_htu(url),)
+
+
 async def verify_proof(core: Core, header_value: str | None, method: str, url: str,
                        access_token: str | None = None) -> str:
     """Check a DPoP proof per RFC 9449 §4.3 and return its key's RFC 7638 SHA-256 thumbprint (jkt).
@@ -184,7 +193,7 @@ def _check_claims(core: Core, claims: dict[str, Any], method: str, url: str, acc
     if claims.get("htm") != method:  # item 8
         raise invalid_dpop_proof("the DPoP proof htm does not match the request method")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or normalise_htu(htu) is None or normalise_htu(htu) != normalise_htu(url):
+    if not isinstance(htu, str) or normalise_htu(htu) is None or normalise_htu(htu) not in _endpoint_urls(core, url):
         raise invalid_dpop_proof("the DPoP proof htu does not match the request URL")  # item 9
     iat = claims.get("iat")
     if not isinstance(iat, (int, float)) or isinstance(iat, bool):

@@ -36,9 +36,11 @@ async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str,
                 claims = await verify_access_token(core, token)
             except OAuthError:
                 continue
-            # RFC 9449 §6.2: a DPoP-bound token shows its cnf and token_type DPoP; RFC 9396 §9.2 its
+            # RFC 9449 §6.2: a DPoP-bound token shows its cnf and token_type DPoP; RFC 8705 §3.2: a
+            # certificate-bound one shows its cnf (x5t#S256) and stays a Bearer token; RFC 9396 §9.2 its
             # authorization_details.
-            body = {"active": True, "token_type": "DPoP" if "cnf" in claims else "Bearer", **{k: claims[k] for k in (
+            dpop_bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
+            body = {"active": True, "token_type": "DPoP" if dpop_bound else "Bearer", **{k: claims[k] for k in (
                 "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "cnf",
                 "authorization_details") if k in claims}}
             return body, kind

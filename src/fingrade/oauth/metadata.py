@@ -24,8 +24,24 @@ PATHS = {
 }
 
 
+# RFC 8705 §5: the endpoints a client uses over mutual TLS (the back channel).
+MTLS_ALIASES = ("token_endpoint", "pushed_authorization_request_endpoint", "userinfo_endpoint",
+                "introspection_endpoint", "revocation_endpoint")
+
+
+def tls_auth_methods(core: Core) -> list[str]:
+    """RFC 8705 §2 methods, only when a client certificate can reach us (own mTLS listener or a
+    proxy's mTLS host); tls_client_auth also needs the trusted CAs."""
+    settings = core.settings
+    if not settings.mtls_enabled:
+        return []
+    return (["self_signed_tls_client_auth"] + (["tls_client_auth"] if settings.mtls_ca_file else []))
+
+
 def server_metadata(core: Core) -> dict[str, Any]:
-    auth_methods = sorted(CONFIDENTIAL_AUTH) + ["none"]
+    tls_methods = tls_auth_methods(core)
+    confidential = sorted(CONFIDENTIAL_AUTH | set(tls_methods))
+    auth_methods = confidential + ["none"]
     doc: dict[str, Any] = {"issuer": core.issuer}
     doc.update({name: core.url(path) for name, path in PATHS.items()})
     doc.update({
@@ -36,7 +52,7 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "code_challenge_methods_supported": list(pkce.SUPPORTED_METHODS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
-        "introspection_endpoint_auth_methods_supported": sorted(CONFIDENTIAL_AUTH),
+        "introspection_endpoint_auth_methods_supported": confidential,
         "introspection_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
@@ -57,4 +73,8 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "ui_locales_supported": ["en"],
         "authorization_details_types_supported": list(SUPPORTED_TYPES),  # RFC 9396 §10.1
     })
+    if core.settings.mtls_enabled:
+        base = core.settings.mtls_base_url
+        doc["tls_client_certificate_bound_access_tokens"] = True  # RFC 8705 §3.3
+        doc["mtls_endpoint_aliases"] = {name: base + PATHS[name] for name in MTLS_ALIASES}  # RFC 8705 §5
     return doc

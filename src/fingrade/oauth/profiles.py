@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..config import Settings
 from .models import Client
+from .mtls import BOUND_TOKENS, TLS_AUTH_METHODS
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,20 @@ def authorization_details_types(client: Client) -> frozenset[str]:
     registered none may use none (fail closed: a payment or account access must be something the
     operator enabled for this client, not something any client can ask a customer for)."""
     return frozenset(client.metadata.get("authorization_details_types", ()))
+
+
+def tokens_must_be_bound(client: Client) -> bool:
+    """No bearer tokens: the profile says so (FAPI 2.0 SP 5.3.2.1-4), or the client registered for
+    certificate-bound tokens (RFC 8705 §3.4) and must not silently get unbound ones."""
+    return get_profile(client.profile).sender_constrained or client.metadata.get(BOUND_TOKENS) is True
+
+
+def binds_certificate(client: Client, method: str) -> bool:
+    """Does a client certificate presented at the token endpoint bind the access token (RFC 8705 §3)?
+    Yes when it authenticated the client (§2), when the client registered
+    tls_client_certificate_bound_access_tokens (§3.4), or when its profile requires sender-constrained
+    tokens (FAPI 2.0 SP 5.3.2.1-5: mutual TLS is one of the two ways)."""
+    return method in TLS_AUTH_METHODS or tokens_must_be_bound(client)
 
 
 def get_profile(name: str) -> Profile:

@@ -13,6 +13,7 @@ from .context import Core
 from .crypto import equal, keyed_hash, new_token, token_hash
 from .errors import OAuthError, invalid_token, method_not_allowed
 from .http import HttpRequest, HttpResponse
+from . import mtls
 from .jose import validate_client_jwks
 from .models import Client
 from .profiles import PROFILES, get_profile
@@ -102,12 +103,23 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
     jwks = None
     if "jwks_uri" in meta:
         raise metadata_error("jwks_uri is not supported: register the keys with jwks")
-    if method == "private_key_jwt":
+    if method in ("private_key_jwt", "self_signed_tls_client_auth"):
         jwks = validate_client_jwks(meta.get("jwks"), metadata_error)
     elif "jwks" in meta:
-        raise metadata_error("jwks is only used with private_key_jwt")
+        raise metadata_error("jwks is only used with private_key_jwt and self_signed_tls_client_auth")
+    if method in mtls.TLS_AUTH_METHODS:
+        # RFC 8705 §2: only where a client certificate can reach the server (and, for PKI-bound
+        # certificates, where the trusted CAs are configured).
+        if not core.settings.mtls_enabled:
+            raise metadata_error(f"{method} needs mutual TLS, which this server does not offer (mtls_port "
+                                 "or mtls_base_url)")
+        if method == "tls_client_auth" and not core.settings.mtls_ca_file:
+            raise metadata_error("tls_client_auth needs the server's trusted CAs (mtls_ca_file)")
 
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = mtls.validate_registration(meta, method, jwks, public=profile.public,
+                                                       error=metadata_error)
+    if extra.get(mtls.BOUND_TOKENS) and not core.settings.mtls_enabled:
+        raise metadata_error(f"{mtls.BOUND_TOKENS} needs mutual TLS, which this server does not offer")
     if "require_pkce" in meta:
         if not isinstance(meta["require_pkce"], bool):
             raise metadata_error("require_pkce must be a boolean")

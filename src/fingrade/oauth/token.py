@@ -15,7 +15,9 @@ from .errors import OAuthError, invalid_grant, invalid_request, method_not_allow
     unauthorized_client, unsupported_grant_type
 from .http import HttpRequest, HttpResponse, form_params
 from .models import Client, Grant, RefreshToken
-from .profiles import authorization_details_types, dpop_required, get_profile
+from .mtls import thumbprint
+from .profiles import authorization_details_types, binds_certificate, dpop_required, get_profile, \
+    tokens_must_be_bound
 from .scope import narrow
 from .tokens import mint_access_token, mint_id_token, new_refresh_token
 
@@ -35,7 +37,7 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise invalid_request("grant_type is missing")
-        client, _method = await authenticate_client(core, request, params)
+        client, method = await authenticate_client(core, request, params)
         if grant_type not in GRANT_TYPES:
             # The resource owner password grant is refused by design (RFC 9700 §2.4).
             raise unsupported_grant_type()
@@ -48,21 +50,36 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
             jkt = await dpop.verify_proof(core, proof, "POST", core.url("/token"))
         if jkt is None and dpop_required(client):
             raise dpop.invalid_dpop_proof("this client's token requests need a DPoP proof")  # RFC 9449 §5.2
-        if get_profile(client.profile).sender_constrained and jkt is None and request.client_cert is None:
-            # FAPI 2.0 SP 5.3.2.1-4: no bearer tokens for this client.
+        bind = _binding(client, method, request, jkt)
+        if tokens_must_be_bound(client) and bind is None:
+            # FAPI 2.0 SP 5.3.2.1-4: no bearer tokens for this client (nor for one that registered
+            # tls_client_certificate_bound_access_tokens, RFC 8705 §3.4).
             raise invalid_request("this client's tokens must be sender-constrained: send a DPoP proof "
                                   "or use mutual TLS")
         if grant_type == "authorization_code":
-            body = await _authorization_code(core, client, params, jkt)
+            body = await _authorization_code(core, client, params, jkt, bind)
         elif grant_type == "refresh_token":
-            body = await _refresh_token(core, client, params, jkt)
+            body = await _refresh_token(core, client, params, jkt, bind)
         else:
-            body = await _client_credentials(core, client, params, jkt)
+            body = await _client_credentials(core, client, params, bind)
         return HttpResponse(200, {**NO_STORE, **dpop.nonce_headers(core)}, json=body), client
     except OAuthError as exc:
         if exc.status >= 500 or exc.error in ("invalid_client", "invalid_grant"):
             log.info("token request refused: %s", exc)
         return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body()), client
+
+
+def _binding(client: Client, method: str, request: HttpRequest, jkt: str | None) -> dict[str, Any] | None:
+    """The `cnf` claim of the access tokens (RFC 7800 §3.1), or None for a bearer token.
+
+    A DPoP proof wins: the client asked for DPoP binding on this request (RFC 9449 §6.1). Otherwise a
+    client certificate binds when profiles.binds_certificate says so (RFC 8705 §3.1); a certificate
+    that binds nothing does not count as sender-constraining."""
+    if jkt is not None:
+        return {"jkt": jkt}
+    if request.client_cert is not None and binds_certificate(client, method):
+        return {"x5t#S256": thumbprint(request.client_cert)}
+    return None
 
 
 def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
@@ -75,7 +92,8 @@ def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
         raise invalid_grant(f"the DPoP proof key does not match the key this {what} is bound to")
 
 
-async def _authorization_code(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
+async def _authorization_code(core: Core, client: Client, params: dict[str, str], jkt: str | None,
+                              bind: dict[str, Any] | None) -> dict[str, Any]:
     code = params.get("code")
     if code is None:
         raise invalid_request("code is missing")
@@ -103,7 +121,7 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
     grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
                   auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
     return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt,
-                        details=_narrow_details(core, client, params, grant))
+                        bind=bind, details=_narrow_details(core, client, params, grant))
 
 
 def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: Grant) -> list[dict[str, Any]] | None:
@@ -124,16 +142,17 @@ def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: G
 
 
 async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None, amr: list[str] | None,
-                 with_refresh: bool, jkt: str | None, details: list[dict[str, Any]] | None, scope: str | None = None,
+                 with_refresh: bool, jkt: str | None, bind: dict[str, Any] | None,
+                 details: list[dict[str, Any]] | None, scope: str | None = None,
                  refresh_token: str | None = None) -> dict[str, Any]:
     scope = scope or grant.scope
     assert grant.user_id is not None
-    extra = _cnf(jkt) or {}
+    extra = _cnf(bind) or {}
     if details:
         extra["authorization_details"] = details  # RFC 9396 §9.1
     access_token, claims = await mint_access_token(core, sub=grant.user_id, client_id=client.client_id, scope=scope,
                                                    grant_id=grant.id, auth_time=grant.auth_time, extra=extra)
-    body: dict[str, Any] = {"access_token": access_token, "token_type": _token_type(jkt),
+    body: dict[str, Any] = {"access_token": access_token, "token_type": _token_type(bind),
                             "expires_in": core.settings.access_token_ttl, "scope": scope}
     if details:
         body["authorization_details"] = details  # RFC 9396 §7: what the access token grants
@@ -155,15 +174,17 @@ async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None,
     return body
 
 
-def _cnf(jkt: str | None) -> dict[str, Any] | None:
-    return {"cnf": {"jkt": jkt}} if jkt is not None else None  # RFC 9449 §6.1
+def _cnf(bind: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {"cnf": bind} if bind is not None else None  # RFC 9449 §6.1, RFC 8705 §3.1
 
 
-def _token_type(jkt: str | None) -> str:
-    return "DPoP" if jkt is not None else "Bearer"  # RFC 9449 §5
+def _token_type(bind: dict[str, Any] | None) -> str:
+    # RFC 9449 §5: DPoP-bound tokens are of type DPoP; certificate-bound ones stay Bearer (RFC 8705 §3).
+    return "DPoP" if bind is not None and "jkt" in bind else "Bearer"
 
 
-async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
+async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt: str | None,
+                         bind: dict[str, Any] | None) -> dict[str, Any]:
     presented = params.get("refresh_token")
     if presented is None:
         raise invalid_request("refresh_token is missing")
@@ -197,13 +218,14 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
             await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
                                    detail={"grant_id": grant.id, "concurrent": True})
             raise invalid_grant("the refresh token has already been used")
-        return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, scope=scope,
+        return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind, scope=scope,
                             refresh_token=new, details=details)
-    return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, scope=scope,
+    return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind, scope=scope,
                         refresh_token=presented, details=details)
 
 
-async def _client_credentials(core: Core, client: Client, params: dict[str, str], jkt: str | None) -> dict[str, Any]:
+async def _client_credentials(core: Core, client: Client, params: dict[str, str],
+                              bind: dict[str, Any] | None) -> dict[str, Any]:
     if "authorization_details" in params:
         # RFC 9396 §6 allows it, but our two types are a customer's accounts and payments: only the
         # customer can approve them, and client_credentials has no customer. Refused, not ignored.
@@ -213,8 +235,8 @@ async def _client_credentials(core: Core, client: Client, params: dict[str, str]
     scope = narrow(params.get("scope"), allowed, "what this client may ask for")
     # No grant row: a client_credentials token stands alone and is revoked by its jti.
     access_token, _claims = await mint_access_token(core, sub=client.client_id, client_id=client.client_id,
-                                                    scope=scope, grant_id=None, extra=_cnf(jkt))
-    return {"access_token": access_token, "token_type": _token_type(jkt), "expires_in": core.settings.access_token_ttl,
+                                                    scope=scope, grant_id=None, extra=_cnf(bind))
+    return {"access_token": access_token, "token_type": _token_type(bind), "expires_in": core.settings.access_token_ttl,
             "scope": scope}
 
 

@@ -1,11 +1,11 @@
-"""UserInfo (OIDC Core §5.3) and the access-token rules of protected resources: RFC 6750 Bearer and
-RFC 9449 §7 DPoP."""
+"""UserInfo (OIDC Core §5.3) and the access-token rules of protected resources: RFC 6750 Bearer,
+RFC 9449 §7 DPoP and RFC 8705 §3 certificate-bound tokens."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import dpop
+from . import dpop, mtls
 from .context import Core
 from .errors import OAuthError, insufficient_scope, invalid_request, invalid_token, method_not_allowed
 from .http import HttpRequest, HttpResponse, is_form, parse_params
@@ -69,6 +69,10 @@ async def authorize_resource(core: Core, request: HttpRequest, scope: str, url: 
         if isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]:
             # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
             raise dpop.DPoPError("invalid_token", "this access token is DPoP-bound; use the DPoP scheme", 401)
+        x5t = mtls.bound_thumbprint(claims)
+        if x5t is not None and not mtls.same_certificate(request.client_cert, x5t):
+            # RFC 8705 §3: only over mutual TLS with the certificate the token is bound to.
+            raise mtls.certificate_mismatch()
     if scope not in str(claims.get("scope", "")).split():
         exc = insufficient_scope(f"the token lacks the {scope} scope")
         raise dpop.DPoPError(exc.error, exc.description, exc.status) if scheme == "dpop" else exc

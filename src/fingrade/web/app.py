@@ -54,6 +54,10 @@ def _trusted(request: Request) -> tuple[str, ...]:
     return request.app.state.trusted_proxies
 
 
+def _cert_header(request: Request) -> str:
+    return request.app.state.cert_header
+
+
 def _see_other(url: str, headers: dict[str, str] | None = None) -> Response:
     # RFC 9700 §4.12: never 307 after a credential POST; 303 makes the browser switch to GET.
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store", **(headers or {})})
@@ -248,7 +252,7 @@ async def token(request: Request) -> Response:
                             "Access-Control-Max-Age": "600"})
         return Response(status_code=204, headers=headers)
     try:
-        creq = await to_core(request, _trusted(request))
+        creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
     except BodyTooLarge as exc:
         return json_error(exc)
     resp, client = await token_endpoint(core, creq)
@@ -264,7 +268,7 @@ async def token(request: Request) -> Response:
 def _endpoint(handler: Any) -> Any:
     async def route(request: Request) -> Response:
         try:
-            creq = await to_core(request, _trusted(request))
+            creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
         except BodyTooLarge as exc:
             return json_error(exc)
         return to_starlette(await handler(_core(request), creq))
@@ -273,7 +277,7 @@ def _endpoint(handler: Any) -> Any:
 
 async def manage_client(request: Request) -> Response:
     try:
-        creq = await to_core(request, _trusted(request))
+        creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
     except BodyTooLarge as exc:
         return json_error(exc)
     return to_starlette(await manage_endpoint(_core(request), creq, request.path_params["client_id"]))
@@ -366,6 +370,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
+    app.state.cert_header = settings.mtls_cert_header
     app.add_middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://"))
     if settings.tls == "off" and settings.trusted_proxies:
         proxies = tuple(settings.trusted_proxies)
