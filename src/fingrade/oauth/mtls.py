@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
+from cryptography.x509.oid import NameOID
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -108,8 +109,16 @@ def _dn_key(name: x509.Name) -> tuple[frozenset[tuple[str, str]], ...]:
     return tuple(frozenset((attr.oid.dotted_string, _norm(str(attr.value))) for attr in rdn) for rdn in name.rdns)
 
 
+# RFC 4514 §3: attribute type names are case-insensitive; cryptography knows the upper-case forms.
+_LOWER_NAMES = {"cn": NameOID.COMMON_NAME, "c": NameOID.COUNTRY_NAME, "l": NameOID.LOCALITY_NAME,
+                "st": NameOID.STATE_OR_PROVINCE_NAME, "o": NameOID.ORGANIZATION_NAME,
+                "ou": NameOID.ORGANIZATIONAL_UNIT_NAME, "street": NameOID.STREET_ADDRESS,
+                "dc": NameOID.DOMAIN_COMPONENT, "uid": NameOID.USER_ID, "serialnumber": NameOID.SERIAL_NUMBER,
+                "emailaddress": NameOID.EMAIL_ADDRESS}
+
+
 def parse_dn(value: str) -> x509.Name:
-    return x509.Name.from_rfc4514_string(value)
+    return x509.Name.from_rfc4514_string(value, _LOWER_NAMES)
 
 
 def _sans(cert: x509.Certificate, kind: type) -> list[Any]:
