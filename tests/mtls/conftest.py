@@ -44,8 +44,10 @@ class Deployment:
 
     def mtls(self, cert: ClientCert | None = None, **kw) -> httpx.Client:
         """A back-channel client on the mTLS host, presenting `cert` (or no certificate)."""
-        return httpx.Client(base_url=self.mtls_url, verify=self.server.ssl_context(),
-                            cert=cert.httpx_cert if cert else None, timeout=20, **kw)
+        ctx = self.server.ssl_context()
+        if cert is not None:
+            ctx.load_cert_chain(*cert.httpx_cert)
+        return httpx.Client(base_url=self.mtls_url, verify=ctx, timeout=20, **kw)
 
     def front(self, **kw) -> httpx.Client:
         return self.server.client(**kw)
