@@ -321,3 +321,28 @@ def test_certificate_header_from_trusted_proxy_is_accepted(deployment: Deploymen
         rogue = deployment.pki.rogue.issue(Path(cert.cert_path).parent, "Fintech Bound")
         assert_oauth_error(client_credentials(http, fapi, **{CERT_HEADER: rogue.escaped_pem()}),
                            "invalid_client", 401)
+
+
+def test_fapi2_5_2_2_mtls_listener_tls12_only_recommended_ciphers(deployment: Deployment) -> None:
+    """FAPI 2.0 SP 5.2.2: with TLS 1.2 a back-channel endpoint permits only the BCP 195 recommended
+    (ECDHE + AES-GCM) cipher suites. Fingrade's own mTLS listener."""
+    if deployment.kind != "direct":
+        pytest.skip("nginx's TLS settings are the operator's")
+    port = int(deployment.mtls_url.rsplit(":", 1)[1])
+
+    def handshake(ctx: ssl.SSLContext) -> str:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.cipher()[0]
+
+    def client(max_version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.SSLContext:
+        ctx = deployment.server.ssl_context()
+        ctx.maximum_version = max_version
+        if ciphers:
+            ctx.set_ciphers(ciphers)
+        return ctx
+    assert "GCM" in handshake(client(ssl.TLSVersion.TLSv1_2))
+    with pytest.raises(ssl.SSLError):
+        handshake(client(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"))

@@ -33,6 +33,8 @@ from ..config import Settings
 from ..oauth.mtls import registered_certificates
 
 log = logging.getLogger("fingrade.mtls")
+FAPI_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384")
 
 
 class MtlsHttpToolsProtocol(HttpToolsProtocol):
@@ -97,6 +99,8 @@ def _mtls_context(settings: Settings, ssl_args: dict[str, Any]) -> ssl.SSLContex
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(ssl_args["ssl_certfile"], ssl_args["ssl_keyfile"])
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # FAPI 2.0 SP 5.2.2: a back-channel endpoint permits only the BCP 195 recommended TLS 1.2 suites.
+    ctx.set_ciphers(FAPI_TLS12_CIPHERS)
     # Ask for a certificate, but let clients without one in (their requests simply carry none).
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
