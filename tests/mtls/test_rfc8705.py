@@ -19,7 +19,7 @@ from security.kit import assert_oauth_error
 from support.fapi import FapiClient
 from support.mtls import ClientCert, self_signed, write_jwks
 
-from .conftest import CERT_HEADER, Deployment
+from .conftest import BACKENDS, CERT_HEADER, Deployment
 
 
 @pytest.fixture(scope="module")
@@ -305,11 +305,10 @@ def test_forged_certificate_header_from_untrusted_peer_is_ignored(deployment: De
             assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
 
 
+@pytest.mark.parametrize("deployment", [f"nginx-{b}" for b in BACKENDS], indirect=True)
 def test_certificate_header_from_trusted_proxy_is_accepted(deployment: Deployment, bound: dict[str, Any]) -> None:
     """Behind a proxy the certificate arrives in the configured header (nginx $ssl_client_escaped_cert,
     or RFC 9440 `:base64:`) from a trusted_proxies address; the core then makes every check itself."""
-    if deployment.kind != "nginx":
-        pytest.skip("the direct deployment has no trusted proxy")
     fapi, cert = bound["fapi"], bound["cert"]
     rfc9440 = ":" + base64.b64encode(cert.der).decode() + ":"
     with httpx.Client(base_url=deployment.upstream, timeout=20) as http:  # from 127.0.0.1, the trusted proxy
@@ -323,11 +322,10 @@ def test_certificate_header_from_trusted_proxy_is_accepted(deployment: Deploymen
                            "invalid_client", 401)
 
 
+@pytest.mark.parametrize("deployment", [f"direct-{b}" for b in BACKENDS], indirect=True)
 def test_fapi2_5_2_2_mtls_listener_tls12_only_recommended_ciphers(deployment: Deployment) -> None:
     """FAPI 2.0 SP 5.2.2: with TLS 1.2 a back-channel endpoint permits only the BCP 195 recommended
     (ECDHE + AES-GCM) cipher suites. Fingrade's own mTLS listener."""
-    if deployment.kind != "direct":
-        pytest.skip("nginx's TLS settings are the operator's")
     port = int(deployment.mtls_url.rsplit(":", 1)[1])
 
     def handshake(ctx: ssl.SSLContext) -> str:

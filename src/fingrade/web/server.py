@@ -95,12 +95,19 @@ class TrustStore:
                 log.exception("refreshing the mTLS trust store failed")
 
 
-def _mtls_context(settings: Settings, ssl_args: dict[str, Any]) -> ssl.SSLContext:
+def _server_context(ssl_args: dict[str, Any]) -> ssl.SSLContext:
+    """TLS 1.2 or later; with TLS 1.2 only the BCP 195 (RFC 9325 §4.2) recommended suites. FAPI 2.0
+    SP 5.2.2 asks this of back-channel endpoints (/token, /par, ... are on both listeners) and
+    5.2.3-2 allows it for the browser-facing ones; every current browser speaks these suites."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(ssl_args["ssl_certfile"], ssl_args["ssl_keyfile"])
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    # FAPI 2.0 SP 5.2.2: a back-channel endpoint permits only the BCP 195 recommended TLS 1.2 suites.
     ctx.set_ciphers(FAPI_TLS12_CIPHERS)
+    return ctx
+
+
+def _mtls_context(settings: Settings, ssl_args: dict[str, Any]) -> ssl.SSLContext:
+    ctx = _server_context(ssl_args)
     # Ask for a certificate, but let clients without one in (their requests simply carry none).
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
@@ -113,7 +120,11 @@ def serve(settings: Settings, app: Starlette, ssl_args: dict[str, Any]) -> None:
     common: dict[str, Any] = {"host": settings.host, "access_log": settings.access_log, "loop": "uvloop",
                               "proxy_headers": False, "server_header": False, "log_level": "warning",
                               "timeout_graceful_shutdown": 5}
-    main = _NoSignals(uvicorn.Config(app, port=settings.port, http="httptools", **common, **ssl_args))
+    main_config = uvicorn.Config(app, port=settings.port, http="httptools", **common, **ssl_args)
+    if ssl_args:
+        main_config.load()
+        main_config.ssl = _server_context(ssl_args)
+    main = _NoSignals(main_config)
     servers: list[uvicorn.Server] = [main]
     mtls: uvicorn.Server | None = None
     store: TrustStore | None = None
