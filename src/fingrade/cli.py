@@ -293,8 +293,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--grant-type", action="append", choices=["authorization_code", "refresh_token",
                                                                "client_credentials"])
     a.add_argument("--scope")
-    a.add_argument("--jwks-file", help="public JWKS for private_key_jwt, or with x5c certificates for "
-                   "self_signed_tls_client_auth")
+    a.add_argument("--jwks-file", help="public JWKS for private_key_jwt and signed request objects, or "
+                   "with x5c certificates for self_signed_tls_client_auth")
     # RFC 8705 §2.1.2: a tls_client_auth client is identified by exactly one of these.
     for flag, field in TLS_SUBJECT_FLAGS.items():
         a.add_argument(flag, dest=field, metavar="VALUE", help=f"tls_client_auth: {field}")

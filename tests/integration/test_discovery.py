@@ -59,7 +59,7 @@ def test_pkce_response_type_and_iss_parameter(meta: dict) -> None:
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["response_types_supported"] == ["code"]
     assert meta["authorization_response_iss_parameter_supported"] is True
-    assert meta["response_modes_supported"] == ["query"]
+    assert meta["response_modes_supported"] == ["query", "jwt", "query.jwt", "form_post.jwt"]  # JARM §4.1
 
 
 def test_oidc_required_members(meta: dict) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from . import authorization_details, pkce
 from .context import Core
@@ -20,6 +19,7 @@ from .http import parse_params
 from .models import Client, Grant, Session
 from .profiles import authorization_details_types, par_required, pkce_required
 from .redirect_uri import matches
+from .response_mode import QUERY, AuthorizationResponse, authorization_response, check_mode, delivery_mode
 from .scope import parse_scope
 
 CODE_REUSE_WINDOW = 600  # a used code is remembered this long after it expires, to detect replays
@@ -37,6 +37,8 @@ class RedirectError(Exception):
     error: OAuthError
     redirect_uri: str
     state: str | None
+    response_mode: str = QUERY  # how the error travels (response_mode.delivery_mode)
+    client_id: str = ""  # the JWT audience when the response mode is a JARM one
 
 
 @dataclass
@@ -55,6 +57,7 @@ class AuthorizationRequest:
     dpop_jkt: str | None = None  # RFC 9449 §10: the code may only be redeemed with this DPoP key
     pushed_key: str | None = None  # the PAR entry this request came from (RFC 9126), consumed with the code
     authorization_details: list[dict[str, Any]] | None = None  # RFC 9396 §2, validated and normalised
+    response_mode: str = QUERY  # the validated encoding of the response (response_mode.check_mode)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,18 +125,22 @@ def validate_params(core: Core, client: Client, params: dict[str, str], *, pushe
     if state is not None and len(state) > MAX_STATE:
         raise _page_error("invalid_request", "state is too long")  # not echoed: would bloat the redirect
 
+    # From here on errors are redirected, encoded as the request asks where it can (JARM §2.4).
+    mode = delivery_mode(params.get("response_mode"), client)
     try:
         if not pushed and par_required(core.settings, client):
             raise invalid_request("this client must use pushed authorization requests")  # RFC 9126 §4
         return _validate(core, client, params, redirect_uri, state)
     except OAuthError as exc:
-        raise RedirectError(exc, redirect_uri, state) from None
+        raise RedirectError(exc, redirect_uri, state, mode, client.client_id) from None
 
 
 def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: str,
               state: str | None) -> AuthorizationRequest:
     if "request" in params:
-        raise OAuthError("request_not_supported", "request objects are not supported")
+        # Request objects are accepted only at the PAR endpoint (request_object.py, FAPI 2.0 Message
+        # Signing 5.3.1); on the front channel they are refused (OIDC Core §3.1.2.6).
+        raise OAuthError("request_not_supported", "request objects are only accepted at the PAR endpoint")
     response_type = params.get("response_type")
     if response_type is None:
         raise invalid_request("response_type is missing")
@@ -142,9 +149,7 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
         raise OAuthError("unsupported_response_type", "only response_type=code is supported")
     if "authorization_code" not in client.grant_types:
         raise OAuthError("unauthorized_client", "the client may not use the authorization code grant")
-    response_mode = params.get("response_mode", "query")
-    if response_mode != "query":
-        raise invalid_request("only response_mode=query is supported")
+    response_mode = check_mode(params.get("response_mode"), client)
 
     scope_param = params.get("scope")
     if not scope_param:
@@ -189,7 +194,7 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
         client_id=client.client_id, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce,
         code_challenge=challenge[0] if challenge else None, code_challenge_method=challenge[1] if challenge else None,
         prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
-        dpop_jkt=dpop_jkt, authorization_details=details,
+        dpop_jkt=dpop_jkt, authorization_details=details, response_mode=response_mode,
     )
 
 
@@ -198,17 +203,17 @@ def details_context(core: Core, *, defaults: bool = True) -> authorization_detai
                                          defaults=defaults)
 
 
-def response_url(core: Core, redirect_uri: str, params: dict[str, str | None]) -> str:
-    """Authorization response: parameters added to the query; `iss` always (RFC 9207 §2)."""
-    params = {**params, "iss": core.issuer}
-    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v is not None)
-    return redirect_uri + ("&" if "?" in redirect_uri else "?") + query
+async def error_response(core: Core, err: RedirectError) -> AuthorizationResponse:
+    """An error redirected to the verified URI (RFC 6749 §4.1.2.1), with `iss` (RFC 9207 §2), in the
+    request's response mode (JARM §2.4)."""
+    return await authorization_response(core, err.client_id, err.redirect_uri, err.response_mode, {
+        "error": err.error.error, "error_description": err.error.description or None, "state": err.state})
 
 
-def error_url(core: Core, err: RedirectError) -> str:
-    return response_url(core, err.redirect_uri, {"error": err.error.error,
-                                                 "error_description": err.error.description or None,
-                                                 "state": err.state})
+async def request_error(core: Core, req: AuthorizationRequest, error: OAuthError) -> AuthorizationResponse:
+    """An error for a validated request (login_required, access_denied, ...)."""
+    return await error_response(core, RedirectError(error, req.redirect_uri, req.state, req.response_mode,
+                                                    req.client_id))
 
 
 def login_needed(req: AuthorizationRequest, session: Session | None, now: int) -> bool:
@@ -238,9 +243,9 @@ async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:
 
 
 async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_time: int,
-                     amr: list[str]) -> str:
+                     amr: list[str]) -> AuthorizationResponse:
     """Create the grant (the token family) and a single-use code bound to everything the token
-    request must prove; return the redirect URL carrying it."""
+    request must prove; return the authorization response carrying it."""
     await consume_pushed(core, req)
     now = core.clock()
     grant_id = new_token(16)
@@ -255,4 +260,5 @@ async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_t
         "code_challenge_method": req.code_challenge_method, "grant_id": grant_id, "dpop_jkt": req.dpop_jkt,
         "authorization_details": req.authorization_details, "expires_at": now + core.settings.code_ttl,
     }, ttl=core.settings.code_ttl + CODE_REUSE_WINDOW)
-    return response_url(core, req.redirect_uri, {"code": code, "state": req.state})
+    return await authorization_response(core, req.client_id, req.redirect_uri, req.response_mode,
+                                        {"code": code, "state": req.state})

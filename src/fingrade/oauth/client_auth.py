@@ -125,7 +125,7 @@ def _keyset_for(jwks_json: bytes) -> KeySet:
     return KeySet.import_key_set(orjson.loads(jwks_json))
 
 
-def _client_keyset(client: Client) -> KeySet:
+def client_keyset(client: Client) -> KeySet:
     # Parsing a JWKS costs about as much as checking a signature; keyed by content, so a changed
     # registration never meets a stale key set.
     return _keyset_for(orjson.dumps(client.jwks))
@@ -133,7 +133,7 @@ def _client_keyset(client: Client) -> KeySet:
 
 def verify_client_jwt(core: Core, token: str, client: Client) -> dict[str, Any]:
     """Signature by a key in the client's registered JWKS, then the RFC 7523 §3 claim rules."""
-    keyset = _client_keyset(client)
+    keyset = client_keyset(client)
     try:
         obj = jws.deserialize_compact(token, keyset, algorithms=list(ALLOWED_ALGS))
     except JoseError as exc:

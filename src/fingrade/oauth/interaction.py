@@ -10,12 +10,15 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from .authorize import (AuthorizationRequest, RedirectError, consent_needed, consume_pushed, error_url, issue_code,
-                        login_needed, response_url)
+from .authorize import AuthorizationRequest, consent_needed, consume_pushed, issue_code, login_needed, request_error
 from .context import Core
 from .crypto import equal, new_token, token_hash
 from .errors import OAuthError
 from .models import Client, Session, User
+from .response_mode import AuthorizationResponse
+
+# Sending the browser back to the client: a redirect, or for form_post.jwt an auto-submitted form.
+Redirect = AuthorizationResponse
 
 
 @dataclass
@@ -52,11 +55,6 @@ class ShowConsent:
     user: User
 
 
-@dataclass
-class Redirect:
-    url: str
-
-
 class InteractionGone(OAuthError):
     pass
 
@@ -73,15 +71,13 @@ async def start(core: Core, req: AuthorizationRequest, session: Session | None, 
     if "none" in req.prompt:
         # OIDC Core §3.1.2.6: prompt=none never shows a page.
         if needs_login or session is None:
-            return Redirect(error_url(core, RedirectError(OAuthError("login_required", "the user is not signed in"),
-                                                          req.redirect_uri, req.state)))
+            return await request_error(core, req, OAuthError("login_required", "the user is not signed in"))
         if await consent_needed(core, req, session.user_id):
-            return Redirect(error_url(core, RedirectError(OAuthError("consent_required", "the user has not consented"),
-                                                          req.redirect_uri, req.state)))
-        return Redirect(await issue_code(core, req, session.user_id, session.auth_time, session.amr))
+            return await request_error(core, req, OAuthError("consent_required", "the user has not consented"))
+        return await issue_code(core, req, session.user_id, session.auth_time, session.amr)
     if not needs_login and session is not None and "consent" not in req.prompt \
             and not await consent_needed(core, req, session.user_id):
-        return Redirect(await issue_code(core, req, session.user_id, session.auth_time, session.amr))
+        return await issue_code(core, req, session.user_id, session.auth_time, session.amr)
     iid = new_token(24)
     interaction = Interaction(id=iid, request=req, browser=browser, login_forced=needs_login)
     await core.onetime.put("interaction", token_hash(iid), interaction.to_dict(), ttl=core.settings.interaction_ttl)
@@ -136,7 +132,7 @@ async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time:
     # Take the interaction: a double-submitted form yields one code, the second sees "expired".
     if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
         raise gone()
-    return Redirect(await issue_code(core, interaction.request, user_id, auth_time, amr))
+    return await issue_code(core, interaction.request, user_id, auth_time, amr)
 
 
 async def login(core: Core, interaction: Interaction, username: str, password: str,
@@ -189,8 +185,7 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
             raise gone()
         await consume_pushed(core, req)
         await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
-        return Redirect(response_url(core, req.redirect_uri, {
-            "error": "access_denied", "error_description": "the user denied the request", "state": req.state}))
+        return await request_error(core, req, OAuthError("access_denied", "the user denied the request"))
     await core.store.save_consent(user_id, client.client_id, frozenset(req.scope), now)
     detail: dict[str, Any] = {"scope": " ".join(req.scope)}
     if req.authorization_details:

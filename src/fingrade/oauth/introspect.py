@@ -12,9 +12,33 @@ from .http import HttpRequest, HttpResponse, form_params
 from .models import Client
 from .profiles import get_profile
 from .token import NO_STORE
-from .tokens import verify_access_token
+from .tokens import sign_server_jwt, verify_access_token
 
 INACTIVE = {"active": False}
+JWT_RESPONSE = "application/token-introspection+jwt"  # RFC 9701 §4
+
+
+def wants_jwt(request: HttpRequest) -> bool:
+    """RFC 9701 §4: the caller asks for a signed response with Accept (a media range of q=0 refuses it)."""
+    for item in (request.header("accept") or "").split(","):
+        media, *params = [part.strip().lower() for part in item.split(";")]
+        if media == JWT_RESPONSE:
+            for param in params:
+                if param.replace(" ", "").startswith("q="):
+                    try:
+                        return float(param.replace(" ", "")[2:]) > 0
+                    except ValueError:
+                        return False
+            return True
+    return False
+
+
+async def signed_response(core: Core, client: Client, body: dict[str, Any]) -> HttpResponse:
+    """RFC 9701 §5: a JWT (typ token-introspection+jwt) signed with the server's key, addressed to the
+    caller, carrying the RFC 7662 response in `token_introspection` ({"active": false} when inactive)."""
+    token = await sign_server_jwt(core, "token-introspection+jwt", {
+        "iss": core.issuer, "aud": client.client_id, "iat": core.clock(), "token_introspection": body})
+    return HttpResponse(200, dict(NO_STORE), body=token.encode(), content_type=JWT_RESPONSE)
 
 
 async def _authenticated(core: Core, request: HttpRequest) -> tuple[Client, dict[str, str]]:
@@ -72,6 +96,8 @@ async def introspection_endpoint(core: Core, request: HttpRequest) -> HttpRespon
             # A client sees its own tokens; resource servers see all. Others learn nothing (§2.2).
             if info.get("client_id") == client.client_id or client.resource_server:
                 body = info
+        if wants_jwt(request):
+            return await signed_response(core, client, body)  # errors above stay JSON (RFC 9701 §5)
         return HttpResponse(200, dict(NO_STORE), json=body)
     except OAuthError as exc:
         return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())

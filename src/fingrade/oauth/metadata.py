@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import pkce
+from . import pkce, response_mode
 from .authorization_details import SUPPORTED_TYPES
 from .context import Core
 from .jose import ALLOWED_ALGS
@@ -47,13 +47,16 @@ def server_metadata(core: Core) -> dict[str, Any]:
     doc.update({
         "scopes_supported": list(core.settings.scopes),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": response_mode.SUPPORTED,
+        # JARM §4.1: authorization responses are signed with the ID token key; no encryption.
+        "authorization_signing_alg_values_supported": [core.settings.signing_alg],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": list(pkce.SUPPORTED_METHODS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
         "introspection_endpoint_auth_methods_supported": confidential,
         "introspection_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
+        "introspection_signing_alg_values_supported": [core.settings.signing_alg],  # RFC 9701 §7
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGS),
         "dpop_signing_alg_values_supported": list(ALLOWED_ALGS),  # RFC 9449 §5.1
@@ -64,7 +67,11 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp",
                              "at_hash", "name", "preferred_username", "email", "email_verified"],
         "claims_parameter_supported": False,
+        # Request objects (RFC 9101) are accepted at the PAR endpoint only (FAPI 2.0 Message Signing
+        # 5.3.1, RFC 9126 §3); `request` on the authorization endpoint itself gets request_not_supported,
+        # so request_parameter_supported (which describes that endpoint, OIDC Discovery §3) is false.
         "request_parameter_supported": False,
+        "request_object_signing_alg_values_supported": list(ALLOWED_ALGS),
         # Only request_uri values issued by our PAR endpoint (RFC 9126 §4); URLs are never fetched.
         "request_uri_parameter_supported": True,
         "require_pushed_authorization_requests": core.settings.require_pushed_authorization_requests,

@@ -3,13 +3,14 @@ authenticated back channel and gets a short-lived `request_uri` to send the brow
 
 from __future__ import annotations
 
-from . import dpop
+from . import dpop, request_object
 from .authorize import PAR_PREFIX, PageError, RedirectError, validate_params
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, method_not_allowed
 from .http import HttpRequest, HttpResponse, form_params
+from .profiles import get_profile
 from .token import NO_STORE
 
 # Client authentication, not part of the authorization request that is stored.
@@ -25,7 +26,18 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
         client, _method = await authenticate_client(core, request, params)
         if "request_uri" in params:
             raise invalid_request("request_uri cannot be used in a pushed authorization request")  # §2.1 step 2
-        pushed = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
+        signed = None
+        if "request" in params:
+            # RFC 9126 §3, RFC 9101 §5/§6.3: only the parameters inside the signed request object are
+            # used; every other form parameter (but client authentication) is ignored, so a `state` or
+            # `nonce` sent beside the object is never stored or returned.
+            signed = request_object.verify_request_object(core, client, params["request"])
+            pushed = dict(signed.params)
+        elif get_profile(client.profile).signed_requests:
+            # FAPI 2.0 Message Signing 5.3.1: this client's requests must be signed request objects.
+            raise invalid_request("this client must send its authorization request as a signed request object")
+        else:
+            pushed = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
         proof = dpop.proof_header(request)
         if proof is not None:
             # RFC 9449 §10.1: a proof at PAR binds the code as if its thumbprint were sent as dpop_jkt.
@@ -39,6 +51,8 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
             raise OAuthError(exc.error, exc.description, 400) from None
         except RedirectError as err:
             raise err.error from None
+        if signed is not None:
+            await request_object.use_once(core, client, signed)
         # §2.2 and RFC 9101 §10.2: an unguessable reference; only its hash is stored.
         secret = new_token(32)
         now = core.clock()

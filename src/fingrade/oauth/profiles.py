@@ -29,6 +29,9 @@ class Profile:
     sender_constrained: bool = False
     # FAPI 2.0 Message Signing 5.3.1: pushed requests must be signed request objects (RFC 9101).
     signed_requests: bool = False
+    # FAPI 2.0 Message Signing 5.3.2 (Final: required for clients configured for it): every redirected
+    # authorization response, success or error, is a signed JWT (JARM); response_mode must ask for it.
+    signed_responses: bool = False
 
     def allows_auth_method(self, method: str) -> bool:
         return method in self.auth_methods
@@ -68,7 +71,7 @@ FAPI2_MESSAGE_SIGNING = Profile(
     name="fapi2-message-signing", public=False, auth_methods=FAPI2_AUTH, redirect_kind="web",
     grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=False,
     rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
-    par_required=True, sender_constrained=True, signed_requests=True,
+    par_required=True, sender_constrained=True, signed_requests=True, signed_responses=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL, FAPI2, FAPI2_MESSAGE_SIGNING)}

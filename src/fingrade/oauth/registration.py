@@ -24,6 +24,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY = 64 * 1024
 _URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 _TEXT_FIELDS = ("software_id", "software_version")
+_SIGNED_RESPONSE_FIELDS = ("authorization_signed_response_alg", "introspection_signed_response_alg")
 
 
 def metadata_error(desc: str) -> OAuthError:
@@ -103,10 +104,14 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
     jwks = None
     if "jwks_uri" in meta:
         raise metadata_error("jwks_uri is not supported: register the keys with jwks")
-    if method in ("private_key_jwt", "self_signed_tls_client_auth"):
+    # Keys verify client assertions (private_key_jwt), self-signed client certificates (RFC 8705 §2.2)
+    # and signed request objects (RFC 9101 §6.2), which clients of a signed_requests profile must send
+    # whatever their authentication method.
+    if method in ("private_key_jwt", "self_signed_tls_client_auth") or profile.signed_requests:
         jwks = validate_client_jwks(meta.get("jwks"), metadata_error)
     elif "jwks" in meta:
-        raise metadata_error("jwks is only used with private_key_jwt and self_signed_tls_client_auth")
+        raise metadata_error("jwks is only used with private_key_jwt, self_signed_tls_client_auth "
+                             "or signed request objects")
     if method in mtls.TLS_AUTH_METHODS:
         # RFC 8705 §2: only where a client certificate can reach the server (and, for PKI-bound
         # certificates, where the trusted CAs are configured).
@@ -136,6 +141,13 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
                 raise metadata_error(f"{flag} must be a boolean")
             if meta[flag]:
                 extra[flag] = True
+    for field in _SIGNED_RESPONSE_FIELDS:
+        # JARM §3 and RFC 9701 §6 default to RS256, which FAPI 2.0 SP 5.4.1 forbids: responses are
+        # signed with the server's algorithm, the only value accepted here.
+        if field in meta:
+            if meta[field] != core.settings.signing_alg:
+                raise metadata_error(f"{field} must be {core.settings.signing_alg}, the server's signing algorithm")
+            extra[field] = meta[field]
     for field in _URL_FIELDS:
         if field in meta:
             value = meta[field]
@@ -202,6 +214,8 @@ def client_metadata(core: Core, client: Client) -> dict[str, Any]:
     }
     if client.jwks:
         out["jwks"] = client.jwks
+    if get_profile(client.profile).signed_requests:
+        out["require_signed_request_object"] = True  # RFC 9101 §10.5
     if client.secret_hash:
         out["client_secret_expires_at"] = 0
     return out

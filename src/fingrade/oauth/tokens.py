@@ -66,6 +66,12 @@ async def mint_id_token(core: Core, *, sub: str, client_id: str, nonce: str | No
     return _sign(view.active_key, view.active.alg, view.active.kid, "JWT", body)
 
 
+async def sign_server_jwt(core: Core, typ: str, claims: dict[str, Any]) -> str:
+    """A JWT signed with the server's active key, as ID tokens are (JARM responses, RFC 9701 responses)."""
+    view = await core.keys.view()
+    return _sign(view.active_key, view.active.alg, view.active.kid, typ, claims)
+
+
 def new_refresh_token() -> str:
     return new_token(32)
 

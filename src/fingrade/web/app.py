@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..config import Settings
 from ..oauth import interaction as flow
-from ..oauth.authorize import PageError, RedirectError, error_url, parse_request
+from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
 from ..oauth.context import Core
 from ..oauth.crypto import new_token, token_hash
 from ..oauth.errors import OAuthError, invalid_request
@@ -32,6 +32,7 @@ from ..oauth.metadata import server_metadata
 from ..oauth.models import Session
 from ..oauth.profiles import get_profile
 from ..oauth.registration import manage_endpoint, register_endpoint
+from ..oauth.response_mode import AuthorizationResponse
 from ..oauth.token import NO_STORE, token_endpoint
 from ..oauth.userinfo import userinfo_endpoint
 from ..runtime import build_core, close_core
@@ -61,6 +62,13 @@ def _cert_header(request: Request) -> str:
 def _see_other(url: str, headers: dict[str, str] | None = None) -> Response:
     # RFC 9700 §4.12: never 307 after a credential POST; 303 makes the browser switch to GET.
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _deliver(core: Core, resp: AuthorizationResponse) -> Response:
+    """An authorization response: a redirect, or the auto-submitting form of form_post.jwt (JARM §2.3.3)."""
+    if resp.form is None:
+        return _see_other(resp.url)
+    return pages.form_post_page(core.issuer, resp.url, resp.form)
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
@@ -106,7 +114,7 @@ async def authorize(request: Request) -> Response:
     except (PageError, BodyTooLarge) as exc:
         return pages.error_page(core.issuer, exc)
     except RedirectError as err:
-        return _see_other(error_url(core, err))
+        return _deliver(core, await error_response(core, err))
     session = await _session(core, request)
     browser = request.cookies.get(BROWSER_COOKIE)
     new_browser = None
@@ -117,7 +125,7 @@ async def authorize(request: Request) -> Response:
     except OAuthError as exc:  # e.g. a pushed request used up by a concurrent completion
         return pages.error_page(core.issuer, exc)
     if isinstance(outcome, flow.Redirect):
-        return _see_other(outcome.url)
+        return _deliver(core, outcome)
     response = _see_other(f"/interaction/{outcome}")
     if new_browser:
         _set_cookie(response, BROWSER_COOKIE, new_browser, None)
@@ -134,7 +142,7 @@ async def _load_interaction(core: Core, request: Request) -> tuple[flow.Interact
 
 async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -> Response:
     if isinstance(step, flow.Redirect):
-        return _see_other(step.url)
+        return _deliver(core, step)
     iid = step.interaction.id
     redirect_uri = step.interaction.request.redirect_uri
     if isinstance(step, flow.ShowLogin):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from ..oauth import authorization_details
@@ -78,3 +81,20 @@ def message_page(issuer: str, heading: str, text: str, status: int = 200, form_a
                  button: str = "", csrf: str = "") -> HTMLResponse:
     return _render("message.html", status, page_csp(), issuer, heading=heading, text=text, form_action=form_action,
                    button=button, csrf_token=csrf)
+
+
+# JARM §2.3.3 (form_post.jwt, after OAuth 2.0 Form Post Response Mode §2): the page posts the
+# response to the redirect URI by itself. The one inline script is allowed by its hash, never by
+# 'unsafe-inline'; without JavaScript the visible button does the same. The response stays out of
+# caches (no-store) and out of Referer headers (no-referrer, here and in the global headers).
+AUTO_SUBMIT = 'document.getElementById("authorization-response").submit();'
+AUTO_SUBMIT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(AUTO_SUBMIT.encode()).digest()).decode()
+
+
+def form_post_page(issuer: str, action: str, fields: dict[str, str]) -> HTMLResponse:
+    html = _env.get_template("form_post.html").render(
+        bank_name=BANK_NAME, issuer=issuer, action=action, fields=fields, redirect_host=_host(action),
+        script=Markup(AUTO_SUBMIT))
+    csp = page_csp(action) + f"; script-src '{AUTO_SUBMIT_HASH}'"
+    return HTMLResponse(html, 200, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store",
+                                            "Pragma": "no-cache", "Referrer-Policy": "no-referrer"})
