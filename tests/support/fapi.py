@@ -4,7 +4,9 @@ authorization request, PKCE S256."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -13,8 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from joserfc import jwt
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc import jws, jwt
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from .dpop import DPoPKey
 from .flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
@@ -22,6 +24,17 @@ from .server import DEMO_PASSWORD, Server
 
 FAPI_REDIRECT = "https://localhost:9443/fapi-callback"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+REQUEST_OBJECT_TYP = "oauth-authz-req+jwt"
+FORM = re.compile(r'<form method="post" action="([^"]+)" id="authorization-response">(.*?)</form>', re.S)
+FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def form_post_fields(page: str) -> tuple[str, dict[str, str]]:
+    """The action and the hidden fields of a form_post.jwt page (JARM §2.3.3)."""
+    found = FORM.search(page)
+    assert found, page[:500]
+    fields = {html.unescape(k): html.unescape(v) for k, v in FIELD.findall(found.group(2))}
+    return html.unescape(found.group(1)), fields
 
 
 def new_key(alg: str = "ES256", kid: str | None = None) -> Any:
@@ -80,6 +93,37 @@ class FapiClient:
                                 "--grant-type", "client_credentials", "--scope", scope, *extra)
         return cls(server=server, client_id=out["client_id"], key=None, auth_method=auth_method)
 
+    # -- signed request objects (RFC 9101 §4; FAPI 2.0 Message Signing 5.3.1)
+    def request_object(self, params: dict[str, str], *, key: Any = None, alg: str | None = None,
+                       typ: str | None = REQUEST_OBJECT_TYP, **claims: Any) -> str:
+        """Sign `params` as a request object. Claims default to a valid object (iss, aud, client_id,
+        nbf, exp 5 min, iat, jti); a claim given as None is left out."""
+        now = int(time.time())
+        body: dict[str, Any] = {"iss": self.client_id, "aud": self.server.issuer, "client_id": self.client_id,
+                                "nbf": now, "iat": now, "exp": now + 300, "jti": secrets.token_urlsafe(16),
+                                **params}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        key = key or self.key
+        alg = alg or self.alg
+        if typ is None:  # jwt.encode would add typ JWT
+            return jws.serialize_compact({"alg": alg, "kid": key.kid}, json.dumps(body), key, algorithms=[alg])
+        return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, body, key, algorithms=[alg])
+
+    def push_signed(self, http: httpx.Client, params: dict[str, str], *, dpop: bool = True,
+                    **kwargs: Any) -> httpx.Response:
+        """PAR with the request object as the only request parameter (plus client authentication)."""
+        return self.push(http, {"request": self.request_object(params, **kwargs)}, dpop=dpop)
+
+    def decode_response(self, http: httpx.Client, token: str) -> dict[str, Any]:
+        """Verify a JARM response JWT with the server's /jwks and check iss, aud, exp (JARM §2.4)."""
+        keys = KeySet.import_key_set(http.get("/jwks").json())
+        claims = jwt.decode(token, keys, algorithms=["ES256", "PS256", "EdDSA"]).claims
+        assert claims["iss"] == self.server.issuer, claims
+        assert claims["aud"] == self.client_id, claims
+        assert claims["exp"] > time.time(), claims
+        return claims
+
     def auth_params(self, **overrides: Any) -> dict[str, str]:
         if self.auth_method != "private_key_jwt":
             return {"client_id": self.client_id}
@@ -112,10 +156,17 @@ class FapiClient:
             resp = follow_to_client(browser, login(browser, resp, username, DEMO_PASSWORD), self.redirect_uri)
         if resp.status_code == 200 and 'name="decision"' in resp.text:
             resp = consent(browser, resp, decision)
-        assert resp.status_code == 303, (resp.status_code, resp.text[:500])
-        location = resp.headers["location"]
-        return Authorized(code=query_of(location).get("code"), params=query_of(location), verifier=verifier,
-                          redirect_uri=self.redirect_uri, location=location)
+        if resp.status_code == 200 and 'id="authorization-response"' in resp.text:
+            # form_post.jwt (JARM §2.3.3): the page posts the response field to the redirect URI.
+            location, params = form_post_fields(resp.text)
+        else:
+            assert resp.status_code == 303, (resp.status_code, resp.text[:500])
+            location = resp.headers["location"]
+            params = query_of(location)
+        jarm = self.decode_response(browser, params["response"]) if "response" in params else None
+        code = (jarm or params).get("code")
+        return Authorized(code=code, params=params, verifier=verifier, redirect_uri=self.redirect_uri,
+                          location=location, jarm=jarm)
 
     def redeem(self, http: httpx.Client, got: Authorized, *, dpop: bool = True,
                headers: dict[str, str] | None = None) -> httpx.Response:
@@ -125,11 +176,13 @@ class FapiClient:
         hdrs.update(headers or {})
         return http.post("/token", data=data, headers=hdrs)
 
-    def flow(self, http: httpx.Client, browser: httpx.Client, *, dpop: bool = True, **extra: str) -> httpx.Response:
+    def flow(self, http: httpx.Client, browser: httpx.Client, *, dpop: bool = True, signed: bool = False,
+             **extra: str) -> httpx.Response:
         """PAR → authorization → token, with DPoP unless `dpop=False` (then `http` should present a
-        client certificate, RFC 8705); returns the token response."""
+        client certificate, RFC 8705); returns the token response. `signed`: the request goes as a
+        signed request object (FAPI 2.0 Message Signing)."""
         params, verifier = self.request_params(**extra)
-        pushed = self.push(http, params, dpop=dpop)
+        pushed = self.push_signed(http, params, dpop=dpop) if signed else self.push(http, params, dpop=dpop)
         assert pushed.status_code == 201, pushed.text
         got = self.authorize(browser, pushed.json()["request_uri"], verifier)
         assert got.code, got.params

@@ -27,6 +27,7 @@ class Authorized:
     verifier: str
     redirect_uri: str
     location: str
+    jarm: dict | None = None  # the verified claims of a JARM response (support.fapi.FapiClient.authorize)
 
 
 def query_of(url: str) -> dict[str, str]:
