@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Browser, Page, Playwright, Response
 
@@ -40,6 +40,8 @@ class Hit:
     path: str
     query: dict[str, str]
     method: str
+    form: dict[str, str] = field(default_factory=dict)  # a POSTed form body (form_post.jwt responses)
+    referer: str | None = None
 
 
 @dataclass
@@ -53,8 +55,10 @@ def _handler(site: _Site) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
             parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()} if length else {}
             with site.lock:
-                site.hits.append(Hit(parts.path, query_of(self.path), self.command))
+                site.hits.append(Hit(parts.path, query_of(self.path), self.command, form, self.headers.get("Referer")))
                 body = site.pages.get(parts.path)
             if body is None:  # the redirect URI: a plain page that says what arrived
                 body = "<!doctype html><title>client</title><h1>client received the response</h1>"
