@@ -5,10 +5,11 @@ with no Referer header (the response must not leak)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import Browser, Page, expect
 
@@ -20,7 +21,9 @@ def _received(server: Server, sites: Sites, redirect_uri: str, state: str) -> di
     with server.client() as http:
         keys = KeySet.import_key_set(http.get("/jwks").json())
     posts = [h for h in sites.hits("/callback") if h.method == "POST" and "response" in h.form]
-    for hit in posts:
+    for hit in posts:  # the callback site is shared by the whole session: find this flow's response
+        if json.loads(jws.extract_compact(hit.form["response"].encode()).payload).get("state") != state:
+            continue
         claims = jwt.decode(hit.form["response"], keys).claims
         if claims.get("state") == state:
             assert hit.referer is None, hit.referer
