@@ -421,3 +421,21 @@ def test_metadata_advertises_message_signing(http: httpx.Client) -> None:
     assert set(doc["request_object_signing_alg_values_supported"]) == {"ES256", "PS256", "EdDSA"}
     assert doc["request_parameter_supported"] is False
     assert "authorization_encryption_alg_values_supported" not in doc
+
+
+def test_rfc9101_s4_authorization_details_inside_the_object(server: Server, http: httpx.Client,
+                                                            browser: httpx.Client, tmp_path: Path) -> None:
+    """RFC 9101 §4 with RFC 9396 §3: JSON-valued parameters travel as JSON inside the request object
+    (here authorization_details as an array) and are validated like the form parameter."""
+    payer = FapiClient.register(server, tmp_path, "--authorization-details-type", "payment_initiation", profile=MS)
+    details = [{"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "25.00"},
+                "creditorName": "Acme Ltd", "creditorAccount": {"iban": "GB33BUKB20201555555555"}}]
+    params, verifier = payer.request_params(response_mode="jwt")
+    pushed = payer.push(http, {"request": payer.request_object(params, authorization_details=details)})
+    assert pushed.status_code == 201, pushed.text
+    got = payer.authorize(browser, pushed.json()["request_uri"], verifier)
+    tokens = payer.redeem(http, got).json()
+    assert tokens["authorization_details"][0]["creditorName"] == "Acme Ltd"
+    bad = [{**details[0], "instructedAmount": {"currency": "EUR", "amount": "-1"}}]
+    resp = payer.push(http, {"request": payer.request_object(params, authorization_details=bad)})
+    assert_oauth_error(resp, "invalid_authorization_details", 400)
