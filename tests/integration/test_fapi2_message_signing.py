@@ -344,16 +344,14 @@ def _dcr(server: Server, http: httpx.Client, meta: dict) -> httpx.Response:
                      headers={"Authorization": f"Bearer {token}"})
 
 
-def test_fapi2_ms_5_3_1_keys_required_even_with_mtls(server: Server, http: httpx.Client) -> None:
-    """FAPI 2.0 Message Signing 5.3.1: request objects are verified with the client's registered keys,
-    so a fapi2-message-signing client needs a JWKS even when it authenticates with mutual TLS."""
-    meta = {"security_profile": MS, "token_endpoint_auth_method": "tls_client_auth",
-            "tls_client_auth_subject_dn": "CN=fintech"}
+def test_rfc9101_s10_5_require_signed_request_object_in_client_metadata(server: Server, http: httpx.Client) -> None:
+    """RFC 9101 §10.5: a fapi2-message-signing client's metadata says it must sign; it cannot be
+    registered without keys (FAPI 2.0 Message Signing 5.3.1; with mutual TLS: tests/mtls/)."""
+    meta = {"security_profile": MS, "token_endpoint_auth_method": "private_key_jwt"}
     assert_oauth_error(_dcr(server, http, meta), "invalid_client_metadata", 400)
-    jwks = {"keys": [new_key().as_dict(private=False)]}
-    resp = _dcr(server, http, {**meta, "jwks": jwks})
+    resp = _dcr(server, http, {**meta, "jwks": {"keys": [new_key().as_dict(private=False)]}})
     assert resp.status_code == 201, resp.text
-    assert resp.json()["require_signed_request_object"] is True  # RFC 9101 §10.5
+    assert resp.json()["require_signed_request_object"] is True
 
 
 @pytest.mark.parametrize("field", ["authorization_signed_response_alg", "introspection_signed_response_alg"])
