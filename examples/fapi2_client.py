@@ -7,6 +7,12 @@
         --grant-type authorization_code --grant-type refresh_token --scope "openid accounts"
     python examples/fapi2_client.py flow --client-id <client_id>  # prints a URL, asks for the callback URL
 
+With mutual TLS instead (server started with FINGRADE_MTLS_PORT=9444): the same key pair also gets
+a self-signed certificate (fintech-cert.pem, in the JWKS as x5c); register the client with
+`--auth-method self_signed_tls_client_auth` and run `flow --mtls`: the back-channel calls go to the
+server's mtls_endpoint_aliases with the certificate, which authenticates the client and binds the
+tokens (RFC 8705), so there is no client assertion and no DPoP proof.
+
 The browser ends on https://localhost:9443/fapi-callback?code=... (nothing listens there): paste
 that address back. The script checks `iss` and `state`, redeems the code with a DPoP proof and
 calls /userinfo with the DPoP-bound token. Uses httpx and joserfc, as a real back end would.
@@ -20,12 +26,18 @@ import hashlib
 import json
 import os
 import secrets
+import ssl
 import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import datetime as dt
+
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey
 
@@ -36,16 +48,38 @@ def keygen(out: Path) -> None:
     key = ECKey.generate_key("P-256", parameters={"kid": secrets.token_hex(4), "use": "sig"}, private=True)
     (out / "fintech-private.jwk").write_text(json.dumps(key.as_dict(private=True)))
     os.chmod(out / "fintech-private.jwk", 0o600)
-    (out / "fintech-public-jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}, indent=2))
-    print(f"wrote {out / 'fintech-private.jwk'} (keep it secret) and {out / 'fintech-public-jwks.json'} (register it)")
+    # The same key in a self-signed certificate, for self_signed_tls_client_auth (RFC 8705 §2.2).
+    private = key.private_key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fintech-example")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365)).sign(private, hashes.SHA256()))
+    (out / "fintech-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (out / "fintech-key.pem").write_bytes(private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    os.chmod(out / "fintech-key.pem", 0o600)
+    public = {**key.as_dict(private=False),
+              "x5c": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]}
+    (out / "fintech-public-jwks.json").write_text(json.dumps({"keys": [public]}, indent=2))
+    print(f"wrote {out / 'fintech-private.jwk'} and {out / 'fintech-key.pem'} (keep them secret), "
+          f"{out / 'fintech-cert.pem'} and {out / 'fintech-public-jwks.json'} (register it)")
 
 
 class Fintech:
-    def __init__(self, issuer: str, client_id: str, key: ECKey, verify: str | bool) -> None:
-        self.http = httpx.Client(base_url=issuer, verify=verify)
+    def __init__(self, issuer: str, client_id: str, key: ECKey, cacert: str | None,
+                 cert: tuple[str, str] | None = None) -> None:
+        tls = ssl.create_default_context(cafile=cacert or None)
+        self.http = httpx.Client(base_url=issuer, verify=tls)
         self.meta = self.http.get("/.well-known/openid-configuration").json()
         assert self.meta["issuer"] == issuer, "issuer mismatch (RFC 8414 §3.3)"
-        self.client_id, self.key = client_id, key
+        self.client_id, self.key, self.mtls = client_id, key, cert is not None
+        if cert is not None:
+            # RFC 8705 §5: back-channel calls go to the mTLS aliases, with the client certificate.
+            self.meta = {**self.meta, **self.meta["mtls_endpoint_aliases"]}
+            tls = ssl.create_default_context(cafile=cacert or None)
+            tls.load_cert_chain(*cert)
+            self.http = httpx.Client(base_url=issuer, verify=tls)
         self.dpop_key = ECKey.generate_key("P-256", private=True)  # one key per session
         self.nonce: str | None = None
 
@@ -67,8 +101,11 @@ class Fintech:
         return jws.serialize_compact(header, json.dumps(claims).encode(), self.dpop_key, algorithms=["ES256"])
 
     def post(self, endpoint: str, data: dict[str, str]) -> httpx.Response:
-        """POST with client authentication and a DPoP proof; retries once with a server nonce (RFC 9449 §8)."""
+        """POST with client authentication and a DPoP proof; retries once with a server nonce (RFC 9449 §8).
+        With mutual TLS the certificate does both jobs."""
         url = self.meta[endpoint]
+        if self.mtls:
+            return self.http.post(url, data={**data, "client_id": self.client_id})
         for _ in range(2):
             resp = self.http.post(url, data={**data, **self.assertion()}, headers={"DPoP": self.proof("POST", url)})
             self.nonce = resp.headers.get("DPoP-Nonce", self.nonce)
@@ -78,6 +115,8 @@ class Fintech:
 
     def get(self, endpoint: str, token: str) -> httpx.Response:
         url = self.meta[endpoint]
+        if self.mtls:
+            return self.http.get(url, headers={"Authorization": f"Bearer {token}"})
         for _ in range(2):
             resp = self.http.get(url, headers={"Authorization": f"DPoP {token}", "DPoP": self.proof("GET", url, token)})
             self.nonce = resp.headers.get("DPoP-Nonce", self.nonce)
@@ -92,8 +131,8 @@ def b64(data: bytes) -> str:
 
 def flow(args: argparse.Namespace) -> int:
     key = ECKey.import_key(json.loads(Path(args.key).read_text()))
-    verify: str | bool = args.cacert if args.cacert else True
-    app = Fintech(args.issuer, args.client_id, key, verify)
+    cert = (args.cert, args.cert_key) if args.mtls else None
+    app = Fintech(args.issuer, args.client_id, key, args.cacert, cert)
     verifier = secrets.token_urlsafe(48)
     state = secrets.token_urlsafe(16)
     pushed = app.post("pushed_authorization_request_endpoint", {
@@ -139,6 +178,9 @@ def main() -> int:
     f.add_argument("--redirect-uri", default="https://localhost:9443/fapi-callback")
     f.add_argument("--scope", default="openid accounts")
     f.add_argument("--cacert", default="fingrade-data/dev-tls-cert.pem", help="'' to use the system store")
+    f.add_argument("--mtls", action="store_true", help="authenticate and bind tokens with the certificate")
+    f.add_argument("--cert", default="fintech-cert.pem")
+    f.add_argument("--cert-key", default="fintech-key.pem")
     args = p.parse_args()
     if args.cmd == "keygen":
         keygen(Path(args.out))
