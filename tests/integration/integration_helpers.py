@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from support.fapi import new_key
 from support.flow import (Authorized, authorize_url, consent, follow_to_client, login, pkce_pair, query_of,
                           run_flow)
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server, drop_pg_database, start_server
@@ -103,14 +103,7 @@ def www_authenticate(resp: httpx.Response) -> dict[str, str]:
 # -- private_key_jwt ------------------------------------------------------------------------
 
 def signing_key(alg: str, kid: str | None = None) -> Any:
-    params = {"kid": kid or secrets.token_hex(4), "use": "sig"}
-    if alg == "ES256":
-        return ECKey.generate_key("P-256", parameters=params, private=True)
-    if alg == "PS256":
-        return RSAKey.generate_key(2048, parameters=params, private=True)
-    if alg == "EdDSA":
-        return OKPKey.generate_key("Ed25519", parameters=params, private=True)
-    raise ValueError(alg)
+    return new_key(alg, kid)
 
 
 def client_assertion(key: Any, alg: str, client_id: str, audience: str, lifetime: int = 60) -> str:

@@ -4,9 +4,16 @@ third-party client."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from support.flow import consent, follow_to_client, login
 from support.server import DEMO_PASSWORD
@@ -32,3 +39,37 @@ def user_part(browser: httpx.Client, url: str, redirect_uri: str, username: str 
     location = resp.headers["location"]
     assert location.startswith(prefix), location
     return location
+
+
+@dataclass
+class NodeRun:
+    authorize: dict[str, Any]
+    callback: str
+    result: dict[str, Any]
+    stderr: str
+
+
+def converse(proc: subprocess.Popen, browser: httpx.Client, redirect_uri: str, timeout: float,
+             tamper: Callable[[str], str] | None = None, decision: str = "approve") -> NodeRun:
+    """The protocol of the Node scripts: they print {"step": "authorize", "url": ...}, read the
+    callback URL on stdin and end with one JSON result line. The user's part happens in between."""
+    assert proc.stdout is not None
+    watchdog = threading.Timer(timeout, proc.kill)  # a stuck client must not hang the suite
+    watchdog.start()
+    try:
+        first = json.loads(proc.stdout.readline() or '{"step": "no output"}')
+        if first.get("step") != "authorize":
+            proc.kill()
+            stderr = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"openid-client did not produce an authorization URL: {first} {stderr}")
+        callback = user_part(browser, first["url"], redirect_uri, decision=decision)
+        if tamper is not None:
+            callback = tamper(callback)
+        out, err = proc.communicate(callback + "\n")
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    lines = [line for line in out.splitlines() if line.strip()]
+    result = json.loads(lines[-1]) if lines else {"step": "no output", "exit": proc.returncode}
+    return NodeRun(authorize=first, callback=callback, result=result, stderr=err)

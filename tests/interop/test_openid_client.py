@@ -4,18 +4,15 @@ userinfo and refresh. The Node side is `node/pkce-flow.mjs`; the user's login an
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import threading
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
-from interop.helpers import NODE_DIR, user_part
+from interop.helpers import NODE_DIR, NodeRun, converse
 from support.flow import query_of
 from support.server import DEMO_SECRET, Server
 
@@ -24,14 +21,6 @@ pytestmark = pytest.mark.interop
 NATIVE_REDIRECT = "http://127.0.0.1:51871/callback"  # RFC 8252 §7.3: loopback, any port
 BACKEND_REDIRECT = "https://localhost:9443/callback"
 TIMEOUT = 60
-
-
-@dataclass
-class NodeRun:
-    authorize: dict[str, Any]
-    callback: str
-    result: dict[str, Any]
-    stderr: str
 
 
 def run_openid_client(node: str, server: Server, browser: httpx.Client, client_id: str, redirect_uri: str,
@@ -46,24 +35,7 @@ def run_openid_client(node: str, server: Server, browser: httpx.Client, client_i
     proc = subprocess.Popen([node, str(NODE_DIR / "pkce-flow.mjs"), server.issuer, client_id, redirect_uri, scope],
                             cwd=NODE_DIR, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(TIMEOUT, proc.kill)  # a stuck client must not hang the suite
-    watchdog.start()
-    try:
-        first = json.loads(proc.stdout.readline() or '{"step": "no output"}')
-        if first.get("step") != "authorize":
-            proc.kill()
-            pytest.fail(f"openid-client did not produce an authorization URL: {first} {proc.stderr.read()}")
-        callback = user_part(browser, first["url"], redirect_uri, decision=decision)
-        if tamper is not None:
-            callback = tamper(callback)
-        out, err = proc.communicate(callback + "\n")
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-    lines = [line for line in out.splitlines() if line.strip()]
-    result = json.loads(lines[-1]) if lines else {"step": "no output", "exit": proc.returncode}
-    return NodeRun(authorize=first, callback=callback, result=result, stderr=err)
+    return converse(proc, browser, redirect_uri, TIMEOUT, tamper, decision)
 
 
 def _check_flow(run: NodeRun, server: Server, client_id: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from interop.helpers import NODE_DIR, user_part
+from interop.helpers import NODE_DIR, NodeRun, converse
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import query_of
 from support.server import Server
@@ -31,12 +30,7 @@ pytestmark = pytest.mark.interop
 TIMEOUT = 90
 
 
-@dataclasses.dataclass
-class FapiRun:
-    authorize: dict[str, Any]
-    callback: str
-    result: dict[str, Any]
-    stderr: str
+class FapiRun(NodeRun):
 
     @property
     def log(self) -> list[dict[str, Any]]:
@@ -54,24 +48,8 @@ def run_fapi2(node: str, server: Server, browser: httpx.Client, fapi: FapiClient
     proc = subprocess.Popen([node, str(NODE_DIR / "fapi2-flow.mjs"), server.issuer, fapi.client_id, FAPI_REDIRECT,
                              "openid profile accounts"], cwd=NODE_DIR, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(TIMEOUT, proc.kill)  # a stuck client must not hang the suite
-    watchdog.start()
-    try:
-        first = json.loads(proc.stdout.readline() or '{"step": "no output"}')
-        if first.get("step") != "authorize":
-            proc.kill()
-            pytest.fail(f"openid-client did not produce an authorization URL: {first} {proc.stderr.read()}")
-        callback = user_part(browser, first["url"], FAPI_REDIRECT)
-        if tamper is not None:
-            callback = tamper(callback)
-        out, err = proc.communicate(callback + "\n")
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-    lines = [line for line in out.splitlines() if line.strip()]
-    result = json.loads(lines[-1]) if lines else {"step": "no output", "exit": proc.returncode}
-    return FapiRun(authorize=first, callback=callback, result=result, stderr=err)
+    run = converse(proc, browser, FAPI_REDIRECT, TIMEOUT, tamper)
+    return FapiRun(**dataclasses.asdict(run))
 
 
 @pytest.fixture
