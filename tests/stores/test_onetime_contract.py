@@ -158,3 +158,29 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> Non
         work = [st for st in seen if st not in ("BEGIN", "COMMIT", "ROLLBACK", "SELECT")]
         assert work == ["INSERT", "INSERT"], seen
     run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_sql_per_request_writes_are_single_autocommit_statements(kind: str, tmp_path: Path, pg_url: str) -> None:
+    """put, add, take and consume are each one statement, atomic on its own, run without an explicit
+    BEGIN ... COMMIT (db.write_statement): a FAPI flow makes about ten of them (bench: fapi_flow)."""
+    from sqlalchemy import event
+
+    async def body(s) -> None:
+        engine = s.db.engine if s.db.engine is not None else s.db.async_engine.sync_engine
+        seen: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            seen.append(statement.split()[0].upper())
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            key = secrets.token_hex(8)
+            await s.put("code", key, {"v": 1}, ttl=30)
+            await s.put("code", key, {"v": 2}, ttl=30)  # replaces, in the same one statement
+            assert await s.consume("code", key) == ({"v": 2}, True)
+            assert await s.take("code", key) == {"v": 2}
+            assert await s.add("jti", key, ttl=30) is True
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert seen == ["INSERT", "INSERT", "UPDATE", "DELETE", "INSERT"], seen
+    run(kind, tmp_path, pg_url, body)

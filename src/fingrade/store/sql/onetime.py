@@ -21,11 +21,18 @@ def _key(kind: str, key: str) -> Any:
 # Prebuilt statements for the per-request operations (expression building dominates on SQLite).
 _K = and_(onetime.c.kind == bindparam("k_kind"), onetime.c.key == bindparam("k_key"))
 _LIVE = and_(_K, onetime.c.expires_at > bindparam("k_now"))
-_DELETE = delete(onetime).where(_K)
-_INSERT = insert(onetime)
 _GET = select(onetime.c.value).where(_LIVE)
 _TAKE = delete(onetime).where(_LIVE).returning(onetime.c.value)
 _CONSUME = update(onetime).where(and_(_LIVE, onetime.c.used == 0)).values(used=1).returning(onetime.c.value)
+
+
+def _put_statement(dialect: str) -> Any:
+    """Store a value under a key, replacing whatever was there, in one statement (upsert)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(onetime)
+    return ins.on_conflict_do_update(
+        index_elements=[onetime.c.kind, onetime.c.key],
+        set_={"value": ins.excluded.value, "used": ins.excluded.used, "expires_at": ins.excluded.expires_at},
+    )
 
 
 def _add_statement(dialect: str) -> Any:
@@ -44,15 +51,15 @@ class SqlOneTimeStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._add = _add_statement(db.dialect)
+        self._put = _put_statement(db.dialect)
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
         data = orjson.dumps(value).decode()
         expires = int(time.time()) + ttl
 
         def q(conn: Connection) -> None:
-            conn.execute(_DELETE, {"k_kind": kind, "k_key": key})
-            conn.execute(_INSERT, {"kind": kind, "key": key, "value": data, "used": 0, "expires_at": expires})
-        await self.db.write(q)
+            conn.execute(self._put, {"kind": kind, "key": key, "value": data, "used": 0, "expires_at": expires})
+        await self.db.write_statement(q)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         now = int(time.time())
@@ -67,7 +74,7 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> str | None:
             return conn.execute(_TAKE, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
-        raw = await self.db.write(q)
+        raw = await self.db.write_statement(q)
         return orjson.loads(raw) if raw else None
 
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
@@ -75,12 +82,14 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> tuple[str, bool] | None:
             params = {"k_kind": kind, "k_key": key, "k_now": now}
+            # The conditional UPDATE alone decides who wins; the read after a loss only tells a
+            # reuse (the entry is there, used) from an unknown key, so it needs no transaction.
             won = conn.execute(_CONSUME, params).scalar()
             if won is not None:
                 return won, True
             seen = conn.execute(_GET, params).scalar()
             return (seen, False) if seen is not None else None
-        got = await self.db.write(q)
+        got = await self.db.write_statement(q)
         if got is None:
             return None
         return orjson.loads(got[0]), got[1]
@@ -93,7 +102,7 @@ class SqlOneTimeStore:
             row = conn.execute(self._add, {"kind": kind, "key": key, "value": None, "used": 0,
                                            "expires_at": now + ttl, "k_now": now}).first()
             return row is not None
-        return await self.db.write(q)
+        return await self.db.write_statement(q)
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         now = int(time.time())
