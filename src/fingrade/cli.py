@@ -60,13 +60,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .web.app import create_app
     from .web.server import serve
 
-    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "issuer": args.issuer}
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "issuer": args.issuer, "role": args.role}
     if args.http:
         overrides["tls"] = "off"
     settings = _settings(args, **overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def prepare() -> None:
+        if settings.role == "bank":  # no authorization server here: only the bank's tables
+            from .store.sql.db import Database
+            from .store.sql.migrate import upgrade
+            db = Database(settings.database_url)
+            try:
+                await upgrade(db)
+            finally:
+                await db.close()
+            return
         core = await build_core(settings)
         try:
             if args.demo:
@@ -86,10 +95,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"development TLS certificate: {cert} (self-signed; trust it in your test client)")
     elif settings.tls == "files":
         ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
-    print(f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}", flush=True)
-    if settings.mtls_port:
-        print(f"mutual TLS listener on {settings.host}:{settings.mtls_port} ({settings.mtls_base_url})", flush=True)
-    serve(settings, create_app(settings), ssl)
+    if settings.role == "bank":
+        from .bank.server import create_bank_server
+        app: Any = create_bank_server(settings)
+        print(f"Fingrade bank API listening on {settings.host}:{settings.port}, at {settings.bank_url}, "
+              f"trusting {settings.bank_issuer}", flush=True)
+    else:
+        app = create_app(settings)
+        print(f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}"
+              + (f", bank API at {settings.bank_url}" if settings.role == "all" else ""), flush=True)
+        if settings.mtls_port:
+            print(f"mutual TLS listener on {settings.host}:{settings.mtls_port} ({settings.mtls_base_url})",
+                  flush=True)
+    serve(settings, app, ssl)
     return 0
 
 
@@ -274,12 +292,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML configuration file (default: $FINGRADE_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run the authorization server")
+    s = sub.add_parser("serve", help="run the authorization server and/or the bank API")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--issuer")
     s.add_argument("--http", action="store_true", help="plain HTTP behind a TLS-terminating proxy")
     s.add_argument("--demo", action="store_true", help="seed demo users and clients")
+    s.add_argument("--role", choices=["all", "as", "bank"],
+                   help="all (default): authorization server and bank API; as: authorization server only; "
+                        "bank: the bank API only, trusting bank_issuer")
     s.set_defaults(fn=cmd_serve)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)

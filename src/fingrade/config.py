@@ -75,6 +75,16 @@ class Settings:
     janitor_interval: int = 60
     key_reload_seconds: float = 10.0
     client_cache_seconds: float = 5.0  # how long another node may use a client's old registration
+    # the bank's resource server (fingrade.bank; docs/banking-api.md "Resource server")
+    role: str = "all"  # all: authorization server + bank API | as: authorization server only | bank: bank API only
+    bank_url: str = ""  # public base URL of the bank API (DPoP htu); default: issuer + /bank/v1
+    bank_issuer: str = ""  # the authorization server the bank trusts; default (role all): issuer
+    bank_audience: str = ""  # the aud the bank requires; default: access_token_audience, else bank_issuer
+    bank_client_id: str = ""  # the bank's resource_server client, for introspection (role all: derived)
+    bank_client_secret: str = ""
+    bank_ca_file: str = ""  # CA bundle for the AS's TLS certificate; default: system CAs
+    bank_introspection_cache_seconds: float = 2.0  # positive introspection results kept; 0: always ask
+    bank_jwks_refresh_seconds: float = 10.0  # at most one JWKS refresh per this many seconds (unknown kid)
 
     @property
     def data_path(self) -> Path:
@@ -239,7 +249,42 @@ def _finish(s: Settings) -> None:
             raise ConfigError(f"scopes: {scope!r} is not a valid scope token (RFC 6749 §3.3)")
     if s.argon2_memory_kib < 8192 or s.argon2_time_cost < 1:
         raise ConfigError("argon2: memory at least 8192 KiB and time cost at least 1")
+    _finish_bank(s)
     if not s.database_url:
         s.database_url = f"sqlite:///{(s.data_path / 'fingrade.db').resolve()}"
     if not re.match(r"(sqlite|postgresql)(\+\w+)?://", s.database_url):
         raise ConfigError("database_url: must be a sqlite:///path or postgresql://user@host/db URL")
+
+
+def _finish_bank(s: Settings) -> None:
+    if s.role not in ("all", "as", "bank"):
+        raise ConfigError("role: must be all, as or bank")
+    if not s.bank_url:
+        s.bank_url = s.issuer + "/bank/v1"
+    parts = urlsplit(s.bank_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment or \
+            (parts.scheme == "http" and not _is_loopback_host(parts.hostname)):
+        raise ConfigError("bank_url: must be an https URL without query or fragment")
+    s.bank_url = s.bank_url.rstrip("/")
+    if not s.bank_issuer:
+        if s.role == "bank":
+            raise ConfigError("role bank needs bank_issuer: the issuer URL of the authorization server")
+        s.bank_issuer = s.issuer
+    parts = urlsplit(s.bank_issuer)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment or \
+            (parts.scheme == "http" and not _is_loopback_host(parts.hostname)):
+        raise ConfigError("bank_issuer: must be an https URL without query or fragment")
+    s.bank_issuer = s.bank_issuer.rstrip("/")
+    if not s.bank_audience:
+        s.bank_audience = s.access_token_audience or s.bank_issuer
+    if s.role == "bank" and not (s.bank_client_id and s.bank_client_secret):
+        raise ConfigError("role bank needs bank_client_id and bank_client_secret (a resource_server client "
+                          "of the authorization server, for introspection)")
+    if bool(s.bank_client_id) != bool(s.bank_client_secret):
+        raise ConfigError("bank_client_id and bank_client_secret go together")
+    if not 0 <= s.bank_introspection_cache_seconds <= 60:
+        raise ConfigError("bank_introspection_cache_seconds: must be 0-60 (it is the revocation latency)")
+    if not 0.5 <= s.bank_jwks_refresh_seconds <= 3600:
+        raise ConfigError("bank_jwks_refresh_seconds: must be 0.5-3600")
+    if s.bank_ca_file and not Path(s.bank_ca_file).is_file():
+        raise ConfigError(f"bank_ca_file: {s.bank_ca_file} is not a file")

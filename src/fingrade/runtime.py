@@ -81,6 +81,34 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     return core
 
 
+BANK_CLIENT_ID = "fingrade-bank"
+
+
+async def ensure_bank_client(core: Core) -> tuple[str, str]:
+    """Role all without configured bank credentials: the in-process bank API introspects as the
+    resource-server client `fingrade-bank`, whose secret is derived from secret_key (so every node
+    knows it and nothing new is stored). Created, or repaired after a secret_key change, here."""
+    import dataclasses
+    import hashlib
+    import hmac
+
+    from .oauth.crypto import b64url, keyed_hash
+    from .oauth.models import Client
+
+    secret = b64url(hmac.new(core.server_key, b"fingrade-bank-introspection", hashlib.sha256).digest())
+    wanted = keyed_hash(core.server_key, secret)
+    found = await core.store.get_client(BANK_CLIENT_ID)
+    if found is None or found.secret_hash != wanted or not found.resource_server:
+        now = core.clock()
+        client = Client(client_id=BANK_CLIENT_ID, profile="confidential", client_name="Fingrade bank API (in-process)",
+                        redirect_uris=[], token_endpoint_auth_method="client_secret_basic", grant_types=[], scope="",
+                        secret_hash=wanted, resource_server=True, created_at=now, updated_at=now)
+        if found is not None:
+            client = dataclasses.replace(client, created_at=found.created_at)
+        await core.store.save_client(client)
+    return BANK_CLIENT_ID, secret
+
+
 async def close_core(core: Core) -> None:
     await core.onetime.close()
     await core.store.close()

@@ -16,7 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 from joserfc.jws import JWSRegistry
 
-from .context import Core
+from .context import ProofContext
 from .crypto import b64url, equal, sha256_b64url, token_hash
 from .errors import OAuthError
 from .http import HttpRequest
@@ -46,23 +46,23 @@ def invalid_dpop_proof(desc: str) -> DPoPError:
     return DPoPError("invalid_dpop_proof", desc, 400)
 
 
-def _nonce_for(core: Core, epoch: int) -> str:
+def _nonce_for(core: ProofContext, epoch: int) -> str:
     return b64url(hmac.new(core.server_key, b"dpop-nonce:%d" % epoch, hashlib.sha256).digest()[:18])
 
 
-def current_nonce(core: Core) -> str:
+def current_nonce(core: ProofContext) -> str:
     """§8: the nonce clients must put in their next proofs. Stateless: an HMAC of the current time
     window under the shared server key, so any node issues and accepts the same values."""
     return _nonce_for(core, core.clock() // core.settings.dpop_nonce_lifetime)
 
 
-def nonce_headers(core: Core) -> dict[str, str]:
+def nonce_headers(core: ProofContext) -> dict[str, str]:
     """§8.2: responses of endpoints taking proofs carry the current nonce, so a client learns the
     next one without a failed request."""
     return {"DPoP-Nonce": current_nonce(core)} if core.settings.dpop_nonce else {}
 
 
-def _check_nonce(core: Core, nonce: Any) -> None:
+def _check_nonce(core: ProofContext, nonce: Any) -> None:
     epoch = core.clock() // core.settings.dpop_nonce_lifetime
     # The current and the previous window: a nonce handed out just before a window ends stays good.
     if not isinstance(nonce, str) or not any(equal(nonce, _nonce_for(core, e)) for e in (epoch, epoch - 1)):
@@ -130,7 +130,7 @@ def proof_header(request: HttpRequest) -> str | None:
     return request.header("dpop")
 
 
-def _endpoint_urls(core: Core, url: str) -> tuple[str | None, ...]:
+def _endpoint_urls(core: ProofContext, url: str) -> tuple[str | None, ...]:
     """The request URL, and its RFC 8705 §5 mtls_endpoint_aliases twin: the same endpoint may be
     reached on the mutual-TLS host, and a proof names the URL the client actually used."""
     alias = core.settings.mtls_base_url
@@ -139,7 +139,7 @@ def _endpoint_urls(core: Core, url: str) -> tuple[str | None, ...]:
     return (normalise_htu(url),)
 
 
-async def verify_proof(core: Core, header_value: str | None, method: str, url: str,
+async def verify_proof(core: ProofContext, header_value: str | None, method: str, url: str,
                        access_token: str | None = None) -> str:
     """Check a DPoP proof per RFC 9449 §4.3 and return its key's RFC 7638 SHA-256 thumbprint (jkt).
     `url` is the endpoint URL built from our issuer, never from the Host header."""
@@ -186,7 +186,7 @@ async def verify_proof(core: Core, header_value: str | None, method: str, url: s
     return jkt
 
 
-def _check_claims(core: Core, claims: dict[str, Any], method: str, url: str, access_token: str | None) -> None:
+def _check_claims(core: ProofContext, claims: dict[str, Any], method: str, url: str, access_token: str | None) -> None:
     jti = claims.get("jti")  # item 3: required claims
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
         raise invalid_dpop_proof("the DPoP proof needs a jti")

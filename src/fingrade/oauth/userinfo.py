@@ -3,10 +3,11 @@ RFC 9449 §7 DPoP and RFC 8705 §3 certificate-bound tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import dpop, mtls
-from .context import Core
+from .context import Core, ProofContext
 from .errors import OAuthError, insufficient_scope, invalid_request, invalid_token, method_not_allowed
 from .http import HttpRequest, HttpResponse, is_form, parse_params
 from .tokens import verify_access_token
@@ -47,14 +48,29 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
     return scheme, token
 
 
-async def authorize_resource(core: Core, request: HttpRequest, scope: str, url: str) -> dict[str, Any]:
-    """Check the access token of a resource request to `url` (built from the issuer, for DPoP htu)."""
+TokenVerifier = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+async def authorize_resource(core: ProofContext, request: HttpRequest, scope: str, url: str,
+                             verify: TokenVerifier | None = None) -> dict[str, Any]:
+    """Check the access token of a resource request to `url` (built from the configured public URL,
+    for DPoP htu): scheme, DPoP proof and binding, certificate binding, the token itself and `scope`.
+    `verify` checks the token and returns its claims; by default the authorization server's own
+    check (`tokens.verify_access_token`, needs a Core). A separate resource server passes its own,
+    which trusts the AS only through JWKS and introspection (fingrade.bank.trust)."""
+    if verify is None:
+        if not isinstance(core, Core):
+            raise TypeError("a resource server other than the AS must pass its own token verifier")
+        as_core = core
+
+        async def verify(token: str) -> dict[str, Any]:
+            return await verify_access_token(as_core, token)
     scheme, token = extract_token(request)
     if scheme == "dpop":
         try:
             # RFC 9449 §7.1 / §4.3 item 12: a proof for this request and this token, by the bound key.
             jkt = await dpop.verify_proof(core, dpop.proof_header(request), request.method, url, access_token=token)
-            claims = await verify_access_token(core, token)
+            claims = await verify(token)
             bound = (claims.get("cnf") or {}).get("jkt")
             if bound is None:
                 raise invalid_token("the access token is not DPoP-bound; use the Bearer scheme")
@@ -65,7 +81,7 @@ async def authorize_resource(core: Core, request: HttpRequest, scope: str, url: 
         except OAuthError as exc:
             raise dpop.DPoPError(exc.error, exc.description, exc.status) from None
     else:
-        claims = await verify_access_token(core, token)
+        claims = await verify(token)
         if isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]:
             # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
             raise dpop.DPoPError("invalid_token", "this access token is DPoP-bound; use the DPoP scheme", 401)

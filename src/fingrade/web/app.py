@@ -19,6 +19,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..bank.api import PREFIX as BANK_PREFIX
+from ..bank.api import bank_api
+from ..bank.server import in_process_bank
 from ..config import Settings
 from ..oauth import interaction as flow
 from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
@@ -35,7 +38,7 @@ from ..oauth.registration import manage_endpoint, register_endpoint
 from ..oauth.response_mode import AuthorizationResponse
 from ..oauth.token import NO_STORE, token_endpoint
 from ..oauth.userinfo import userinfo_endpoint
-from ..runtime import build_core, close_core
+from ..runtime import build_core, close_core, ensure_bank_client
 from . import pages
 from .adapters import BodyTooLarge, is_trusted, json_error, read_body, to_core, to_starlette
 from .security_headers import ProxyOnly, SecurityHeaders
@@ -341,6 +344,14 @@ async def _janitor(core: Core) -> None:
             log.exception("janitor round failed")
 
 
+async def _bank(settings: Settings, app: Starlette, core: Core) -> Any:
+    client_id, secret = settings.bank_client_id, settings.bank_client_secret
+    if not client_id:
+        client_id, secret = await ensure_bank_client(core)
+    db = core.store.db  # type: ignore[attr-defined]  # every durable store is SQL (bank tables live there)
+    return in_process_bank(settings, app, core.onetime, core.server_key, db, client_id, secret)
+
+
 def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -348,10 +359,16 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         app.state.core = core or await build_core(settings)
         app.state.metadata_json = orjson.dumps(server_metadata(app.state.core))
         task = asyncio.create_task(_janitor(app.state.core))
+        bank = None
+        if bank_app is not None:
+            bank = await _bank(settings, app, app.state.core)
+            bank_app.state.bank = bank
         try:
             yield
         finally:
             task.cancel()
+            if bank is not None:
+                await bank.trust.close()
             if own:
                 await close_core(app.state.core)
 
@@ -375,6 +392,10 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/healthz", health, methods=["GET"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
+    bank_app = None
+    if settings.role == "all":  # the bank API in the same process, trusting the AS only over HTTP
+        bank_app, mounted = bank_api()
+        routes.append(Mount(BANK_PREFIX, app=mounted))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)

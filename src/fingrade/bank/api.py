@@ -1,0 +1,365 @@
+"""The bank's account information API (HTTP layer), mounted at /bank/v1.
+
+Every call: interaction headers (interaction.py), then the access token through the protocol core's
+resource rules (`oauth.userinfo.authorize_resource`: header-only token, Bearer / DPoP scheme, DPoP
+proof with `htu` built from `bank_url`, binding, certificate binding) with this resource server's
+own token verifier (trust.py: JWKS + introspection), then the consent (access.py), then the ledger.
+Errors follow RFC 6750 §3.1 / RFC 9449 §7.1 (`oauth.userinfo.resource_error`).
+
+Response shapes follow UK Open Banking's Read/Write API (Data / Links / Meta), trimmed to what the
+ledger knows; docs/banking-api.md documents them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..config import Settings
+from ..oauth import dpop
+from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
+from ..oauth.http import HttpRequest, HttpResponse
+from ..oauth.userinfo import NO_STORE, authorize_resource, resource_error
+from ..store.interfaces import OneTimeStore
+from . import access
+from .errors import LedgerError
+from .interaction import AUTH_DATE, CUSTOMER_IP, INTERACTION_ID, auth_date, customer_ip, interaction_id
+from .ledger import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Account, Entry, Ledger
+from .money import format_amount
+from .trust import AsTrust
+
+log = logging.getLogger("fingrade.bank")
+
+PREFIX = "/bank/v1"
+SCOPE = "accounts"
+_ACCOUNT_SUBTYPES = {"current": "CurrentAccount", "savings": "Savings"}
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+@dataclass
+class Bank:
+    """The resource server's context; also what DPoP proof checks need (oauth.context.ProofContext)."""
+
+    settings: Settings
+    onetime: OneTimeStore  # shared with the AS nodes: DPoP proofs are single-use everywhere
+    server_key: bytes  # DPoP nonces of this resource server (RFC 9449 §9)
+    ledger: Ledger
+    trust: AsTrust
+    clock: Callable[[], int] = field(default=_now)
+
+    @property
+    def issuer(self) -> str:
+        # ProofContext: DPoP's RFC 8705 §5 alias check maps issuer-based URLs to the mTLS host; in
+        # role all the bank is served below the issuer, so its URLs have the same alias.
+        return self.settings.issuer
+
+    def url(self, path: str) -> str:
+        return self.settings.bank_url + path
+
+
+# -- request handling ---------------------------------------------------------------------------
+
+def _to_core(request: Request) -> HttpRequest:
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    # client_cert stays None: the bank does not read client certificates yet (hook for RFC 8705 at the
+    # bank: fill it here from the ASGI TLS extension / trusted proxy header, like web/adapters.py).
+    # Until then a certificate-bound token is refused here (oauth/mtls.py, fail closed).
+    return HttpRequest(method=request.method, path=request.url.path, headers=headers,
+                       query=request.scope.get("query_string", b""), body=b"",
+                       client_ip=request.client.host if request.client else "", client_cert=None)
+
+
+def _sub_path(request: Request) -> str:
+    """The request path below the API prefix, exactly as sent (for the DPoP htu)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("ascii", "replace")
+    return path[len(PREFIX):] if path.startswith(PREFIX) else path
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers={**NO_STORE, **(headers or {})},
+                    media_type="application/json")
+
+
+def _from_core(resp: HttpResponse) -> Response:
+    return _json(resp.status, resp.json, resp.headers)
+
+
+def _not_found() -> Response:
+    return _json(404, {"error": "not_found", "error_description": "no such account"})
+
+
+async def _authorize(bank: Bank, request: Request) -> tuple[dict[str, Any], list[access.AccountAccess]]:
+    creq = _to_core(request)
+    claims = await authorize_resource(bank, creq, SCOPE, bank.url(_sub_path(request)), verify=bank.trust.verify)
+    request.state.client_id = claims.get("client_id")
+    return claims, access.grants(claims, bank.clock())
+
+
+def _auth_error(request: Request, exc: OAuthError) -> Response:
+    """RFC 6750 §3.1 / RFC 9449 §7.1 errors with a challenge; an unreachable AS is a plain 503."""
+    if exc.error == "temporarily_unavailable":
+        return _json(503, exc.body(), {"Retry-After": "2"})
+    if not isinstance(exc, dpop.DPoPError) and _dpop_scheme(request):
+        exc = dpop.DPoPError(exc.error, exc.description, exc.status, headers=exc.headers)
+    return _from_core(resource_error(exc))
+
+
+def _dpop_scheme(request: Request) -> bool:
+    return request.headers.get("authorization", "").split(" ", 1)[0].lower() == "dpop"
+
+
+Endpoint = Callable[["Bank", Request, dict[str, Any], list[access.AccountAccess]], Awaitable[tuple[int, Any]]]
+
+
+def _handler(fn: Endpoint) -> Any:
+    async def route(request: Request) -> Response:
+        bank: Bank = request.app.state.bank
+        try:
+            if request.method != "GET":
+                raise method_not_allowed("GET")
+            # Interaction headers first: a malformed one is the client's error whatever the token.
+            ip = customer_ip(request.headers.get(CUSTOMER_IP))
+            date = auth_date(request.headers.get(AUTH_DATE))
+        except OAuthError as exc:
+            return _json(exc.status, exc.body(), exc.headers)
+        try:
+            claims, accesses = await _authorize(bank, request)
+        except OAuthError as exc:
+            return _auth_error(request, exc)
+        if ip or date:
+            log.info("bank api call interaction=%s client=%s customer_ip=%s auth_date=%s",
+                     request.state.interaction_id, claims.get("client_id"), ip or "-", date or "-")
+        try:
+            status, body = await fn(bank, request, claims, accesses)
+        except OAuthError as exc:
+            if exc.error in ("insufficient_scope", "invalid_token"):
+                return _auth_error(request, exc)
+            return _json(exc.status, exc.body(), exc.headers)
+        except LedgerError as exc:
+            return _json(400, {"error": "invalid_request", "error_description": exc.message})
+        if status == 404:
+            return _not_found()
+        return _json(status, body, dpop.nonce_headers(bank))
+    return route
+
+
+# -- shapes ------------------------------------------------------------------------------------
+
+def _iso(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _amount(minor: int, currency: str) -> dict[str, str]:
+    return {"Amount": format_amount(abs(minor), currency), "Currency": currency}
+
+
+def _indicator(minor: int) -> str:
+    return "Debit" if minor < 0 else "Credit"
+
+
+def account_json(a: Account) -> dict[str, Any]:
+    return {"AccountId": a.id, "Status": "Enabled" if a.status == "open" else "Disabled", "Currency": a.currency,
+            "AccountType": "Personal", "AccountSubType": _ACCOUNT_SUBTYPES.get(a.kind, a.kind), "Nickname": a.name,
+            "OpeningDate": _iso(a.created_at)[:10],
+            "Account": [{"SchemeName": "UK.OBIE.IBAN", "Identification": a.iban, "Name": a.holder_name}]}
+
+
+def entry_json(e: Entry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "AccountId": e.account_id, "TransactionId": e.id, "Status": "Booked",
+        "CreditDebitIndicator": e.credit_debit, "Amount": _amount(e.amount, e.currency),
+        "BookingDateTime": _iso(e.booked_at), "ValueDateTime": e.value_date.isoformat() + "T00:00:00Z",
+        "TransactionInformation": e.description,
+        "Balance": {"Amount": _amount(e.balance_after, e.currency), "CreditDebitIndicator": _indicator(e.balance_after),
+                    "Type": "InterimBooked"}}
+    if e.counterparty_iban or e.counterparty_name:
+        party = {"SchemeName": "UK.OBIE.IBAN", "Identification": e.counterparty_iban, "Name": e.counterparty_name}
+        out["CreditorAccount" if e.amount < 0 else "DebtorAccount"] = party
+    return out
+
+
+def _page(data: dict[str, Any], self_url: str, next_url: str | None = None) -> dict[str, Any]:
+    links = {"Self": self_url}
+    if next_url:
+        links["Next"] = next_url
+    return {"Data": data, "Links": links, "Meta": {}}
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+
+async def _visible_account(bank: Bank, claims: dict[str, Any], accesses: list[access.AccountAccess],
+                           account_id: str) -> Account | None:
+    account = await bank.ledger.get_account(claims["sub"], account_id)  # another customer's: None
+    if account is None or not access.visible(accesses, account.iban):
+        return None  # outside the consent: indistinguishable from an id that does not exist
+    return account
+
+
+async def list_accounts(bank: Bank, request: Request, claims: dict[str, Any],
+                        accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+    granted = access.require_action(accesses, access.ACCOUNTS)
+    accounts = [a for a in await bank.ledger.list_accounts(claims["sub"]) if access.for_account(granted, a.iban)]
+    return 200, _page({"Account": [account_json(a) for a in accounts]}, bank.url("/accounts"))
+
+
+async def get_account(bank: Bank, request: Request, claims: dict[str, Any],
+                      accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+    account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
+    if account is None:
+        return 404, None
+    if access.for_account(access.require_action(accesses, access.ACCOUNTS), account.iban) is None:
+        raise access.insufficient_scope("the consent does not include accounts for this account")
+    return 200, _page({"Account": [account_json(account)]}, bank.url(f"/accounts/{account.id}"))
+
+
+async def get_balances(bank: Bank, request: Request, claims: dict[str, Any],
+                       accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+    account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
+    if account is None:
+        return 404, None
+    if access.for_account(access.require_action(accesses, access.BALANCES), account.iban) is None:
+        raise access.insufficient_scope("the consent does not include balances for this account")
+    b = await bank.ledger.get_balances(claims["sub"], account.id)
+    if b is None:
+        return 404, None
+    at = _iso(b.at)
+    booked = {"AccountId": b.account_id, "Type": "InterimBooked", "DateTime": at,
+              "Amount": _amount(b.booked, b.currency), "CreditDebitIndicator": _indicator(b.booked)}
+    available = {"AccountId": b.account_id, "Type": "InterimAvailable", "DateTime": at,
+                 "Amount": _amount(b.available, b.currency), "CreditDebitIndicator": _indicator(b.available)}
+    if b.overdraft_limit:
+        available["CreditLine"] = [{"Included": True, "Type": "Credit",
+                                    "Amount": _amount(b.overdraft_limit, b.currency)}]
+    return 200, _page({"Balance": [booked, available]}, bank.url(f"/accounts/{account.id}/balances"))
+
+
+def _instant(params: dict[str, str], name: str, end: bool) -> int | None:
+    """A query bound: an RFC 3339 date-time (UTC when it has no offset) or a date (whole day)."""
+    value = params.get(name)
+    if value is None:
+        return None
+    try:
+        if _DATE.fullmatch(value):
+            day = dt.date.fromisoformat(value)
+            moment = dt.datetime.combine(day, dt.time(23, 59, 59) if end else dt.time(), dt.UTC)
+        elif _DATE_TIME.fullmatch(value):
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+        else:
+            raise ValueError
+        return int(moment.timestamp())
+    except (ValueError, OverflowError):
+        raise invalid_request(f"{name} must be a date-time such as 2026-01-31T00:00:00Z") from None
+
+
+def _query(request: Request) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in out:
+            raise invalid_request(f"{name[:40]} is repeated")
+        if len(value) > 300:
+            raise invalid_request(f"{name[:40]} is too long")
+        out[name] = value
+    return out
+
+
+async def get_transactions(bank: Bank, request: Request, claims: dict[str, Any],
+                           accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+    params = _query(request)
+    start = _instant(params, "fromBookingDateTime", end=False)
+    end = _instant(params, "toBookingDateTime", end=True)
+    limit_raw = params.get("limit", str(DEFAULT_PAGE_SIZE))
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_PAGE_SIZE:
+        raise invalid_request(f"limit must be 1-{MAX_PAGE_SIZE}")
+    if start is not None and end is not None and start > end:
+        raise invalid_request("fromBookingDateTime is after toBookingDateTime")
+    account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
+    if account is None:
+        return 404, None
+    grant = access.for_account(access.require_action(accesses, access.TRANSACTIONS), account.iban)
+    if grant is None:
+        raise access.insufficient_scope("the consent does not include transactions for this account")
+    lo, hi = access.booking_window(grant, start, end)
+    path = f"/accounts/{account.id}/transactions"
+    if lo is not None and hi is not None and lo > hi:  # the request lies outside the granted dates
+        return 200, _page({"Transaction": []}, bank.url(path))
+    page = await bank.ledger.list_transactions(claims["sub"], account.id, booked_from=lo, booked_to=hi,
+                                               cursor=params.get("cursor"), limit=int(limit_raw))
+    if page is None:
+        return 404, None
+    keep = {k: v for k, v in params.items() if k in ("fromBookingDateTime", "toBookingDateTime", "limit")}
+    self_url = bank.url(path) + ("?" + urlencode(params) if params else "")
+    next_url = bank.url(path) + "?" + urlencode({**keep, "cursor": page.next_cursor}) if page.next_cursor else None
+    return 200, _page({"Transaction": [entry_json(e) for e in page.entries]}, self_url, next_url)
+
+
+# -- the ASGI application ----------------------------------------------------------------------
+
+class InteractionHeaders:
+    """x-fapi-interaction-id on every response of the bank API, errors and 404s included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == INTERACTION_ID.encode()]
+        iid = interaction_id(sent[0] if len(sent) == 1 else None)
+        scope.setdefault("state", {})["interaction_id"] = iid
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != INTERACTION_ID.encode()]
+                headers.append((INTERACTION_ID.encode(), iid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def _not_found_route(request: Request, exc: Exception) -> Response:
+    return _json(404, {"error": "not_found"})
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _json(503 if isinstance(exc, OSError) else 500,
+                 {"error": "temporarily_unavailable" if isinstance(exc, OSError) else "server_error"})
+
+
+def bank_api() -> tuple[Starlette, ASGIApp]:
+    """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount."""
+    allm = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+    routes = [
+        Route("/accounts", _handler(list_accounts), methods=allm),
+        Route("/accounts/{account_id}", _handler(get_account), methods=allm),
+        Route("/accounts/{account_id}/balances", _handler(get_balances), methods=allm),
+        Route("/accounts/{account_id}/transactions", _handler(get_transactions), methods=allm),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: _not_found_route, 405: _not_found_route,
+                                                       500: _server_error, Exception: _server_error})
+    return app, InteractionHeaders(app)

@@ -1,0 +1,104 @@
+"""Running the bank API: inside the authorization server's process (`fingrade serve`, role all) or on
+its own (`fingrade serve --role bank`). Either way it reaches the AS only through HTTP: JWKS,
+metadata and introspection (trust.py). See docs/architecture.md, "The bank's resource server"."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..config import Settings
+from ..store.interfaces import OneTimeStore
+from ..store.sql.db import Database
+from .api import PREFIX, Bank, bank_api
+from .ledger import Ledger
+from .trust import AsTrust
+
+log = logging.getLogger("fingrade.bank")
+
+IN_PROCESS = "fingrade.in_process"  # an ASGI scope key no network client can set
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class InProcess:
+    """Marks requests the bank makes to the AS application in the same process."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[IN_PROCESS] = True
+        await self.app(scope, receive, send)
+
+
+def _trust(settings: Settings, http: httpx.AsyncClient, client_id: str, secret: str) -> AsTrust:
+    return AsTrust(http, issuer=settings.bank_issuer, audience=settings.bank_audience, client_id=client_id,
+                   client_secret=secret, cache_seconds=settings.bank_introspection_cache_seconds,
+                   jwks_refresh_seconds=settings.bank_jwks_refresh_seconds, clock=lambda: int(time.time()))
+
+
+def in_process_bank(settings: Settings, as_app: ASGIApp, onetime: OneTimeStore, server_key: bytes, db: Database,
+                    client_id: str, secret: str) -> Bank:
+    """The bank inside the AS process: HTTP semantics over an in-process ASGI transport (no socket,
+    no TLS to ourselves, no dependence on the public issuer name resolving from inside)."""
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=InProcess(as_app)), timeout=TIMEOUT)
+    return Bank(settings=settings, onetime=onetime, server_key=server_key, ledger=Ledger(db),
+                trust=_trust(settings, http, client_id, secret))
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    # Certificate and host name verification always on; bank_ca_file adds a private CA (dev cert).
+    return ssl.create_default_context(cafile=settings.bank_ca_file or None)
+
+
+def create_bank_server(settings: Settings) -> Starlette:
+    """The bank API on its own (role bank): its own stores, HTTPS to the AS."""
+    api, mounted = bank_api()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from ..runtime import load_secrets
+        from ..store.sql.migrate import upgrade
+
+        server_key, _kek = load_secrets(settings)
+        db = Database(settings.database_url)
+        await upgrade(db)
+        onetime: Any
+        if settings.onetime_backend == "redis":
+            from ..store.redis.onetime import RedisOneTimeStore
+            onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
+            await onetime.ping()
+        else:
+            from ..store.sql.onetime import SqlOneTimeStore
+            onetime = SqlOneTimeStore(db)
+        http = httpx.AsyncClient(verify=_ssl_context(settings), timeout=TIMEOUT)
+        bank = Bank(settings=settings, onetime=onetime, server_key=server_key, ledger=Ledger(db),
+                    trust=_trust(settings, http, settings.bank_client_id, settings.bank_client_secret))
+        api.state.bank = bank
+        app.state.bank = bank
+        try:
+            yield
+        finally:
+            await bank.trust.close()
+            await onetime.close()
+            await db.close()
+
+    async def health(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return Response(b'{"error":"not_found"}', 404, media_type="application/json")
+
+    return Starlette(routes=[Route("/healthz", health, methods=["GET"]), Mount(PREFIX, app=mounted)],
+                     lifespan=lifespan, exception_handlers={404: not_found})

@@ -1,0 +1,227 @@
+"""How the bank's resource server trusts the authorization server: only through public protocols.
+
+- RFC 8414 metadata, fetched from `bank_issuer` + /.well-known/oauth-authorization-server; its
+  `issuer` must equal the configured one (§3.3). It names `jwks_uri` and `introspection_endpoint`.
+- The AS's JWKS (RFC 7517), cached; an unknown `kid` triggers a refresh, at most one per
+  `bank_jwks_refresh_seconds` (a stream of made-up kids cannot turn the bank into a JWKS hammer).
+  A signature by a key that is not in the (refreshed) set is refused.
+- RFC 7662 introspection, authenticated as a `resource_server` client (client_secret_basic), for
+  revocation status. Positive answers are cached for `bank_introspection_cache_seconds` (0: every
+  call asks); that is the revocation latency. Negative answers are never cached (they are final).
+
+The transport is an `httpx.AsyncClient`: HTTPS with certificate verification against
+`bank_ca_file` (or the system CAs) when the bank runs on its own, or an in-process ASGI transport
+into the AS's own application when both run in one process (docs/architecture.md).
+
+Every failure to reach the AS fails closed: the request is answered 503 temporarily_unavailable,
+never let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import import_key
+
+from ..oauth.crypto import token_hash
+from ..oauth.errors import OAuthError, invalid_token
+from ..oauth.jose import ALLOWED_ALGS, check_key_strength, has_private_members, parse_claims
+
+log = logging.getLogger("fingrade.bank")
+
+LEEWAY = 5  # seconds of clock skew tolerated on exp / nbf / iat
+JWKS_MAX_AGE = 300.0  # a known kid is still re-checked against a fresh set this often (removed keys)
+MAX_CACHE = 10_000
+MAX_TOKEN_LENGTH = 8192
+
+
+def unavailable(desc: str) -> OAuthError:
+    return OAuthError("temporarily_unavailable", desc, 503, headers={"Retry-After": "2"})
+
+
+def _key_error(desc: str) -> OAuthError:
+    return OAuthError("invalid_token", desc, 401)
+
+
+class AsTrust:
+    def __init__(self, http: httpx.AsyncClient, *, issuer: str, audience: str, client_id: str, client_secret: str,
+                 cache_seconds: float, jwks_refresh_seconds: float, clock: Callable[[], int]) -> None:
+        self.http = http
+        self.issuer = issuer
+        self.audience = audience
+        # RFC 6749 §2.3.1: client_id and secret are form-urlencoded before Basic encoding.
+        self._auth = (quote(client_id, safe=""), quote(client_secret, safe=""))
+        self.cache_seconds = cache_seconds
+        self.jwks_refresh_seconds = jwks_refresh_seconds
+        self.clock = clock
+        self._meta: dict[str, Any] | None = None
+        self._keys: dict[str, Any] = {}
+        self._jwks_at = float("-inf")  # monotonic time of the last fetch attempt
+        self._jwks_ok_at = float("-inf")  # ... and of the last successful one
+        self._lock = asyncio.Lock()
+        self._active: dict[str, float] = {}  # token hash -> monotonic time until which "active" is believed
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    # -- metadata and keys --------------------------------------------------------------------
+
+    async def _get_json(self, url: str) -> Any:
+        try:
+            resp = await self.http.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            log.error("authorization server unreachable (%s): %s", url, type(exc).__name__)
+            raise unavailable("the authorization server cannot be reached") from None
+        if resp.status_code != 200:
+            log.error("authorization server answered %s for %s", resp.status_code, url)
+            raise unavailable("the authorization server cannot be reached")
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise unavailable("the authorization server sent malformed JSON") from None
+
+    def _check_endpoint(self, url: Any) -> str:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme != urlsplit(self.issuer).scheme or not parts.hostname:
+            raise unavailable("the authorization server metadata is not usable")
+        return url
+
+    async def metadata(self) -> dict[str, Any]:
+        if self._meta is None:
+            meta = await self._get_json(self.issuer + "/.well-known/oauth-authorization-server")
+            # RFC 8414 §3.3: the issuer in the metadata must be the one we asked.
+            if not isinstance(meta, dict) or meta.get("issuer") != self.issuer:
+                log.error("authorization server metadata names another issuer")
+                raise unavailable("the authorization server metadata is not usable")
+            self._check_endpoint(meta.get("jwks_uri"))
+            self._check_endpoint(meta.get("introspection_endpoint"))
+            self._meta = meta
+        return self._meta
+
+    async def _fetch_jwks(self) -> None:
+        meta = await self.metadata()
+        self._jwks_at = time.monotonic()
+        data = await self._get_json(meta["jwks_uri"])
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise unavailable("the authorization server JWKS is malformed")
+        keys: dict[str, Any] = {}
+        for jwk in data["keys"]:
+            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or has_private_members(jwk):
+                continue
+            if jwk.get("use", "sig") != "sig" or (jwk.get("alg") is not None and jwk.get("alg") not in ALLOWED_ALGS):
+                continue
+            try:
+                key = import_key(jwk)  # type: ignore[arg-type]
+                check_key_strength(key, _key_error)
+            except (JoseError, ValueError, TypeError, KeyError, OAuthError):
+                continue
+            keys[jwk["kid"]] = key
+        self._keys = keys
+        self._jwks_ok_at = time.monotonic()
+        log.info("fetched the authorization server's JWKS: %d keys", len(keys))
+
+    async def key(self, kid: str) -> Any:
+        """The AS's public key `kid`; refreshes the set when the kid is unknown (rate-limited) or the
+        set is old. Unknown after that: the token was not signed by the AS."""
+        now = time.monotonic()
+        if kid in self._keys and now - self._jwks_ok_at < JWKS_MAX_AGE:
+            return self._keys[kid]
+        async with self._lock:
+            now = time.monotonic()
+            stale = now - self._jwks_ok_at >= JWKS_MAX_AGE
+            if (kid not in self._keys or stale) and now - self._jwks_at >= self.jwks_refresh_seconds:
+                await self._fetch_jwks()
+            elif stale and kid in self._keys:
+                pass  # refreshed very recently without success: keep using what we know
+        key = self._keys.get(kid)
+        if key is None:
+            raise invalid_token("the access token is signed by an unknown key")
+        return key
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """RFC 9068 §4: validate a JWT access token, then ask the AS whether it is still active."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise invalid_token("the access token is malformed")
+        try:
+            unverified = jws.extract_compact(token.encode("ascii"))
+        except (JoseError, ValueError, UnicodeEncodeError):
+            raise invalid_token("the access token is malformed") from None
+        header = unverified.protected
+        if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            raise invalid_token("not an access token")  # RFC 9068 §4 item 1
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALLOWED_ALGS:  # RFC 9068 §4 item 6, FAPI 2.0 SP 5.4.1
+            raise invalid_token("the access token algorithm is not accepted")
+        if not isinstance(kid, str) or not kid or len(kid) > 200:
+            raise invalid_token("the access token has no key id")
+        key = await self.key(kid)
+        try:
+            claims = parse_claims(jws.deserialize_compact(token, key, algorithms=[alg]).payload)
+        except (JoseError, ValueError, TypeError):
+            raise invalid_token("the access token signature is not valid") from None
+        self._check_claims(claims)
+        await self._check_active(token, claims)
+        return claims
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        if claims.get("iss") != self.issuer:  # RFC 9068 §4 item 3
+            raise invalid_token("the access token was not issued by the trusted authorization server")
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if self.audience not in auds:  # item 4
+            raise invalid_token("the access token was not issued for this API")
+        now = self.clock()
+        exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+        if type(exp) is not int or exp + LEEWAY <= now:  # item 7
+            raise invalid_token("the access token has expired")
+        if nbf is not None and (type(nbf) is not int or nbf > now + LEEWAY):
+            raise invalid_token("the access token is not valid yet")
+        if iat is not None and (type(iat) is not int or iat > now + LEEWAY):
+            raise invalid_token("the access token was issued in the future")
+        for name in ("sub", "client_id", "jti"):
+            if not isinstance(claims.get(name), str) or not claims[name]:
+                raise invalid_token(f"the access token has no {name}")
+
+    async def _check_active(self, token: str, claims: dict[str, Any]) -> None:
+        digest = token_hash(token)
+        now = time.monotonic()
+        if self.cache_seconds > 0 and self._active.get(digest, 0.0) > now:
+            return
+        meta = await self.metadata()
+        try:
+            resp = await self.http.post(meta["introspection_endpoint"], auth=self._auth,
+                                        data={"token": token, "token_type_hint": "access_token"},
+                                        headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            log.error("introspection failed: %s", type(exc).__name__)
+            raise unavailable("the authorization server cannot be reached") from None
+        if resp.status_code != 200:
+            # 401 here means our own client credentials are wrong: an operator problem, not the caller's.
+            log.error("introspection answered %s (check bank_client_id / bank_client_secret)", resp.status_code)
+            raise unavailable("the token status cannot be checked")
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise unavailable("the token status cannot be checked") from None
+        if not isinstance(body, dict) or body.get("active") is not True:
+            raise invalid_token("the access token is not active (revoked or expired)")
+        if body.get("jti") != claims.get("jti") or body.get("sub") != claims.get("sub"):
+            raise invalid_token("the access token is not active")
+        if self.cache_seconds > 0:
+            if len(self._active) >= MAX_CACHE:
+                self._active = {k: v for k, v in self._active.items() if v > now}
+                if len(self._active) >= MAX_CACHE:
+                    self._active.clear()
+            until = min(now + self.cache_seconds, now + max(0, int(claims["exp"]) - self.clock()))
+            self._active[digest] = until
