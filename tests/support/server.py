@@ -90,9 +90,10 @@ def drop_pg_database(url: str) -> None:
 
 def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] | None = None,
                  database_url: str | None = None, port: int | None = None, secrets_from: Server | None = None,
-                 plain_http: bool = False) -> Server:
+                 plain_http: bool = False, serve_args: tuple[str, ...] = ("--demo",)) -> Server:
     """`plain_http`: `serve --http` behind a TLS-terminating proxy (set FINGRADE_ISSUER and
-    FINGRADE_TRUSTED_PROXIES in extra_env); base_url is then the plain-HTTP address."""
+    FINGRADE_TRUSTED_PROXIES in extra_env); base_url is then the plain-HTTP address. `serve_args`:
+    the options of `fingrade serve` (e.g. `--role bank`)."""
     port = port or free_port()
     data_dir = tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,7 @@ def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] |
         env["FINGRADE_KEY_ENCRYPTION_KEY"] = shared["key_encryption_key"]
     env.update(extra_env or {})
     log = open(data_dir / "server.log", "wb")
-    args = [sys.executable, "-m", "fingrade.cli", "serve", "--demo"] + (["--http"] if plain_http else [])
+    args = [sys.executable, "-m", "fingrade.cli", "serve", *serve_args] + (["--http"] if plain_http else [])
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}" if plain_http else f"https://localhost:{port}"
     server = Server(backend=backend, base_url=base_url, data_dir=data_dir, env=env,

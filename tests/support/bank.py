@@ -1,0 +1,54 @@
+"""A fintech calling the bank's account information API (/bank/v1) with DPoP-bound tokens obtained
+through the real flow: PAR + RFC 9396 authorization_details + login + consent + token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .fapi import FapiClient
+from .server import Server
+
+PREFIX = "/bank/v1"
+
+
+def account_information(actions: tuple[str, ...] = ("accounts", "balances", "transactions"), **over: Any) -> dict:
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "account_information", "actions": list(actions), "expires_at": expires, **over}
+
+
+class Fintech:
+    """A FAPI 2.0 client (private_key_jwt, DPoP, PAR) registered for account_information."""
+
+    def __init__(self, server: Server, tmp: Path, *extra: str) -> None:
+        self.server = server
+        self.client = FapiClient.register(server, tmp, "--authorization-details-type", "account_information", *extra)
+
+    def token(self, *details: dict, username: str = "alice", scope: str = "openid accounts") -> str:
+        extra: dict[str, str] = {"scope": scope}
+        if details:
+            extra["authorization_details"] = json.dumps(list(details))
+        with self.server.client() as http, self.server.client(follow_redirects=False) as browser:
+            params, verifier = self.client.request_params(**extra)
+            pushed = self.client.push(http, params)
+            assert pushed.status_code == 201, pushed.text
+            got = self.client.authorize(browser, pushed.json()["request_uri"], verifier, username=username)
+            assert got.code, got.params
+            resp = self.client.redeem(http, got)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["token_type"] == "DPoP"
+        return resp.json()["access_token"]
+
+    def proof(self, path: str, token: str, method: str = "GET", base: str | None = None, **kw: Any) -> str:
+        return self.client.dpop.proof(method, (base or self.server.base_url) + PREFIX + path, token=token, **kw)
+
+    def get(self, http: httpx.Client, path: str, token: str, *, params: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None, base: str | None = None) -> httpx.Response:
+        """GET with a fresh DPoP proof (htu without the query, RFC 9449 §4.2)."""
+        hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path.split("?")[0], token, base=base)}
+        hdrs.update(headers or {})
+        return http.get((base or "") + PREFIX + path, params=params, headers=hdrs)
