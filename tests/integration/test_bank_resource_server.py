@@ -1,0 +1,155 @@
+"""The bank's resource server trusts the authorization server only through public protocols
+(issue 4 item 1): revocation through RFC 7662 introspection (cache 0: immediate), JWKS rotation
+(an unknown kid refreshes the set), `fingrade serve --role bank` as a separate process against a
+separate AS process, tokens from another issuer, a wrong audience. Both backends."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from integration_helpers import BACKENDS, dedicated_server, www_authenticate
+from support.bank import PREFIX, Fintech, account_information
+from support.server import Server, start_server
+
+TUNED = {
+    "FINGRADE_KEY_RELOAD_SECONDS": "1",  # a rotation reaches the AS within a second
+    "FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0",  # every call asks: revocation is immediate
+    "FINGRADE_BANK_JWKS_REFRESH_SECONDS": "1",
+}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def auth_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with dedicated_server(tmp_path_factory.mktemp("bank-as-" + request.param), request.param, TUNED) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def fintech(auth_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
+    return Fintech(auth_server, tmp_path_factory.mktemp("bank-rs-fintech"))
+
+
+def _start_bank(auth_server: Server, tmp: Path, **env: str) -> Server:
+    """`fingrade serve --role bank` on its own port, with its own data dir and TLS certificate,
+    sharing the AS's database (the bank tables) and one-time store (DPoP replay)."""
+    rs = auth_server.add_client("--name", "Bank API", "--profile", "confidential", "--resource-server",
+                                "--auth-method", "client_secret_basic", "--grant-type", "client_credentials")
+    extra = {"FINGRADE_BANK_ISSUER": auth_server.issuer, "FINGRADE_BANK_CA_FILE": auth_server.ca,
+             "FINGRADE_BANK_CLIENT_ID": rs["client_id"], "FINGRADE_BANK_CLIENT_SECRET": rs["client_secret"],
+             "FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0", **env}
+    if auth_server.backend == "sqlite":
+        extra["FINGRADE_DATABASE_URL"] = f"sqlite:///{auth_server.data_dir / 'fingrade.db'}"
+    return start_server(tmp, backend=auth_server.backend, extra_env=extra, serve_args=("--role", "bank"),
+                        database_url=auth_server.env.get("FINGRADE_DATABASE_URL"))
+
+
+@pytest.fixture(scope="module")
+def bank(auth_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = _start_bank(auth_server, tmp_path_factory.mktemp("bank-role"))
+    yield srv
+    srv.stop()
+
+
+def _account(fintech: Fintech, token: str, http: httpx.Client, base: str | None = None) -> str:
+    resp = fintech.get(http, "/accounts", token, base=base)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["Data"]["Account"][0]["AccountId"]
+
+
+def _kid(token: str) -> str:
+    head = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
+
+
+def test_rfc7662_revoked_token_refused_at_once_with_cache_0(fintech: Fintech, auth_server: Server) -> None:
+    """With bank_introspection_cache_seconds = 0 every call introspects: revocation takes effect at
+    the next call (RFC 7009 at the AS, RFC 7662 at the bank)."""
+    token = fintech.token(account_information())
+    with auth_server.client() as http:
+        acc = _account(fintech, token, http)
+        assert fintech.get(http, f"/accounts/{acc}/balances", token).status_code == 200
+        assert http.post("/revoke", data={"token": token, **fintech.client.auth_params()}).status_code == 200
+        resp = fintech.get(http, f"/accounts/{acc}/balances", token)
+    assert resp.status_code == 401
+    assert www_authenticate(resp)["error"] == "invalid_token"
+
+
+def test_jwks_rotation_new_kid_is_fetched(fintech: Fintech, auth_server: Server) -> None:
+    """`fingrade keys rotate` (twice: the first activates the already-published next key) makes the
+    AS sign with a key the bank has never seen; the unknown kid makes the bank refresh the JWKS."""
+    before = fintech.token(account_information())
+    with auth_server.client() as http:
+        acc = _account(fintech, before, http)  # the bank now holds the JWKS of this moment
+        known = {k["kid"] for k in http.get("/jwks").json()["keys"]}
+        auth_server.cli("keys", "rotate")
+        auth_server.cli("keys", "rotate")
+        time.sleep(2.2)  # the AS reloads its keys within a second; the bank's refresh limit is 1 s
+        after = fintech.token(account_information())
+        assert _kid(after) not in known
+        assert fintech.get(http, f"/accounts/{acc}/balances", after).status_code == 200
+        # Tokens signed by the retired key still verify: it stays published.
+        assert fintech.get(http, f"/accounts/{acc}/balances", before).status_code == 200
+
+
+def test_role_bank_separate_process(fintech: Fintech, auth_server: Server, bank: Server) -> None:
+    """`fingrade serve --role bank`: a process of its own with HTTPS to the AS (TLS verified with
+    bank_ca_file), every endpoint, DPoP htu from its own public URL, replay and revocation."""
+    token = fintech.token(account_information())
+    with bank.client() as http:
+        acc = _account(fintech, token, http, base=bank.base_url)
+        for path in (f"/accounts/{acc}", f"/accounts/{acc}/balances", f"/accounts/{acc}/transactions"):
+            resp = fintech.get(http, path, token, base=bank.base_url)
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["x-fapi-interaction-id"]
+        # A proof made for the AS-mounted API does not fit this server's URL (htu from bank_url).
+        wrong_htu = fintech.proof(f"/accounts/{acc}/balances", token)
+        resp = http.get(f"{bank.base_url}{PREFIX}/accounts/{acc}/balances",
+                        headers={"Authorization": f"DPoP {token}", "DPoP": wrong_htu})
+        assert resp.status_code == 401 and www_authenticate(resp)["error"] == "invalid_dpop_proof"
+        proof = fintech.proof(f"/accounts/{acc}/balances", token, base=bank.base_url)
+        headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
+        assert http.get(f"{bank.base_url}{PREFIX}/accounts/{acc}/balances", headers=headers).status_code == 200
+        replay = http.get(f"{bank.base_url}{PREFIX}/accounts/{acc}/balances", headers=headers)
+        assert replay.status_code == 401 and www_authenticate(replay)["error"] == "invalid_dpop_proof"
+        with auth_server.client() as as_http:
+            assert as_http.post("/revoke", data={"token": token, **fintech.client.auth_params()}).status_code == 200
+        revoked = fintech.get(http, f"/accounts/{acc}/balances", token, base=bank.base_url)
+        assert revoked.status_code == 401 and www_authenticate(revoked)["error"] == "invalid_token"
+        # The bank process serves no authorization server endpoints.
+        assert http.get(f"{bank.base_url}/.well-known/openid-configuration").status_code == 404
+
+
+def test_token_of_another_issuer_refused(fintech: Fintech, bank: Server, server: Server,
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A token from another authorization server (another issuer, keys the bank does not trust) is
+    invalid_token: its kid is not in the trusted JWKS, even after a refresh."""
+    foreign = Fintech(server, tmp_path_factory.mktemp("foreign-fintech"))
+    token = foreign.token(account_information())
+    with bank.client() as http:
+        resp = foreign.get(http, "/accounts", token, base=bank.base_url)
+    assert resp.status_code == 401
+    assert www_authenticate(resp)["error"] == "invalid_token"
+
+
+def test_rfc9068_4_wrong_audience_refused(fintech: Fintech, auth_server: Server,
+                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A bank configured for another audience refuses the AS's tokens (aud names another API)."""
+    other = _start_bank(auth_server, tmp_path_factory.mktemp("bank-other-aud"),
+                        FINGRADE_BANK_AUDIENCE="https://other-bank.example/api")
+    try:
+        token = fintech.token(account_information())
+        with other.client() as http:
+            resp = fintech.get(http, "/accounts", token, base=other.base_url)
+        assert resp.status_code == 401
+        challenge = www_authenticate(resp)
+        assert challenge["error"] == "invalid_token"
+        assert challenge["error_description"] == "the access token was not issued for this API"
+    finally:
+        other.stop()
