@@ -47,8 +47,9 @@ from driver import Connection, CpuWindow, Result, Target, measure  # noqa: E402
 DEMO_PASSWORD = "bench-demo-password-0123"
 DEMO_SECRET = "bench-demo-backend-secret-0123456789abcdef"
 SERVER_CORE, DRIVER_CORE = 0, 1
-ALL = ["cc_basic", "cc_jwt", "cc_jwt_dpop", "code_flow", "fapi_flow", "login", "introspect", "discovery"]
-PRESIGNED = ("cc_jwt", "cc_jwt_dpop", "fapi_flow")  # scenarios with a pool of pre-signed assertions
+ALL = ["cc_basic", "cc_jwt", "cc_jwt_dpop", "code_flow", "fapi_flow", "login", "introspect", "discovery",
+       "bank_balances"]
+PRESIGNED = ("cc_jwt", "cc_jwt_dpop", "fapi_flow", "bank_balances")  # scenarios with a pool of pre-signed assertions
 DEFAULT_CONCURRENCY = {"login": 8}  # argon2id-bound: more connections only queue in the thread pool
 
 
@@ -223,7 +224,7 @@ def register_clients(server: Server, bench: sc.Bench) -> None:
     fapi = server.cli("clients", "add", "--name", "bench-fapi", "--profile", "fapi2", "--auth-method",
                       "private_key_jwt", "--jwks-file", str(fapi_jwks), "--redirect-uri", sc.FAPI_REDIRECT,
                       "--grant-type", "authorization_code", "--grant-type", "client_credentials",
-                      "--scope", "openid accounts")
+                      "--scope", "openid accounts", "--authorization-details-type", "account_information")
     bench.fapi_client_id, bench.fapi_key, bench.fapi_kid = fapi["client_id"], fapi_key, fapi_kid
     bench.dpop_key = ec.generate_private_key(ec.SECP256R1())
     bench.dpop_jwk = sc.public_jwk(bench.dpop_key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import re
 import secrets
 import time
@@ -434,6 +435,93 @@ async def prepare_fapi_flow(b: Bench, run: int, warmup: float, duration: float) 
     return make
 
 
+# -- the bank API: GET balances with a DPoP-bound token (issue 4) -----------------------------------
+
+BANK_PREFIX = "/bank/v1"
+
+
+def _ath(token: str) -> str:
+    return _b64(hashlib.sha256(token.encode("ascii")).digest())
+
+
+async def bank_token(b: Bench, conn: Connection, jar: CookieJar) -> str:
+    """A DPoP-bound access token for alice with an account_information consent (RFC 9396), through the
+    real flow: PAR (private_key_jwt + DPoP, authorization_details) -> authorize -> consent -> token."""
+    now = int(time.time())
+    verifier, challenge = pkce_pair()
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 30 * 86400))
+    details = [{"type": "account_information", "actions": ["accounts", "balances"], "expires_at": expires}]
+    body = form({"response_type": "code", "client_id": b.fapi_client_id, "redirect_uri": FAPI_REDIRECT,
+                 "scope": "openid accounts", "state": "bank", "nonce": secrets.token_urlsafe(12),
+                 "code_challenge": challenge, "code_challenge_method": "S256",
+                 "authorization_details": orjson.dumps(details).decode(),
+                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})
+    resp = await conn.send(build_request(b.target, "POST", b.path("pushed_authorization_request_endpoint"),
+                                         {"DPoP": dpop_proof(b, "POST", "pushed_authorization_request_endpoint", now)},
+                                         body))
+    _expect(resp, 201, "par")
+    query = urlencode({"client_id": b.fapi_client_id, "request_uri": orjson.loads(resp.body)["request_uri"]})
+    loc = _location(await _get(b, conn, jar, b.path("authorization_endpoint") + "?" + query))
+    for _ in range(4):
+        if loc.startswith(FAPI_REDIRECT + "?"):
+            break
+        page = await _get(b, conn, jar, loc)
+        if page.status == 303:
+            loc = _location(page)
+            continue
+        csrf, action = CSRF.search(page.body), CONSENT_ACTION.search(page.body)
+        if not csrf or not action:
+            raise HttpError("expected the consent page")
+        loc = _location(await _post(b, conn, jar, action.group(1).decode(),
+                                    {"decision": "approve", "csrf_token": csrf.group(1).decode()}))
+    code = query_of(loc).get("code")
+    if not code:
+        raise HttpError(f"no code: {loc[:200]}")
+    resp = await conn.send(build_request(b.target, "POST", b.path("token_endpoint"),
+                                         {"DPoP": dpop_proof(b, "POST", "token_endpoint", now)}, form({
+        "grant_type": "authorization_code", "code": code, "redirect_uri": FAPI_REDIRECT, "code_verifier": verifier,
+        "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})))
+    _expect(resp, 200, "token")
+    return orjson.loads(resp.body)["access_token"]
+
+
+def bank_request(b: Bench, token: str, path: str, now: int) -> bytes:
+    """GET on the bank API with a fresh DPoP proof (htu: the API URL, ath: the token hash)."""
+    assert b.dpop_key is not None
+    proof = es256(b.dpop_key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
+                  {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": b.issuer + path, "iat": now,
+                   "ath": _ath(token)})
+    return build_request(b.target, "GET", path, {"Authorization": f"DPoP {token}", "DPoP": proof})
+
+
+async def prepare_bank_balances(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """GET /bank/v1/accounts/{id}/balances with alice's DPoP-bound token (a new token per run: they
+    live 5 minutes); every request carries a fresh proof, pre-signed like cc_jwt's assertions."""
+    conn = Connection(b.target)
+    try:
+        jar = b.state.get("bank_jar")
+        if jar is None:
+            jar = b.state["bank_jar"] = CookieJar()
+            await sign_in_once(b, conn, jar, "alice")
+        token = await bank_token(b, conn, jar)
+        resp = await conn.send(bank_request(b, token, BANK_PREFIX + "/accounts", int(time.time())))
+        _expect(resp, 200, "bank accounts")
+        account = orjson.loads(resp.body)["Data"]["Account"][0]["AccountId"]
+    finally:
+        conn.close()
+    path = f"{BANK_PREFIX}/accounts/{account}/balances"
+    next_request = _presign(b, "bank_balances", 1000.0, warmup, duration, lambda now: bank_request(b, token, path, now))
+
+    async def make(i: int, conn: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            resp = await c.send(next_request())
+            _expect(resp, 200, "balances")
+            if b'"InterimAvailable"' not in resp.body:
+                raise HttpError(f"not a balances response: {resp.body[:200]!r}")
+        return op
+    return make
+
+
 SCENARIOS = {
     "null": "driver ceiling: the cc_basic request against a do-nothing server",
     "discovery": "GET discovery document (framework + TLS floor of the server)",
@@ -444,4 +532,5 @@ SCENARIOS = {
     "fapi_flow": "returning user, fapi2 client: PAR (private_key_jwt + DPoP) -> authorize -> token (DPoP), flows/s",
     "login": "password logins (argon2id, production parameters), logins/s",
     "introspect": "introspection of access tokens by a resource server",
+    "bank_balances": "bank API: GET balances with a DPoP-bound token (fresh pre-signed proof per request)",
 }

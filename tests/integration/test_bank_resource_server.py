@@ -43,7 +43,9 @@ def _start_bank(auth_server: Server, tmp: Path, **env: str) -> Server:
                                 "--auth-method", "client_secret_basic", "--grant-type", "client_credentials")
     extra = {"FINGRADE_BANK_ISSUER": auth_server.issuer, "FINGRADE_BANK_CA_FILE": auth_server.ca,
              "FINGRADE_BANK_CLIENT_ID": rs["client_id"], "FINGRADE_BANK_CLIENT_SECRET": rs["client_secret"],
-             "FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0", **env}
+             "FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0",
+             # Tests run in any order: the rotation test may just have made a key the bank never saw.
+             "FINGRADE_BANK_JWKS_REFRESH_SECONDS": "1", **env}
     if auth_server.backend == "sqlite":
         extra["FINGRADE_DATABASE_URL"] = f"sqlite:///{auth_server.data_dir / 'fingrade.db'}"
     return start_server(tmp, backend=auth_server.backend, extra_env=extra, serve_args=("--role", "bank"),
@@ -102,6 +104,7 @@ def test_role_bank_separate_process(fintech: Fintech, auth_server: Server, bank:
     """`fingrade serve --role bank`: a process of its own with HTTPS to the AS (TLS verified with
     bank_ca_file), every endpoint, DPoP htu from its own public URL, replay and revocation."""
     token = fintech.token(account_information())
+    time.sleep(1.1)  # past the bank's JWKS refresh limit, whatever the previous test did
     with bank.client() as http:
         acc = _account(fintech, token, http, base=bank.base_url)
         for path in (f"/accounts/{acc}", f"/accounts/{acc}/balances", f"/accounts/{acc}/transactions"):

@@ -26,6 +26,7 @@ from .ledger import Ledger
 from .trust import AsTrust
 
 log = logging.getLogger("fingrade.bank")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to the AS is too much (and has URLs)
 
 IN_PROCESS = "fingrade.in_process"  # an ASGI scope key no network client can set
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)

@@ -144,6 +144,7 @@ class AsTrust:
                 pass  # refreshed very recently without success: keep using what we know
         key = self._keys.get(kid)
         if key is None:
+            log.info("access token signed by unknown kid %.40r (known: %s)", kid, ", ".join(sorted(self._keys)))
             raise invalid_token("the access token is signed by an unknown key")
         return key
 
