@@ -277,3 +277,22 @@ def test_bank_settings() -> None:
         load_settings(overrides={"bank_introspection_cache_seconds": 600}, environ={})
     s = load_settings(overrides={"access_token_audience": AUD}, environ={})
     assert s.bank_audience == AUD
+
+
+def test_roles_mount_the_bank_api_only_in_role_all() -> None:
+    """`serve --role as` serves no bank API; role all mounts it at /bank/v1; role bank serves only it."""
+    from starlette.routing import Mount
+
+    from fingrade.bank.server import create_bank_server
+    from fingrade.web.app import create_app
+
+    def mounts(app) -> set[str]:
+        return {r.path for r in app.routes if isinstance(r, Mount)}
+
+    assert "/bank/v1" in mounts(create_app(load_settings(overrides={}, environ={})))
+    assert "/bank/v1" not in mounts(create_app(load_settings(overrides={"role": "as"}, environ={})))
+    bank_only = create_bank_server(load_settings(overrides={"role": "bank", "bank_issuer": ISSUER,
+                                                            "bank_client_id": "rs", "bank_client_secret": "x"},
+                                                 environ={}))
+    assert mounts(bank_only) == {"/bank/v1"}
+    assert not any(getattr(r, "path", "") == "/token" for r in bank_only.routes)
