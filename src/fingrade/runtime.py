@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings
 from .keys.keystore import KeyManager
@@ -105,7 +106,13 @@ async def ensure_bank_client(core: Core) -> tuple[str, str]:
                         secret_hash=wanted, resource_server=True, created_at=now, updated_at=now)
         if found is not None:
             client = dataclasses.replace(client, created_at=found.created_at)
-        await core.store.save_client(client)
+        try:
+            await core.store.save_client(client)
+        except SQLAlchemyError:
+            # Another node starting at the same moment inserted it first; it wrote the same values.
+            again = await core.store.get_client(BANK_CLIENT_ID)
+            if again is None or again.secret_hash != wanted:
+                raise
     return BANK_CLIENT_ID, secret
 
 
