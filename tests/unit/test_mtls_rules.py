@@ -20,7 +20,7 @@ from fingrade.oauth.errors import OAuthError
 from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.metadata import server_metadata
 from fingrade.oauth.registration import build_client
-from fingrade.web.adapters import forwarded_certificate
+from fingrade.edge import forwarded_certificate
 from support.mtls import CA, ClientCert, self_signed
 
 NOW = 1_800_000_000

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
+from ..edge import client_certificate, client_ip
 from ..oauth import dpop
 from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
 from ..oauth.http import HttpRequest, HttpResponse
@@ -81,12 +82,15 @@ def _to_core(request: Request) -> HttpRequest:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    # client_cert stays None: the bank does not read client certificates yet (hook for RFC 8705 at the
-    # bank: fill it here from the ASGI TLS extension / trusted proxy header, like web/adapters.py).
-    # Until then a certificate-bound token is refused here (oauth/mtls.py, fail closed).
+    # RFC 8705 §3 / FAPI 2.0 SP 5.3.4-5: the certificate a certificate-bound token must come with, from
+    # our mTLS listener or a trusted proxy's header (which the core never sees itself).
+    settings = request.app.state.bank.settings
+    proxies = tuple(settings.trusted_proxies)
+    header = settings.mtls_cert_header.lower()
+    headers.pop(header, None)
     return HttpRequest(method=request.method, path=request.url.path, headers=headers,
                        query=request.scope.get("query_string", b""), body=b"",
-                       client_ip=request.client.host if request.client else "", client_cert=None)
+                       client_ip=client_ip(request, proxies), client_cert=client_certificate(request, proxies, header))
 
 
 def _sub_path(request: Request) -> str:

@@ -40,7 +40,8 @@ from ..oauth.token import NO_STORE, token_endpoint
 from ..oauth.userinfo import userinfo_endpoint
 from ..runtime import build_core, close_core, ensure_bank_client
 from . import pages
-from .adapters import BodyTooLarge, is_trusted, json_error, read_body, to_core, to_starlette
+from ..edge import is_trusted
+from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette
 from .security_headers import ProxyOnly, SecurityHeaders
 
 log = logging.getLogger("fingrade.web")
