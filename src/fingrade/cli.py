@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
+from .oauth import consents
 from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
 from .oauth.crypto import new_token, token_hash
@@ -243,6 +244,38 @@ def cmd_users(args: argparse.Namespace) -> int:
         return 2
 
 
+# -- consents (the bank's view of what customers allowed; issue 4 item 5) ----------------------
+
+def cmd_consents(args: argparse.Namespace) -> int:
+    async def list_(core: Core) -> int:
+        user_id = None
+        if args.user:
+            user = await core.store.get_user_by_username(args.user.strip().lower())
+            if user is None:
+                print("no such user", file=sys.stderr)
+                return 1
+            user_id = user.id
+        now = core.clock()
+        rows = [{"grant_id": g.id, "user_id": g.user_id, "client_id": g.client_id, "scope": g.scope,
+                 "created_at": g.created_at, "revoked_at": g.revoked_at,
+                 "state": consents.grant_state(core, g, refresh_until, now),
+                 "authorization_details": g.authorization_details}
+                for g, refresh_until in await core.store.list_user_grants(user_id)
+                if args.all or consents.grant_state(core, g, refresh_until, now) == "active"]
+        _print(rows)
+        return 0
+
+    async def revoke(core: Core) -> int:
+        grant = await consents.revoke_grant(core, args.grant_id, by="bank")
+        if grant is None:
+            print("no such grant", file=sys.stderr)
+            return 1
+        print(f"grant {grant.id} of client {grant.client_id} revoked")
+        return 0
+
+    return _run(args, {"list": list_, "revoke": revoke}[args.action])
+
+
 # -- keys -------------------------------------------------------------------------------------
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -347,6 +380,14 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("username")
     sp.add_argument("--password-stdin", action="store_true")
     sub.choices["users"].set_defaults(fn=cmd_users)
+
+    cs = sub.add_parser("consents", help="customers' grants: list, revoke").add_subparsers(dest="action",
+                                                                                           required=True)
+    cl = cs.add_parser("list", help="active grants (all states with --all) as JSON")
+    cl.add_argument("--user", help="username")
+    cl.add_argument("--all", action="store_true", help="include expired and revoked grants")
+    cs.add_parser("revoke", help="revoke one grant: its tokens die at once").add_argument("grant_id")
+    sub.choices["consents"].set_defaults(fn=cmd_consents)
 
     k = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     k.add_parser("list")

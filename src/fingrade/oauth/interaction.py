@@ -135,27 +135,26 @@ async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time:
     return await issue_code(core, interaction.request, user_id, auth_time, amr)
 
 
-async def login(core: Core, interaction: Interaction, username: str, password: str,
-                ip: str) -> tuple[Session, str] | ShowLogin:
+async def authenticate(core: Core, username: str, password: str, ip: str,
+                       client_id: str | None = None) -> tuple[Session, str] | tuple[str, int]:
     """Check a password with throttling per account and per address. On success returns the new
-    session and its cookie value."""
-    client = await _client(core, interaction)
+    session and its cookie value; otherwise (message for the page, HTTP status)."""
     s = core.settings
     window = s.login_failure_window
     account_key = username.strip().lower()[:100]
     if (await core.onetime.count("login_fail_account", account_key) >= s.login_max_failures_per_account
             or await core.onetime.count("login_fail_ip", ip) >= s.login_max_failures_per_address):
-        await core.store.audit("login_throttled", core.clock(), client_id=client.client_id, ip=ip,
+        await core.store.audit("login_throttled", core.clock(), client_id=client_id, ip=ip,
                                detail={"username": account_key})
-        return ShowLogin(interaction, client, "Too many failed attempts. Wait a few minutes and try again.", 429)
+        return "Too many failed attempts. Wait a few minutes and try again.", 429
     user = await core.store.get_user_by_username(account_key) if username and len(username) <= 100 else None
     ok = await core.passwords.verify(user.password_hash if user else None, password[:256])
     if not ok or user is None or user.disabled:
         await core.onetime.incr("login_fail_account", account_key, window)
         await core.onetime.incr("login_fail_ip", ip, window)
-        await core.store.audit("login_failed", core.clock(), client_id=client.client_id, ip=ip,
+        await core.store.audit("login_failed", core.clock(), client_id=client_id, ip=ip,
                                user_id=user.id if user else None)
-        return ShowLogin(interaction, client, "The username or password is not correct.", 401)
+        return "The username or password is not correct.", 401
     await core.onetime.delete("login_fail_account", account_key)
     now = core.clock()
     if core.passwords.needs_rehash(user.password_hash):
@@ -165,10 +164,23 @@ async def login(core: Core, interaction: Interaction, username: str, password: s
     session = Session(id_hash=token_hash(cookie), user_id=user.id, auth_time=now,
                       expires_at=now + s.session_ttl, amr=["pwd"])
     await core.store.create_session(session)
-    interaction.user_id, interaction.auth_time = user.id, now
-    await core.onetime.put("interaction", token_hash(interaction.id), interaction.to_dict(), ttl=s.interaction_ttl)
-    await core.store.audit("login", now, client_id=client.client_id, user_id=user.id, ip=ip)
+    await core.store.audit("login", now, client_id=client_id, user_id=user.id, ip=ip)
     return session, cookie
+
+
+async def login(core: Core, interaction: Interaction, username: str, password: str,
+                ip: str) -> tuple[Session, str] | ShowLogin:
+    """Sign in inside an interaction. On success returns the new session and its cookie value."""
+    client = await _client(core, interaction)
+    result = await authenticate(core, username, password, ip, client.client_id)
+    if isinstance(result[0], str):
+        message, status = result
+        return ShowLogin(interaction, client, message, status)  # type: ignore[arg-type]
+    session, cookie = result
+    interaction.user_id, interaction.auth_time = session.user_id, session.auth_time
+    await core.onetime.put("interaction", token_hash(interaction.id), interaction.to_dict(),
+                           ttl=core.settings.interaction_ttl)
+    return session, cookie  # type: ignore[return-value]
 
 
 async def decide(core: Core, interaction: Interaction, session: Session | None, approve: bool,

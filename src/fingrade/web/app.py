@@ -9,6 +9,7 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from redis.exceptions import RedisError
@@ -23,6 +24,7 @@ from ..bank.api import PREFIX as BANK_PREFIX
 from ..bank.api import bank_api
 from ..bank.server import in_process_bank
 from ..config import Settings
+from ..oauth import consents
 from ..oauth import interaction as flow
 from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
 from ..oauth.context import Core
@@ -242,6 +244,91 @@ async def logout(request: Request) -> Response:
     return response
 
 
+# -- the customer's own pages: connected apps (issue 4 item 5) -----------------------------------
+
+CONNECTIONS = "/account/connections"
+
+
+def _browser(request: Request) -> tuple[str, str | None]:
+    """The browser-binding secret (keys CSRF tokens), and a new one to set if there was none."""
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    if browser and len(browser) <= 100:
+        return browser, None
+    fresh = new_token(32)
+    return fresh, fresh
+
+
+async def account_login(request: Request) -> Response:
+    core = _core(request)
+    if await _session(core, request) is not None and request.method == "GET":
+        return _see_other(CONNECTIONS)
+    browser, fresh = _browser(request)
+    if request.method == "GET":
+        response: Response = pages.account_login_page(core.issuer, flow.csrf_token(core, browser, "account-login"))
+        if fresh:
+            _set_cookie(response, BROWSER_COOKIE, fresh, None)
+        return response
+    try:
+        form = await _form(request)
+        if fresh or not flow.check_csrf(core, browser, "account-login", form.get("csrf_token", "")):
+            raise OAuthError("invalid_request", "the form has expired; go back and try again", 403)
+    except (OAuthError, BodyTooLarge) as exc:
+        return pages.error_page(core.issuer, exc)
+    ip = (await to_core(request, _trusted(request), read=False)).client_ip
+    result = await flow.authenticate(core, form.get("username", ""), form.get("password", ""), ip)
+    if isinstance(result[0], str):
+        return pages.account_login_page(core.issuer, flow.csrf_token(core, browser, "account-login"), result[0],
+                                        form.get("username", "")[:100], status=int(result[1]))
+    session, cookie = result
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous and len(previous) <= 100:
+        await core.store.delete_session(token_hash(previous))
+    response = _see_other(CONNECTIONS)
+    _set_cookie(response, SESSION_COOKIE, str(cookie), core.settings.session_ttl)
+    return response
+
+
+async def connections_page(request: Request) -> Response:
+    core = _core(request)
+    session = await _session(core, request)
+    user = await core.store.get_user(session.user_id) if session else None
+    if session is None or user is None or user.disabled:
+        return _see_other(pages.ACCOUNT_LOGIN)
+    browser, fresh = _browser(request)
+    notice = ""
+    revoked = request.query_params.get("revoked", "")
+    if revoked and len(revoked) <= 64 and (client := await core.store.get_client(revoked)) is not None:
+        notice = f"{client.client_name or client.client_id} can no longer access your bank."
+    apps = await consents.connections(core, user.id)
+    response = pages.connections_page(core.issuer, user, apps, flow.csrf_token(core, browser, "connections:" + user.id),
+                                      notice)
+    if fresh:
+        _set_cookie(response, BROWSER_COOKIE, fresh, None)
+    return response
+
+
+async def connections_revoke(request: Request) -> Response:
+    core = _core(request)
+    session = await _session(core, request)
+    if session is None:
+        return _see_other(pages.ACCOUNT_LOGIN)
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    try:
+        form = await _form(request)
+        # Bound to this browser and this customer: a forged cross-site form has no valid token.
+        if not flow.check_csrf(core, browser, "connections:" + session.user_id, form.get("csrf_token", "")):
+            raise OAuthError("invalid_request", "the form has expired; go back and try again", 403)
+        client_id = form.get("client_id", "")
+        if not client_id or len(client_id) > 64:
+            raise invalid_request("choose an app to revoke")
+    except (OAuthError, BodyTooLarge) as exc:
+        return pages.error_page(core.issuer, exc)
+    ip = (await to_core(request, _trusted(request), read=False)).client_ip
+    # Only this customer's grants: a tampered client_id reaches nobody else's.
+    await consents.revoke(core, session.user_id, client_id, by="customer", ip=ip)
+    return _see_other(f"{CONNECTIONS}?{urlencode({'revoked': client_id})}")
+
+
 # -- back-channel endpoints -------------------------------------------------------------------
 
 def _cors(headers: dict[str, str], origin: str) -> None:
@@ -383,6 +470,9 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/interaction/{iid}/login", login_submit, methods=["POST"]),
         Route("/interaction/{iid}/consent", consent_submit, methods=["POST"]),
         Route("/logout", logout, methods=["GET", "POST"]),
+        Route(pages.ACCOUNT_LOGIN, account_login, methods=["GET", "POST"]),
+        Route(CONNECTIONS, connections_page, methods=["GET"]),
+        Route(CONNECTIONS + "/revoke", connections_revoke, methods=["POST"]),
         Route("/token", token, methods=ALL),
         Route("/par", _endpoint(par_endpoint), methods=ALL),
         Route("/userinfo", _endpoint(userinfo_endpoint), methods=ALL),

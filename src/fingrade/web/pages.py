@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(["html"]), auto_reload=False)
 
 BANK_NAME = "Fingrade Bank"
+ACCOUNT_LOGIN = "/account/login"
 
 SCOPE_WORDS = {
     "openid": ("Confirm who you are", "Your unique customer identifier at this bank"),
@@ -70,6 +72,23 @@ def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list
                    details=authorization_details.describe(details) if details else [],
                    one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
                    client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
+
+
+def account_login_page(issuer: str, csrf: str, error: str | None = None, username: str = "",
+                       status: int = 200) -> HTMLResponse:
+    """Sign-in for the customer's own pages (no app involved, so no redirect target)."""
+    return _render("login.html", status, page_csp(), issuer, form_action=ACCOUNT_LOGIN, client_name="",
+                   csrf_token=csrf, error=error, username=username)
+
+
+def connections_page(issuer: str, user: User, connections: list[Any], csrf: str, notice: str = "") -> HTMLResponse:
+    apps = [{"client_id": c.client_id, "client_name": c.client_name, "scopes": describe_scopes(c.scopes),
+             "details": authorization_details.describe(c.details) if c.details else [],
+             "since_iso": datetime.fromtimestamp(c.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "since_text": datetime.fromtimestamp(c.since, UTC).strftime("%-d %B %Y, %H:%M UTC")}
+            for c in connections]
+    return _render("connections.html", 200, page_csp(), issuer, user_name=user.name or user.username,
+                   connections=apps, csrf_token=csrf, notice=notice)
 
 
 def error_page(issuer: str, exc: OAuthError) -> HTMLResponse:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...oauth.models import Client, Grant, RefreshToken, Session, SigningKey, User
@@ -235,6 +235,46 @@ class SqlDurableStore:
             conn.execute(update(grants).where(and_(grants.c.id == grant_id, grants.c.revoked_at.is_(None)))
                          .values(revoked_at=now))
         await self.db.write(q)
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        def q(conn: Connection) -> Grant | None:
+            row = conn.execute(_GRANT, {"gid": grant_id}).first()
+            return _grant_from_row(row) if row else None
+        return await self.db.read(q)
+
+    async def list_user_grants(self, user_id: str | None = None) -> list[tuple[Grant, int | None]]:
+        """The grants of one user (all users when None), oldest first, each with the expiry of its
+        latest unused refresh token (None: it has none, only short-lived access tokens)."""
+        def q(conn: Connection) -> list[tuple[Grant, int | None]]:
+            live_rt = (select(refresh_tokens.c.grant_id, func.max(refresh_tokens.c.expires_at).label("rt_until"))
+                       .where(refresh_tokens.c.used_at.is_(None)).group_by(refresh_tokens.c.grant_id).subquery())
+            stmt = (select(grants, live_rt.c.rt_until).select_from(grants.outerjoin(live_rt, live_rt.c.grant_id
+                                                                                  == grants.c.id))
+                    .where(grants.c.user_id.is_not(None)).order_by(grants.c.created_at, grants.c.id))
+            if user_id is not None:
+                stmt = stmt.where(grants.c.user_id == user_id)
+            return [(_grant_from_row(row), row.rt_until) for row in conn.execute(stmt)]
+        return await self.db.read(q)
+
+    async def list_consents(self, user_id: str) -> list[tuple[str, frozenset[str], int]]:
+        def q(conn: Connection) -> list[tuple[str, frozenset[str], int]]:
+            rows = conn.execute(select(consents).where(consents.c.user_id == user_id))
+            return [(r.client_id, frozenset(r.scope.split()), r.updated_at) for r in rows]
+        return await self.db.read(q)
+
+    async def revoke_client_access(self, user_id: str, client_id: str, now: int) -> list[str]:
+        """Withdraw everything one user gave one client, in one transaction: every live grant is
+        revoked (its access and refresh tokens die with it) and the remembered consent is forgotten.
+        Returns the ids of the grants revoked now."""
+        def q(conn: Connection) -> list[str]:
+            where = and_(grants.c.user_id == user_id, grants.c.client_id == client_id, grants.c.revoked_at.is_(None))
+            ids = [r.id for r in conn.execute(select(grants.c.id).where(where))]
+            if ids:
+                conn.execute(update(grants).where(and_(where, grants.c.id.in_(ids))).values(revoked_at=now))
+            conn.execute(delete(consents).where(and_(consents.c.user_id == user_id,
+                                                     consents.c.client_id == client_id)))
+            return ids
+        return await self.db.write(q)
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
         def q(conn: Connection) -> None:
