@@ -1,0 +1,94 @@
+"""The customer's connected-apps page in Chromium (issue 4 item 5): a fintech gets a DPoP-bound token
+through PAR, login and consent; the customer opens /account/connections, sees the app and what it may
+do, clicks Revoke, and the bank API refuses the token (within its introspection cache time)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+
+from browserkit import Person, on_consent_page, sign_in
+from support.bank import Fintech, account_information
+from support.flow import Authorized
+from support.server import Server
+from test_pages import CONTRAST_JS
+
+
+@pytest.fixture(scope="module")
+def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
+    return Fintech(server, tmp_path_factory.mktemp("browser-dash-fintech"))
+
+
+@pytest.fixture
+def context(chromium: Browser, server: Server) -> Iterator[BrowserContext]:
+    ctx = chromium.new_context(ignore_https_errors=True, base_url=server.base_url,
+                               viewport={"width": 320, "height": 640})
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+def connect_in_browser(page: Page, fintech: Fintech, person: Person) -> str:
+    """PAR by the app, then the browser leg in Chromium; the app's redirect URI is answered by a stub."""
+    fc = fintech.client
+    arrived: list[str] = []
+
+    def app(route: Route) -> None:
+        arrived.append(route.request.url)
+        route.fulfill(status=200, content_type="text/plain", body="back at the app")
+
+    page.context.route(fc.redirect_uri + "**", app)
+    with fintech.server.client() as http:
+        params, verifier = fc.request_params(scope="openid accounts",
+                                             authorization_details=json.dumps([account_information()]))
+        pushed = fc.push(http, params)
+        assert pushed.status_code == 201, pushed.text
+        page.goto("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
+        sign_in(page, person)
+        assert on_consent_page(page)
+        page.get_by_role("button", name="Allow").click()
+        page.wait_for_url(fc.redirect_uri + "?**")
+        code = parse_qs(urlsplit(arrived[-1]).query)["code"][0]
+        resp = fc.redeem(http, Authorized(code=code, params={}, verifier=verifier, redirect_uri=fc.redirect_uri,
+                                          location=arrived[-1]))
+    assert resp.status_code == 200, resp.text
+    return resp.json()["access_token"]
+
+
+def test_dashboard_revoke_in_chromium_then_bank_api_401(context: BrowserContext, fintech: Fintech, person: Person,
+                                                        server: Server) -> None:
+    page = context.new_page()
+    token = connect_in_browser(page, fintech, person)
+    with server.client() as http:
+        assert fintech.get(http, "/accounts", token).status_code == 200
+
+        page.goto("/account/connections")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Connected apps")
+        name = f"Fintech {fintech.client.key.kid}"
+        expect(page.get_by_role("heading", level=2, name=name)).to_be_visible()
+        allowed = page.get_by_role("list", name=f"What {name} may do")
+        expect(allowed).to_contain_text("balances and transactions of your accounts")
+        expect(allowed).to_contain_text("Until ")
+        # Readable on a 320 px phone, AA contrast, no script.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        low = [c for c in page.evaluate(CONTRAST_JS) if c["ratio"] < c["need"]]
+        assert not low, low
+        assert page.locator("script").count() == 0
+
+        with page.expect_navigation():
+            page.get_by_role("button", name=f"Revoke access of {name}").click()
+        expect(page.get_by_role("status")).to_contain_text(f"{name} can no longer access your bank")
+        expect(page.get_by_role("heading", level=2, name=name)).to_have_count(0)
+
+        # The bank asks the AS again once its positive introspection cache (default 2 s) lapses.
+        deadline = time.monotonic() + 5
+        while (resp := fintech.get(http, "/accounts", token)).status_code != 401:
+            assert resp.status_code == 200, resp.text
+            assert time.monotonic() < deadline, "the bank still accepts the revoked token"
+            time.sleep(0.25)
+        assert resp.json()["error"] == "invalid_token"
