@@ -63,9 +63,12 @@ def make_context(chromium: Browser, server: Server) -> Iterator[Callable[..., Br
 
 
 def each_page(page: Page, sites: Sites, person: Person, failed_login: bool = True) -> Iterator[str]:
-    """Walk to the login, consent and error pages; yields the name of the page on screen. A failed
+    """Walk to the login, consent, connected-apps and error pages; yields the name of the page on screen. A failed
     login counts against 127.0.0.1's throttle, shared by the whole suite: only where it matters."""
-    start_authorization(page, sites.callback(), scope="openid profile email offline_access accounts payments")
+    page.goto("/account/login")
+    yield "login (connected apps)"
+    started = start_authorization(page, sites.callback(),
+                                  scope="openid profile email offline_access accounts payments")
     yield "login"
     if failed_login:
         page.get_by_label("Username").fill(person.username)
@@ -76,6 +79,10 @@ def each_page(page: Page, sites: Sites, person: Person, failed_login: bool = Tru
     sign_in(page, person)
     assert on_consent_page(page)
     yield "consent"
+    decide(page, "Allow", started.redirect_uri)
+    page.goto("/account/connections")
+    assert page.get_by_role("button", name="Revoke access of Fingrade Demo Mobile App").count() == 1, page.content()
+    yield "connected apps"
     page.goto("/authorize?client_id=no-such-client&response_type=code")
     yield "error"
 
