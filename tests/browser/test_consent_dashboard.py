@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from browserkit import Person, on_consent_page, sign_in
+from browserkit import ALICE, Person, on_consent_page, sign_in
 from support.bank import Fintech, account_information
 from support.flow import Authorized
 from support.server import Server
@@ -34,7 +34,8 @@ def context(chromium: Browser, server: Server) -> Iterator[BrowserContext]:
 
 
 def connect_in_browser(page: Page, fintech: Fintech, person: Person) -> str:
-    """PAR by the app, then the browser leg in Chromium; the app's redirect URI is answered by a stub."""
+    """PAR by the app, then the browser leg in Chromium (the customer shares only her first account);
+    the app's redirect URI is answered by a stub."""
     fc = fintech.client
     arrived: list[str] = []
 
@@ -51,6 +52,10 @@ def connect_in_browser(page: Page, fintech: Fintech, person: Person) -> str:
         page.goto("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
         sign_in(page, person)
         assert on_consent_page(page)
+        boxes = page.get_by_role("group", name="Which accounts may").get_by_role("checkbox")
+        assert boxes.count() >= 2
+        for i in range(1, boxes.count()):
+            boxes.nth(i).uncheck()
         page.get_by_role("button", name="Allow").click()
         page.wait_for_url(fc.redirect_uri + "?**")
         code = parse_qs(urlsplit(arrived[-1]).query)["code"][0]
@@ -60,19 +65,20 @@ def connect_in_browser(page: Page, fintech: Fintech, person: Person) -> str:
     return resp.json()["access_token"]
 
 
-def test_dashboard_revoke_in_chromium_then_bank_api_401(context: BrowserContext, fintech: Fintech, person: Person,
+def test_dashboard_revoke_in_chromium_then_bank_api_401(context: BrowserContext, fintech: Fintech,
                                                         server: Server) -> None:
     page = context.new_page()
-    token = connect_in_browser(page, fintech, person)
+    token = connect_in_browser(page, fintech, ALICE)  # a demo customer: she has accounts to choose from
     with server.client() as http:
-        assert fintech.get(http, "/accounts", token).status_code == 200
+        shared = fintech.get(http, "/accounts", token)
+        assert shared.status_code == 200 and len(shared.json()["Data"]["Account"]) == 1  # only the chosen one
 
         page.goto("/account/connections")
         expect(page.get_by_role("heading", level=1)).to_have_text("Connected apps")
         name = f"Fintech {fintech.client.key.kid}"
         expect(page.get_by_role("heading", level=2, name=name)).to_be_visible()
         allowed = page.get_by_role("list", name=f"What {name} may do")
-        expect(allowed).to_contain_text("balances and transactions of your accounts")
+        expect(allowed).to_contain_text("balances and transactions of these accounts: ")
         expect(allowed).to_contain_text("Until ")
         # Readable on a 320 px phone, AA contrast, no script.
         assert page.evaluate("document.documentElement.scrollWidth") <= 320

@@ -120,7 +120,7 @@ def test_dashboard_lists_the_app_what_it_may_do_and_since_when(server: Server, f
         page = dashboard(browser)
         text = html.unescape(page.text)
         assert fintech.client.client_id in page.text  # the revoke form names the app
-        assert "See the names and numbers, balances and transactions of your accounts" in text, text
+        assert "See the names and numbers, balances and transactions of these accounts: " in text, text
         assert re.search(r"Until \d", text)  # the authorization_details expiry, in words
         assert "Connected since" in text and re.search(r'<time datetime="\d{4}-\d\d-\d\dT', page.text)
         assert "See your accounts" in text  # the scope, in words

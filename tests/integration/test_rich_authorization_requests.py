@@ -130,7 +130,13 @@ def test_rfc9396_s2_par_accepts_details_and_s7_token_response_returns_them(
     """RFC 9396 §2 (PAR, RFC 9126 §2.1), §7 (token response), §9.1 (JWT claim), §9.2 (introspection)."""
     details = [PAYMENT, accounts_detail()]
     body = tokens(browser, rar_client, details)
-    expected = [{**PAYMENT, "actions": ["initiate", "status"]}, accounts_detail()]
+    # The customer's choices on the consent page are written in: the payer, the accounts to share.
+    debtor, shared = body["authorization_details"][0]["debtorAccount"], body["authorization_details"][1]["accounts"]
+    alices = {r[0] for r in db_rows(server, "SELECT a.iban FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
+                                            " WHERE u.username = ?", "alice")}
+    assert debtor["iban"] in alices and {a["iban"] for a in shared} == alices
+    expected = [{**PAYMENT, "actions": ["initiate", "status"], "debtorAccount": debtor},
+                {**accounts_detail(), "accounts": shared}]
     assert body["authorization_details"] == expected
     assert claims(body["access_token"])["authorization_details"] == expected
     info = introspect(browser, body["access_token"], auth=rar_client).json()
@@ -310,7 +316,9 @@ def test_rfc9396_s6_code_exchange_may_narrow(browser: httpx.Client, rar_client: 
             "code_verifier": got.verifier, "authorization_details": j([PAYMENT])}
     resp = browser.post("/token", data=data, auth=rar_client)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["authorization_details"] == [{**PAYMENT, "actions": ["initiate", "status"]}]
+    [payment] = resp.json()["authorization_details"]
+    # The payer the customer chose stays part of the payment (RFC 9396 §6: never wider, never looser).
+    assert payment == {**PAYMENT, "actions": ["initiate", "status"], "debtorAccount": payment["debtorAccount"]}
 
 
 def test_rfc9396_s6_client_credentials_with_details_is_refused(browser: httpx.Client,

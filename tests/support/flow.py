@@ -51,10 +51,23 @@ def login(browser: httpx.Client, page: httpx.Response, username: str, password: 
     return browser.post(action, data={"username": username, "password": password, "csrf_token": csrf})
 
 
-def consent(browser: httpx.Client, page: httpx.Response, decision: str = "approve") -> httpx.Response:
+CHOICE = re.compile(r'<input type="(?:checkbox|radio)"[^>]*?name="([^"]+)"\s+value="([^"]+)"([^>]*)>', re.S)
+
+
+def checked_choices(page: str) -> dict[str, str]:
+    """The account choices a browser would submit as the page stands (the ticked boxes, the chosen radio)."""
+    return {name: value for name, value, rest in CHOICE.findall(page) if "checked" in rest}
+
+
+def consent(browser: httpx.Client, page: httpx.Response, decision: str = "approve",
+            choices: dict[str, str] | None = None) -> httpx.Response:
+    """Submit the consent form as a browser would: with the account choices as ticked on the page
+    unless `choices` says otherwise."""
     csrf = CSRF.search(page.text).group(1)
     action = re.search(r'action="(/interaction/[^"]+/consent)"', page.text).group(1)
-    return browser.post(action, data={"decision": decision, "csrf_token": csrf})
+    data = {"decision": decision, "csrf_token": csrf}
+    data.update(checked_choices(page.text) if choices is None else choices)
+    return browser.post(action, data=data)
 
 
 def follow_to_client(browser: httpx.Client, resp: httpx.Response, redirect_prefix: str) -> httpx.Response:

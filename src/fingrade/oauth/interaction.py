@@ -7,7 +7,8 @@ bound to the browser that made it. The web layer renders pages; this module deci
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .authorize import AuthorizationRequest, consent_needed, consume_pushed, issue_code, login_needed, request_error
@@ -48,11 +49,78 @@ class ShowLogin:
     status: int = 200  # 401 after a wrong password, 429 when throttled
 
 
+@dataclass(frozen=True)
+class AccountChoice:
+    """One of the customer's accounts, as offered on the consent page."""
+
+    iban: str
+    name: str
+    currency: str
+
+
+# The customer's accounts, by user id. The web layer passes the bank's ledger in: the core never imports it.
+AccountsPort = Callable[[str], Awaitable[list[AccountChoice]]]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the customer ticked on the consent page: accounts to share, the account to pay from."""
+
+    accounts: tuple[str, ...] = ()
+    debtor: str | None = None
+
+
 @dataclass
 class ShowConsent:
     interaction: Interaction
     client: Client
     user: User
+    # Account selection (issue 4): offered when an account_information object names no accounts
+    # (checkboxes) or a payment_initiation object has no debtorAccount (radio buttons).
+    pick_accounts: list[AccountChoice] | None = None
+    pick_debtor: list[AccountChoice] | None = None
+    error: str | None = None
+    selection: Selection = field(default_factory=Selection)
+
+
+def _needs_selection(details: list[dict[str, Any]] | None) -> tuple[bool, set[str] | None]:
+    """(accounts to pick for account_information, currencies of payments whose debtor is to pick or None)."""
+    details = details or []
+    accounts = any(d["type"] == "account_information" and "accounts" not in d for d in details)
+    payments = [d for d in details if d["type"] == "payment_initiation" and "debtorAccount" not in d]
+    return accounts, {d["instructedAmount"]["currency"] for d in payments} if payments else None
+
+
+async def _offer(interaction: Interaction, user_id: str,
+                 accounts: AccountsPort | None) -> tuple[list[AccountChoice] | None, list[AccountChoice] | None]:
+    pick_accounts, currencies = _needs_selection(interaction.request.authorization_details)
+    if accounts is None or (not pick_accounts and currencies is None):
+        return None, None
+    owned = await accounts(user_id)
+    debtors = [a for a in owned if {a.currency} == currencies] if currencies is not None else None
+    return (owned if pick_accounts else None), debtors
+
+
+def _apply_selection(details: list[dict[str, Any]], offered_accounts: list[AccountChoice] | None,
+                     offered_debtors: list[AccountChoice] | None, selection: Selection) -> list[dict[str, Any]] | str:
+    """The approved details with the customer's choice written in (RFC 9396 §7.1: the AS may add to
+    what it grants), or the message to show. Only accounts that were offered, i.e. the customer's own."""
+    out = [dict(d) for d in details]
+    if offered_accounts is not None:
+        own = {a.iban for a in offered_accounts}
+        chosen = list(dict.fromkeys(selection.accounts))
+        if not chosen or not set(chosen) <= own:
+            return "Choose at least one account to share."
+        for d in out:
+            if d["type"] == "account_information" and "accounts" not in d:
+                d["accounts"] = [{"iban": iban} for iban in chosen]
+    if offered_debtors is not None:
+        if selection.debtor is None or selection.debtor not in {a.iban for a in offered_debtors}:
+            return "Choose the account to pay from."
+        for d in out:
+            if d["type"] == "payment_initiation" and "debtorAccount" not in d:
+                d["debtorAccount"] = {"iban": selection.debtor}
+    return out
 
 
 class InteractionGone(OAuthError):
@@ -113,7 +181,8 @@ async def _current_user(core: Core, interaction: Interaction, session: Session |
     return session.user_id, session.auth_time, session.amr
 
 
-async def resume(core: Core, interaction: Interaction, session: Session | None) -> ShowLogin | ShowConsent | Redirect:
+async def resume(core: Core, interaction: Interaction, session: Session | None,
+                 accounts: AccountsPort | None = None) -> ShowLogin | ShowConsent | Redirect:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
@@ -125,7 +194,8 @@ async def resume(core: Core, interaction: Interaction, session: Session | None) 
     req = interaction.request
     if "consent" not in req.prompt and not await consent_needed(core, req, user_id):
         return await _finish(core, interaction, user_id, auth_time, amr)
-    return ShowConsent(interaction, client, user)
+    pick_accounts, pick_debtor = await _offer(interaction, user_id, accounts)
+    return ShowConsent(interaction, client, user, pick_accounts, pick_debtor)
 
 
 async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time: int, amr: list[str]) -> Redirect:
@@ -184,7 +254,8 @@ async def login(core: Core, interaction: Interaction, username: str, password: s
 
 
 async def decide(core: Core, interaction: Interaction, session: Session | None, approve: bool,
-                 ip: str) -> Redirect | ShowLogin:
+                 ip: str, selection: Selection | None = None,
+                 accounts: AccountsPort | None = None) -> Redirect | ShowLogin | ShowConsent:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
@@ -198,6 +269,17 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
         await consume_pushed(core, req)
         await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
         return await request_error(core, req, OAuthError("access_denied", "the user denied the request"))
+    if req.authorization_details:
+        offered_accounts, offered_debtors = await _offer(interaction, user_id, accounts)
+        chosen = _apply_selection(req.authorization_details, offered_accounts, offered_debtors,
+                                  selection or Selection())
+        if isinstance(chosen, str):
+            user = await core.store.get_user(user_id)
+            if user is None:
+                return ShowLogin(interaction, client)
+            return ShowConsent(interaction, client, user, offered_accounts, offered_debtors, chosen,
+                               selection or Selection())
+        req.authorization_details = chosen  # the grant keeps exactly what the customer approved
     await core.store.save_consent(user_id, client.client_id, frozenset(req.scope), now)
     detail: dict[str, Any] = {"scope": " ".join(req.scope)}
     if req.authorization_details:

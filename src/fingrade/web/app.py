@@ -22,6 +22,8 @@ from starlette.staticfiles import StaticFiles
 
 from ..bank.api import PREFIX as BANK_PREFIX
 from ..bank.api import bank_api
+from ..bank.ledger import OPEN as ACCOUNT_OPEN
+from ..bank.ledger import Ledger
 from ..bank.server import in_process_bank
 from ..config import Settings
 from ..oauth import consents
@@ -156,14 +158,37 @@ async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -
         return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
     csrf = flow.csrf_token(core, browser, "consent:" + iid)
     return pages.consent_page(core.issuer, iid, step.client, step.user, step.interaction.request.scope,
-                              redirect_uri, csrf, step.interaction.request.authorization_details)
+                              redirect_uri, csrf, step.interaction.request.authorization_details,
+                              pick_accounts=step.pick_accounts, pick_debtor=step.pick_debtor, error=step.error,
+                              selection=step.selection, status=status)
+
+
+def _accounts_port(core: Core) -> flow.AccountsPort:
+    """The customer's open accounts from the bank's ledger (same database), for account selection at
+    consent; the protocol core only sees this callback."""
+    ledger = Ledger(core.store.db)  # type: ignore[attr-defined]  # every durable store is SQL
+
+    async def accounts(user_id: str) -> list[flow.AccountChoice]:
+        return [flow.AccountChoice(a.iban, a.name, a.currency) for a in await ledger.list_accounts(user_id)
+                if a.status == ACCOUNT_OPEN]
+    return accounts
+
+
+MAX_ACCOUNT_CHOICES = 50
+
+
+def _selection(form: dict[str, str]) -> flow.Selection:
+    """Checkboxes account_1..account_N (distinct names: duplicated parameters are refused) and the
+    debtor_account radio group."""
+    chosen = tuple(form[f"account_{i}"] for i in range(1, MAX_ACCOUNT_CHOICES + 1) if f"account_{i}" in form)
+    return flow.Selection(accounts=chosen, debtor=form.get("debtor_account"))
 
 
 async def interaction_page(request: Request) -> Response:
     core = _core(request)
     try:
         interaction, browser = await _load_interaction(core, request)
-        step = await flow.resume(core, interaction, await _session(core, request))
+        step = await flow.resume(core, interaction, await _session(core, request), _accounts_port(core))
         return await _render_step(core, step, browser)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
@@ -212,8 +237,9 @@ async def consent_submit(request: Request) -> Response:
         if decision not in ("approve", "deny"):
             raise invalid_request("choose Allow or Deny")
         ip = (await to_core(request, _trusted(request), read=False)).client_ip
-        step = await flow.decide(core, interaction, await _session(core, request), decision == "approve", ip)
-        return await _render_step(core, step, browser)
+        step = await flow.decide(core, interaction, await _session(core, request), decision == "approve", ip,
+                                 _selection(form), _accounts_port(core))
+        return await _render_step(core, step, browser, 400 if isinstance(step, flow.ShowConsent) else 200)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
 

@@ -64,10 +64,26 @@ def login_page(issuer: str, iid: str, client: Client, redirect_uri: str, csrf: s
                    csrf_token=csrf, error=error, username=username, redirect_host=_host(redirect_uri))
 
 
+def _choices(accounts: list[Any] | None) -> list[dict[str, str]] | None:
+    if accounts is None:
+        return None
+    return [{"iban": a.iban, "label": f"{a.name} · {authorization_details.format_account({'iban': a.iban})} "
+             f"({a.currency})"} for a in accounts]
+
+
 def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list[str], redirect_uri: str,
-                 csrf: str, details: list[dict[str, Any]] | None = None) -> HTMLResponse:
-    # RFC 9396: each authorization detail in words (plain text; the template escapes it).
-    return _render("consent.html", 200, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
+                 csrf: str, details: list[dict[str, Any]] | None = None, *, pick_accounts: list[Any] | None = None,
+                 pick_debtor: list[Any] | None = None, error: str | None = None, selection: Any = None,
+                 status: int = 200) -> HTMLResponse:
+    # RFC 9396: each authorization detail in words (plain text; the template escapes it). Account
+    # selection: checkboxes for account access (all ticked at first), radio buttons for the payer.
+    debtors = _choices(pick_debtor)
+    chosen = set(selection.accounts) if selection is not None and (selection.accounts or error) else None
+    debtor = selection.debtor if selection is not None and selection.debtor else (
+        debtors[0]["iban"] if debtors else None)
+    return _render("consent.html", status, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
+                   pick_accounts=_choices(pick_accounts), pick_debtor=debtors, error=error,
+                   chosen_accounts=chosen, chosen_debtor=debtor,
                    user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
                    details=authorization_details.describe(details) if details else [],
                    one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),

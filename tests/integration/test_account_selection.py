@@ -1,0 +1,129 @@
+"""Account selection at consent (issue 4: "the customer picks the accounts and approves"), both
+backends: for an `account_information` request that names no accounts the consent page offers the
+customer's accounts as checkboxes, for a `payment_initiation` without `debtorAccount` the accounts in
+the payment's currency as radio buttons; the grant keeps exactly the choice (RFC 9396 §7.1: the AS
+may add to the details it grants), and the bank API then serves only the chosen accounts."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from integration_helpers import db_rows
+from support.bank import Fintech, account_information
+from support.flow import CSRF, Authorized, checked_choices, consent, follow_to_client, login, query_of
+from support.server import DEMO_PASSWORD, Server
+
+PAYMENT = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "12.50"},
+           "creditorName": "Acme Ltd", "creditorAccount": {"iban": "GB33BUKB20201555555555"}}
+
+
+@pytest.fixture(scope="module")
+def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
+    return Fintech(server, tmp_path_factory.mktemp("select-fintech"), "--authorization-details-type",
+                   "payment_initiation")
+
+
+def accounts_of(server: Server, username: str) -> dict[str, str]:
+    """IBAN -> currency of a demo customer's accounts, from the bank's ledger."""
+    return dict(db_rows(server, "SELECT a.iban, a.currency FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
+                                " WHERE u.username = ?", username))
+
+
+def to_consent(fintech: Fintech, browser: httpx.Client, details: list[dict]) -> tuple[httpx.Response, str]:
+    fc = fintech.client
+    with fintech.server.client() as http:
+        params, verifier = fc.request_params(scope="openid accounts", authorization_details=json.dumps(details))
+        pushed = fc.push(http, params)
+    assert pushed.status_code == 201, pushed.text
+    resp = browser.get("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
+    resp = follow_to_client(browser, resp, fc.redirect_uri)
+    if 'name="password"' in resp.text:
+        resp = follow_to_client(browser, login(browser, resp, "alice", DEMO_PASSWORD), fc.redirect_uri)
+    assert 'name="decision"' in resp.text, resp.text[:300]
+    return resp, verifier
+
+
+def granted(fintech: Fintech, resp: httpx.Response, verifier: str) -> tuple[dict, str]:
+    assert resp.status_code == 303, (resp.status_code, resp.text[:300])
+    code = query_of(resp.headers["location"])["code"]
+    with fintech.server.client() as http:
+        tok = fintech.client.redeem(http, Authorized(code=code, params={}, verifier=verifier,
+                                                     redirect_uri=fintech.client.redirect_uri, location=""))
+    assert tok.status_code == 200, tok.text
+    return tok.json(), tok.json()["access_token"]
+
+
+def test_rfc9396_account_information_offers_the_customers_accounts(server: Server, fintech: Fintech) -> None:
+    """Checkboxes for each of alice's accounts, all ticked at first; the choice goes into the grant's
+    `accounts` and the bank lists only the chosen account."""
+    alice = accounts_of(server, "alice")
+    assert len(alice) >= 2
+    with server.client(follow_redirects=False) as browser:
+        page, verifier = to_consent(fintech, browser, [account_information()])
+        assert "Which accounts may" in page.text
+        ticked = checked_choices(page.text)
+        assert set(ticked.values()) == set(alice) and all(k.startswith("account_") for k in ticked)
+        first_name, first_iban = sorted(ticked.items())[0]
+        body, token = granted(fintech, consent(browser, page, choices={first_name: first_iban}), verifier)
+    assert body["authorization_details"][0]["accounts"] == [{"iban": first_iban}]
+    with server.client() as http:
+        listed = fintech.get(http, "/accounts", token).json()["Data"]["Account"]
+    assert [a["Account"][0]["Identification"] for a in listed] == [first_iban]
+
+
+def test_no_account_chosen_or_a_foreign_one_is_refused(server: Server, fintech: Fintech) -> None:
+    """Nothing ticked → the page again with an error (400), no code; bob's IBAN slipped into the form →
+    refused the same way; then a proper choice still completes (the request was not used up)."""
+    bobs = next(iter(accounts_of(server, "bob")))
+    with server.client(follow_redirects=False) as browser:
+        page, verifier = to_consent(fintech, browser, [account_information()])
+        empty = consent(browser, page, choices={})
+        assert empty.status_code == 400 and "Choose at least one account" in empty.text
+        assert 'role="alert"' in empty.text and "location" not in empty.headers
+        foreign = consent(browser, page, choices={"account_1": bobs})
+        assert foreign.status_code == 400 and "Choose at least one account" in foreign.text
+        again = consent(browser, empty)  # as ticked on the error page (nothing) → still refused
+        assert again.status_code == 400
+        body, _ = granted(fintech, consent(browser, page), verifier)
+    assert bobs not in json.dumps(body["authorization_details"])
+
+
+def test_deny_needs_no_choice(server: Server, fintech: Fintech) -> None:
+    with server.client(follow_redirects=False) as browser:
+        page, _ = to_consent(fintech, browser, [account_information()])
+        resp = consent(browser, page, decision="deny", choices={})
+        assert resp.status_code == 303 and query_of(resp.headers["location"])["error"] == "access_denied"
+
+
+def test_rfc9396_payment_debtor_chosen_among_accounts_in_its_currency(server: Server, fintech: Fintech) -> None:
+    alice = accounts_of(server, "alice")
+    eur = {iban for iban, cur in alice.items() if cur == "EUR"}
+    other = {iban for iban, cur in alice.items() if cur != "EUR"}
+    assert eur
+    with server.client(follow_redirects=False) as browser:
+        page, verifier = to_consent(fintech, browser, [PAYMENT])
+        assert "Pay from which account?" in page.text
+        offered = set(re.findall(r'name="debtor_account" value="([^"]+)"', page.text))
+        assert offered == eur
+        for bad in [*other, next(iter(accounts_of(server, "bob"))), ""]:
+            resp = consent(browser, page, choices={"debtor_account": bad} if bad else {})
+            assert resp.status_code == 400 and "Choose the account to pay from" in resp.text
+        chosen = sorted(eur)[-1]
+        body, _ = granted(fintech, consent(browser, page, choices={"debtor_account": chosen}), verifier)
+    assert body["authorization_details"][0]["debtorAccount"] == {"iban": chosen}
+
+
+def test_rfc9396_accounts_named_by_the_app_are_not_offered(server: Server, fintech: Fintech) -> None:
+    iban = sorted(accounts_of(server, "alice"))[0]
+    with server.client(follow_redirects=False) as browser:
+        page, verifier = to_consent(fintech, browser, [account_information(accounts=[{"iban": iban}]),
+                                                       {**PAYMENT, "debtorAccount": {"iban": iban}}])
+        assert 'type="checkbox"' not in page.text and 'type="radio"' not in page.text
+        assert CSRF.search(page.text)
+        body, _ = granted(fintech, consent(browser, page), verifier)
+    assert body["authorization_details"][0]["accounts"] == [{"iban": iban}]
