@@ -4,12 +4,13 @@ payment in plain words, escaped, readable on a 320 px phone and with AA contrast
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from browserkit import Person, on_consent_page, sign_in, start_authorization
+from browserkit import ALICE, Person, on_consent_page, sign_in, start_authorization
 from support.server import Server
 from test_pages import CONTRAST_JS
 
@@ -57,6 +58,23 @@ def test_rfc9396_s3_payment_consent_reflows_at_320_px_with_aa_contrast(page: Cal
     """WCAG 2.2 SC 1.4.10 (no horizontal scrolling at 320 CSS px) and SC 1.4.3 (contrast)."""
     p = page(viewport={"width": 320, "height": 640})
     to_payment_consent(p, person)
+    assert p.evaluate("document.documentElement.scrollWidth") <= 320
+    low = [c for c in p.evaluate(CONTRAST_JS) if c["ratio"] < c["need"]]
+    assert not low, low
+
+
+def test_payer_choice_is_labelled_and_reflows_at_320_px(page: Callable[..., Page]) -> None:
+    """Account selection at consent: the payer accounts as a named radio group, each labelled, one
+    chosen at first; readable at 320 px with AA contrast (WCAG 2.2 SC 1.3.1, 1.4.3, 1.4.10)."""
+    p = page(viewport={"width": 320, "height": 640})
+    to_payment_consent(p, ALICE)  # a demo customer with EUR accounts
+    group = p.get_by_role("group", name="Pay from which account?")
+    radios = group.get_by_role("radio")
+    assert radios.count() >= 1
+    expect(radios.first).to_be_checked()
+    for i in range(radios.count()):
+        expect(radios.nth(i)).not_to_have_accessible_name("")
+        expect(radios.nth(i)).to_have_accessible_name(re.compile(r"\(EUR\)$"))
     assert p.evaluate("document.documentElement.scrollWidth") <= 320
     low = [c for c in p.evaluate(CONTRAST_JS) if c["ratio"] < c["need"]]
     assert not low, low
