@@ -27,6 +27,8 @@ REDIRECT_URI = "http://127.0.0.1:8765/callback"  # demo-native: loopback redirec
 CSRF = re.compile(rb'name="csrf_token" value="([^"]+)"')
 LOGIN_ACTION = re.compile(rb'action="(/interaction/[^"]+/login)"')
 CONSENT_ACTION = re.compile(rb'action="(/interaction/[^"]+/consent)"')
+# The account choices of the consent page as a browser submits them (ticked boxes, the chosen radio).
+CHOICE = re.compile(rb'<input type="(?:checkbox|radio)"[^>]*?name="([^"]+)"\s+value="([^"]+)"([^>]*)>', re.S)
 
 
 @dataclass
@@ -472,8 +474,9 @@ async def bank_token(b: Bench, conn: Connection, jar: CookieJar) -> str:
         csrf, action = CSRF.search(page.body), CONSENT_ACTION.search(page.body)
         if not csrf or not action:
             raise HttpError("expected the consent page")
+        choices = {n.decode(): v.decode() for n, v, rest in CHOICE.findall(page.body) if b"checked" in rest}
         loc = _location(await _post(b, conn, jar, action.group(1).decode(),
-                                    {"decision": "approve", "csrf_token": csrf.group(1).decode()}))
+                                    {"decision": "approve", "csrf_token": csrf.group(1).decode(), **choices}))
     code = query_of(loc).get("code")
     if not code:
         raise HttpError(f"no code: {loc[:200]}")
