@@ -21,6 +21,24 @@ def account_information(actions: tuple[str, ...] = ("accounts", "balances", "tra
     return {"type": "account_information", "actions": list(actions), "expires_at": expires, **over}
 
 
+def payment_initiation(amount: str = "12.34", currency: str = "EUR", *, creditor_iban: str = "DE89370400440532013000",
+                       creditor_name: str = "Acme GmbH", remittance: str | None = "Invoice 42",
+                       actions: tuple[str, ...] = ("initiate", "status"), **over: Any) -> dict:
+    """A payment_initiation authorization detail (RFC 9396 §2 shape, fields as the AS accepts them)."""
+    d: dict[str, Any] = {"type": "payment_initiation", "actions": list(actions),
+                         "instructedAmount": {"currency": currency, "amount": amount},
+                         "creditorName": creditor_name, "creditorAccount": {"iban": creditor_iban}}
+    if remittance is not None:
+        d["remittanceInformationUnstructured"] = remittance
+    d.update(over)
+    return d
+
+
+def payment_body(detail: dict) -> dict:
+    """The POST /payments body for an approved detail: the detail without type/actions/locations."""
+    return {k: v for k, v in detail.items() if k not in ("type", "actions", "locations")}
+
+
 class Fintech:
     """A FAPI 2.0 client (private_key_jwt, DPoP, PAR) registered for account_information."""
 
@@ -52,3 +70,14 @@ class Fintech:
         hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path.split("?")[0], token, base=base)}
         hdrs.update(headers or {})
         return http.get((base or "") + PREFIX + path, params=params, headers=hdrs)
+
+    def post(self, http: httpx.Client, path: str, token: str, body: Any, *, key: str | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST JSON with a fresh DPoP proof and, if given, an Idempotency-Key."""
+        hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="POST"),
+                "Content-Type": "application/json"}
+        if key is not None:
+            hdrs["Idempotency-Key"] = key
+        hdrs.update(headers or {})
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return http.post(PREFIX + path, content=content, headers=hdrs)

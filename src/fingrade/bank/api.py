@@ -357,8 +357,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def bank_api() -> tuple[Starlette, ASGIApp]:
     """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount."""
+    from .payments_api import create_payment, get_payment  # imports this module
+
     allm = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes = [
+        Route("/payments", create_payment, methods=allm),
+        Route("/payments/{payment_id}", get_payment, methods=allm),
         Route("/accounts", _handler(list_accounts), methods=allm),
         Route("/accounts/{account_id}", _handler(get_account), methods=allm),
         Route("/accounts/{account_id}/balances", _handler(get_balances), methods=allm),

@@ -195,3 +195,28 @@ bank_entries = Table(
     Index("ix_bank_entries_account_booked", "account_id", "booked_at", "id"),
     Index("ix_bank_entries_transfer", "transfer_id"),
 )
+
+# Payment initiation (bank/payments.py). `approval` is unique: one payment per approved
+# payment_initiation detail of a grant (docs/banking-api.md, "Payments"), enforced by the database in
+# the transaction that books the transfer. Idempotency records are keyed by (client, key) and written
+# in that same transaction.
+bank_payments = Table(
+    "bank_payments", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("approval", String(64), nullable=False, unique=True),  # sha256(grant_id, approved detail)
+    Column("client_id", String(255), nullable=False),
+    Column("customer", String(64), nullable=False),  # the token's sub
+    Column("transfer_id", String(64), ForeignKey("bank_transfers.id"), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+bank_idempotency = Table(
+    "bank_idempotency", metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of (approval, canonical body)
+    Column("status", Integer, nullable=False),
+    Column("response", Text, nullable=False),  # the JSON body returned
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,104 @@
+"""The bank's payment initiation API (HTTP layer): POST /payments and GET /payments/{id} below
+/bank/v1. Same request checks as the account API (api.py: interaction headers, then the token through
+`authorize_resource` with this resource server's verifier), scope `payments`; the rules are in
+payments.py and docs/banking-api.md ("Payments")."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..oauth import dpop
+from ..oauth.errors import OAuthError, insufficient_scope, method_not_allowed
+from ..oauth.userinfo import NO_STORE, authorize_resource
+from .api import Bank, _auth_error, _json, _sub_path, _to_core, log
+from .interaction import AUTH_DATE, CUSTOMER_IP, auth_date, customer_ip
+from .payments import (SCOPE, PaymentRefused, Payments, Request as PaymentRequest, approval_key, approved_payments,
+                       check_idempotency_key, fingerprint, match, parse_body)
+
+
+async def _authorize(bank: Bank, request: Request, method: str) -> dict[str, Any]:
+    if request.method != method:
+        raise method_not_allowed(method)
+    ip = customer_ip(request.headers.get(CUSTOMER_IP))
+    date = auth_date(request.headers.get(AUTH_DATE))
+    return {"ip": ip, "date": date}
+
+
+async def _claims(bank: Bank, request: Request) -> dict[str, Any]:
+    claims = await authorize_resource(bank, _to_core(request), SCOPE, bank.url(_sub_path(request)),
+                                      verify=bank.trust.verify)
+    request.state.client_id = claims.get("client_id")
+    return claims
+
+
+def _refused(request: Request, exc: PaymentRefused) -> Response:
+    if exc.error == "insufficient_scope":
+        return _auth_error(request, insufficient_scope(exc.description))
+    return _json(exc.status, exc.body())
+
+
+async def create_payment(request: Request) -> Response:
+    bank: Bank = request.app.state.bank
+    try:
+        facts = await _authorize(bank, request, "POST")
+    except OAuthError as exc:
+        return _json(exc.status, exc.body(), exc.headers)
+    try:
+        claims = await _claims(bank, request)
+    except OAuthError as exc:
+        return _auth_error(request, exc)
+    if facts["ip"] or facts["date"]:
+        log.info("bank payment interaction=%s client=%s customer_ip=%s auth_date=%s", request.state.interaction_id,
+                 claims.get("client_id"), facts["ip"] or "-", facts["date"] or "-")
+    try:
+        approved = approved_payments(claims, "initiate")
+        if not approved or not isinstance(claims.get("grant_id"), str):
+            raise PaymentRefused(403, "insufficient_scope", "the token carries no payment_initiation approval")
+        key = check_idempotency_key(request.headers.get("idempotency-key"))
+        body = parse_body(await request.body())
+        payments = Payments(bank.ledger.db)
+        req = PaymentRequest(client_id=str(claims["client_id"]), customer=str(claims["sub"]), key=key,
+                             fingerprint=fingerprint(claims["grant_id"], body), self_url=bank.url("/payments"))
+        # A retry is answered from its record first (or refused if the body changed); then the body
+        # must be the approved payment. execute() checks the record again inside its transaction.
+        replay = await payments.replay(req)
+        if replay is not None:
+            status, raw = replay
+        else:
+            detail = match(approved, body)
+            req = replace(req, approval=approval_key(claims["grant_id"], detail), detail=detail)
+            status, raw = await payments.execute(req)
+    except PaymentRefused as exc:
+        return _refused(request, exc)
+    headers = {**NO_STORE, **dpop.nonce_headers(bank)}
+    if status == 201:
+        headers["Location"] = orjson_self(raw)
+    return Response(raw, status, headers=headers, media_type="application/json")
+
+
+def orjson_self(raw: bytes) -> str:
+    return str(orjson.loads(raw)["Links"]["Self"])
+
+
+async def get_payment(request: Request) -> Response:
+    bank: Bank = request.app.state.bank
+    try:
+        await _authorize(bank, request, "GET")
+    except OAuthError as exc:
+        return _json(exc.status, exc.body(), exc.headers)
+    try:
+        claims = await _claims(bank, request)
+    except OAuthError as exc:
+        return _auth_error(request, exc)
+    if not approved_payments(claims, "status"):
+        return _auth_error(request, insufficient_scope("the token carries no payment_initiation status approval"))
+    found = await Payments(bank.ledger.db).get(str(claims["client_id"]), str(claims["sub"]),
+                                               request.path_params["payment_id"], bank.url("/payments"))
+    if found is None:
+        return _json(404, {"error": "not_found", "error_description": "no such payment"})
+    return _json(200, found, dpop.nonce_headers(bank))
