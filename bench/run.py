@@ -48,8 +48,8 @@ DEMO_PASSWORD = "bench-demo-password-0123"
 DEMO_SECRET = "bench-demo-backend-secret-0123456789abcdef"
 SERVER_CORE, DRIVER_CORE = 0, 1
 ALL = ["cc_basic", "cc_jwt", "cc_jwt_dpop", "code_flow", "fapi_flow", "login", "introspect", "discovery",
-       "bank_balances"]
-PRESIGNED = ("cc_jwt", "cc_jwt_dpop", "fapi_flow", "bank_balances")  # scenarios with a pool of pre-signed assertions
+       "bank_balances", "bank_payment"]
+PRESIGNED = ("cc_jwt", "cc_jwt_dpop", "fapi_flow", "bank_balances", "bank_payment")  # scenarios with a pool of pre-signed assertions
 DEFAULT_CONCURRENCY = {"login": 8}  # argon2id-bound: more connections only queue in the thread pool
 
 
@@ -224,7 +224,8 @@ def register_clients(server: Server, bench: sc.Bench) -> None:
     fapi = server.cli("clients", "add", "--name", "bench-fapi", "--profile", "fapi2", "--auth-method",
                       "private_key_jwt", "--jwks-file", str(fapi_jwks), "--redirect-uri", sc.FAPI_REDIRECT,
                       "--grant-type", "authorization_code", "--grant-type", "client_credentials",
-                      "--scope", "openid accounts", "--authorization-details-type", "account_information")
+                      "--scope", "openid accounts payments", "--authorization-details-type", "account_information",
+                      "--authorization-details-type", "payment_initiation")
     bench.fapi_client_id, bench.fapi_key, bench.fapi_kid = fapi["client_id"], fapi_key, fapi_kid
     bench.dpop_key = ec.generate_private_key(ec.SECP256R1())
     bench.dpop_jwk = sc.public_jwk(bench.dpop_key)
@@ -261,7 +262,7 @@ async def run_scenario(name: str, bench: sc.Bench, run: int, args: argparse.Name
                            services=args.backend == "postgres",
                            window_hook=server.counters if server is not None and server.counted else None)
     if name in PRESIGNED:
-        bench.state[f"{name}_rate"] = max(result.rate, 100.0 if name == "fapi_flow" else 500.0)
+        bench.state[f"{name}_rate"] = max(result.rate, 100.0 if name in ("fapi_flow", "bank_payment") else 500.0)
         result.extra.update(presign_s=round(bench.state[f"{name}_sign_s"], 2),
                             signed_inline=bench.state[f"{name}_inline"])
     return result

@@ -446,15 +446,18 @@ def _ath(token: str) -> str:
     return _b64(hashlib.sha256(token.encode("ascii")).digest())
 
 
-async def bank_token(b: Bench, conn: Connection, jar: CookieJar) -> str:
-    """A DPoP-bound access token for alice with an account_information consent (RFC 9396), through the
-    real flow: PAR (private_key_jwt + DPoP, authorization_details) -> authorize -> consent -> token."""
+async def bank_token(b: Bench, conn: Connection, jar: CookieJar, details: list[dict[str, Any]] | None = None,
+                     scope: str = "openid accounts") -> str:
+    """A DPoP-bound access token for alice with an account_information consent (or `details`, RFC 9396),
+    through the real flow: PAR (private_key_jwt + DPoP, authorization_details) -> authorize -> consent
+    -> token."""
     now = int(time.time())
     verifier, challenge = pkce_pair()
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 30 * 86400))
-    details = [{"type": "account_information", "actions": ["accounts", "balances"], "expires_at": expires}]
+    if details is None:
+        details = [{"type": "account_information", "actions": ["accounts", "balances"], "expires_at": expires}]
     body = form({"response_type": "code", "client_id": b.fapi_client_id, "redirect_uri": FAPI_REDIRECT,
-                 "scope": "openid accounts", "state": "bank", "nonce": secrets.token_urlsafe(12),
+                 "scope": scope, "state": "bank", "nonce": secrets.token_urlsafe(12),
                  "code_challenge": challenge, "code_challenge_method": "S256",
                  "authorization_details": orjson.dumps(details).decode(),
                  "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})
@@ -525,6 +528,86 @@ async def prepare_bank_balances(b: Bench, run: int, warmup: float, duration: flo
     return make
 
 
+# -- the bank API: payment execution (issue 4) ----------------------------------------------------
+
+PAYMENT = {"instructedAmount": {"currency": "EUR", "amount": "0.01"}, "creditorName": "Bench Payee GmbH",
+           "creditorAccount": {"iban": "DE89370400440532013000"}, "remittanceInformationUnstructured": "bench"}
+PAYMENT_TOKEN_WORKERS = 4
+
+
+def payment_request(b: Bench, token: str, now: int) -> bytes:
+    """POST /bank/v1/payments: the approved payment, a fresh Idempotency-Key and DPoP proof."""
+    assert b.dpop_key is not None
+    path = BANK_PREFIX + "/payments"
+    proof = es256(b.dpop_key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
+                  {"jti": secrets.token_urlsafe(16), "htm": "POST", "htu": b.issuer + path, "iat": now,
+                   "ath": _ath(token)})
+    return build_request(b.target, "POST", path, {"Authorization": f"DPoP {token}", "DPoP": proof,
+                                                  "Idempotency-Key": secrets.token_urlsafe(16)}, orjson.dumps(PAYMENT))
+
+
+async def payment_tokens(b: Bench, count: int) -> list[str]:
+    """`count` tokens, each approving one payment (a full PAR + consent + token flow each)."""
+    jar = b.state.get("bank_jar")
+    if jar is None:
+        conn = Connection(b.target)
+        try:
+            jar = b.state["bank_jar"] = CookieJar()
+            await sign_in_once(b, conn, jar, "alice")
+        finally:
+            conn.close()
+    details = [{"type": "payment_initiation", "actions": ["initiate", "status"], **PAYMENT}]
+    out: list[str] = []
+
+    async def worker(n: int) -> None:
+        conn = Connection(b.target)
+        try:
+            for _ in range(n):
+                out.append(await bank_token(b, conn, jar, details, "openid payments"))
+        finally:
+            conn.close()
+    share = -(-count // PAYMENT_TOKEN_WORKERS)
+    await asyncio.gather(*(worker(min(share, count - i * share)) for i in range(PAYMENT_TOKEN_WORKERS)))
+    return out
+
+
+async def prepare_bank_payment(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """POST /bank/v1/payments, execution only: every payment needs its own approval (a token executes
+    once), so one token per expected payment (the previous run's rate, or 150/s, x 1.5) is obtained
+    through the full flow BEFORE the window, and the requests (proof, key, body) are pre-built after
+    it. The window measures payment execution: token verification + DPoP + the ledger transaction with
+    its idempotency record. If the pool runs dry, a flow runs inline (counted as signed_inline; such a
+    run measures flows, not executions, and must be repeated with a longer pool)."""
+    if warmup + duration > 60:
+        raise SystemExit("bank_payment: the token pool is obtained before the window and tokens live 5 minutes; "
+                         "keep warmup + duration <= 60 s")
+    name = "bank_payment"
+    count = int(b.state.get(f"{name}_rate", 150.0) * 1.5 * (warmup + duration)) + 50
+    t0 = time.perf_counter()
+    tokens = await payment_tokens(b, count)
+    now = int(time.time())
+    pool = iter([payment_request(b, t, now) for t in tokens])
+    b.state[f"{name}_sign_s"] = time.perf_counter() - t0
+    b.state[f"{name}_inline"] = 0
+
+    async def next_request(c: Connection) -> bytes:
+        raw = next(pool, None)
+        if raw is None:
+            b.state[f"{name}_inline"] += 1
+            token = (await payment_tokens(b, 1))[0]
+            raw = payment_request(b, token, int(time.time()))
+        return raw
+
+    async def make(i: int, conn: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            resp = await c.send(await next_request(c))
+            _expect(resp, 201, "payment")
+            if b'"AcceptedSettlementCompleted"' not in resp.body:
+                raise HttpError(f"not a payment response: {resp.body[:200]!r}")
+        return op
+    return make
+
+
 SCENARIOS = {
     "null": "driver ceiling: the cc_basic request against a do-nothing server",
     "discovery": "GET discovery document (framework + TLS floor of the server)",
@@ -536,4 +619,5 @@ SCENARIOS = {
     "login": "password logins (argon2id, production parameters), logins/s",
     "introspect": "introspection of access tokens by a resource server",
     "bank_balances": "bank API: GET balances with a DPoP-bound token (fresh pre-signed proof per request)",
+    "bank_payment": "bank API: POST payments, execution only (one pre-obtained approval token per payment)",
 }
