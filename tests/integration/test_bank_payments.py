@@ -4,6 +4,7 @@ login + consent). Issue 4 item 4 (first part); rules in docs/banking-api.md, "Pa
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from typing import Any
@@ -74,6 +75,7 @@ def test_payment_end_to_end_moves_exactly_the_approved_amount(fintech: Fintech, 
     assert data["DebtorAccount"] == {"iban": before[1]}
     assert resp.headers["location"] == resp.json()["Links"]["Self"]
     assert resp.headers["cache-control"] == "no-store"
+    assert resp.headers["x-fapi-interaction-id"]
     after = accounts_of(server, "alice")["current/EUR"]
     assert after[2] == before[2] - 1234
     status = get(fintech, token, data["PaymentId"])
@@ -280,3 +282,61 @@ def test_rfc9449_s7_1_bearer_presented_dpop_token_is_refused(fintech: Fintech, s
                          headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key()})
     assert resp.status_code == 401, resp.text
     assert resp.json()["error"] == "invalid_token"
+
+
+def test_other_clients_payment_is_not_found(fintech: Fintech, server: Server,
+                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Payment status only for the client that made it (same customer, another app: 404)."""
+    detail = payment_initiation("1.25")
+    resp = post(fintech, pay_token(fintech, detail), payment_body(detail), key())
+    assert resp.status_code == 201, resp.text
+    other = Fintech(server, tmp_path_factory.mktemp("bank-payments-other"), "--authorization-details-type",
+                    "payment_initiation")
+    hidden = get(other, pay_token(other, payment_initiation("1.00")), resp.json()["Data"]["PaymentId"])
+    assert hidden.status_code == 404, hidden.text
+
+
+def test_status_needs_the_status_action(fintech: Fintech, server: Server) -> None:
+    detail = payment_initiation("1.75", actions=("initiate",))
+    token = pay_token(fintech, detail)
+    resp = post(fintech, token, payment_body(detail), key())
+    assert resp.status_code == 201, resp.text
+    status = get(fintech, token, resp.json()["Data"]["PaymentId"])
+    assert status.status_code == 403, status.text
+    assert status.json()["error"] == "insufficient_scope"
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"instructedAmount": {"currency": "EUR", "amount": 1.0}}',
+                                 b'{"unknown": 1}'])
+def test_malformed_payment_body_is_invalid_request(fintech: Fintech, raw: bytes) -> None:
+    token = pay_token(fintech, payment_initiation("1.00"))
+    resp = post(fintech, token, raw, key())
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "invalid_request"
+
+
+def test_payments_methods(fintech: Fintech, server: Server) -> None:
+    with server.client() as http:
+        resp = http.put("/bank/v1/payments", content=b"{}")
+        assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+        resp = http.delete("/bank/v1/payments/pay_x")
+        assert resp.status_code == 405 and resp.headers["allow"] == "GET"
+
+
+def test_refreshed_token_cannot_execute_the_approval_again(fintech: Fintech, server: Server) -> None:
+    """Once per grant, not per token: a refreshed access token carries the same grant_id (409)."""
+    detail = payment_initiation("1.10")
+    client = fintech.client
+    with server.client() as http, server.client(follow_redirects=False) as browser:
+        resp = client.flow(http, browser, scope="openid payments",
+                           authorization_details=json.dumps([detail]))
+        assert resp.status_code == 200, resp.text
+        first = resp.json()
+        assert "refresh_token" in first, first
+        refreshed = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+                                              **client.auth_params()}, headers=client.dpop_header("/token"))
+        assert refreshed.status_code == 200, refreshed.text
+    assert post(fintech, first["access_token"], payment_body(detail), key()).status_code == 201
+    again = post(fintech, refreshed.json()["access_token"], payment_body(detail), key())
+    assert again.status_code == 409, again.text
+    assert again.json()["error"] == "consent_already_used"
