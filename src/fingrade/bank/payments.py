@@ -8,9 +8,10 @@ Rules (docs/banking-api.md, "Payments"):
   name and account, remittance information, debtor account if sent) — otherwise 403;
 - the approval is (grant_id, that object): its hash is the unique `bank_payments.approval`, so it
   executes once, whatever the token (refreshed tokens carry the same grant_id) or node;
-- the debtor is the object's `debtorAccount` when it is one of the customer's open accounts in the
-  payment's currency, refused otherwise; without one (interim, until account selection at consent
-  writes it into the object) the customer's first current account in the currency;
+- the debtor is the object's `debtorAccount` (chosen by the customer at consent, or named by the app)
+  when it is one of the customer's open accounts in the payment's currency, refused otherwise;
+  without one (a detail approved before account selection existed) the customer's first current
+  account in the currency;
 - `Idempotency-Key` (1–64 printable ASCII characters) is required. The record (client, key) →
   (fingerprint of grant and normalised body, status, response body) is written in the payment's transaction;
   a retry with the same fingerprint gets the stored response, another fingerprint 422. Only a booked
@@ -158,7 +159,7 @@ def _debtor(conn: Connection, customer: str, detail: dict[str, Any], currency: s
                 return a
         raise PaymentRefused(422, "debtor_account_unavailable",
                              "the approved debtor account is not an open account of the customer in this currency")
-    for a in accounts:  # interim: no account chosen at consent
+    for a in accounts:  # no account chosen at consent
         if a.kind == "current" and a.currency == currency:
             return a
     raise PaymentRefused(422, "debtor_account_unavailable", f"the customer has no open current account in {currency}")
