@@ -8,13 +8,15 @@ import json
 import threading
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from integration_helpers import db_rows, user_id, www_authenticate
 from support.bank import Fintech, account_information, payment_body, payment_initiation
-from support.server import Server
+from support.flow import Authorized, consent, follow_to_client, login, query_of
+from support.server import DEMO_PASSWORD, Server
 
 
 @pytest.fixture(scope="module")
@@ -340,3 +342,32 @@ def test_refreshed_token_cannot_execute_the_approval_again(fintech: Fintech, ser
     again = post(fintech, refreshed.json()["access_token"], payment_body(detail), key())
     assert again.status_code == 409, again.text
     assert again.json()["error"] == "consent_already_used"
+
+
+def test_journey_payer_chosen_at_consent_is_debited(fintech: Fintech, server: Server) -> None:
+    """Issue 4 journey: PAR → login → the customer picks the payer (savings) at consent → token →
+    POST without debtorAccount → the chosen account is debited (the AS wrote it into the detail)."""
+    savings = accounts_of(server, "alice")["savings/EUR"]
+    detail = payment_initiation("0.50")
+    fc = fintech.client
+    with server.client() as http, server.client(follow_redirects=False) as browser:
+        params, verifier = fc.request_params(scope="openid payments", authorization_details=json.dumps([detail]))
+        pushed = fc.push(http, params)
+        assert pushed.status_code == 201, pushed.text
+        page = browser.get("/authorize?" + urlencode({"client_id": fc.client_id,
+                                                      "request_uri": pushed.json()["request_uri"]}))
+        page = follow_to_client(browser, page, fc.redirect_uri)
+        if 'name="password"' in page.text:
+            page = follow_to_client(browser, login(browser, page, "alice", DEMO_PASSWORD), fc.redirect_uri)
+        assert f'name="debtor_account" value="{savings[1]}"' in page.text
+        resp = consent(browser, page, choices={"debtor_account": savings[1]})
+        assert resp.status_code == 303, resp.text[:300]
+        code = query_of(resp.headers["location"])["code"]
+        tok = fc.redeem(http, Authorized(code=code, params={}, verifier=verifier, redirect_uri=fc.redirect_uri,
+                                         location=""))
+    assert tok.status_code == 200, tok.text
+    assert tok.json()["authorization_details"][0]["debtorAccount"] == {"iban": savings[1]}
+    paid = post(fintech, tok.json()["access_token"], payment_body(detail), key())
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["Data"]["DebtorAccount"] == {"iban": savings[1]}
+    assert accounts_of(server, "alice")["savings/EUR"][2] == savings[2] - 50
