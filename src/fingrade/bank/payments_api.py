@@ -42,16 +42,24 @@ def _refused(request: Request, exc: PaymentRefused) -> Response:
     return _json(exc.status, exc.body())
 
 
-async def create_payment(request: Request) -> Response:
-    bank: Bank = request.app.state.bank
+async def _caller(bank: Bank, request: Request, method: str) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+    """The request's interaction facts and the verified token claims, or the error response."""
     try:
-        facts = await _authorize(bank, request, "POST")
+        facts = await _authorize(bank, request, method)
     except OAuthError as exc:
         return _json(exc.status, exc.body(), exc.headers)
     try:
-        claims = await _claims(bank, request)
+        return facts, await _claims(bank, request)
     except OAuthError as exc:
         return _auth_error(request, exc)
+
+
+async def create_payment(request: Request) -> Response:
+    bank: Bank = request.app.state.bank
+    caller = await _caller(bank, request, "POST")
+    if isinstance(caller, Response):
+        return caller
+    facts, claims = caller
     if facts["ip"] or facts["date"]:
         log.info("bank payment interaction=%s client=%s customer_ip=%s auth_date=%s", request.state.interaction_id,
                  claims.get("client_id"), facts["ip"] or "-", facts["date"] or "-")
@@ -87,14 +95,10 @@ def orjson_self(raw: bytes) -> str:
 
 async def get_payment(request: Request) -> Response:
     bank: Bank = request.app.state.bank
-    try:
-        await _authorize(bank, request, "GET")
-    except OAuthError as exc:
-        return _json(exc.status, exc.body(), exc.headers)
-    try:
-        claims = await _claims(bank, request)
-    except OAuthError as exc:
-        return _auth_error(request, exc)
+    caller = await _caller(bank, request, "GET")
+    if isinstance(caller, Response):
+        return caller
+    _facts, claims = caller
     if not approved_payments(claims, "status"):
         return _auth_error(request, insufficient_scope("the token carries no payment_initiation status approval"))
     found = await Payments(bank.ledger.db).get(str(claims["client_id"]), str(claims["sub"]),
