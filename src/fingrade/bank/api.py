@@ -13,6 +13,8 @@ ledger knows; docs/banking-api.md documents them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.resources
 import logging
 import re
 import time
@@ -25,7 +27,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
@@ -319,6 +321,29 @@ async def get_transactions(bank: Bank, request: Request, claims: dict[str, Any],
     return 200, _page({"Transaction": [entry_json(e) for e in page.entries]}, self_url, next_url)
 
 
+# -- the OpenAPI document ---------------------------------------------------------------------
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The hand-written OpenAPI 3.1 description of this API (openapi.json beside this module), loaded once.
+    tests/integration/test_bank_openapi.py keeps it true: routes <-> paths, and schemathesis on the live server."""
+    return orjson.loads(importlib.resources.files(__package__).joinpath("openapi.json").read_bytes())
+
+
+@functools.cache
+def _openapi_bytes(bank_url: str) -> bytes:
+    return orjson.dumps({**openapi_document(), "servers": [{"url": bank_url}]})
+
+
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json: public like discovery (no token, any origin, cacheable); `servers` is bank_url."""
+    if request.method not in ("GET", "HEAD"):
+        return _json(405, method_not_allowed("GET").body(), {"Allow": "GET, HEAD"})
+    body = _openapi_bytes(request.app.state.bank.settings.bank_url)
+    return Response(body, media_type="application/json",
+                    headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
+
+
 # -- the ASGI application ----------------------------------------------------------------------
 
 class InteractionHeaders:
@@ -355,12 +380,22 @@ async def _server_error(request: Request, exc: Exception) -> Response:
                  {"error": "temporarily_unavailable" if isinstance(exc, OSError) else "server_error"})
 
 
+def bank_mount(app: ASGIApp) -> Mount:
+    """The API mounted at PREFIX. Starlette's mount pattern ends in `.*`, which stops at a newline: a
+    path with %0A in it would fall through to the host application's 404, without the interaction
+    id; with DOTALL every path below PREFIX is the bank's (found by the OpenAPI conformance test)."""
+    mount = Mount(PREFIX, app=app)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
+
+
 def bank_api() -> tuple[Starlette, ASGIApp]:
     """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount."""
     from .payments_api import create_payment, get_payment  # imports this module
 
     allm = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes = [
+        Route("/openapi.json", openapi, methods=allm),
         Route("/payments", create_payment, methods=allm),
         Route("/payments/{payment_id}", get_payment, methods=allm),
         Route("/accounts", _handler(list_accounts), methods=allm),

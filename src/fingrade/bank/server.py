@@ -15,13 +15,13 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..store.interfaces import OneTimeStore
 from ..store.sql.db import Database
-from .api import PREFIX, Bank, bank_api
+from .api import Bank, bank_api, bank_mount
 from .ledger import Ledger
 from .trust import AsTrust
 
@@ -101,5 +101,5 @@ def create_bank_server(settings: Settings) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return Response(b'{"error":"not_found"}', 404, media_type="application/json")
 
-    return Starlette(routes=[Route("/healthz", health, methods=["GET"]), Mount(PREFIX, app=mounted)],
+    return Starlette(routes=[Route("/healthz", health, methods=["GET"]), bank_mount(mounted)],
                      lifespan=lifespan, exception_handlers={404: not_found})

@@ -20,8 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..bank.api import PREFIX as BANK_PREFIX
-from ..bank.api import bank_api
+from ..bank.api import bank_api, bank_mount
 from ..bank.ledger import OPEN as ACCOUNT_OPEN
 from ..bank.ledger import Ledger
 from ..bank.server import in_process_bank
@@ -512,7 +511,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     bank_app = None
     if settings.role == "all":  # the bank API in the same process, trusting the AS only over HTTP
         bank_app, mounted = bank_api()
-        routes.append(Mount(BANK_PREFIX, app=mounted))
+        routes.append(bank_mount(mounted))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
