@@ -156,3 +156,16 @@ def test_rfc9068_4_wrong_audience_refused(fintech: Fintech, auth_server: Server,
         assert challenge["error_description"] == "the access token was not issued for this API"
     finally:
         other.stop()
+
+
+def test_role_bank_serves_its_openapi_document(bank: Server) -> None:
+    """Issue 4 item 6 with `--role bank`: the OpenAPI document at the bank's own URL names that URL in
+    `servers`; a path with an encoded newline is still the bank's (404 with x-fapi-interaction-id)."""
+    with bank.client() as http:
+        resp = http.get(f"{PREFIX}/openapi.json")
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["access-control-allow-origin"] == "*"
+        assert resp.json()["servers"] == [{"url": f"{bank.base_url}{PREFIX}"}]
+        odd = http.get(f"{PREFIX}/accounts/a%0Ab/balances")
+        assert odd.status_code == 401 and odd.headers["x-fapi-interaction-id"]
+        assert odd.headers["cache-control"] == "no-store"
