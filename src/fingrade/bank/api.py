@@ -332,7 +332,9 @@ def openapi_document() -> dict[str, Any]:
 
 @functools.cache
 def _openapi_bytes(bank_url: str) -> bytes:
-    return orjson.dumps({**openapi_document(), "servers": [{"url": bank_url}]})
+    # x-pending-paths: drafts of endpoints this build does not serve yet; not for clients.
+    doc = {k: v for k, v in openapi_document().items() if k != "x-pending-paths"}
+    return orjson.dumps({**doc, "servers": [{"url": bank_url}]})
 
 
 async def openapi(request: Request) -> Response:
