@@ -9,18 +9,19 @@ operation, no example database."""
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode, checks
 
-from fingrade.bank.api import bank_api, openapi_document
+from fingrade.bank.api import bank_api, openapi_document, route_template, served_document
 from support.bank import PREFIX, Fintech, account_information
 from support.server import Server
 
@@ -29,9 +30,12 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.cont
           checks.response_headers_conformance, checks.response_schema_conformance]
 
 
-def _route_paths() -> set[str]:
+def _route_paths() -> frozenset[str]:
     api, _ = bank_api()
-    return {re.sub(r"\{[^}]+\}", "{}", r.path) for r in api.routes} - {"/openapi.json"}
+    return frozenset(route_template(r.path) for r in api.routes) - {"/openapi.json"}
+
+
+SERVED = served_document(_route_paths())
 
 
 def test_openapi_document_is_valid_openapi_3_1() -> None:
@@ -39,6 +43,7 @@ def test_openapi_document_is_valid_openapi_3_1() -> None:
     doc = openapi_document()
     assert doc["openapi"].startswith("3.1.")
     validate(doc)
+    validate(SERVED)
 
 
 def _pending() -> dict:
@@ -46,16 +51,14 @@ def _pending() -> dict:
 
 
 def test_openapi_document_describes_exactly_the_served_routes() -> None:
-    """Every bank route is in `paths` and every path in `paths` is served: a new endpoint fails here
-    until it is documented, and the document never promises a missing one. Endpoints written ahead
-    of their routes wait in `x-pending-paths` (not served as paths, not tested against the server)."""
-    documented = {re.sub(r"\{[^}]+\}", "{}", p) for p in openapi_document()["paths"]}
-    pending = {re.sub(r"\{[^}]+\}", "{}", p) for p in _pending()}
-    routes = _route_paths()
-    assert not (routes - documented) & pending, "routes now served: move them from x-pending-paths into paths"
-    assert documented == routes
-    assert not documented & pending
-    for path, item in openapi_document()["paths"].items():
+    """Every bank route is documented and every documented path is served: a new endpoint fails here
+    until it is documented, and the served document never promises a missing one. Endpoints written
+    ahead of their code wait in `x-pending-paths` and are served (and tested below) once their route
+    exists; `paths` itself must only hold served routes."""
+    assert {route_template(p) for p in SERVED["paths"]} == _route_paths()
+    assert {route_template(p) for p in openapi_document()["paths"]} <= _route_paths()
+    assert not set(openapi_document()["paths"]) & set(_pending())
+    for path, item in SERVED["paths"].items():
         for method, op in item.items():
             if method != "parameters":
                 assert "500" not in op["responses"], f"{method} {path}: a 500 is never a documented answer"
@@ -78,7 +81,7 @@ def test_openapi_served_publicly_and_cacheable(http) -> None:
     assert "x-fapi-interaction-id" in resp.headers
     doc = resp.json()
     assert doc["servers"] == [{"url": http.base_url.join(PREFIX).__str__().rstrip("/")}]
-    assert doc["paths"] == openapi_document()["paths"]
+    assert doc["paths"] == SERVED["paths"]
     assert "x-pending-paths" not in doc
     assert http.post(PREFIX + "/openapi.json").status_code == 405
 
@@ -101,7 +104,8 @@ class DPoPAuth(requests.auth.AuthBase):
 
 @pytest.fixture(scope="module")
 def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
-    return Fintech(server, tmp_path_factory.mktemp("openapi-fintech"))
+    return Fintech(server, tmp_path_factory.mktemp("openapi-fintech"), "--authorization-details-type",
+                   "payment_initiation")
 
 
 @pytest.fixture(scope="module")
@@ -117,20 +121,55 @@ def account_ids(fintech: Fintech, token: str, server: Server) -> list[str]:
     return [a["AccountId"] for a in resp.json()["Data"]["Account"]]
 
 
+PAYMENT = {"instructedAmount": {"currency": "EUR", "amount": "1.23"}, "creditorName": "OpenAPI Test GmbH",
+           "creditorAccount": {"iban": "DE89370400440532013000"}}
+PAYMENT_KEY = "openapi-test-1"
+
+
 @pytest.fixture(scope="module")
-def api_schema(server: Server, account_ids: list[str]):
-    """The served document; only for generation, AccountId also draws the customer's real ids (so
-    that 200s are exercised, not only 404s). Responses are checked against the unchanged schemas."""
-    doc = copy.deepcopy(openapi_document())
+def pay_token(fintech: Fintech) -> str:
+    """A token approving PAYMENT (initiate, status); used only when the document has payment paths."""
+    detail = {"type": "payment_initiation", "actions": ["initiate", "status"], **PAYMENT}
+    return fintech.token(detail, scope="openid payments")
+
+
+@pytest.fixture(scope="module")
+def payment_ids(fintech: Fintech, pay_token: str, server: Server) -> list[str]:
+    with server.client() as http:
+        resp = http.post(PREFIX + "/payments", json=PAYMENT, headers={
+            "Authorization": f"DPoP {pay_token}", "Idempotency-Key": PAYMENT_KEY,
+            "DPoP": fintech.proof("/payments", pay_token, method="POST")})
+    assert resp.status_code == 201, resp.text
+    return [resp.json()["Data"]["PaymentId"]]
+
+
+def _payments_documented() -> bool:
+    return any(p.startswith("/payments") for p in SERVED["paths"])
+
+
+@pytest.fixture(scope="module")
+def api_schema(server: Server):
+    doc = copy.deepcopy(SERVED)
     doc["servers"] = [{"url": server.base_url + PREFIX}]
-    param = doc["components"]["parameters"]["AccountId"]
-    param["schema"] = {"anyOf": [{"enum": account_ids}, param["schema"]]}
     config = schemathesis.config.SchemathesisConfig.from_dict({
         "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
                        "with-security-parameters": False},
         "phases": {"stateful": {"enabled": False}},
     })
     return schemathesis.openapi.from_dict(doc, config=config)
+
+
+@pytest.fixture(scope="module")
+def real_values(account_ids: list[str], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Values of the customer's real resources, mixed into generation so that 2xx answers are exercised,
+    not only 404s and 403s: path parameters, and the approved payment with the key it was made with
+    (a retry: the same 201 again)."""
+    real: dict[str, Any] = {"path": {"AccountId": account_ids[0]}}
+    if _payments_documented():
+        real["path"]["PaymentId"] = request.getfixturevalue("payment_ids")[0]
+        real["body"] = PAYMENT
+        real["headers"] = {"Idempotency-Key": PAYMENT_KEY}
+    return real
 
 
 @pytest.fixture
@@ -141,19 +180,27 @@ def session(server: Server) -> Iterator[requests.Session]:
         yield s
 
 
-OPERATIONS = [(path, method.upper()) for path, item in openapi_document()["paths"].items()
+OPERATIONS = [(path, method.upper()) for path, item in SERVED["paths"].items()
               for method in item if method != "parameters"]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 BOUNDED = settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 
 
-def _run(api_schema, path: str, method: str, mode: GenerationMode, call) -> int:
-    """Runs `call(case)` on generated cases of one operation; returns how many were sent."""
+def _run(api_schema, path: str, method: str, mode: GenerationMode, call, real: dict[str, Any] | None = None) -> int:
+    """Runs `call(case)` on generated cases of one operation; returns how many were sent. In positive
+    mode, cases built on `real` values are mixed in."""
     operation = api_schema[path][method]
+    strategy = operation.as_strategy(generation_mode=mode)
+    if real and mode is GenerationMode.POSITIVE:
+        names = {p["name"] for p in _parameters(path, method) if p["in"] == "path"}
+        kw: dict[str, Any] = {"path_parameters": {k: v for k, v in real["path"].items() if k in names}}
+        if method == "POST" and "body" in real:
+            kw.update(body=real["body"], headers=real["headers"])
+        strategy = st.one_of(strategy, operation.as_strategy(generation_mode=mode, **kw))
     sent = []
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=strategy)
     @BOUNDED
     def run(case) -> None:
         call(case)
@@ -163,20 +210,32 @@ def _run(api_schema, path: str, method: str, mode: GenerationMode, call) -> int:
     return len(sent)
 
 
+def _parameters(path: str, method: str) -> list[dict[str, Any]]:
+    doc = SERVED
+    item = doc["paths"][path]
+    params = item.get("parameters", []) + item[method.lower()].get("parameters", [])
+    return [doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in params]
+
+
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
-def test_openapi_conformance_with_dpop_token(api_schema, session: requests.Session, fintech: Fintech, token: str,
+def test_openapi_conformance_with_dpop_token(api_schema, session: requests.Session, fintech: Fintech,
+                                             real_values: dict[str, Any], request: pytest.FixtureRequest,
                                              path: str, method: str, mode: GenerationMode) -> None:
-    """With a valid DPoP-bound token and a fresh proof per request: no 5xx, and every response as documented."""
+    """With a valid DPoP-bound token for the operation (accounts or payments) and a fresh proof per
+    request: no 5xx, and every response as documented."""
+    token = request.getfixturevalue("pay_token" if path.startswith("/payments") else "token")
     session.auth = DPoPAuth(fintech, token)
     statuses: set[int] = set()
 
     def call(case) -> None:
-        statuses.add(case.call_and_validate(base_url=session.base_url, session=session, verify=session.verify, checks=CHECKS, timeout=20).status_code)
+        response = case.call_and_validate(base_url=session.base_url, session=session, verify=session.verify,
+                                          checks=CHECKS, timeout=20)
+        statuses.add(response.status_code)
 
-    assert _run(api_schema, path, method, mode, call) >= MAX_EXAMPLES // 2
+    assert _run(api_schema, path, method, mode, call, real_values) >= MAX_EXAMPLES // 2
     if mode is GenerationMode.POSITIVE:
-        assert 200 in statuses, statuses  # the generated data reaches the real answers, not only errors
+        assert statuses & {200, 201}, statuses  # the generated data reaches the real answers, not only errors
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
@@ -185,7 +244,8 @@ def test_openapi_conformance_without_token(api_schema, session: requests.Session
                                            mode: GenerationMode) -> None:
     """Without a token (RFC 6750 §3.1): no 5xx, and the 400/401 answers as documented."""
     def call(case) -> None:
-        response = case.call_and_validate(base_url=session.base_url, session=session, verify=session.verify, checks=CHECKS, timeout=20)
+        response = case.call_and_validate(base_url=session.base_url, session=session, verify=session.verify,
+                                          checks=CHECKS, timeout=20)
         assert response.status_code in (400, 401), response.text
 
     assert _run(api_schema, path, method, mode, call) >= MAX_EXAMPLES // 2

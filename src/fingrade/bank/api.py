@@ -330,18 +330,34 @@ def openapi_document() -> dict[str, Any]:
     return orjson.loads(importlib.resources.files(__package__).joinpath("openapi.json").read_bytes())
 
 
+def route_template(path: str) -> str:
+    """/accounts/{AccountId} and /accounts/{account_id} -> /accounts/{}"""
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def served_document(routes: frozenset[str]) -> dict[str, Any]:
+    """What we tell clients: `paths`, plus the drafts in `x-pending-paths` (endpoints written ahead of
+    their code) whose route this build serves (`routes`: route_template of each). Never a path that
+    is not served."""
+    doc = openapi_document()
+    ready = {p: item for p, item in doc.get("x-pending-paths", {}).items()
+             if p.startswith("/") and route_template(p) in routes}
+    out = {k: v for k, v in doc.items() if k != "x-pending-paths"}
+    out["paths"] = {**doc["paths"], **ready}
+    return out
+
+
 @functools.cache
-def _openapi_bytes(bank_url: str) -> bytes:
-    # x-pending-paths: drafts of endpoints this build does not serve yet; not for clients.
-    doc = {k: v for k, v in openapi_document().items() if k != "x-pending-paths"}
-    return orjson.dumps({**doc, "servers": [{"url": bank_url}]})
+def _openapi_bytes(bank_url: str, routes: frozenset[str]) -> bytes:
+    return orjson.dumps({**served_document(routes), "servers": [{"url": bank_url}]})
 
 
 async def openapi(request: Request) -> Response:
     """GET /openapi.json: public like discovery (no token, any origin, cacheable); `servers` is bank_url."""
     if request.method not in ("GET", "HEAD"):
         return _json(405, method_not_allowed("GET").body(), {"Allow": "GET, HEAD"})
-    body = _openapi_bytes(request.app.state.bank.settings.bank_url)
+    routes = frozenset(route_template(r.path) for r in request.app.routes if isinstance(r, Route))
+    body = _openapi_bytes(request.app.state.bank.settings.bank_url, routes)
     return Response(body, media_type="application/json",
                     headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
 
