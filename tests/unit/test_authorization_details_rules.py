@@ -196,6 +196,16 @@ def test_iso13616_checksum() -> None:
     assert not ad.iban_valid("DE89370400440532013001")
 
 
+def test_iso13616_country_length_is_the_banks_rule() -> None:
+    """A checksum-valid IBAN of the wrong length for its country is refused at approval time, as the
+    bank refuses it at payment time (one rule: fingrade.bank.iban)."""
+    bban = "BUKB202015555555"  # a GB BBAN is 18 characters; this one is 16
+    check = 98 - int("".join(str(int(ch, 36)) for ch in bban + "GB00")) % 97
+    short = f"GB{check:02d}{bban}"
+    assert int("".join(str(int(ch, 36)) for ch in short[4:] + short[:4])) % 97 == 1  # the checksum holds
+    assert not ad.iban_valid(short)
+
+
 def test_rfc9396_s6_expired_account_access_is_no_longer_carried() -> None:
     """RFC 9396 §6/§7: later tokens of a grant carry only the details still in force."""
     granted = parse([accounts(expires_at="2026-10-01T00:00:00Z"), payment()])
