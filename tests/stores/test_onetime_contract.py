@@ -4,6 +4,8 @@ Atomic take-once is what makes codes single-use (RFC 6749 §4.1.2) and replay ca
 
 from __future__ import annotations
 
+import contextlib
+
 import asyncio
 import secrets
 from collections.abc import Iterator
@@ -135,26 +137,33 @@ def test_add_does_not_extend_a_live_entry(kind: str, tmp_path: Path, pg_url: str
     run(kind, tmp_path, pg_url, body)
 
 
+@contextlib.contextmanager
+def _statements(s) -> Iterator[list[str]]:
+    """The first word of every SQL statement the store sends while the block runs."""
+    from sqlalchemy import event
+
+    engine = s.db.engine if s.db.engine is not None else s.db.async_engine.sync_engine
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement.split()[0].upper())
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> None:
     """The replay-cache insert runs on every client assertion and DPoP proof (twice per token request
     of a FAPI 2.0 client): one INSERT ... ON CONFLICT DO UPDATE ... WHERE expired, no separate
     delete of an expired leftover and no savepoint (bench: cc_jwt_dpop profile)."""
-    from sqlalchemy import event
-
     async def body(s) -> None:
-        engine = s.db.engine if s.db.engine is not None else s.db.async_engine.sync_engine
-        seen: list[str] = []
-
-        def count(_conn, _cursor, statement, *_args) -> None:
-            seen.append(statement.split()[0].upper())
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with _statements(s) as seen:
             key = secrets.token_hex(8)
             assert await s.add("jti", key, ttl=30) is True
             assert await s.add("jti", key, ttl=30) is False
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         work = [st for st in seen if st not in ("BEGIN", "COMMIT", "ROLLBACK", "SELECT")]
         assert work == ["INSERT", "INSERT"], seen
     run(kind, tmp_path, pg_url, body)
@@ -164,23 +173,13 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> Non
 def test_sql_per_request_writes_are_single_autocommit_statements(kind: str, tmp_path: Path, pg_url: str) -> None:
     """put, add, take and consume are each one statement, atomic on its own, run without an explicit
     BEGIN ... COMMIT (db.write_statement): a FAPI flow makes about ten of them (bench: fapi_flow)."""
-    from sqlalchemy import event
-
     async def body(s) -> None:
-        engine = s.db.engine if s.db.engine is not None else s.db.async_engine.sync_engine
-        seen: list[str] = []
-
-        def count(_conn, _cursor, statement, *_args) -> None:
-            seen.append(statement.split()[0].upper())
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with _statements(s) as seen:
             key = secrets.token_hex(8)
             await s.put("code", key, {"v": 1}, ttl=30)
             await s.put("code", key, {"v": 2}, ttl=30)  # replaces, in the same one statement
             assert await s.consume("code", key) == ({"v": 2}, True)
             assert await s.take("code", key) == {"v": 2}
             assert await s.add("jti", key, ttl=30) is True
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         assert seen == ["INSERT", "INSERT", "UPDATE", "DELETE", "INSERT"], seen
     run(kind, tmp_path, pg_url, body)
