@@ -513,7 +513,11 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         bank_app, mounted = bank_api()
         routes.append(bank_mount(mounted))
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error})
+                    exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error,
+                                        # A store outage is answered (503) and handled here, not re-raised to the
+                                        # server, so the connection stays usable for the client's retry.
+                                        DBAPIError: _server_error, RedisError: _server_error,
+                                        OSError: _server_error})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
     app.add_middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://"))
