@@ -41,10 +41,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bank.iban import is_valid_iban
 from .errors import OAuthError
+
+if TYPE_CHECKING:
+    from .context import Core
 
 MAX_PARAM_LENGTH = 4096  # characters of the JSON text (form parameters over 8192 are invalid_request, http.py)
 MAX_ENTRIES = 5
@@ -189,6 +192,11 @@ class Context:
     now: int  # seconds since the epoch
     locations: frozenset[str]  # the resource servers tokens are issued for (RFC 9396 §2.2 `locations`)
     defaults: bool = True  # fill in defaults (not when comparing a narrowed request, §6.1)
+
+
+def context_of(core: Core, *, defaults: bool = True) -> Context:
+    """The validation context of this server: now, and the resource its tokens are for."""
+    return Context(now=core.clock(), locations=frozenset({core.settings.audience}), defaults=defaults)
 
 
 def _locations(value: Any, ctx: Context, where: str) -> list[str]:

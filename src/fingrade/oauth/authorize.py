@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import authorization_details, pkce
+from . import authorization_details, claims_request, consent_resources, pkce
 from .context import Core
 from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, invalid_scope
@@ -58,6 +58,7 @@ class AuthorizationRequest:
     pushed_key: str | None = None  # the PAR entry this request came from (RFC 9126), consumed with the code
     authorization_details: list[dict[str, Any]] | None = None  # RFC 9396 §2, validated and normalised
     response_mode: str = QUERY  # the validated encoding of the response (response_mode.check_mode)
+    consent_id: str | None = None  # a lodged consent (consent_resources.py) named by openbanking_intent_id
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +94,11 @@ async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None)
         params, pushed_key = await _load_pushed(core, client, params["request_uri"])
     req = validate_params(core, client, params, pushed=pushed_key is not None)
     req.pushed_key = pushed_key
+    try:
+        await consent_resources.attach(core, client, req)
+    except OAuthError as exc:
+        raise RedirectError(exc, req.redirect_uri, req.state, delivery_mode(params.get("response_mode"), client),
+                            client.client_id) from None
     return req, client
 
 
@@ -188,19 +194,19 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
     details = None
     if "authorization_details" in params:  # RFC 9396 §2; errors: invalid_authorization_details (§5)
         details = authorization_details.parse(params["authorization_details"], authorization_details_types(client),
-                                              details_context(core))
+                                              authorization_details.context_of(core))
+    # OIDC Core §5.5; UK Open Banking names a lodged consent this way (resolved by consent_resources.attach).
+    consent_id = claims_request.intent_id(params["claims"]) if "claims" in params else None
+    if consent_id is not None and details is not None:
+        raise invalid_request("authorization_details cannot be combined with openbanking_intent_id: "
+                              "the consent says what is asked")
 
     return AuthorizationRequest(
         client_id=client.client_id, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce,
         code_challenge=challenge[0] if challenge else None, code_challenge_method=challenge[1] if challenge else None,
         prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
-        dpop_jkt=dpop_jkt, authorization_details=details, response_mode=response_mode,
+        dpop_jkt=dpop_jkt, authorization_details=details, response_mode=response_mode, consent_id=consent_id,
     )
-
-
-def details_context(core: Core, *, defaults: bool = True) -> authorization_details.Context:
-    return authorization_details.Context(now=core.clock(), locations=frozenset({core.settings.audience}),
-                                         defaults=defaults)
 
 
 async def error_response(core: Core, err: RedirectError) -> AuthorizationResponse:
@@ -250,15 +256,20 @@ async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_t
     now = core.clock()
     grant_id = new_token(16)
     scope = " ".join(req.scope)
-    await core.store.create_grant(Grant(id=grant_id, client_id=req.client_id, user_id=user_id, scope=scope,
-                                        auth_time=auth_time, created_at=now,
-                                        authorization_details=req.authorization_details))
+    grant = Grant(id=grant_id, client_id=req.client_id, user_id=user_id, scope=scope, auth_time=auth_time,
+                  created_at=now, authorization_details=req.authorization_details)
+    if req.consent_id is None:
+        await core.store.create_grant(grant)
+    elif not await core.store.authorise_consent_resource(req.consent_id, grant):
+        # Authorised (or deleted) by another request meanwhile: one consent, one authorisation.
+        return await request_error(core, req, invalid_request("the consent is no longer awaiting authorisation"))
     code = new_token(32)
     await core.onetime.put("code", token_hash(code), {
         "client_id": req.client_id, "redirect_uri": req.redirect_uri, "scope": scope, "user_id": user_id,
         "auth_time": auth_time, "amr": amr, "nonce": req.nonce, "code_challenge": req.code_challenge,
         "code_challenge_method": req.code_challenge_method, "grant_id": grant_id, "dpop_jkt": req.dpop_jkt,
         "authorization_details": req.authorization_details, "expires_at": now + core.settings.code_ttl,
+        "consent_id": req.consent_id,
     }, ttl=core.settings.code_ttl + CODE_REUSE_WINDOW)
     return await authorization_response(core, req.client_id, req.redirect_uri, req.response_mode,
                                         {"code": code, "state": req.state})

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import consent_resources
 from .authorize import AuthorizationRequest, consent_needed, consume_pushed, issue_code, login_needed, request_error
 from .context import Core
 from .crypto import equal, new_token, token_hash
@@ -267,6 +268,8 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
         if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
             raise gone()
         await consume_pushed(core, req)
+        if req.consent_id is not None:
+            await consent_resources.reject(core, req.consent_id, user_id)
         await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
         return await request_error(core, req, OAuthError("access_denied", "the user denied the request"))
     if req.authorization_details:

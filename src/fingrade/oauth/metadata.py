@@ -65,8 +65,9 @@ def server_metadata(core: Core) -> dict[str, Any]:
         "userinfo_signing_alg_values_supported": [],
         "authorization_response_iss_parameter_supported": True,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp",
-                             "at_hash", "name", "preferred_username", "email", "email_verified"],
-        "claims_parameter_supported": False,
+                             "at_hash", "name", "preferred_username", "email", "email_verified", "openbanking_intent_id"],
+        # OIDC Core §5.5, for openbanking_intent_id (claims_request.py); other requested claims are ignored.
+        "claims_parameter_supported": True,
         # Request objects (RFC 9101) are accepted at the PAR endpoint only (FAPI 2.0 Message Signing
         # 5.3.1, RFC 9126 §3); `request` on the authorization endpoint itself gets request_not_supported,
         # so request_parameter_supported (which describes that endpoint, OIDC Discovery §3) is false.

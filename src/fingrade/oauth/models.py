@@ -66,6 +66,22 @@ class Grant:
 
 
 @dataclass(slots=True)
+class ConsentResource:
+    """A consent lodged by a resource server for a client before the customer sees it (UK Open
+    Banking's account-access-consents, the FAPI "lodging intent" pattern); oauth/consent_resources.py."""
+
+    id: str
+    client_id: str
+    status: str  # as stored: AwaitingAuthorisation | Authorised | Rejected | Revoked
+    authorization_details: list[dict[str, Any]]  # RFC 9396; once authorised, what the customer approved
+    data: dict[str, Any]  # the resource server's own fields, returned unchanged
+    created_at: int
+    status_updated_at: int
+    user_id: str | None = None  # the customer who authorised or rejected it
+    grant_id: str | None = None  # the grant it was authorised into
+
+
+@dataclass(slots=True)
 class RefreshToken:
     token_hash: str
     grant_id: str

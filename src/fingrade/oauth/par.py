@@ -3,7 +3,7 @@ authenticated back channel and gets a short-lived `request_uri` to send the brow
 
 from __future__ import annotations
 
-from . import dpop, request_object
+from . import consent_resources, dpop, request_object
 from .authorize import PAR_PREFIX, PageError, RedirectError, validate_params
 from .client_auth import authenticate_client
 from .context import Core
@@ -46,11 +46,12 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
                 raise dpop.invalid_dpop_proof("dpop_jkt does not match the key of the DPoP proof")
         try:
             # §2.1 step 3: the same validation as at the authorization endpoint; errors as JSON (§2.3).
-            validate_params(core, client, {**pushed, "client_id": client.client_id}, pushed=True)
+            req = validate_params(core, client, {**pushed, "client_id": client.client_id}, pushed=True)
         except PageError as exc:
             raise OAuthError(exc.error, exc.description, 400) from None
         except RedirectError as err:
             raise err.error from None
+        await consent_resources.attach(core, client, req)  # a named consent must exist and await authorisation
         if signed is not None:
             await request_object.use_once(core, client, signed)
         # §2.2 and RFC 9101 §10.2: an unguessable reference; only its hash is stored.

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from . import authorization_details, dpop, pkce
-from .authorize import details_context
+from .claims_request import INTENT_CLAIM
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import token_hash
@@ -120,8 +120,10 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
     _require_key(data.get("dpop_jkt"), jkt, "authorization code")  # RFC 9449 §10
     grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
                   auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
+    # UK Open Banking: the ID token names the consent the customer authorised.
+    id_claims = {INTENT_CLAIM: data["consent_id"]} if data.get("consent_id") else None
     return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt,
-                        bind=bind, details=_narrow_details(core, client, params, grant))
+                        bind=bind, details=_narrow_details(core, client, params, grant), id_claims=id_claims)
 
 
 def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: Grant) -> list[dict[str, Any]] | None:
@@ -138,13 +140,13 @@ def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: G
     if "authorization_details" not in params:
         return current
     return authorization_details.narrow(params["authorization_details"], current,
-                                        authorization_details_types(client), details_context(core, defaults=False))
+                                        authorization_details_types(client), authorization_details.context_of(core, defaults=False))
 
 
 async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None, amr: list[str] | None,
                  with_refresh: bool, jkt: str | None, bind: dict[str, Any] | None,
                  details: list[dict[str, Any]] | None, scope: str | None = None,
-                 refresh_token: str | None = None) -> dict[str, Any]:
+                 refresh_token: str | None = None, id_claims: dict[str, Any] | None = None) -> dict[str, Any]:
     scope = scope or grant.scope
     assert grant.user_id is not None
     extra = _cnf(bind) or {}
@@ -159,7 +161,7 @@ async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None,
     if "openid" in scope.split():
         body["id_token"] = await mint_id_token(core, sub=grant.user_id, client_id=client.client_id, nonce=nonce,
                                                auth_time=grant.auth_time or claims["iat"], access_token=access_token,
-                                               amr=amr)
+                                               amr=amr, claims=id_claims)
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
     elif with_refresh and "refresh_token" in client.grant_types:

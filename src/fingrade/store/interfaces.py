@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..oauth.models import Client, Grant, RefreshToken, Session, SigningKey, User
+from ..oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
 
 
 class OneTimeStore(Protocol):
@@ -78,6 +78,16 @@ class DurableStore(Protocol):
     async def revoke_access_token(self, jti: str, expires_at: int) -> None: ...
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
         """True when neither the token (by jti) nor its grant has been revoked."""
+
+    # consent resources lodged by a resource server (oauth/consent_resources.py)
+    async def create_consent_resource(self, resource: ConsentResource) -> None: ...
+    async def get_consent_resource(self, consent_id: str) -> tuple[ConsentResource, int | None] | None:
+        """The consent and its grant's revoked_at (None: no grant or a live one)."""
+    async def authorise_consent_resource(self, consent_id: str, grant: Grant) -> bool:
+        """AwaitingAuthorisation -> Authorised with the grant created, atomically; False: nothing written."""
+    async def set_consent_resource_status(self, consent_id: str, expected: tuple[str, ...], status: str, now: int,
+                                          user_id: str | None = None) -> bool:
+        """Conditional status change; Revoked revokes the consent's grant in the same transaction."""
 
     # signing keys
     async def list_signing_keys(self) -> list[SigningKey]: ...

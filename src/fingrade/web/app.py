@@ -28,6 +28,7 @@ from ..config import Settings
 from ..oauth import consents
 from ..oauth import interaction as flow
 from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
+from ..oauth.consent_resources import consent_resource_endpoint
 from ..oauth.context import Core
 from ..oauth.crypto import new_token, token_hash
 from ..oauth.errors import OAuthError, invalid_request
@@ -407,6 +408,14 @@ async def manage_client(request: Request) -> Response:
     return to_starlette(await manage_endpoint(_core(request), creq, request.path_params["client_id"]))
 
 
+async def consent_resource(request: Request) -> Response:
+    try:
+        creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
+    except BodyTooLarge as exc:
+        return json_error(exc)
+    return to_starlette(await consent_resource_endpoint(_core(request), creq, request.path_params.get("consent_id")))
+
+
 async def health(request: Request) -> Response:
     core = _core(request)
     try:
@@ -505,6 +514,8 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/revoke", _endpoint(revocation_endpoint), methods=ALL),
         Route("/register", _endpoint(register_endpoint), methods=ALL),
         Route("/register/{client_id}", manage_client, methods=ALL),
+        Route("/consent-resources", consent_resource, methods=ALL),
+        Route("/consent-resources/{consent_id}", consent_resource, methods=ALL),
         Route("/healthz", health, methods=["GET"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]

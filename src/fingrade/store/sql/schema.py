@@ -72,6 +72,23 @@ grants = Table(
     Index("ix_grants_user_client", "user_id", "client_id"),
 )
 
+# Consents lodged by a resource server before the customer's authorization (UK Open Banking
+# account-access-consents; oauth/consent_resources.py). The status moves only by conditional updates:
+# AwaitingAuthorisation -> Authorised (with the grant, in one transaction) | Rejected | Revoked.
+consent_resources = Table(
+    "consent_resources", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("authorization_details", Text, nullable=False),  # JSON list, RFC 9396
+    Column("data", Text, nullable=False),  # JSON object, the resource server's own fields
+    Column("created_at", BigInteger, nullable=False),
+    Column("status_updated_at", BigInteger, nullable=False),
+    Column("user_id", String(64)),
+    Column("grant_id", String(64)),
+    Index("ix_consent_resources_grant", "grant_id"),
+)
+
 refresh_tokens = Table(
     "refresh_tokens", metadata,
     Column("token_hash", String(64), primary_key=True),

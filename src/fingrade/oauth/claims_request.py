@@ -1,0 +1,67 @@
+"""The OpenID Connect `claims` request parameter (OIDC Core §5.5), for the one claim this server acts
+on: `openbanking_intent_id`, by which a UK Open Banking client names the consent resource the
+customer is asked to authorise (oauth/consent_resources.py).
+
+Every other requested claim is ignored, as §5.5 allows ("the OP MAY ... not return" a claim, even an
+essential one), and the parameter's structure is still checked, so a malformed one is refused rather
+than half-read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import OAuthError, invalid_request
+
+INTENT_CLAIM = "openbanking_intent_id"
+CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MEMBERS = ("userinfo", "id_token")  # §5.5; other top-level members are ignored (extensions)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise invalid_request("claims has a repeated member")  # parsers disagree on which value wins
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise invalid_request("claims is not valid JSON")
+
+
+def intent_id(raw: str) -> str | None:
+    """The consent id the `claims` parameter names, or None. Raises invalid_request when the
+    parameter is not a §5.5 claims request or names two different consents."""
+    try:
+        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+    except OAuthError:
+        raise
+    except (ValueError, RecursionError):
+        raise invalid_request("claims is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise invalid_request("claims must be a JSON object (OIDC Core 5.5)")
+    found: set[str] = set()
+    for member in _MEMBERS:
+        requests = value.get(member)
+        if requests is None:
+            continue
+        if not isinstance(requests, dict):
+            raise invalid_request(f"claims.{member} must be a JSON object")
+        for name, spec in requests.items():
+            if spec is None:
+                continue  # §5.5.1: null asks for the claim in the default manner
+            if not isinstance(spec, dict):
+                raise invalid_request(f"claims.{member} members must be null or JSON objects")
+            if "essential" in spec and not isinstance(spec["essential"], bool):
+                raise invalid_request("essential must be true or false")
+            if "values" in spec and not isinstance(spec["values"], list):
+                raise invalid_request("values must be a JSON array")
+            if name == INTENT_CLAIM:
+                if "values" in spec or not isinstance(spec.get("value"), str) \
+                        or not CONSENT_ID.fullmatch(spec["value"]):
+                    raise invalid_request(f"{INTENT_CLAIM} needs one value: the consent id")
+                found.add(spec["value"])
+    if len(found) > 1:
+        raise invalid_request(f"{INTENT_CLAIM} names two different consents")
+    return found.pop() if found else None

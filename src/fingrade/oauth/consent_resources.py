@@ -1,0 +1,173 @@
+"""Consent resources: a consent lodged before the customer sees it (UK Open Banking's
+account-access-consents; the FAPI "lodging intent" pattern).
+
+The flow: the app gets a client-credentials token and asks the bank's resource server to create a
+consent (`POST /account-access-consents`); the resource server lodges it here through
+`POST /consent-resources` (resource servers only, like introspection), getting its id. The app's
+authorization request names the id in the `claims` parameter (`openbanking_intent_id`, OIDC Core
+§5.5, claims_request.py); the consent's RFC 9396 authorization details become the request's, so the
+consent page, account selection, the grant and the tokens work exactly as for a request that carried
+`authorization_details` itself.
+
+States: AwaitingAuthorisation -> Authorised (the customer approved; the grant is created in the same
+transaction, so one consent is authorised at most once) | Rejected (the customer declined) ->
+Revoked (the app deleted it, or - derived from its grant - the customer revoked it on the dashboard
+or the bank with `fingrade consents revoke`). Revoked kills the grant's tokens at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from . import authorization_details
+from .client_auth import authenticate_client
+from .context import Core
+from .crypto import new_token
+from .errors import OAuthError, invalid_request, method_not_allowed
+from .http import HttpRequest, HttpResponse, parse_params
+from .models import Client, ConsentResource
+from .profiles import authorization_details_types
+
+if TYPE_CHECKING:
+    from .authorize import AuthorizationRequest
+
+AWAITING = "AwaitingAuthorisation"
+AUTHORISED = "Authorised"
+REJECTED = "Rejected"
+REVOKED = "Revoked"
+LODGED_TYPES = frozenset({"account_information"})  # what a lodged consent may ask for
+MAX_DATA = 4096  # bytes of the resource server's own JSON
+MAX_BODY = 16384
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def not_found() -> OAuthError:
+    return OAuthError("not_found", "no such consent", 404)
+
+
+def status(resource: ConsentResource, grant_revoked_at: int | None) -> tuple[str, int]:
+    """The consent's status and since when. Revoking the grant (dashboard, bank CLI, RFC 7009 on its
+    refresh token) revokes the consent: one fact, kept in one place (the grant)."""
+    if resource.status == AUTHORISED and grant_revoked_at is not None:
+        return REVOKED, grant_revoked_at
+    return resource.status, resource.status_updated_at
+
+
+def to_json(resource: ConsentResource, grant_revoked_at: int | None) -> dict[str, Any]:
+    state, since = status(resource, grant_revoked_at)
+    return {"consent_id": resource.id, "client_id": resource.client_id, "status": state,
+            "created_at": resource.created_at, "status_updated_at": since,
+            "authorization_details": resource.authorization_details, "data": resource.data}
+
+
+# -- lodging, reading and deleting (the resource server's side) ------------------------------------
+
+async def create(core: Core, client_id: Any, details: Any, data: Any) -> dict[str, Any]:
+    if not isinstance(client_id, str) or not client_id:
+        raise invalid_request("client_id is missing")
+    client = await core.store.get_client(client_id)
+    if client is None:
+        raise invalid_request("client_id names no registered client")
+    if not isinstance(data, dict):
+        raise invalid_request("data must be a JSON object")
+    if len(orjson.dumps(data)) > MAX_DATA:
+        raise invalid_request(f"data is larger than {MAX_DATA} bytes")
+    if not isinstance(details, list):
+        raise authorization_details.error("authorization_details must be a JSON array")
+    # The one validation of RFC 9396 details, with the app's registered types (§10.2).
+    parsed = authorization_details.parse(json.dumps(details), authorization_details_types(client) & LODGED_TYPES,
+                                         authorization_details.context_of(core))
+    now = core.clock()
+    resource = ConsentResource(id="aac-" + new_token(16), client_id=client.client_id, status=AWAITING,
+                               authorization_details=parsed, data=data, created_at=now, status_updated_at=now)
+    await core.store.create_consent_resource(resource)
+    await core.store.audit("consent_lodged", now, client_id=client.client_id, detail={"consent_id": resource.id})
+    return to_json(resource, None)
+
+
+async def _own(core: Core, consent_id: str, client_id: str | None) -> tuple[ConsentResource, int | None]:
+    found = await core.store.get_consent_resource(consent_id) if len(consent_id) <= 64 else None
+    if found is None or found[0].client_id != client_id:
+        raise not_found()  # another app's consent is indistinguishable from none
+    return found
+
+
+async def read(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
+    return to_json(*await _own(core, consent_id, client_id))
+
+
+async def delete(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
+    """The app withdraws the consent: Revoked, its grant and tokens revoked in the same transaction.
+    A Rejected or Revoked consent stays as it is."""
+    resource, _ = await _own(core, consent_id, client_id)
+    now = core.clock()
+    if await core.store.set_consent_resource_status(consent_id, (AWAITING, AUTHORISED), REVOKED, now):
+        await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
+                               detail={"by": "app", "consent_id": consent_id,
+                                       "grants": [resource.grant_id] if resource.grant_id else []})
+    return to_json(*await _own(core, consent_id, client_id))
+
+
+async def consent_resource_endpoint(core: Core, request: HttpRequest, consent_id: str | None) -> HttpResponse:
+    """POST /consent-resources, GET and DELETE /consent-resources/{id}: for resource servers only,
+    authenticated as at introspection (RFC 7662 §2.1). JSON in and out."""
+    try:
+        allowed = ("POST",) if consent_id is None else ("GET", "DELETE")
+        if request.method not in allowed:
+            raise method_not_allowed(", ".join(allowed))
+        server, _ = await authenticate_client(core, request, {})
+        if not server.resource_server:
+            raise OAuthError("access_denied", "only resource servers may lodge or read consents", 403)
+        if consent_id is None:
+            body = _json_body(request)
+            out = await create(core, body.get("client_id"), body.get("authorization_details"), body.get("data", {}))
+            return HttpResponse(201, dict(NO_STORE), json=out)
+        client_id = parse_params(request.query).get("client_id")
+        if request.method == "GET":
+            return HttpResponse(200, dict(NO_STORE), json=await read(core, consent_id, client_id))
+        return HttpResponse(200, dict(NO_STORE), json=await delete(core, consent_id, client_id))
+    except OAuthError as exc:
+        return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if (request.header("content-type") or "").split(";")[0].strip().lower() != "application/json":
+        raise invalid_request("the request body must be application/json")
+    if len(request.body) > MAX_BODY:
+        raise invalid_request("the request body is too large")
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        raise invalid_request("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise invalid_request("the request body must be a JSON object")
+    return body
+
+
+# -- the authorization (the customer's side) --------------------------------------------------------
+
+async def attach(core: Core, client: Client, req: AuthorizationRequest) -> None:
+    """Resolve the consent an authorization request names: it must be this client's and awaiting
+    authorisation; its authorization details become the request's. Raises invalid_request."""
+    if req.consent_id is None:
+        return
+    found = await core.store.get_consent_resource(req.consent_id)
+    if found is None or found[0].client_id != client.client_id:
+        raise invalid_request("openbanking_intent_id names no consent of this client")
+    resource, revoked_at = found
+    state, _ = status(resource, revoked_at)
+    if state != AWAITING:
+        raise invalid_request(f"the consent is {state}, not awaiting authorisation")
+    details = authorization_details.unexpired(resource.authorization_details, core.clock())
+    if not details:
+        raise invalid_request("the consent has expired")
+    if not {d["type"] for d in details} <= authorization_details_types(client):
+        raise invalid_request("this client may no longer use the consent's authorization details type")
+    req.authorization_details = details
+
+
+async def reject(core: Core, consent_id: str, user_id: str) -> None:
+    await core.store.set_consent_resource_status(consent_id, (AWAITING,), REJECTED, core.clock(), user_id=user_id)
