@@ -38,6 +38,7 @@ class Settings:
     access_log: bool = False
     # stores
     database_url: str = ""  # default: SQLite file in data_dir
+    database_pool_size: int = 20  # PostgreSQL connections per process, kept open (no overflow: no connect churn)
     onetime_backend: str = "sql"  # sql | redis
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "fingrade:"  # lets several deployments (or test runs) share one Redis
@@ -254,6 +255,8 @@ def _finish(s: Settings) -> None:
         s.database_url = f"sqlite:///{(s.data_path / 'fingrade.db').resolve()}"
     if not re.match(r"(sqlite|postgresql)(\+\w+)?://", s.database_url):
         raise ConfigError("database_url: must be a sqlite:///path or postgresql://user@host/db URL")
+    if not 1 <= s.database_pool_size <= 500:
+        raise ConfigError("database_pool_size: must be 1-500")
 
 
 def _finish_bank(s: Settings) -> None:

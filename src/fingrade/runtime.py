@@ -63,7 +63,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     server_key, kek = load_secrets(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.database_pool_size)
     if migrate:
         await upgrade(db)
     store = SqlDurableStore(db, Sealer(kek), settings.client_cache_seconds)

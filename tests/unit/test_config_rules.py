@@ -137,3 +137,9 @@ def test_environment_values_are_coerced_and_checked() -> None:
     assert s.trusted_proxies == ["10.0.0.0/8", "::1"]
     with pytest.raises(ConfigError, match="code_ttl"):
         load_settings(environ={"FINGRADE_CODE_TTL": "3600"})
+
+
+@pytest.mark.parametrize("size", [0, -1, 501])
+def test_database_pool_size_bounds(size: int) -> None:
+    with pytest.raises(ConfigError, match="database_pool_size"):
+        load(database_pool_size=size)

@@ -73,7 +73,7 @@ def create_bank_server(settings: Settings) -> Starlette:
         from ..store.sql.migrate import upgrade
 
         server_key, _kek = load_secrets(settings)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, settings.database_pool_size)
         await upgrade(db)
         onetime: Any
         if settings.onetime_backend == "redis":
