@@ -16,6 +16,11 @@ tokens (RFC 8705), so there is no client assertion and no DPoP proof.
 The browser ends on https://localhost:9443/fapi-callback?code=... (nothing listens there): paste
 that address back. The script checks `iss` and `state`, redeems the code with a DPoP proof and
 calls /userinfo with the DPoP-bound token. Uses httpx and joserfc, as a real back end would.
+
+For the bank API (docs/banking-api.md, "Journey"): `--authorization-details '<RFC 9396 JSON>'` goes
+into the pushed request; the script prints the details the customer approved (with the accounts she
+picked) and `--save session.json` writes the access token and the DPoP private key, which the bank
+calls need (the file is secret: mode 0600).
 """
 
 from __future__ import annotations
@@ -135,10 +140,12 @@ def flow(args: argparse.Namespace) -> int:
     app = Fintech(args.issuer, args.client_id, key, args.cacert, cert)
     verifier = secrets.token_urlsafe(48)
     state = secrets.token_urlsafe(16)
-    pushed = app.post("pushed_authorization_request_endpoint", {
-        "response_type": "code", "client_id": args.client_id, "redirect_uri": args.redirect_uri,
-        "scope": args.scope, "state": state, "nonce": secrets.token_urlsafe(16),
-        "code_challenge": b64(hashlib.sha256(verifier.encode()).digest()), "code_challenge_method": "S256"})
+    request = {"response_type": "code", "client_id": args.client_id, "redirect_uri": args.redirect_uri,
+               "scope": args.scope, "state": state, "nonce": secrets.token_urlsafe(16),
+               "code_challenge": b64(hashlib.sha256(verifier.encode()).digest()), "code_challenge_method": "S256"}
+    if args.authorization_details:
+        request["authorization_details"] = json.dumps(json.loads(args.authorization_details))  # must be JSON
+    pushed = app.post("pushed_authorization_request_endpoint", request)
     if pushed.status_code != 201:
         print("PAR refused:", pushed.text, file=sys.stderr)
         return 1
@@ -161,6 +168,17 @@ def flow(args: argparse.Namespace) -> int:
         return 1
     body = tokens.json()
     print(f"\ntoken_type {body['token_type']}, expires_in {body['expires_in']}, scope {body.get('scope')}")
+    if "authorization_details" in body:  # what the customer approved, e.g. the accounts she picked
+        print("authorization_details:", json.dumps(body["authorization_details"]))
+    if args.save:
+        saved = {"access_token": body["access_token"], "authorization_details": body.get("authorization_details")}
+        if not app.mtls:  # the token is bound to this key: every call needs a proof made with it
+            saved["dpop_key"] = app.dpop_key.as_dict(private=True)
+        fd = os.open(args.save, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file was there before
+        with os.fdopen(fd, "w") as f:
+            json.dump(saved, f)
+        print("saved the access token and the DPoP key to", args.save)
     info = app.get("userinfo_endpoint", body["access_token"])
     print("userinfo:", info.status_code, info.text)
     return 0 if info.status_code == 200 else 1
@@ -177,6 +195,8 @@ def main() -> int:
     f.add_argument("--key", default="fintech-private.jwk")
     f.add_argument("--redirect-uri", default="https://localhost:9443/fapi-callback")
     f.add_argument("--scope", default="openid accounts")
+    f.add_argument("--authorization-details", help="RFC 9396 authorization_details (JSON array) for PAR")
+    f.add_argument("--save", help="write the access token and the DPoP private key to this file (mode 0600)")
     f.add_argument("--cacert", default="fingrade-data/dev-tls-cert.pem", help="'' to use the system store")
     f.add_argument("--mtls", action="store_true", help="authenticate and bind tokens with the certificate")
     f.add_argument("--cert", default="fintech-cert.pem")

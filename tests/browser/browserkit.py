@@ -13,14 +13,16 @@ import ssl
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-from playwright.sync_api import Browser, Page, Playwright, Response
+from playwright.sync_api import Browser, Page, Playwright, Response, Route
 
-from support.flow import authorize_url, pkce_pair, query_of
+from support.bank import Fintech
+from support.flow import Authorized, authorize_url, pkce_pair, query_of
 from support.server import DEMO_PASSWORD, Server
 
 CHROMIUM = os.environ.get("FINGRADE_CHROMIUM", "/usr/bin/chromium")
@@ -238,3 +240,48 @@ def on_login_page(page: Page) -> bool:
 
 def on_consent_page(page: Page) -> bool:
     return page.locator('button[name="decision"][value="approve"]').count() == 1
+
+
+# -- a fintech's authorization, with the customer in Chromium ---------------------------------------
+
+def fintech_connects(page: Page, fintech: Fintech, details: list[dict], scope: str, person: Person = ALICE,
+                     choose: Callable[[Page], None] | None = None, login: bool | None = None) -> dict[str, Any]:
+    """One authorization of a FAPI 2.0 app: the app pushes its request (PAR with private_key_jwt and a
+    DPoP proof), Chromium opens /authorize with only client_id and request_uri (FAPI 2.0 SP 5.3.3.2),
+    signs in if asked (`login`: True, the login page must come; False, it must not, the session
+    holds; None, either), `choose(page)` picks accounts on the consent page, Allow. The app's redirect
+    URI (a stub route: nothing listens there) receives code, state and iss (RFC 9207), and the app
+    redeems the code with a DPoP proof. Returns the token response."""
+    fc = fintech.client
+    arrived: list[str] = []
+
+    def app(route: Route) -> None:
+        arrived.append(route.request.url)
+        route.fulfill(status=200, content_type="text/plain", body="back at the app")
+
+    page.context.route(fc.redirect_uri + "**", app)
+    try:
+        with fintech.server.client() as http:
+            params, verifier = fc.request_params(scope=scope, authorization_details=json.dumps(details))
+            pushed = fc.push(http, params)
+            assert pushed.status_code == 201, pushed.text
+            page.goto("/authorize?" + urlencode({"client_id": fc.client_id,
+                                                 "request_uri": pushed.json()["request_uri"]}))
+            asked = on_login_page(page)
+            assert login is None or asked == login, f"login page shown: {asked}"
+            if asked:
+                sign_in(page, person)
+            assert on_consent_page(page)
+            if choose is not None:
+                choose(page)
+            page.get_by_role("button", name="Allow").click()
+            page.wait_for_url(fc.redirect_uri + "?**")
+            back = query_of(arrived[-1])
+            assert back["state"] == params["state"] and back["iss"] == fintech.server.issuer, back
+            resp = fc.redeem(http, Authorized(code=back["code"], params=back, verifier=verifier,
+                                              redirect_uri=fc.redirect_uri, location=arrived[-1]))
+    finally:
+        page.context.unroute(fc.redirect_uri + "**", app)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["token_type"] == "DPoP"
+    return resp.json()

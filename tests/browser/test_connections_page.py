@@ -4,17 +4,14 @@ do, clicks Revoke, and the bank API refuses the token (within its introspection 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from browserkit import ALICE, Person, on_consent_page, sign_in
+from browserkit import fintech_connects
 from support.bank import Fintech, account_information
-from support.flow import Authorized
 from support.server import Server
 from test_pages import CONTRAST_JS
 
@@ -33,42 +30,19 @@ def context(chromium: Browser, server: Server) -> Iterator[BrowserContext]:
     ctx.close()
 
 
-def connect_in_browser(page: Page, fintech: Fintech, person: Person) -> str:
-    """PAR by the app, then the browser leg in Chromium (the customer shares only her first account);
-    the app's redirect URI is answered by a stub."""
-    fc = fintech.client
-    arrived: list[str] = []
-
-    def app(route: Route) -> None:
-        arrived.append(route.request.url)
-        route.fulfill(status=200, content_type="text/plain", body="back at the app")
-
-    page.context.route(fc.redirect_uri + "**", app)
-    with fintech.server.client() as http:
-        params, verifier = fc.request_params(scope="openid accounts",
-                                             authorization_details=json.dumps([account_information()]))
-        pushed = fc.push(http, params)
-        assert pushed.status_code == 201, pushed.text
-        page.goto("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
-        sign_in(page, person)
-        assert on_consent_page(page)
-        boxes = page.get_by_role("group", name="Which accounts may").get_by_role("checkbox")
-        assert boxes.count() >= 2
-        for i in range(1, boxes.count()):
-            boxes.nth(i).uncheck()
-        page.get_by_role("button", name="Allow").click()
-        page.wait_for_url(fc.redirect_uri + "?**")
-        code = parse_qs(urlsplit(arrived[-1]).query)["code"][0]
-        resp = fc.redeem(http, Authorized(code=code, params={}, verifier=verifier, redirect_uri=fc.redirect_uri,
-                                          location=arrived[-1]))
-    assert resp.status_code == 200, resp.text
-    return resp.json()["access_token"]
+def share_first_account_only(page: Page) -> None:
+    boxes = page.get_by_role("group", name="Which accounts may").get_by_role("checkbox")
+    assert boxes.count() >= 2
+    for i in range(1, boxes.count()):
+        boxes.nth(i).uncheck()
 
 
 def test_dashboard_revoke_in_chromium_then_bank_api_401(context: BrowserContext, fintech: Fintech,
                                                         server: Server) -> None:
     page = context.new_page()
-    token = connect_in_browser(page, fintech, ALICE)  # a demo customer: she has accounts to choose from
+    # A demo customer (she has accounts to choose from) shares only her first account.
+    token = fintech_connects(page, fintech, [account_information()], "openid accounts",
+                             choose=share_first_account_only)["access_token"]
     with server.client() as http:
         shared = fintech.get(http, "/accounts", token)
         assert shared.status_code == 200 and len(shared.json()["Data"]["Account"]) == 1  # only the chosen one
