@@ -53,6 +53,7 @@ class Settings:
     code_ttl: int = 60
     interaction_ttl: int = 600
     par_ttl: int = 60  # lifetime of a pushed authorization request's request_uri (RFC 9126 §2.2)
+    consent_resource_ttl: int = 3600  # a lodged consent not authorised within this is Rejected
     require_pushed_authorization_requests: bool = False  # RFC 9126 §5: authorization requests only via PAR
     # RFC 9449 §8/§9: DPoP proofs must carry a nonce this server issued (DPoP-Nonce header); a
     # nonce is valid for one to two lifetimes and is derived from secret_key, so every node knows it.
@@ -238,6 +239,8 @@ def _finish(s: Settings) -> None:
         raise ConfigError("refresh_token_ttl: must be 60 s - 400 days")
     if not 60 <= s.interaction_ttl <= 3600:
         raise ConfigError("interaction_ttl: must be 60-3600 seconds")
+    if not 60 <= s.consent_resource_ttl <= 86400:
+        raise ConfigError("consent_resource_ttl: must be 60-86400 seconds")
     if not 10 <= s.par_ttl <= 599:
         # FAPI 2.0 SP 5.3.2.2-12: expires_in < 600; below 10 s a user could not follow the link.
         raise ConfigError("par_ttl: must be 10-599 seconds")

@@ -143,3 +143,9 @@ def test_environment_values_are_coerced_and_checked() -> None:
 def test_database_pool_size_bounds(size: int) -> None:
     with pytest.raises(ConfigError, match="database_pool_size"):
         load(database_pool_size=size)
+
+
+@pytest.mark.parametrize("ttl", [59, 86401, 0])
+def test_consent_resource_ttl_bounds(ttl: int) -> None:
+    with pytest.raises(ConfigError, match="consent_resource_ttl"):
+        load(consent_resource_ttl=ttl)

@@ -260,7 +260,8 @@ async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_t
                   created_at=now, authorization_details=req.authorization_details)
     if req.consent_id is None:
         await core.store.create_grant(grant)
-    elif not await core.store.authorise_consent_resource(req.consent_id, grant):
+    elif not await core.store.authorise_consent_resource(req.consent_id, grant,
+                                                         now - core.settings.consent_resource_ttl):
         # Authorised (or deleted) by another request meanwhile: one consent, one authorisation.
         return await request_error(core, req, invalid_request("the consent is no longer awaiting authorisation"))
     code = new_token(32)

@@ -48,16 +48,24 @@ def not_found() -> OAuthError:
     return OAuthError("not_found", "no such consent", 404)
 
 
-def status(resource: ConsentResource, grant_revoked_at: int | None) -> tuple[str, int]:
+def status(resource: ConsentResource, grant_revoked_at: int | None, now: int, ttl: int) -> tuple[str, int]:
     """The consent's status and since when. Revoking the grant (dashboard, bank CLI, RFC 7009 on its
-    refresh token) revokes the consent: one fact, kept in one place (the grant)."""
+    refresh token) revokes the consent: one fact, kept in one place (the grant). A consent left
+    awaiting authorisation for `ttl` seconds is Rejected: an old consent link (in a mailbox, a
+    browser history) must not be approvable later."""
     if resource.status == AUTHORISED and grant_revoked_at is not None:
         return REVOKED, grant_revoked_at
+    if resource.status == AWAITING and resource.created_at + ttl <= now:
+        return REJECTED, resource.created_at + ttl
     return resource.status, resource.status_updated_at
 
 
-def to_json(resource: ConsentResource, grant_revoked_at: int | None) -> dict[str, Any]:
-    state, since = status(resource, grant_revoked_at)
+def _status(core: Core, resource: ConsentResource, grant_revoked_at: int | None) -> tuple[str, int]:
+    return status(resource, grant_revoked_at, core.clock(), core.settings.consent_resource_ttl)
+
+
+def to_json(core: Core, resource: ConsentResource, grant_revoked_at: int | None) -> dict[str, Any]:
+    state, since = _status(core, resource, grant_revoked_at)
     return {"consent_id": resource.id, "client_id": resource.client_id, "status": state,
             "created_at": resource.created_at, "status_updated_at": since,
             "authorization_details": resource.authorization_details, "data": resource.data}
@@ -85,7 +93,7 @@ async def create(core: Core, client_id: Any, details: Any, data: Any) -> dict[st
                                authorization_details=parsed, data=data, created_at=now, status_updated_at=now)
     await core.store.create_consent_resource(resource)
     await core.store.audit("consent_lodged", now, client_id=client.client_id, detail={"consent_id": resource.id})
-    return to_json(resource, None)
+    return to_json(core, resource, None)
 
 
 async def _own(core: Core, consent_id: str, client_id: str | None) -> tuple[ConsentResource, int | None]:
@@ -96,19 +104,20 @@ async def _own(core: Core, consent_id: str, client_id: str | None) -> tuple[Cons
 
 
 async def read(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
-    return to_json(*await _own(core, consent_id, client_id))
+    return to_json(core, *await _own(core, consent_id, client_id))
 
 
 async def delete(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
     """The app withdraws the consent: Revoked, its grant and tokens revoked in the same transaction.
     A Rejected or Revoked consent stays as it is."""
-    resource, _ = await _own(core, consent_id, client_id)
+    resource, revoked_at = await _own(core, consent_id, client_id)
     now = core.clock()
-    if await core.store.set_consent_resource_status(consent_id, (AWAITING, AUTHORISED), REVOKED, now):
+    if _status(core, resource, revoked_at)[0] in (AWAITING, AUTHORISED) and \
+            await core.store.set_consent_resource_status(consent_id, (AWAITING, AUTHORISED), REVOKED, now):
         await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
                                detail={"by": "app", "consent_id": consent_id,
                                        "grants": [resource.grant_id] if resource.grant_id else []})
-    return to_json(*await _own(core, consent_id, client_id))
+    return to_json(core, *await _own(core, consent_id, client_id))
 
 
 async def consent_resource_endpoint(core: Core, request: HttpRequest, consent_id: str | None) -> HttpResponse:
@@ -158,7 +167,7 @@ async def attach(core: Core, client: Client, req: AuthorizationRequest) -> None:
     if found is None or found[0].client_id != client.client_id:
         raise invalid_request("openbanking_intent_id names no consent of this client")
     resource, revoked_at = found
-    state, _ = status(resource, revoked_at)
+    state, _ = _status(core, resource, revoked_at)
     if state != AWAITING:
         raise invalid_request(f"the consent is {state}, not awaiting authorisation")
     details = authorization_details.unexpired(resource.authorization_details, core.clock())

@@ -83,8 +83,9 @@ class DurableStore(Protocol):
     async def create_consent_resource(self, resource: ConsentResource) -> None: ...
     async def get_consent_resource(self, consent_id: str) -> tuple[ConsentResource, int | None] | None:
         """The consent and its grant's revoked_at (None: no grant or a live one)."""
-    async def authorise_consent_resource(self, consent_id: str, grant: Grant) -> bool:
-        """AwaitingAuthorisation -> Authorised with the grant created, atomically; False: nothing written."""
+    async def authorise_consent_resource(self, consent_id: str, grant: Grant, lodged_after: int) -> bool:
+        """AwaitingAuthorisation (lodged after `lodged_after`) -> Authorised with the grant created,
+        atomically; False: nothing written."""
     async def set_consent_resource_status(self, consent_id: str, expected: tuple[str, ...], status: str, now: int,
                                           user_id: str | None = None) -> bool:
         """Conditional status change; Revoked revokes the consent's grant in the same transaction."""

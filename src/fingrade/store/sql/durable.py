@@ -353,13 +353,15 @@ class SqlDurableStore:
             return (_consent_resource_from_row(row), row.grant_revoked_at) if row else None
         return await self.db.read(q)
 
-    async def authorise_consent_resource(self, consent_id: str, grant: Grant) -> bool:
+    async def authorise_consent_resource(self, consent_id: str, grant: Grant, lodged_after: int) -> bool:
         """AwaitingAuthorisation -> Authorised and the grant created, in one transaction; False (and
-        nothing written) when the consent is not awaiting authorisation by this grant's client."""
+        nothing written) when the consent is not awaiting authorisation by this grant's client or was
+        lodged at or before `lodged_after`."""
         def q(conn: Connection) -> bool:
             done = conn.execute(update(consent_resources).where(and_(
                 consent_resources.c.id == consent_id, consent_resources.c.client_id == grant.client_id,
-                consent_resources.c.status == "AwaitingAuthorisation")).values(
+                consent_resources.c.status == "AwaitingAuthorisation",
+                consent_resources.c.created_at > lodged_after)).values(
                 status="Authorised", status_updated_at=grant.created_at, user_id=grant.user_id, grant_id=grant.id,
                 authorization_details=_dumps(grant.authorization_details or []))).rowcount == 1
             if done:
