@@ -320,6 +320,23 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
     return _run(args, {"create": create, "revoke": revoke, "list": list_}[args.action])
 
 
+# The commands whose only argument is an identifier. Grant ids are base64url (oauth/crypto.new_token),
+# so one in 64 begins with "-", which argparse would take for an unknown option; a client id chosen
+# with --client-id, or a token label, may begin with one too.
+_ID_COMMANDS = {("consents", "revoke"), ("clients", "show"), ("clients", "remove"), ("registration-token", "revoke")}
+_ID_HELP = "may begin with '-' (only -h and --help ask for help)"
+
+
+def _dash_ids(argv: list[str]) -> list[str]:
+    """`fingrade consents revoke -Xy…` means `fingrade consents revoke -- -Xy…`: the id is the last
+    argument of these commands (they have no options, and global options come before the command), so
+    a last argument beginning with "-" is the id, except exactly -h/--help. An explicit `--` still works."""
+    if len(argv) >= 3 and (argv[-3], argv[-2]) in _ID_COMMANDS and argv[-1].startswith("-") \
+            and argv[-1] not in ("--", "-h", "--help"):
+        return [*argv[:-1], "--", argv[-1]]
+    return argv
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fingrade", description=__doc__)
     p.add_argument("--config", help="TOML configuration file (default: $FINGRADE_CONFIG)")
@@ -354,7 +371,8 @@ def parser() -> argparse.ArgumentParser:
         a.add_argument(flag, dest=field, metavar="VALUE", help=f"tls_client_auth: {field}")
     a.add_argument("--tls-bound-tokens", action="store_true",
                    help="tls_client_certificate_bound_access_tokens: bind access tokens to the client certificate")
-    a.add_argument("--client-id", help="choose the client_id (default: generated)")
+    a.add_argument("--client-id", help="choose the client_id (default: generated, c_ + random); "
+                   "one beginning with '-' is written --client-id=-ID")
     a.add_argument("--no-pkce", action="store_true",
                    help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)")
     a.add_argument("--require-par", action="store_true",
@@ -366,7 +384,7 @@ def parser() -> argparse.ArgumentParser:
                    help="an RFC 9396 authorization details type the client may request (repeatable)")
     c.add_parser("list")
     for name in ("show", "remove"):
-        c.add_parser(name).add_argument("client_id")
+        c.add_parser(name).add_argument("client_id", help=_ID_HELP)
     sub.choices["clients"].set_defaults(fn=cmd_clients)
 
     u = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
@@ -386,7 +404,8 @@ def parser() -> argparse.ArgumentParser:
     cl = cs.add_parser("list", help="active grants (all states with --all) as JSON")
     cl.add_argument("--user", help="username")
     cl.add_argument("--all", action="store_true", help="include expired and revoked grants")
-    cs.add_parser("revoke", help="revoke one grant: its tokens die at once").add_argument("grant_id")
+    cs.add_parser("revoke", help="revoke one grant: its tokens die at once").add_argument(
+        "grant_id", help="as `consents list` prints it; " + _ID_HELP)
     sub.choices["consents"].set_defaults(fn=cmd_consents)
 
     k = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
@@ -399,14 +418,18 @@ def parser() -> argparse.ArgumentParser:
     rc = ra.add_parser("create")
     rc.add_argument("--label")
     rc.add_argument("--expires-in", type=int, help="seconds")
-    ra.add_parser("revoke").add_argument("label")
+    ra.add_parser("revoke").add_argument("label", help=_ID_HELP)
     ra.add_parser("list")
     r.set_defaults(fn=cmd_registration_token)
     return p
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return parser().parse_args(_dash_ids(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return args.fn(args)
     except ConfigError as exc:

@@ -1,13 +1,19 @@
-"""`fingrade clients|users|migrate` against the stores of the running server (both backends)."""
+"""`fingrade clients|users|consents|migrate` against the stores of the running server (both backends)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 
 import httpx
+import pytest
 
+from fingrade import cli
+from fingrade.config import load_settings
+from fingrade.oauth.models import Grant
+from fingrade.runtime import build_core, close_core
 from support.flow import authorize_url, follow_to_client, login, pkce_pair, run_flow
 from support.server import Server
 
@@ -158,6 +164,89 @@ def test_users_set_password(server: Server) -> None:
     missing = server.cli("users", "set-password", "nobody-" + secrets.token_hex(3), "--password-stdin",
                          input=new + "\n", check=False)
     assert missing.returncode == 1 and "no such user" in missing.stderr
+
+
+# -- ids beginning with "-" ------------------------------------------------------------------
+
+# Grant ids are base64url (new_token), so one in 64 begins with "-"; argparse alone would read it as an
+# option. Shapes: "-x…", "--x…" (a long option's look) and "-h…" (help's own letter, then more).
+DASH_PREFIXES = ["-", "--", "-h"]
+ID_COMMANDS = [("consents", "revoke", "grant_id"), ("clients", "show", "client_id"),
+               ("clients", "remove", "client_id"), ("registration-token", "revoke", "label")]
+
+
+def _dash_id(prefix: str) -> str:
+    return (prefix + secrets.token_urlsafe(16))[:22]  # the length of new_token(16)
+
+
+@pytest.mark.parametrize("command", ID_COMMANDS, ids=lambda c: " ".join(c[:2]))
+@pytest.mark.parametrize("ident", ["-Xy3_k9Qw2LmN8pR4tV6zA", "--Xy3_k9Qw2LmN8pR4tV6z", "-hXy3_k9Qw2LmN8pR4tV6",
+                                   "--help-me", "-", "-1234"])
+def test_id_argument_may_begin_with_a_dash(command: tuple[str, str, str], ident: str) -> None:
+    """The id is taken as given, with or without `--` before it, and after global options."""
+    action, dest = list(command[:2]), command[2]
+    assert getattr(cli.parse_args([*action, ident]), dest) == ident
+    assert getattr(cli.parse_args([*action, "--", ident]), dest) == ident
+    assert getattr(cli.parse_args(["--config", "f.toml", *action, ident]), dest) == ident
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_flag_in_the_id_place_still_asks_for_help(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parse_args(["consents", "revoke", flag])
+    assert exited.value.code == 0 and "usage: fingrade consents revoke" in capsys.readouterr().out
+    assert cli.parse_args(["consents", "revoke", "--", flag]).grant_id == flag
+
+
+def test_missing_id_is_still_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parse_args(["consents", "revoke"])
+    assert exited.value.code == 2 and "grant_id" in capsys.readouterr().err
+
+
+def _make_grant(server: Server, grant_id: str, user_id: str) -> None:
+    """A grant with an id of our choosing, written through the server's own store (a real flow's id
+    is random, and begins with "-" only one time in 64)."""
+    async def run() -> None:
+        core = await build_core(load_settings(environ=server.env), migrate=False)
+        try:
+            await core.store.create_grant(Grant(id=grant_id, client_id="demo-native", user_id=user_id,
+                                                scope="openid accounts", auth_time=core.clock(),
+                                                created_at=core.clock()))
+        finally:
+            await close_core(core)
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("prefix", DASH_PREFIXES)
+def test_consents_revoke_grant_id_beginning_with_a_dash(server: Server, prefix: str) -> None:
+    """`fingrade consents revoke <grant_id>` as `consents list` prints it, without `--`."""
+    alice = next(line.split("\t")[1] for line in server.cli("users", "list").stdout.splitlines()
+                 if line.startswith("alice\t"))
+    grant_id = _dash_id(prefix)
+    _make_grant(server, grant_id, alice)
+    listed = json.loads(server.cli("consents", "list", "--user", "alice").stdout)
+    assert grant_id in [g["grant_id"] for g in listed]
+    proc = server.cli("consents", "revoke", grant_id)
+    assert proc.stdout.strip() == f"grant {grant_id} of client demo-native revoked"
+    listed = json.loads(server.cli("consents", "list", "--user", "alice", "--all").stdout)
+    assert [g["state"] for g in listed if g["grant_id"] == grant_id] == ["revoked"]
+    missing = server.cli("consents", "revoke", _dash_id(prefix), check=False)
+    assert missing.returncode == 1 and "no such grant" in missing.stderr
+    _no_traceback(missing)
+
+
+@pytest.mark.parametrize("prefix", DASH_PREFIXES)
+def test_clients_show_and_remove_client_id_beginning_with_a_dash(server: Server, prefix: str) -> None:
+    """A client id chosen with `--client-id=-…` is shown and removed without `--`."""
+    cid = _dash_id(prefix)
+    added = server.add_client("--name", "Dash", "--profile", "native", "--redirect-uri", "http://127.0.0.1/cb",
+                              f"--client-id={cid}")
+    assert added["client_id"] == cid
+    assert json.loads(server.cli("clients", "show", cid).stdout)["client_id"] == cid
+    assert server.cli("clients", "remove", cid).returncode == 0
+    gone = server.cli("clients", "show", cid, check=False)
+    assert gone.returncode == 1 and "no such client" in gone.stderr
 
 
 # -- migrate ----------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ def test_bank_revokes_a_grant_with_the_cli(server: Server, fintech: Fintech) -> 
         assert mine and all(g["state"] == "active" for g in mine)
         assert mine[-1]["authorization_details"][0]["type"] == "account_information"
         for g in mine:
-            server.cli("consents", "revoke", "--", g["grant_id"])  # ids may begin with "-"
+            server.cli("consents", "revoke", g["grant_id"])  # as listed, even one beginning with "-"
         assert introspect(fintech, http, access) == {"active": False}
         assert bank_accounts(fintech, http, access).status_code == 401
         assert userinfo(fintech, http, access).status_code == 401
