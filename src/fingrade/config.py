@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .bank.money import MINOR_UNITS
+from .oauth.authorization_details import CURRENCY_DECIMALS
+
 
 class ConfigError(ValueError):
     """A configuration value is missing or wrong; the message says which and why."""
@@ -63,6 +66,9 @@ class Settings:
     access_token_audience: str = ""  # default: the issuer
     scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email", "offline_access",
                                                          "accounts", "payments"])
+    # RFC 9396 payment_initiation: the currencies a customer may approve a payment in. Default: those
+    # the bank books (bank/money.py), so an approved payment is never refused for its currency.
+    payment_currencies: list[str] = field(default_factory=lambda: sorted(MINOR_UNITS))
     # registration
     registration_open: bool = False
     # login throttling
@@ -251,6 +257,7 @@ def _finish(s: Settings) -> None:
     for scope in s.scopes:
         if not scope or any(ch in scope for ch in ' "\\') or not scope.isprintable():
             raise ConfigError(f"scopes: {scope!r} is not a valid scope token (RFC 6749 §3.3)")
+    _finish_payment_currencies(s)
     if s.argon2_memory_kib < 8192 or s.argon2_time_cost < 1:
         raise ConfigError("argon2: memory at least 8192 KiB and time cost at least 1")
     _finish_bank(s)
@@ -260,6 +267,16 @@ def _finish(s: Settings) -> None:
         raise ConfigError("database_url: must be a sqlite:///path or postgresql://user@host/db URL")
     if not 1 <= s.database_pool_size <= 500:
         raise ConfigError("database_pool_size: must be 1-500")
+
+
+def _finish_payment_currencies(s: Settings) -> None:
+    if not s.payment_currencies:
+        raise ConfigError("payment_currencies: must name at least one currency (a client that must not make "
+                          "payments is registered without payment_initiation)")
+    for code in s.payment_currencies:
+        if code not in CURRENCY_DECIMALS:
+            raise ConfigError(f"payment_currencies: {code!r} is not an ISO 4217 currency code (e.g. EUR)")
+    s.payment_currencies = sorted(set(s.payment_currencies))
 
 
 def _finish_bank(s: Settings) -> None:

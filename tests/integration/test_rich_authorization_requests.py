@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,7 +16,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from integration_helpers import (BACKEND_REDIRECT, db_rows, exchange, introspect, new_confidential_client)
+from integration_helpers import (BACKEND_REDIRECT, BACKENDS, db_rows, dedicated_server, exchange, introspect,
+                                 new_confidential_client)
 from security.kit import assert_oauth_error
 from support.fapi import FapiClient
 from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
@@ -179,6 +181,7 @@ BAD = {
     "zero amount": [{**PAYMENT, "instructedAmount": {"currency": "EUR", "amount": "0.00"}}],
     "three decimals": [{**PAYMENT, "instructedAmount": {"currency": "EUR", "amount": "1.005"}}],
     "bad currency": [{**PAYMENT, "instructedAmount": {"currency": "eur", "amount": "1.00"}}],
+    "ISO 4217 currency the bank does not book": [{**PAYMENT, "instructedAmount": {"currency": "AUD", "amount": "1.00"}}],
     "unknown field": [{**PAYMENT, "ultimateCreditor": "Mallory"}],
     "not JSON": "[{type: payment_initiation}",
     "not an array": PAYMENT,
@@ -194,6 +197,44 @@ def test_rfc9396_s5_invalid_details_at_par_are_400(browser: httpx.Client, rar_cl
     """RFC 9396 §5 with RFC 9126 §2.3: invalid_authorization_details, 400, as JSON."""
     _v, params = request_params(rar_client[0], BAD[case])
     assert_oauth_error(browser.post("/par", data=params, auth=rar_client), "invalid_authorization_details")
+
+
+def test_rfc9396_s5_payment_in_a_currency_the_bank_does_not_book_is_refused_at_par(
+        browser: httpx.Client, rar_client: tuple[str, str]) -> None:
+    """RFC 9396 §5: AUD is ISO 4217 but not in payment_currencies (default: the bank's booked
+    currencies), so it is refused before the customer is asked, not by the bank after approval."""
+    _v, params = request_params(rar_client[0], [{**PAYMENT, "instructedAmount": {"currency": "AUD", "amount": "5"}}])
+    resp = browser.post("/par", data=params, auth=rar_client)
+    assert_oauth_error(resp, "invalid_authorization_details")
+    assert resp.json()["error_description"].startswith(
+        "authorization_details[0]: instructedAmount.currency AUD: payments are made only in ")
+    assert "EUR" in resp.json()["error_description"]
+
+
+@pytest.fixture(scope="module")
+def aud_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A bank that makes payments in AUD and EUR only (payment_currencies replaces the default)."""
+    backend = BACKENDS[0]  # a setting of the core: one backend shows it
+    with dedicated_server(tmp_path_factory.mktemp("aud-" + backend), backend,
+                          {"FINGRADE_PAYMENT_CURRENCIES": "EUR, AUD"}) as srv:
+        yield srv
+
+
+def test_rfc9396_s5_configured_payment_currencies_are_the_ones_accepted(aud_server: Server) -> None:
+    """payment_currencies: a configured extra currency is approved; one left out (GBP) is refused."""
+    client = new_confidential_client(aud_server, "--authorization-details-type", "payment_initiation")
+    aud = {**PAYMENT, "instructedAmount": {"currency": "AUD", "amount": "25"}}
+    with aud_server.client(follow_redirects=False) as browser:
+        _v, params = request_params(client[0], [aud])
+        pushed = browser.post("/par", data=params, auth=client)
+        assert pushed.status_code == 201, pushed.text
+        page = to_consent(browser, browser.get("/authorize?" + urlencode(
+            {"client_id": client[0], "request_uri": pushed.json()["request_uri"]})))
+        assert page.status_code == 200 and "Pay 25.00 AUD to Acme Ltd" in page.text
+        _v, params = request_params(client[0], [{**PAYMENT, "instructedAmount": {"currency": "GBP", "amount": "5"}}])
+        resp = browser.post("/par", data=params, auth=client)
+        assert_oauth_error(resp, "invalid_authorization_details")
+        assert resp.json()["error_description"].endswith("payments are made only in AUD, EUR")
 
 
 @pytest.mark.parametrize("case", ["unknown type", "bad IBAN", "unknown field", "not JSON"])

@@ -13,7 +13,8 @@ from fingrade.oauth.errors import OAuthError
 
 NOW = 1_790_000_000  # 2026-09-21
 ALL = frozenset(ad.SUPPORTED_TYPES)
-CTX = ad.Context(now=NOW, locations=frozenset({"https://as.example.com"}))
+CURRENCIES = frozenset({"CHF", "EUR", "GBP", "JPY", "KWD"})  # settings.payment_currencies
+CTX = ad.Context(now=NOW, locations=frozenset({"https://as.example.com"}), currencies=CURRENCIES)
 IBAN = "GB33BUKB20201555555555"
 
 
@@ -119,6 +120,40 @@ def test_rfc9396_s5_bad_creditor_account_is_refused(bad: dict[str, Any]) -> None
 def test_rfc9396_s5_bad_instructed_amount_is_refused(amount: dict[str, Any]) -> None:
     """RFC 9396 §5: amount > 0, at most the currency's decimals (ISO 4217), a string, bounded."""
     refused([payment(instructedAmount=amount)])
+
+
+@pytest.mark.parametrize("currency", ["AUD", "CAD", "BIF"])
+def test_rfc9396_s5_iso_4217_currency_outside_payment_currencies_is_refused(currency: str) -> None:
+    """RFC 9396 §5: a valid ISO 4217 code the bank does not make payments in does not conform; the
+    description says which currencies do, so the app can tell its user."""
+    amount = {"currency": currency, "amount": "10"}
+    assert refused([payment(instructedAmount=amount)]) == (
+        f"authorization_details[0]: instructedAmount.currency {currency}: payments are made only in "
+        "CHF, EUR, GBP, JPY, KWD")
+    wider = ad.Context(now=NOW, locations=CTX.locations, currencies=CURRENCIES | {currency})
+    [p] = ad.parse(json.dumps([payment(instructedAmount=amount)]), ALL, wider)
+    assert p["instructedAmount"]["currency"] == currency
+
+
+def test_rfc9396_s6_1_narrowing_checks_the_currency_too() -> None:
+    """A token request's details are validated with the same rules, currencies included (§6.1)."""
+    granted = parse([payment()])
+    narrower = ad.Context(now=NOW, locations=CTX.locations, currencies=frozenset({"GBP"}))
+    with pytest.raises(OAuthError, match="payments are made only in GBP"):
+        ad.narrow(json.dumps([payment()]), granted, ALL, narrower)
+    assert ad.narrow(json.dumps([payment()]), granted, ALL, CTX) == granted
+
+
+def test_account_information_needs_no_currency() -> None:
+    """The currency rule is the payment's: account access is granted whatever the accounts' currencies."""
+    none = ad.Context(now=NOW, locations=CTX.locations, currencies=frozenset({"EUR"}))
+    assert ad.parse(json.dumps([accounts()]), ALL, none)[0]["type"] == "account_information"
+
+
+def test_iso_4217_decimals_are_the_banks_for_every_booked_currency() -> None:
+    """One decimals rule: an amount the approval accepts has as many decimals as the bank books."""
+    from fingrade.bank.money import MINOR_UNITS
+    assert {c: ad.CURRENCY_DECIMALS.get(c) for c in MINOR_UNITS} == MINOR_UNITS
 
 
 def test_rfc9396_s5_three_decimals_where_the_currency_has_them() -> None:

@@ -114,6 +114,7 @@ def test_wrong_types_and_ranges_refused(name: str, value: Any) -> None:
     ("scopes", 'openid,bad"scope'),  # RFC 6749 §3.3 scope-token charset
     ("scopes", "openid,back\\slash"),
     ("argon2_memory_kib", 1024), ("argon2_time_cost", 0),
+    ("payment_currencies", "EUR,XYZ"), ("payment_currencies", "eur"), ("payment_currencies", ""),
 ])
 def test_invalid_values_refused(name: str, value: Any) -> None:
     with pytest.raises(ConfigError):
@@ -149,3 +150,26 @@ def test_database_pool_size_bounds(size: int) -> None:
 def test_consent_resource_ttl_bounds(ttl: int) -> None:
     with pytest.raises(ConfigError, match="consent_resource_ttl"):
         load(consent_resource_ttl=ttl)
+
+
+def test_payment_currencies_default_to_the_banks_booked_currencies() -> None:
+    """One source of truth: by default a payment may be approved in exactly the currencies the bank
+    books (bank/money.py), so the bank never refuses an approved payment for its currency."""
+    from fingrade.bank.money import MINOR_UNITS
+    assert load().payment_currencies == sorted(MINOR_UNITS)
+
+
+def test_payment_currencies_from_file_and_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "f.toml"
+    cfg.write_text('[payments]\npayment_currencies = ["EUR", "AUD", "EUR"]\n')
+    assert load_settings(str(cfg), environ={}).payment_currencies == ["AUD", "EUR"]
+    assert load_settings(environ={"FINGRADE_PAYMENT_CURRENCIES": "GBP, JPY"}).payment_currencies == ["GBP", "JPY"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("EUR,XYZ", "'XYZ' is not an ISO 4217 currency code"), ("eur", "'eur' is not an ISO 4217"),
+    ("EURO", "'EURO' is not an ISO 4217"), ("", "must name at least one currency"),
+])
+def test_payment_currencies_must_be_iso_4217_codes(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"payment_currencies: {message}"):
+        load_settings(environ={"FINGRADE_PAYMENT_CURRENCIES": value})

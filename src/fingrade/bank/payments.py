@@ -49,6 +49,7 @@ from .money import format_amount, parse_amount
 SCOPE = "payments"
 TYPE = "payment_initiation"
 STATUS_COMPLETED = "AcceptedSettlementCompleted"  # ISO 20022 / UK OB: booked, the money has moved
+ISO_4217 = frozenset(ad.CURRENCY_DECIMALS)
 _KEY = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII without space
 MAX_BODY = 16 * 1024
 _BODY_FIELDS = {"instructedAmount", "creditorName", "creditorAccount", "remittanceInformationUnstructured",
@@ -98,7 +99,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         if name not in body:
             raise PaymentRefused(400, "invalid_request", f"{name} is required")
     try:
-        out: dict[str, Any] = {"instructedAmount": ad.amount(body["instructedAmount"], "instructedAmount"),
+        # Any ISO 4217 amount is normalised here; whether the bank books its currency is the ledger's
+        # rule (unsupported_currency), and the body must equal an approval anyway.
+        out: dict[str, Any] = {"instructedAmount": ad.amount(body["instructedAmount"], "instructedAmount",
+                                                             ISO_4217),
                                "creditorAccount": ad.account_ref(body["creditorAccount"], "creditorAccount")}
         if "debtorAccount" in body:
             out["debtorAccount"] = ad.account_ref(body["debtorAccount"], "debtorAccount")

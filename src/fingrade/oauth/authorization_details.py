@@ -18,7 +18,7 @@ Types (the open-banking resource API builds on these shapes):
 `payment_initiation` — one payment (field names as in the RFC 9396 §2 example, after ISO 20022):
     {"type": "payment_initiation",
      "actions": ["initiate", "status"],                      # optional; default initiate + status
-     "instructedAmount": {"currency": "EUR", "amount": "25.00"},
+     "instructedAmount": {"currency": "EUR", "amount": "25.00"},  # a currency in Context.currencies
      "creditorName": "Acme Ltd",
      "creditorAccount": {"iban": "GB33BUKB20201555555555"},
      "remittanceInformationUnstructured": "Invoice 123",     # optional
@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -139,11 +139,18 @@ def account_ref(value: Any, where: str) -> dict[str, str]:
     return {"sortCodeAccountNumber": number}
 
 
-def amount(value: Any, where: str) -> dict[str, str]:
+def amount(value: Any, where: str, currencies: frozenset[str]) -> dict[str, str]:
+    """An amount in one of `currencies` (ISO 4217 codes), with at most the currency's ISO 4217 decimals."""
     obj = _obj(value, where, {"currency", "amount"}, set())
     currency = obj["currency"]
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency) or currency not in CURRENCY_DECIMALS:
         raise error(f"{where}.currency must be an ISO 4217 currency code")
+    if currency not in currencies:
+        # A valid code the bank does not make payments in: approving it would only end in the
+        # bank's refusal after the customer has consented.
+        if len(currencies) > 20:  # a list that would not fit the description's 300 characters
+            raise error(f"{where}.currency {currency}: payments are not made in this currency")
+        raise error(f"{where}.currency {currency}: payments are made only in " + ", ".join(sorted(currencies)))
     decimals = CURRENCY_DECIMALS[currency]
     raw = obj["amount"]
     # A decimal string, never a JSON number (no binary floating point for money).
@@ -191,12 +198,15 @@ def _iso(moment: datetime) -> str:
 class Context:
     now: int  # seconds since the epoch
     locations: frozenset[str]  # the resource servers tokens are issued for (RFC 9396 §2.2 `locations`)
+    currencies: frozenset[str]  # the ISO 4217 codes a payment may be in (settings.payment_currencies)
     defaults: bool = True  # fill in defaults (not when comparing a narrowed request, §6.1)
 
 
 def context_of(core: Core, *, defaults: bool = True) -> Context:
-    """The validation context of this server: now, and the resource its tokens are for."""
-    return Context(now=core.clock(), locations=frozenset({core.settings.audience}), defaults=defaults)
+    """The validation context of this server: now, the resource its tokens are for, and the currencies
+    it approves payments in."""
+    return Context(now=core.clock(), locations=frozenset({core.settings.audience}),
+                   currencies=frozenset(core.settings.payment_currencies), defaults=defaults)
 
 
 def _locations(value: Any, ctx: Context, where: str) -> list[str]:
@@ -261,7 +271,7 @@ def _payment_initiation(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
         out["actions"] = ["initiate", "status"]
     if "locations" in obj:
         out["locations"] = _locations(obj["locations"], ctx, "locations")
-    out["instructedAmount"] = amount(obj["instructedAmount"], "instructedAmount")
+    out["instructedAmount"] = amount(obj["instructedAmount"], "instructedAmount", ctx.currencies)
     out["creditorName"] = _text(obj["creditorName"], "creditorName")
     out["creditorAccount"] = account_ref(obj["creditorAccount"], "creditorAccount")
     if "remittanceInformationUnstructured" in obj:
@@ -364,7 +374,7 @@ def narrow(raw: str, granted: Details, allowed_types: frozenset[str], ctx: Conte
     """RFC 9396 §6 and §6.1: a token request may ask for part of what was granted, never more.
     Every requested object must be within one granted object of its type; members it leaves out
     are taken from that granted object."""
-    requested = parse(raw, allowed_types, Context(ctx.now, ctx.locations, defaults=False))
+    requested = parse(raw, allowed_types, replace(ctx, defaults=False))
     out = []
     for req in requested:
         match = next((merged for g in granted if g["type"] == req["type"]
