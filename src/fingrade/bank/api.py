@@ -115,11 +115,28 @@ def _not_found() -> Response:
     return _json(404, {"error": "not_found", "error_description": "no such account"})
 
 
-async def _authorize(bank: Bank, request: Request) -> tuple[dict[str, Any], list[access.AccountAccess]]:
-    creq = _to_core(request)
-    claims = await authorize_resource(bank, creq, SCOPE, bank.url(_sub_path(request)), verify=bank.trust.verify)
+async def verified_claims(request: Request, allow: tuple[str, ...], scope: str) -> dict[str, Any] | Response:
+    """The checks every bank endpoint makes before its own: the method, the interaction headers (a
+    malformed one is the client's error whatever the token), then the access token with `scope`
+    through the core's resource rules. The token's claims, or the error response to send."""
+    bank: Bank = request.app.state.bank
+    try:
+        if request.method not in allow:
+            raise method_not_allowed(", ".join(allow))
+        ip = customer_ip(request.headers.get(CUSTOMER_IP))
+        date = auth_date(request.headers.get(AUTH_DATE))
+    except OAuthError as exc:
+        return _json(exc.status, exc.body(), exc.headers)
+    try:
+        claims = await authorize_resource(bank, _to_core(request), scope, bank.url(_sub_path(request)),
+                                          verify=bank.trust.verify)
+    except OAuthError as exc:
+        return _auth_error(request, exc)
     request.state.client_id = claims.get("client_id")
-    return claims, access.grants(claims, bank.clock())
+    if ip or date:
+        log.info("bank api call interaction=%s client=%s customer_ip=%s auth_date=%s",
+                 request.state.interaction_id, claims.get("client_id"), ip or "-", date or "-")
+    return claims
 
 
 def _auth_error(request: Request, exc: OAuthError) -> Response:
@@ -141,21 +158,13 @@ Endpoint = Callable[["Bank", Request, dict[str, Any], list[access.AccountAccess]
 def _handler(fn: Endpoint) -> Any:
     async def route(request: Request) -> Response:
         bank: Bank = request.app.state.bank
+        claims = await verified_claims(request, ("GET",), SCOPE)
+        if isinstance(claims, Response):
+            return claims
         try:
-            if request.method != "GET":
-                raise method_not_allowed("GET")
-            # Interaction headers first: a malformed one is the client's error whatever the token.
-            ip = customer_ip(request.headers.get(CUSTOMER_IP))
-            date = auth_date(request.headers.get(AUTH_DATE))
-        except OAuthError as exc:
-            return _json(exc.status, exc.body(), exc.headers)
-        try:
-            claims, accesses = await _authorize(bank, request)
+            accesses = access.grants(claims, bank.clock())
         except OAuthError as exc:
             return _auth_error(request, exc)
-        if ip or date:
-            log.info("bank api call interaction=%s client=%s customer_ip=%s auth_date=%s",
-                     request.state.interaction_id, claims.get("client_id"), ip or "-", date or "-")
         try:
             status, body = await fn(bank, request, claims, accesses)
         except OAuthError as exc:

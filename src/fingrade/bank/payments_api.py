@@ -1,39 +1,22 @@
 """The bank's payment initiation API (HTTP layer): POST /payments and GET /payments/{id} below
-/bank/v1. Same request checks as the account API (api.py: interaction headers, then the token through
-`authorize_resource` with this resource server's verifier), scope `payments`; the rules are in
+/bank/v1. Same request checks as the account API (api.py `verified_claims`: interaction headers, then the
+token through `authorize_resource` with this resource server's verifier), scope `payments`; the rules are in
 payments.py and docs/banking-api.md ("Payments")."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..oauth import dpop
-from ..oauth.errors import OAuthError, insufficient_scope, method_not_allowed
-from ..oauth.userinfo import NO_STORE, authorize_resource
-from .api import Bank, _auth_error, _json, _sub_path, _to_core, log
-from .interaction import AUTH_DATE, CUSTOMER_IP, auth_date, customer_ip
+from ..oauth.errors import insufficient_scope
+from ..oauth.userinfo import NO_STORE
+from .api import Bank, _auth_error, _json, verified_claims
 from .payments import (SCOPE, PaymentRefused, Payments, Request as PaymentRequest, approval_key, approved_payments,
                        check_idempotency_key, fingerprint, match, parse_body)
-
-
-async def _authorize(bank: Bank, request: Request, method: str) -> dict[str, Any]:
-    if request.method != method:
-        raise method_not_allowed(method)
-    ip = customer_ip(request.headers.get(CUSTOMER_IP))
-    date = auth_date(request.headers.get(AUTH_DATE))
-    return {"ip": ip, "date": date}
-
-
-async def _claims(bank: Bank, request: Request) -> dict[str, Any]:
-    claims = await authorize_resource(bank, _to_core(request), SCOPE, bank.url(_sub_path(request)),
-                                      verify=bank.trust.verify)
-    request.state.client_id = claims.get("client_id")
-    return claims
 
 
 def _refused(request: Request, exc: PaymentRefused) -> Response:
@@ -42,27 +25,11 @@ def _refused(request: Request, exc: PaymentRefused) -> Response:
     return _json(exc.status, exc.body())
 
 
-async def _caller(bank: Bank, request: Request, method: str) -> tuple[dict[str, Any], dict[str, Any]] | Response:
-    """The request's interaction facts and the verified token claims, or the error response."""
-    try:
-        facts = await _authorize(bank, request, method)
-    except OAuthError as exc:
-        return _json(exc.status, exc.body(), exc.headers)
-    try:
-        return facts, await _claims(bank, request)
-    except OAuthError as exc:
-        return _auth_error(request, exc)
-
-
 async def create_payment(request: Request) -> Response:
     bank: Bank = request.app.state.bank
-    caller = await _caller(bank, request, "POST")
-    if isinstance(caller, Response):
-        return caller
-    facts, claims = caller
-    if facts["ip"] or facts["date"]:
-        log.info("bank payment interaction=%s client=%s customer_ip=%s auth_date=%s", request.state.interaction_id,
-                 claims.get("client_id"), facts["ip"] or "-", facts["date"] or "-")
+    claims = await verified_claims(request, ("POST",), SCOPE)
+    if isinstance(claims, Response):
+        return claims
     try:
         approved = approved_payments(claims, "initiate")
         if not approved or not isinstance(claims.get("grant_id"), str):
@@ -95,10 +62,9 @@ def orjson_self(raw: bytes) -> str:
 
 async def get_payment(request: Request) -> Response:
     bank: Bank = request.app.state.bank
-    caller = await _caller(bank, request, "GET")
-    if isinstance(caller, Response):
-        return caller
-    _facts, claims = caller
+    claims = await verified_claims(request, ("GET",), SCOPE)
+    if isinstance(claims, Response):
+        return claims
     if not approved_payments(claims, "status"):
         return _auth_error(request, insufficient_scope("the token carries no payment_initiation status approval"))
     found = await Payments(bank.ledger.db).get(str(claims["client_id"]), str(claims["sub"]),
