@@ -61,6 +61,16 @@ class Fintech:
         assert resp.json()["token_type"] == "DPoP"
         return resp.json()["access_token"]
 
+    def client_credentials(self, scope: str = "accounts") -> str:
+        """The fintech's own DPoP-bound client credentials token (RFC 6749 §4.4; FAPI 2.0 SP 5.3.2.1-4:
+        sender-constrained), as a UK TPP uses for account-access-consents."""
+        with self.server.client() as http:
+            resp = http.post("/token", data={"grant_type": "client_credentials", "scope": scope,
+                                             **self.client.auth_params()}, headers=self.client.dpop_header("/token"))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["token_type"] == "DPoP"
+        return resp.json()["access_token"]
+
     def proof(self, path: str, token: str, method: str = "GET", base: str | None = None, **kw: Any) -> str:
         return self.client.dpop.proof(method, (base or self.server.base_url) + PREFIX + path, token=token, **kw)
 
@@ -81,3 +91,8 @@ class Fintech:
         hdrs.update(headers or {})
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         return http.post(PREFIX + path, content=content, headers=hdrs)
+
+    def delete(self, http: httpx.Client, path: str, token: str) -> httpx.Response:
+        """DELETE with a fresh DPoP proof."""
+        return http.delete(PREFIX + path, headers={"Authorization": f"DPoP {token}",
+                                                   "DPoP": self.proof(path, token, method="DELETE")})

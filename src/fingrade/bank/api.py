@@ -418,6 +418,7 @@ def bank_mount(app: ASGIApp) -> Mount:
 
 def bank_api() -> tuple[Starlette, ASGIApp]:
     """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount."""
+    from .consents_api import consent, create_consent  # imports this module
     from .payments_api import create_payment, get_payment  # imports this module
 
     allm = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -425,6 +426,8 @@ def bank_api() -> tuple[Starlette, ASGIApp]:
         Route("/openapi.json", openapi, methods=allm),
         Route("/payments", create_payment, methods=allm),
         Route("/payments/{payment_id}", get_payment, methods=allm),
+        Route("/account-access-consents", create_consent, methods=allm),
+        Route("/account-access-consents/{consent_id}", consent, methods=allm),
         Route("/accounts", _handler(list_accounts), methods=allm),
         Route("/accounts/{account_id}", _handler(get_account), methods=allm),
         Route("/accounts/{account_id}/balances", _handler(get_balances), methods=allm),

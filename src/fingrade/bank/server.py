@@ -1,6 +1,6 @@
 """Running the bank API: inside the authorization server's process (`fingrade serve`, role all) or on
 its own (`fingrade serve --role bank`). Either way it reaches the AS only through HTTP: JWKS,
-metadata and introspection (trust.py). See docs/architecture.md, "The bank's resource server"."""
+metadata, introspection and consent resources (trust.py). See docs/architecture.md, "The bank's resource server"."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@
 - RFC 7662 introspection, authenticated as a `resource_server` client (client_secret_basic), for
   revocation status. Positive answers are cached for `bank_introspection_cache_seconds` (0: every
   call asks); that is the revocation latency. Negative answers are never cached (they are final).
+- The AS's consent resources (`/consent-resources`, `ConsentResources` below), with the same
+  credentials, for the UK-style account-access-consents the TPP lodges at the bank.
 
 The transport is an `httpx.AsyncClient`: HTTPS with certificate verification against
 `bank_ca_file` (or the system CAs) when the bank runs on its own, or an in-process ASGI transport
@@ -226,3 +228,54 @@ class AsTrust:
                     self._active.clear()
             until = min(now + self.cache_seconds, now + max(0, int(claims["exp"]) - self.clock()))
             self._active[digest] = until
+
+
+class ConsentResources:
+    """The AS's consent resources (`{bank_issuer}/consent-resources`: UK-style consents lodged before the
+    customer authorises them), called over AsTrust's HTTP client with the bank's resource-server
+    credentials (HTTP Basic, as for introspection). Scoped to the TPP's client_id: another client's
+    consent is not found. Any failure to get an answer fails closed (503 temporarily_unavailable)."""
+
+    def __init__(self, trust: AsTrust) -> None:
+        self.trust = trust
+        self.url = trust.issuer + "/consent-resources"
+
+    async def _call(self, method: str, url: str, **kw: Any) -> dict[str, Any] | None:
+        try:
+            resp = await self.trust.http.request(method, url, auth=self.trust._auth,
+                                                 headers={"Accept": "application/json"}, **kw)
+        except httpx.HTTPError as exc:
+            log.error("consent resources: authorization server unreachable: %s", type(exc).__name__)
+            raise unavailable("the authorization server cannot be reached") from None
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if resp.status_code == 404:
+            return None
+        if resp.status_code == 400 and isinstance(body, dict):
+            # The AS's own check of the details (with the TPP's registered types): the TPP's error.
+            desc = body.get("error_description")
+            raise OAuthError("invalid_request", desc if isinstance(desc, str) and desc else "the consent was refused")
+        if resp.status_code not in (200, 201) or not isinstance(body, dict):
+            # 401/403 mean our own credentials or client type are wrong: an operator problem, not the caller's.
+            log.error("consent resources: the authorization server answered %s to %s", resp.status_code, method)
+            raise unavailable("the consent cannot be handled now")
+        return body
+
+    def _one(self, consent_id: str) -> str:
+        return f"{self.url}/{quote(consent_id, safe='')}"
+
+    async def create(self, client_id: str, details: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
+        body = await self._call("POST", self.url, json={"client_id": client_id, "authorization_details": details,
+                                                        "data": data})
+        if body is None:
+            log.error("consent resources: the authorization server has no consent endpoint (404)")
+            raise unavailable("the consent cannot be handled now")
+        return body
+
+    async def get(self, client_id: str, consent_id: str) -> dict[str, Any] | None:
+        return await self._call("GET", self._one(consent_id), params={"client_id": client_id})
+
+    async def revoke(self, client_id: str, consent_id: str) -> dict[str, Any] | None:
+        return await self._call("DELETE", self._one(consent_id), params={"client_id": client_id})
