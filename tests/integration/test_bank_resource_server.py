@@ -17,6 +17,7 @@ import pytest
 from integration_helpers import BACKENDS, dedicated_server, www_authenticate
 from support.bank import PREFIX, Fintech, account_information
 from support.server import Server, start_server
+from test_bank_consent_resources import CONSENTS, authorise, request_body
 
 TUNED = {
     "FINGRADE_KEY_RELOAD_SECONDS": "1",  # a rotation reaches the AS within a second
@@ -127,6 +128,29 @@ def test_role_bank_separate_process(fintech: Fintech, auth_server: Server, bank:
         assert revoked.status_code == 401 and www_authenticate(revoked)["error"] == "invalid_token"
         # The bank process serves no authorization server endpoints.
         assert http.get(f"{bank.base_url}/.well-known/openid-configuration").status_code == 404
+
+
+def test_role_bank_uk_consents_over_https(fintech: Fintech, auth_server: Server, bank: Server) -> None:
+    """UK Open Banking account-access-consents on a bank of its own: it lodges, reads and deletes the
+    consent at the AS over HTTPS with its own resource-server credentials (the AS's consent
+    resources); the customer authorises it at the AS (OIDC Core §5.5 claims, openbanking_intent_id);
+    the DELETE at the bank revokes the token the AS issued."""
+    cc = fintech.client_credentials()
+    base = bank.base_url
+    with bank.client() as http, auth_server.client() as as_http, \
+            auth_server.client(follow_redirects=False) as browser:
+        resp = fintech.post(http, CONSENTS, cc, request_body(["ReadAccountsDetail"]), base=base)
+        assert resp.status_code == 201, resp.text
+        cid = resp.json()["Data"]["ConsentId"]
+        assert resp.headers["location"] == f"{base}{PREFIX}{CONSENTS}/{cid}"
+        tokens, iban = authorise(fintech, as_http, browser, cid)
+        got = fintech.get(http, f"{CONSENTS}/{cid}", cc, base=base)
+        assert got.status_code == 200 and got.json()["Data"]["Status"] == "Authorised"
+        listed = fintech.get(http, "/accounts", tokens["access_token"], base=base)
+        assert [a["Account"][0]["Identification"] for a in listed.json()["Data"]["Account"]] == [iban]
+        assert fintech.delete(http, f"{CONSENTS}/{cid}", cc, base=base).status_code == 204
+        assert fintech.get(http, f"{CONSENTS}/{cid}", cc, base=base).json()["Data"]["Status"] == "Revoked"
+        assert fintech.get(http, "/accounts", tokens["access_token"], base=base).status_code == 401
 
 
 def test_token_of_another_issuer_refused(fintech: Fintech, bank: Server, server: Server,

@@ -82,17 +82,17 @@ class Fintech:
         return http.get((base or "") + PREFIX + path, params=params, headers=hdrs)
 
     def post(self, http: httpx.Client, path: str, token: str, body: Any, *, key: str | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
+             headers: dict[str, str] | None = None, base: str | None = None) -> httpx.Response:
         """POST JSON with a fresh DPoP proof and, if given, an Idempotency-Key."""
-        hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="POST"),
+        hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="POST", base=base),
                 "Content-Type": "application/json"}
         if key is not None:
             hdrs["Idempotency-Key"] = key
         hdrs.update(headers or {})
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return http.post(PREFIX + path, content=content, headers=hdrs)
+        return http.post((base or "") + PREFIX + path, content=content, headers=hdrs)
 
-    def delete(self, http: httpx.Client, path: str, token: str) -> httpx.Response:
+    def delete(self, http: httpx.Client, path: str, token: str, *, base: str | None = None) -> httpx.Response:
         """DELETE with a fresh DPoP proof."""
-        return http.delete(PREFIX + path, headers={"Authorization": f"DPoP {token}",
-                                                   "DPoP": self.proof(path, token, method="DELETE")})
+        return http.delete((base or "") + PREFIX + path, headers={
+            "Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="DELETE", base=base)})
