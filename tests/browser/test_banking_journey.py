@@ -12,26 +12,18 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from browserkit import fintech_connects
 from support.bank import PREFIX, Fintech, account_information, payment_body, payment_initiation
 from support.server import Server
 
 SHARED, OTHER = "Rainy day savings", "Everyday account"  # alice's demo accounts (bank/demo.py)
-
-
-@pytest.fixture
-def context(chromium: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = chromium.new_context(ignore_https_errors=True, base_url=server.base_url)
-    ctx.set_default_timeout(10_000)
-    yield ctx
-    ctx.close()
 
 
 def cents(amount: dict, indicator: str = "Credit") -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from joserfc import jwt
 
 from support.fapi import new_key
@@ -136,6 +137,14 @@ def dedicated_server(tmp: Path, backend: str, extra_env: dict[str, str]) -> Iter
         srv.stop()
         if srv.backend == "postgres":
             drop_pg_database(srv.env["FINGRADE_DATABASE_URL"])
+
+
+def uncached_bank_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                         label: str) -> contextlib.AbstractContextManager[Server]:
+    """A dedicated server (backend = the fixture's param) whose bank introspects on every call, so a
+    revocation shows at the bank API at once."""
+    return dedicated_server(tmp_path_factory.mktemp(f"{label}-{request.param}"), request.param,
+                            {"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0"})
 
 
 def db_rows(server: Server, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -23,7 +23,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from integration_helpers import BACKENDS, dedicated_server, www_authenticate
+from integration_helpers import BACKENDS, uncached_bank_server, www_authenticate
 from support.bank import PREFIX, Fintech, account_information
 from support.flow import Authorized, checked_choices, consent, follow_to_client, login, query_of
 from support.server import DEMO_PASSWORD, Server
@@ -36,8 +36,7 @@ ALL = ["ReadAccountsBasic", "ReadAccountsDetail", "ReadBalances", *TX]
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0"}
-    with dedicated_server(tmp_path_factory.mktemp("ukconsent-" + request.param), request.param, env) as srv:
+    with uncached_bank_server(request, tmp_path_factory, "ukconsent") as srv:
         yield srv
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from integration_helpers import BACKENDS, db_rows, dedicated_server
+from integration_helpers import BACKENDS, db_rows, uncached_bank_server
 from support.bank import Fintech, account_information
 from support.flow import CSRF
 from support.server import DEMO_PASSWORD, Server
@@ -26,8 +26,7 @@ CONNECTIONS = "/account/connections"
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0"}
-    with dedicated_server(tmp_path_factory.mktemp("dash-" + request.param), request.param, env) as srv:
+    with uncached_bank_server(request, tmp_path_factory, "dash") as srv:
         yield srv
 
 
