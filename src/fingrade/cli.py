@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
-from .oauth import consents
+from .oauth import consent_resources, consents
 from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
 from .oauth.crypto import new_token, token_hash
@@ -267,11 +267,16 @@ def cmd_consents(args: argparse.Namespace) -> int:
 
     async def revoke(core: Core) -> int:
         grant = await consents.revoke_grant(core, args.grant_id, by="bank")
-        if grant is None:
-            print("no such grant", file=sys.stderr)
-            return 1
-        print(f"grant {grant.id} of client {grant.client_id} revoked")
-        return 0
+        if grant is not None:
+            print(f"grant {grant.id} of client {grant.client_id} revoked")
+            return 0
+        # A UK ConsentId (aac-…) as the app and the customer know it: revoked with its grant.
+        lodged = await consent_resources.revoke_by_bank(core, args.grant_id)
+        if lodged is not None:
+            print(f"consent {lodged.id} of client {lodged.client_id} revoked")
+            return 0
+        print("no such grant or consent", file=sys.stderr)
+        return 1
 
     return _run(args, {"list": list_, "revoke": revoke}[args.action])
 
@@ -404,8 +409,8 @@ def parser() -> argparse.ArgumentParser:
     cl = cs.add_parser("list", help="active grants (all states with --all) as JSON")
     cl.add_argument("--user", help="username")
     cl.add_argument("--all", action="store_true", help="include expired and revoked grants")
-    cs.add_parser("revoke", help="revoke one grant: its tokens die at once").add_argument(
-        "grant_id", help="as `consents list` prints it; " + _ID_HELP)
+    cs.add_parser("revoke", help="revoke one grant, or a UK consent by its ConsentId: its tokens die at once").add_argument(
+        "grant_id", help="as `consents list` prints it, or a ConsentId (aac-…); " + _ID_HELP)
     sub.choices["consents"].set_defaults(fn=cmd_consents)
 
     k = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)

@@ -245,16 +245,19 @@ def test_deleting_an_awaiting_consent_stops_its_authorisation(http: httpx.Client
     assert db_rows(server, "SELECT grant_id FROM consent_resources WHERE id = ?", consent_id) == [(None,)]
 
 
-@pytest.mark.parametrize("how", ["app-revokes-refresh-token", "bank-cli"])
+@pytest.mark.parametrize("how", ["app-revokes-refresh-token", "bank-cli", "bank-cli-by-consent-id"])
 def test_revoking_the_grant_revokes_the_consent(http: httpx.Client, browser: httpx.Client, rs: tuple[str, str],
                                                 tpp: tuple[str, str], server: Server, how: str) -> None:
-    """One fact in one place: revoking the grant (RFC 7009 §2.1 refresh token, the bank's CLI; the
-    dashboard is in test_bank_consent_resources.py) shows the consent as Revoked."""
+    """One fact in one place: revoking the grant (RFC 7009 §2.1 refresh token, the bank's CLI by grant id
+    or by ConsentId; the dashboard is in test_bank_consent_resources.py) shows the consent as Revoked."""
     consent_id = lodged(http, rs, tpp[0])
     body = authorise(browser, tpp, consent_id)
     if how == "bank-cli":
         grant_id = db_rows(server, "SELECT grant_id FROM consent_resources WHERE id = ?", consent_id)[0][0]
-        server.cli("consents", "revoke", "--", grant_id)
+        server.cli("consents", "revoke", grant_id)
+    elif how == "bank-cli-by-consent-id":  # a customer's complaint quotes the ConsentId
+        out = server.cli("consents", "revoke", consent_id).stdout.strip()
+        assert out == f"consent {consent_id} of client {tpp[0]} revoked"
     else:
         assert http.post("/revoke", data={"token": body["refresh_token"]}, auth=tpp).status_code == 200
     shown = read(http, rs, consent_id, tpp[0]).json()
@@ -347,3 +350,14 @@ def test_intent_and_authorization_details_together_are_refused(http: httpx.Clien
 def test_metadata_advertises_the_claims_parameter(http: httpx.Client) -> None:
     doc = http.get("/.well-known/openid-configuration").json()
     assert doc["claims_parameter_supported"] is True and "openbanking_intent_id" in doc["claims_supported"]
+
+
+def test_bank_revokes_an_awaiting_consent_by_its_id(http: httpx.Client, browser: httpx.Client, server: Server,
+                                                    rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+    consent_id = lodged(http, rs, tpp[0])
+    server.cli("consents", "revoke", consent_id)
+    assert read(http, rs, consent_id, tpp[0]).json()["status"] == "Revoked"
+    _v, pushed = push(browser, tpp, consent_id)
+    assert pushed.status_code == 400 and "Revoked" in pushed.json()["error_description"]
+    missing = server.cli("consents", "revoke", "aac-nothing-here", check=False)
+    assert missing.returncode == 1 and "no such grant or consent" in missing.stderr

@@ -120,6 +120,21 @@ async def delete(core: Core, consent_id: str, client_id: str | None) -> dict[str
     return to_json(core, *await _own(core, consent_id, client_id))
 
 
+async def revoke_by_bank(core: Core, consent_id: str) -> ConsentResource | None:
+    """The bank withdraws a consent by its ConsentId (`fingrade consents revoke aac-…`, e.g. on a
+    customer's complaint that quotes it): Revoked, grant and tokens with it. None if there is none."""
+    found = await core.store.get_consent_resource(consent_id) if len(consent_id) <= 64 else None
+    if found is None:
+        return None
+    resource, _ = found
+    now = core.clock()
+    if await core.store.set_consent_resource_status(consent_id, (AWAITING, AUTHORISED), REVOKED, now):
+        await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
+                               detail={"by": "bank", "consent_id": consent_id,
+                                       "grants": [resource.grant_id] if resource.grant_id else []})
+    return resource
+
+
 async def consent_resource_endpoint(core: Core, request: HttpRequest, consent_id: str | None) -> HttpResponse:
     """POST /consent-resources, GET and DELETE /consent-resources/{id}: for resource servers only,
     authenticated as at introspection (RFC 7662 §2.1). JSON in and out."""
