@@ -256,13 +256,14 @@ def cmd_consents(args: argparse.Namespace) -> int:
                 return 1
             user_id = user.id
         now = core.clock()
-        rows = [{"grant_id": g.id, "user_id": g.user_id, "client_id": g.client_id, "scope": g.scope,
-                 "created_at": g.created_at, "revoked_at": g.revoked_at,
-                 "state": consents.grant_state(core, g, refresh_until, now),
-                 "authorization_details": g.authorization_details}
-                for g, refresh_until in await core.store.list_user_grants(user_id)
-                if args.all or consents.grant_state(core, g, refresh_until, now) == "active"]
-        _print(rows)
+        shown = [(g, consents.grant_state(core, g, refresh_until, now))
+                 for g, refresh_until in await core.store.list_user_grants(user_id)]
+        shown = [(g, state) for g, state in shown if args.all or state == "active"]
+        # The UK ConsentId a grant authorised, as the app and the customer know it (else null).
+        lodged = await core.store.consent_resource_ids([g.id for g, _ in shown])
+        _print([{"grant_id": g.id, "consent_id": lodged.get(g.id), "user_id": g.user_id, "client_id": g.client_id,
+                 "scope": g.scope, "created_at": g.created_at, "revoked_at": g.revoked_at, "state": state,
+                 "authorization_details": g.authorization_details} for g, state in shown])
         return 0
 
     async def revoke(core: Core) -> int:

@@ -253,7 +253,10 @@ def test_revoking_the_grant_revokes_the_consent(http: httpx.Client, browser: htt
     consent_id = lodged(http, rs, tpp[0])
     body = authorise(browser, tpp, consent_id)
     if how == "bank-cli":
-        grant_id = db_rows(server, "SELECT grant_id FROM consent_resources WHERE id = ?", consent_id)[0][0]
+        # The bank's listing links the grant to the ConsentId the app and the customer know.
+        listed = json.loads(server.cli("consents", "list", "--all").stdout)
+        grant_id = next(g["grant_id"] for g in listed if g["consent_id"] == consent_id)
+        assert grant_id == db_rows(server, "SELECT grant_id FROM consent_resources WHERE id = ?", consent_id)[0][0]
         server.cli("consents", "revoke", grant_id)
     elif how == "bank-cli-by-consent-id":  # a customer's complaint quotes the ConsentId
         out = server.cli("consents", "revoke", consent_id).stdout.strip()

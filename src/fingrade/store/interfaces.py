@@ -83,6 +83,8 @@ class DurableStore(Protocol):
     async def create_consent_resource(self, resource: ConsentResource) -> None: ...
     async def get_consent_resource(self, consent_id: str) -> tuple[ConsentResource, int | None] | None:
         """The consent and its grant's revoked_at (None: no grant or a live one)."""
+    async def consent_resource_ids(self, grant_ids: list[str]) -> dict[str, str]:
+        """grant id -> the consent resource it authorised (only grants that did)."""
     async def authorise_consent_resource(self, consent_id: str, grant: Grant, lodged_after: int) -> bool:
         """AwaitingAuthorisation (lodged after `lodged_after`) -> Authorised with the grant created,
         atomically; False: nothing written."""

@@ -353,6 +353,17 @@ class SqlDurableStore:
             return (_consent_resource_from_row(row), row.grant_revoked_at) if row else None
         return await self.db.read(q)
 
+    async def consent_resource_ids(self, grant_ids: list[str]) -> dict[str, str]:
+        """grant id -> the id of the consent resource it authorised, for the grants that did."""
+        def q(conn: Connection) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for i in range(0, len(grant_ids), 500):  # bounded IN lists
+                rows = conn.execute(select(consent_resources.c.grant_id, consent_resources.c.id)
+                                    .where(consent_resources.c.grant_id.in_(grant_ids[i:i + 500])))
+                out.update({r.grant_id: r.id for r in rows})
+            return out
+        return await self.db.read(q)
+
     async def authorise_consent_resource(self, consent_id: str, grant: Grant, lodged_after: int) -> bool:
         """AwaitingAuthorisation -> Authorised and the grant created, in one transaction; False (and
         nothing written) when the consent is not awaiting authorisation by this grant's client or was
