@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..oauth.authorization_details import MAX_VALIDITY
+from ..oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
 from ..oauth.errors import insufficient_scope, safe_description
 
 MAX_BODY = 16 * 1024
 MAX_PERMISSIONS = 30
 STATUSES = ("AwaitingAuthorisation", "Authorised", "Rejected", "Revoked")
-CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what the AS issues; anything else is not found
 
 ACCOUNTS_BASIC, ACCOUNTS_DETAIL = "ReadAccountsBasic", "ReadAccountsDetail"
 BALANCES = "ReadBalances"

@@ -30,6 +30,7 @@ from .errors import OAuthError, invalid_request, method_not_allowed
 from .http import HttpRequest, HttpResponse, parse_params
 from .models import Client, ConsentResource
 from .profiles import authorization_details_types
+from .token import NO_STORE
 
 if TYPE_CHECKING:
     from .authorize import AuthorizationRequest
@@ -41,7 +42,6 @@ REVOKED = "Revoked"
 LODGED_TYPES = frozenset({"account_information"})  # what a lodged consent may ask for
 MAX_DATA = 4096  # bytes of the resource server's own JSON
 MAX_BODY = 16384
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def not_found() -> OAuthError:
@@ -96,11 +96,26 @@ async def create(core: Core, client_id: Any, details: Any, data: Any) -> dict[st
     return to_json(core, resource, None)
 
 
+async def _find(core: Core, consent_id: str) -> tuple[ConsentResource, int | None] | None:
+    return await core.store.get_consent_resource(consent_id) if len(consent_id) <= 64 else None
+
+
 async def _own(core: Core, consent_id: str, client_id: str | None) -> tuple[ConsentResource, int | None]:
-    found = await core.store.get_consent_resource(consent_id) if len(consent_id) <= 64 else None
+    found = await _find(core, consent_id)
     if found is None or found[0].client_id != client_id:
         raise not_found()  # another app's consent is indistinguishable from none
     return found
+
+
+async def _revoke(core: Core, resource: ConsentResource, grant_revoked_at: int | None, *, by: str) -> None:
+    """Revoked, with its grant and tokens in the same transaction; a Rejected or Revoked consent
+    (stored or derived) stays as it is. Audited with who did it."""
+    now = core.clock()
+    if _status(core, resource, grant_revoked_at)[0] in (AWAITING, AUTHORISED) and \
+            await core.store.set_consent_resource_status(resource.id, (AWAITING, AUTHORISED), REVOKED, now):
+        await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
+                               detail={"by": by, "consent_id": resource.id,
+                                       "grants": [resource.grant_id] if resource.grant_id else []})
 
 
 async def read(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
@@ -108,31 +123,19 @@ async def read(core: Core, consent_id: str, client_id: str | None) -> dict[str, 
 
 
 async def delete(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
-    """The app withdraws the consent: Revoked, its grant and tokens revoked in the same transaction.
-    A Rejected or Revoked consent stays as it is."""
-    resource, revoked_at = await _own(core, consent_id, client_id)
-    now = core.clock()
-    if _status(core, resource, revoked_at)[0] in (AWAITING, AUTHORISED) and \
-            await core.store.set_consent_resource_status(consent_id, (AWAITING, AUTHORISED), REVOKED, now):
-        await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
-                               detail={"by": "app", "consent_id": consent_id,
-                                       "grants": [resource.grant_id] if resource.grant_id else []})
+    """The app withdraws the consent (UK DELETE account-access-consents)."""
+    await _revoke(core, *await _own(core, consent_id, client_id), by="app")
     return to_json(core, *await _own(core, consent_id, client_id))
 
 
 async def revoke_by_bank(core: Core, consent_id: str) -> ConsentResource | None:
     """The bank withdraws a consent by its ConsentId (`fingrade consents revoke aac-…`, e.g. on a
-    customer's complaint that quotes it): Revoked, grant and tokens with it. None if there is none."""
-    found = await core.store.get_consent_resource(consent_id) if len(consent_id) <= 64 else None
+    customer's complaint that quotes it). None if there is none."""
+    found = await _find(core, consent_id)
     if found is None:
         return None
-    resource, _ = found
-    now = core.clock()
-    if await core.store.set_consent_resource_status(consent_id, (AWAITING, AUTHORISED), REVOKED, now):
-        await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
-                               detail={"by": "bank", "consent_id": consent_id,
-                                       "grants": [resource.grant_id] if resource.grant_id else []})
-    return resource
+    await _revoke(core, *found, by="bank")
+    return found[0]
 
 
 async def consent_resource_endpoint(core: Core, request: HttpRequest, consent_id: str | None) -> HttpResponse:

@@ -390,30 +390,18 @@ async def token(request: Request) -> Response:
     return to_starlette(resp)
 
 
-def _endpoint(handler: Any) -> Any:
+def _endpoint(handler: Any, path_param: str | None = None) -> Any:
+    """A core endpoint: the request as HttpRequest; with `path_param`, that path parameter too (None
+    on a route without it)."""
     async def route(request: Request) -> Response:
         try:
             creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
         except BodyTooLarge as exc:
             return json_error(exc)
-        return to_starlette(await handler(_core(request), creq))
+        if path_param is None:
+            return to_starlette(await handler(_core(request), creq))
+        return to_starlette(await handler(_core(request), creq, request.path_params.get(path_param)))
     return route
-
-
-async def manage_client(request: Request) -> Response:
-    try:
-        creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
-    except BodyTooLarge as exc:
-        return json_error(exc)
-    return to_starlette(await manage_endpoint(_core(request), creq, request.path_params["client_id"]))
-
-
-async def consent_resource(request: Request) -> Response:
-    try:
-        creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
-    except BodyTooLarge as exc:
-        return json_error(exc)
-    return to_starlette(await consent_resource_endpoint(_core(request), creq, request.path_params.get("consent_id")))
 
 
 async def health(request: Request) -> Response:
@@ -513,9 +501,9 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/introspect", _endpoint(introspection_endpoint), methods=ALL),
         Route("/revoke", _endpoint(revocation_endpoint), methods=ALL),
         Route("/register", _endpoint(register_endpoint), methods=ALL),
-        Route("/register/{client_id}", manage_client, methods=ALL),
-        Route("/consent-resources", consent_resource, methods=ALL),
-        Route("/consent-resources/{consent_id}", consent_resource, methods=ALL),
+        Route("/register/{client_id}", _endpoint(manage_endpoint, "client_id"), methods=ALL),
+        Route("/consent-resources", _endpoint(consent_resource_endpoint, "consent_id"), methods=ALL),
+        Route("/consent-resources/{consent_id}", _endpoint(consent_resource_endpoint, "consent_id"), methods=ALL),
         Route("/healthz", health, methods=["GET"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]

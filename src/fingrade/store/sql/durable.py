@@ -332,8 +332,7 @@ class SqlDurableStore:
             return revoked is not None and revoked.revoked_at is None
         return await self.db.read(q)
 
-    # -- signing keys ------------------------------------------------------------------------
-    # consent resources (oauth/consent_resources.py): the status moves by conditional updates only
+    # -- consent resources (oauth/consent_resources.py): the status moves by conditional updates only
     async def create_consent_resource(self, resource: ConsentResource) -> None:
         def q(conn: Connection) -> None:
             conn.execute(insert(consent_resources).values(
@@ -392,19 +391,17 @@ class SqlDurableStore:
             values: dict[str, Any] = {"status": status, "status_updated_at": now}
             if user_id is not None:
                 values["user_id"] = user_id
-            row = conn.execute(select(consent_resources.c.grant_id).where(and_(
-                consent_resources.c.id == consent_id, consent_resources.c.status.in_(expected)))).first()
-            if row is None:
-                return False
             done = conn.execute(update(consent_resources).where(and_(
                 consent_resources.c.id == consent_id, consent_resources.c.status.in_(expected)))
                 .values(**values)).rowcount == 1
-            if done and status == "Revoked" and row.grant_id is not None:
-                conn.execute(update(grants).where(and_(grants.c.id == row.grant_id, grants.c.revoked_at.is_(None)))
-                             .values(revoked_at=now))
+            if done and status == "Revoked":
+                its_grant = select(consent_resources.c.grant_id).where(consent_resources.c.id == consent_id)
+                conn.execute(update(grants).where(and_(grants.c.id == its_grant.scalar_subquery(),
+                                                       grants.c.revoked_at.is_(None))).values(revoked_at=now))
             return done
         return await self.db.write(q)
 
+    # -- signing keys ------------------------------------------------------------------------
     async def list_signing_keys(self) -> list[SigningKey]:
         def q(conn: Connection) -> list[Any]:
             return list(conn.execute(select(signing_keys).order_by(signing_keys.c.created_at)))
