@@ -61,7 +61,7 @@ def _float(text: str) -> float:
 
 
 def _constant(name: str) -> Any:
-    raise JsonError("NaN and Infinity are not JSON numbers")
+    raise JsonError("NaN and Infinity are not valid JSON")
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int, parse_float=_float,
