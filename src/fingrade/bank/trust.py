@@ -163,7 +163,7 @@ class AsTrust:
         if header.alg not in ALLOWED_ALGS:  # RFC 9068 §4 item 6, FAPI 2.0 SP 5.4.1
             raise invalid_token("the access token algorithm is not accepted")
         kid = header.kid
-        if kid is None or not kid or len(kid) > 200:
+        if not kid or len(kid) > 200:
             raise invalid_token("the access token has no key id")
         key = await self.key(kid)
         try:
