@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
-from .oauth import consent_resources, consents
+from .oauth import consent_resources, consents, strict_json
 from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
 from .oauth.crypto import new_token, token_hash
@@ -142,7 +142,11 @@ def cmd_clients(args: argparse.Namespace) -> int:
         if args.authorization_details_type:
             meta["authorization_details_types"] = args.authorization_details_type
         if args.jwks_file:
-            meta["jwks"] = json.loads(Path(args.jwks_file).read_text())
+            try:
+                meta["jwks"] = strict_json.loads(Path(args.jwks_file).read_bytes())
+            except (OSError, strict_json.JsonError) as exc:
+                print(f"error: --jwks-file: {exc}", file=sys.stderr)
+                return 2
         for field in TLS_SUBJECT_FLAGS.values():
             if getattr(args, field) is not None:
                 meta[field] = getattr(args, field)

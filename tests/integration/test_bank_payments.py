@@ -317,6 +317,38 @@ def test_malformed_payment_body_is_invalid_request(fintech: Fintech, raw: bytes)
     assert resp.json()["error"] == "invalid_request"
 
 
+def test_repeated_json_members_are_refused_and_nothing_is_booked_rfc8259_4(fintech: Fintech, server: Server) -> None:
+    """RFC 8259 §4: with a repeated member, which value counts depends on the reader. A body whose
+    last `instructedAmount` is the approved one (and the first another amount) is refused with 400
+    invalid_request, nothing is booked, and the approval stays usable for the exact body."""
+    detail = payment_initiation("2.22")
+    token = pay_token(fintech, detail)
+    body = json.dumps(payment_body(detail))
+    amount = json.dumps(detail["instructedAmount"])
+    other = json.dumps({"currency": "EUR", "amount": "999.99"})
+    before = accounts_of(server, "alice")["current/EUR"]
+    for raw in ('{"instructedAmount": ' + other + ", " + body[1:],
+                body[:-1] + ', "instructedAmount": ' + amount + "}",
+                body[:-1] + ', "creditorAccount": {"iban": "DE89370400440532013000", "iban": "DE89370400440532013000"}}'):
+        resp = post(fintech, token, raw.encode(), key())
+        assert resp.status_code == 400, (raw, resp.text)
+        assert resp.json()["error"] == "invalid_request"
+    assert accounts_of(server, "alice")["current/EUR"][2] == before[2]
+    assert post(fintech, token, payment_body(detail), key()).status_code == 201
+    assert ledger_problems(server) == []
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": 1e999}', b"[" * 100 + b"]" * 100, b'{"creditorName": "\\ud800"}',
+                                 b'{"creditorName": "a\\u0000"}', b'{"creditorName": "\xff"}', b"\xef\xbb\xbf{}"])
+def test_unreadable_json_is_invalid_request(fintech: Fintech, raw: bytes) -> None:
+    """NaN/Infinity, numbers beyond a float, deep nesting, lone surrogates, U+0000, invalid UTF-8, a
+    BOM (RFC 8259 §6, §8.1, §8.2, §9): one reader refuses them all with 400 invalid_request."""
+    token = pay_token(fintech, payment_initiation("1.00"))
+    resp = post(fintech, token, raw, key())
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "invalid_request"
+
+
 def test_payments_methods(fintech: Fintech, server: Server) -> None:
     with server.client() as http:
         resp = http.put("/bank/v1/payments", content=b"{}")

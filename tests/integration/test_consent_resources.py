@@ -155,6 +155,19 @@ def test_malformed_bodies_are_invalid_request(http: httpx.Client, rs: tuple[str,
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
 
+def test_repeated_json_members_are_refused_and_nothing_lodged_rfc8259_4(http: httpx.Client, server: Server,
+                                                                        rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+    """RFC 8259 §4: a repeated member (here the TPP the consent is lodged for) is refused, not read
+    as whichever value one parser keeps; nothing is stored."""
+    before = db_rows(server, "SELECT COUNT(*) FROM consent_resources")[0][0]
+    body = {"client_id": tpp[0], "authorization_details": [accounts_detail()],
+            "data": {"Permissions": ["ReadAccountsDetail"]}}
+    raw = '{"client_id": "someone-else", ' + json.dumps(body)[1:]
+    resp = http.post("/consent-resources", content=raw, auth=rs, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+    assert db_rows(server, "SELECT COUNT(*) FROM consent_resources")[0][0] == before
+
+
 def test_another_apps_consent_is_not_found(http: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str],
                                            server: Server) -> None:
     consent_id = lodged(http, rs, tpp[0])

@@ -3,6 +3,7 @@ initial access tokens (RFC 7591 §3: the server MAY require one; here it does un
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -11,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, bearer, dedicated_server, exchange, introspect,
-                                 signing_key, www_authenticate)
+from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, bearer, db_rows, dedicated_server, exchange,
+                                 introspect, signing_key, www_authenticate)
 from support.flow import run_flow
 from support.server import Server
 
@@ -220,6 +221,45 @@ def test_malformed_registration_body(http: httpx.Client, iat: str, body: bytes, 
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata"
 
 
+def _json_text(meta: dict, extra: str) -> bytes:
+    """`meta` as JSON text with `extra` (raw members) spliced in before the closing brace."""
+    return (json.dumps(meta)[:-1] + ", " + extra + "}").encode()
+
+
+# Valid JSON that two parsers could read differently, or that cannot be stored: refused outright.
+AMBIGUOUS_BODIES = {
+    "repeated-member": _json_text(CONFIDENTIAL_META, '"client_name": "Second name"'),
+    "repeated-nested-member": _json_text(CONFIDENTIAL_META, '"jwks": {"keys": [], "keys": []}'),
+    "repeated-auth-method": _json_text({**CONFIDENTIAL_META, "token_endpoint_auth_method": "none"},
+                                       '"token_endpoint_auth_method": "client_secret_basic"'),
+    "nan": _json_text(CONFIDENTIAL_META, '"default_max_age": NaN'),
+    "huge-number": _json_text(CONFIDENTIAL_META, '"default_max_age": 1e999'),
+    "huge-integer": _json_text(CONFIDENTIAL_META, '"default_max_age": ' + "9" * 400),
+    "lone-surrogate": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"},
+                                 '"client_name": "\\ud800"'),
+    "nul": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"},
+                      '"client_name": "a\\u0000b"'),
+    "deep": _json_text(CONFIDENTIAL_META, '"x": ' + "[" * 200 + "]" * 200),
+    "bad-utf8": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"},
+                           '"client_name": "X"').replace(b'"X"', b'"\xff"'),
+    "bom": b"\xef\xbb\xbf" + json.dumps(CONFIDENTIAL_META).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AMBIGUOUS_BODIES))
+def test_ambiguous_json_is_refused_and_nothing_registered_rfc8259_4(server: Server, http: httpx.Client, iat: str,
+                                                                     name: str) -> None:
+    """RFC 7591 §3.2.2 invalid_client_metadata for JSON whose members are repeated (RFC 8259 §4: the
+    last one is not necessarily what another reader sees), NaN, numbers beyond any float, lone
+    surrogates (§8.2), U+0000, deep nesting, invalid UTF-8 or a BOM (§8.1): 400, no client written."""
+    before = db_rows(server, "SELECT COUNT(*) FROM clients")[0][0]
+    resp = http.post("/register", content=AMBIGUOUS_BODIES[name], headers={**bearer(iat),
+                                                                            "Content-Type": "application/json"})
+    assert resp.status_code == 400, (resp.status_code, resp.text)
+    assert resp.json()["error"] == "invalid_client_metadata"
+    assert db_rows(server, "SELECT COUNT(*) FROM clients")[0][0] == before
+
+
 # -- management (RFC 7592) --------------------------------------------------------------------
 
 @pytest.fixture
@@ -282,6 +322,18 @@ def test_update_replaces_metadata(http: httpx.Client, browser: httpx.Client, reg
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata"
     resp = http.put(uri, headers=bearer(rat), json={**meta, "redirect_uris": ["javascript:alert(1)"]})
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_redirect_uri"
+
+
+def test_update_with_a_repeated_member_changes_nothing_rfc7592_2_2(http: httpx.Client, registered: dict) -> None:
+    """RFC 7592 §2.2 update: a body with a repeated member is invalid_client_metadata, and the
+    registration keeps its metadata."""
+    headers = {**bearer(registered["registration_access_token"]), "Content-Type": "application/json"}
+    meta = {k: v for k, v in registered.items() if k in CONFIDENTIAL_META or k == "client_id"}
+    body = _json_text({**meta, "client_name": "First"}, '"client_name": "Changed"')
+    resp = http.put(f"/register/{registered['client_id']}", content=body, headers=headers)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata", resp.text
+    read = http.get(f"/register/{registered['client_id']}", headers=headers)
+    assert read.json()["client_name"] == registered["client_name"]
 
 
 def test_update_cannot_change_the_security_profile(http: httpx.Client, registered: dict) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..oauth import authorization_details as ad
+from ..oauth import strict_json
 from ..oauth.errors import OAuthError
 from ..store.sql.db import Database
 from ..store.sql.schema import bank_idempotency, bank_payments
@@ -87,11 +88,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BODY:
         raise PaymentRefused(413, "invalid_request", "the request body is too large")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise PaymentRefused(400, "invalid_request", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise PaymentRefused(400, "invalid_request", "the body must be a JSON object")
+        body = strict_json.loads_object(raw)
+    except strict_json.JsonError as exc:
+        raise PaymentRefused(400, "invalid_request", f"the body: {exc}") from None
     unknown = set(body) - _BODY_FIELDS
     if unknown:
         raise PaymentRefused(400, "invalid_request", f"unknown member {sorted(unknown)[0][:40]}")

@@ -29,14 +29,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-import orjson
-from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 
+from ..oauth import jwt, strict_json
 from ..oauth.crypto import token_hash
 from ..oauth.errors import OAuthError, invalid_token
-from ..oauth.jose import ALLOWED_ALGS, check_key_strength, has_private_members, parse_claims
+from ..oauth.jose import ALLOWED_ALGS, check_key_strength, has_private_members
 
 log = logging.getLogger("fingrade.bank")
 
@@ -87,8 +86,8 @@ class AsTrust:
             log.error("authorization server answered %s for %s", resp.status_code, url)
             raise unavailable("the authorization server cannot be reached")
         try:
-            return orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
+            return strict_json.loads(resp.content)
+        except strict_json.JsonError:
             raise unavailable("the authorization server sent malformed JSON") from None
 
     def _check_endpoint(self, url: Any) -> str:
@@ -154,25 +153,24 @@ class AsTrust:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """RFC 9068 §4: validate a JWT access token, then ask the AS whether it is still active."""
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise invalid_token("the access token is malformed")
         try:
-            unverified = jws.extract_compact(token.encode("ascii"))
-        except (JoseError, ValueError, UnicodeEncodeError):
+            parsed = jwt.parse(token, max_length=MAX_TOKEN_LENGTH)
+        except jwt.JwtError:
             raise invalid_token("the access token is malformed") from None
-        header = unverified.protected
-        if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+        header = parsed.header
+        if (header.typ or "").lower() not in ("at+jwt", "application/at+jwt"):
             raise invalid_token("not an access token")  # RFC 9068 §4 item 1
-        alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ALLOWED_ALGS:  # RFC 9068 §4 item 6, FAPI 2.0 SP 5.4.1
+        if header.alg not in ALLOWED_ALGS:  # RFC 9068 §4 item 6, FAPI 2.0 SP 5.4.1
             raise invalid_token("the access token algorithm is not accepted")
-        if not isinstance(kid, str) or not kid or len(kid) > 200:
+        kid = header.kid
+        if not kid or len(kid) > 200:
             raise invalid_token("the access token has no key id")
         key = await self.key(kid)
         try:
-            claims = parse_claims(jws.deserialize_compact(token, key, algorithms=[alg]).payload)
-        except (JoseError, ValueError, TypeError):
+            jwt.verify(parsed, key, [header.alg])
+        except jwt.JwtError:
             raise invalid_token("the access token signature is not valid") from None
+        claims = parsed.claims
         self._check_claims(claims)
         await self._check_active(token, claims)
         return claims
@@ -214,8 +212,8 @@ class AsTrust:
             log.error("introspection answered %s (check bank_client_id / bank_client_secret)", resp.status_code)
             raise unavailable("the token status cannot be checked")
         try:
-            body = orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
+            body = strict_json.loads(resp.content)
+        except strict_json.JsonError:
             raise unavailable("the token status cannot be checked") from None
         if not isinstance(body, dict) or body.get("active") is not True:
             raise invalid_token("the access token is not active (revoked or expired)")
@@ -248,8 +246,8 @@ class ConsentResources:
             log.error("consent resources: authorization server unreachable: %s", type(exc).__name__)
             raise unavailable("the authorization server cannot be reached") from None
         try:
-            body = orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
+            body = strict_json.loads(resp.content)
+        except strict_json.JsonError:
             body = None
         if resp.status_code == 404:
             return None

@@ -28,11 +28,11 @@ exactly what was asked.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..oauth import strict_json
 from ..oauth.authorization_details import MAX_VALIDITY
 from ..oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
 from ..oauth.errors import insufficient_scope, safe_description
@@ -92,24 +92,13 @@ def require_client_credentials(claims: dict[str, Any]) -> str:
 
 # -- the request ----------------------------------------------------------------------------------------
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ConsentRefused("a JSON object has a repeated member")  # two parsers could pick different ones
-    return dict(pairs)
-
-
-def _bad_constant(name: str) -> Any:
-    raise ConsentRefused("the body is not valid JSON")
-
-
 def _load(raw: bytes) -> Any:
     if len(raw) > MAX_BODY:
         raise ConsentRefused("the request body is too large", 413)
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise ConsentRefused("the body is not valid JSON") from None
+        return strict_json.loads(raw)  # repeated members refused: two parsers could pick different ones
+    except strict_json.JsonError as exc:
+        raise ConsentRefused(f"the body: {exc}") from None
 
 
 def _instant(value: Any, name: str) -> dt.datetime:

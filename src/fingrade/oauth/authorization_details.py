@@ -35,7 +35,6 @@ RFC 9396 §5 lets the AS refuse objects that do not conform to their type defini
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,6 +43,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ..bank.iban import is_valid_iban
+from . import strict_json
 from .errors import OAuthError
 
 if TYPE_CHECKING:
@@ -319,25 +319,13 @@ SUPPORTED_TYPES: tuple[str, ...] = tuple(TYPES)  # advertised as authorization_d
 
 # -- the parameter --------------------------------------------------------------------------------------
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        # Two parsers could disagree on which value wins: refuse rather than guess.
-        raise error("a JSON object has a repeated member")
-    return dict(pairs)
-
-
-def _bad_constant(name: str) -> Any:
-    raise error("authorization_details is not valid JSON")
-
-
 def _load(raw: str) -> Any:
     if len(raw) > MAX_PARAM_LENGTH:
         raise error(f"authorization_details is longer than {MAX_PARAM_LENGTH} characters")
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
-    except (ValueError, RecursionError):
-        raise error("authorization_details is not valid JSON") from None
+        return strict_json.loads(raw)  # repeated members refused: two parsers could pick different ones
+    except strict_json.JsonError as exc:
+        raise error(f"authorization_details: {exc}") from None
 
 
 def parse(raw: str, allowed_types: frozenset[str], ctx: Context) -> Details:

@@ -9,36 +9,23 @@ than half-read.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
-from .errors import OAuthError, invalid_request
+from . import strict_json
+from .errors import invalid_request
 
 INTENT_CLAIM = "openbanking_intent_id"
 CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MEMBERS = ("userinfo", "id_token")  # §5.5; other top-level members are ignored (extensions)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    if len({k for k, _ in pairs}) != len(pairs):
-        raise invalid_request("claims has a repeated member")  # parsers disagree on which value wins
-    return dict(pairs)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise invalid_request("claims is not valid JSON")
-
-
 def intent_id(raw: str) -> str | None:
     """The consent id the `claims` parameter names, or None. Raises invalid_request when the
     parameter is not a §5.5 claims request or names two different consents."""
     try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
-    except OAuthError:
-        raise
-    except (ValueError, RecursionError):
-        raise invalid_request("claims is not valid JSON") from None
+        value = strict_json.loads(raw)  # repeated members refused: parsers disagree on which value wins
+    except strict_json.JsonError as exc:
+        raise invalid_request(f"claims: {exc}") from None
     if not isinstance(value, dict):
         raise invalid_request("claims must be a JSON object (OIDC Core 5.5)")
     found: set[str] = set()

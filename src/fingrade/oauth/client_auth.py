@@ -14,16 +14,14 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 import orjson
+from joserfc.jwk import KeySet
 
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, guess_key
-
+from . import jwt
 from .context import Core
 from .crypto import equal, keyed_hash
 from .errors import invalid_client, invalid_request
 from .http import HttpRequest
-from .jose import ALLOWED_ALGS, check_key_strength, parse_claims
+from .jose import ALLOWED_ALGS, check_key_strength
 from .mtls import TLS_AUTH_METHODS
 from .mtls import authenticate as authenticate_certificate
 from .models import Client
@@ -98,14 +96,12 @@ async def authenticate_client(core: Core, request: HttpRequest, params: dict[str
 async def _private_key_jwt(core: Core, params: dict[str, str]) -> Client:
     if params.get("client_assertion_type") != ASSERTION_TYPE:
         raise invalid_client("client_assertion_type must be " + ASSERTION_TYPE)
-    assertion = params.get("client_assertion", "")
     try:
-        unverified = jws.extract_compact(assertion.encode())
-        claims_preview: dict[str, Any] = parse_claims(unverified.payload)
-    except (JoseError, ValueError):
-        raise invalid_client("client_assertion is not a compact JWS") from None
-    client_id = claims_preview.get("iss")
-    if not isinstance(client_id, str) or not client_id:
+        assertion = jwt.parse(params.get("client_assertion", ""))
+    except jwt.JwtError as exc:
+        raise invalid_client("client_assertion is not a well-formed JWT", debug=str(exc)) from None
+    client_id = assertion.claims.get("iss")
+    if not client_id:
         raise invalid_client("client_assertion needs iss")
     if "client_id" in params and params["client_id"] != client_id:
         raise invalid_client("client_id does not match the client assertion")
@@ -131,16 +127,20 @@ def client_keyset(client: Client) -> KeySet:
     return _keyset_for(orjson.dumps(client.jwks))
 
 
-def verify_client_jwt(core: Core, token: str, client: Client) -> dict[str, Any]:
+def verify_client_jwt(core: Core, token: str | jwt.CompactJwt, client: Client) -> dict[str, Any]:
     """Signature by a key in the client's registered JWKS, then the RFC 7523 §3 claim rules."""
+    try:
+        parsed = jwt.parse(token) if isinstance(token, str) else token
+    except jwt.JwtError as exc:
+        raise invalid_client("client_assertion is not a well-formed JWT", debug=str(exc)) from None
     keyset = client_keyset(client)
     try:
-        obj = jws.deserialize_compact(token, keyset, algorithms=list(ALLOWED_ALGS))
-    except JoseError as exc:
-        raise invalid_client("client_assertion signature is not valid", debug=type(exc).__name__) from None
-    # The key joserfc verified with (by kid, or the only key when there is no kid), whatever the header says.
-    check_key_strength(guess_key(keyset, obj), invalid_client)
-    claims = parse_claims(obj.payload)
+        # The key joserfc verified with (by kid, or the only key when there is no kid), whatever the header says.
+        key = jwt.verify(parsed, keyset, ALLOWED_ALGS)
+    except jwt.JwtError:
+        raise invalid_client("client_assertion signature is not valid") from None
+    check_key_strength(key, invalid_client)
+    claims = parsed.claims
     now = core.clock()
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise invalid_client("client_assertion iss and sub must both be the client_id")

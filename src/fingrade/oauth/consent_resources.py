@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import authorization_details
+from . import authorization_details, strict_json
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import new_token
@@ -166,12 +166,9 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > MAX_BODY:
         raise invalid_request("the request body is too large")
     try:
-        body = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        raise invalid_request("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise invalid_request("the request body must be a JSON object")
-    return body
+        return strict_json.loads_object(request.body)
+    except strict_json.JsonError as exc:
+        raise invalid_request(f"the request body: {exc}") from None
 
 
 # -- the authorization (the customer's side) --------------------------------------------------------

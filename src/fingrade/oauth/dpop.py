@@ -11,16 +11,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 from joserfc.jws import JWSRegistry
 
+from . import jwt
 from .context import ProofContext
 from .crypto import b64url, equal, sha256_b64url, token_hash
 from .errors import OAuthError
 from .http import HttpRequest
-from .jose import ALLOWED_ALGS, check_key_strength, has_private_members, parse_claims
+from .jose import ALLOWED_ALGS, check_key_strength, has_private_members
 
 MAX_AGE = 300  # §11.1: a proof is accepted this long after its iat
 FUTURE_LEEWAY = 10  # FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s ahead accepted (more is refused)
@@ -152,18 +152,18 @@ async def verify_proof(core: ProofContext, header_value: str | None, method: str
         raise invalid_dpop_proof("exactly one DPoP header is allowed")
     if not value or len(value) > MAX_PROOF_LENGTH:
         raise invalid_dpop_proof("the DPoP proof is empty or too long")
-    try:  # Item 2: a well-formed compact JWS
-        unverified = jws.extract_compact(value.encode("ascii"), registry=_REGISTRY)
-    except (JoseError, ValueError, UnicodeEncodeError):
+    try:  # Item 2: a well-formed compact JWS; items 3 and 4 of shape: header and claim types
+        proof = jwt.parse(value, max_length=MAX_PROOF_LENGTH)
+    except jwt.JwtError:
         raise invalid_dpop_proof("the DPoP proof is not a well-formed JWT") from None
-    header = unverified.protected
-    if str(header.get("typ", "")).lower() != "dpop+jwt":  # item 4
+    header = proof.header
+    if (header.typ or "").lower() != "dpop+jwt":  # item 4
         raise invalid_dpop_proof("the DPoP proof typ must be dpop+jwt")
-    alg = header.get("alg")
+    alg = header.alg
     if alg not in ALLOWED_ALGS:  # item 5: asymmetric, allowed by policy (FAPI 2.0 SP 5.4.1)
         raise invalid_dpop_proof("the DPoP proof alg must be one of " + ", ".join(ALLOWED_ALGS))
-    jwk = header.get("jwk")
-    if not isinstance(jwk, dict):
+    jwk = header.jwk
+    if jwk is None:
         raise invalid_dpop_proof("the DPoP proof needs a jwk header")
     if has_private_members(jwk):  # item 7
         raise invalid_dpop_proof("the DPoP proof jwk must not contain a private key")
@@ -173,9 +173,10 @@ async def verify_proof(core: ProofContext, header_value: str | None, method: str
         raise invalid_dpop_proof("the DPoP proof jwk is not a valid key") from None
     check_key_strength(key, invalid_dpop_proof)
     try:  # item 6: signed by the embedded key, with the alg the header names
-        claims = parse_claims(jws.deserialize_compact(value, key, algorithms=[alg], registry=_REGISTRY).payload)
-    except (JoseError, ValueError, TypeError):
+        jwt.verify(proof, key, [alg], registry=_REGISTRY)
+    except jwt.JwtError:
         raise invalid_dpop_proof("the DPoP proof signature is not valid") from None
+    claims = proof.claims
     _check_claims(core, claims, method, url, access_token)
     if core.settings.dpop_nonce:  # item 10
         _check_nonce(core, claims.get("nonce"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
@@ -19,16 +18,6 @@ _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 def has_private_members(jwk: dict[str, Any]) -> bool:
     """Private or symmetric key material in a JWK (RFC 7518 §6): refused wherever a public key is expected."""
     return bool(_PRIVATE_MEMBERS & jwk.keys())
-
-
-def parse_claims(payload: bytes) -> dict[str, Any]:
-    try:
-        claims = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise ValueError("JWT payload is not JSON") from None
-    if not isinstance(claims, dict):
-        raise ValueError("JWT payload is not a JSON object")
-    return claims
 
 
 def check_key_strength(key: Any, error: Callable[[str], OAuthError]) -> None:

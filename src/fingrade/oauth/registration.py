@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
+from . import strict_json
 from .authorization_details import SUPPORTED_TYPES
 from .context import Core
 from .crypto import equal, keyed_hash, new_token, token_hash
@@ -241,9 +240,9 @@ def _json_body(request: HttpRequest) -> Any:
     if len(request.body) > MAX_BODY:
         raise metadata_error("the request body is too large")
     try:
-        return orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        raise metadata_error("the request body is not valid JSON") from None
+        return strict_json.loads(request.body)
+    except strict_json.JsonError as exc:
+        raise metadata_error(f"the request body: {exc}") from None
 
 
 def _error(exc: OAuthError) -> HttpResponse:

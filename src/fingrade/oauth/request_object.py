@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import guess_key
 
+from . import jwt
 from .client_auth import client_keyset
 from .context import Core
 from .errors import OAuthError
-from .jose import ALLOWED_ALGS, check_key_strength, parse_claims
+from .jose import ALLOWED_ALGS, check_key_strength
 from .models import Client
 
 TYP = "oauth-authz-req+jwt"  # RFC 9101 §10.8
@@ -73,24 +71,23 @@ def verify_request_object(core: Core, client: Client, token: str) -> RequestObje
     if not client.jwks:
         raise invalid_request_object("the client has no registered keys to verify a request object")
     try:
-        unverified = jws.extract_compact(token.encode())
-    except (JoseError, ValueError, UnicodeEncodeError):
+        parsed = jwt.parse(token)
+    except jwt.JwtError as exc:
         # Also an encrypted (five-part) object: we do not decrypt request objects (RFC 9101 §6.1).
-        raise invalid_request_object("the request object is not a compact JWS") from None
-    header = unverified.protected
-    if header.get("alg") not in ALLOWED_ALGS:
+        raise invalid_request_object("the request object is not a well-formed compact JWS", debug=str(exc)) from None
+    header = parsed.header
+    if header.alg not in ALLOWED_ALGS:
         raise invalid_request_object("the request object must be signed with " + ", ".join(ALLOWED_ALGS))
-    typ = header.get("typ")
-    if typ is not None and (not isinstance(typ, str) or typ.lower() not in (TYP, "application/" + TYP)):
+    typ = header.typ
+    if typ is not None and typ.lower() not in (TYP, "application/" + TYP):
         raise invalid_request_object(f"the request object typ must be {TYP}")
     keyset = client_keyset(client)
     try:
-        obj = jws.deserialize_compact(token, keyset, algorithms=list(ALLOWED_ALGS))
-        claims = parse_claims(obj.payload)
-    except (JoseError, ValueError) as exc:
-        raise invalid_request_object("the request object signature is not valid by a key of this client",
-                                     debug=type(exc).__name__) from None
-    check_key_strength(guess_key(keyset, obj), invalid_request_object)
+        key = jwt.verify(parsed, keyset, ALLOWED_ALGS)
+    except jwt.JwtError:
+        raise invalid_request_object("the request object signature is not valid by a key of this client") from None
+    check_key_strength(key, invalid_request_object)
+    claims = parsed.claims
 
     if claims.get("client_id") != client.client_id:
         raise invalid_request_object("the request object client_id must be the authenticated client")
