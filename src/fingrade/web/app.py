@@ -335,8 +335,8 @@ async def connections_page(request: Request) -> Response:
         return _see_other(pages.ACCOUNT_LOGIN)
     browser, fresh = _browser(request)
     notice = ""
-    revoked = request.query_params.get("revoked", "")
-    if revoked and len(revoked) <= 64 and (client := await core.store.get_client(revoked)) is not None:
+    revoked = _revoked_here(core, request, browser, user.id)
+    if revoked is not None and (client := await core.store.get_client(revoked)) is not None:
         notice = f"{client.client_name or client.client_id} can no longer access your bank."
     apps = await consents.connections(core, user.id)
     response = pages.connections_page(core.issuer, user, apps, flow.csrf_token(core, browser, "connections:" + user.id),
@@ -365,7 +365,26 @@ async def connections_revoke(request: Request) -> Response:
     ip = (await to_core(request, _trusted(request), read=False)).client_ip
     # Only this customer's grants: a tampered client_id reaches nobody else's.
     await consents.revoke(core, session.user_id, client_id, by="customer", ip=ip)
-    return _see_other(f"{CONNECTIONS}?{urlencode({'revoked': client_id})}")
+    # The notice on the next page is signed for this browser, customer, app and moment: a link
+    # naming an app of someone's choosing shows nothing.
+    at = str(core.clock())
+    sig = flow.csrf_token(core, browser, f"revoked:{session.user_id}:{client_id}:{at}")
+    return _see_other(f"{CONNECTIONS}?{urlencode({'revoked': client_id, 'at': at, 'sig': sig})}")
+
+
+REVOKED_NOTICE_SECONDS = 300
+
+
+def _revoked_here(core: Core, request: Request, browser: str, user_id: str) -> str | None:
+    """The client this browser's customer has just revoked, if the page's address says so with a
+    valid signature (made by connections_revoke); else None."""
+    q = request.query_params
+    revoked, at, sig = q.get("revoked", ""), q.get("at", ""), q.get("sig", "")
+    if not revoked or len(revoked) > 64 or not at.isdigit() or len(at) > 12:
+        return None
+    if not 0 <= core.clock() - int(at) <= REVOKED_NOTICE_SECONDS:
+        return None
+    return revoked if flow.check_csrf(core, browser, f"revoked:{user_id}:{revoked}:{at}", sig) else None
 
 
 # -- back-channel endpoints -------------------------------------------------------------------
