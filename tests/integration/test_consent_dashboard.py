@@ -249,6 +249,9 @@ def test_revoked_notice_only_follows_the_customers_own_revocation(server: Server
         assert notice in alice.get(done.headers["location"]).text
         # The same address in another browser (another customer) shows nothing.
         assert notice not in bob.get(done.headers["location"]).text
-        # Nor with its client swapped for another.
+        # Nor with its client swapped for another, nor with a malformed time (no 500 either).
         swapped = done.headers["location"].replace(fintech.client.client_id, "demo-spa")
         assert notice not in alice.get(swapped).text
+        for at in ("²", "1" * 13, "-1", ""):
+            page = alice.get(CONNECTIONS, params={"revoked": fintech.client.client_id, "at": at, "sig": "0" * 64})
+            assert page.status_code == 200 and notice not in page.text

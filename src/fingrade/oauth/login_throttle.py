@@ -104,7 +104,8 @@ def _entries(cookie: str | None) -> list[tuple[str, str, str]]:
     out = []
     for entry in cookie.split("~")[:MAX_DEVICES]:
         parts = entry.split(".")
-        if len(parts) == 3 and parts[0].isdigit() and len(parts[0]) <= 12 and all(parts):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if len(parts) == 3 and all(parts) and len(parts[0]) <= 12 and parts[0].isascii() and parts[0].isdigit():
             out.append((parts[0], parts[1], parts[2]))
     return out
 

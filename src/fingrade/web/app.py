@@ -380,7 +380,7 @@ def _revoked_here(core: Core, request: Request, browser: str, user_id: str) -> s
     valid signature (made by connections_revoke); else None."""
     q = request.query_params
     revoked, at, sig = q.get("revoked", ""), q.get("at", ""), q.get("sig", "")
-    if not revoked or len(revoked) > 64 or not at.isdigit() or len(at) > 12:
+    if not revoked or len(revoked) > 64 or not (at.isascii() and at.isdigit()) or len(at) > 12:
         return None
     if not 0 <= core.clock() - int(at) <= REVOKED_NOTICE_SECONDS:
         return None
