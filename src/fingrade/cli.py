@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
-from .oauth import consent_resources, consents, strict_json
+from .oauth import consent_resources, consents, login_throttle, strict_json, user_status
 from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
 from .oauth.crypto import new_token, token_hash
@@ -241,8 +241,43 @@ def cmd_users(args: argparse.Namespace) -> int:
         print("password changed")
         return 0
 
+    async def _user(core: Core) -> User | None:
+        user = await core.store.get_user_by_username(args.username.strip().lower())
+        if user is None:
+            print("no such user", file=sys.stderr)
+        return user
+
+    async def disable(core: Core) -> int:
+        user = await _user(core)
+        change = await user_status.disable(core, user.id, by="cli") if user is not None else None
+        if user is None or change is None:
+            return 1
+        print(f"user {user.username} {'disabled' if change.changed else 'was already disabled'}: "
+              f"{change.sessions_ended} sessions ended, {len(change.grants_revoked)} grants revoked "
+              f"(tokens refused at once; at a separate bank within its introspection cache time)")
+        return 0
+
+    async def enable(core: Core) -> int:
+        user = await _user(core)
+        change = await user_status.enable(core, user.id, by="cli") if user is not None else None
+        if user is None or change is None:
+            return 1
+        print(f"user {user.username} {'enabled' if change.changed else 'was not disabled'}; "
+              "revoked grants stay revoked")
+        return 0
+
+    async def unlock(core: Core) -> int:
+        user = await _user(core)
+        if user is None:
+            return 1
+        await login_throttle.unlock(core, user.username)
+        await core.store.audit("user_unlocked", core.clock(), user_id=user.id, detail={"by": "cli"})
+        print(f"sign-in throttling of {user.username} cleared")
+        return 0
+
     try:
-        return _run(args, {"add": add, "list": list_, "set-password": set_password}[args.action])
+        return _run(args, {"add": add, "list": list_, "set-password": set_password, "disable": disable,
+                           "enable": enable, "unlock": unlock}[args.action])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -407,6 +442,11 @@ def parser() -> argparse.ArgumentParser:
     sp = u.add_parser("set-password")
     sp.add_argument("username")
     sp.add_argument("--password-stdin", action="store_true")
+    u.add_parser("disable", help="end the user's sessions, grants and tokens at once; no sign-in until enabled"
+                 ).add_argument("username")
+    u.add_parser("enable", help="let a disabled user sign in again").add_argument("username")
+    u.add_parser("unlock", help="clear the user's sign-in throttling (all addresses and browsers)"
+                 ).add_argument("username")
     sub.choices["users"].set_defaults(fn=cmd_users)
 
     cs = sub.add_parser("consents", help="customers' grants: list, revoke").add_subparsers(dest="action",

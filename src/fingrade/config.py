@@ -71,10 +71,12 @@ class Settings:
     payment_currencies: list[str] = field(default_factory=lambda: sorted(MINOR_UNITS))
     # registration
     registration_open: bool = False
-    # login throttling
-    login_max_failures_per_account: int = 5
-    login_max_failures_per_address: int = 20
-    login_failure_window: int = 900
+    # login throttling (oauth/login_throttle.py): failures counted before each further attempt waits
+    login_max_failures_per_account_address: int = 5  # one account from one address, or on one known browser
+    login_max_failures_per_account: int = 10  # one account from browsers it never signed in on, anywhere
+    login_max_failures_per_address: int = 20  # one address, whatever the account
+    login_backoff_seconds: int = 30  # the first wait; doubles with each further failure, up to the window
+    login_failure_window: int = 900  # failures are forgotten this long after the last one
     # password hashing (argon2id; RFC 9106 §4 second recommended option by default)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -258,6 +260,7 @@ def _finish(s: Settings) -> None:
         if not scope or any(ch in scope for ch in ' "\\') or not scope.isprintable():
             raise ConfigError(f"scopes: {scope!r} is not a valid scope token (RFC 6749 §3.3)")
     _finish_payment_currencies(s)
+    _finish_login(s)
     if s.argon2_memory_kib < 8192 or s.argon2_time_cost < 1:
         raise ConfigError("argon2: memory at least 8192 KiB and time cost at least 1")
     _finish_bank(s)
@@ -267,6 +270,17 @@ def _finish(s: Settings) -> None:
         raise ConfigError("database_url: must be a sqlite:///path or postgresql://user@host/db URL")
     if not 1 <= s.database_pool_size <= 500:
         raise ConfigError("database_pool_size: must be 1-500")
+
+
+def _finish_login(s: Settings) -> None:
+    for name in ("login_max_failures_per_account_address", "login_max_failures_per_account",
+                 "login_max_failures_per_address"):
+        if not 1 <= getattr(s, name) <= 1_000_000:
+            raise ConfigError(f"{name}: must be 1-1000000")
+    if not 60 <= s.login_failure_window <= 86400:
+        raise ConfigError("login_failure_window: must be 60-86400 seconds")
+    if not 1 <= s.login_backoff_seconds <= s.login_failure_window:
+        raise ConfigError("login_backoff_seconds: must be at least 1 and at most login_failure_window")
 
 
 def _finish_payment_currencies(s: Settings) -> None:

@@ -12,12 +12,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .private_files import FILE_MODE, private_dir, private_file, tighten
+
 
 def ensure_dev_certificate(data_dir: Path, hostnames: list[str]) -> tuple[Path, Path]:
     cert_path, key_path = data_dir / "dev-tls-cert.pem", data_dir / "dev-tls-key.pem"
+    private_dir(data_dir)
     if cert_path.exists() and key_path.exists():
+        tighten(key_path, FILE_MODE)
         return cert_path, key_path
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(["localhost", "127.0.0.1", "::1", *hostnames]):
@@ -34,7 +37,8 @@ def ensure_dev_certificate(data_dir: Path, hostnames: list[str]) -> tuple[Path, 
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(key, hashes.SHA256()))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    private_file(key_path)  # 0600 before the key is in it, also when an old file is overwritten
+    fd = os.open(key_path, os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption()))

@@ -16,6 +16,7 @@ from .keys.sealing import Sealer
 from .oauth.context import Core
 from .oauth.mtls import check_ca_file
 from .oauth.passwords import Passwords
+from .private_files import private_dir, secure_data_dir
 from .store.sql.db import Database
 from .store.sql.durable import SqlDurableStore
 from .store.sql.migrate import upgrade
@@ -44,7 +45,7 @@ def load_secrets(settings: Settings) -> tuple[bytes, bytes]:
     if path.exists():
         data = orjson.loads(path.read_bytes())
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         data = {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("secret_key", "key_encryption_key")}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -62,6 +63,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
             check_ca_file(settings.mtls_ca_file)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    secure_data_dir(settings.data_path)
     server_key, kek = load_secrets(settings)
     db = Database(settings.database_url, settings.database_pool_size)
     if migrate:

@@ -4,6 +4,7 @@ to the native app's loopback redirect URI (RFC 8252 §7.3) caught by a real loca
 
 from __future__ import annotations
 
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -148,7 +149,9 @@ def test_repeated_failures_are_throttled_with_429(server: Server, page: Page, si
     assert statuses == [401] * 5
     # Now even the right password is refused until the window passes.
     assert attempt(person.password) == 429
-    expect(page.get_by_role("alert")).to_have_text("Too many failed attempts. Wait a few minutes and try again.")
+    # The page says how long (the first wait of the back-off, login_backoff_seconds).
+    expect(page.get_by_role("alert")).to_have_text(re.compile(r"Too many failed attempts\. Wait \d+ seconds and "
+                                                              r"try again\."))
     assert not [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
 
 
@@ -160,7 +163,7 @@ def test_session_cookie_is_secure_httponly_samesite_lax(page: Page, context: Bro
     sign_in(page, person)
     cookies = {c["name"]: c for c in context.cookies()}
     assert SESSION_COOKIE in cookies
-    for name in (SESSION_COOKIE, "__Host-fg_browser"):
+    for name in (SESSION_COOKIE, "__Host-fg_browser", "__Host-fg_device"):
         c = cookies[name]
         assert (c["secure"], c["httpOnly"], c["sameSite"], c["path"]) == (True, True, "Lax", "/"), c
     raw = recorder.find("POST", "/interaction/")[0].all_headers()["set-cookie"].lower()

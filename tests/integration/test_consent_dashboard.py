@@ -170,7 +170,7 @@ def test_revoke_csrf_missing_or_wrong_is_refused(server: Server, fintech: Fintec
         access = connect(fintech, browser)["access_token"]
         form = revoke_form(dashboard(browser), fintech.client.client_id)
         for bad in ({"client_id": form["client_id"]}, {**form, "csrf_token": "0" * 64},
-                    {**form, "csrf_token": form["csrf_token"][:-1] + "0"}):
+                    {**form, "csrf_token": form["csrf_token"][:-1] + ("1" if form["csrf_token"].endswith("0") else "0")}):
             resp = browser.post(CONNECTIONS + "/revoke", data=bad)
             assert resp.status_code == 403, resp.text
         # A token from another browser (its own cookie) is no good here either.
@@ -230,3 +230,28 @@ def test_bank_revokes_a_grant_with_the_cli(server: Server, fintech: Fintech) -> 
     assert missing.returncode == 1
     rows = db_rows(server, "SELECT detail FROM audit_events WHERE event = ?", "consent_revoked")
     assert any(json.loads(r[0])["by"] == "bank" for r in rows)
+
+
+def test_revoked_notice_only_follows_the_customers_own_revocation(server: Server, fintech: Fintech,
+                                                                   tmp_path_factory) -> None:
+    """The bank's notice "<app> can no longer access your bank" names a client: a link naming any
+    client (one never used, or one whose registered name is a phishing text) must show nothing. Only
+    the customer's own revocation, in their own browser, leads to it."""
+    notice = "can no longer access your bank"
+    with server.client(follow_redirects=False) as alice, server.client(follow_redirects=False) as bob:
+        connect(fintech, alice)
+        connect(fintech, bob, "bob")
+        for client_id in (fintech.client.client_id, "demo-spa", "demo-backend"):
+            page = alice.get(CONNECTIONS, params={"revoked": client_id})
+            assert page.status_code == 200 and notice not in page.text
+        done = alice.post(CONNECTIONS + "/revoke", data=revoke_form(dashboard(alice), fintech.client.client_id))
+        assert done.status_code == 303
+        assert notice in alice.get(done.headers["location"]).text
+        # The same address in another browser (another customer) shows nothing.
+        assert notice not in bob.get(done.headers["location"]).text
+        # Nor with its client swapped for another, nor with a malformed time (no 500 either).
+        swapped = done.headers["location"].replace(fintech.client.client_id, "demo-spa")
+        assert notice not in alice.get(swapped).text
+        for at in ("²", "1" * 13, "-1", ""):
+            page = alice.get(CONNECTIONS, params={"revoked": fintech.client.client_id, "at": at, "sig": "0" * 64})
+            assert page.status_code == 200 and notice not in page.text

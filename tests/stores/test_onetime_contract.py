@@ -8,11 +8,13 @@ import contextlib
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fingrade.store.interfaces import AttemptLimit
 from fingrade.store.redis.onetime import RedisOneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
@@ -182,4 +184,108 @@ def test_sql_per_request_writes_are_single_autocommit_statements(kind: str, tmp_
             assert await s.take("code", key) == {"v": 2}
             assert await s.add("jti", key, ttl=30) is True
         assert seen == ["INSERT", "INSERT", "UPDATE", "DELETE", "INSERT"], seen
+    run(kind, tmp_path, pg_url, body)
+
+
+# -- attempt limits (sign-in throttling): reserve before the work, all or none -------------------
+
+def _limit(kind: str, key: str, free: int = 3, backoff: int = 10, window: int = 300) -> AttemptLimit:
+    return AttemptLimit(kind=kind, key=key, free=free, backoff=backoff, max_wait=window, window=window)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reserve_counts_free_attempts_then_backs_off_exponentially(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        lim = _limit("att", secrets.token_hex(8), free=3, backoff=10, window=300)
+        now = int(time.time())
+        assert [await s.reserve([lim], now) for _ in range(3)] == [0, 0, 0]
+        # The third attempt used up the free ones: the next must wait `backoff` seconds, then twice that.
+        assert await s.reserve([lim], now) == 10
+        assert await s.reserve([lim], now + 4) == 6
+        assert await s.reserve([lim], now + 10) == 0
+        assert await s.reserve([lim], now + 10) == 20
+        assert await s.reserve([lim], now + 30) == 0
+        assert await s.reserve([lim], now + 31) == 39
+        # Never longer than max_wait.
+        assert await s.reserve([lim], now + 70) == 0
+        assert await s.reserve([lim], now + 70) == 80
+        assert await s.reserve([lim], now + 150) == 0
+        assert await s.reserve([lim], now + 150) == 160
+        assert await s.reserve([lim], now + 310) == 0
+        assert await s.reserve([lim], now + 310) == 300
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reserve_is_all_or_none(kind: str, tmp_path: Path, pg_url: str) -> None:
+    """One limit that refuses means nothing is counted on the others."""
+    async def body(s) -> None:
+        tight, loose = _limit("att", secrets.token_hex(8), free=1), _limit("att2", secrets.token_hex(8), free=2)
+        now = int(time.time())
+        assert await s.reserve([tight, loose], now) == 0
+        for _ in range(5):
+            assert await s.reserve([loose, tight], now) == 10
+        # loose was counted once only: one more free attempt is left on it.
+        assert await s.reserve([loose], now) == 0
+        assert await s.reserve([loose], now) == 10
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_concurrent_reserve_never_exceeds_the_limit(kind: str, tmp_path: Path, pg_url: str) -> None:
+    """The race a check-then-count design loses: of 30 concurrent attempts exactly `free` are counted."""
+    async def body(s) -> None:
+        shared, own = secrets.token_hex(8), secrets.token_hex(8)
+        now = int(time.time())
+        results = await asyncio.gather(*(s.reserve([_limit("att", shared, free=5), _limit("att2", f"{own}{i % 3}",
+                                                                                          free=100)], now)
+                                         for i in range(30)))
+        assert results.count(0) == 5 and all(r == 10 for r in results if r)
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_release_takes_back_one_attempt(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        lim = _limit("att", secrets.token_hex(8), free=2)
+        now = int(time.time())
+        assert await s.reserve([lim], now) == 0
+        assert await s.reserve([lim], now) == 0  # the second: a wait is now due
+        await s.release([lim], now)  # it was not a failure after all: the wait is lifted
+        assert await s.reserve([lim], now) == 0
+        assert await s.reserve([lim], now) == 10
+        await s.release([_limit("att", secrets.token_hex(8))], now)  # nothing there: nothing happens
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_attempts_are_forgotten_after_the_window(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        lim = _limit("att", secrets.token_hex(8), free=1, backoff=1, window=1)
+        now = int(time.time())
+        assert await s.reserve([lim], now) == 0
+        assert await s.reserve([lim], now) == 1
+        await asyncio.sleep(2.1)
+        now = int(time.time())
+        assert await s.reserve([lim], now) == 0
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forget_deletes_by_key_prefix_only(kind: str, tmp_path: Path, pg_url: str) -> None:
+    async def body(s) -> None:
+        base = secrets.token_hex(8)
+        now = int(time.time())
+        keep = [_limit("att", f"{base}x|1", free=1), _limit("att2", f"{base}|1", free=1),
+                _limit("att", f"{base}*|1", free=1)]
+        gone = [_limit("att", f"{base}|1", free=1), _limit("att", f"{base}|2", free=1)]
+        for lim in keep + gone:
+            assert await s.reserve([lim], now) == 0
+        assert await s.forget("att", f"{base}|") == 2
+        for lim in gone:
+            assert await s.reserve([lim], now) == 0
+        for lim in keep:
+            assert await s.reserve([lim], now) == 10
+        with pytest.raises(ValueError):
+            await s.forget("att", "")  # an empty prefix is refused, never "everything"
     run(kind, tmp_path, pg_url, body)

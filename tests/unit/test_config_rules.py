@@ -173,3 +173,13 @@ def test_payment_currencies_from_file_and_environment(tmp_path: Path) -> None:
 def test_payment_currencies_must_be_iso_4217_codes(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=f"payment_currencies: {message}"):
         load_settings(environ={"FINGRADE_PAYMENT_CURRENCIES": value})
+
+
+@pytest.mark.parametrize("overrides", [
+    {"login_max_failures_per_account": 0}, {"login_max_failures_per_address": -1},
+    {"login_max_failures_per_account_address": 0}, {"login_failure_window": 10},
+    {"login_backoff_seconds": 0}, {"login_backoff_seconds": 1000, "login_failure_window": 900},
+])
+def test_login_throttling_settings_are_bounded(overrides: dict[str, int]) -> None:
+    with pytest.raises(ConfigError, match="login_"):
+        load(**overrides)

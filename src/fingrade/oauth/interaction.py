@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import consent_resources
+from . import consent_resources, login_throttle
 from .authorize import AuthorizationRequest, consent_needed, consume_pushed, issue_code, login_needed, request_error
 from .context import Core
 from .crypto import equal, new_token, token_hash
@@ -48,6 +48,21 @@ class ShowLogin:
     client: Client
     error: str | None = None
     status: int = 200  # 401 after a wrong password, 429 when throttled
+    retry_after: int | None = None  # seconds, when throttled
+
+
+@dataclass
+class SignedIn:
+    session: Session
+    cookie: str  # the session cookie's value
+    device_cookie: str  # this browser's device cookie, now knowing the user (login_throttle)
+
+
+@dataclass
+class LoginRefused:
+    message: str
+    status: int  # 401 wrong username or password, 429 throttled
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,27 +221,26 @@ async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time:
     return await issue_code(core, interaction.request, user_id, auth_time, amr)
 
 
-async def authenticate(core: Core, username: str, password: str, ip: str,
-                       client_id: str | None = None) -> tuple[Session, str] | tuple[str, int]:
-    """Check a password with throttling per account and per address. On success returns the new
-    session and its cookie value; otherwise (message for the page, HTTP status)."""
+async def authenticate(core: Core, username: str, password: str, ip: str, client_id: str | None = None,
+                       device_cookie: str | None = None) -> SignedIn | LoginRefused:
+    """Check a password, throttled (login_throttle): the attempt is counted before the password is
+    evaluated, so no burst of parallel requests gets more guesses than the limits allow."""
     s = core.settings
-    window = s.login_failure_window
-    account_key = username.strip().lower()[:100]
-    if (await core.onetime.count("login_fail_account", account_key) >= s.login_max_failures_per_account
-            or await core.onetime.count("login_fail_ip", ip) >= s.login_max_failures_per_address):
+    account = login_throttle.account_key(username)
+    user = await core.store.get_user_by_username(account) if username and len(username) <= 100 else None
+    device = login_throttle.known_device(core, user.id, device_cookie) if user is not None else None
+    counted = login_throttle.limits(core, account, ip, device)
+    wait = await core.onetime.reserve(counted, core.clock())
+    if wait:
         await core.store.audit("login_throttled", core.clock(), client_id=client_id, ip=ip,
-                               detail={"username": account_key})
-        return "Too many failed attempts. Wait a few minutes and try again.", 429
-    user = await core.store.get_user_by_username(account_key) if username and len(username) <= 100 else None
+                               user_id=user.id if user else None, detail={"retry_after": wait})
+        return LoginRefused(login_throttle.wait_message(wait), 429, wait)
     ok = await core.passwords.verify(user.password_hash if user else None, password[:256])
     if not ok or user is None or user.disabled:
-        await core.onetime.incr("login_fail_account", account_key, window)
-        await core.onetime.incr("login_fail_ip", ip, window)
         await core.store.audit("login_failed", core.clock(), client_id=client_id, ip=ip,
                                user_id=user.id if user else None)
-        return "The username or password is not correct.", 401
-    await core.onetime.delete("login_fail_account", account_key)
+        return LoginRefused("The username or password is not correct.", 401)
+    await login_throttle.succeeded(core, counted)
     now = core.clock()
     if core.passwords.needs_rehash(user.password_hash):
         user.password_hash = core.passwords.hash(password)
@@ -236,22 +250,20 @@ async def authenticate(core: Core, username: str, password: str, ip: str,
                       expires_at=now + s.session_ttl, amr=["pwd"])
     await core.store.create_session(session)
     await core.store.audit("login", now, client_id=client_id, user_id=user.id, ip=ip)
-    return session, cookie
+    return SignedIn(session, cookie, login_throttle.remember_device(core, user.id, device_cookie))
 
 
 async def login(core: Core, interaction: Interaction, username: str, password: str,
-                ip: str) -> tuple[Session, str] | ShowLogin:
-    """Sign in inside an interaction. On success returns the new session and its cookie value."""
+                ip: str, device_cookie: str | None = None) -> SignedIn | ShowLogin:
+    """Sign in inside an interaction."""
     client = await _client(core, interaction)
-    result = await authenticate(core, username, password, ip, client.client_id)
-    if isinstance(result[0], str):
-        message, status = result
-        return ShowLogin(interaction, client, message, status)  # type: ignore[arg-type]
-    session, cookie = result
-    interaction.user_id, interaction.auth_time = session.user_id, session.auth_time
+    result = await authenticate(core, username, password, ip, client.client_id, device_cookie)
+    if isinstance(result, LoginRefused):
+        return ShowLogin(interaction, client, result.message, result.status, result.retry_after)
+    interaction.user_id, interaction.auth_time = result.session.user_id, result.session.auth_time
     await core.onetime.put("interaction", token_hash(interaction.id), interaction.to_dict(),
                            ttl=core.settings.interaction_ttl)
-    return session, cookie  # type: ignore[return-value]
+    return result
 
 
 async def decide(core: Core, interaction: Interaction, session: Session | None, approve: bool,

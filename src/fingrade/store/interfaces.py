@@ -7,9 +7,32 @@ with atomic take-once semantics, backed by SQL or Redis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """One counter of attempts (failed sign-ins) with exponential back-off: `free` attempts are
+    counted without delay; the attempt that uses up the free ones, and each further one, imposes a
+    wait before the next (`backoff` seconds, doubling each time, never more than `max_wait`). The
+    counter is forgotten `window` seconds after its last counted attempt."""
+
+    kind: str
+    key: str
+    free: int
+    backoff: int
+    max_wait: int
+    window: int
+
+    def wait_after(self, count: int) -> int:
+        """The wait imposed by the `count`-th counted attempt."""
+        if count < self.free:
+            return 0
+        return min(self.backoff * 2 ** min(count - self.free, 40), self.max_wait)
 
 
 class OneTimeStore(Protocol):
@@ -34,6 +57,18 @@ class OneTimeStore(Protocol):
 
     async def count(self, kind: str, key: str) -> int: ...
 
+    async def reserve(self, limits: Sequence[AttemptLimit], now: int) -> int:
+        """Count one attempt on every limit, all or none, before the attempt is made. 0: counted.
+        Otherwise nothing is counted and the answer is the seconds to wait until every limit allows
+        one. Atomic: of concurrent callers no more are counted than the limits allow."""
+
+    async def release(self, limits: Sequence[AttemptLimit], now: int) -> None:
+        """Take back one counted attempt on each limit (it was not a failure after all); a wait the
+        remaining count no longer calls for is lifted."""
+
+    async def forget(self, kind: str, prefix: str) -> int:
+        """Delete every entry of `kind` whose key begins with `prefix` (not empty); how many."""
+
     async def delete(self, kind: str, key: str) -> None: ...
 
     async def purge_expired(self) -> int: ...
@@ -54,6 +89,10 @@ class DurableStore(Protocol):
     async def get_user_by_username(self, username: str) -> User | None: ...
     async def list_users(self) -> list[User]: ...
     async def save_user(self, user: User) -> None: ...
+    async def set_user_disabled(self, user_id: str, disabled: bool, now: int) -> tuple[bool, int, list[str]] | None:
+        """Disabling ends the user's sessions and revokes their live grants in the same transaction;
+        (changed, sessions ended, grants revoked) or None for an unknown user. A disabled user's
+        sessions, refresh tokens and grants (token_status) are not usable even if one slipped in."""
     async def create_session(self, session: Session) -> None: ...
     async def get_session(self, id_hash: str, now: int) -> Session | None: ...
     async def delete_session(self, id_hash: str) -> None: ...

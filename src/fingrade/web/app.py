@@ -34,6 +34,7 @@ from ..oauth.crypto import new_token, token_hash
 from ..oauth.errors import OAuthError, invalid_request
 from ..oauth.http import parse_params
 from ..oauth.introspect import introspection_endpoint, revocation_endpoint
+from ..oauth.login_throttle import DEVICE_COOKIE, DEVICE_TTL
 from ..oauth.par import par_endpoint
 from ..oauth.metadata import server_metadata
 from ..oauth.models import Session
@@ -81,6 +82,20 @@ def _deliver(core: Core, resp: AuthorizationResponse) -> Response:
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
+
+
+def _signed_in(core: Core, response: Response, result: flow.SignedIn) -> Response:
+    """The session cookie, and the device cookie that lets this browser past the account's shared
+    throttling counter next time (oauth/login_throttle.py)."""
+    _set_cookie(response, SESSION_COOKIE, result.cookie, core.settings.session_ttl)
+    _set_cookie(response, DEVICE_COOKIE, result.device_cookie, DEVICE_TTL)
+    return response
+
+
+def _retry_after(response: Response, seconds: int | None) -> Response:
+    if seconds:
+        response.headers["Retry-After"] = str(seconds)  # RFC 6585 §4, RFC 9110 §10.2.3
+    return response
 
 
 async def _session(core: Core, request: Request) -> Session | None:
@@ -209,19 +224,18 @@ async def login_submit(request: Request) -> Response:
         if not flow.check_csrf(core, browser, "login:" + interaction.id, form.get("csrf_token", "")):
             raise OAuthError("invalid_request", "the form has expired; go back and try again", 403)
         ip = (await to_core(request, _trusted(request), read=False)).client_ip
-        result = await flow.login(core, interaction, form.get("username", ""), form.get("password", ""), ip)
+        result = await flow.login(core, interaction, form.get("username", ""), form.get("password", ""), ip,
+                                  request.cookies.get(DEVICE_COOKIE))
         if isinstance(result, flow.ShowLogin):
             csrf = flow.csrf_token(core, browser, "login:" + interaction.id)
-            return pages.login_page(core.issuer, interaction.id, result.client, interaction.request.redirect_uri,
-                                    csrf, result.error, username=form.get("username", "")[:100],
-                                    status=result.status)
-        session, cookie = result
+            return _retry_after(pages.login_page(core.issuer, interaction.id, result.client,
+                                                 interaction.request.redirect_uri, csrf, result.error,
+                                                 username=form.get("username", "")[:100], status=result.status),
+                                result.retry_after)
         previous = request.cookies.get(SESSION_COOKIE)
         if previous and len(previous) <= 100:
             await core.store.delete_session(token_hash(previous))  # a new sign-in replaces the old session
-        response = _see_other(f"/interaction/{interaction.id}")
-        _set_cookie(response, SESSION_COOKIE, cookie, core.settings.session_ttl)
-        return response
+        return _signed_in(core, _see_other(f"/interaction/{interaction.id}"), result)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
 
@@ -301,17 +315,16 @@ async def account_login(request: Request) -> Response:
     except (OAuthError, BodyTooLarge) as exc:
         return pages.error_page(core.issuer, exc)
     ip = (await to_core(request, _trusted(request), read=False)).client_ip
-    result = await flow.authenticate(core, form.get("username", ""), form.get("password", ""), ip)
-    if isinstance(result[0], str):
-        return pages.account_login_page(core.issuer, flow.csrf_token(core, browser, "account-login"), result[0],
-                                        form.get("username", "")[:100], status=int(result[1]))
-    session, cookie = result
+    result = await flow.authenticate(core, form.get("username", ""), form.get("password", ""), ip,
+                                     device_cookie=request.cookies.get(DEVICE_COOKIE))
+    if isinstance(result, flow.LoginRefused):
+        return _retry_after(pages.account_login_page(core.issuer, flow.csrf_token(core, browser, "account-login"),
+                                                     result.message, form.get("username", "")[:100],
+                                                     status=result.status), result.retry_after)
     previous = request.cookies.get(SESSION_COOKIE)
     if previous and len(previous) <= 100:
         await core.store.delete_session(token_hash(previous))
-    response = _see_other(CONNECTIONS)
-    _set_cookie(response, SESSION_COOKIE, str(cookie), core.settings.session_ttl)
-    return response
+    return _signed_in(core, _see_other(CONNECTIONS), result)
 
 
 async def connections_page(request: Request) -> Response:
@@ -322,8 +335,8 @@ async def connections_page(request: Request) -> Response:
         return _see_other(pages.ACCOUNT_LOGIN)
     browser, fresh = _browser(request)
     notice = ""
-    revoked = request.query_params.get("revoked", "")
-    if revoked and len(revoked) <= 64 and (client := await core.store.get_client(revoked)) is not None:
+    revoked = _revoked_here(core, request, browser, user.id)
+    if revoked is not None and (client := await core.store.get_client(revoked)) is not None:
         notice = f"{client.client_name or client.client_id} can no longer access your bank."
     apps = await consents.connections(core, user.id)
     response = pages.connections_page(core.issuer, user, apps, flow.csrf_token(core, browser, "connections:" + user.id),
@@ -352,7 +365,26 @@ async def connections_revoke(request: Request) -> Response:
     ip = (await to_core(request, _trusted(request), read=False)).client_ip
     # Only this customer's grants: a tampered client_id reaches nobody else's.
     await consents.revoke(core, session.user_id, client_id, by="customer", ip=ip)
-    return _see_other(f"{CONNECTIONS}?{urlencode({'revoked': client_id})}")
+    # The notice on the next page is signed for this browser, customer, app and moment: a link
+    # naming an app of someone's choosing shows nothing.
+    at = str(core.clock())
+    sig = flow.csrf_token(core, browser, f"revoked:{session.user_id}:{client_id}:{at}")
+    return _see_other(f"{CONNECTIONS}?{urlencode({'revoked': client_id, 'at': at, 'sig': sig})}")
+
+
+REVOKED_NOTICE_SECONDS = 300
+
+
+def _revoked_here(core: Core, request: Request, browser: str, user_id: str) -> str | None:
+    """The client this browser's customer has just revoked, if the page's address says so with a
+    valid signature (made by connections_revoke); else None."""
+    q = request.query_params
+    revoked, at, sig = q.get("revoked", ""), q.get("at", ""), q.get("sig", "")
+    if not revoked or len(revoked) > 64 or not (at.isascii() and at.isdigit()) or len(at) > 12:
+        return None
+    if not 0 <= core.clock() - int(at) <= REVOKED_NOTICE_SECONDS:
+        return None
+    return revoked if flow.check_csrf(core, browser, f"revoked:{user_id}:{revoked}:{at}", sig) else None
 
 
 # -- back-channel endpoints -------------------------------------------------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import redis.asyncio as redis
+
+from ..interfaces import AttemptLimit
 
 # consume: the first caller flips `u` from 0 to 1 and is told so; everyone sees the value until expiry.
 _CONSUME = """
@@ -23,12 +27,53 @@ return n
 """
 
 
+# reserve: attempt counters as hashes {n: count, nb: no attempt before}; all or none in one script.
+# ARGV: now, then per key free, backoff, max_wait, window. The wait is AttemptLimit.wait_after.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local counts, wait = {}, 0
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'n', 'nb')
+  counts[i] = tonumber(v[1]) or 0
+  local nb = tonumber(v[2]) or 0
+  if nb - now > wait then wait = nb - now end
+end
+if wait > 0 then return wait end
+for i = 1, #KEYS do
+  local a = 1 + (i - 1) * 4
+  local free, backoff = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local max_wait, window = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local n = counts[i] + 1
+  local w = 0
+  if n >= free then w = math.floor(math.min(backoff * 2 ^ math.min(n - free, 40), max_wait)) end
+  redis.call('HSET', KEYS[i], 'n', n, 'nb', now + w)
+  redis.call('EXPIRE', KEYS[i], math.max(window, w))
+end
+return 0
+"""
+
+# release: one attempt fewer; the wait is lifted when the count is back below the free ones.
+_RELEASE = """
+for i = 1, #KEYS do
+  local n = tonumber(redis.call('HGET', KEYS[i], 'n'))
+  if n then
+    n = math.max(n - 1, 0)
+    if n < tonumber(ARGV[i]) then redis.call('HSET', KEYS[i], 'n', n, 'nb', 0)
+    else redis.call('HSET', KEYS[i], 'n', n) end
+  end
+end
+return 0
+"""
+
+
 class RedisOneTimeStore:
     def __init__(self, url: str, prefix: str = "fingrade:") -> None:
         self.redis = redis.Redis.from_url(url, decode_responses=False)
         self.prefix = prefix
         self._consume = self.redis.register_script(_CONSUME)
         self._incr = self.redis.register_script(_INCR)
+        self._reserve = self.redis.register_script(_RESERVE)
+        self._release = self.redis.register_script(_RELEASE)
 
     def _k(self, kind: str, key: str) -> str:
         return f"{self.prefix}{kind}:{key}"
@@ -73,6 +118,25 @@ class RedisOneTimeStore:
     async def count(self, kind: str, key: str) -> int:
         raw = await self.redis.get(self._k(kind, key))
         return int(raw) if raw else 0
+
+    async def reserve(self, limits: Sequence[AttemptLimit], now: int) -> int:
+        args: list[int] = [now]
+        for lim in limits:
+            args += [lim.free, lim.backoff, lim.max_wait, lim.window]
+        return int(await self._reserve(keys=[self._k(lim.kind, lim.key) for lim in limits], args=args))
+
+    async def release(self, limits: Sequence[AttemptLimit], now: int) -> None:
+        await self._release(keys=[self._k(lim.kind, lim.key) for lim in limits], args=[lim.free for lim in limits])
+
+    async def forget(self, kind: str, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("forget needs a key prefix")
+        # SCAN's pattern is a glob: escape it so the prefix is matched literally.
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._k(kind, prefix)) + "*"
+        removed = 0
+        async for found in self.redis.scan_iter(match=pattern, count=1000):
+            removed += await self.redis.delete(found)
+        return removed
 
     async def delete(self, kind: str, key: str) -> None:
         await self.redis.delete(self._k(kind, key))

@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from ...private_files import private_sqlite
+
 T = TypeVar("T")
 
 
@@ -26,8 +28,8 @@ class Database:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+                private_sqlite(Path(parsed.database))
             # One connection: the event loop is the only user in this process, so there is no
             # contention to pool for; other processes (the CLI) are serialised by SQLite's lock.
             self.engine = create_engine(parsed.set(drivername="sqlite+pysqlite"), poolclass=StaticPool,

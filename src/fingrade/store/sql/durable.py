@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
@@ -20,13 +20,21 @@ from .schema import (audit_events, client_origins, clients, consent_resources, c
 # running the query on SQLite (see docs/performance.md).
 _CLIENT = select(clients).where(clients.c.client_id == bindparam("cid"))
 _CLIENT_ORIGINS = select(client_origins.c.origin).where(client_origins.c.client_id == bindparam("cid"))
-_SESSION = select(sessions).where(and_(sessions.c.id_hash == bindparam("h"), sessions.c.expires_at > bindparam("now")))
+# A disabled user's sessions are deleted when the user is disabled; the join keeps it so for a session
+# created concurrently (fail closed).
+_SESSION = (select(sessions).select_from(sessions.join(users, users.c.id == sessions.c.user_id))
+            .where(and_(sessions.c.id_hash == bindparam("h"), sessions.c.expires_at > bindparam("now"),
+                        users.c.disabled == false())))
 _CONSENT = select(consents.c.scope).where(and_(consents.c.user_id == bindparam("uid"),
                                                 consents.c.client_id == bindparam("cid")))
 _INSERT_GRANT = insert(grants)
 _INSERT_RT = insert(refresh_tokens)
 _REVOKED_JTI = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == bindparam("jti"))
-_GRANT_REVOKED_AT = select(grants.c.revoked_at).where(grants.c.id == bindparam("gid"))
+# A grant is usable while neither it is revoked nor its user disabled.
+_GRANT_LIVE = (select(grants.c.revoked_at, users.c.disabled)
+               .select_from(grants.outerjoin(users, users.c.id == grants.c.user_id))
+               .where(grants.c.id == bindparam("gid")))
+_USER_DISABLED = select(users.c.disabled).where(users.c.id == bindparam("uid"))
 _RT = select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("h"))
 _GRANT = select(grants).where(grants.c.id == bindparam("gid"))
 
@@ -176,10 +184,35 @@ class SqlDurableStore:
 
         def q(conn: Connection) -> None:
             if conn.execute(select(users.c.id).where(users.c.id == user.id)).first():
+                # The status changes only through set_user_disabled: a save of a user read before a
+                # concurrent disable (a password rehash at sign-in) must not enable them again.
+                del values["disabled"]
                 conn.execute(update(users).where(users.c.id == user.id).values(**values))
             else:
                 conn.execute(insert(users).values(**values))
         await self.db.write(q)
+
+    async def set_user_disabled(self, user_id: str, disabled: bool, now: int) -> tuple[bool, int, list[str]] | None:
+        """Disable or enable a user, in one transaction. Disabling also ends the user's sessions and
+        revokes every live grant (its access and refresh tokens die with it). Returns (changed,
+        sessions ended, grants revoked now), or None when there is no such user."""
+        def q(conn: Connection) -> tuple[bool, int, list[str]] | None:
+            current = conn.execute(_USER_DISABLED, {"uid": user_id}).first()
+            if current is None:
+                return None
+            changed = bool(current.disabled) != disabled
+            if changed:
+                conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
+            if not disabled:
+                return changed, 0, []
+            # Also when already disabled: whatever a concurrent sign-in or code created is ended too.
+            ended = conn.execute(delete(sessions).where(sessions.c.user_id == user_id)).rowcount
+            live = and_(grants.c.user_id == user_id, grants.c.revoked_at.is_(None))
+            ids = [r.id for r in conn.execute(select(grants.c.id).where(live))]
+            if ids:
+                conn.execute(update(grants).where(and_(live, grants.c.id.in_(ids))).values(revoked_at=now))
+            return changed, ended, ids
+        return await self.db.write(q)
 
     async def create_session(self, session: Session) -> None:
         def q(conn: Connection) -> None:
@@ -294,8 +327,8 @@ class SqlDurableStore:
             if row is None:
                 return None
             grow = conn.execute(_GRANT, {"gid": row.grant_id}).first()
-            if grow is None:
-                return None
+            if grow is None or conn.execute(_USER_DISABLED, {"uid": row.user_id}).scalar():
+                return None  # a disabled user's refresh tokens are dead, as if unknown
             rt = RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
                               user_id=row.user_id, scope=row.scope, created_at=row.created_at,
                               expires_at=row.expires_at, used_at=row.used_at, dpop_jkt=row.dpop_jkt)
@@ -328,8 +361,8 @@ class SqlDurableStore:
                 return False
             if grant_id is None:
                 return True
-            revoked = conn.execute(_GRANT_REVOKED_AT, {"gid": grant_id}).first()
-            return revoked is not None and revoked.revoked_at is None
+            row = conn.execute(_GRANT_LIVE, {"gid": grant_id}).first()
+            return row is not None and row.revoked_at is None and not row.disabled
         return await self.db.read(q)
 
     # -- consent resources (oauth/consent_resources.py): the status moves by conditional updates only

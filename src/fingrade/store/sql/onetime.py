@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from ..interfaces import AttemptLimit
 from .db import Database
 from .schema import onetime
 
@@ -47,11 +49,33 @@ def _add_statement(dialect: str) -> Any:
     ).returning(onetime.c.kind)
 
 
+def _ensure_statement(dialect: str) -> Any:
+    """Create an attempt counter's row unless it exists (so that it can be locked)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(onetime)
+    return ins.on_conflict_do_nothing(index_elements=[onetime.c.kind, onetime.c.key])
+
+
+# Attempt counters: `used` is the count, `value` the time before which no attempt is allowed.
+_LOCK = select(onetime.c.used, onetime.c.value, onetime.c.expires_at).where(_K).with_for_update()
+_SET_COUNT = update(onetime).where(_K).values(used=bindparam("n"), value=bindparam("nb"),
+                                               expires_at=bindparam("exp"))
+
+
+def _counter(conn: Connection, limit: AttemptLimit, now: int) -> tuple[int, int] | None:
+    """(count, not before) of a live counter, locked for this transaction (PostgreSQL FOR UPDATE;
+    SQLite's write transaction holds the database lock already); None when absent or expired."""
+    row = conn.execute(_LOCK, {"k_kind": limit.kind, "k_key": limit.key}).first()
+    if row is None or row.expires_at <= now:
+        return None
+    return int(row.used), int(row.value or 0)
+
+
 class SqlOneTimeStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._add = _add_statement(db.dialect)
         self._put = _put_statement(db.dialect)
+        self._ensure = _ensure_statement(db.dialect)
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
         data = orjson.dumps(value).decode()
@@ -127,6 +151,48 @@ class SqlOneTimeStore:
         def q(conn: Connection) -> int:
             return conn.execute(select(onetime.c.used).where(and_(_key(kind, key), onetime.c.expires_at > now))).scalar() or 0
         return int(await self.db.read(q))
+
+    async def reserve(self, limits: Sequence[AttemptLimit], now: int) -> int:
+        def q(conn: Connection) -> int:
+            seen: list[tuple[AttemptLimit, int]] = []
+            wait = 0
+            # One lock order for every caller, so two transactions never wait for each other in a cycle.
+            for limit in sorted(limits, key=lambda lim: (lim.kind, lim.key)):
+                conn.execute(self._ensure, {"kind": limit.kind, "key": limit.key, "value": "0", "used": 0,
+                                            "expires_at": now + limit.window})
+                count, not_before = _counter(conn, limit, now) or (0, 0)
+                wait = max(wait, not_before - now)
+                seen.append((limit, count))
+            if wait > 0:
+                return wait  # all or none: nothing counted
+            for limit, count in seen:
+                not_before = now + limit.wait_after(count + 1)
+                conn.execute(_SET_COUNT, {"k_kind": limit.kind, "k_key": limit.key, "n": count + 1,
+                                          "nb": str(not_before), "exp": max(now + limit.window, not_before)})
+            return 0
+        return await self.db.write(q)
+
+    async def release(self, limits: Sequence[AttemptLimit], now: int) -> None:
+        def q(conn: Connection) -> None:
+            for limit in sorted(limits, key=lambda lim: (lim.kind, lim.key)):
+                found = _counter(conn, limit, now)
+                if found is None:
+                    continue
+                count = max(found[0] - 1, 0)
+                not_before = found[1] if count >= limit.free else 0
+                conn.execute(update(onetime).where(_key(limit.kind, limit.key))
+                             .values(used=count, value=str(not_before)))
+        await self.db.write(q)
+
+    async def forget(self, kind: str, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("forget needs a key prefix")
+
+        def q(conn: Connection) -> int:
+            # substr, not LIKE: exact on both databases (SQLite's LIKE ignores case), no wildcards to escape.
+            return conn.execute(delete(onetime).where(and_(
+                onetime.c.kind == kind, func.substr(onetime.c.key, 1, len(prefix)) == prefix))).rowcount
+        return await self.db.write(q)
 
     async def delete(self, kind: str, key: str) -> None:
         def q(conn: Connection) -> None:
