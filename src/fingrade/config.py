@@ -93,6 +93,9 @@ class Settings:
     bank_ca_file: str = ""  # CA bundle for the AS's TLS certificate; default: system CAs
     bank_introspection_cache_seconds: float = 2.0  # positive introspection results kept; 0: always ask
     bank_jwks_refresh_seconds: float = 10.0  # at most one JWKS refresh per this many seconds (unknown kid)
+    # FAPI 2.0 SP 5.3.4: the bank accepts only sender-constrained (DPoP or certificate-bound) tokens.
+    # true is for a deployment that is not FAPI and accepts unbound Bearer tokens too.
+    bank_accept_bearer_tokens: bool = False
 
     @property
     def data_path(self) -> Path:

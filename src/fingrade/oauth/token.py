@@ -82,6 +82,25 @@ def _binding(client: Client, method: str, request: HttpRequest, jkt: str | None)
     return None
 
 
+def _binding_kind(bind: dict[str, Any] | None) -> str | None:
+    if bind is None:
+        return None
+    return "dpop" if "jkt" in bind else "mtls"
+
+
+def _require_binding(kind: str | None, bind: dict[str, Any] | None) -> None:
+    """A grant whose tokens were sender-constrained stays so, the same way, on every refresh: a
+    refresh without the proof would turn the grant into a bearer grant (RFC 9449 §5; RFC 8705 §3;
+    FAPI 2.0 SP 5.3.2.1-4). A confidential client may change its DPoP key or certificate: its
+    refresh token is bound to its authentication, not to that key (RFC 9449 §5)."""
+    if kind is None or kind == _binding_kind(bind):
+        return
+    if kind == "dpop":
+        raise dpop.invalid_dpop_proof("this grant's tokens are DPoP-bound: a DPoP proof is required")
+    raise invalid_request("this grant's tokens are bound to a client certificate: refresh over mutual TLS "
+                          "with the certificate")
+
+
 def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
     """RFC 9449 §5 and §10: a grant bound to a DPoP key is only usable with a proof by that key."""
     if bound is None:
@@ -171,7 +190,7 @@ async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None,
             scope=grant.scope, created_at=claims["iat"], expires_at=claims["iat"] + core.settings.refresh_token_ttl,
             # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (a confidential
             # client's is bound by its client authentication).
-            dpop_jkt=jkt if get_profile(client.profile).public else None))
+            dpop_jkt=jkt if get_profile(client.profile).public else None, binding=_binding_kind(bind)))
         body["refresh_token"] = rt
     return body
 
@@ -207,13 +226,14 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
                                detail={"grant_id": grant.id})
         raise invalid_grant("the refresh token has already been used")
     _require_key(rt.dpop_jkt, jkt, "refresh token")
+    _require_binding(rt.binding, bind)
     scope = narrow(params.get("scope"), rt.scope.split(), "the scope of the grant")
     details = _narrow_details(core, client, params, grant)  # RFC 9396 §6: never wider than the grant
     if get_profile(client.profile).rotate_refresh_tokens:
         new = new_refresh_token()
         replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
                                    user_id=rt.user_id, scope=rt.scope, created_at=now, expires_at=rt.expires_at,
-                                   dpop_jkt=rt.dpop_jkt)
+                                   dpop_jkt=rt.dpop_jkt, binding=rt.binding)
         if not await core.store.rotate_refresh_token(rt.token_hash, replacement, now):
             # Lost the compare-and-set to a concurrent refresh with the same token: a replay.
             await core.store.revoke_grant(grant.id, now)
