@@ -63,6 +63,9 @@ class Settings:
     dpop_nonce: bool = False
     dpop_nonce_lifetime: int = 300
     session_ttl: int = 8 * 3600
+    # A token request whose answer was lost may be retried this long after a code was redeemed or a
+    # refresh token rotated, with the same proof of possession, for the same answer (oauth/token_retry.py).
+    token_retry_grace_seconds: int = 10
     access_token_audience: str = ""  # default: the issuer
     scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email", "offline_access",
                                                          "accounts", "payments"])
@@ -95,6 +98,9 @@ class Settings:
     bank_ca_file: str = ""  # CA bundle for the AS's TLS certificate; default: system CAs
     bank_introspection_cache_seconds: float = 2.0  # positive introspection results kept; 0: always ask
     bank_jwks_refresh_seconds: float = 10.0  # at most one JWKS refresh per this many seconds (unknown kid)
+    # FAPI 2.0 SP 5.3.4: the bank accepts only sender-constrained (DPoP or certificate-bound) tokens.
+    # true is for a deployment that is not FAPI and accepts unbound Bearer tokens too.
+    bank_accept_bearer_tokens: bool = False
 
     @property
     def data_path(self) -> Path:
@@ -252,6 +258,9 @@ def _finish(s: Settings) -> None:
     if not 10 <= s.par_ttl <= 599:
         # FAPI 2.0 SP 5.3.2.2-12: expires_in < 600; below 10 s a user could not follow the link.
         raise ConfigError("par_ttl: must be 10-599 seconds")
+    if not 0 <= s.token_retry_grace_seconds <= 60:
+        raise ConfigError("token_retry_grace_seconds: must be 0-60 seconds (0: a used code or refresh token is "
+                          "never answered again)")
     if not 30 <= s.dpop_nonce_lifetime <= 3600:
         raise ConfigError("dpop_nonce_lifetime: must be 30-3600 seconds")
     if "openid" not in s.scopes:

@@ -68,7 +68,8 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     db = Database(settings.database_url, settings.database_pool_size)
     if migrate:
         await upgrade(db)
-    store = SqlDurableStore(db, Sealer(kek), settings.client_cache_seconds)
+    sealer = Sealer(kek)
+    store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
     if settings.onetime_backend == "redis":
         from .store.redis.onetime import RedisOneTimeStore
         onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
@@ -79,7 +80,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
                       retired_retention=max(settings.access_token_ttl, settings.id_token_ttl) + 86400)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     core = Core(settings=settings, store=store, onetime=onetime, keys=keys, server_key=server_key,
-                passwords=passwords)
+                passwords=passwords, sealer=sealer)
     await keys.ensure_keys()
     return core
 

@@ -100,14 +100,15 @@ def test_deny_sends_access_denied_with_state_and_iss(server: Server, page: Page,
 
 
 def test_code_from_the_browser_redeems_once(server: Server, page: Page, sites: Sites, person: Person) -> None:
-    """RFC 6749 §4.1.2 / §10.5: the code redeems at /token once; a second attempt is invalid_grant."""
+    """RFC 6749 §4.1.2 / §10.5: the code redeems at /token once; an attempt by anyone else (another
+    verifier) is invalid_grant. (The client's own retry gets its lost answer: test_token_retry.py.)"""
     started, params = sign_in_and_allow(page, sites, person)
     tokens = redeem(server, started, params["code"])
     assert tokens["access_token"] and tokens["id_claims"]["sub"]
     with server.client() as http:
         again = http.post("/token", data={"grant_type": "authorization_code", "code": params["code"],
                                           "redirect_uri": started.redirect_uri, "client_id": "demo-native",
-                                          "code_verifier": started.verifier})
+                                          "code_verifier": secrets.token_urlsafe(48)})
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 

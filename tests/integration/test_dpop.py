@@ -174,16 +174,23 @@ def test_5_public_client_refresh_token_bound_to_dpop_key(server: Server, browser
 
 def test_5_confidential_client_refresh_token_bound_to_client_not_key(server: Server, browser: httpx.Client) -> None:
     """RFC 9449 §5: a confidential client's refresh token is bound by client authentication; each
-    access token is bound to the key of the proof sent with that refresh."""
+    access token is bound to the key of the proof sent with that refresh, and a grant whose tokens
+    are DPoP-bound stays DPoP-bound: a refresh without a proof is refused (invalid_dpop_proof), not
+    answered with a Bearer token (FAPI 2.0 SP 5.3.2.1-4), and the grant lives on."""
     key = DPoPKey()
     got = run_flow(browser, "demo-backend", BACKEND_REDIRECT, scope="openid profile accounts")
     resp = exchange(browser, got, auth=BASIC, headers={"DPoP": key.proof("POST", server.issuer + "/token")})
     assert resp.status_code == 200 and resp.json()["token_type"] == "DPoP", resp.text
     rt = resp.json()["refresh_token"]
-    other = _refresh(server, browser, rt, DPoPKey(), client_id=None, auth=BASIC)
+    assert_oauth_error(_refresh(server, browser, rt, None, client_id=None, auth=BASIC), "invalid_dpop_proof")
+    other_key = DPoPKey()
+    other = _refresh(server, browser, rt, other_key, client_id=None, auth=BASIC)
     assert other.status_code == 200 and other.json()["token_type"] == "DPoP", other.text
-    plain = _refresh(server, browser, rt, None, client_id=None, auth=BASIC)
-    assert plain.status_code == 200 and plain.json()["token_type"] == "Bearer", plain.text
+    claims = jwt.decode(other.json()["access_token"], KeySet.import_key_set(browser.get("/jwks").json())).claims
+    assert claims["cnf"] == {"jkt": other_key.jkt}
+    assert_oauth_error(_refresh(server, browser, rt, None, client_id=None, auth=BASIC), "invalid_dpop_proof")
+    again = _refresh(server, browser, rt, key, client_id=None, auth=BASIC)
+    assert again.status_code == 200 and again.json()["token_type"] == "DPoP", again.text
 
 
 def test_10_dpop_jkt_binds_the_code(server: Server, browser: httpx.Client) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 from integration_helpers import (ASSERTION_TYPE, BACKEND_REDIRECT, audit_events, authorize_steps, bearer,
                                  client_assertion, db_rows, exchange, jwks_client, new_confidential_client, new_user,
                                  signing_key, user_id, wait_for)
+from support.flow import pkce_pair
 from support.server import Server
 
 
@@ -73,7 +75,9 @@ def test_security_events_are_audited(server: Server, http: httpx.Client, browser
     assert len(granted) == 1 and json.loads(granted[0][4])["scope"] == "openid offline_access"
 
     tokens = exchange(browser, steps.result, auth=(cid, secret)).json()
-    assert exchange(browser, steps.result, auth=(cid, secret)).json()["error"] == "invalid_grant"
+    # Redeemed again with another verifier: not the first redeemer's retry, so reuse.
+    replayed = dataclasses.replace(steps.result, verifier=pkce_pair()[0])
+    assert exchange(browser, replayed, auth=(cid, secret)).json()["error"] == "invalid_grant"
     assert audit_events(server, "code_reuse", client_id=cid, user_id=uid)
 
     # The reuse revoked that grant; a fresh grant shows the revocation event on its own.

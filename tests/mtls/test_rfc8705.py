@@ -207,6 +207,34 @@ def test_rfc8705_s3_private_key_jwt_with_certificate_bound_tokens(deployment: De
         assert_oauth_error(client_credentials(http, fapi), "invalid_request", 400)
 
 
+def test_rfc8705_s3_certificate_bound_grant_stays_certificate_bound(deployment: Deployment, browser: httpx.Client,
+                                                                    tmp: Path) -> None:
+    """RFC 8705 §3, FAPI 2.0 SP 5.3.2.1-4: a grant whose tokens are bound to the client certificate
+    is refreshed only with a certificate that binds the new access token; a refresh that would
+    bind it otherwise (a DPoP proof without the certificate) is refused, and the grant lives on.
+    A confidential client may renew its certificate: the refresh token is bound to its
+    authentication (private_key_jwt here), not to the certificate."""
+    fapi = FapiClient.register(deployment.server, tmp)
+    cert = deployment.pki.ca.issue(tmp, "Fintech Sticky")
+    with deployment.mtls(cert) as http:
+        resp = fapi.flow(http, browser, dpop=False)
+    assert resp.status_code == 200, resp.text
+    rt = resp.json()["refresh_token"]
+
+    def refresh(http: httpx.Client, **headers: str) -> httpx.Response:
+        return http.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt, **fapi.auth_params()},
+                         headers=headers)
+    with deployment.mtls() as http:
+        proof = fapi.dpop.proof("POST", deployment.mtls_url + "/token")
+        assert_oauth_error(refresh(http, DPoP=proof), "invalid_request", 400)
+    renewed = deployment.pki.ca.issue(tmp, "Fintech Sticky Renewed")
+    with deployment.mtls(renewed) as http:
+        resp = refresh(http)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["token_type"] == "Bearer"
+    assert claims_of(deployment, resp.json()["access_token"])["cnf"] == {"x5t#S256": renewed.x5t_s256}
+
+
 def test_rfc8705_s3_dpop_proof_wins_over_the_certificate(deployment: Deployment, tmp: Path) -> None:
     """A request with both a DPoP proof and a client certificate gets a DPoP-bound token (RFC 9449
     §5): the proof is what the client asked for on this request. The proof's htu may name the

@@ -65,15 +65,33 @@ def stand_in() -> ConsentAS:
     return ConsentAS()
 
 
-@pytest.fixture
-def client(stand_in: ConsentAS, tmp_path) -> Iterator[Client]:
-    settings = load_settings(overrides={"issuer": ISSUER, "bank_url": AUD, "data_dir": str(tmp_path)}, environ={})
+def _app(stand_in: ConsentAS, tmp_path: Any, accept_bearer: bool) -> Client:
+    # The stand-in AS issues unbound tokens (no DPoP proofs here: there is no one-time store). These
+    # tests are about the consent endpoints, so the deployment accepts Bearer tokens (a non-FAPI
+    # setting); the default refusal is checked below and on the live server
+    # (tests/integration/test_bank_sender_constrained.py).
+    settings = load_settings(overrides={"issuer": ISSUER, "bank_url": AUD, "data_dir": str(tmp_path),
+                                        "bank_accept_bearer_tokens": accept_bearer}, environ={})
     trust = AsTrust(httpx.AsyncClient(transport=httpx.MockTransport(stand_in.handler)), issuer=ISSUER, audience=AUD,
                     client_id="rs", client_secret="s3cret", cache_seconds=0, jwks_refresh_seconds=10,
                     clock=lambda: int(time.time()))
     api, mounted = bank_api()
     api.state.bank = Bank(settings=settings, onetime=None, server_key=b"k" * 32, ledger=None, trust=trust)  # type: ignore[arg-type]
-    yield Client(Starlette(routes=[bank_mount(mounted)]))
+    return Client(Starlette(routes=[bank_mount(mounted)]))
+
+
+@pytest.fixture
+def client(stand_in: ConsentAS, tmp_path) -> Iterator[Client]:
+    yield _app(stand_in, tmp_path, accept_bearer=True)
+
+
+def test_fapi2_sp_5_3_4_unbound_token_refused_by_default(stand_in: ConsentAS, tmp_path) -> None:
+    """With the default bank_accept_bearer_tokens = false the same unbound token is 401
+    invalid_token with a DPoP challenge (RFC 9449 §7.1), and the AS is never asked for the consent."""
+    resp = _app(stand_in, tmp_path, accept_bearer=False).post(CONSENTS, json=BODY, headers=tpp_token(stand_in))
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_token", resp.text
+    assert resp.headers["www-authenticate"].startswith("DPoP ") and 'error="invalid_token"' in resp.headers["www-authenticate"]
+    assert stand_in.calls == []
 
 
 class Client:

@@ -129,7 +129,8 @@ async def verified_claims(request: Request, allow: tuple[str, ...], scope: str) 
         return _json(exc.status, exc.body(), exc.headers)
     try:
         claims = await authorize_resource(bank, _to_core(request), scope, bank.url(_sub_path(request)),
-                                          verify=bank.trust.verify)
+                                          verify=bank.trust.verify,
+                                          accept_unbound=bank.settings.bank_accept_bearer_tokens)
     except OAuthError as exc:
         return _auth_error(request, exc)
     request.state.client_id = claims.get("client_id")

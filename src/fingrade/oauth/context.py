@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ..config import Settings
 from ..keys.keystore import KeyManager
+from ..keys.sealing import Sealer
 from ..store.interfaces import DurableStore, OneTimeStore
 from .passwords import Passwords
 
@@ -41,6 +42,7 @@ class Core:
     server_key: bytes  # HMAC key for client secrets and CSRF tokens; shared by all nodes
     passwords: Passwords
     clock: Callable[[], int] = field(default=_now)
+    sealer: Sealer | None = None  # AES-GCM under the key-encryption key (token answers kept for retries)
 
     @property
     def issuer(self) -> str:

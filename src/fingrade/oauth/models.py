@@ -92,6 +92,9 @@ class RefreshToken:
     expires_at: int
     used_at: int | None = None  # set when rotated away; presenting it again is a replay
     dpop_jkt: str | None = None  # RFC 9449 §5: public clients' refresh tokens are bound to a DPoP key
+    # How the grant's access tokens are sender-constrained (`dpop` or `mtls`, None: unbound); every
+    # refresh must bind its access token the same way (RFC 9449 §5, RFC 8705 §3, FAPI 2.0 SP 5.3.2.1).
+    binding: str | None = None
 
 
 @dataclass(slots=True)

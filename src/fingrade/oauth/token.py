@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import authorization_details, dpop, pkce
+from . import authorization_details, dpop, pkce, token_retry
 from .claims_request import INTENT_CLAIM
 from .client_auth import authenticate_client
 from .context import Core
@@ -56,10 +56,11 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
             # tls_client_certificate_bound_access_tokens, RFC 8705 §3.4).
             raise invalid_request("this client's tokens must be sender-constrained: send a DPoP proof "
                                   "or use mutual TLS")
+        x5t = thumbprint(request.client_cert) if request.client_cert is not None else None
         if grant_type == "authorization_code":
-            body = await _authorization_code(core, client, params, jkt, bind)
+            body = await _authorization_code(core, client, params, jkt, bind, x5t)
         elif grant_type == "refresh_token":
-            body = await _refresh_token(core, client, params, jkt, bind)
+            body = await _refresh_token(core, client, params, jkt, bind, x5t)
         else:
             body = await _client_credentials(core, client, params, bind)
         return HttpResponse(200, {**NO_STORE, **dpop.nonce_headers(core)}, json=body), client
@@ -82,6 +83,25 @@ def _binding(client: Client, method: str, request: HttpRequest, jkt: str | None)
     return None
 
 
+def _binding_kind(bind: dict[str, Any] | None) -> str | None:
+    if bind is None:
+        return None
+    return "dpop" if "jkt" in bind else "mtls"
+
+
+def _require_binding(kind: str | None, bind: dict[str, Any] | None) -> None:
+    """A grant whose tokens were sender-constrained stays so, the same way, on every refresh: a
+    refresh without the proof would turn the grant into a bearer grant (RFC 9449 §5; RFC 8705 §3;
+    FAPI 2.0 SP 5.3.2.1-4). A confidential client may change its DPoP key or certificate: its
+    refresh token is bound to its authentication, not to that key (RFC 9449 §5)."""
+    if kind is None or kind == _binding_kind(bind):
+        return
+    if kind == "dpop":
+        raise dpop.invalid_dpop_proof("this grant's tokens are DPoP-bound: a DPoP proof is required")
+    raise invalid_request("this grant's tokens are bound to a client certificate: refresh over mutual TLS "
+                          "with the certificate")
+
+
 def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
     """RFC 9449 §5 and §10: a grant bound to a DPoP key is only usable with a proof by that key."""
     if bound is None:
@@ -93,21 +113,31 @@ def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
 
 
 async def _authorization_code(core: Core, client: Client, params: dict[str, str], jkt: str | None,
-                              bind: dict[str, Any] | None) -> dict[str, Any]:
+                              bind: dict[str, Any] | None, x5t: str | None) -> dict[str, Any]:
     code = params.get("code")
     if code is None:
         raise invalid_request("code is missing")
     now = core.clock()
-    found = await core.onetime.consume("code", token_hash(code))
+    code_hash = token_hash(code)
+    found = await core.onetime.consume("code", code_hash)
     if found is None:
         raise invalid_grant("the authorization code is invalid or expired")
     data, first_use = found
+    retry = token_retry.attempt(core, "code", code_hash, client_id=client.client_id, jkt=jkt, x5t=x5t, params=params)
     if not first_use:
+        # The same client with the same verifier and key, within the grace period: its answer was lost.
+        kept = await token_retry.replay(core, retry, wait=True)
+        if kept is not None:
+            grant = await core.store.get_grant(data["grant_id"])
+            if grant is None or grant.revoked_at is not None:
+                raise invalid_grant("the authorization code has already been used")
+            return kept
         # RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice is stolen; revoke what it produced.
         await core.store.revoke_grant(data["grant_id"], now)
         await core.store.audit("code_reuse", now, client_id=client.client_id, user_id=data["user_id"],
                                detail={"grant_id": data["grant_id"]})
         raise invalid_grant("the authorization code has already been used")
+    await token_retry.begin(core, retry)
     # From here on the code is spent whatever happens: a failed attempt burns it (no brute force).
     if data["expires_at"] < now:
         raise invalid_grant("the authorization code has expired")
@@ -122,8 +152,10 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
                   auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
     # UK Open Banking: the ID token names the consent the customer authorised.
     id_claims = {INTENT_CLAIM: data["consent_id"]} if data.get("consent_id") else None
-    return await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt,
+    body = await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt,
                         bind=bind, details=_narrow_details(core, client, params, grant), id_claims=id_claims)
+    await token_retry.keep(core, retry, body)
+    return body
 
 
 def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: Grant) -> list[dict[str, Any]] | None:
@@ -171,7 +203,7 @@ async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None,
             scope=grant.scope, created_at=claims["iat"], expires_at=claims["iat"] + core.settings.refresh_token_ttl,
             # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (a confidential
             # client's is bound by its client authentication).
-            dpop_jkt=jkt if get_profile(client.profile).public else None))
+            dpop_jkt=jkt if get_profile(client.profile).public else None, binding=_binding_kind(bind)))
         body["refresh_token"] = rt
     return body
 
@@ -186,7 +218,7 @@ def _token_type(bind: dict[str, Any] | None) -> str:
 
 
 async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt: str | None,
-                         bind: dict[str, Any] | None) -> dict[str, Any]:
+                         bind: dict[str, Any] | None, x5t: str | None) -> dict[str, Any]:
     presented = params.get("refresh_token")
     if presented is None:
         raise invalid_request("refresh_token is missing")
@@ -195,35 +227,55 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
     if found is None:
         raise invalid_grant("the refresh token is invalid")
     rt, grant = found
-    if rt.client_id != client.client_id:
-        raise invalid_grant("the refresh token was issued to another client")
     if grant.revoked_at is not None or rt.expires_at <= now:
         raise invalid_grant("the refresh token has been revoked or has expired")
+    retry = token_retry.attempt(core, "refresh", rt.token_hash, client_id=client.client_id, jkt=jkt, x5t=x5t,
+                                params=params)
     if rt.used_at is not None:
-        # RFC 9700 §4.14.2: a rotated-away token presented again means one copy is stolen;
-        # we cannot tell which, so the whole family dies.
-        await core.store.revoke_grant(grant.id, now)
-        await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
-                               detail={"grant_id": grant.id})
-        raise invalid_grant("the refresh token has already been used")
+        # Presented by anyone (another client included) after rotation: a retry whose answer was lost, or theft.
+        return await _replayed_refresh(core, client, rt, grant, retry, wait=now - rt.used_at <= 2)
+    if rt.client_id != client.client_id:
+        raise invalid_grant("the refresh token was issued to another client")
     _require_key(rt.dpop_jkt, jkt, "refresh token")
+    _require_binding(rt.binding, bind)
     scope = narrow(params.get("scope"), rt.scope.split(), "the scope of the grant")
     details = _narrow_details(core, client, params, grant)  # RFC 9396 §6: never wider than the grant
     if get_profile(client.profile).rotate_refresh_tokens:
         new = new_refresh_token()
         replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
                                    user_id=rt.user_id, scope=rt.scope, created_at=now, expires_at=rt.expires_at,
-                                   dpop_jkt=rt.dpop_jkt)
+                                   dpop_jkt=rt.dpop_jkt, binding=rt.binding)
         if not await core.store.rotate_refresh_token(rt.token_hash, replacement, now):
-            # Lost the compare-and-set to a concurrent refresh with the same token: a replay.
-            await core.store.revoke_grant(grant.id, now)
-            await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id,
-                                   detail={"grant_id": grant.id, "concurrent": True})
-            raise invalid_grant("the refresh token has already been used")
-        return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind, scope=scope,
-                            refresh_token=new, details=details)
+            # Lost the compare-and-set to a concurrent refresh with the same token: the same client's
+            # retry (it gets the winner's answer) or a replay.
+            return await _replayed_refresh(core, client, rt, grant, retry, wait=True, concurrent=True)
+        await token_retry.begin(core, retry)
+        body = await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind,
+                            scope=scope, refresh_token=new, details=details)
+        await token_retry.keep(core, retry, body)
+        return body
     return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind, scope=scope,
                         refresh_token=presented, details=details)
+
+
+async def _replayed_refresh(core: Core, client: Client, rt: RefreshToken, grant: Grant, retry: token_retry.Attempt,
+                            *, wait: bool, concurrent: bool = False) -> dict[str, Any]:
+    """A rotated-away refresh token presented again. Only a DPoP-bound one can be a retry (an unbound
+    one is its own only proof, so a thief's copy would pass as one)."""
+    if rt.dpop_jkt is not None:
+        kept = await token_retry.replay(core, retry, wait=wait)
+        if kept is not None:
+            current = await core.store.get_grant(grant.id)
+            if current is not None and current.revoked_at is None:
+                return kept
+            raise invalid_grant("the refresh token has been revoked or has expired")
+    # RFC 9700 §4.14.2: a rotated-away token presented again means one copy is stolen; we cannot
+    # tell which, so the whole family dies.
+    now = core.clock()
+    await core.store.revoke_grant(grant.id, now)
+    detail: dict[str, Any] = {"grant_id": grant.id, "concurrent": True} if concurrent else {"grant_id": grant.id}
+    await core.store.audit("refresh_reuse", now, client_id=client.client_id, user_id=grant.user_id, detail=detail)
+    raise invalid_grant("the refresh token has already been used")
 
 
 async def _client_credentials(core: Core, client: Client, params: dict[str, str],

@@ -52,12 +52,14 @@ TokenVerifier = Callable[[str], Awaitable[dict[str, Any]]]
 
 
 async def authorize_resource(core: ProofContext, request: HttpRequest, scope: str, url: str,
-                             verify: TokenVerifier | None = None) -> dict[str, Any]:
+                             verify: TokenVerifier | None = None, accept_unbound: bool = True) -> dict[str, Any]:
     """Check the access token of a resource request to `url` (built from the configured public URL,
     for DPoP htu): scheme, DPoP proof and binding, certificate binding, the token itself and `scope`.
     `verify` checks the token and returns its claims; by default the authorization server's own
     check (`tokens.verify_access_token`, needs a Core). A separate resource server passes its own,
-    which trusts the AS only through JWKS and introspection (fingrade.bank.trust)."""
+    which trusts the AS only through JWKS and introspection (fingrade.bank.trust).
+    `accept_unbound=False`: only sender-constrained tokens (DPoP- or certificate-bound) are accepted
+    (FAPI 2.0 SP 5.3.4); an unbound token is invalid_token with a DPoP challenge (RFC 9449 §7.1)."""
     if verify is None:
         if not isinstance(core, Core):
             raise TypeError("a resource server other than the AS must pass its own token verifier")
@@ -73,7 +75,8 @@ async def authorize_resource(core: ProofContext, request: HttpRequest, scope: st
             claims = await verify(token)
             bound = (claims.get("cnf") or {}).get("jkt")
             if bound is None:
-                raise invalid_token("the access token is not DPoP-bound; use the Bearer scheme")
+                raise invalid_token("the access token is not DPoP-bound" +
+                                    ("; use the Bearer scheme" if accept_unbound else ""))
             if bound != jkt:
                 raise dpop.invalid_dpop_proof("the DPoP proof key is not the key the access token is bound to")
         except dpop.DPoPError:
@@ -89,6 +92,11 @@ async def authorize_resource(core: ProofContext, request: HttpRequest, scope: st
         if x5t is not None and not mtls.same_certificate(request.client_cert, x5t):
             # RFC 8705 §3: only over mutual TLS with the certificate the token is bound to.
             raise mtls.certificate_mismatch()
+        if x5t is None and not accept_unbound:
+            # FAPI 2.0 SP 5.3.4: a stolen unbound token must be worth nothing here. The challenge says
+            # how to come back: with a DPoP-bound token (RFC 9449 §7.1).
+            raise dpop.DPoPError("invalid_token", "only sender-constrained access tokens are accepted: "
+                                 "use a DPoP-bound or certificate-bound token", 401)
     if scope not in str(claims.get("scope", "")).split():
         exc = insufficient_scope(f"the token lacks the {scope} scope")
         raise dpop.DPoPError(exc.error, exc.description, exc.status) if scheme == "dpop" else exc

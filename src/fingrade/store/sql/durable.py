@@ -331,7 +331,8 @@ class SqlDurableStore:
                 return None  # a disabled user's refresh tokens are dead, as if unknown
             rt = RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
                               user_id=row.user_id, scope=row.scope, created_at=row.created_at,
-                              expires_at=row.expires_at, used_at=row.used_at, dpop_jkt=row.dpop_jkt)
+                              expires_at=row.expires_at, used_at=row.used_at, dpop_jkt=row.dpop_jkt,
+                              binding=row.binding)
             return rt, _grant_from_row(grow)
         return await self.db.read(q)
 
@@ -517,7 +518,7 @@ class SqlDurableStore:
 def _rt_values(t: RefreshToken) -> dict[str, Any]:
     return dict(token_hash=t.token_hash, grant_id=t.grant_id, client_id=t.client_id, user_id=t.user_id,
                 scope=t.scope, created_at=t.created_at, expires_at=t.expires_at, used_at=t.used_at,
-                dpop_jkt=t.dpop_jkt)
+                dpop_jkt=t.dpop_jkt, binding=t.binding)
 
 
 def _now() -> int:

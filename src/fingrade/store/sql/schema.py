@@ -100,6 +100,7 @@ refresh_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger),
     Column("dpop_jkt", String(64)),  # RFC 9449 §5 (migration 0002)
+    Column("binding", String(8)),  # dpop | mtls: how the grant's access tokens are bound (migration 0007)
     Index("ix_refresh_tokens_grant", "grant_id"),
     Index("ix_refresh_tokens_expires_at", "expires_at"),
 )
