@@ -124,6 +124,22 @@ def test_disable_ends_sessions_grants_and_tokens_at_once(server: Server, fintech
     assert [row[3] for row in listed if row[0] == username] == ["active"]
 
 
+def test_code_issued_before_the_disable_is_refused_at_the_token_endpoint(server: Server, fintech: Fintech) -> None:
+    """A code (it lives up to 60 s) issued just before the disable gets no tokens: fail closed at the
+    redemption rather than answer 200 with tokens that are dead everywhere."""
+    username, _ = new_user(server)
+    fc = fintech.client
+    with server.client(follow_redirects=False) as browser, server.client() as http:
+        params, verifier = fc.request_params(scope="openid accounts", authorization_details=json.dumps([DETAIL]))
+        pushed = fc.push(http, params)
+        assert pushed.status_code == 201, pushed.text
+        got = fc.authorize(browser, pushed.json()["request_uri"], verifier, username=username)
+        assert got.code, got.params
+        server.cli("users", "disable", username)
+        resp = fc.redeem(http, got)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant", resp.text
+
+
 def server_cache_seconds(server: Server) -> float:
     return load_settings(environ=server.env).bank_introspection_cache_seconds
 

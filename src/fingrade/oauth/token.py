@@ -148,6 +148,10 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
         raise invalid_grant("redirect_uri does not match the authorization request")  # RFC 6749 §4.1.3
     pkce.verify(params.get("code_verifier"), data["code_challenge"], data["code_challenge_method"])
     _require_key(data.get("dpop_jkt"), jkt, "authorization code")  # RFC 9449 §10
+    # A customer disabled after the code was issued (codes live up to 60 s) gets no tokens: fail closed.
+    user = await core.store.get_user(data["user_id"])
+    if user is None or user.disabled:
+        raise invalid_grant("the authorization is no longer valid")
     grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
                   auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
     # UK Open Banking: the ID token names the consent the customer authorised.
