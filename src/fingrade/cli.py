@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
+from .keys.sealing import SealedDataError
 from .oauth import consent_resources, consents
 from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
@@ -441,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except SealedDataError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     except (OSError, SQLAlchemyError, RedisError) as exc:
         # Unreachable PostgreSQL/Redis or an unwritable data directory: say which, without a traceback.
         print(f"cannot start: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
