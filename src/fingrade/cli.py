@@ -80,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return
         core = await build_core(settings)
         try:
+            if settings.onetime_backend == "redis":  # the replay caches' durability (store/redis/onetime.py)
+                await core.onetime.check_persistence()  # type: ignore[attr-defined]
             if args.demo:
                 from .bank.demo import seed_bank_demo
                 from .demo import seed_demo
@@ -99,7 +101,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
     if settings.role == "bank":
         from .bank.server import create_bank_server
+        from .web.security_headers import SecurityHeaders
         app: Any = create_bank_server(settings)
+        app.add_middleware(SecurityHeaders, hsts=settings.bank_url.startswith("https://"))
         print(f"Fingrade bank API listening on {settings.host}:{settings.port}, at {settings.bank_url}, "
               f"trusting {settings.bank_issuer}", flush=True)
     else:
