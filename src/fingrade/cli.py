@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ConfigError, Settings, load_settings
+from .keys.sealing import SealedDataError
 from .oauth import consent_resources, consents, login_throttle, strict_json, user_status
 from .oauth.authorization_details import SUPPORTED_TYPES
 from .oauth.context import Core
@@ -79,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return
         core = await build_core(settings)
         try:
+            if settings.onetime_backend == "redis":  # the replay caches' durability (store/redis/onetime.py)
+                await core.onetime.check_persistence()  # type: ignore[attr-defined]
             if args.demo:
                 from .bank.demo import seed_bank_demo
                 from .demo import seed_demo
@@ -98,7 +101,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
     if settings.role == "bank":
         from .bank.server import create_bank_server
+        from .web.security_headers import SecurityHeaders
         app: Any = create_bank_server(settings)
+        app.add_middleware(SecurityHeaders, hsts=settings.bank_url.startswith("https://"))
         print(f"Fingrade bank API listening on {settings.host}:{settings.port}, at {settings.bank_url}, "
               f"trusting {settings.bank_issuer}", flush=True)
     else:
@@ -485,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except SealedDataError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     except (OSError, SQLAlchemyError, RedisError) as exc:
         # Unreachable PostgreSQL/Redis or an unwritable data directory: say which, without a traceback.
         print(f"cannot start: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)

@@ -193,3 +193,17 @@ def test_role_bank_serves_its_openapi_document(bank: Server) -> None:
         odd = http.get(f"{PREFIX}/accounts/a%0Ab/balances")
         assert odd.status_code == 401 and odd.headers["x-fapi-interaction-id"]
         assert odd.headers["cache-control"] == "no-store"
+
+
+def test_role_bank_liveness_readiness_and_security_headers(bank: Server) -> None:
+    """`--role bank` on its own: /healthz (alive) and /readyz (its database and one-time store take a
+    write), and the security headers on every answer, errors included, as at the AS."""
+    with bank.client() as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+        for resp in (ready, http.get(f"{PREFIX}/accounts"), http.get("/nope")):
+            assert resp.headers["x-frame-options"] == "DENY", resp.headers
+            assert resp.headers["x-content-type-options"] == "nosniff"
+            assert resp.headers["strict-transport-security"].startswith("max-age=")
+            assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]

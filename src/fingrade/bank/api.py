@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -32,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..edge import client_certificate, client_ip
+from ..failures import RETRY_AFTER, ErrorBoundary
 from ..oauth import dpop
 from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
 from ..oauth.http import HttpRequest, HttpResponse
@@ -143,7 +145,7 @@ async def verified_claims(request: Request, allow: tuple[str, ...], scope: str) 
 def _auth_error(request: Request, exc: OAuthError) -> Response:
     """RFC 6750 §3.1 / RFC 9449 §7.1 errors with a challenge; an unreachable AS is a plain 503."""
     if exc.error == "temporarily_unavailable":
-        return _json(503, exc.body(), {"Retry-After": "2"})
+        return _json(503, exc.body(), {"Retry-After": RETRY_AFTER})
     if not isinstance(exc, dpop.DPoPError) and _dpop_scheme(request):
         exc = dpop.DPoPError(exc.error, exc.description, exc.status, headers=exc.headers)
     return _from_core(resource_error(exc))
@@ -402,10 +404,15 @@ async def _not_found_route(request: Request, exc: Exception) -> Response:
     return _json(404, {"error": "not_found"})
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _json(503 if isinstance(exc, OSError) else 500,
-                 {"error": "temporarily_unavailable" if isinstance(exc, OSError) else "server_error"})
+def failure_response(request: Request, store: bool) -> Response:
+    """The bank's answer to a failure the call did not cause (failures.ErrorBoundary): a store
+    outage is 503 temporarily_unavailable with Retry-After, as when the AS cannot be reached;
+    anything else 500 server_error. InteractionHeaders adds the x-fapi-interaction-id."""
+    if store:
+        return _json(503, {"error": "temporarily_unavailable",
+                           "error_description": "the bank cannot serve this request now; retry later"},
+                     {"Retry-After": RETRY_AFTER})
+    return _json(500, {"error": "server_error"})
 
 
 def bank_mount(app: ASGIApp) -> Mount:
@@ -434,6 +441,6 @@ def bank_api() -> tuple[Starlette, ASGIApp]:
         Route("/accounts/{account_id}/balances", _handler(get_balances), methods=allm),
         Route("/accounts/{account_id}/transactions", _handler(get_transactions), methods=allm),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: _not_found_route, 405: _not_found_route,
-                                                       500: _server_error, Exception: _server_error})
+    app = Starlette(routes=routes, exception_handlers={404: _not_found_route, 405: _not_found_route},
+                    middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log)])
     return app, InteractionHeaders(app)

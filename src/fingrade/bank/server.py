@@ -12,16 +12,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
+from ..failures import RETRY_AFTER, ErrorBoundary
 from ..store.interfaces import OneTimeStore
+from ..store.readiness import ReadinessProbe
 from ..store.sql.db import Database
-from .api import Bank, bank_api, bank_mount
+from .api import Bank, bank_api, bank_mount, failure_response
 from .ledger import Ledger
 from .trust import AsTrust
 
@@ -80,6 +84,7 @@ def create_bank_server(settings: Settings) -> Starlette:
             from ..store.redis.onetime import RedisOneTimeStore
             onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
             await onetime.ping()
+            await onetime.check_persistence()
         else:
             from ..store.sql.onetime import SqlOneTimeStore
             onetime = SqlOneTimeStore(db)
@@ -88,6 +93,7 @@ def create_bank_server(settings: Settings) -> Starlette:
                     trust=_trust(settings, http, settings.bank_client_id, settings.bank_client_secret))
         api.state.bank = bank
         app.state.bank = bank
+        app.state.readiness = ReadinessProbe(db, onetime)
         try:
             yield
         finally:
@@ -96,10 +102,22 @@ def create_bank_server(settings: Settings) -> Starlette:
             await db.close()
 
     async def health(request: Request) -> Response:
+        """Liveness only (see web/app.py `health`)."""
         return Response(b'{"status":"ok"}', media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    async def ready(request: Request) -> Response:
+        """Readiness: the database (ledger) and the one-time store (DPoP replay) take a write."""
+        result = await request.app.state.readiness.check()
+        if result.ready:
+            return Response(b'{"status":"ready"}', media_type="application/json", headers={"Cache-Control": "no-store"})
+        return Response(orjson.dumps({"status": "unavailable", "failed": list(result.failed)}), 503,
+                        media_type="application/json", headers={"Cache-Control": "no-store", "Retry-After": RETRY_AFTER})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return Response(b'{"error":"not_found"}', 404, media_type="application/json")
 
-    return Starlette(routes=[Route("/healthz", health, methods=["GET"]), bank_mount(mounted)],
-                     lifespan=lifespan, exception_handlers={404: not_found})
+    routes = [Route("/healthz", health, methods=["GET"]), Route("/readyz", ready, methods=["GET"]), bank_mount(mounted)]
+    # The API answers its own failures inside the mount (api.py); this covers the routes above. The
+    # security headers are added around it by whoever serves it (cli.py), as for the AS.
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found},
+                     middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log)])

@@ -32,6 +32,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 
+from ..failures import RETRY_AFTER
 from ..oauth import jwt, strict_json
 from ..oauth.crypto import token_hash
 from ..oauth.errors import OAuthError, invalid_token
@@ -46,7 +47,20 @@ MAX_TOKEN_LENGTH = 8192
 
 
 def unavailable(desc: str) -> OAuthError:
-    return OAuthError("temporarily_unavailable", desc, 503, headers={"Retry-After": "2"})
+    return OAuthError("temporarily_unavailable", desc, 503, headers={"Retry-After": RETRY_AFTER})
+
+
+def refusal(status: int) -> str:
+    """What an error status from the AS means for the operator (the log line), without guessing:
+    only 401/403 point at the bank's own credentials."""
+    if status in (401, 403):
+        return (f"the authorization server refused the bank's credentials ({status}): "
+                "check bank_client_id / bank_client_secret and that the client is a resource server")
+    if status == 503:
+        return "the authorization server is temporarily unavailable (503)"
+    if status == 429:
+        return "the authorization server is limiting the bank's calls (429)"
+    return f"the authorization server answered {status}"
 
 
 def _key_error(desc: str) -> OAuthError:
@@ -208,8 +222,7 @@ class AsTrust:
             log.error("introspection failed: %s", type(exc).__name__)
             raise unavailable("the authorization server cannot be reached") from None
         if resp.status_code != 200:
-            # 401 here means our own client credentials are wrong: an operator problem, not the caller's.
-            log.error("introspection answered %s (check bank_client_id / bank_client_secret)", resp.status_code)
+            log.error("introspection: %s", refusal(resp.status_code))
             raise unavailable("the token status cannot be checked")
         try:
             body = strict_json.loads(resp.content)
@@ -256,8 +269,7 @@ class ConsentResources:
             desc = body.get("error_description")
             raise OAuthError("invalid_request", desc if isinstance(desc, str) and desc else "the consent was refused")
         if resp.status_code not in (200, 201) or not isinstance(body, dict):
-            # 401/403 mean our own credentials or client type are wrong: an operator problem, not the caller's.
-            log.error("consent resources: the authorization server answered %s to %s", resp.status_code, method)
+            log.error("consent resources (%s): %s", method, refusal(resp.status_code))
             raise unavailable("the consent cannot be handled now")
         return body
 

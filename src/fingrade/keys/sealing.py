@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = b"\x01"
+
+
+class SealedDataError(Exception):
+    """Sealed data that this key cannot open: sealed under another key_encryption_key, or altered."""
 
 
 class Sealer:
@@ -21,5 +26,10 @@ class Sealer:
 
     def open(self, sealed: bytes, context: bytes) -> bytes:
         if sealed[:1] != _VERSION:
-            raise ValueError("unknown sealed-data version")
-        return self._aead.decrypt(sealed[1:13], sealed[13:], context)
+            raise SealedDataError("unknown sealed-data version")
+        try:
+            return self._aead.decrypt(sealed[1:13], sealed[13:], context)
+        except InvalidTag:
+            # GCM cannot tell a wrong key from altered data; a wrong key is by far the common case.
+            raise SealedDataError("the signing keys in the database were sealed with another key_encryption_key "
+                                  "(configure the one they were created with)") from None

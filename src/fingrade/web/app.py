@@ -12,8 +12,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -25,6 +23,7 @@ from ..bank.ledger import OPEN as ACCOUNT_OPEN
 from ..bank.ledger import Ledger
 from ..bank.server import in_process_bank
 from ..config import Settings
+from ..failures import RETRY_AFTER, ErrorBoundary, describe, is_store_failure
 from ..oauth import consents
 from ..oauth import interaction as flow
 from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
@@ -44,6 +43,7 @@ from ..oauth.response_mode import AuthorizationResponse
 from ..oauth.token import NO_STORE, token_endpoint
 from ..oauth.userinfo import userinfo_endpoint
 from ..runtime import build_core, close_core, ensure_bank_client
+from ..store.readiness import ReadinessProbe
 from . import pages
 from ..edge import is_trusted
 from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette
@@ -437,14 +437,18 @@ def _endpoint(handler: Any, path_param: str | None = None) -> Any:
 
 
 async def health(request: Request) -> Response:
-    core = _core(request)
-    try:
-        await core.keys.view()
-        await core.onetime.count("health", "probe")
-        return Response(b'{"status":"ok"}', media_type="application/json", headers=dict(NO_STORE))
-    except Exception:  # noqa: BLE001 - a health check reports, it does not raise
-        log.exception("health check failed")
-        return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
+    """Liveness: the process answers. No store is touched: a store outage must not get a node
+    restarted (it recovers by itself); readiness below takes it out of the load balancer."""
+    return Response(b'{"status":"ok"}', media_type="application/json", headers=dict(NO_STORE))
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the signing keys load and both stores take a write and read it back."""
+    result = await request.app.state.readiness.check()
+    if result.ready:
+        return Response(b'{"status":"ready"}', media_type="application/json", headers=dict(NO_STORE))
+    return Response(orjson.dumps({"status": "unavailable", "failed": list(result.failed)}), 503,
+                    media_type="application/json", headers={**NO_STORE, "Retry-After": RETRY_AFTER})
 
 
 async def home(request: Request) -> Response:
@@ -461,16 +465,23 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return Response(b'{"error":"not_found"}', 404, media_type="application/json")
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    # Fail closed and say nothing: details go to the log only.
-    if isinstance(exc, (DBAPIError, RedisError, OSError)):
-        # A store that cannot be reached (restart, failover): the client may retry (RFC 6749 §4.1.2.1).
-        log.error("store unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return Response(b'{"error":"temporarily_unavailable"}', 503, media_type="application/json",
-                        headers={"Cache-Control": "no-store", "Retry-After": "2"})
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response(b'{"error":"server_error"}', 500, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+def _failure(request: Request, store: bool) -> Response:
+    """The answer to a failure the request did not cause (failures.ErrorBoundary): a store outage is
+    503 temporarily_unavailable with Retry-After (RFC 6749 §4.1.2.1), anything else 500 server_error.
+    JSON, except for a browser's page request (Accept: text/html), which gets an error page."""
+    error, status = ("temporarily_unavailable", 503) if store else ("server_error", 500)
+    headers = {"Retry-After": RETRY_AFTER} if store else {}
+    if "text/html" in request.headers.get("accept", ""):
+        try:
+            text = ("The bank cannot complete this right now. Please try again in a moment." if store
+                    else "Something went wrong on our side. Please try again later.")
+            page = pages.error_page(_core(request).issuer, OAuthError(error, text, status))
+            page.headers.update(headers)
+            return page
+        except Exception:  # noqa: BLE001 - the page is a courtesy; the JSON answer below always works
+            log.exception("rendering the error page failed")
+    return Response(orjson.dumps({"error": error}), status, media_type="application/json",
+                    headers={"Cache-Control": "no-store", **headers})
 
 
 async def _janitor(core: Core) -> None:
@@ -482,8 +493,17 @@ async def _janitor(core: Core) -> None:
             await core.keys.purge_retired(now)
             if removed:
                 log.info("janitor removed %d expired rows", removed)
-        except Exception:  # noqa: BLE001 - keep cleaning on the next round
-            log.exception("janitor round failed")
+        except Exception as exc:  # noqa: BLE001 - keep cleaning on the next round
+            if is_store_failure(exc):  # an outage: one line per round, not a traceback
+                log.error("janitor round failed: %s", describe(exc))
+            else:
+                log.exception("janitor round failed")
+
+
+def _readiness(core: Core) -> ReadinessProbe:
+    async def keys() -> None:
+        await core.keys.view()
+    return ReadinessProbe(core.store.db, core.onetime, {"keys": keys})  # type: ignore[attr-defined]
 
 
 async def _bank(settings: Settings, app: Starlette, core: Core) -> Any:
@@ -500,6 +520,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         own = core is None
         app.state.core = core or await build_core(settings)
         app.state.metadata_json = orjson.dumps(server_metadata(app.state.core))
+        app.state.readiness = _readiness(app.state.core)
         task = asyncio.create_task(_janitor(app.state.core))
         bank = None
         if bank_app is not None:
@@ -537,20 +558,18 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/consent-resources", _endpoint(consent_resource_endpoint, "consent_id"), methods=ALL),
         Route("/consent-resources/{consent_id}", _endpoint(consent_resource_endpoint, "consent_id"), methods=ALL),
         Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
     bank_app = None
     if settings.role == "all":  # the bank API in the same process, trusting the AS only over HTTP
         bank_app, mounted = bank_api()
         routes.append(bank_mount(mounted))
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={404: _not_found, 500: _server_error, Exception: _server_error,
-                                        # A store outage is answered (503) and handled here, not re-raised to the
-                                        # server, so the connection stays usable for the client's retry.
-                                        DBAPIError: _server_error, RedisError: _server_error,
-                                        OSError: _server_error})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
+    # Inside the security headers: error answers carry them too (failures.py).
+    app.add_middleware(ErrorBoundary, render=_failure, logger=log)
     app.add_middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://"))
     if settings.tls == "off" and settings.trusted_proxies:
         proxies = tuple(settings.trusted_proxies)

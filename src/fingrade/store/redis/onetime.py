@@ -1,15 +1,36 @@
-"""One-time store on Redis: GETDEL for take, SET NX for replay caches, a Lua script for consume."""
+"""One-time store on Redis: GETDEL for take, SET NX for replay caches, a Lua script for consume.
+
+Connections: a pooled connection that Redis closed (a restart, a failover) is found when it is taken
+from the pool and replaced before a command is sent on it, so the first requests after a restart
+are served. Commands themselves are never sent twice: one that may already have run (a replay-cache
+SET NX, the consume script) must not run again, so a connection that fails mid-command is a 503 the
+client retries. redis-py skips that check on checkout while RESP3 maintenance notifications are on
+(they are for Redis Enterprise / cluster maintenance, which this store does not use), so they are off.
+
+Durability: the replay caches (DPoP proof, client assertion and request object jti) are only as
+durable as Redis. Without an append-only file a Redis restart forgets them, and an artifact used
+before it can be used once more while still valid; the README's Operations section says what to
+configure, and `check_persistence` warns at start.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from ..interfaces import AttemptLimit
+
+log = logging.getLogger("fingrade.redis")
+
+CONNECT_TIMEOUT = 2.0  # seconds: an unreachable Redis is a quick 503, not a request hanging for minutes
+COMMAND_TIMEOUT = 5.0
 
 # consume: the first caller flips `u` from 0 to 1 and is told so; everyone sees the value until expiry.
 _CONSUME = """
@@ -68,7 +89,9 @@ return 0
 
 class RedisOneTimeStore:
     def __init__(self, url: str, prefix: str = "fingrade:") -> None:
-        self.redis = redis.Redis.from_url(url, decode_responses=False)
+        self.redis = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT,
+                                          socket_timeout=COMMAND_TIMEOUT,
+                                          maint_notifications_config=MaintNotificationsConfig(enabled=False))
         self.prefix = prefix
         self._consume = self.redis.register_script(_CONSUME)
         self._incr = self.redis.register_script(_INCR)
@@ -80,6 +103,20 @@ class RedisOneTimeStore:
 
     async def ping(self) -> None:
         await self.redis.ping()
+
+    async def check_persistence(self) -> None:
+        """Warn (once, at start) when Redis keeps no append-only file: a restart would forget the
+        replay caches. RDB snapshots alone lose everything since the last one."""
+        try:
+            config = await self.redis.config_get("appendonly")
+        except ResponseError:  # CONFIG is often disabled on managed Redis
+            log.info("cannot read the Redis persistence settings (CONFIG refused): the replay caches need "
+                     "appendonly yes (README, Operations)")
+            return
+        if config.get(b"appendonly", config.get("appendonly")) in (b"no", "no"):
+            log.warning("Redis runs without an append-only file (appendonly no): after a Redis restart a DPoP proof, "
+                        "client assertion or request object used before it is accepted once more while still valid "
+                        "(replay caches are lost); configure appendonly yes (README, Operations)")
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
         k = self._k(kind, key)
