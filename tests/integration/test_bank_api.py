@@ -402,6 +402,29 @@ def test_fapi_customer_ip_and_auth_date_validated(fintech: Fintech, full_token: 
             assert UUID4.fullmatch(resp.headers["x-fapi-interaction-id"])
 
 
+def test_interaction_headers_never_put_client_text_into_the_log(fintech: Fintech, full_token: str,
+                                                                 server: Server) -> None:
+    """x-fapi-customer-ip-address is an IP address (FAPI 1.0 Part 1 §6.2.2.4), nothing more: an IPv6
+    zone id carrying log fields is refused (400) and never logged; x-customer-user-agent is free text
+    and is never logged; a valid address is logged in its canonical form only."""
+    marker = "evil" + uuid.uuid4().hex[:8]
+    log = server.data_dir / "server.log"
+    with server.client() as http:
+        for hostile in (f"fe80::1%eth0 client={marker} auth_date=x", f"::1%{marker}", f"192.0.2.7 {marker}"):
+            resp = fintech.get(http, "/accounts", full_token, headers={"x-fapi-customer-ip-address": hostile})
+            assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+            assert marker not in resp.text
+        for hostile in (f"Sun, 10 Sep 2017 19:43:31 GMT {marker}=1", "Mon, 10 Sep 2017 19:43:31 GMT"):
+            resp = fintech.get(http, "/accounts", full_token, headers={"x-fapi-auth-date": hostile})
+            assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+        ok = fintech.get(http, "/accounts", full_token, headers={
+            "x-fapi-customer-ip-address": "2001:DB8:0:0:0:0:0:7", "x-customer-user-agent": f"Mozilla/5.0 client={marker}",
+            "x-fapi-interaction-id": f"{uuid.uuid4()} client={marker}"})
+        assert ok.status_code == 200, ok.text
+    wait_for(lambda: "customer_ip=2001:db8::7" in log.read_text(errors="replace"), timeout=5)
+    assert marker not in log.read_text(errors="replace")
+
+
 def test_methods_other_than_get_refused(fintech: Fintech, full_token: str, server: Server) -> None:
     with server.client() as http:
         resp = http.post(f"{PREFIX}/accounts", headers={"Authorization": f"DPoP {full_token}",
