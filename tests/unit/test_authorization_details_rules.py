@@ -282,6 +282,18 @@ def test_rfc9396_s3_plain_words_for_the_consent_page() -> None:
     assert big[0]["title"] == "Pay 1,250.50 CHF to Acme Ltd"
 
 
+def test_an_account_the_app_names_is_called_the_customers_only_when_the_bank_confirms_it() -> None:
+    """The consent page never presents an account as the customer's unless it is: an app-named
+    debtorAccount is "your account" only with the name the bank gave for it (interaction.Offer)."""
+    [p] = parse([payment(debtorAccount={"iban": "DE02100100109307118603"})])
+    [unconfirmed] = ad.describe([p])
+    assert "From account DE02 1001 0010 9307 1186 03" in unconfirmed["lines"]
+    assert not any("your" in line.lower() for line in unconfirmed["lines"])
+    [confirmed] = ad.describe([p], {0: "Everyday · DE02 1001 0010 9307 1186 03"})
+    assert "From your account Everyday · DE02 1001 0010 9307 1186 03" in confirmed["lines"]
+    assert "From one of your accounts" in ad.describe(parse([payment()]))[0]["lines"]
+
+
 def test_iso13616_checksum() -> None:
     """ISO 13616 mod 97 (IBAN)."""
     assert ad.iban_valid("DE89370400440532013000") and ad.iban_valid(IBAN)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -419,18 +419,24 @@ def _join(words: list[str]) -> str:
 _ACTION_WORDS = {"accounts": "names and numbers", "balances": "balances", "transactions": "transactions"}
 
 
-def describe(details: Details) -> list[dict[str, Any]]:
+def describe(details: Details, payer_names: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """What the customer is asked to allow, one item per object: a title and detail lines.
-    Plain text: the page template escapes it."""
+    Plain text: the page template escapes it. `payer_names`: for a payment (by its index) whose
+    `debtorAccount` the bank confirmed is the customer's and can pay it, the account's name: only
+    such an account is called "your account" — an account the app names is otherwise just an account."""
     items = []
-    for d in details:
+    for i, d in enumerate(details):
         if d["type"] == "payment_initiation":
             title = f"Pay {format_amount(d['instructedAmount'])} to {d['creditorName']}"
             lines = [f"To account {format_account(d['creditorAccount'])}"]
             if "remittanceInformationUnstructured" in d:
                 lines.append(f"Reference: “{d['remittanceInformationUnstructured']}”")
-            lines.append(f"From your account {format_account(d['debtorAccount'])}" if "debtorAccount" in d
-                         else "From one of your accounts")
+            if "debtorAccount" not in d:
+                lines.append("From one of your accounts")
+            elif payer_names and i in payer_names:
+                lines.append(f"From your account {payer_names[i]}")
+            else:
+                lines.append(f"From account {format_account(d['debtorAccount'])}")
             if "cancel" in d.get("actions", []):
                 lines.append("The app may also cancel this payment before it is made")
         else:
