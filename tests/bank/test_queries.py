@@ -113,7 +113,15 @@ def test_transactions_in_a_date_range(db_url: str) -> None:
 @pytest.mark.parametrize("cursor", ["", "!!!", "bm90LWEtY3Vyc29y", base64.urlsafe_b64encode(b"-1.abc").decode(),
                                     base64.urlsafe_b64encode(b"12.").decode(),
                                     base64.urlsafe_b64encode(b"12.a\x00b").decode(),
-                                    base64.urlsafe_b64encode(b"\xff\xfe").decode(), "A" * 500])
+                                    base64.urlsafe_b64encode(b"\xff\xfe").decode(), "A" * 500,
+                                    # beyond a 64-bit integer column, and beyond any booking time
+                                    base64.urlsafe_b64encode(b"1" * 120 + b".txn_x").decode(),
+                                    base64.urlsafe_b64encode(b"9223372036854775808.txn_x").decode(),
+                                    base64.urlsafe_b64encode(b"253402300800.txn_x").decode(),
+                                    base64.urlsafe_b64encode(b"0012.txn_x").decode(),
+                                    base64.urlsafe_b64encode(b"12.txn x").decode(),
+                                    base64.urlsafe_b64encode("\u0663.txn_x".encode()).decode(),
+                                    base64.urlsafe_b64encode(b"12.txn_x").decode() + "\n"])
 def test_bad_cursors_are_refused(db_url: str, cursor: str) -> None:
     async def body(db: Database, book: ledger.Ledger) -> None:
         owner = customer()
@@ -124,7 +132,8 @@ def test_bad_cursors_are_refused(db_url: str, cursor: str) -> None:
 
 
 @pytest.mark.parametrize("kw", [{"limit": 0}, {"limit": -1}, {"limit": "10"}, {"limit": 1.5},
-                                {"booked_from": 10, "booked_to": 9}, {"booked_from": "2026-01-01"}])
+                                {"booked_from": 10, "booked_to": 9}, {"booked_from": "2026-01-01"},
+                                {"booked_from": -2**63 - 1}, {"booked_to": 10**120}])
 def test_bad_page_queries_are_refused(db_url: str, kw: dict[str, Any]) -> None:
     async def body(db: Database, book: ledger.Ledger) -> None:
         owner = customer()

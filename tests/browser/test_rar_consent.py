@@ -42,10 +42,11 @@ def to_payment_consent(page: Page, person: Person) -> None:
     assert on_consent_page(page)
 
 
-def test_rfc9396_s3_payment_consent_in_plain_words(page: Callable[..., Page], person: Person) -> None:
-    """RFC 9396 §3: the customer sees the amount, payee, account and reference, as text (escaped)."""
+def test_rfc9396_s3_payment_consent_in_plain_words(page: Callable[..., Page]) -> None:
+    """RFC 9396 §3: the customer sees the amount, payee, account and reference, as text (escaped).
+    (A customer with an account that can pay: without one the payment cannot be approved, below.)"""
     p = page()
-    to_payment_consent(p, person)
+    to_payment_consent(p, ALICE)
     details = p.get_by_role("list", name="What Fingrade Demo Fintech asks you to approve")
     expect(details).to_contain_text("Pay €1,250.00 to Acme Ltd <b>Trading</b>")
     expect(details).to_contain_text("To account GB33 BUKB 2020 1555 5555 55")
@@ -53,11 +54,10 @@ def test_rfc9396_s3_payment_consent_in_plain_words(page: Callable[..., Page], pe
     assert p.locator("main b").count() == 0  # the markup in the creditor name stayed text
 
 
-def test_rfc9396_s3_payment_consent_reflows_at_320_px_with_aa_contrast(page: Callable[..., Page],
-                                                                       person: Person) -> None:
+def test_rfc9396_s3_payment_consent_reflows_at_320_px_with_aa_contrast(page: Callable[..., Page]) -> None:
     """WCAG 2.2 SC 1.4.10 (no horizontal scrolling at 320 CSS px) and SC 1.4.3 (contrast)."""
     p = page(viewport={"width": 320, "height": 640})
-    to_payment_consent(p, person)
+    to_payment_consent(p, ALICE)
     assert p.evaluate("document.documentElement.scrollWidth") <= 320
     low = [c for c in p.evaluate(CONTRAST_JS) if c["ratio"] < c["need"]]
     assert not low, low
@@ -78,3 +78,19 @@ def test_payer_choice_is_labelled_and_reflows_at_320_px(page: Callable[..., Page
     assert p.evaluate("document.documentElement.scrollWidth") <= 320
     low = [c for c in p.evaluate(CONTRAST_JS) if c["ratio"] < c["need"]]
     assert not low, low
+
+
+def test_a_payment_no_account_can_make_offers_no_allow(page: Callable[..., Page]) -> None:
+    """A payment none of the customer's accounts can make (alice has no GBP account): the page says
+    why in an alert, offers no Allow button — only Deny — and reflows at 320 px (WCAG 2.2 SC 4.1.3,
+    1.4.10)."""
+    p = page(viewport={"width": 320, "height": 640})
+    gbp = {**PAYMENT, "instructedAmount": {"currency": "GBP", "amount": "5.00"}}
+    start_authorization(p, BACKEND_REDIRECT, client_id="demo-backend", scope="openid",
+                        authorization_details=json.dumps([gbp]))
+    sign_in(p, ALICE)
+    expect(p.get_by_role("alert")).to_contain_text("This payment cannot be approved")
+    expect(p.get_by_role("button", name="Allow")).to_have_count(0)
+    expect(p.get_by_role("button", name="Deny")).to_be_visible()
+    expect(p.get_by_role("radio")).to_have_count(0)
+    assert p.evaluate("document.documentElement.scrollWidth") <= 320

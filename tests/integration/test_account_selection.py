@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from integration_helpers import db_rows
-from support.bank import Fintech, account_information
+from support.bank import Fintech, account_information, payment_body
 from support.flow import CSRF, Authorized, checked_choices, consent, follow_to_client, login, query_of
 from support.server import DEMO_PASSWORD, Server
 
@@ -34,10 +35,11 @@ def accounts_of(server: Server, username: str) -> dict[str, str]:
                                 " WHERE u.username = ?", username))
 
 
-def to_consent(fintech: Fintech, browser: httpx.Client, details: list[dict]) -> tuple[httpx.Response, str]:
+def to_consent(fintech: Fintech, browser: httpx.Client, details: list[dict],
+               scope: str = "openid accounts") -> tuple[httpx.Response, str]:
     fc = fintech.client
     with fintech.server.client() as http:
-        params, verifier = fc.request_params(scope="openid accounts", authorization_details=json.dumps(details))
+        params, verifier = fc.request_params(scope=scope, authorization_details=json.dumps(details))
         pushed = fc.push(http, params)
     assert pushed.status_code == 201, pushed.text
     resp = browser.get("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
@@ -127,3 +129,81 @@ def test_rfc9396_accounts_named_by_the_app_are_not_offered(server: Server, finte
         assert CSRF.search(page.text)
         body, _ = granted(fintech, consent(browser, page), verifier)
     assert body["authorization_details"][0]["accounts"] == [{"iban": iban}]
+
+
+# -- the payer: only accounts the bank takes, and never an account shown as the customer's unless it is --
+
+def kinds_of(server: Server, username: str) -> dict[str, str]:
+    """kind/currency -> IBAN of a demo customer's accounts."""
+    return {f"{k}/{c}": iban for k, c, iban in db_rows(
+        server, "SELECT a.kind, a.currency, a.iban FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
+                " WHERE u.username = ?", username)}
+
+
+def offered_payers(page: httpx.Response) -> list[str]:
+    return re.findall(r'name="debtor_account" value="([^"]+)"', page.text)
+
+
+def allow_offered(page: httpx.Response) -> bool:
+    return 'name="decision" value="approve"' in page.text
+
+
+def spaced(iban: str) -> str:
+    return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+
+
+def test_a_payment_to_the_customers_own_account_is_not_offered_that_account_as_payer(server: Server,
+                                                                                    fintech: Fintech) -> None:
+    """The creditor is alice's savings account: the payer choice leaves it out (the bank would refuse
+    it: same_account), pre-selects her current account, and the approved payment is then paid (201)."""
+    alice = kinds_of(server, "alice")
+    detail = {**PAYMENT, "creditorAccount": {"iban": alice["savings/EUR"]}}
+    with server.client(follow_redirects=False) as browser:
+        page, verifier = to_consent(fintech, browser, [detail], scope="openid payments")
+        assert offered_payers(page) == [alice["current/EUR"]]
+        assert checked_choices(page.text) == {"debtor_account": alice["current/EUR"]}
+        body, token = granted(fintech, consent(browser, page), verifier)
+    approved = body["authorization_details"][0]
+    assert approved["debtorAccount"] == {"iban": alice["current/EUR"]}
+    with server.client() as http:
+        paid = fintech.post(http, "/payments", token, payment_body(approved), key=str(uuid.uuid4()))
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["Data"]["DebtorAccount"] == {"iban": alice["current/EUR"]}
+
+
+@pytest.mark.parametrize("case", ["debtor is the creditor", "debtor is another customer's", "debtor is elsewhere",
+                                  "no account in the currency"])
+def test_a_payment_no_account_of_the_customer_can_make_cannot_be_approved(server: Server, fintech: Fintech,
+                                                                          case: str) -> None:
+    """The page says why, shows no Allow button and never calls another customer's (or another
+    bank's) account "your account"; a forged Allow is refused (400, no code); Deny returns
+    access_denied to the app (RFC 6749 §4.1.2.1)."""
+    alice, bob = kinds_of(server, "alice"), kinds_of(server, "bob")
+    foreign = {"debtor is the creditor": alice["current/EUR"], "debtor is another customer's": bob["current/EUR"],
+               "debtor is elsewhere": "DE89370400440532013000"}.get(case)
+    detail = ({**PAYMENT, "creditorAccount": {"iban": alice["current/EUR"]}, "debtorAccount": {"iban": foreign}}
+              if foreign else {**PAYMENT, "instructedAmount": {"currency": "GBP", "amount": "5.00"}})
+    with server.client(follow_redirects=False) as browser:
+        page, _ = to_consent(fintech, browser, [detail])
+        assert not allow_offered(page) and offered_payers(page) == []
+        assert 'role="alert"' in page.text and "cannot be approved" in page.text
+        if foreign:
+            assert f"From your account {spaced(foreign)}" not in page.text
+            assert not re.search(r"[Yy]our account[^<]*" + re.escape(spaced(foreign)), page.text)
+        forged = consent(browser, page, choices={"debtor_account": alice["current/EUR"]})
+        assert forged.status_code == 400 and "location" not in forged.headers
+        assert "cannot be approved" in forged.text and not allow_offered(forged)
+        denied = consent(browser, page, decision="deny", choices={})
+        assert denied.status_code == 303 and query_of(denied.headers["location"])["error"] == "access_denied"
+
+
+def test_a_payer_the_app_names_is_shown_as_the_customers_only_when_it_is(server: Server, fintech: Fintech) -> None:
+    """An app-named debtorAccount that is alice's, in the currency, is shown as her account, by name."""
+    alice = kinds_of(server, "alice")
+    detail = {**PAYMENT, "debtorAccount": {"iban": alice["savings/EUR"]}}
+    with server.client(follow_redirects=False) as browser:
+        page, verifier = to_consent(fintech, browser, [detail])
+        assert allow_offered(page) and offered_payers(page) == []
+        assert f"From your account Rainy day savings · {spaced(alice['savings/EUR'])}" in page.text
+        body, _ = granted(fintech, consent(browser, page), verifier)
+    assert body["authorization_details"][0]["debtorAccount"] == {"iban": alice["savings/EUR"]}

@@ -145,6 +145,63 @@ def test_transactions_date_filter(fintech: Fintech, full_token: str, alice_accou
         assert bad.status_code == 400
 
 
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("query", [
+    {"limit": "\u00b2"},  # str.isdigit() says yes, int() says no
+    {"limit": "\u0663"},  # int() reads ARABIC-INDIC DIGIT THREE as 3
+    {"limit": " 5"}, {"limit": "+5"}, {"limit": "05"}, {"limit": "0"}, {"limit": "101"}, {"limit": "9" * 400},
+    {"limit": ""},
+    {"cursor": _cursor(b"1" * 120 + b".txn_x")},  # a 64-bit integer column cannot hold it
+    {"cursor": _cursor(b"99999999999999999999.txn_x")},
+    {"cursor": _cursor("\u00b2".encode() + b".txn_x")},
+    {"cursor": _cursor(b"1780000000.txn x")},
+    {"cursor": "MTc4MDAwMDAwMC50eG5feA=="},  # padding: never what Links.Next holds
+    {"fromBookingDateTime": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+    {"toBookingDateTime": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
+    {"fromBookingDateTime": "2026-02-30"},
+    {"fromBookingDateTime": "\u0662\u0660\u0662\u0666-01-01"},
+    {"fromBookingDateTime": "2026-01-02", "toBookingDateTime": "2026-01-01"},
+    {"sort": "asc"},  # not a parameter of this endpoint
+])
+def test_transactions_query_is_parsed_strictly(fintech: Fintech, full_token: str, alice_accounts: list[dict],
+                                               server: Server, query: dict[str, str]) -> None:
+    """ASCII digits only, ranges bounded, cursors validated and bounded, dates strict (RFC 3339 §5.6):
+    every malformed query parameter is the bank's 400 invalid_request, never a 500."""
+    acc = alice_accounts[0]["AccountId"]
+    with server.client() as http:
+        resp = fintech.get(http, f"/accounts/{acc}/transactions", full_token, params=query)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "invalid_request"
+    assert resp.headers["cache-control"] == "no-store" and UUID4.fullmatch(resp.headers["x-fapi-interaction-id"])
+
+
+def test_query_bounds_at_the_ends_of_the_calendar_are_accepted(fintech: Fintech, full_token: str,
+                                                               alice_accounts: list[dict], server: Server) -> None:
+    acc = alice_accounts[0]["AccountId"]
+    with server.client() as http:
+        resp = fintech.get(http, f"/accounts/{acc}/transactions", full_token,
+                           params={"fromBookingDateTime": "0001-01-01", "toBookingDateTime": "9999-12-31T23:59:59Z",
+                                   "limit": "100"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["Data"]["Transaction"]
+
+
+@pytest.mark.parametrize("path", ["/accounts", "/accounts/{acc}", "/accounts/{acc}/balances"])
+@pytest.mark.parametrize("raw", ["limit=5", "x", "%zz", "a=1&a=1", "cursor=" + "A" * 10])
+def test_endpoints_without_parameters_refuse_a_query(fintech: Fintech, full_token: str, alice_accounts: list[dict],
+                                                     server: Server, path: str, raw: str) -> None:
+    """One query parser for every endpoint: a parameter an endpoint does not have is refused (400),
+    not silently ignored."""
+    path = path.format(acc=alice_accounts[0]["AccountId"])
+    with server.client() as http:
+        resp = fintech.get(http, f"{path}?{raw}", full_token)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "invalid_request"
+
+
 # -- consent rules ------------------------------------------------------------------------------------
 
 def test_rfc9396_transactions_limited_to_granted_dates(fintech: Fintech, alice_accounts: list[dict],
@@ -343,6 +400,29 @@ def test_fapi_customer_ip_and_auth_date_validated(fintech: Fintech, full_token: 
             resp = fintech.get(http, "/accounts", full_token, headers=bad)
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
             assert UUID4.fullmatch(resp.headers["x-fapi-interaction-id"])
+
+
+def test_interaction_headers_never_put_client_text_into_the_log(fintech: Fintech, full_token: str,
+                                                                 server: Server) -> None:
+    """x-fapi-customer-ip-address is an IP address (FAPI 1.0 Part 1 §6.2.2.4), nothing more: an IPv6
+    zone id carrying log fields is refused (400) and never logged; x-customer-user-agent is free text
+    and is never logged; a valid address is logged in its canonical form only."""
+    marker = "evil" + uuid.uuid4().hex[:8]
+    log = server.data_dir / "server.log"
+    with server.client() as http:
+        for hostile in (f"fe80::1%eth0 client={marker} auth_date=x", f"::1%{marker}", f"192.0.2.7 {marker}"):
+            resp = fintech.get(http, "/accounts", full_token, headers={"x-fapi-customer-ip-address": hostile})
+            assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+            assert marker not in resp.text
+        for hostile in (f"Sun, 10 Sep 2017 19:43:31 GMT {marker}=1", "Mon, 10 Sep 2017 19:43:31 GMT"):
+            resp = fintech.get(http, "/accounts", full_token, headers={"x-fapi-auth-date": hostile})
+            assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+        ok = fintech.get(http, "/accounts", full_token, headers={
+            "x-fapi-customer-ip-address": "2001:DB8:0:0:0:0:0:7", "x-customer-user-agent": f"Mozilla/5.0 client={marker}",
+            "x-fapi-interaction-id": f"{uuid.uuid4()} client={marker}"})
+        assert ok.status_code == 200, ok.text
+    wait_for(lambda: "customer_ip=2001:db8::7" in log.read_text(errors="replace"), timeout=5)
+    assert marker not in log.read_text(errors="replace")
 
 
 def test_methods_other_than_get_refused(fintech: Fintech, full_token: str, server: Server) -> None:

@@ -98,12 +98,25 @@ def test_payment_from_the_approved_debtor_account(fintech: Fintech, server: Serv
 
 
 def test_payment_from_another_customers_debtor_account_is_refused(fintech: Fintech, server: Server) -> None:
-    """A debtorAccount that is not the customer's is never debited (422, nothing written)."""
+    """A debtorAccount that is not the customer's is never debited: the customer cannot approve it
+    (no Allow on the consent page; a forged Allow is 400, no code), and the bank takes a payer only by
+    the same rule (`payments.payers`, tests/unit/test_bank_payments_rules.py: 422
+    debtor_account_unavailable)."""
     bobs = accounts_of(server, "bob")["current/EUR"]
     detail = payment_initiation("1.00", debtorAccount={"iban": bobs[1]})
-    resp = post(fintech, pay_token(fintech, detail), payment_body(detail), key())
-    assert resp.status_code == 422, resp.text
-    assert resp.json()["error"] == "debtor_account_unavailable"
+    fc = fintech.client
+    with server.client() as http, server.client(follow_redirects=False) as browser:
+        params, verifier = fc.request_params(scope="openid payments", authorization_details=json.dumps([detail]))
+        pushed = fc.push(http, params)
+        assert pushed.status_code == 201, pushed.text
+        page = browser.get("/authorize?" + urlencode({"client_id": fc.client_id,
+                                                      "request_uri": pushed.json()["request_uri"]}))
+        page = follow_to_client(browser, page, fc.redirect_uri)
+        if 'name="password"' in page.text:
+            page = follow_to_client(browser, login(browser, page, "alice", DEMO_PASSWORD), fc.redirect_uri)
+        assert 'value="deny"' in page.text and 'value="approve"' not in page.text
+        forged = consent(browser, page)
+        assert forged.status_code == 400 and "location" not in forged.headers
     assert accounts_of(server, "bob")["current/EUR"][2] == bobs[2]
 
 

@@ -188,6 +188,10 @@ BAD = {
     "empty array": [],
     "too many": [accounts_detail()] * 6,
     "too large": [{**PAYMENT, "creditorName": "x" * 5000}],
+    # RFC 3339 date-times at the ends of the calendar: in UTC they fall outside years 1-9999
+    "expires_at before year 1 in UTC": [accounts_detail(expires_at="0001-01-01T00:00:00+01:00")],
+    "expires_at after year 9999 in UTC": [accounts_detail(expires_at="9999-12-31T23:59:59-01:00")],
+    "expires_at in year 0": [accounts_detail(expires_at="0000-01-01T00:00:00Z")],
 }
 
 

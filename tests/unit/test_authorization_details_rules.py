@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fingrade.oauth import authorization_details as ad
 from fingrade.oauth.errors import OAuthError
@@ -193,6 +196,60 @@ def test_rfc9396_s5_object_not_conforming_to_its_type_is_refused(entry: dict[str
     refused([entry])
 
 
+@pytest.mark.parametrize("value", [
+    "0001-01-01T00:00:00+01:00",  # 31 December of year 0 in UTC
+    "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "0000-01-01T00:00:00Z",
+    "2027-02-29T00:00:00Z",  # not a leap year
+    "2027-01-01T24:00:00Z",
+    "2027-01-01T00:00:00+24:00",
+    "2027-01-01T00:00:00." + "0" * 60 + "Z",  # longer than any date-time needs to be
+    "2027-01-01T00:00:00",  # RFC 3339 §5.6: the offset is required
+    "２０２７-01-01T00:00:00Z",  # digits, but not ASCII ones
+])
+def test_rfc3339_expires_at_at_the_ends_of_the_calendar_is_refused(value: str) -> None:
+    """RFC 3339 §5.6 date-times that Python's datetime cannot hold in UTC, or that are not valid at
+    all, are invalid_authorization_details (RFC 9396 §5), never an error of the server."""
+    assert "expires_at" in refused([accounts(expires_at=value)])
+
+
+def utc(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339_like() -> st.SearchStrategy[str]:
+    """Strings shaped like RFC 3339 date-times: well-formed ones at the ends of the calendar (where
+    an offset moves the instant out of years 1-9999), and ones with every field a little out of range."""
+    two = st.integers(0, 99).map(lambda n: f"{n:02d}")
+    hour, minute = st.integers(0, 23).map(lambda n: f"{n:02d}"), st.integers(0, 59).map(lambda n: f"{n:02d}")
+    offset = st.tuples(st.sampled_from("+-"), hour, minute).map(lambda t: f"{t[0]}{t[1]}:{t[2]}")
+    at_the_ends = st.builds(lambda d, h, m, s, o: f"{d}T{h}:{m}:{s}{o}", st.sampled_from(["0001-01-01", "9999-12-31"]),
+                            hour, minute, minute, offset)
+    year = st.one_of(st.integers(0, 9999), st.integers(2026, 2027)).map(lambda n: f"{n:04d}")
+    frac = st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=12).map(lambda d: "." + d))
+    loose = st.builds(lambda y, mo, d, sep, h, mi, s, f, o: f"{y}-{mo}-{d}{sep}{h}:{mi}:{s}{f}{o}",
+                      year, two, two, st.sampled_from("Tt "), two, two, st.sampled_from(["00", "59", "60", "61"]),
+                      frac, st.one_of(st.sampled_from(["Z", "z", "", "-00:00"]), offset,
+                                      st.tuples(st.sampled_from("+-"), two, two).map(lambda t: f"{t[0]}{t[1]}:{t[2]}")))
+    return st.one_of(at_the_ends, loose)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_rfc3339_like(), st.text(max_size=40)))
+def test_rfc3339_any_expires_at_is_accepted_or_refused_cleanly(value: str) -> None:
+    """Property: whatever `expires_at` holds, the request is either valid (a UTC second within the
+    180 days allowed) or invalid_authorization_details (RFC 9396 §5) — no other exception."""
+    try:
+        [d] = parse([accounts(expires_at=value)])
+    except OAuthError as exc:
+        assert exc.error == "invalid_authorization_details" and exc.status == 400
+        return
+    assert len(d["expires_at"]) == 20 and d["expires_at"].endswith("Z")
+    assert utc(NOW) < d["expires_at"] <= utc(NOW + ad.MAX_VALIDITY.days * 86400)
+
+
 def test_rfc9396_s2_2_locations_only_for_our_resource_server() -> None:
     """RFC 9396 §2.2 `locations`: accepted when it names the resource server our tokens are for."""
     assert parse([accounts(locations=["https://as.example.com"])])[0]["locations"] == ["https://as.example.com"]
@@ -223,6 +280,18 @@ def test_rfc9396_s3_plain_words_for_the_consent_page() -> None:
     assert "Until 25 February 2027" in items[1]["lines"]
     big = ad.describe(parse([payment(instructedAmount={"currency": "CHF", "amount": "1250.5"})]))
     assert big[0]["title"] == "Pay 1,250.50 CHF to Acme Ltd"
+
+
+def test_an_account_the_app_names_is_called_the_customers_only_when_the_bank_confirms_it() -> None:
+    """The consent page never presents an account as the customer's unless it is: an app-named
+    debtorAccount is "your account" only with the name the bank gave for it (interaction.Offer)."""
+    [p] = parse([payment(debtorAccount={"iban": "DE02100100109307118603"})])
+    [unconfirmed] = ad.describe([p])
+    assert "From account DE02 1001 0010 9307 1186 03" in unconfirmed["lines"]
+    assert not any("your" in line.lower() for line in unconfirmed["lines"])
+    [confirmed] = ad.describe([p], {0: "Everyday · DE02 1001 0010 9307 1186 03"})
+    assert "From your account Everyday · DE02 1001 0010 9307 1186 03" in confirmed["lines"]
+    assert "From one of your accounts" in ad.describe(parse([payment()]))[0]["lines"]
 
 
 def test_iso13616_checksum() -> None:

@@ -35,14 +35,14 @@ from ..config import Settings
 from ..edge import client_certificate, client_ip
 from ..failures import RETRY_AFTER, ErrorBoundary
 from ..oauth import dpop
-from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
+from ..oauth.errors import OAuthError, method_not_allowed
 from ..oauth.http import HttpRequest, HttpResponse
 from ..oauth.userinfo import NO_STORE, authorize_resource, resource_error
 from ..store.interfaces import OneTimeStore
-from . import access
+from . import access, query
 from .errors import LedgerError
 from .interaction import AUTH_DATE, CUSTOMER_IP, INTERACTION_ID, auth_date, customer_ip, interaction_id
-from .ledger import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Account, Entry, Ledger
+from .ledger import Account, Entry, Ledger
 from .money import format_amount
 from .trust import AsTrust
 
@@ -51,8 +51,6 @@ log = logging.getLogger("fingrade.bank")
 PREFIX = "/bank/v1"
 SCOPE = "accounts"
 _ACCOUNT_SUBTYPES = {"current": "CurrentAccount", "savings": "Savings"}
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
 def _now() -> int:
@@ -117,10 +115,13 @@ def _not_found() -> Response:
     return _json(404, {"error": "not_found", "error_description": "no such account"})
 
 
-async def verified_claims(request: Request, allow: tuple[str, ...], scope: str) -> dict[str, Any] | Response:
+async def verified_claims(request: Request, allow: tuple[str, ...], scope: str,
+                          params: frozenset[str] = query.NONE) -> dict[str, Any] | Response:
     """The checks every bank endpoint makes before its own: the method, the interaction headers (a
     malformed one is the client's error whatever the token), then the access token with `scope`
-    through the core's resource rules. The token's claims, or the error response to send."""
+    through the core's resource rules, then the query string, which may hold only the endpoint's
+    `params` (query.py; `request.state.query` has them). The token's claims, or the error response
+    to send."""
     bank: Bank = request.app.state.bank
     try:
         if request.method not in allow:
@@ -135,6 +136,10 @@ async def verified_claims(request: Request, allow: tuple[str, ...], scope: str) 
                                           accept_unbound=bank.settings.bank_accept_bearer_tokens)
     except OAuthError as exc:
         return _auth_error(request, exc)
+    try:
+        request.state.query = query.parse(request.scope.get("query_string", b""), params)
+    except OAuthError as exc:
+        return _json(exc.status, exc.body(), exc.headers)
     request.state.client_id = claims.get("client_id")
     if ip or date:
         log.info("bank api call interaction=%s client=%s customer_ip=%s auth_date=%s",
@@ -158,10 +163,10 @@ def _dpop_scheme(request: Request) -> bool:
 Endpoint = Callable[["Bank", Request, dict[str, Any], list[access.AccountAccess]], Awaitable[tuple[int, Any]]]
 
 
-def _handler(fn: Endpoint) -> Any:
+def _handler(fn: Endpoint, params: frozenset[str] = query.NONE) -> Any:
     async def route(request: Request) -> Response:
         bank: Bank = request.app.state.bank
-        claims = await verified_claims(request, ("GET",), SCOPE)
+        claims = await verified_claims(request, ("GET",), SCOPE, params)
         if isinstance(claims, Response):
             return claims
         try:
@@ -272,63 +277,25 @@ async def get_balances(bank: Bank, request: Request, claims: dict[str, Any],
     return 200, _page({"Balance": [booked, available]}, bank.url(f"/accounts/{account.id}/balances"))
 
 
-def _instant(params: dict[str, str], name: str, end: bool) -> int | None:
-    """A query bound: an RFC 3339 date-time (UTC when it has no offset) or a date (whole day)."""
-    value = params.get(name)
-    if value is None:
-        return None
-    try:
-        if _DATE.fullmatch(value):
-            day = dt.date.fromisoformat(value)
-            moment = dt.datetime.combine(day, dt.time(23, 59, 59) if end else dt.time(), dt.UTC)
-        elif _DATE_TIME.fullmatch(value):
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.UTC)
-        else:
-            raise ValueError
-        return int(moment.timestamp())
-    except (ValueError, OverflowError):
-        raise invalid_request(f"{name} must be a date-time such as 2026-01-31T00:00:00Z") from None
-
-
-def _query(request: Request) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name in out:
-            raise invalid_request(f"{name[:40]} is repeated")
-        if len(value) > 300:
-            raise invalid_request(f"{name[:40]} is too long")
-        out[name] = value
-    return out
-
-
 async def get_transactions(bank: Bank, request: Request, claims: dict[str, Any],
                            accesses: list[access.AccountAccess]) -> tuple[int, Any]:
-    params = _query(request)
-    start = _instant(params, "fromBookingDateTime", end=False)
-    end = _instant(params, "toBookingDateTime", end=True)
-    limit_raw = params.get("limit", str(DEFAULT_PAGE_SIZE))
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_PAGE_SIZE:
-        raise invalid_request(f"limit must be 1-{MAX_PAGE_SIZE}")
-    if start is not None and end is not None and start > end:
-        raise invalid_request("fromBookingDateTime is after toBookingDateTime")
+    q = query.transactions(request.state.query)
     account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
     if account is None:
         return 404, None
     grant = access.for_account(access.require_action(accesses, access.TRANSACTIONS), account.iban)
     if grant is None:
         raise access.insufficient_scope("the consent does not include transactions for this account")
-    lo, hi = access.booking_window(grant, start, end)
+    lo, hi = access.booking_window(grant, q.booked_from, q.booked_to)
     path = f"/accounts/{account.id}/transactions"
     if lo is not None and hi is not None and lo > hi:  # the request lies outside the granted dates
         return 200, _page({"Transaction": []}, bank.url(path))
     page = await bank.ledger.list_transactions(claims["sub"], account.id, booked_from=lo, booked_to=hi,
-                                               cursor=params.get("cursor"), limit=int(limit_raw))
+                                               cursor=q.cursor, limit=q.limit)
     if page is None:
         return 404, None
-    keep = {k: v for k, v in params.items() if k in ("fromBookingDateTime", "toBookingDateTime", "limit")}
-    self_url = bank.url(path) + ("?" + urlencode(params) if params else "")
+    keep = {k: v for k, v in q.params.items() if k in (query.FROM, query.TO, query.LIMIT)}
+    self_url = bank.url(path) + ("?" + urlencode(q.params) if q.params else "")
     next_url = bank.url(path) + "?" + urlencode({**keep, "cursor": page.next_cursor}) if page.next_cursor else None
     return 200, _page({"Transaction": [entry_json(e) for e in page.entries]}, self_url, next_url)
 
@@ -439,7 +406,7 @@ def bank_api() -> tuple[Starlette, ASGIApp]:
         Route("/accounts", _handler(list_accounts), methods=allm),
         Route("/accounts/{account_id}", _handler(get_account), methods=allm),
         Route("/accounts/{account_id}/balances", _handler(get_balances), methods=allm),
-        Route("/accounts/{account_id}/transactions", _handler(get_transactions), methods=allm),
+        Route("/accounts/{account_id}/transactions", _handler(get_transactions, query.TRANSACTIONS), methods=allm),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _not_found_route, 405: _not_found_route},
                     middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log)])

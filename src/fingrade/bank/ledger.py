@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from ..rfc3339 import MAX_EPOCH, MIN_EPOCH
 from ..store.sql.db import Database
 from ..store.sql.schema import bank_accounts, bank_entries, bank_transfers
 from .errors import (AccountClosed, CurrencyMismatch, InsufficientFunds, InvalidCursor, InvalidQuery, InvalidText,
@@ -555,19 +556,25 @@ def get_balances(conn: Connection, owner_user_id: str, account_id: str, now: int
                     at=now if now is not None else _now())
 
 
+# A cursor is base64url (no padding) of "<booked_at>.<entry id>": ASCII digits of an epoch second
+# within the range any booking can have, and an id of ours. Anything else is InvalidCursor, so no
+# value out of a column's range (SQLite and PostgreSQL integers are 64-bit) reaches a query.
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}", re.ASCII)
+_CURSOR_KEY = re.compile(r"(0|[1-9][0-9]{0,11})\.([A-Za-z0-9_-]{1,64})", re.ASCII)
+
+
 def encode_cursor(booked_at: int, entry_id: str) -> str:
     return base64.urlsafe_b64encode(f"{booked_at}.{entry_id}".encode()).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
-        if not isinstance(cursor, str) or len(cursor) > 200:
+        if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor):
             raise ValueError
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        booked, entry_id = raw.split(".", 1)
-        if not booked.isdigit() or not entry_id or len(entry_id) > 64 or not entry_id.isprintable():
+        key = _CURSOR_KEY.fullmatch(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
+        if key is None or int(key.group(1)) > MAX_EPOCH:
             raise ValueError
-        return int(booked), entry_id
+        return int(key.group(1)), key.group(2)
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidCursor("the page cursor is not valid") from None
 
@@ -585,8 +592,8 @@ def list_transactions(conn: Connection, owner_user_id: str, account_id: str, *, 
         raise InvalidQuery("page size must be a positive integer")
     limit = min(limit, MAX_PAGE_SIZE)
     for bound in (booked_from, booked_to):
-        if bound is not None and type(bound) is not int:
-            raise InvalidQuery("date range bounds must be epoch seconds")
+        if bound is not None and (type(bound) is not int or not MIN_EPOCH <= bound <= MAX_EPOCH):
+            raise InvalidQuery("date range bounds must be epoch seconds of years 1 to 9999")
     if booked_from is not None and booked_to is not None and booked_from > booked_to:
         raise InvalidQuery("the date range ends before it starts")
     after = decode_cursor(cursor) if cursor is not None else None

@@ -9,9 +9,9 @@ Rules (docs/banking-api.md, "Payments"):
 - the approval is (grant_id, that object): its hash is the unique `bank_payments.approval`, so it
   executes once, whatever the token (refreshed tokens carry the same grant_id) or node;
 - the debtor is the object's `debtorAccount` (chosen by the customer at consent, or named by the app)
-  when it is one of the customer's open accounts in the payment's currency, refused otherwise;
-  without one (a detail approved before account selection existed) the customer's first current
-  account in the currency;
+  when it is one of the customer's open accounts in the payment's currency other than the creditor
+  account (`payers`, the rule the consent page offers payers by), refused otherwise; without one (a
+  detail approved before account selection existed) the customer's first such current account;
 - `Idempotency-Key` (1–64 printable ASCII characters) is required. The record (client, key) →
   (fingerprint of grant and normalised body, status, response body) is written in the payment's transaction;
   a retry with the same fingerprint gets the stored response, another fingerprint 422. Only a booked
@@ -154,18 +154,32 @@ def _ref_matches(ref: dict[str, str], iban: str) -> bool:
     return iban.startswith("GB") and len(iban) == 22 and iban[8:] == ref.get("sortCodeAccountNumber")
 
 
+def payers(accounts: list[ledger.Account], detail: dict[str, Any]) -> list[ledger.Account]:
+    """Which of the customer's `accounts` the bank takes as the payer of the payment `detail`: open,
+    in the payment's currency, not the creditor account (same_account), and — when the detail names
+    its `debtorAccount` — that account only. Funds are not a rule here: they are checked when the
+    payment is made. One rule for the consent page, which offers (or accepts) only these payers,
+    and for the payment, so a customer never approves a payment the bank then refuses for its payer."""
+    currency = detail["instructedAmount"]["currency"]
+    creditor = _creditor_iban(detail["creditorAccount"])
+    named = detail.get("debtorAccount")
+    return [a for a in accounts if a.status == ledger.OPEN and a.kind != ledger.CLEARING and a.currency == currency
+            and a.iban != creditor and (named is None or _ref_matches(named, a.iban))]
+
+
 def _debtor(conn: Connection, customer: str, detail: dict[str, Any], currency: str) -> ledger.Account:
-    accounts = [a for a in ledger.list_accounts(conn, customer) if a.status == ledger.OPEN]
+    able = payers(ledger.list_accounts(conn, customer), detail)
     if "debtorAccount" in detail:
-        for a in accounts:
-            if _ref_matches(detail["debtorAccount"], a.iban) and a.currency == currency:
-                return a
+        if able:
+            return able[0]
         raise PaymentRefused(422, "debtor_account_unavailable",
-                             "the approved debtor account is not an open account of the customer in this currency")
-    for a in accounts:  # no account chosen at consent
-        if a.kind == "current" and a.currency == currency:
+                             "the approved debtor account is not an open account of the customer in this currency "
+                             "other than the creditor account")
+    for a in able:  # no account chosen at consent
+        if a.kind == "current":
             return a
-    raise PaymentRefused(422, "debtor_account_unavailable", f"the customer has no open current account in {currency}")
+    raise PaymentRefused(422, "debtor_account_unavailable",
+                         f"the customer has no open current account in {currency} other than the creditor account")
 
 
 def _creditor_iban(ref: dict[str, str]) -> str:

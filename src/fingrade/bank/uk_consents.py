@@ -28,10 +28,10 @@ exactly what was asked.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import rfc3339
 from ..oauth import strict_json
 from ..oauth.authorization_details import MAX_VALIDITY
 from ..oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
@@ -53,7 +53,6 @@ UNSUPPORTED = ("ReadBeneficiariesBasic", "ReadBeneficiariesDetail", "ReadDirectD
                "ReadStatementsBasic", "ReadStatementsDetail", "ReadAccountsDetailIdentity")
 
 _DATA_FIELDS = ("Permissions", "ExpirationDateTime", "TransactionFromDateTime", "TransactionToDateTime")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _FIRST_DAY, _LAST_DAY = dt.date(2000, 1, 1), dt.date(2100, 12, 31)  # the AS's range for transaction dates
 
 
@@ -101,18 +100,19 @@ def _load(raw: bytes) -> Any:
         raise ConsentRefused(f"the body: {exc}") from None
 
 
-def _instant(value: Any, name: str) -> dt.datetime:
-    if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+def _instant(value: Any, name: str) -> int:
+    """An ISO 8601 / RFC 3339 date-time with its offset, as epoch seconds (the one parser: rfc3339.py)."""
+    if not isinstance(value, str):
         raise ConsentRefused(f"Data.{name} must be an ISO 8601 date-time with a UTC offset, "
                              "e.g. 2027-05-02T00:00:00+00:00")
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        raise ConsentRefused(f"Data.{name} is not a valid date-time") from None
+        return rfc3339.date_time(value)
+    except rfc3339.InvalidDateTime as exc:
+        raise ConsentRefused(f"Data.{name} {exc}") from None
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(epoch: int) -> str:
+    return rfc3339.utc(epoch)
 
 
 def actions(permissions: Any) -> list[str]:
@@ -176,10 +176,9 @@ def parse_request(raw: bytes, now: int) -> ConsentRequest:
         raise ConsentRefused("Data.Permissions is required")
     acts = actions(data["Permissions"])
     detail: dict[str, Any] = {"type": "account_information", "actions": acts}
-    clock = dt.datetime.fromtimestamp(now, dt.UTC)
     if "ExpirationDateTime" in data:
         expires = _instant(data["ExpirationDateTime"], "ExpirationDateTime")
-        if expires <= clock or expires > clock + MAX_VALIDITY:
+        if expires <= now or expires > now + int(MAX_VALIDITY.total_seconds()):
             raise ConsentRefused(f"Data.ExpirationDateTime must be in the future and at most "
                                  f"{MAX_VALIDITY.days} days away")
         detail["expires_at"] = _iso(expires)
@@ -189,7 +188,7 @@ def parse_request(raw: bytes, now: int) -> ConsentRequest:
         if name in data:
             if "transactions" not in acts:
                 raise ConsentRefused(f"Data.{name} needs {TX_DETAIL}")
-            day = _instant(data[name], name).date()
+            day = rfc3339.utc_date(_instant(data[name], name))
             if not _FIRST_DAY <= day <= _LAST_DAY:
                 raise ConsentRefused(f"Data.{name} must be between {_FIRST_DAY.year} and {_LAST_DAY.year}")
             days[member] = day
@@ -205,7 +204,7 @@ def parse_request(raw: bytes, now: int) -> ConsentRequest:
 def _epoch_iso(epoch: Any) -> str:
     if type(epoch) is not int:
         raise ValueError("not an epoch")
-    return _iso(dt.datetime.fromtimestamp(epoch, dt.UTC))
+    return _iso(epoch)
 
 
 def consent_json(resource: Any, collection_url: str) -> dict[str, Any]:

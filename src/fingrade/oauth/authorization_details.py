@@ -36,12 +36,13 @@ RFC 9396 §5 lets the AS refuse objects that do not conform to their type defini
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from .. import rfc3339
 from ..bank.iban import is_valid_iban
 from . import strict_json
 from .errors import OAuthError
@@ -166,30 +167,27 @@ def amount(value: Any, where: str, currencies: frozenset[str]) -> dict[str, str]
     return {"currency": currency, "amount": f"{dec:.{decimals}f}"}
 
 
-def _instant(value: Any, where: str) -> datetime:
-    if not isinstance(value, str) or not re.fullmatch(
-            r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})", value):
-        raise error(f"{where} must be an RFC 3339 date-time with a time zone, e.g. 2027-02-25T00:00:00Z")
+def _instant(value: Any, where: str) -> int:
+    """An RFC 3339 date-time (with its offset) as epoch seconds: the one strict parser (rfc3339.py),
+    so a date near the ends of the calendar is this client's error, not the server's."""
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).replace(microsecond=0)
-    except ValueError:
-        raise error(f"{where} is not a valid date-time") from None
+        return rfc3339.date_time(value)
+    except rfc3339.InvalidDateTime as exc:
+        raise error(f"{where} {exc}") from None
 
 
 def _date(value: Any, where: str) -> date:
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        raise error(f"{where} must be a date, e.g. 2026-01-31")
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise error(f"{where} is not a valid date") from None
+        day = rfc3339.full_date(value)
+    except rfc3339.InvalidDateTime as exc:
+        raise error(f"{where} {exc}") from None
     if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
         raise error(f"{where} is out of range")
     return day
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(epoch: int) -> str:
+    return rfc3339.utc(epoch)
 
 
 # -- the types ----------------------------------------------------------------------------------------
@@ -237,14 +235,13 @@ def _account_information(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
         if len({tuple(r.items()) for r in refs}) != len(refs):
             raise error("accounts has a repeated account")
         out["accounts"] = refs
-    now = datetime.fromtimestamp(ctx.now, UTC)
     if "expires_at" in obj:
         expires = _instant(obj["expires_at"], "expires_at")
-        if expires <= now or expires > now + MAX_VALIDITY:
+        if expires <= ctx.now or expires > ctx.now + int(MAX_VALIDITY.total_seconds()):
             raise error(f"expires_at must be in the future and at most {MAX_VALIDITY.days} days away")
         out["expires_at"] = _iso(expires)
     elif ctx.defaults:
-        out["expires_at"] = _iso(now + DEFAULT_VALIDITY)  # RFC 9396 §7.1: the AS may add details
+        out["expires_at"] = _iso(ctx.now + int(DEFAULT_VALIDITY.total_seconds()))  # RFC 9396 §7.1: the AS may add details
     if "transactions_from" in obj or "transactions_to" in obj:
         if "transactions" not in out["actions"]:
             raise error("a transaction date range needs the transactions action")
@@ -376,7 +373,7 @@ def narrow(raw: str, granted: Details, allowed_types: frozenset[str], ctx: Conte
 def unexpired(details: Details, now: int) -> Details:
     """The details still in force: an account access past its `expires_at` is no longer granted,
     so later tokens of the grant do not carry it."""
-    cutoff = _iso(datetime.fromtimestamp(now, UTC))
+    cutoff = _iso(now)
     return [d for d in details if "expires_at" not in d or d["expires_at"] > cutoff]
 
 
@@ -410,18 +407,24 @@ def _join(words: list[str]) -> str:
 _ACTION_WORDS = {"accounts": "names and numbers", "balances": "balances", "transactions": "transactions"}
 
 
-def describe(details: Details) -> list[dict[str, Any]]:
+def describe(details: Details, payer_names: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """What the customer is asked to allow, one item per object: a title and detail lines.
-    Plain text: the page template escapes it."""
+    Plain text: the page template escapes it. `payer_names`: for a payment (by its index) whose
+    `debtorAccount` the bank confirmed is the customer's and can pay it, the account's name: only
+    such an account is called "your account" — an account the app names is otherwise just an account."""
     items = []
-    for d in details:
+    for i, d in enumerate(details):
         if d["type"] == "payment_initiation":
             title = f"Pay {format_amount(d['instructedAmount'])} to {d['creditorName']}"
             lines = [f"To account {format_account(d['creditorAccount'])}"]
             if "remittanceInformationUnstructured" in d:
                 lines.append(f"Reference: “{d['remittanceInformationUnstructured']}”")
-            lines.append(f"From your account {format_account(d['debtorAccount'])}" if "debtorAccount" in d
-                         else "From one of your accounts")
+            if "debtorAccount" not in d:
+                lines.append("From one of your accounts")
+            elif payer_names and i in payer_names:
+                lines.append(f"From your account {payer_names[i]}")
+            else:
+                lines.append(f"From account {format_account(d['debtorAccount'])}")
             if "cancel" in d.get("actions", []):
                 lines.append("The app may also cancel this payment before it is made")
         else:

@@ -7,9 +7,8 @@ bound to the browser that made it. The web layer renders pages; this module deci
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from . import consent_resources, login_throttle
 from .authorize import AuthorizationRequest, consent_needed, consume_pushed, issue_code, login_needed, request_error
@@ -74,8 +73,18 @@ class AccountChoice:
     currency: str
 
 
-# The customer's accounts, by user id. The web layer passes the bank's ledger in: the core never imports it.
-AccountsPort = Callable[[str], Awaitable[list[AccountChoice]]]
+class AccountsPort(Protocol):
+    """The customer's accounts, as the bank sees them. The web layer passes the bank's ledger and its
+    payer rule in: the core never imports them."""
+
+    async def accounts(self, user_id: str) -> list[AccountChoice]:
+        """The customer's open accounts (to share)."""
+        ...
+
+    async def payers(self, user_id: str, payment: dict[str, Any]) -> list[AccountChoice]:
+        """The customer's accounts the bank takes as the payer of this `payment_initiation` detail
+        (for one that names its `debtorAccount`: that account, if it can pay it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,24 @@ class Selection:
 
     accounts: tuple[str, ...] = ()
     debtor: str | None = None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the consent page offers for the request's accounts and payers.
+
+    `accounts`: checkboxes, when an account_information object names no accounts. `debtors`: radio
+    buttons, when a payment_initiation object has no debtorAccount — only accounts the bank takes as
+    the payer of every such payment. `payer_names`: for a payment (by its index in the details) that
+    names its debtorAccount, how to call that account when it is the customer's and can pay it — an
+    account is shown as the customer's only then. `blocked`: why the request cannot be approved (an
+    app-named payer that is not such an account, or no account that can pay); the page then offers
+    only Deny, and Allow is refused."""
+
+    accounts: list[AccountChoice] | None = None
+    debtors: list[AccountChoice] | None = None
+    payer_names: dict[int, str] = field(default_factory=dict)
+    blocked: str | None = None
 
 
 @dataclass
@@ -97,24 +124,38 @@ class ShowConsent:
     pick_debtor: list[AccountChoice] | None = None
     error: str | None = None
     selection: Selection = field(default_factory=Selection)
+    offer: Offer = field(default_factory=Offer)
 
 
-def _needs_selection(details: list[dict[str, Any]] | None) -> tuple[bool, set[str] | None]:
-    """(accounts to pick for account_information, currencies of payments whose debtor is to pick or None)."""
-    details = details or []
-    accounts = any(d["type"] == "account_information" and "accounts" not in d for d in details)
-    payments = [d for d in details if d["type"] == "payment_initiation" and "debtorAccount" not in d]
-    return accounts, {d["instructedAmount"]["currency"] for d in payments} if payments else None
+def _label(a: AccountChoice) -> str:
+    iban = " ".join(a.iban[i:i + 4] for i in range(0, len(a.iban), 4))
+    return f"{a.name} · {iban}"
 
 
-async def _offer(interaction: Interaction, user_id: str,
-                 accounts: AccountsPort | None) -> tuple[list[AccountChoice] | None, list[AccountChoice] | None]:
-    pick_accounts, currencies = _needs_selection(interaction.request.authorization_details)
-    if accounts is None or (not pick_accounts and currencies is None):
-        return None, None
-    owned = await accounts(user_id)
-    debtors = [a for a in owned if {a.currency} == currencies] if currencies is not None else None
-    return (owned if pick_accounts else None), debtors
+async def _offer(interaction: Interaction, user_id: str, port: AccountsPort | None) -> Offer:
+    details = interaction.request.authorization_details or []
+    if port is None:
+        return Offer()
+    pick_accounts = any(d["type"] == "account_information" and "accounts" not in d for d in details)
+    debtors: list[AccountChoice] | None = None
+    names: dict[int, str] = {}
+    blocked = None
+    for i, d in enumerate(details):
+        if d["type"] != "payment_initiation":
+            continue
+        able = await port.payers(user_id, d)
+        if "debtorAccount" in d:
+            if able:
+                names[i] = _label(able[0])
+            else:
+                blocked = blocked or ("This payment cannot be approved: the account the app asks you to pay from "
+                                      "is not one of your accounts that can make it.")
+        else:  # one choice pays every payment without a named payer: the accounts that can pay them all
+            debtors = able if debtors is None else [a for a in debtors if a.iban in {b.iban for b in able}]
+    if debtors == []:
+        blocked = blocked or "This payment cannot be approved: none of your accounts can make it."
+    return Offer(accounts=await port.accounts(user_id) if pick_accounts else None, debtors=debtors,
+                 payer_names=names, blocked=blocked)
 
 
 def _apply_selection(details: list[dict[str, Any]], offered_accounts: list[AccountChoice] | None,
@@ -210,8 +251,8 @@ async def resume(core: Core, interaction: Interaction, session: Session | None,
     req = interaction.request
     if "consent" not in req.prompt and not await consent_needed(core, req, user_id):
         return await _finish(core, interaction, user_id, auth_time, amr)
-    pick_accounts, pick_debtor = await _offer(interaction, user_id, accounts)
-    return ShowConsent(interaction, client, user, pick_accounts, pick_debtor)
+    offer = await _offer(interaction, user_id, accounts)
+    return ShowConsent(interaction, client, user, offer.accounts, offer.debtors, offer.blocked, offer=offer)
 
 
 async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time: int, amr: list[str]) -> Redirect:
@@ -285,15 +326,16 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
         await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
         return await request_error(core, req, OAuthError("access_denied", "the user denied the request"))
     if req.authorization_details:
-        offered_accounts, offered_debtors = await _offer(interaction, user_id, accounts)
-        chosen = _apply_selection(req.authorization_details, offered_accounts, offered_debtors,
-                                  selection or Selection())
+        offer = await _offer(interaction, user_id, accounts)
+        # A payment no account of the customer's can make is never approved, whatever the form says.
+        chosen = offer.blocked or _apply_selection(req.authorization_details, offer.accounts, offer.debtors,
+                                                   selection or Selection())
         if isinstance(chosen, str):
             user = await core.store.get_user(user_id)
             if user is None:
                 return ShowLogin(interaction, client)
-            return ShowConsent(interaction, client, user, offered_accounts, offered_debtors, chosen,
-                               selection or Selection())
+            return ShowConsent(interaction, client, user, offer.accounts, offer.debtors, chosen,
+                               selection or Selection(), offer)
         req.authorization_details = chosen  # the grant keeps exactly what the customer approved
     await core.store.save_consent(user_id, client.client_id, frozenset(req.scope), now)
     detail: dict[str, Any] = {"scope": " ".join(req.scope)}

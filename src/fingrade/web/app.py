@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from ..bank.api import bank_api, bank_mount
 from ..bank.ledger import OPEN as ACCOUNT_OPEN
 from ..bank.ledger import Ledger
+from ..bank.payments import payers
 from ..bank.server import in_process_bank
 from ..config import Settings
 from ..failures import RETRY_AFTER, ErrorBoundary, describe, is_store_failure
@@ -175,18 +176,29 @@ async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -
     return pages.consent_page(core.issuer, iid, step.client, step.user, step.interaction.request.scope,
                               redirect_uri, csrf, step.interaction.request.authorization_details,
                               pick_accounts=step.pick_accounts, pick_debtor=step.pick_debtor, error=step.error,
-                              selection=step.selection, status=status)
+                              selection=step.selection, payer_names=step.offer.payer_names,
+                              blocked=step.offer.blocked is not None, status=status)
+
+
+class _LedgerAccounts:
+    """The customer's accounts from the bank's ledger (same database), for account selection at
+    consent, and the payers the bank takes by its own rule (`bank.payments.payers`); the protocol
+    core only sees this port (flow.AccountsPort)."""
+
+    def __init__(self, core: Core) -> None:
+        self.ledger = Ledger(core.store.db)  # type: ignore[attr-defined]  # every durable store is SQL
+
+    async def accounts(self, user_id: str) -> list[flow.AccountChoice]:
+        return [flow.AccountChoice(a.iban, a.name, a.currency) for a in await self.ledger.list_accounts(user_id)
+                if a.status == ACCOUNT_OPEN]
+
+    async def payers(self, user_id: str, payment: dict[str, Any]) -> list[flow.AccountChoice]:
+        return [flow.AccountChoice(a.iban, a.name, a.currency)
+                for a in payers(await self.ledger.list_accounts(user_id), payment)]
 
 
 def _accounts_port(core: Core) -> flow.AccountsPort:
-    """The customer's open accounts from the bank's ledger (same database), for account selection at
-    consent; the protocol core only sees this callback."""
-    ledger = Ledger(core.store.db)  # type: ignore[attr-defined]  # every durable store is SQL
-
-    async def accounts(user_id: str) -> list[flow.AccountChoice]:
-        return [flow.AccountChoice(a.iban, a.name, a.currency) for a in await ledger.list_accounts(user_id)
-                if a.status == ACCOUNT_OPEN]
-    return accounts
+    return _LedgerAccounts(core)
 
 
 MAX_ACCOUNT_CHOICES = 50

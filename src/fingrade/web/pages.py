@@ -74,18 +74,20 @@ def _choices(accounts: list[Any] | None) -> list[dict[str, str]] | None:
 def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list[str], redirect_uri: str,
                  csrf: str, details: list[dict[str, Any]] | None = None, *, pick_accounts: list[Any] | None = None,
                  pick_debtor: list[Any] | None = None, error: str | None = None, selection: Any = None,
+                 payer_names: dict[int, str] | None = None, blocked: bool = False,
                  status: int = 200) -> HTMLResponse:
     # RFC 9396: each authorization detail in words (plain text; the template escapes it). Account
     # selection: checkboxes for account access (all ticked at first), radio buttons for the payer.
+    # `blocked`: the request cannot be approved (no account of the customer's can pay): no Allow.
     debtors = _choices(pick_debtor)
     chosen = set(selection.accounts) if selection is not None and (selection.accounts or error) else None
     debtor = selection.debtor if selection is not None and selection.debtor else (
         debtors[0]["iban"] if debtors else None)
     return _render("consent.html", status, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
                    pick_accounts=_choices(pick_accounts), pick_debtor=debtors, error=error,
-                   chosen_accounts=chosen, chosen_debtor=debtor,
+                   chosen_accounts=chosen, chosen_debtor=debtor, blocked=blocked,
                    user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
-                   details=authorization_details.describe(details) if details else [],
+                   details=authorization_details.describe(details, payer_names) if details else [],
                    one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
                    client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
 
