@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from fingrade.bank.server import create_bank_server
 from fingrade.body_limit import BodyLimit, BodyLimits, BodyTooLarge, read_body
@@ -110,3 +113,45 @@ def test_role_bank_has_the_bank_limit_and_error_format() -> None:
     assert resp.status_code == 413
     assert resp.json() == {"error": "invalid_request", "error_description": "the request body is too large"}
     assert resp.headers["cache-control"] == "no-store" and resp.headers["x-fapi-interaction-id"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(pieces=st.lists(st.integers(0, 60), max_size=12), declared=st.booleans())
+def test_any_body_in_any_pieces_is_read_whole_or_refused(pieces: list[int], declared: bool) -> None:
+    """Whatever the pieces, a body within the limit (100) reaches the route whole, a larger one is
+    413 and the route never holds more than the limit plus one piece."""
+    seen: list[int] = []
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            seen.append(size)
+            if not message.get("more_body"):
+                break
+        await Response(b"ok")(scope, receive, send)
+
+    async def call() -> int:
+        chunks = [b"a" * n for n in pieces] or [b""]
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                    for i, c in enumerate(chunks)]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+        headers = [(b"content-length", str(sum(pieces)).encode())] if declared else [(b"transfer-encoding", b"chunked")]
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": headers, "query_string": b""}
+        await BodyLimit(route, BodyLimits(100), lambda: Response(b"too large", 413))(scope, receive, send)
+        return sent[0]["status"]
+
+    status = asyncio.run(call())
+    if sum(pieces) <= 100:
+        assert status == 200 and seen[-1] == sum(pieces)
+    else:
+        assert status == 413
+        assert not seen or seen[-1] <= 100 + max(pieces)
+        assert not declared or not seen  # a declared length over the limit never reaches the route
