@@ -39,6 +39,14 @@ class Settings:
     mtls_ca_file: str = ""  # PEM bundle of the CAs that issue tls_client_auth client certificates
     mtls_cert_header: str = "x-client-cert"  # header a trusted proxy forwards the client certificate in
     access_log: bool = False
+    # what one client may cost (both listeners; docs/architecture.md "Connection limits")
+    http_max_header_bytes: int = 16 * 1024  # request line + header fields of one request; beyond: 431
+    http_max_header_line_bytes: int = 8 * 1024  # one header field (431) or the request line (414)
+    http_header_timeout: float = 10.0  # seconds for a TLS handshake, and for a request head once it begins
+    http_body_timeout: float = 30.0  # seconds for a request body to arrive whole after its head; beyond: 408
+    http_keep_alive_timeout: float = 5.0  # seconds an idle kept-alive connection stays open
+    http_max_connections: int = 1000  # open connections of the process (both listeners); beyond: 503 and close
+    http_max_body_bytes: int = 64 * 1024  # request body of any route (some have a lower limit); beyond: 413
     # stores
     database_url: str = ""  # default: SQLite file in data_dir
     database_pool_size: int = 20  # PostgreSQL connections per process, kept open (no overflow: no connect churn)
@@ -238,6 +246,7 @@ def _finish(s: Settings) -> None:
         except ValueError:
             raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
     _finish_mtls(s)
+    _finish_http_limits(s)
     if s.onetime_backend not in ("sql", "redis"):
         raise ConfigError("onetime_backend: must be sql or redis")
     if s.signing_alg not in ("ES256", "PS256", "EdDSA"):
@@ -290,6 +299,23 @@ def _finish_login(s: Settings) -> None:
         raise ConfigError("login_failure_window: must be 60-86400 seconds")
     if not 1 <= s.login_backoff_seconds <= s.login_failure_window:
         raise ConfigError("login_backoff_seconds: must be at least 1 and at most login_failure_window")
+
+
+def _finish_http_limits(s: Settings) -> None:
+    if not 1024 <= s.http_max_header_bytes <= 1024 * 1024:
+        raise ConfigError("http_max_header_bytes: must be 1024-1048576")
+    if not 256 <= s.http_max_header_line_bytes <= s.http_max_header_bytes:
+        raise ConfigError("http_max_header_line_bytes: must be 256 to http_max_header_bytes")
+    if not 0.5 <= s.http_header_timeout <= 300:
+        raise ConfigError("http_header_timeout: must be 0.5-300 seconds")
+    if not 0.5 <= s.http_body_timeout <= 3600:
+        raise ConfigError("http_body_timeout: must be 0.5-3600 seconds")
+    if not 0.5 <= s.http_keep_alive_timeout <= 300:
+        raise ConfigError("http_keep_alive_timeout: must be 0.5-300 seconds")
+    if not 1 <= s.http_max_connections <= 1_000_000:
+        raise ConfigError("http_max_connections: must be 1-1000000")
+    if not 1024 <= s.http_max_body_bytes <= 64 * 1024 * 1024:
+        raise ConfigError("http_max_body_bytes: must be 1024-67108864")
 
 
 def _finish_payment_currencies(s: Settings) -> None:

@@ -183,3 +183,25 @@ def test_payment_currencies_must_be_iso_4217_codes(value: str, message: str) -> 
 def test_login_throttling_settings_are_bounded(overrides: dict[str, int]) -> None:
     with pytest.raises(ConfigError, match="login_"):
         load(**overrides)
+
+
+def test_connection_limit_defaults() -> None:
+    s = load()
+    assert (s.http_max_header_bytes, s.http_max_header_line_bytes) == (16384, 8192)
+    assert (s.http_header_timeout, s.http_body_timeout, s.http_keep_alive_timeout) == (10.0, 30.0, 5.0)
+    assert (s.http_max_connections, s.http_max_body_bytes) == (1000, 65536)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("http_max_header_bytes", 100), ("http_max_header_line_bytes", 32768), ("http_max_header_line_bytes", 10),
+    ("http_header_timeout", 0), ("http_header_timeout", 1000), ("http_body_timeout", 0),
+    ("http_keep_alive_timeout", 0), ("http_max_connections", 0), ("http_max_body_bytes", 10),
+])
+def test_connection_limits_must_be_sane(name: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load(**{name: value})
+
+
+def test_connection_limits_from_the_environment() -> None:
+    s = load_settings(environ={"FINGRADE_HTTP_HEADER_TIMEOUT": "2.5", "FINGRADE_HTTP_MAX_CONNECTIONS": "50"})
+    assert s.http_header_timeout == 2.5 and s.http_max_connections == 50

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..body_limit import BodyLimit, BodyLimits
 from ..config import Settings
 from ..edge import client_certificate, client_ip
 from ..failures import RETRY_AFTER, ErrorBoundary
@@ -49,6 +50,7 @@ from .trust import AsTrust
 log = logging.getLogger("fingrade.bank")
 
 PREFIX = "/bank/v1"
+MAX_BODY = 16 * 1024  # the largest request body of any bank endpoint (payments.py, uk_consents.py)
 SCOPE = "accounts"
 _ACCOUNT_SUBTYPES = {"current": "CurrentAccount", "savings": "Savings"}
 
@@ -391,8 +393,13 @@ def bank_mount(app: ASGIApp) -> Mount:
     return mount
 
 
-def bank_api() -> tuple[Starlette, ASGIApp]:
-    """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount."""
+def _too_large() -> Response:
+    return _json(413, {"error": "invalid_request", "error_description": "the request body is too large"})
+
+
+def bank_api(max_body: int = MAX_BODY) -> tuple[Starlette, ASGIApp]:
+    """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount.
+    `max_body`: the deployment's cap on request bodies (http_max_body_bytes); the bank's own is lower."""
     from .consents_api import consent, create_consent  # imports this module
     from .payments_api import create_payment, get_payment  # imports this module
 
@@ -408,6 +415,9 @@ def bank_api() -> tuple[Starlette, ASGIApp]:
         Route("/accounts/{account_id}/balances", _handler(get_balances), methods=allm),
         Route("/accounts/{account_id}/transactions", _handler(get_transactions, query.TRANSACTIONS), methods=allm),
     ]
+    # The error boundary outermost (complete answers in the bank's format); inside it the body limit,
+    # so a 413 looks like every bank error and InteractionHeaders (around the app) adds its headers.
     app = Starlette(routes=routes, exception_handlers={404: _not_found_route, 405: _not_found_route},
-                    middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log)])
+                    middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log),
+                                Middleware(BodyLimit, limits=BodyLimits(min(MAX_BODY, max_body)), too_large=_too_large)])
     return app, InteractionHeaders(app)

@@ -22,6 +22,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..body_limit import BodyTooLarge, read_body
 from ..oauth import dpop
 from ..oauth.errors import OAuthError
 from ..oauth.userinfo import NO_STORE
@@ -36,18 +37,10 @@ PATH = "/account-access-consents"
 
 
 async def _body(request: Request) -> bytes:
-    """The request body, read no further than MAX_BODY (+1, to tell that it is too large)."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
-        raise ConsentRefused("the request body is too large", 413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ConsentRefused("the request body is too large", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_body(request, MAX_BODY)
+    except BodyTooLarge:
+        raise ConsentRefused("the request body is too large", 413) from None
 
 
 def _not_found() -> Response:

@@ -11,12 +11,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..body_limit import BodyTooLarge, read_body
 from ..oauth import dpop
 from ..oauth.errors import insufficient_scope
 from ..oauth.userinfo import NO_STORE
 from .api import Bank, _auth_error, _json, verified_claims
-from .payments import (SCOPE, PaymentRefused, Payments, Request as PaymentRequest, approval_key, approved_payments,
-                       check_idempotency_key, fingerprint, match, parse_body)
+from .payments import (MAX_BODY, SCOPE, PaymentRefused, Payments, Request as PaymentRequest, approval_key,
+                       approved_payments, check_idempotency_key, fingerprint, match, parse_body)
 
 
 def _refused(request: Request, exc: PaymentRefused) -> Response:
@@ -35,7 +36,11 @@ async def create_payment(request: Request) -> Response:
         if not approved or not isinstance(claims.get("grant_id"), str):
             raise PaymentRefused(403, "insufficient_scope", "the token carries no payment_initiation approval")
         key = check_idempotency_key(request.headers.get("idempotency-key"))
-        body = parse_body(await request.body())
+        try:
+            raw = await read_body(request, MAX_BODY)  # streamed: never more than the limit is read
+        except BodyTooLarge:
+            raise PaymentRefused(413, "invalid_request", "the request body is too large") from None
+        body = parse_body(raw)
         payments = Payments(bank.ledger.db)
         req = PaymentRequest(client_id=str(claims["client_id"]), customer=str(claims["sub"]), key=key,
                              fingerprint=fingerprint(claims["grant_id"], body), self_url=bank.url("/payments"))

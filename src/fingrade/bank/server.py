@@ -69,7 +69,7 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def create_bank_server(settings: Settings) -> Starlette:
     """The bank API on its own (role bank): its own stores, HTTPS to the AS."""
-    api, mounted = bank_api()
+    api, mounted = bank_api(settings.http_max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import body_limit
 from ..edge import client_certificate, client_ip
 from ..oauth.errors import OAuthError
 from ..oauth.http import HttpRequest, HttpResponse
@@ -18,18 +19,15 @@ class BodyTooLarge(OAuthError):
     pass
 
 
+def too_large() -> BodyTooLarge:
+    return BodyTooLarge("invalid_request", "the request body is too large", 413)
+
+
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise BodyTooLarge("invalid_request", "the request body is too large", 413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge("invalid_request", "the request body is too large", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await body_limit.read_body(request, limit)
+    except body_limit.BodyTooLarge:
+        raise too_large() from None
 
 
 async def to_core(request: Request, trusted_proxies: tuple[str, ...], read: bool = True,

@@ -18,16 +18,19 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..bank.api import PREFIX as BANK_PREFIX
 from ..bank.api import bank_api, bank_mount
 from ..bank.ledger import OPEN as ACCOUNT_OPEN
 from ..bank.ledger import Ledger
 from ..bank.payments import payers
 from ..bank.server import in_process_bank
+from ..body_limit import BodyLimit, BodyLimits
 from ..config import Settings
 from ..failures import RETRY_AFTER, ErrorBoundary, describe, is_store_failure
 from ..oauth import consents
 from ..oauth import interaction as flow
 from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
+from ..oauth.consent_resources import MAX_BODY as CONSENT_RESOURCE_MAX_BODY
 from ..oauth.consent_resources import consent_resource_endpoint
 from ..oauth.context import Core
 from ..oauth.crypto import new_token, token_hash
@@ -47,7 +50,7 @@ from ..runtime import build_core, close_core, ensure_bank_client
 from ..store.readiness import ReadinessProbe
 from . import pages
 from ..edge import is_trusted
-from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette
+from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette, too_large
 from .security_headers import ProxyOnly, SecurityHeaders
 
 log = logging.getLogger("fingrade.web")
@@ -575,11 +578,15 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     ]
     bank_app = None
     if settings.role == "all":  # the bank API in the same process, trusting the AS only over HTTP
-        bank_app, mounted = bank_api()
+        bank_app, mounted = bank_api(settings.http_max_body_bytes)
         routes.append(bank_mount(mounted))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
+    # Every route's body limit, checked before the route reads (the bank API has its own: bank/api.py).
+    limits = BodyLimits(settings.http_max_body_bytes, routes=(("/consent-resources", CONSENT_RESOURCE_MAX_BODY),),
+                        delegated=(BANK_PREFIX,) if bank_app is not None else ())
+    app.add_middleware(BodyLimit, limits=limits, too_large=lambda: json_error(too_large()))
     # Inside the security headers: error answers carry them too (failures.py).
     app.add_middleware(ErrorBoundary, render=_failure, logger=log)
     app.add_middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://"))

@@ -13,18 +13,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 BASE_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
+def floor_headers(hsts: bool) -> list[tuple[bytes, bytes]]:
+    """The headers of every response, without the Content-Security-Policy (pages set their own)."""
+    headers = [
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if hsts:
+        headers.append((b"strict-transport-security", b"max-age=31536000"))
+    return headers
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, hsts: bool) -> None:
         self.app = app
-        headers = [
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-        ]
-        if hsts:
-            headers.append((b"strict-transport-security", b"max-age=31536000"))
-        self.headers = headers
+        self.headers = floor_headers(hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,5 +1,7 @@
 """Running the app under uvicorn: the main listener and, when `mtls_port` is set, a second TLS
 listener for the back channel that asks for client certificates (RFC 8705 §5 `mtls_endpoint_aliases`).
+Both use the connection limits of connection_limits.py (head size and time, body time, keep-alive,
+one connection cap for the two) and give a TLS handshake the head's deadline.
 
 Why two listeners: a certificate request on the listener browsers use makes them show a certificate
 chooser. The mTLS listener serves the same app; clients send their back-channel requests there.
@@ -19,25 +21,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
+import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn._compat import asyncio_run
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import STARTUP_FAILURE
 
 from ..config import Settings
 from ..oauth.mtls import registered_certificates
+from .connection_limits import LINGER_SECONDS, ConnectionLimits, LimitedHttpToolsProtocol, OpenConnections
 
 log = logging.getLogger("fingrade.mtls")
+server_log = logging.getLogger("fingrade.web")
 FAPI_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384")
 
 
-class MtlsHttpToolsProtocol(HttpToolsProtocol):
+class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
     """uvicorn's httptools protocol plus the ASGI TLS extension (client_cert_chain, as PEM).
 
     asyncio calls connection_made after the TLS handshake, so the peer certificate is known here and
@@ -57,12 +64,59 @@ class MtlsHttpToolsProtocol(HttpToolsProtocol):
         self.scope["extensions"] = {"tls": dict(self._tls_extension)}  # type: ignore[typeddict-unknown-key]
 
 
-class _NoSignals(uvicorn.Server):
-    """Signals are handled once for both listeners (see serve)."""
+class _Listener(uvicorn.Server):
+    """One listener. Signals are handled once for both (see serve); connections get the limits
+    (web/connection_limits.py), shared by both, and a TLS handshake has the head's deadline."""
+
+    def __init__(self, config: uvicorn.Config, limits: ConnectionLimits, connections: OpenConnections) -> None:
+        super().__init__(config)
+        self.limits = limits
+        self.open_connections = connections
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup for a host and port, with the protocol's limits and TLS deadlines
+        (uvicorn passes neither: a client that never finishes its handshake would hold a socket 60 s)."""
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop,
+                limits=self.limits, connections=self.open_connections)
+
+        tls: dict[str, Any] = {}
+        if config.ssl is not None:
+            tls = {"ssl": config.ssl, "ssl_handshake_timeout": self.limits.header_timeout,
+                   "ssl_shutdown_timeout": LINGER_SECONDS}
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                create_protocol, host=config.host, port=config.port, backlog=config.backlog, **tls)
+        except OSError as exc:
+            server_log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        self.servers = [server]
+        self.started = True
+
+
+def _room_for(connections: int) -> None:
+    """Raise the process's open-file limit so that http_max_connections can be reached (sockets to
+    the stores and files come on top)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + 256
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if new > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < want:
+        server_log.warning("open-file limit %d is below http_max_connections + 256; connections beyond it fail", new)
 
 
 class TrustStore:
@@ -117,14 +171,19 @@ def _mtls_context(settings: Settings, ssl_args: dict[str, Any]) -> ssl.SSLContex
 
 
 def serve(settings: Settings, app: Starlette, ssl_args: dict[str, Any]) -> None:
+    # No WebSocket (ws none): an upgrade would leave these limits for another protocol's.
     common: dict[str, Any] = {"host": settings.host, "access_log": settings.access_log, "loop": "uvloop",
                               "proxy_headers": False, "server_header": False, "log_level": "warning",
-                              "timeout_graceful_shutdown": 5}
-    main_config = uvicorn.Config(app, port=settings.port, http="httptools", **common, **ssl_args)
+                              "timeout_graceful_shutdown": 5, "ws": "none",
+                              "timeout_keep_alive": settings.http_keep_alive_timeout}
+    limits = ConnectionLimits.from_settings(settings)
+    connections = OpenConnections(settings.http_max_connections)
+    _room_for(settings.http_max_connections)
+    main_config = uvicorn.Config(app, port=settings.port, http=LimitedHttpToolsProtocol, **common, **ssl_args)
     if ssl_args:
         main_config.load()
         main_config.ssl = _server_context(ssl_args)
-    main = _NoSignals(main_config)
+    main = _Listener(main_config, limits, connections)
     servers: list[uvicorn.Server] = [main]
     mtls: uvicorn.Server | None = None
     store: TrustStore | None = None
@@ -133,7 +192,7 @@ def serve(settings: Settings, app: Starlette, ssl_args: dict[str, Any]) -> None:
         config.load()
         config.ssl = _mtls_context(settings, ssl_args)
         store = TrustStore(config.ssl)
-        mtls = _NoSignals(config)
+        mtls = _Listener(config, limits, connections)
         servers.append(mtls)
 
     def on_signal(sig: int, frame: Any) -> None:
