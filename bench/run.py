@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fingrade benchmark (issue 2): start `fingrade serve --demo` pinned to core 0, drive it from
+"""Fingrade benchmark: start `fingrade serve --demo` pinned to core 0, drive it from
 core 1, report medians over several runs, write JSON to bench/results/.
 
     python bench/run.py                                  # all scenarios, TLS, SQLite, 3 runs

@@ -1,4 +1,4 @@
-"""The benchmark scenarios of issue 2. Each scenario prepares what a run needs (pools of
+"""The benchmark scenarios. Each scenario prepares what a run needs (pools of
 pre-signed assertions, pre-minted tokens, logged-in workers) outside the timed window, then
 gives every worker an operation to repeat."""
 
@@ -437,7 +437,7 @@ async def prepare_fapi_flow(b: Bench, run: int, warmup: float, duration: float) 
     return make
 
 
-# -- the bank API: GET balances with a DPoP-bound token (issue 4) -----------------------------------
+# -- the bank API: GET balances with a DPoP-bound token -----------------------------------
 
 BANK_PREFIX = "/bank/v1"
 
@@ -528,7 +528,7 @@ async def prepare_bank_balances(b: Bench, run: int, warmup: float, duration: flo
     return make
 
 
-# -- the bank API: payment execution (issue 4) ----------------------------------------------------
+# -- the bank API: payment execution ----------------------------------------------------
 
 PAYMENT = {"instructedAmount": {"currency": "EUR", "amount": "0.01"}, "creditorName": "Bench Payee GmbH",
            "creditorAccount": {"iban": "DE89370400440532013000"}, "remittanceInformationUnstructured": "bench"}

@@ -288,7 +288,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         return 2
 
 
-# -- consents (the bank's view of what customers allowed; issue 4 item 5) ----------------------
+# -- consents (the bank's view of what customers allowed) ----------------------------------
 
 def cmd_consents(args: argparse.Namespace) -> int:
     async def list_(core: Core) -> int:

@@ -1,5 +1,5 @@
-"""No balance goes below its limit under any concurrency, and no money is created or lost (issue 4,
-item 2): concurrent transfers race on real connections — threads with a connection each on SQLite
+"""No balance goes below its limit under any concurrency, and no money is created or lost
+Concurrent transfers race on real connections — threads with a connection each on SQLite
 (several writers on one file), a pool of connections on PostgreSQL."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The demo ledger (issue 4, item 2): about three months of bookings for alice and bob, booked
+"""The demo ledger: about three months of bookings for alice and bob, booked
 through the ledger itself so its invariants hold; deterministic; idempotent; safe when two nodes
 start at once; fast enough for every `fingrade serve --demo` of the test suite."""
 

@@ -1,4 +1,4 @@
-"""The double-entry ledger (issue 4, item 2), on SQLite and PostgreSQL: a transfer writes one
+"""The double-entry ledger, on SQLite and PostgreSQL: a transfer writes one
 transfer row and two entries summing to zero; refused transfers write nothing; a failure mid-way
 leaves nothing behind; the invariant checker catches books that do not balance."""
 

@@ -1,4 +1,4 @@
-"""Queries for the account-information API (issue 4, item 3): a customer sees only their own
+"""Queries for the account-information API: a customer sees only their own
 accounts (another customer's id is answered like an unknown one); balances; transactions in a date
 range with keyset cursor pagination that returns every row exactly once while bookings go on."""
 

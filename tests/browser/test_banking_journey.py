@@ -1,4 +1,4 @@
-"""The whole open-banking journey in Chromium (issue 4), as docs/banking-api.md "Journey" tells a
+"""The whole open-banking journey in Chromium, as docs/banking-api.md "Journey" tells a
 fintech developer: a FAPI 2.0 app (private_key_jwt, DPoP, PAR) asks for account access with RFC 9396
 `account_information` details naming no account → the customer signs in, shares ONE of her accounts
 and allows → the app redeems the code and reads that account (balances; transactions by date range,

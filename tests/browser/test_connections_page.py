@@ -1,4 +1,4 @@
-"""The customer's connected-apps page in Chromium (issue 4 item 5): a fintech gets a DPoP-bound token
+"""The customer's connected-apps page in Chromium: a fintech gets a DPoP-bound token
 through PAR, login and consent; the customer opens /account/connections, sees the app and what it may
 do, clicks Revoke, and the bank API refuses the token (within its introspection cache time)."""
 

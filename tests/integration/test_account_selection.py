@@ -1,4 +1,4 @@
-"""Account selection at consent (issue 4: "the customer picks the accounts and approves"), both
+"""Account selection at consent, both
 backends: for an `account_information` request that names no accounts the consent page offers the
 customer's accounts as checkboxes, for a `payment_initiation` without `debtorAccount` the accounts in
 the payment's currency as radio buttons; the grant keeps exactly the choice (RFC 9396 §7.1: the AS

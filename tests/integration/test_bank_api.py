@@ -1,7 +1,7 @@
 """The bank's account information API (/bank/v1) on the real server, both backends, with DPoP-bound
 tokens from the real flow (PAR + RFC 9396 authorization_details + login + consent).
 
-Covers issue 4 items 1, 3 and 7: RFC 6750 §2/§3.1 and RFC 9449 §7 at the resource server, the
+Covers RFC 6750 §2/§3.1 and RFC 9449 §7 at the resource server, the
 consent rules (docs/banking-api.md "Access rules"), pagination, the interaction headers."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def assert_resource_error(resp: httpx.Response, status: int, error: str, scheme:
 
 def test_accounts_lists_only_the_customers_accounts(fintech: Fintech, full_token: str, alice_accounts: list[dict],
                                                     bob_account: dict) -> None:
-    """Issue 4 item 3: GET /accounts lists the customer's (`sub`) accounts, in the documented shape."""
+    """GET /accounts lists the customer's (`sub`) accounts, in the documented shape."""
     assert len(alice_accounts) >= 2
     ids = {a["AccountId"] for a in alice_accounts}
     assert bob_account["AccountId"] not in ids
@@ -373,7 +373,7 @@ def test_rfc9068_4_tampered_or_foreign_tokens_refused(fintech: Fintech, full_tok
         assert_resource_error(resp, 401, "invalid_token")
 
 
-# -- interaction headers (issue 4 item 7) ------------------------------------------------------------
+# -- interaction headers ------------------------------------------------------------
 
 def test_fapi_interaction_id_echoed_or_generated(fintech: Fintech, full_token: str, server: Server) -> None:
     sent = str(uuid.uuid4())

@@ -1,4 +1,4 @@
-"""`fingrade serve --demo` seeds the demo bank ledger (issue 4, item 2): alice and bob have their
+"""`fingrade serve --demo` seeds the demo bank ledger: alice and bob have their
 accounts and months of bookings, and the books balance — read straight from the server's database."""
 
 from __future__ import annotations

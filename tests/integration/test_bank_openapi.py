@@ -1,4 +1,4 @@
-"""Issue 4 item 6: the bank API's OpenAPI 3.1 document (src/fingrade/bank/openapi.json, served at
+"""the bank API's OpenAPI 3.1 document (src/fingrade/bank/openapi.json, served at
 GET /bank/v1/openapi.json) is valid, describes exactly the routes the bank serves, and the live server
 conforms to it: schemathesis generates requests for every operation (valid and invalid data, with a
 fresh DPoP proof per request for a real DPoP-bound token, and without a token) and checks that no
@@ -283,7 +283,7 @@ def test_openapi_conformance_without_token(api_schema, session: requests.Session
 
 
 def test_issue4_7_interaction_id_on_paths_with_encoded_newline(http) -> None:
-    """Issue 4 item 7 (found by schemathesis): a bank path whose account id decodes to a newline was
+    """a bank path whose account id decodes to a newline was
     not matched by the /bank/v1 mount (Starlette's `.*` stops at a newline), so the AS answered a
     bare 404 without x-fapi-interaction-id or Cache-Control. It is the bank's 404, like any unknown id."""
     for path in ("/accounts/a%0Ab", "/accounts/a%0Ab/transactions", "/accounts/%0A/balances"):

@@ -1,6 +1,6 @@
 """The bank's payment initiation API (/bank/v1/payments) on the real server, both backends, with
 DPoP-bound tokens from the real flow (PAR + RFC 9396 `payment_initiation` authorization details +
-login + consent). Issue 4 item 4 (first part); rules in docs/banking-api.md, "Payments"."""
+login + consent). Rules in docs/banking-api.md, "Payments"."""
 
 from __future__ import annotations
 
@@ -231,7 +231,7 @@ def test_concurrent_executions_of_one_approval_make_one_payment(fintech: Fintech
 
 
 def test_concurrent_payments_that_would_overdraw_only_allowed_ones_succeed(fintech: Fintech, server: Server) -> None:
-    """Issue 4 Tests: concurrent payments from one account (alice's savings, no overdraft) that
+    """concurrent payments from one account (alice's savings, no overdraft) that
     together would overdraw it — exactly the ones the balance covers succeed; the books balance."""
     savings = accounts_of(server, "alice")["savings/EUR"]
     available = savings[2] + (savings[3] or 0)
@@ -390,7 +390,7 @@ def test_refreshed_token_cannot_execute_the_approval_again(fintech: Fintech, ser
 
 
 def test_journey_payer_chosen_at_consent_is_debited(fintech: Fintech, server: Server) -> None:
-    """Issue 4 journey: PAR → login → the customer picks the payer (savings) at consent → token →
+    """The journey: PAR → login → the customer picks the payer (savings) at consent → token →
     POST without debtorAccount → the chosen account is debited (the AS wrote it into the detail)."""
     savings = accounts_of(server, "alice")["savings/EUR"]
     detail = payment_initiation("0.50")

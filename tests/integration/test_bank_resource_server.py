@@ -1,5 +1,4 @@
-"""The bank's resource server trusts the authorization server only through public protocols
-(issue 4 item 1): revocation through RFC 7662 introspection (cache 0: immediate), JWKS rotation
+"""The bank's resource server trusts the authorization server only through public protocols: revocation through RFC 7662 introspection (cache 0: immediate), JWKS rotation
 (an unknown kid refreshes the set), `fingrade serve --role bank` as a separate process against a
 separate AS process, tokens from another issuer, a wrong audience. Both backends."""
 
@@ -183,7 +182,7 @@ def test_rfc9068_4_wrong_audience_refused(fintech: Fintech, auth_server: Server,
 
 
 def test_role_bank_serves_its_openapi_document(bank: Server) -> None:
-    """Issue 4 item 6 with `--role bank`: the OpenAPI document at the bank's own URL names that URL in
+    """With `--role bank`: the OpenAPI document at the bank's own URL names that URL in
     `servers`; a path with an encoded newline is still the bank's (404 with x-fapi-interaction-id)."""
     with bank.client() as http:
         resp = http.get(f"{PREFIX}/openapi.json")

@@ -1,4 +1,4 @@
-"""The consent lifecycle (issue 4 item 5) on the real server, both backends: the customer's
+"""The consent lifecycle on the real server, both backends: the customer's
 connected-apps page at /account/connections and its one-click revoke, revocation by the app
 (RFC 7009) and by the bank (`fingrade consents`), and what each does to the tokens at the
 authorization server and at the bank API.

@@ -1,4 +1,4 @@
-"""Grant states for the consent lifecycle (issue 4 item 5): active, expired, revoked."""
+"""Grant states for the consent lifecycle: active, expired, revoked."""
 
 from __future__ import annotations
 

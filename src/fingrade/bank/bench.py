@@ -1,4 +1,4 @@
-"""A benchmark hook for bench/: book N payments through the ledger and time them (issue 4 asks for
+"""A benchmark hook for bench/: book N payments through the ledger and time them (the bank API is asked for
 payment-execution throughput on SQLite and PostgreSQL)."""
 
 from __future__ import annotations

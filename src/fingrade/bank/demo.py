@@ -19,7 +19,7 @@ from ..store.sql.db import Database
 from . import ledger
 from .iban import make_iban
 
-SEED = 4  # issue 4
+SEED = 4  # fixed, so the demo ledger is the same on every start
 DAYS = 92
 
 

@@ -118,7 +118,7 @@ class ShowConsent:
     interaction: Interaction
     client: Client
     user: User
-    # Account selection (issue 4): offered when an account_information object names no accounts
+    # Account selection: offered when an account_information object names no accounts
     # (checkboxes) or a payment_initiation object has no debtorAccount (radio buttons).
     pick_accounts: list[AccountChoice] | None = None
     pick_debtor: list[AccountChoice] | None = None

@@ -299,7 +299,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
-# -- the customer's own pages: connected apps (issue 4 item 5) -----------------------------------
+# -- the customer's own pages: connected apps -----------------------------------
 
 CONNECTIONS = "/account/connections"
 

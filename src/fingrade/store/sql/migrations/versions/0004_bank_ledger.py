@@ -1,4 +1,4 @@
-"""the demo bank's ledger: accounts, transfers, entries (fingrade.bank, issue 4)
+"""the demo bank's ledger: accounts, transfers, entries
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""bank payment initiation: payments (one per approval) and idempotency records (issue 4 item 4)
+"""bank payment initiation: payments (one per approval) and idempotency records
 
 Revision ID: 0005
 Revises: 0004

@@ -1,5 +1,5 @@
 """consent resources lodged by a resource server before the customer's authorization (UK Open Banking
-account-access-consents; issue 4 item 4)
+account-access-consents)
 
 Revision ID: 0006
 Revises: 0005
