@@ -31,7 +31,7 @@ from ..oauth.authorize import PageError, RedirectError, error_response, parse_re
 from ..oauth.consent_resources import consent_resource_endpoint
 from ..oauth.context import Core
 from ..oauth.crypto import new_token, token_hash
-from ..oauth.errors import OAuthError, invalid_request
+from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
 from ..oauth.http import parse_params
 from ..oauth.introspect import introspection_endpoint, revocation_endpoint
 from ..oauth.par import par_endpoint
@@ -46,6 +46,7 @@ from ..runtime import build_core, close_core, ensure_bank_client
 from . import pages
 from ..edge import is_trusted
 from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette
+from .openapi import openapi
 from .security_headers import ProxyOnly, SecurityHeaders
 
 log = logging.getLogger("fingrade.web")
@@ -109,7 +110,7 @@ async def jwks(request: Request) -> Response:
 async def authorize(request: Request) -> Response:
     core = _core(request)
     if request.method not in ("GET", "POST"):
-        return pages.error_page(core.issuer, OAuthError("invalid_request", "method not allowed", 405))
+        return pages.error_page(core.issuer, method_not_allowed("GET, POST"))
     try:
         if request.method == "POST":
             body = await read_body(request)
@@ -487,6 +488,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
         Route("/jwks", jwks, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/authorize", authorize, methods=ALL),
         Route("/interaction/{iid}", interaction_page, methods=["GET"]),
         Route("/interaction/{iid}/login", login_submit, methods=["POST"]),
