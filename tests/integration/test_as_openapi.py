@@ -13,11 +13,10 @@ from __future__ import annotations
 import base64
 import copy
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -36,7 +35,8 @@ from fingrade.web.app import create_app
 from fingrade.web.openapi import openapi_document
 from support.bank import Fintech, account_information
 from support.dpop import DPoPKey
-from support.flow import CSRF, login, pkce_pair, run_flow
+from support.flow import pkce_pair
+from support.pages import authorize_query, browser_form, interaction
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
 
 MAX_EXAMPLES = 25
@@ -46,8 +46,6 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 DOC = openapi_document()
 BACKEND = "demo-backend"
 BACKEND_REDIRECT = "https://localhost:9443/callback"
-NATIVE = "demo-native"
-NATIVE_REDIRECT = "http://127.0.0.1:51234/callback"
 
 
 def _app_routes() -> dict[str, frozenset[str]]:
@@ -202,50 +200,6 @@ def consent(server: Server, resource_server: str, fintech: Fintech) -> dict[str,
     return resp.json()
 
 
-def _authorize_query(**extra: str) -> dict[str, str]:
-    _, challenge = pkce_pair()
-    return {"response_type": "code", "client_id": NATIVE, "redirect_uri": NATIVE_REDIRECT, "scope": "openid profile",
-            "state": secrets.token_urlsafe(8), "code_challenge": challenge, "code_challenge_method": "S256", **extra}
-
-
-def _cookies(browser: httpx.Client) -> dict[str, str]:
-    return dict(browser.cookies.items())
-
-
-def _csrf(page: httpx.Response) -> str:
-    assert page.status_code == 200, (page.status_code, page.text[:300])
-    return CSRF.search(page.text).group(1)
-
-
-def _interaction(server: Server, signed_in: bool) -> tuple[str, dict[str, str], str]:
-    """A parked authorization request: its id, the browser's cookies and the CSRF token of the page it
-    shows (login; or, signed in as alice, consent: prompt=consent always asks)."""
-    with server.client(follow_redirects=False) as browser:
-        resp = browser.get("/authorize?" + urlencode(_authorize_query(prompt="consent")))
-        assert resp.status_code == 303 and resp.headers["location"].startswith("/interaction/"), resp.text
-        iid = resp.headers["location"].split("/")[2]
-        page = browser.get(f"/interaction/{iid}")
-        if signed_in:
-            assert login(browser, page, "alice", DEMO_PASSWORD).status_code == 303
-            page = browser.get(f"/interaction/{iid}")
-            assert 'name="decision"' in page.text
-        return iid, _cookies(browser), _csrf(page)
-
-
-def _browser_form(server: Server, path: str, sign_in: bool = False) -> tuple[dict[str, str], str]:
-    """The cookies and CSRF token of a browser showing the form at `path` (for the customer's own
-    pages: signed in as bob, with an app connected so that the page has a form)."""
-    with server.client(follow_redirects=False) as browser:
-        if sign_in:
-            page = browser.get("/account/login")
-            resp = browser.post("/account/login", data={"username": "bob", "password": DEMO_PASSWORD,
-                                                        "csrf_token": _csrf(page)})
-            assert resp.status_code == 303, resp.text
-            assert run_flow(browser, NATIVE, NATIVE_REDIRECT, username="bob").code
-        csrf = _csrf(browser.get(path))
-        return _cookies(browser), csrf
-
-
 def _cc_token(server: Server) -> str:
     with server.client() as http:
         resp = http.post("/token", auth=(BACKEND, DEMO_SECRET), data={"grant_type": "client_credentials",
@@ -295,29 +249,29 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
         return Credentials({"Authorization": rs}, real={"path_parameters": {"consent_id": lodged["consent_id"]},
                                                         "query": {"client_id": lodged["client_id"]}})
     if path == "/interaction/{iid}":
-        iid, cookies, _ = _interaction(server, signed_in=False)
-        return Credentials(cookies=cookies, real={"path_parameters": {"iid": iid}})
+        iid, form = interaction(server)
+        return Credentials(cookies=form.cookies, real={"path_parameters": {"iid": iid}})
     if path == "/interaction/{iid}/login":
-        iid, cookies, csrf = _interaction(server, signed_in=False)
-        return Credentials(cookies=cookies, real={"path_parameters": {"iid": iid}, "body": {
-            "csrf_token": csrf, "username": "alice", "password": DEMO_PASSWORD}})
+        iid, form = interaction(server)
+        return Credentials(cookies=form.cookies, real={"path_parameters": {"iid": iid}, "body": {
+            "csrf_token": form.csrf, "username": "alice", "password": DEMO_PASSWORD}})
     if path == "/interaction/{iid}/consent":
-        iid, cookies, csrf = _interaction(server, signed_in=True)
-        return Credentials(cookies=cookies, real={"path_parameters": {"iid": iid},
-                                                  "body": {"csrf_token": csrf, "decision": "deny"}})
+        iid, form = interaction(server, signed_in=True)
+        return Credentials(cookies=form.cookies, real={"path_parameters": {"iid": iid},
+                                                       "body": {"csrf_token": form.csrf, "decision": "deny"}})
     if path == "/logout":
-        cookies, csrf = _browser_form(server, "/logout")
-        return Credentials(cookies=cookies, real={"body": {"csrf_token": csrf}} if method == "POST" else {})
+        form = browser_form(server, "/logout")
+        return Credentials(cookies=form.cookies, real={"body": {"csrf_token": form.csrf}} if method == "POST" else {})
     if path == "/account/login":
-        cookies, csrf = _browser_form(server, "/account/login")
-        return Credentials(cookies=cookies, real={"body": {"csrf_token": csrf, "username": "bob",
-                                                           "password": DEMO_PASSWORD}} if method == "POST" else {})
+        form = browser_form(server, "/account/login")
+        return Credentials(cookies=form.cookies, real={"body": {"csrf_token": form.csrf, "username": "bob",
+                                                                "password": DEMO_PASSWORD}} if method == "POST" else {})
     if path.startswith("/account/connections"):
-        cookies, csrf = _browser_form(server, "/account/connections", sign_in=True)
-        return Credentials(cookies=cookies, real={"body": {"csrf_token": csrf, "client_id": "openapi-no-app"}}
+        form = browser_form(server, "/account/connections", sign_in=True)
+        return Credentials(cookies=form.cookies, real={"body": {"csrf_token": form.csrf, "client_id": "openapi-no-app"}}
                            if method == "POST" else {})
     if path == "/authorize":
-        return Credentials(real={"query": _authorize_query()} if method == "GET" else {"body": _authorize_query()})
+        return Credentials(real={"query": authorize_query()} if method == "GET" else {"body": authorize_query()})
     if path == "/static/{path}":
         return Credentials(real={"path_parameters": {"path": "style.css"}})
     return Credentials()
