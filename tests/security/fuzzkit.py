@@ -104,6 +104,8 @@ def check_response(resp: httpx.Response, https: bool) -> None:
     assert resp.status_code < 500, where
     check_security_headers(resp, https)
     endpoint = endpoint_of(path)
+    if resp.status_code == 404 and resp.content == b'{"error":"not_found"}':
+        return  # no such resource (e.g. /register/a%2Fb is /register/a/b: no route), RFC 9110 §15.5.5
     if 400 <= resp.status_code < 500:
         if endpoint in REGISTERED_ERRORS:
             check_oauth_error(resp, endpoint)

@@ -74,7 +74,7 @@ BASES = st.sampled_from([_request("demo-native"), _request("demo-spa"), _request
 def test_no_query_string_reaches_a_5xx_at_authorize(server: Server) -> None:
     with probe(server) as p:
 
-        @given(query=BASES.flatmap(lambda base: form_body(base, max_huge=6000)))
+        @given(query=BASES.flatmap(lambda base: form_body(base, max_huge=4000)).map(lambda q: q[:6000]))
         @BOUNDED
         def run(query: bytes) -> None:
             resp = p.send("GET", "/authorize", query=query)
@@ -102,6 +102,16 @@ def test_redirect_uris_at_authorize_only_registered_ones_are_used(server: Server
 
 
 # -- JSON parameters ----------------------------------------------------------------------------------
+def _authorize(p, params: dict[str, str]) -> None:
+    """An authorization request in the query; a long one as a form (OIDC Core §3.1.2.1), so that no
+    request-line limit is what answers."""
+    encoded = urlencode(params).encode()
+    if len(encoded) <= 6000:
+        resp = p.send("GET", "/authorize", query=encoded)
+    else:
+        resp = p.send("POST", "/authorize", content=encoded, headers=[(b"content-type", FORM)])
+    check_redirect(resp, encoded)
+
 
 def _par(p, creds: FuzzCredentials, **params: str):
     body = urlencode({**_request(BACKEND, scope="openid accounts"), **params}).encode()
@@ -123,8 +133,7 @@ def test_no_authorization_details_reach_a_5xx(server: Server, fuzz_credentials: 
                 if resp.status_code == 400:
                     assert resp.json()["error"] in ("invalid_authorization_details", "invalid_request"), resp.text
             elif where == "authorize":
-                query = urlencode(_request(BACKEND, scope="openid accounts", authorization_details=details)).encode()
-                check_redirect(p.send("GET", "/authorize", query=query), query)
+                _authorize(p, _request(BACKEND, scope="openid accounts", authorization_details=details))
             elif where == "lodge":
                 body = '{"client_id":"demo-backend","authorization_details":' + details + "}"
                 resp = p.send("POST", "/consent-resources", content=body.encode("utf-8", "surrogatepass"), headers=[
@@ -155,8 +164,7 @@ def test_no_claims_request_reaches_a_5xx(server: Server, fuzz_credentials: FuzzC
                 if resp.status_code == 400:
                     assert resp.json()["error"] == "invalid_request", resp.text
             else:
-                query = urlencode(_request(BACKEND, scope="openid accounts", claims=claims)).encode()
-                check_redirect(p.send("GET", "/authorize", query=query), query)
+                _authorize(p, _request(BACKEND, scope="openid accounts", claims=claims))
 
         run()
 

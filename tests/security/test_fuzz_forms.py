@@ -104,6 +104,12 @@ PATH_SEGMENTS = st.one_of(
                      "demo-backend", "%20", "+", "~", "%E2%80%AE"]),
     st.text(min_size=1, max_size=20).map(lambda s: quote(s, safe="")),
 )
+def _short(query: bytes) -> bytes:
+    """At most 6000 bytes: a longer request line meets the server's header limits (431/414), which
+    are not what is tested here."""
+    return query[:6000]
+
+
 GET_PATHS = ["/userinfo", "/authorize", "/interaction/{}", "/logout", "/account/login", "/account/connections",
              "/register/{}", "/consent-resources/{}", "/jwks", "/", "/healthz", "/openapi.json", "/static/{}",
              "/.well-known/openid-configuration"]
@@ -119,7 +125,7 @@ def test_no_query_or_path_reaches_a_5xx_at_get_endpoints(server: Server, fuzz_cr
                    "/register/{}": (b"authorization", b"Bearer x"), "/account/connections": (b"cookie", signed_in)}
     with probe(server) as p:
 
-        @given(path=st.sampled_from(GET_PATHS), segment=PATH_SEGMENTS, query=form_body(max_huge=4000),
+        @given(path=st.sampled_from(GET_PATHS), segment=PATH_SEGMENTS, query=form_body(max_huge=4000).map(_short),
                authorized=st.booleans())
         @settings(max_examples=150, derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck))
