@@ -133,9 +133,10 @@ def is_refusal(resp: httpx.Response) -> bool:
 
 
 # -- what the server has stored ---------------------------------------------------------------------------
-# Tables and one-time kinds that record that a request was seen, whatever its outcome; and the bank's
+# Tables and one-time kinds that record that a request was seen, whatever its outcome (audit events,
+# login attempts and throttling, replay caches of proofs and assertions, health probes); and the bank's
 # ledger, which the authorization server's endpoints never write (the bank's API is fuzzed on its own).
-_NOT_STATE = re.compile(r"audit|throttl|login_fail|health|_jti$|^alembic|^bank_")
+_NOT_STATE = re.compile(r"audit|login|throttl|lockout|rate_?limit|replay|_jti$|health|^alembic|^bank_")
 
 
 class Rows:
