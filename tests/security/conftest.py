@@ -7,6 +7,7 @@ import pytest
 
 from support.server import Server
 
+from .fuzzkit import FuzzCredentials
 from .kit import Kit
 
 
@@ -21,3 +22,9 @@ def resource_server(server: Server) -> tuple[str, str]:
 @pytest.fixture
 def kit(server: Server, browser: httpx.Client, resource_server: tuple[str, str]) -> Kit:
     return Kit(server, browser, resource_server)
+
+
+@pytest.fixture(scope="session")
+def fuzz_credentials(server: Server, resource_server: tuple[str, str]) -> FuzzCredentials:
+    """Real credentials that let generated requests past authentication, to the code behind it."""
+    return FuzzCredentials.create(server, resource_server)

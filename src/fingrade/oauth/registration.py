@@ -38,7 +38,7 @@ def _profile_for(meta: dict[str, Any]) -> str:
     requested = meta.get("security_profile")
     method = meta.get("token_endpoint_auth_method", "client_secret_basic")
     if requested is not None:
-        if requested not in PROFILES:
+        if not isinstance(requested, str) or requested not in PROFILES:  # a list or object is no key
             raise metadata_error("security_profile must be one of " + ", ".join(PROFILES))
         return str(requested)
     if method == "none":

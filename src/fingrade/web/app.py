@@ -34,7 +34,7 @@ from ..oauth.consent_resources import MAX_BODY as CONSENT_RESOURCE_MAX_BODY
 from ..oauth.consent_resources import consent_resource_endpoint
 from ..oauth.context import Core
 from ..oauth.crypto import new_token, token_hash
-from ..oauth.errors import OAuthError, invalid_request
+from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
 from ..oauth.http import parse_params
 from ..oauth.introspect import introspection_endpoint, revocation_endpoint
 from ..oauth.login_throttle import DEVICE_COOKIE, DEVICE_TTL
@@ -51,6 +51,7 @@ from ..store.readiness import ReadinessProbe
 from . import pages
 from ..edge import is_trusted
 from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette, too_large
+from .openapi import openapi
 from .security_headers import ProxyOnly, SecurityHeaders
 
 log = logging.getLogger("fingrade.web")
@@ -128,7 +129,7 @@ async def jwks(request: Request) -> Response:
 async def authorize(request: Request) -> Response:
     core = _core(request)
     if request.method not in ("GET", "POST"):
-        return pages.error_page(core.issuer, OAuthError("invalid_request", "method not allowed", 405))
+        return pages.error_page(core.issuer, method_not_allowed("GET, POST"))
     try:
         if request.method == "POST":
             body = await read_body(request)
@@ -555,6 +556,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
         Route("/jwks", jwks, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/authorize", authorize, methods=ALL),
         Route("/interaction/{iid}", interaction_page, methods=["GET"]),
         Route("/interaction/{iid}/login", login_submit, methods=["POST"]),

@@ -48,9 +48,11 @@ def page_csp(redirect_uri: str | None = None) -> str:
             f"form-action {' '.join(targets)}")
 
 
-def _render(name: str, status: int, csp: str, issuer: str, **context: object) -> HTMLResponse:
+def _render(name: str, status: int, csp: str, issuer: str, headers: dict[str, str] | None = None,
+            **context: object) -> HTMLResponse:
     html = _env.get_template(name).render(bank_name=BANK_NAME, issuer=issuer, **context)
-    return HTMLResponse(html, status, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
+    return HTMLResponse(html, status, headers={**(headers or {}), "Content-Security-Policy": csp,
+                                               "Cache-Control": "no-store"})
 
 
 def _host(redirect_uri: str) -> str:
@@ -110,8 +112,10 @@ def connections_page(issuer: str, user: User, connections: list[Any], csrf: str,
 
 
 def error_page(issuer: str, exc: OAuthError) -> HTMLResponse:
-    return _render("error.html", exc.status if exc.status >= 400 else 400, page_csp(), issuer, error=exc.error,
-                   description=exc.description)
+    # The Allow header of a 405 (RFC 9110 §15.5.6) goes with the page; no other header of the error does.
+    allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return _render("error.html", exc.status if exc.status >= 400 else 400, page_csp(), issuer, headers=allow,
+                   error=exc.error, description=exc.description)
 
 
 def message_page(issuer: str, heading: str, text: str, status: int = 200, form_action: str | None = None,
