@@ -1,4 +1,4 @@
-"""Encryption of private keys at rest (AES-256-GCM under a key from configuration)."""
+"""Encryption at rest (AES-256-GCM under a key from configuration): private signing keys, kept token answers."""
 
 from __future__ import annotations
 
@@ -31,5 +31,5 @@ class Sealer:
             return self._aead.decrypt(sealed[1:13], sealed[13:], context)
         except InvalidTag:
             # GCM cannot tell a wrong key from altered data; a wrong key is by far the common case.
-            raise SealedDataError("the signing keys in the database were sealed with another key_encryption_key "
-                                  "(configure the one they were created with)") from None
+            raise SealedDataError("sealed data does not open with the configured key_encryption_key "
+                                  "(sealed under another one, or altered)") from None

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidTag
 
+from ..keys.sealing import SealedDataError
 from .context import Core
 from .crypto import equal
 from .errors import invalid_grant
@@ -109,7 +109,7 @@ async def replay(core: Core, a: Attempt, *, wait: bool) -> dict[str, Any] | None
             if isinstance(record.get("sealed"), str):
                 try:
                     body = orjson.loads(core.sealer.open(base64.b64decode(record["sealed"]), _context(a)))
-                except (InvalidTag, ValueError):
+                except (SealedDataError, ValueError):
                     # Not sealed by this deployment's key for this record: nothing to send, nothing to trust.
                     log.error("a kept token answer cannot be opened (key_encryption_key differs between nodes?)")
                     raise invalid_grant("the answer to the first request is not available") from None

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, false, func,
 from sqlalchemy.exc import IntegrityError
 
 from ...oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
-from ...keys.sealing import Sealer
+from ...keys.sealing import SealedDataError, Sealer
 from .db import Database
 from .schema import (audit_events, client_origins, clients, consent_resources, consents, grants, refresh_tokens,
                      registration_tokens, revoked_tokens, sessions, signing_keys, users)
@@ -440,10 +440,17 @@ class SqlDurableStore:
         def q(conn: Connection) -> list[Any]:
             return list(conn.execute(select(signing_keys).order_by(signing_keys.c.created_at)))
         rows = await self.db.read(q)
-        return [SigningKey(kid=r.kid, alg=r.alg, status=r.status,
-                           private_jwk=orjson.loads(self.sealer.open(r.private_jwk_encrypted, r.kid.encode())),
-                           public_jwk=orjson.loads(r.public_jwk), created_at=r.created_at,
-                           activated_at=r.activated_at, retired_at=r.retired_at) for r in rows]
+        try:
+            return [self._signing_key(r) for r in rows]
+        except SealedDataError:
+            raise SealedDataError("the signing keys in the database were sealed with another key_encryption_key "
+                                  "(configure the one they were created with)") from None
+
+    def _signing_key(self, r: Any) -> SigningKey:
+        return SigningKey(kid=r.kid, alg=r.alg, status=r.status,
+                          private_jwk=orjson.loads(self.sealer.open(r.private_jwk_encrypted, r.kid.encode())),
+                          public_jwk=orjson.loads(r.public_jwk), created_at=r.created_at,
+                          activated_at=r.activated_at, retired_at=r.retired_at)
 
     async def save_signing_key(self, key: SigningKey) -> None:
         values = dict(kid=key.kid, alg=key.alg, status=key.status,
