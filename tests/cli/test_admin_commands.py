@@ -72,6 +72,9 @@ def test_clients_add_refuses_bad_metadata(server: Server) -> None:
     """The CLI uses the registration validator (RFC 7591 §3.2.2 errors), exit code 2, no traceback."""
     for args, error in ((["--redirect-uri", "javascript:alert(1)"], "invalid_redirect_uri"),
                         (["--redirect-uri", "http://fintech.example/cb"], "invalid_redirect_uri"),
+                        # RFC 3986 §3.2.2-§3.2.3: not a host, not a port
+                        (["--redirect-uri", "https://a.com;x/cb"], "invalid_redirect_uri"),
+                        (["--redirect-uri", "https://fintech.example:99999/cb"], "invalid_redirect_uri"),
                         (["--redirect-uri", REDIRECT, "--scope", "openid admin"], "invalid_client_metadata")):
         proc = server.cli("clients", "add", "--name", "Bad", "--profile", "confidential", *args, check=False)
         assert proc.returncode == 2, proc

@@ -162,6 +162,11 @@ def test_private_key_jwt_client_with_public_jwks(http: httpx.Client, iat: str) -
     (["https://user@fintech.example/cb"], {}),
     (["https://fintech.example/a/../cb"], {}),
     (["https://fintech.example/c b"], {}),
+    # RFC 3986 §3.2.2-§3.2.3: a host and a port that are not one (these reached the pages' CSP).
+    (["https://a.com;x/cb"], {}),
+    (["https://fintech.example:99999/cb"], {}),
+    (["https://fintech.example,evil.example/cb"], {}),
+    (["com.example.app://a;b/cb"], NATIVE_META),
     ([], {}),  # the code grant needs at least one redirect URI (RFC 7591 §2)
 ])
 def test_invalid_redirect_uri(http: httpx.Client, iat: str, uris: list[str], profile_meta: dict) -> None:
