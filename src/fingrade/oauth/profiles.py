@@ -50,7 +50,10 @@ SPA = Profile(
     rotate_refresh_tokens=True, cors_at_token_endpoint=True, application_type="web",
 )
 CONFIDENTIAL = Profile(
-    name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH, redirect_kind="web",
+    # RFC 8705 §2: mutual TLS authenticates any confidential client, as an RFC 7591 client registering
+    # with standard metadata expects (registration checks that the server offers mutual TLS). Nothing
+    # infers a FAPI profile from it: FAPI 2.0 adds rules (PAR only, ...) the client did not ask for.
+    name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH | TLS_AUTH_METHODS, redirect_kind="web",
     # RFC 9700 §2.1.1 lets a confidential client rely on the OIDC nonce instead of PKCE; we allow
     # it only when the client is registered so explicitly (PKCE stays the default).
     grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=True,
