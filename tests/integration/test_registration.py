@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, bearer, dedicated_server, exchange, introspect,
-                                 signing_key, www_authenticate)
+from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, authorize_steps, bearer, dedicated_server,
+                                 exchange, introspect, new_user, signing_key, www_authenticate)
 from support.flow import run_flow
 from support.server import Server
 
@@ -102,6 +102,19 @@ def test_register_native_client_and_use_it(server: Server, http: httpx.Client, b
     tokens = exchange(browser, got, client_id=body["client_id"])
     assert tokens.status_code == 200, tokens.text
     assert tokens.json()["refresh_token"]
+
+
+def test_rfc8252_8_6_a_native_app_cannot_verify_itself(server: Server, http: httpx.Client, browser: httpx.Client,
+                                                      iat: str) -> None:
+    """RFC 8252 §8.6: only an operator can say a native client's identity is assured; the member sent
+    in dynamic registration is not taken, so its repeated requests still ask the user."""
+    resp = register(http, {**NATIVE_META, "identity_verified": True}, iat)
+    assert resp.status_code == 201, resp.text
+    cid = resp.json()["client_id"]
+    assert "identity_verified" not in resp.json()
+    username, password = new_user(server)
+    authorize_steps(browser, cid, "http://127.0.0.1:40124/cb", "openid", username, password)
+    assert authorize_steps(browser, cid, "http://127.0.0.1:40124/cb", "openid", username, password).saw_consent
 
 
 def test_register_spa_client_and_use_it_cross_origin(http: httpx.Client, browser: httpx.Client, iat: str) -> None:

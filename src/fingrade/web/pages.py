@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 from ..oauth import authorization_details
 from ..oauth.errors import OAuthError
 from ..oauth.models import Client, User
+from ..oauth.profiles import identity_assured
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(["html"]), auto_reload=False)
@@ -87,7 +88,8 @@ def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list
                    user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
                    details=authorization_details.describe(details) if details else [],
                    one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
-                   client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
+                   client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri),
+                   confirm_app=not identity_assured(client, redirect_uri))
 
 
 def account_login_page(issuer: str, csrf: str, error: str | None = None, username: str = "",
