@@ -94,6 +94,19 @@ def test_login_consent_allow_sends_code_state_iss_to_redirect_uri(server: Server
     assert not [r for r in recorder.responses if r.status in (301, 302, 307, 308)]
 
 
+def test_oidc_core_11_stay_connected_is_asked_exactly_when_a_refresh_token_follows(
+        server: Server, page: Page, sites: Sites, person: Person) -> None:
+    """OIDC Core §11: a refresh token keeps the app connected while the customer is away; the consent
+    page lists "Stay connected" when (and only when) one will be issued, and the customer approves it."""
+    for scope, stays in (("openid profile", False), ("openid profile offline_access", True)):
+        started = start_authorization(page, sites.callback(), scope=scope, prompt="login")
+        sign_in(page, person)
+        permissions = page.get_by_role("list", name="Permissions Fingrade Demo Mobile App asks for")
+        expect(permissions.get_by_role("listitem").filter(has_text="Stay connected")).to_have_count(int(stays))
+        params = decide(page, "Allow", started.redirect_uri)
+        assert ("refresh_token" in redeem(server, started, params["code"])) is stays, scope
+
+
 def test_deny_sends_access_denied_with_state_and_iss(server: Server, page: Page, sites: Sites,
                                                      recorder: Recorder, person: Person) -> None:
     """RFC 6749 §4.1.2.1 (access_denied, state), RFC 9207 §2 (iss on errors too)."""

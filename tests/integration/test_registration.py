@@ -24,7 +24,7 @@ SPA_META = {"client_name": "Registered web app", "token_endpoint_auth_method": "
 CONFIDENTIAL_META = {"client_name": "Registered fintech", "token_endpoint_auth_method": "client_secret_basic",
                      "redirect_uris": ["https://fintech.example/cb"],
                      "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
-                     "scope": "openid profile accounts"}
+                     "scope": "openid profile offline_access accounts"}
 
 
 def initial_access_token(server: Server, *extra: str) -> tuple[str, str]:
@@ -321,7 +321,7 @@ def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, h
     invalid (the grant is gone)."""
     cid, secret = registered["client_id"], registered["client_secret"]
     uri, rat = registered["registration_client_uri"], registered["registration_access_token"]
-    got = run_flow(browser, cid, CONFIDENTIAL_META["redirect_uris"][0], scope="openid profile")
+    got = run_flow(browser, cid, CONFIDENTIAL_META["redirect_uris"][0], scope="openid profile offline_access")
     user = exchange(browser, got, auth=(cid, secret)).json()
     cc = http.post("/token", auth=(cid, secret), data={"grant_type": "client_credentials", "scope": "accounts"}).json()
     rs = server.add_client("--name", "RS", "--profile", "confidential", "--grant-type", "client_credentials",

@@ -71,7 +71,7 @@ def bound(deployment: Deployment, tmp: Path) -> dict[str, Any]:
     cert = deployment.pki.ca.issue(tmp, "Fintech Bound")
     fapi = tls_client(deployment, tmp, cert)
     with deployment.front(follow_redirects=False) as browser, deployment.mtls(cert) as http:
-        resp = fapi.flow(http, browser, dpop=False)
+        resp = fapi.flow(http, browser, dpop=False, scope="openid offline_access accounts")
     assert resp.status_code == 200, resp.text
     return {"cert": cert, "fapi": fapi, "tokens": resp.json()}
 
