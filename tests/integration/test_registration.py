@@ -13,7 +13,7 @@ import pytest
 
 from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, authorize_steps, bearer, dedicated_server,
                                  exchange, introspect, new_user, signing_key, www_authenticate)
-from support.flow import run_flow
+from support.flow import authorize_url, pkce_pair, query_of, run_flow
 from support.server import Server
 
 NATIVE_META = {"client_name": "Registered mobile app", "application_type": "native",
@@ -300,6 +300,39 @@ def test_update_replaces_metadata(http: httpx.Client, browser: httpx.Client, reg
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata"
     resp = http.put(uri, headers=bearer(rat), json={**meta, "redirect_uris": ["javascript:alert(1)"]})
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_redirect_uri"
+
+
+def test_oidc_core_11_remembered_consent_covers_only_what_the_page_showed(server: Server, http: httpx.Client,
+                                                                        iat: str) -> None:
+    """OIDC Core §11: consent to a refresh token must be obtained. A client not registered for the
+    refresh_token grant asks offline_access: the page does not show "Stay connected", so the remembered
+    consent does not include it; after the client adds the grant (RFC 7592 update) the customer is
+    asked again (prompt=none: consent_required) instead of a refresh token arriving unapproved."""
+    meta = {**CONFIDENTIAL_META, "grant_types": ["authorization_code"]}
+    reg = register(http, meta, iat).json()
+    cid, secret, redirect = reg["client_id"], reg["client_secret"], meta["redirect_uris"][0]
+    username, password = new_user(server)
+    with server.client(follow_redirects=False) as browser:
+        first = authorize_steps(browser, cid, redirect, "openid offline_access", username, password)
+        assert first.saw_consent
+        assert "refresh_token" not in exchange(browser, first.result, auth=(cid, secret)).json()
+        assert not authorize_steps(browser, cid, redirect, "openid offline_access", username, password).saw_consent
+        resp = http.put(reg["registration_client_uri"], headers=bearer(reg["registration_access_token"]),
+                        json={**meta, "client_id": cid, "client_secret": secret,
+                              "grant_types": ["authorization_code", "refresh_token"]})
+        assert resp.status_code == 200, resp.text
+        deadline = time.monotonic() + 15  # the server's client cache (client_cache_seconds)
+        while True:
+            _, challenge = pkce_pair()
+            silent = browser.get(authorize_url(cid, redirect, challenge, "openid offline_access", prompt="none"))
+            got = query_of(silent.headers["location"])
+            if "error" in got or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert got.get("error") == "consent_required", got
+        again = authorize_steps(browser, cid, redirect, "openid offline_access", username, password)
+        assert again.saw_consent
+        assert exchange(browser, again.result, auth=(cid, secret)).json()["refresh_token"]
 
 
 def test_update_cannot_change_the_security_profile(http: httpx.Client, registered: dict) -> None:

@@ -17,6 +17,7 @@ from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, invalid_scope
 from .http import parse_params
 from .models import Client, Grant, Session
+from .offline_access import approved_scopes
 from .profiles import authorization_details_types, identity_assured, par_required, pkce_required
 from .redirect_uri import matches
 from .response_mode import QUERY, AuthorizationResponse, authorization_response, check_mode, delivery_mode
@@ -241,7 +242,7 @@ async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) ->
         # asked about these details; FAPI: informed consent). A remembered scope consent does not cover it.
         return True
     granted = await core.store.get_consent(user_id, req.client_id)
-    return not set(req.scope) <= granted
+    return not set(approved_scopes(client, req.scope, req.authorization_details)) <= granted
 
 
 async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:

@@ -35,6 +35,14 @@ def stays_connected(client: Client, scope: Iterable[str], details: list[dict[str
     return OFFLINE_ACCESS in scope or any(d.get("type") in _STANDING_CONSENTS for d in details or ())
 
 
+def approved_scopes(client: Client, scope: list[str], details: list[dict[str, Any]] | None) -> list[str]:
+    """The requested scopes the customer is asked to approve, and so the ones a remembered consent must
+    cover: `offline_access` only when a refresh token will follow. A consent given while it was not
+    shown (the client had no refresh_token grant) then never covers a refresh token later."""
+    stays = stays_connected(client, scope, details)
+    return [s for s in scope if s != OFFLINE_ACCESS or stays]
+
+
 def consent_scopes(client: Client, scope: list[str], details: list[dict[str, Any]] | None) -> list[str]:
     """The scopes as the consent page lists them: `offline_access` ("Stay connected") exactly when a
     refresh token will be issued, whether or not the request named it."""
