@@ -27,7 +27,7 @@ from .oauth.crypto import new_token, token_hash
 from .oauth.errors import OAuthError
 from .oauth.models import User
 from .oauth.passwords import check_password_policy
-from .oauth.profiles import PROFILES
+from .oauth.profiles import IDENTITY_VERIFIED, PROFILES
 from .oauth.registration import build_client, client_metadata
 from .runtime import build_core, close_core
 
@@ -164,6 +164,11 @@ def cmd_clients(args: argparse.Namespace) -> int:
                 print(f"client {args.client_id} already exists", file=sys.stderr)
                 return 1
         client.resource_server = args.resource_server
+        if args.verified:
+            if not PROFILES[client.profile].identity_needs_proof:
+                print("--verified is for native apps (other profiles prove their identity)", file=sys.stderr)
+                return 2
+            client.metadata[IDENTITY_VERIFIED] = True
         await core.store.save_client(client)
         await core.store.audit("client_registered", core.clock(), client_id=client.client_id, detail={"by": "cli"})
         out = client_metadata(core, client)
@@ -186,6 +191,26 @@ def cmd_clients(args: argparse.Namespace) -> int:
                 "allowed_origins": client.allowed_origins})
         return 0
 
+    async def verify(core: Core) -> int:
+        # RFC 8252 §8.6: the operator vouches for (or stops vouching for) a native app's identity.
+        client = await core.store.get_client(args.client_id)
+        if client is None:
+            print("no such client", file=sys.stderr)
+            return 1
+        if not PROFILES[client.profile].identity_needs_proof:
+            print(f"only native apps are verified; this is a {client.profile} client", file=sys.stderr)
+            return 2
+        if args.action == "verify":
+            client.metadata[IDENTITY_VERIFIED] = True
+        else:
+            client.metadata.pop(IDENTITY_VERIFIED, None)
+        client.updated_at = core.clock()
+        await core.store.save_client(client)
+        await core.store.audit("client_updated", core.clock(), client_id=client.client_id,
+                               detail={"by": "cli", IDENTITY_VERIFIED: args.action == "verify"})
+        _print(client_metadata(core, client))
+        return 0
+
     async def remove(core: Core) -> int:
         ok = await core.store.delete_client(args.client_id)
         if ok:
@@ -194,7 +219,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
         return 0 if ok else 1
 
     try:
-        return _run(args, {"add": add, "list": list_, "show": show, "remove": remove}[args.action])
+        return _run(args, {"add": add, "list": list_, "show": show, "remove": remove, "verify": verify,
+                           "unverify": verify}[args.action])
     except OAuthError as exc:
         print(f"error: {exc.error}: {exc.description}", file=sys.stderr)
         return 2
@@ -373,7 +399,8 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
 # The commands whose only argument is an identifier. Grant ids are base64url (oauth/crypto.new_token),
 # so one in 64 begins with "-", which argparse would take for an unknown option; a client id chosen
 # with --client-id, or a token label, may begin with one too.
-_ID_COMMANDS = {("consents", "revoke"), ("clients", "show"), ("clients", "remove"), ("registration-token", "revoke")}
+_ID_COMMANDS = {("consents", "revoke"), ("clients", "show"), ("clients", "remove"), ("clients", "verify"),
+                ("clients", "unverify"), ("registration-token", "revoke")}
 _ID_HELP = "may begin with '-' (only -h and --help ask for help)"
 
 
@@ -430,11 +457,17 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--require-dpop", action="store_true",
                    help="token requests only with a DPoP proof (RFC 9449 §5.2 dpop_bound_access_tokens)")
     a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
+    a.add_argument("--verified", action="store_true",
+                   help="native apps: their identity was checked, so a remembered consent is used again "
+                        "without asking (RFC 8252 §8.6)")
     a.add_argument("--authorization-details-type", action="append", choices=list(SUPPORTED_TYPES),
                    help="an RFC 9396 authorization details type the client may request (repeatable)")
     c.add_parser("list")
     for name in ("show", "remove"):
         c.add_parser(name).add_argument("client_id", help=_ID_HELP)
+    for name, says in (("verify", "the native app's identity is assured: repeated requests may go straight back"),
+                       ("unverify", "the native app's repeated requests ask the user again (the default)")):
+        c.add_parser(name, help=says).add_argument("client_id", help=_ID_HELP)
     sub.choices["clients"].set_defaults(fn=cmd_clients)
 
     u = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)

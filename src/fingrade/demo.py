@@ -20,7 +20,7 @@ DEMO_CLIENTS = [
     Client(client_id="demo-spa", profile="spa", client_name="Fingrade Demo Web App",
            redirect_uris=["https://localhost:3000/callback"], allowed_origins=["https://localhost:3000"],
            token_endpoint_auth_method="none", grant_types=["authorization_code", "refresh_token"],
-           scope="openid profile email accounts"),
+           scope="openid profile email offline_access accounts"),
     Client(client_id="demo-backend", profile="confidential", client_name="Fingrade Demo Fintech",
            redirect_uris=["https://localhost:9443/callback"], token_endpoint_auth_method="client_secret_basic",
            grant_types=["authorization_code", "refresh_token", "client_credentials"],

@@ -8,6 +8,7 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import BrowserContext, Page, expect
@@ -20,11 +21,11 @@ from support.server import Server
 SESSION_COOKIE = "__Host-fg_session"
 
 
-def redeem(server: Server, started: Started, code: str) -> dict:
+def redeem(server: Server, started: Started, code: str, client_id: str = "demo-native") -> dict:
     """Exchange the code at /token with PKCE (RFC 6749 §4.1.3, RFC 7636 §4.5), outside the browser."""
     with server.client() as http:
         resp = http.post("/token", data={"grant_type": "authorization_code", "code": code,
-                                         "redirect_uri": started.redirect_uri, "client_id": "demo-native",
+                                         "redirect_uri": started.redirect_uri, "client_id": client_id,
                                          "code_verifier": started.verifier})
         assert resp.status_code == 200, resp.text
         body = resp.json()
@@ -33,9 +34,17 @@ def redeem(server: Server, started: Started, code: str) -> dict:
     return body
 
 
+@pytest.fixture(scope="module")
+def verified_native(server: Server) -> str:
+    """A native app an operator verified (RFC 8252 §8.6): its identity is assured, so a remembered
+    consent lets a returning user go straight back, as for any client whose identity is assured."""
+    return server.add_client("--name", "Verified Mobile App", "--profile", "native", "--verified",
+                             "--redirect-uri", "http://127.0.0.1/callback", "--scope", "openid profile email")["client_id"]
+
+
 def sign_in_and_allow(page: Page, sites: Sites, person: Person, scope: str = "openid profile email",
-                      **extra: str) -> tuple[Started, dict]:
-    started = start_authorization(page, sites.callback(), scope=scope, **extra)
+                      client_id: str = "demo-native", **extra: str) -> tuple[Started, dict]:
+    started = start_authorization(page, sites.callback(), client_id, scope=scope, **extra)
     assert on_login_page(page)
     sign_in(page, person)
     assert on_consent_page(page)
@@ -84,6 +93,19 @@ def test_login_consent_allow_sends_code_state_iss_to_redirect_uri(server: Server
     assert [urlsplit(r.url).path.rsplit("/", 1)[1] for r in posts] == ["login", "consent"]
     assert all(r.status == 303 for r in posts), [(r.url, r.status) for r in posts]
     assert not [r for r in recorder.responses if r.status in (301, 302, 307, 308)]
+
+
+def test_oidc_core_11_stay_connected_is_asked_exactly_when_a_refresh_token_follows(
+        server: Server, page: Page, sites: Sites, person: Person) -> None:
+    """OIDC Core §11: a refresh token keeps the app connected while the customer is away; the consent
+    page lists "Stay connected" when (and only when) one will be issued, and the customer approves it."""
+    for scope, stays in (("openid profile", False), ("openid profile offline_access", True)):
+        started = start_authorization(page, sites.callback(), scope=scope, prompt="login")
+        sign_in(page, person)
+        permissions = page.get_by_role("list", name="Permissions Fingrade Demo Mobile App asks for")
+        expect(permissions.get_by_role("listitem").filter(has_text="Stay connected")).to_have_count(int(stays))
+        params = decide(page, "Allow", started.redirect_uri)
+        assert ("refresh_token" in redeem(server, started, params["code"])) is stays, scope
 
 
 def test_deny_sends_access_denied_with_state_and_iss(server: Server, page: Page, sites: Sites,
@@ -174,22 +196,40 @@ def test_session_cookie_is_secure_httponly_samesite_lax(page: Page, context: Bro
 
 
 def test_returning_user_goes_straight_back_without_a_page(server: Server, page: Page, sites: Sites,
-                                                           recorder: Recorder, person: Person) -> None:
+                                                           recorder: Recorder, person: Person,
+                                                           verified_native: str) -> None:
     """Issue #2 §6 (remembered consent per user, client and scopes); OIDC Core §3.1.2.6 (prompt=none with a
-    session and consent issues a code without any page)."""
-    sign_in_and_allow(page, sites, person)
+    session and consent issues a code without any page), for a client whose identity is assured."""
+    sign_in_and_allow(page, sites, person, client_id=verified_native)
     for extra in ({}, {"prompt": "none"}):
         seen = len(recorder.responses)
-        again = start_authorization(page, sites.callback(), **extra)
+        again = start_authorization(page, sites.callback(), verified_native, **extra)
         page.wait_for_url(again.redirect_uri + "?**")
         params = query_of(page.url)
         assert params["state"] == again.state and params["iss"] == server.issuer and params["code"]
         assert not [r for r in recorder.responses[seen:] if "/interaction/" in r.url], "a page was shown"
-        assert redeem(server, again, params["code"])["access_token"]
+        assert redeem(server, again, params["code"], verified_native)["access_token"]
     # More scopes than were granted: consent is asked again for the new set.
-    start_authorization(page, sites.callback(), scope="openid profile email payments")
+    start_authorization(page, sites.callback(), "demo-native", scope="openid profile email payments")
     assert on_consent_page(page)
     expect(page.get_by_role("main")).to_contain_text("Prepare payments")
+
+
+def test_rfc8252_8_6_returning_user_of_a_native_app_confirms_every_time(server: Server, page: Page, sites: Sites,
+                                                                       person: Person) -> None:
+    """RFC 8252 §8.6: demo-native's loopback redirect cannot prove which app is asking, so the signed-in
+    user who approved these scopes before is asked again (the page says to continue only from the
+    app), and prompt=none gets consent_required (OIDC Core §3.1.2.6) instead of a code."""
+    sign_in_and_allow(page, sites, person)
+    again = start_authorization(page, sites.callback())
+    assert on_consent_page(page) and not on_login_page(page)
+    expect(page.locator("#confirm-app")).to_contain_text("Only continue if you started this in Fingrade Demo Mobile App")
+    params = decide(page, "Allow", again.redirect_uri)
+    assert params["state"] == again.state and params["code"]
+    silent = start_authorization(page, sites.callback(), prompt="none")
+    page.wait_for_url(silent.redirect_uri + "?**")
+    params = query_of(page.url)
+    assert params["error"] == "consent_required" and "code" not in params and params["state"] == silent.state
 
 
 def session_cookie(context: BrowserContext) -> str:
@@ -197,35 +237,35 @@ def session_cookie(context: BrowserContext) -> str:
 
 
 def test_prompt_login_shows_the_login_page_again(server: Server, context: BrowserContext, page: Page,
-                                                 sites: Sites, person: Person) -> None:
+                                                 sites: Sites, person: Person, verified_native: str) -> None:
     """OIDC Core §3.1.2.1 prompt=login: re-authenticate even with a session. The new login makes a new
     session, and the ID token carries its auth_time."""
-    first, first_params = sign_in_and_allow(page, sites, person)
-    first_auth_time = redeem(server, first, first_params["code"])["id_claims"]["auth_time"]
+    first, first_params = sign_in_and_allow(page, sites, person, client_id=verified_native)
+    first_auth_time = redeem(server, first, first_params["code"], verified_native)["id_claims"]["auth_time"]
     old_session = session_cookie(context)
-    started = start_authorization(page, sites.callback(), prompt="login")
+    started = start_authorization(page, sites.callback(), verified_native, prompt="login")
     assert on_login_page(page)
     sign_in(page, person)
     page.wait_for_url(started.redirect_uri + "?**")  # consent is remembered: straight back
     params = query_of(page.url)
     assert params["state"] == started.state and params["code"]
     assert session_cookie(context) != old_session
-    assert redeem(server, started, params["code"])["id_claims"]["auth_time"] >= first_auth_time
+    assert redeem(server, started, params["code"], verified_native)["id_claims"]["auth_time"] >= first_auth_time
 
 
 def test_max_age_zero_forces_login(server: Server, context: BrowserContext, page: Page, sites: Sites,
-                                   person: Person) -> None:
+                                   person: Person, verified_native: str) -> None:
     """OIDC Core §3.1.2.1 max_age: "max_age=0 is equivalent to prompt=login", even in the same second as
     the last login; the ID token then carries auth_time."""
-    sign_in_and_allow(page, sites, person)
+    sign_in_and_allow(page, sites, person, client_id=verified_native)
     old_session = session_cookie(context)
-    started = start_authorization(page, sites.callback(), max_age="0")
+    started = start_authorization(page, sites.callback(), verified_native, max_age="0")
     assert on_login_page(page), page.url
     sign_in(page, person)
     page.wait_for_url(started.redirect_uri + "?**")
     params = query_of(page.url)
     assert session_cookie(context) != old_session
-    claims = redeem(server, started, params["code"])["id_claims"]
+    claims = redeem(server, started, params["code"], verified_native)["id_claims"]
     assert isinstance(claims["auth_time"], int)
 
 

@@ -66,12 +66,35 @@ def test_clients_add_spa_and_native(server: Server) -> None:
     native = server.add_client("--name", "CLI native", "--profile", "native", "--redirect-uri",
                                "http://127.0.0.1/cb", "--redirect-uri", "org.example.app:/cb")
     assert "client_secret" not in native and native["application_type"] == "native"
+    assert "identity_verified" not in native
+
+
+def test_clients_verify_and_unverify_native_apps_only(server: Server) -> None:
+    """RFC 8252 §8.6: an operator vouches for a native app's identity (`--verified`, `clients verify`)
+    or withdraws it (`clients unverify`); other profiles prove their identity otherwise and are refused."""
+    native = server.add_client("--name", "CLI verified", "--profile", "native", "--redirect-uri",
+                               "http://127.0.0.1/cb", "--verified")
+    assert native["identity_verified"] is True
+    cid = native["client_id"]
+    assert "identity_verified" not in json.loads(server.cli("clients", "unverify", cid).stdout)
+    assert "identity_verified" not in json.loads(server.cli("clients", "show", cid).stdout)
+    assert json.loads(server.cli("clients", "verify", cid).stdout)["identity_verified"] is True
+    proc = server.cli("clients", "add", "--name", "CLI spa", "--profile", "spa", "--redirect-uri",
+                      "https://app.example/cb", "--verified", check=False)
+    assert proc.returncode == 2 and "native" in proc.stderr
+    _no_traceback(proc)
+    proc = server.cli("clients", "verify", "demo-spa", check=False)
+    assert proc.returncode == 2 and "native" in proc.stderr
+    assert server.cli("clients", "verify", "no-such-client", check=False).returncode == 1
 
 
 def test_clients_add_refuses_bad_metadata(server: Server) -> None:
     """The CLI uses the registration validator (RFC 7591 §3.2.2 errors), exit code 2, no traceback."""
     for args, error in ((["--redirect-uri", "javascript:alert(1)"], "invalid_redirect_uri"),
                         (["--redirect-uri", "http://fintech.example/cb"], "invalid_redirect_uri"),
+                        # RFC 3986 §3.2.2-§3.2.3: not a host, not a port
+                        (["--redirect-uri", "https://a.com;x/cb"], "invalid_redirect_uri"),
+                        (["--redirect-uri", "https://fintech.example:99999/cb"], "invalid_redirect_uri"),
                         (["--redirect-uri", REDIRECT, "--scope", "openid admin"], "invalid_client_metadata")):
         proc = server.cli("clients", "add", "--name", "Bad", "--profile", "confidential", *args, check=False)
         assert proc.returncode == 2, proc

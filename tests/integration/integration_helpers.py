@@ -53,8 +53,9 @@ def user_tokens(browser: httpx.Client, client_id: str = "demo-native", redirect_
     return resp.json()
 
 
-def backend_tokens(browser: httpx.Client, scope: str = "openid profile accounts", **extra: str) -> dict[str, Any]:
-    """Tokens of the confidential demo client (it gets a non-rotating refresh token)."""
+def backend_tokens(browser: httpx.Client, scope: str = "openid profile offline_access accounts",
+                   **extra: str) -> dict[str, Any]:
+    """Tokens of the confidential demo client (with offline_access, a non-rotating refresh token)."""
     return user_tokens(browser, "demo-backend", BACKEND_REDIRECT, scope, auth=BASIC, **extra)
 
 

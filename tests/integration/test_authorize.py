@@ -38,7 +38,7 @@ def _params(client_id: str = "demo-native", redirect_uri: str = NATIVE_REDIRECT,
 def test_post_form_works_like_get(server: Server, browser: httpx.Client) -> None:
     """OIDC Core §3.1.2.1: the authorization endpoint MUST support GET and POST (form-encoded)."""
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": "demo-native", "redirect_uri": NATIVE_REDIRECT,
+    params = {"response_type": "code", "client_id": "demo-spa", "redirect_uri": SPA_REDIRECT,
               "scope": "openid profile", "state": "post-state", "code_challenge": challenge,
               "code_challenge_method": "S256", "nonce": "post-nonce"}
     resp = browser.post("/authorize", data=params)
@@ -52,7 +52,7 @@ def test_post_form_works_like_get(server: Server, browser: httpx.Client) -> None
     got = query_of(resp.headers["location"])
     assert got["state"] == "post-state" and got["iss"] == server.issuer and got["code"]
     tokens = browser.post("/token", data={"grant_type": "authorization_code", "code": got["code"],
-                                          "redirect_uri": NATIVE_REDIRECT, "client_id": "demo-native",
+                                          "redirect_uri": SPA_REDIRECT, "client_id": "demo-spa",
                                           "code_verifier": verifier})
     assert tokens.status_code == 200, tokens.text
     assert _id_token(browser, tokens.json())["nonce"] == "post-nonce"
@@ -80,12 +80,13 @@ def test_prompt_none_without_session_is_login_required(server: Server, browser: 
 
 
 def test_prompt_none_with_session_and_consent_returns_a_code(server: Server, browser: httpx.Client) -> None:
-    """OIDC Core §3.1.2.1 prompt=none: no page is shown; with a session and consent → a code."""
-    first = run_flow(browser, "demo-native", NATIVE_REDIRECT, scope="openid profile")
-    assert exchange(browser, first, client_id="demo-native").status_code == 200
-    params = _params(scope="openid profile", prompt="none")
+    """OIDC Core §3.1.2.1 prompt=none: no page is shown; with a session and consent → a code (for a
+    client whose identity is assured: here a browser app bound to its https origin, RFC 8252 §8.6)."""
+    first = run_flow(browser, "demo-spa", SPA_REDIRECT, scope="openid profile")
+    assert exchange(browser, first, client_id="demo-spa").status_code == 200
+    params = _params("demo-spa", SPA_REDIRECT, scope="openid profile", prompt="none")
     resp = browser.get("/authorize?" + urlencode(params))
-    assert resp.status_code == 303 and resp.headers["location"].startswith(NATIVE_REDIRECT)
+    assert resp.status_code == 303 and resp.headers["location"].startswith(SPA_REDIRECT)
     got = query_of(resp.headers["location"])
     assert got["code"] and got["state"] == params["state"] and got["iss"] == server.issuer
 
@@ -129,10 +130,87 @@ def test_a_new_login_replaces_the_old_session(server: Server, browser: httpx.Cli
 def test_prompt_consent_shows_consent_again(server: Server, browser: httpx.Client) -> None:
     """OIDC Core §3.1.2.1 prompt=consent: ask for consent even when it is remembered."""
     username, password = new_user(server)
-    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_consent
-    assert not authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_consent
-    steps = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, prompt="consent")
+    assert authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password).saw_consent
+    assert not authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password).saw_consent
+    steps = authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password, prompt="consent")
     assert steps.saw_consent and steps.result.code
+
+
+# -- native apps whose identity cannot be assured (RFC 8252 §8.6) ------------------------------
+
+def _native_client(server: Server, *extra: str) -> str:
+    out = server.add_client("--name", "Native " + secrets.token_hex(3), "--profile", "native", "--redirect-uri",
+                            "http://127.0.0.1/callback", "--redirect-uri", "com.example.app:/callback",
+                            "--redirect-uri", "https://app.example.com/callback", "--scope", "openid profile", *extra)
+    return out["client_id"]
+
+
+def _prompt_none(browser: httpx.Client, client_id: str, redirect_uri: str) -> dict[str, str]:
+    resp = browser.get("/authorize?" + urlencode(_params(client_id, redirect_uri, prompt="none")))
+    assert resp.status_code == 303 and resp.headers["location"].startswith(redirect_uri), resp.text[:300]
+    return query_of(resp.headers["location"])
+
+
+@pytest.mark.parametrize("redirect_uri", [NATIVE_REDIRECT, "com.fingrade.demo:/callback"])
+def test_rfc8252_8_6_unverified_native_app_asks_the_user_every_time(server: Server, browser: httpx.Client,
+                                                                   redirect_uri: str) -> None:
+    """RFC 8252 §8.6: a native app's repeated request is not processed automatically when the client's
+    identity cannot be assured (loopback or private-use scheme: any app can claim them), even though
+    the user is signed in and approved these scopes before; prompt=none then gets consent_required
+    (OIDC Core §3.1.2.6), never a code."""
+    username, password = new_user(server)
+    first = authorize_steps(browser, "demo-native", redirect_uri, "openid", username, password)
+    assert first.saw_login and first.saw_consent and first.result.code
+    again = authorize_steps(browser, "demo-native", redirect_uri, "openid", username, password)
+    assert not again.saw_login and again.saw_consent and again.result.code
+    got = _prompt_none(browser, "demo-native", redirect_uri)
+    assert got["error"] == "consent_required" and "code" not in got and got["iss"] == server.issuer
+
+
+def test_rfc8252_8_6_page_asks_to_continue_only_from_the_app(server: Server, browser: httpx.Client) -> None:
+    """The confirmation says why it is asked: continue only if this came from the app on this device."""
+    username, password = new_user(server)
+    authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password)
+    resp = follow_to_client(browser, browser.get("/authorize?" + urlencode(_params())), NATIVE_REDIRECT)
+    assert resp.status_code == 200 and 'name="decision"' in resp.text
+    assert "Only continue if you started this in Fingrade Demo Mobile App" in resp.text
+
+
+def test_rfc8252_8_6_verified_native_app_and_claimed_https_go_straight_back(server: Server,
+                                                                          browser: httpx.Client) -> None:
+    """RFC 8252 §8.6: where the client's identity is assured the remembered consent counts again: a
+    native client an operator marked verified (`clients add --verified`), or a request to a claimed
+    https redirect URI (RFC 8252 §7.2: the operating system gives it only to the app of that domain)."""
+    username, password = new_user(server)
+    verified = _native_client(server, "--verified")
+    for redirect_uri in ("http://127.0.0.1:40111/callback", "com.example.app:/callback"):
+        authorize_steps(browser, verified, redirect_uri, "openid", username, password)
+        again = authorize_steps(browser, verified, redirect_uri, "openid", username, password)
+        assert not again.saw_login and not again.saw_consent and again.result.code
+        assert _prompt_none(browser, verified, redirect_uri)["code"]
+    unverified = _native_client(server)
+    authorize_steps(browser, unverified, "https://app.example.com/callback", "openid", username, password)
+    again = authorize_steps(browser, unverified, "https://app.example.com/callback", "openid", username, password)
+    assert not again.saw_consent and again.result.code
+    assert _prompt_none(browser, unverified, "https://app.example.com/callback")["code"]
+    assert _prompt_none(browser, unverified, "http://127.0.0.1:40111/callback")["error"] == "consent_required"
+
+
+def test_rfc8252_8_6_operator_verifies_and_unverifies_a_native_app(server: Server, browser: httpx.Client) -> None:
+    """`fingrade clients verify|unverify <client_id>` switch the rule (within the client cache time)."""
+    username, password = new_user(server)
+    cid = _native_client(server)
+    authorize_steps(browser, cid, NATIVE_REDIRECT, "openid", username, password)
+    assert _prompt_none(browser, cid, NATIVE_REDIRECT)["error"] == "consent_required"
+    assert '"identity_verified": true' in server.cli("clients", "verify", cid).stdout
+    deadline = time.monotonic() + 15
+    while "code" not in _prompt_none(browser, cid, NATIVE_REDIRECT):
+        assert time.monotonic() < deadline, "verification not picked up"
+        time.sleep(0.5)
+    server.cli("clients", "unverify", cid)
+    while "code" in _prompt_none(browser, cid, NATIVE_REDIRECT):
+        assert time.monotonic() < deadline + 15, "unverification not picked up"
+        time.sleep(0.5)
 
 
 def test_max_age(server: Server, browser: httpx.Client) -> None:
@@ -164,17 +242,17 @@ def test_max_age_zero_is_prompt_login(server: Server, browser: httpx.Client) -> 
     """OIDC Core §3.1.2.1 (errata set 2): "max_age=0 is equivalent to prompt=login", even for a
     session that is less than a second old."""
     username, password = new_user(server)
-    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_login
+    assert authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password).saw_login
     # Sign in again at the start of a second, so that the next request comes within the same second
     # as auth_time (an "older than max_age" comparison alone would then not ask again).
-    page = follow_to_client(browser, browser.get(authorize_url("demo-native", NATIVE_REDIRECT, pkce_pair()[1],
-                                                               "openid", prompt="login")), NATIVE_REDIRECT)
+    page = follow_to_client(browser, browser.get(authorize_url("demo-spa", SPA_REDIRECT, pkce_pair()[1],
+                                                               "openid", prompt="login")), SPA_REDIRECT)
     time.sleep(1 - time.time() % 1)
-    resp = follow_to_client(browser, login(browser, page, username, password), NATIVE_REDIRECT)
+    resp = follow_to_client(browser, login(browser, page, username, password), SPA_REDIRECT)
     assert query_of(resp.headers["location"])["code"]
-    steps = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, max_age="0")
+    steps = authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password, max_age="0")
     assert steps.saw_login and steps.result.code
-    resp = browser.get("/authorize?" + urlencode(_params(prompt="none", max_age="0")))
+    resp = browser.get("/authorize?" + urlencode(_params("demo-spa", SPA_REDIRECT, prompt="none", max_age="0")))
     assert query_of(resp.headers["location"])["error"] == "login_required"
 
 

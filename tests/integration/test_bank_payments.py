@@ -375,7 +375,8 @@ def test_refreshed_token_cannot_execute_the_approval_again(fintech: Fintech, ser
     detail = payment_initiation("1.10")
     client = fintech.client
     with server.client() as http, server.client(follow_redirects=False) as browser:
-        resp = client.flow(http, browser, scope="openid payments",
+        # A payment alone gets no refresh token (oauth/offline_access.py): this app asks to stay connected.
+        resp = client.flow(http, browser, scope="openid offline_access payments",
                            authorization_details=json.dumps([detail]))
         assert resp.status_code == 200, resp.text
         first = resp.json()

@@ -43,13 +43,13 @@ def test_native_app_flow_issues_tokens(server: Server, browser: httpx.Client) ->
 
 
 def test_confidential_client_flow_with_basic_auth(server: Server, browser: httpx.Client) -> None:
-    got = run_flow(browser, "demo-backend", "https://localhost:9443/callback", scope="openid accounts")
+    got = run_flow(browser, "demo-backend", "https://localhost:9443/callback", scope="openid offline_access accounts")
     resp = browser.post("/token", auth=("demo-backend", DEMO_SECRET),
                         data={"grant_type": "authorization_code", "code": got.code,
                               "redirect_uri": "https://localhost:9443/callback", "code_verifier": got.verifier})
     assert resp.status_code == 200, resp.text
-    assert resp.json()["scope"] == "openid accounts"
-    assert "refresh_token" in resp.json()
+    assert resp.json()["scope"] == "openid offline_access accounts"
+    assert "refresh_token" in resp.json()  # OIDC Core §11: offline_access asked for and approved
 
 
 def test_client_credentials(server: Server, http: httpx.Client) -> None:

@@ -21,7 +21,7 @@ from test_par import _request, finish, push, start
 
 def _dpop_tokens(server: Server, browser: httpx.Client, key: DPoPKey, client_id: str = "demo-native",
                  **extra: str) -> dict[str, Any]:
-    got = run_flow(browser, client_id, NATIVE_REDIRECT, scope="openid profile", **extra)
+    got = run_flow(browser, client_id, NATIVE_REDIRECT, scope="openid profile offline_access", **extra)
     resp = exchange(browser, got, client_id=client_id, headers={"DPoP": key.proof("POST", server.issuer + "/token")})
     assert resp.status_code == 200, resp.text
     return resp.json()
@@ -178,7 +178,7 @@ def test_5_confidential_client_refresh_token_bound_to_client_not_key(server: Ser
     are DPoP-bound stays DPoP-bound: a refresh without a proof is refused (invalid_dpop_proof), not
     answered with a Bearer token (FAPI 2.0 SP 5.3.2.1-4), and the grant lives on."""
     key = DPoPKey()
-    got = run_flow(browser, "demo-backend", BACKEND_REDIRECT, scope="openid profile accounts")
+    got = run_flow(browser, "demo-backend", BACKEND_REDIRECT, scope="openid profile offline_access accounts")
     resp = exchange(browser, got, auth=BASIC, headers={"DPoP": key.proof("POST", server.issuer + "/token")})
     assert resp.status_code == 200 and resp.json()["token_type"] == "DPoP", resp.text
     rt = resp.json()["refresh_token"]

@@ -104,7 +104,7 @@ def test_5_3_2_1_13_assertion_clock_skew(fapi: FapiClient, http: httpx.Client, o
 
 def test_5_3_2_1_9_refresh_tokens_not_rotated(fapi: FapiClient, http: httpx.Client, browser: httpx.Client) -> None:
     """FAPI 2.0 SP 5.3.2.1-9: no refresh token rotation; the refresh token stays bound to the DPoP key."""
-    tokens = fapi.flow(http, browser, scope="openid accounts").json()
+    tokens = fapi.flow(http, browser, scope="openid offline_access accounts").json()
     refresh = tokens["refresh_token"]
     for _ in range(2):
         resp = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh,

@@ -55,7 +55,7 @@ def test_active_refresh_token(http: httpx.Client, browser: httpx.Client) -> None
     for hint in ({}, {"token_type_hint": "refresh_token"}, {"token_type_hint": "access_token"}):
         body = introspect(http, tokens["refresh_token"], **hint).json()
         assert body["active"] is True, hint
-        assert body["client_id"] == "demo-backend" and body["scope"] == "openid profile accounts"
+        assert body["client_id"] == "demo-backend" and body["scope"] == "openid profile offline_access accounts"
         assert body["exp"] > time.time() and body["sub"]
 
 

@@ -294,12 +294,12 @@ def test_concurrent_completions_of_one_request_uri_yield_one_code(server: Server
     import threading
 
     with server.client(follow_redirects=False) as browser:
-        run_flow(browser, "demo-native", "http://127.0.0.1:40222/callback")  # session + consent
+        run_flow(browser, "demo-spa", "https://localhost:3000/callback")  # session + consent
         _, challenge = pkce_pair()
         pushed = browser.post("/par", data={
-            "client_id": "demo-native", "response_type": "code", "redirect_uri": "http://127.0.0.1:40222/callback",
+            "client_id": "demo-spa", "response_type": "code", "redirect_uri": "https://localhost:3000/callback",
             "scope": "openid profile", "code_challenge": challenge, "code_challenge_method": "S256"}).json()
-        url = "/authorize?" + urlencode({"client_id": "demo-native", "request_uri": pushed["request_uri"]})
+        url = "/authorize?" + urlencode({"client_id": "demo-spa", "request_uri": pushed["request_uri"]})
         cookies = dict(browser.cookies)
     statuses: list[tuple[int, str]] = []
     barrier = threading.Barrier(6)

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, bearer, db_rows, dedicated_server, exchange,
-                                 introspect, signing_key, www_authenticate)
-from support.flow import run_flow
+from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, authorize_steps, bearer, db_rows,
+                                 dedicated_server, exchange, introspect, new_user, signing_key, www_authenticate)
+from support.flow import authorize_url, pkce_pair, query_of, run_flow
 from support.server import Server
 
 NATIVE_META = {"client_name": "Registered mobile app", "application_type": "native",
@@ -25,7 +25,7 @@ SPA_META = {"client_name": "Registered web app", "token_endpoint_auth_method": "
 CONFIDENTIAL_META = {"client_name": "Registered fintech", "token_endpoint_auth_method": "client_secret_basic",
                      "redirect_uris": ["https://fintech.example/cb"],
                      "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
-                     "scope": "openid profile accounts"}
+                     "scope": "openid profile offline_access accounts"}
 
 
 def initial_access_token(server: Server, *extra: str) -> tuple[str, str]:
@@ -105,6 +105,19 @@ def test_register_native_client_and_use_it(server: Server, http: httpx.Client, b
     assert tokens.json()["refresh_token"]
 
 
+def test_rfc8252_8_6_a_native_app_cannot_verify_itself(server: Server, http: httpx.Client, browser: httpx.Client,
+                                                      iat: str) -> None:
+    """RFC 8252 §8.6: only an operator can say a native client's identity is assured; the member sent
+    in dynamic registration is not taken, so its repeated requests still ask the user."""
+    resp = register(http, {**NATIVE_META, "identity_verified": True}, iat)
+    assert resp.status_code == 201, resp.text
+    cid = resp.json()["client_id"]
+    assert "identity_verified" not in resp.json()
+    username, password = new_user(server)
+    authorize_steps(browser, cid, "http://127.0.0.1:40124/cb", "openid", username, password)
+    assert authorize_steps(browser, cid, "http://127.0.0.1:40124/cb", "openid", username, password).saw_consent
+
+
 def test_register_spa_client_and_use_it_cross_origin(http: httpx.Client, browser: httpx.Client, iat: str) -> None:
     """A public web client (spa profile): its redirect URI's origin may call /token cross-origin."""
     resp = register(http, SPA_META, iat)
@@ -163,6 +176,11 @@ def test_private_key_jwt_client_with_public_jwks(http: httpx.Client, iat: str) -
     (["https://user@fintech.example/cb"], {}),
     (["https://fintech.example/a/../cb"], {}),
     (["https://fintech.example/c b"], {}),
+    # RFC 3986 §3.2.2-§3.2.3: a host and a port that are not one (these reached the pages' CSP).
+    (["https://a.com;x/cb"], {}),
+    (["https://fintech.example:99999/cb"], {}),
+    (["https://fintech.example,evil.example/cb"], {}),
+    (["com.example.app://a;b/cb"], NATIVE_META),
     ([], {}),  # the code grant needs at least one redirect URI (RFC 7591 §2)
 ])
 def test_invalid_redirect_uri(http: httpx.Client, iat: str, uris: list[str], profile_meta: dict) -> None:
@@ -336,6 +354,39 @@ def test_update_with_a_repeated_member_changes_nothing_rfc7592_2_2(http: httpx.C
     assert read.json()["client_name"] == registered["client_name"]
 
 
+def test_oidc_core_11_remembered_consent_covers_only_what_the_page_showed(server: Server, http: httpx.Client,
+                                                                        iat: str) -> None:
+    """OIDC Core §11: consent to a refresh token must be obtained. A client not registered for the
+    refresh_token grant asks offline_access: the page does not show "Stay connected", so the remembered
+    consent does not include it; after the client adds the grant (RFC 7592 update) the customer is
+    asked again (prompt=none: consent_required) instead of a refresh token arriving unapproved."""
+    meta = {**CONFIDENTIAL_META, "grant_types": ["authorization_code"]}
+    reg = register(http, meta, iat).json()
+    cid, secret, redirect = reg["client_id"], reg["client_secret"], meta["redirect_uris"][0]
+    username, password = new_user(server)
+    with server.client(follow_redirects=False) as browser:
+        first = authorize_steps(browser, cid, redirect, "openid offline_access", username, password)
+        assert first.saw_consent
+        assert "refresh_token" not in exchange(browser, first.result, auth=(cid, secret)).json()
+        assert not authorize_steps(browser, cid, redirect, "openid offline_access", username, password).saw_consent
+        resp = http.put(reg["registration_client_uri"], headers=bearer(reg["registration_access_token"]),
+                        json={**meta, "client_id": cid, "client_secret": secret,
+                              "grant_types": ["authorization_code", "refresh_token"]})
+        assert resp.status_code == 200, resp.text
+        deadline = time.monotonic() + 15  # the server's client cache (client_cache_seconds)
+        while True:
+            _, challenge = pkce_pair()
+            silent = browser.get(authorize_url(cid, redirect, challenge, "openid offline_access", prompt="none"))
+            got = query_of(silent.headers["location"])
+            if "error" in got or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert got.get("error") == "consent_required", got
+        again = authorize_steps(browser, cid, redirect, "openid offline_access", username, password)
+        assert again.saw_consent
+        assert exchange(browser, again.result, auth=(cid, secret)).json()["refresh_token"]
+
+
 def test_update_cannot_change_the_security_profile(http: httpx.Client, registered: dict) -> None:
     """A confidential client must not turn itself into a public one (or back) through RFC 7592 PUT:
     it would drop client authentication for every grant it already holds."""
@@ -355,7 +406,7 @@ def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, h
     invalid (the grant is gone)."""
     cid, secret = registered["client_id"], registered["client_secret"]
     uri, rat = registered["registration_client_uri"], registered["registration_access_token"]
-    got = run_flow(browser, cid, CONFIDENTIAL_META["redirect_uris"][0], scope="openid profile")
+    got = run_flow(browser, cid, CONFIDENTIAL_META["redirect_uris"][0], scope="openid profile offline_access")
     user = exchange(browser, got, auth=(cid, secret)).json()
     cc = http.post("/token", auth=(cid, secret), data={"grant_type": "client_credentials", "scope": "accounts"}).json()
     rs = server.add_client("--name", "RS", "--profile", "confidential", "--grant-type", "client_credentials",

@@ -108,6 +108,24 @@ def tokens(browser: httpx.Client, client: tuple[str, str], details: Any) -> dict
     return resp.json()
 
 
+# -- refresh tokens: staying connected (OIDC Core §11) -------------------------------------------
+
+def test_oidc_core_11_account_access_stays_connected_a_payment_does_not(browser: httpx.Client,
+                                                                      rar_client: tuple[str, str]) -> None:
+    """A refresh token is access while the customer is away. An approved account_information detail
+    is a standing consent until its expires_at (open banking: the app reads the accounts while the
+    customer is away), so its consent page says "Stay connected" and the grant gets a refresh token
+    without offline_access; a one-off payment gets neither (OIDC Core §11: it would need offline_access)."""
+    page, got = pushed_flow(browser, rar_client, [accounts_detail()])
+    assert "Stay connected" in page.text
+    body = exchange(browser, got, auth=rar_client).json()
+    assert body["refresh_token"], body
+    page, got = pushed_flow(browser, rar_client, [PAYMENT])
+    assert "Stay connected" not in page.text
+    body = exchange(browser, got, auth=rar_client).json()
+    assert body["access_token"] and "refresh_token" not in body
+
+
 # -- §10 metadata and registration -------------------------------------------------------------------
 
 def test_rfc9396_s10_1_metadata_advertises_supported_types(http: httpx.Client) -> None:
@@ -346,7 +364,7 @@ def test_rfc9396_s6_1_refresh_refuses_widening(browser: httpx.Client, rar_client
 def test_rfc9396_s6_refresh_of_grant_without_details_cannot_add_them(
         browser: httpx.Client, rar_client: tuple[str, str]) -> None:
     """RFC 9396 §6: details may only narrow a grant; a grant without details cannot gain some."""
-    verifier, params = request_params(rar_client[0], None)
+    verifier, params = request_params(rar_client[0], None, scope="openid offline_access")
     resp = to_consent(browser, browser.get("/authorize?" + urlencode(params)))
     if resp.status_code == 200:
         resp = consent(browser, resp)

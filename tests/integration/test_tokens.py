@@ -9,8 +9,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from integration_helpers import (BASIC, BACKEND_REDIRECT, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT, backend_tokens,
-                                 client_credentials, exchange, new_confidential_client, user_tokens)
-from support.flow import authorize_url, pkce_pair, query_of, run_flow
+                                 client_credentials, exchange, new_confidential_client, new_user, user_tokens)
+from support.flow import Authorized, authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
 from support.server import Server
 
 
@@ -35,7 +35,7 @@ def test_default_access_token_lifetime_is_five_minutes(http: httpx.Client) -> No
 def test_access_token_lifetime_is_configurable(tuned_server: Server) -> None:
     """FINGRADE_ACCESS_TOKEN_TTL=30: expires_in and exp follow it for every grant."""
     with tuned_server.client(follow_redirects=False) as browser:
-        for body in (client_credentials(browser, "accounts"), backend_tokens(browser, "openid accounts")):
+        for body in (client_credentials(browser, "accounts"), backend_tokens(browser, "openid offline_access accounts")):
             claims = _claims(browser, body["access_token"])
             assert body["expires_in"] == 30 and claims["exp"] - claims["iat"] == 30
         refreshed = _refresh(browser, body["refresh_token"]).json()
@@ -47,7 +47,7 @@ def test_access_token_lifetime_is_configurable(tuned_server: Server) -> None:
 def test_refresh_can_narrow_the_scope_and_never_widen_it(http: httpx.Client, browser: httpx.Client) -> None:
     """RFC 6749 §6: the requested scope MUST NOT include any scope not originally granted; omitted
     means the original scope; narrowing one refresh does not shrink the grant."""
-    tokens = backend_tokens(browser, "openid profile accounts")
+    tokens = backend_tokens(browser, "openid profile offline_access accounts")
     narrow = _refresh(http, tokens["refresh_token"], scope="accounts")
     assert narrow.status_code == 200, narrow.text
     assert narrow.headers["cache-control"] == "no-store"
@@ -56,8 +56,8 @@ def test_refresh_can_narrow_the_scope_and_never_widen_it(http: httpx.Client, bro
     assert "id_token" not in body  # no openid, no ID token
     assert body["refresh_token"] == tokens["refresh_token"]  # confidential clients do not rotate
     full = _refresh(http, tokens["refresh_token"]).json()
-    assert full["scope"] == "openid profile accounts"
-    for wider in ("openid profile accounts payments", "payments", "admin"):
+    assert full["scope"] == "openid profile offline_access accounts"
+    for wider in ("openid profile offline_access accounts payments", "payments", "admin"):
         resp = _refresh(http, tokens["refresh_token"], scope=wider)
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope", wider
     # A refused refresh does not hurt the grant.
@@ -66,7 +66,7 @@ def test_refresh_can_narrow_the_scope_and_never_widen_it(http: httpx.Client, bro
 
 def test_refresh_with_openid_returns_a_new_id_token(http: httpx.Client, browser: httpx.Client) -> None:
     """OIDC Core §12.2: a refreshed ID token keeps iss, sub, aud and auth_time; it has no nonce."""
-    tokens = backend_tokens(browser, "openid accounts", nonce="first-nonce")
+    tokens = backend_tokens(browser, "openid offline_access accounts", nonce="first-nonce")
     first = _claims(http, tokens["id_token"])
     again = _refresh(http, tokens["refresh_token"]).json()
     second = _claims(http, again["id_token"])
@@ -95,6 +95,50 @@ def test_refresh_token_of_another_client_is_invalid_grant(server: Server, http: 
     resp = _refresh(http, tokens["refresh_token"], auth=other)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
     assert _refresh(http, tokens["refresh_token"]).status_code == 200
+
+
+# -- when a refresh token is issued (OIDC Core §11) ------------------------------------------
+
+def _consent_then_tokens(server: Server, client_id: str, redirect_uri: str, scope: str,
+                         auth=None) -> tuple[str, dict]:
+    """A new customer signs in, sees the consent page (returned) and allows; the token response."""
+    username, password = new_user(server)
+    verifier, challenge = pkce_pair()
+    with server.client(follow_redirects=False) as browser:
+        resp = follow_to_client(browser, browser.get(authorize_url(client_id, redirect_uri, challenge, scope)),
+                                redirect_uri)
+        resp = follow_to_client(browser, login(browser, resp, username, password), redirect_uri)
+        assert resp.status_code == 200 and 'name="decision"' in resp.text, resp.text[:300]
+        page = resp.text
+        location = consent(browser, resp).headers["location"]
+        got = Authorized(code=query_of(location)["code"], params=query_of(location), verifier=verifier,
+                         redirect_uri=redirect_uri, location=location)
+        tokens = exchange(browser, got, client_id=None if auth else client_id, auth=auth)
+    assert tokens.status_code == 200, tokens.text
+    return page, tokens.json()
+
+
+@pytest.mark.parametrize("client_id, redirect_uri, auth", [
+    ("demo-backend", BACKEND_REDIRECT, BASIC), ("demo-native", NATIVE_REDIRECT, None)])
+def test_oidc_core_11_refresh_token_only_when_staying_connected_was_approved(
+        server: Server, client_id: str, redirect_uri: str, auth) -> None:
+    """OIDC Core §11: a refresh token gives access while the customer is away, so it is issued only
+    when offline_access was asked for and the customer approved it on the consent page, where it
+    reads "Stay connected"; without it the tokens end with the access token (confidential and public
+    clients alike)."""
+    page, body = _consent_then_tokens(server, client_id, redirect_uri, "openid profile", auth)
+    assert "refresh_token" not in body and "Stay connected" not in page
+    page, body = _consent_then_tokens(server, client_id, redirect_uri, "openid profile offline_access", auth)
+    assert body["refresh_token"] and "Stay connected" in page
+    assert body["scope"] == "openid profile offline_access"
+
+
+def test_oidc_core_11_no_stay_connected_for_a_client_that_gets_no_refresh_token(server: Server) -> None:
+    """A client not registered for the refresh_token grant asking offline_access: the consent page
+    does not promise what will not happen, and no refresh token is issued."""
+    no_refresh = new_confidential_client(server, "--grant-type", "authorization_code")
+    page, body = _consent_then_tokens(server, no_refresh[0], BACKEND_REDIRECT, "openid offline_access", no_refresh)
+    assert "refresh_token" not in body and "Stay connected" not in page
 
 
 # -- client_credentials (RFC 6749 §4.4) -------------------------------------------------------

@@ -125,11 +125,11 @@ def test_authlib_confidential_client_secret_basic(server: Server, browser: httpx
     """Confidential client with client_secret_basic (RFC 6749 §2.3.1) and PKCE all the same."""
     assert "client_secret_basic" in discovery["token_endpoint_auth_methods_supported"]
     with authlib_client(server, discovery, "demo-backend", BACKEND_REDIRECT, client_secret=DEMO_SECRET,
-                        scope="openid profile accounts") as client:
+                        scope="openid profile offline_access accounts") as client:
         assert client.token_endpoint_auth_method == "client_secret_basic"
         token, nonce, _ = authorize(client, discovery, browser)
         claims = verify_id_token(discovery, http.get(discovery["jwks_uri"]).json(), token, "demo-backend", nonce)
-        assert token["scope"] == "openid profile accounts"
+        assert token["scope"] == "openid profile offline_access accounts"
 
         info = client.get(discovery["userinfo_endpoint"])
         assert info.status_code == 200 and info.json()["sub"] == claims["sub"]
@@ -142,7 +142,7 @@ def test_authlib_confidential_client_secret_basic(server: Server, browser: httpx
         body = client.introspect_token(discovery["introspection_endpoint"], token=refreshed["access_token"],
                                        token_type_hint="access_token").json()
         assert body["active"] is True and body["client_id"] == "demo-backend" and body["sub"] == claims["sub"]
-        assert body["scope"] == "openid profile accounts" and body["iss"] == discovery["issuer"]
+        assert body["scope"] == "openid profile offline_access accounts" and body["iss"] == discovery["issuer"]
         body = client.introspect_token(discovery["introspection_endpoint"], token=refreshed["refresh_token"],
                                        token_type_hint="refresh_token").json()
         assert body["active"] is True and body["client_id"] == "demo-backend"
@@ -178,7 +178,7 @@ def pkjwt_client(server: Server, tmp_path: Path) -> Iterator[tuple[str, ECKey]]:
                              "--auth-method", "private_key_jwt", "--jwks-file", str(jwks_file),
                              "--redirect-uri", BACKEND_REDIRECT, "--grant-type", "authorization_code",
                              "--grant-type", "refresh_token", "--grant-type", "client_credentials",
-                             "--scope", "openid profile accounts")
+                             "--scope", "openid profile offline_access accounts")
     yield info["client_id"], key
     server.cli("clients", "remove", info["client_id"], check=False)
 
@@ -210,7 +210,7 @@ def test_authlib_private_key_jwt_with_issuer_audience(server: Server, browser: h
     assert "private_key_jwt" in discovery["token_endpoint_auth_methods_supported"]
     client_id, key = pkjwt_client
     with pkjwt_authlib(server, discovery, client_id, key, issuer_audience(discovery),
-                       scope="openid profile accounts") as client:
+                       scope="openid profile offline_access accounts") as client:
         token, nonce, _ = authorize(client, discovery, browser)
         verify_id_token(discovery, http.get(discovery["jwks_uri"]).json(), token, client_id, nonce)
         refreshed = dict(client.refresh_token(discovery["token_endpoint"]))  # a second assertion, fresh jti

@@ -46,7 +46,7 @@ def run_fapi2(node: str, server: Server, browser: httpx.Client, fapi: FapiClient
     env["NODE_EXTRA_CA_CERTS"] = server.ca
     env["OIDC_CLIENT_JWK"] = json.dumps(fapi.key.as_dict(private=True))  # never on the command line
     proc = subprocess.Popen([node, str(NODE_DIR / "fapi2-flow.mjs"), server.issuer, fapi.client_id, FAPI_REDIRECT,
-                             "openid profile accounts"], cwd=NODE_DIR, env=env, stdin=subprocess.PIPE,
+                             "openid profile offline_access accounts"], cwd=NODE_DIR, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = converse(proc, browser, FAPI_REDIRECT, TIMEOUT, tamper)
     return FapiRun(**dataclasses.asdict(run))

@@ -5,6 +5,7 @@ certificate) on both store backends. Each test names the section it checks."""
 from __future__ import annotations
 
 import base64
+import secrets
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from security.kit import assert_oauth_error
-from support.fapi import FapiClient
+from support.fapi import FAPI_REDIRECT, FapiClient
+from support.flow import run_flow
 from support.mtls import ClientCert, self_signed, write_jwks
 
 from .conftest import BACKENDS, CERT_HEADER, Deployment
@@ -69,7 +71,7 @@ def bound(deployment: Deployment, tmp: Path) -> dict[str, Any]:
     cert = deployment.pki.ca.issue(tmp, "Fintech Bound")
     fapi = tls_client(deployment, tmp, cert)
     with deployment.front(follow_redirects=False) as browser, deployment.mtls(cert) as http:
-        resp = fapi.flow(http, browser, dpop=False)
+        resp = fapi.flow(http, browser, dpop=False, scope="openid offline_access accounts")
     assert resp.status_code == 200, resp.text
     return {"cert": cert, "fapi": fapi, "tokens": resp.json()}
 
@@ -188,6 +190,61 @@ def test_rfc8705_s2_2_self_signed_certificate_not_registered(deployment: Deploym
         with deployment.mtls(stranger) as http:
             return client_credentials(http, fapi)
     refused_at_handshake_or_invalid_client(deployment, attempt)
+
+
+def _dcr(deployment: Deployment, meta: dict[str, Any]) -> httpx.Response:
+    token = deployment.server.cli("registration-token", "create", "--label",
+                                  "mtls-dcr-" + secrets.token_hex(4)).stdout.split()[0]
+    with deployment.front() as http:
+        return http.post("/register", json=meta, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("method", ["tls_client_auth", "self_signed_tls_client_auth"])
+def test_rfc8705_s2_1_2_s3_4_dcr_with_standard_metadata_only(deployment: Deployment, browser: httpx.Client,
+                                                            tmp: Path, method: str) -> None:
+    """RFC 7591 §2 with RFC 8705 §2.1.2 / §2.2 and §3.4: a client that registers with standard
+    metadata only (token_endpoint_auth_method, tls_client_auth_subject_dn or jwks with x5c, and
+    tls_client_certificate_bound_access_tokens; no Fingrade member) is a confidential client that
+    authenticates with its certificate. Its plain authorization request (no PAR asked for) works and
+    its tokens are bound to the certificate; without the certificate it gets nothing."""
+    if method == "tls_client_auth":
+        cert = deployment.pki.ca.issue(tmp, "Standard fintech " + method)
+        subject = {"tls_client_auth_subject_dn": cert.cert.subject.rfc4514_string()}
+    else:
+        cert = self_signed(tmp, "Standard self-signed fintech")
+        subject = {"jwks": {"keys": [cert.jwk()]}}
+    resp = _dcr(deployment, {"client_name": "Standard mTLS fintech", "redirect_uris": [FAPI_REDIRECT],
+                             "grant_types": ["authorization_code", "refresh_token"], "scope": "openid accounts",
+                             "token_endpoint_auth_method": method, "tls_client_certificate_bound_access_tokens": True,
+                             **subject})
+    assert resp.status_code == 201, resp.text
+    registered = resp.json()
+    assert registered["token_endpoint_auth_method"] == method and "client_secret" not in registered
+    assert registered["tls_client_certificate_bound_access_tokens"] is True
+    assert registered["security_profile"] == "confidential"
+    cid = registered["client_id"]
+    if method == "self_signed_tls_client_auth":
+        deployment.wait_trusted(cert)
+    got = run_flow(browser, cid, FAPI_REDIRECT, scope="openid accounts")
+    data = {"grant_type": "authorization_code", "code": got.code, "redirect_uri": FAPI_REDIRECT,
+            "code_verifier": got.verifier, "client_id": cid}
+    with deployment.mtls() as http:  # RFC 8705 §2: the certificate is the credential
+        assert_oauth_error(http.post("/token", data=data), "invalid_client", 401)
+    got = run_flow(browser, cid, FAPI_REDIRECT, scope="openid accounts")
+    data.update(code=got.code, code_verifier=got.verifier)
+    with deployment.mtls(cert) as http:
+        resp = http.post("/token", data=data)
+    assert resp.status_code == 200, resp.text
+    assert claims_of(deployment, resp.json()["access_token"])["cnf"] == {"x5t#S256": cert.x5t_s256}
+
+
+def test_rfc8705_s2_dcr_tls_methods_are_still_refused_for_public_clients(deployment: Deployment) -> None:
+    """A native or browser app (token_endpoint_auth_method none) has no certificate to authenticate
+    with; and an mTLS method never makes a client public."""
+    resp = _dcr(deployment, {"client_name": "Native", "application_type": "native", "redirect_uris":
+                             ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none",
+                             "tls_client_certificate_bound_access_tokens": True})
+    assert_oauth_error(resp, "invalid_client_metadata", 400)
 
 
 # -- §3 certificate-bound access tokens --------------------------------------------------------------

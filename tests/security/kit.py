@@ -27,13 +27,14 @@ class Kit:
     browser: httpx.Client
     rs: tuple[str, str]
 
+    # offline_access: these flows get refresh tokens (OIDC Core §11; oauth/offline_access.py).
     def native_code(self, **kw: Any) -> Authorized:
-        got = run_flow(self.browser, NATIVE, NATIVE_REDIRECT, **kw)
+        got = run_flow(self.browser, NATIVE, NATIVE_REDIRECT, **{"scope": "openid profile offline_access", **kw})
         assert got.code, got.location
         return got
 
     def backend_code(self, **kw: Any) -> Authorized:
-        got = run_flow(self.browser, BACKEND, BACKEND_REDIRECT, scope="openid accounts", **kw)
+        got = run_flow(self.browser, BACKEND, BACKEND_REDIRECT, **{"scope": "openid offline_access accounts", **kw})
         assert got.code, got.location
         return got
 

@@ -5,12 +5,17 @@ RFC 9700 §4.11: no open redirector). Matching is exact, byte for byte and case-
 
 from __future__ import annotations
 
+import string
 from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from support.flow import pkce_pair
+from support.server import Server
+from support.uri_oracle import assert_page_csp_intact, assert_well_formed
 
 from .kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, assert_error_page
 
@@ -177,3 +182,47 @@ def test_post_authorization_request_follows_the_same_rules_rfc6749_3_1(browser: 
     # Parameters in the query string of a POST are not mixed with the body.
     assert_error_page(browser.post("/authorize?" + query(NATIVE, NATIVE_REDIRECT),
                                    content=query(None, NATIVE_REDIRECT), headers=headers))
+
+
+# -- registration: what is registered can never break the pages' CSP (RFC 3986) --------------
+
+@pytest.fixture(scope="module")
+def registration_token(server: Server) -> str:
+    return server.cli("registration-token", "create", "--label", "redirect-uri-properties").stdout.split()[0]
+
+
+_PIECES = string.ascii_lowercase[:4] + "09.-_;,' :@[]%/?\"\t"
+_piece = st.text(alphabet=_PIECES, max_size=8)
+_port = st.one_of(st.just(""), st.integers(-1, 100000).map(lambda p: f":{p}"), _piece.map(lambda s: ":" + s))
+_registered = st.one_of(
+    st.builds("https://{}{}{}/cb".format, st.sampled_from(["a.example", "b.example", ""]), _piece, _port),
+    st.builds("com.example.app://{}{}/cb".format, _piece, _port),
+)
+_LIVE = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@_LIVE
+@given(uri=_registered)
+@example(uri="https://a.com;x/cb")  # the semicolon ended the form-action directive of the login page
+@example(uri="https://a.example:99999/cb")
+def test_registered_redirect_uri_cannot_break_the_pages_csp_rfc3986(server: Server, http: httpx.Client,
+                                                                   registration_token: str, uri: str) -> None:
+    """RFC 7591 §2 + RFC 3986 §3.2.2-§3.2.3: a redirect URI offered through dynamic registration is
+    refused (400 invalid_redirect_uri), or it is well formed and the login page of an authorization
+    request to it carries an intact CSP (its origin is the form-action source)."""
+    native = uri.startswith("com.")
+    meta = {"client_name": "URI property", "redirect_uris": [uri], "scope": "openid",
+            **({"application_type": "native", "token_endpoint_auth_method": "none"} if native else {})}
+    resp = http.post("/register", json=meta, headers={"Authorization": f"Bearer {registration_token}"})
+    if resp.status_code == 400:
+        assert resp.json()["error"] == "invalid_redirect_uri", resp.text
+        return
+    assert resp.status_code == 201, resp.text
+    with server.client(follow_redirects=False) as browser:
+        started = browser.get("/authorize?" + query(resp.json()["client_id"], uri))
+        assert started.status_code == 303 and started.headers["location"].startswith("/interaction/")
+        page = browser.get(started.headers["location"])
+    assert page.status_code == 200
+    assert_page_csp_intact(page.headers["content-security-policy"])
+    assert_well_formed(uri)

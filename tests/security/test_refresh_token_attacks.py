@@ -51,7 +51,7 @@ def test_replayed_old_refresh_token_revokes_the_grant_rfc9700_4_14_2(kit: Kit) -
 
 
 def test_spa_refresh_token_rotates_and_replay_revokes_rfc9700_4_14_2(kit: Kit) -> None:
-    got = run_flow(kit.browser, SPA, SPA_REDIRECT)
+    got = run_flow(kit.browser, SPA, SPA_REDIRECT, scope="openid profile offline_access")
     first = kit.browser.post("/token", data={"grant_type": "authorization_code", "code": got.code,
                                              "redirect_uri": SPA_REDIRECT, "client_id": SPA,
                                              "code_verifier": got.verifier}).json()
@@ -110,7 +110,7 @@ def test_refresh_token_bound_to_its_client_rfc6749_6(kit: Kit) -> None:
 
 
 def test_refresh_cannot_widen_the_scope_rfc6749_6(kit: Kit) -> None:
-    tokens = _native_tokens(kit)  # scope "openid profile"
+    tokens = _native_tokens(kit)  # scope "openid profile offline_access"
     resp = kit.browser.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
                                             "client_id": NATIVE, "scope": "openid profile payments"})
     assert_oauth_error(resp, "invalid_scope")

@@ -62,7 +62,7 @@ class FapiClient:
 
     @classmethod
     def register(cls, server: Server, tmp: Path, *extra: str, profile: str = "fapi2", alg: str = "ES256",
-                 scope: str = "openid profile accounts payments") -> FapiClient:
+                 scope: str = "openid profile offline_access accounts payments") -> FapiClient:
         """Register with the CLI, as an operator would (README: "Registering a FAPI 2.0 client")."""
         key = new_key(alg)
         path = tmp / f"fapi-jwks-{key.kid}.json"
@@ -84,7 +84,7 @@ class FapiClient:
 
     @classmethod
     def register_mtls(cls, server: Server, tmp: Path, auth_method: str, *extra: str, profile: str = "fapi2",
-                      scope: str = "openid profile accounts payments") -> FapiClient:
+                      scope: str = "openid profile offline_access accounts payments") -> FapiClient:
         """A mutual-TLS client (RFC 8705 §2): pass --tls-subject-dn ... for tls_client_auth, or
         --jwks-file with the certificate in x5c for self_signed_tls_client_auth."""
         out = server.add_client("--name", f"mTLS fintech {secrets.token_hex(3)}", "--profile", profile,

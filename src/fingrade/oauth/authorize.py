@@ -17,7 +17,8 @@ from .crypto import new_token, token_hash
 from .errors import OAuthError, invalid_request, invalid_scope
 from .http import parse_params
 from .models import Client, Grant, Session
-from .profiles import authorization_details_types, par_required, pkce_required
+from .offline_access import approved_scopes
+from .profiles import authorization_details_types, identity_assured, par_required, pkce_required
 from .redirect_uri import matches
 from .response_mode import QUERY, AuthorizationResponse, authorization_response, check_mode, delivery_mode
 from .scope import parse_scope
@@ -231,12 +232,17 @@ def login_needed(req: AuthorizationRequest, session: Session | None, now: int) -
 
 
 async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) -> bool:
+    client = await core.store.get_client(req.client_id)
+    if client is None or not identity_assured(client, req.redirect_uri):
+        # RFC 8252 §8.6: "processed as if no previous request had been approved" — the user confirms
+        # each time (prompt=none: consent_required), since another app may be using this client_id.
+        return True
     if req.authorization_details:
         # A payment or an account access is approved each time, as shown (RFC 9396 §3: the user is
         # asked about these details; FAPI: informed consent). A remembered scope consent does not cover it.
         return True
     granted = await core.store.get_consent(user_id, req.client_id)
-    return not set(req.scope) <= granted
+    return not set(approved_scopes(client, req.scope, req.authorization_details)) <= granted
 
 
 async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:

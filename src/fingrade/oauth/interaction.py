@@ -16,6 +16,7 @@ from .context import Core
 from .crypto import equal, new_token, token_hash
 from .errors import OAuthError
 from .models import Client, Session, User
+from .offline_access import approved_scopes
 from .response_mode import AuthorizationResponse
 
 # Sending the browser back to the client: a redirect, or for form_post.jwt an auto-submitted form.
@@ -337,7 +338,9 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
             return ShowConsent(interaction, client, user, offer.accounts, offer.debtors, chosen,
                                selection or Selection(), offer)
         req.authorization_details = chosen  # the grant keeps exactly what the customer approved
-    await core.store.save_consent(user_id, client.client_id, frozenset(req.scope), now)
+    # What the page asked about (offline_access only when shown as "Stay connected").
+    await core.store.save_consent(user_id, client.client_id,
+                                  frozenset(approved_scopes(client, req.scope, req.authorization_details)), now)
     detail: dict[str, Any] = {"scope": " ".join(req.scope)}
     if req.authorization_details:
         detail["authorization_details"] = req.authorization_details  # what exactly was approved (RFC 9396)

@@ -32,6 +32,10 @@ class Profile:
     # FAPI 2.0 Message Signing 5.3.2 (Final: required for clients configured for it): every redirected
     # authorization response, success or error, is a signed JWT (JARM); response_mode must ask for it.
     signed_responses: bool = False
+    # RFC 8252 §8.6: the client_id alone does not prove which app is asking (any app can claim a
+    # loopback port or a private-use scheme), so a repeated request is never processed automatically
+    # unless identity_assured says otherwise.
+    identity_needs_proof: bool = False
 
     def allows_auth_method(self, method: str) -> bool:
         return method in self.auth_methods
@@ -43,6 +47,7 @@ NATIVE = Profile(
     name="native", public=True, auth_methods=frozenset({"none"}), redirect_kind="native",
     grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_opt_out=False,
     rotate_refresh_tokens=True, cors_at_token_endpoint=False, application_type="native",
+    identity_needs_proof=True,
 )
 SPA = Profile(
     name="spa", public=True, auth_methods=frozenset({"none"}), redirect_kind="web",
@@ -50,7 +55,10 @@ SPA = Profile(
     rotate_refresh_tokens=True, cors_at_token_endpoint=True, application_type="web",
 )
 CONFIDENTIAL = Profile(
-    name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH, redirect_kind="web",
+    # RFC 8705 §2: mutual TLS authenticates any confidential client, as an RFC 7591 client registering
+    # with standard metadata expects (registration checks that the server offers mutual TLS). Nothing
+    # infers a FAPI profile from it: FAPI 2.0 adds rules (PAR only, ...) the client did not ask for.
+    name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH | TLS_AUTH_METHODS, redirect_kind="web",
     # RFC 9700 §2.1.1 lets a confidential client rely on the OIDC nonce instead of PKCE; we allow
     # it only when the client is registered so explicitly (PKCE stays the default).
     grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=True,
@@ -114,6 +122,23 @@ def binds_certificate(client: Client, method: str) -> bool:
     tls_client_certificate_bound_access_tokens (§3.4), or when its profile requires sender-constrained
     tokens (FAPI 2.0 SP 5.3.2.1-5: mutual TLS is one of the two ways)."""
     return method in TLS_AUTH_METHODS or tokens_must_be_bound(client)
+
+
+# Client metadata set only by an operator (`fingrade clients add --verified`, `clients verify`): the
+# app's identity was checked out of band (e.g. its store listing or platform attestation). Never
+# taken from registration metadata; an RFC 7592 update of the registration clears it.
+IDENTITY_VERIFIED = "identity_verified"
+
+
+def identity_assured(client: Client, redirect_uri: str) -> bool:
+    """RFC 8252 §8.6: may a request of this client be completed without asking the user, on the
+    strength of an earlier consent? Confidential clients prove who they are at the token endpoint and
+    browser apps are bound to their https origin. A native app's identity is assured only when an
+    operator verified the client, or when the request's redirect URI is a claimed https URI (§7.2:
+    the operating system hands it only to the app that proved it owns the domain; §8.6 accepts it)."""
+    if not get_profile(client.profile).identity_needs_proof:
+        return True
+    return client.metadata.get(IDENTITY_VERIFIED) is True or redirect_uri.startswith("https://")
 
 
 def get_profile(name: str) -> Profile:

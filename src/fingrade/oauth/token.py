@@ -16,6 +16,7 @@ from .errors import OAuthError, invalid_grant, invalid_request, method_not_allow
 from .http import HttpRequest, HttpResponse, form_params
 from .models import Client, Grant, RefreshToken
 from .mtls import thumbprint
+from .offline_access import stays_connected
 from .profiles import authorization_details_types, binds_certificate, dpop_required, get_profile, \
     tokens_must_be_bound
 from .scope import narrow
@@ -200,7 +201,7 @@ async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None,
                                                amr=amr, claims=id_claims)
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
-    elif with_refresh and "refresh_token" in client.grant_types:
+    elif with_refresh and stays_connected(client, grant.scope.split(), grant.authorization_details):
         rt = new_refresh_token()
         await core.store.save_refresh_token(RefreshToken(
             token_hash=token_hash(rt), grant_id=grant.id, client_id=client.client_id, user_id=grant.user_id,

@@ -16,6 +16,8 @@ from starlette.responses import HTMLResponse
 from ..oauth import authorization_details
 from ..oauth.errors import OAuthError
 from ..oauth.models import Client, User
+from ..oauth.offline_access import consent_scopes
+from ..oauth.profiles import identity_assured
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(["html"]), auto_reload=False)
@@ -27,7 +29,8 @@ SCOPE_WORDS = {
     "openid": ("Confirm who you are", "Your unique customer identifier at this bank"),
     "profile": ("See your name", "Your name and username"),
     "email": ("See your email address", "The email address you gave the bank"),
-    "offline_access": ("Stay connected", "Keep access when you are not using the app, until you withdraw it"),
+    # Listed exactly when a refresh token will be issued (oauth/offline_access.py consent_scopes).
+    "offline_access": ("Stay connected", "Keep this access while you are not using the app"),
     "accounts": ("See your accounts", "Account names and numbers, balances and transactions"),
     "payments": ("Prepare payments", "Ask to make payments from your accounts; each payment still needs your approval"),
 }
@@ -88,10 +91,13 @@ def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list
     return _render("consent.html", status, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
                    pick_accounts=_choices(pick_accounts), pick_debtor=debtors, error=error,
                    chosen_accounts=chosen, chosen_debtor=debtor, blocked=blocked,
-                   user_name=user.name or user.username, scopes=describe_scopes(scopes), csrf_token=csrf,
+                   user_name=user.name or user.username, csrf_token=csrf,
+                   # "Stay connected" exactly when a refresh token will be issued (oauth/offline_access.py).
+                   scopes=describe_scopes(consent_scopes(client, scopes, details)),
                    details=authorization_details.describe(details, payer_names) if details else [],
                    one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
-                   client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri))
+                   client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri),
+                   confirm_app=not identity_assured(client, redirect_uri))
 
 
 def account_login_page(issuer: str, csrf: str, error: str | None = None, username: str = "",
