@@ -215,6 +215,9 @@ def register_clients(server: Server, bench: sc.Bench) -> None:
                     "--auth-method", "client_secret_basic", "--grant-type", "client_credentials",
                     "--scope", "accounts", "--resource-server")
     bench.jwt_client_id, bench.jwt_key, bench.jwt_kid = jwt_client["client_id"], key, kid
+    # code_flow measures a returning user of a native app that goes straight back: the operator vouches
+    # for demo-native's identity (RFC 8252 §8.6; unverified native apps confirm every authorization).
+    server.cli("clients", "verify", "demo-native")
     # A FAPI 2.0 client (cc_jwt_dpop, fapi_flow): its own signing key; DPoP with a key of the bench's.
     fapi_key = ec.generate_private_key(ec.SECP256R1())
     fapi_kid = "bench-fapi-" + secrets.token_hex(4)
