@@ -274,7 +274,7 @@ def test_rfc8705_s3_certificate_bound_grant_stays_certificate_bound(deployment: 
     fapi = FapiClient.register(deployment.server, tmp)
     cert = deployment.pki.ca.issue(tmp, "Fintech Sticky")
     with deployment.mtls(cert) as http:
-        resp = fapi.flow(http, browser, dpop=False)
+        resp = fapi.flow(http, browser, dpop=False, scope="openid offline_access accounts")
     assert resp.status_code == 200, resp.text
     rt = resp.json()["refresh_token"]
 
