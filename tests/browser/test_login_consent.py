@@ -64,7 +64,7 @@ def test_login_consent_allow_sends_code_state_iss_to_redirect_uri(server: Server
     expect(page.get_by_role("alert")).to_have_count(0)
     sign_in(page, person)
 
-    # The consent page names the client and says in plain words what it may do (issue #2 §6).
+    # The consent page names the client and says in plain words what it may do.
     expect(page.get_by_role("heading", level=1)).to_have_text("Allow Fingrade Demo Mobile App to access your bank?")
     permissions = page.get_by_role("list", name="Permissions Fingrade Demo Mobile App asks for").get_by_role("listitem")
     expect(permissions).to_have_count(4)
@@ -135,7 +135,7 @@ def test_code_from_the_browser_redeems_once(server: Server, page: Page, sites: S
 
 
 def test_wrong_password_shows_an_alert_with_401(page: Page, sites: Sites, recorder: Recorder, person: Person) -> None:
-    """Issue #2 §6: a failed login is reported accessibly (role=alert tied to the fields) with 401."""
+    """A failed login is reported accessibly (role=alert tied to the fields) with 401."""
     start_authorization(page, sites.callback())
     page.get_by_label("Username").fill(person.username)
     page.get_by_label("Password").fill("not-" + person.password)
@@ -157,7 +157,7 @@ def test_wrong_password_shows_an_alert_with_401(page: Page, sites: Sites, record
 
 
 def test_repeated_failures_are_throttled_with_429(server: Server, page: Page, sites: Sites, person: Person) -> None:
-    """Issue #2 §6 (failed logins throttled per account); RFC 6585 §4 (429). A user of its own,
+    """Failed logins throttled per account; RFC 6585 §4 (429). A user of its own,
     so the lock-out does not touch the demo users other tests sign in with."""
     start_authorization(page, sites.callback())
 
@@ -198,7 +198,7 @@ def test_session_cookie_is_secure_httponly_samesite_lax(page: Page, context: Bro
 def test_returning_user_goes_straight_back_without_a_page(server: Server, page: Page, sites: Sites,
                                                            recorder: Recorder, person: Person,
                                                            verified_native: str) -> None:
-    """Issue #2 §6 (remembered consent per user, client and scopes); OIDC Core §3.1.2.6 (prompt=none with a
+    """Remembered consent per user, client and scopes; OIDC Core §3.1.2.6 (prompt=none with a
     session and consent issues a code without any page), for a client whose identity is assured."""
     sign_in_and_allow(page, sites, person, client_id=verified_native)
     for extra in ({}, {"prompt": "none"}):

@@ -1,5 +1,5 @@
 """The login, consent and error pages as people use them: without JavaScript, on a 320 px phone, with a
-keyboard and a screen reader (issue #2 §6; WCAG 2.2 AA: 1.3.1 info and relationships, 1.4.3 contrast,
+keyboard and a screen reader (WCAG 2.2 AA: 1.3.1 info and relationships, 1.4.3 contrast,
 1.4.10 reflow, 1.4.11 non-text contrast, 2.4.1 bypass blocks, 2.4.7 focus visible, 3.3.2 labels)."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def each_page(page: Page, sites: Sites, person: Person, failed_login: bool = Tru
 
 def test_whole_flow_works_without_javascript(make_context: Callable[..., BrowserContext], sites: Sites,
                                              person: Person) -> None:
-    """Issue #2 §6: usable without JavaScript; the pages carry no script at all."""
+    """Usable without JavaScript; the pages carry no script at all."""
     page = make_context(java_script_enabled=False).new_page()
     started = start_authorization(page, sites.callback())
     assert page.locator("script").count() == 0

@@ -282,7 +282,7 @@ def test_openapi_conformance_without_token(api_schema, session: requests.Session
     assert _run(api_schema, path, method, mode, call) >= MAX_EXAMPLES // 2
 
 
-def test_issue4_7_interaction_id_on_paths_with_encoded_newline(http) -> None:
+def test_interaction_id_on_paths_with_encoded_newline(http) -> None:
     """a bank path whose account id decodes to a newline was
     not matched by the /bank/v1 mount (Starlette's `.*` stops at a newline), so the AS answered a
     bare 404 without x-fapi-interaction-id or Cache-Control. It is the bank's 404, like any unknown id."""
