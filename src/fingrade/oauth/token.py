@@ -129,8 +129,7 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
         # The same client with the same verifier and key, within the grace period: its answer was lost.
         kept = await token_retry.replay(core, retry, wait=True)
         if kept is not None:
-            grant = await core.store.get_grant(data["grant_id"])
-            if grant is None or grant.revoked_at is not None:
+            if not await core.store.grant_live(data["grant_id"]):
                 raise invalid_grant("the authorization code has already been used")
             return kept
         # RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice is stolen; revoke what it produced.
@@ -149,9 +148,9 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
         raise invalid_grant("redirect_uri does not match the authorization request")  # RFC 6749 §4.1.3
     pkce.verify(params.get("code_verifier"), data["code_challenge"], data["code_challenge_method"])
     _require_key(data.get("dpop_jkt"), jkt, "authorization code")  # RFC 9449 §10
-    # A customer disabled after the code was issued (codes live up to 60 s) gets no tokens: fail closed.
-    user = await core.store.get_user(data["user_id"])
-    if user is None or user.disabled:
+    # The grant was created with the code; revoked since (the customer revoked the app, or was
+    # disabled, within the code's 60 s), it yields no tokens: fail closed.
+    if not await core.store.grant_live(data["grant_id"]):
         raise invalid_grant("the authorization is no longer valid")
     grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
                   auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
@@ -270,8 +269,7 @@ async def _replayed_refresh(core: Core, client: Client, rt: RefreshToken, grant:
     if rt.dpop_jkt is not None:
         kept = await token_retry.replay(core, retry, wait=wait)
         if kept is not None:
-            current = await core.store.get_grant(grant.id)
-            if current is not None and current.revoked_at is None:
+            if await core.store.grant_live(grant.id):
                 return kept
             raise invalid_grant("the refresh token has been revoked or has expired")
     # RFC 9700 §4.14.2: a rotated-away token presented again means one copy is stolen; we cannot

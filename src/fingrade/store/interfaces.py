@@ -118,6 +118,9 @@ class DurableStore(Protocol):
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
         """True when neither the token (by jti) nor its grant has been revoked."""
 
+    async def grant_live(self, grant_id: str) -> bool:
+        """True when the grant exists, is not revoked and its user is not disabled."""
+
     # consent resources lodged by a resource server (oauth/consent_resources.py)
     async def create_consent_resource(self, resource: ConsentResource) -> None: ...
     async def get_consent_resource(self, consent_id: str) -> tuple[ConsentResource, int | None] | None:

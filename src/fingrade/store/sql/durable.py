@@ -43,6 +43,11 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _grant_live(conn: Connection, grant_id: str) -> bool:
+    row = conn.execute(_GRANT_LIVE, {"gid": grant_id}).first()
+    return row is not None and row.revoked_at is None and not row.disabled
+
+
 def _client_from_row(row: Any) -> Client:
     return Client(
         client_id=row.client_id, profile=row.profile, client_name=row.client_name,
@@ -360,11 +365,11 @@ class SqlDurableStore:
         def q(conn: Connection) -> bool:
             if conn.execute(_REVOKED_JTI, {"jti": jti}).first():
                 return False
-            if grant_id is None:
-                return True
-            row = conn.execute(_GRANT_LIVE, {"gid": grant_id}).first()
-            return row is not None and row.revoked_at is None and not row.disabled
+            return grant_id is None or _grant_live(conn, grant_id)
         return await self.db.read(q)
+
+    async def grant_live(self, grant_id: str) -> bool:
+        return await self.db.read(lambda conn: _grant_live(conn, grant_id))
 
     # -- consent resources (oauth/consent_resources.py): the status moves by conditional updates only
     async def create_consent_resource(self, resource: ConsentResource) -> None:
