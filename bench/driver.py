@@ -121,8 +121,9 @@ class Connection:
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         t = self.target
-        _, proto = await loop.create_connection(_Protocol, t.addr, t.port, ssl=t.ssl,
-                                                server_hostname=t.host if t.ssl else None)
+        _, proto = await loop.create_connection(
+            _Protocol, t.addr, t.port, ssl=t.ssl, server_hostname=t.host if t.ssl else None
+        )
         self.proto = proto  # type: ignore[assignment]
 
     async def send(self, raw: bytes) -> Response:
@@ -142,8 +143,9 @@ class Connection:
         self.proto = None
 
 
-def build_request(target: Target, method: str, path: str, headers: dict[str, str] | None = None,
-                  body: bytes | None = None) -> bytes:
+def build_request(
+    target: Target, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {target.host_header}"]
     for k, v in (headers or {}).items():
         lines.append(f"{k}: {v}")
@@ -160,6 +162,7 @@ def form(params: dict[str, str]) -> bytes:
 def basic(client_id: str, secret: str) -> str:
     # RFC 6749 §2.3.1: form-urlencode each part before Basic encoding.
     from urllib.parse import quote_plus
+
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode()
 
@@ -195,6 +198,7 @@ class CookieJar:
 
 # -- measurement ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Result:
     scenario: str
@@ -228,8 +232,9 @@ class Result:
             out["driver_core"] = max(0.0, self.core_busy[driver_core] - self.driver_cpu)
         if self.core_busy and self.server_cpu is not None:
             # Everything that is not the system under test (server, driver, its database services).
-            out["foreign"] = max(0.0, sum(self.core_busy) - self.server_cpu - self.driver_cpu
-                                 - self.extra.get("postgres_redis_cpu", 0.0))
+            out["foreign"] = max(
+                0.0, sum(self.core_busy) - self.server_cpu - self.driver_cpu - self.extra.get("postgres_redis_cpu", 0.0)
+            )
         return out
 
     def noise(self, server_core: int | None, driver_core: int | None) -> float:
@@ -251,15 +256,22 @@ class Result:
         return data[idx]
 
     def summary(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "concurrency": self.concurrency, "duration_s": round(self.duration, 3),
-                "ops": self.ops, "errors": self.errors, "rate": round(self.rate, 1),
-                "p50_ms": round(self.percentile(50), 2), "p99_ms": round(self.percentile(99), 2),
-                "rate_per_server_core": None if self.rate_per_core is None else round(self.rate_per_core, 1),
-                "driver_cpu": round(self.driver_cpu, 3),
-                "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 3),
-                "core_busy": [round(x, 3) for x in self.core_busy],
-                **({"extra": self.extra} if self.extra else {}),
-                **({"error_samples": self.error_samples[:5]} if self.error_samples else {})}
+        return {
+            "scenario": self.scenario,
+            "concurrency": self.concurrency,
+            "duration_s": round(self.duration, 3),
+            "ops": self.ops,
+            "errors": self.errors,
+            "rate": round(self.rate, 1),
+            "p50_ms": round(self.percentile(50), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "rate_per_server_core": None if self.rate_per_core is None else round(self.rate_per_core, 1),
+            "driver_cpu": round(self.driver_cpu, 3),
+            "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 3),
+            "core_busy": [round(x, 3) for x in self.core_busy],
+            **({"extra": self.extra} if self.extra else {}),
+            **({"error_samples": self.error_samples[:5]} if self.error_samples else {}),
+        }
 
 
 def _proc_cpu_seconds(pid: int) -> float | None:
@@ -347,9 +359,17 @@ Op = Callable[[Connection, int], Awaitable[None]]
 MakeOp = Callable[[int, Connection], Awaitable[Op]]
 
 
-async def measure(name: str, target: Target, concurrency: int, warmup: float, duration: float,
-                  make_op: MakeOp, server_pid: int | None = None, services: bool = False,
-                  window_hook: Callable[[str], Awaitable[dict[str, Any]]] | None = None) -> Result:
+async def measure(
+    name: str,
+    target: Target,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    make_op: MakeOp,
+    server_pid: int | None = None,
+    services: bool = False,
+    window_hook: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
+) -> Result:
     """Run `concurrency` workers; each gets its op from `make_op(worker_index)` (which may do
     per-worker setup such as a login) and repeats it. Only completions inside the window count."""
     latencies: list[float] = []
@@ -399,7 +419,19 @@ async def measure(name: str, target: Target, concurrency: int, warmup: float, du
     if window.services_cpu is not None:
         extra["postgres_redis_cpu"] = round(window.services_cpu, 3)
     if ops and hook_start and hook_stop:  # counters from the server (SQL statements ...), per operation
-        extra["per_op"] = {k: round((hook_stop[k] - hook_start[k]) / ops, 2) for k in hook_start
-                           if k in hook_stop and k != "seq"}
-    return Result(name, concurrency, window.elapsed, ops, errors, latencies, window.driver_cpu, window.server_cpu,
-                  window.core_busy, extra, error_samples)
+        extra["per_op"] = {
+            k: round((hook_stop[k] - hook_start[k]) / ops, 2) for k in hook_start if k in hook_stop and k != "seq"
+        }
+    return Result(
+        name,
+        concurrency,
+        window.elapsed,
+        ops,
+        errors,
+        latencies,
+        window.driver_cpu,
+        window.server_cpu,
+        window.core_busy,
+        extra,
+        error_samples,
+    )

@@ -16,9 +16,11 @@ import sys
 import httptools
 import uvloop
 
-BODY = (b'{"access_token":"' + b"x" * 560 + b'","token_type":"Bearer","expires_in":300,"scope":"accounts"}')
-RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n"
-            b"content-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+BODY = b'{"access_token":"' + b"x" * 560 + b'","token_type":"Bearer","expires_in":300,"scope":"accounts"}'
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n"
+    b"content-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
 
 
 class Null(asyncio.Protocol):

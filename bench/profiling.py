@@ -20,21 +20,36 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 # Area of a sample = the innermost frame that belongs to a known area (native libraries first).
 AREAS: list[tuple[str, str]] = [
-    ("libargon2", "argon2 (password hash)"), ("argon2/", "argon2 (password hash)"),
+    ("libargon2", "argon2 (password hash)"),
+    ("argon2/", "argon2 (password hash)"),
     ("_argon2", "argon2 (password hash)"),
-    ("libsqlite3", "sqlite3 (C)"), ("_sqlite3", "sqlite3 (C)"),
+    ("libsqlite3", "sqlite3 (C)"),
+    ("_sqlite3", "sqlite3 (C)"),
     ("_rust.abi3", "cryptography (sign/verify, C/Rust)"),
-    ("libssl", "TLS (OpenSSL)"), ("libcrypto", "TLS (OpenSSL)"), ("_ssl.", "TLS (OpenSSL)"),
+    ("libssl", "TLS (OpenSSL)"),
+    ("libcrypto", "TLS (OpenSSL)"),
+    ("_ssl.", "TLS (OpenSSL)"),
     ("sslproto", "TLS (uvloop sslproto)"),
-    ("sqlalchemy/", "SQLAlchemy"), ("asyncpg/", "asyncpg"), ("redis/", "redis client"),
-    ("joserfc/", "joserfc"), ("cryptography/", "cryptography (Python)"),
+    ("sqlalchemy/", "SQLAlchemy"),
+    ("asyncpg/", "asyncpg"),
+    ("redis/", "redis client"),
+    ("joserfc/", "joserfc"),
+    ("cryptography/", "cryptography (Python)"),
     ("jinja2/", "jinja2 templates"),
-    ("starlette/", "Starlette"), ("uvicorn/", "uvicorn"), ("httptools", "httptools"),
-    ("fingrade/store/", "fingrade stores"), ("fingrade/web/", "fingrade web layer"),
-    ("fingrade/keys/", "fingrade keys"), ("fingrade/", "fingrade core"),
-    ("orjson", "orjson"), ("asyncio/", "asyncio"), ("uvloop", "uvloop (event loop, C)"),
-    ("loop.c", "uvloop (event loop, C)"), ("libuv", "uvloop (event loop, C)"),
-    ("libc.so", "libc/kernel calls"), ("libpython", "CPython interpreter"),
+    ("starlette/", "Starlette"),
+    ("uvicorn/", "uvicorn"),
+    ("httptools", "httptools"),
+    ("fingrade/store/", "fingrade stores"),
+    ("fingrade/web/", "fingrade web layer"),
+    ("fingrade/keys/", "fingrade keys"),
+    ("fingrade/", "fingrade core"),
+    ("orjson", "orjson"),
+    ("asyncio/", "asyncio"),
+    ("uvloop", "uvloop (event loop, C)"),
+    ("loop.c", "uvloop (event loop, C)"),
+    ("libuv", "uvloop (event loop, C)"),
+    ("libc.so", "libc/kernel calls"),
+    ("libpython", "CPython interpreter"),
     ("python3", "CPython interpreter"),
 ]
 
@@ -46,10 +61,23 @@ def py_spy() -> str:
     return exe
 
 
-def start_py_spy(pid: int, out: Path, seconds: float, core: int | None, native: bool = False,
-                 rate: int = 200) -> subprocess.Popen:
-    cmd = [py_spy(), "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-           "--duration", str(max(1, int(round(seconds)))), "--rate", str(rate if not native else 100)]
+def start_py_spy(
+    pid: int, out: Path, seconds: float, core: int | None, native: bool = False, rate: int = 200
+) -> subprocess.Popen:
+    cmd = [
+        py_spy(),
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--duration",
+        str(max(1, int(round(seconds)))),
+        "--rate",
+        str(rate if not native else 100),
+    ]
     # Blocking sampling (py-spy pauses the server for each sample): consistent stacks even when
     # the server is preempted; the profiled run is not part of the medians.
     if native:
@@ -60,14 +88,22 @@ def start_py_spy(pid: int, out: Path, seconds: float, core: int | None, native: 
 
 
 # Frames that sit under every request (process entry, server loop): no information in them.
-ROOT_FILES = ("<frozen runpy>", "fingrade/cli.py", "serve_counted.py", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
-              "asyncio/runners.py", "asyncio/base_events.py", "asyncio/events.py")
+ROOT_FILES = (
+    "<frozen runpy>",
+    "fingrade/cli.py",
+    "serve_counted.py",
+    "uvicorn/main.py",
+    "uvicorn/server.py",
+    "uvicorn/_compat.py",
+    "asyncio/runners.py",
+    "asyncio/base_events.py",
+    "asyncio/events.py",
+)
 
 
 # With --native py-spy cannot tell a waiting thread from a running one: drop samples that wait
 # (idle thread-pool workers on their queue, the event loop in epoll).
-IDLE_FUNCS = {"PyThread_acquire_lock_timed", "_queue_SimpleQueue_get_impl", "epoll_wait", "epoll_pwait",
-              "uv__io_poll"}
+IDLE_FUNCS = {"PyThread_acquire_lock_timed", "_queue_SimpleQueue_get_impl", "epoll_wait", "epoll_pwait", "uv__io_poll"}
 
 # An idle thread-pool worker waits in C (queue.get) under this Python frame; py-spy's idle
 # detection does not always see it. Argon2 work in the same threads has deeper leaves.
@@ -119,14 +155,17 @@ def analyse(collapsed: str) -> dict[str, Any]:
         return {"samples": 0}
 
     def pct(counter: Counter[str], k: int, floor: float = 0.0, ceiling: float = 1.01) -> list[list[Any]]:
-        return [[name, round(100 * n / total, 1)] for name, n in counter.most_common()
-                if floor <= n / total < ceiling][:k]
+        return [[name, round(100 * n / total, 1)] for name, n in counter.most_common() if floor <= n / total < ceiling][
+            :k
+        ]
 
-    return {"samples": total,
-            "areas_pct": pct(areas, 20),
-            "top_self_pct": pct(self_t, 25),
-            # Frames present in nearly every sample (the event loop, runners) say nothing; skip them.
-            "top_inclusive_pct": pct(incl, 40, floor=0.01, ceiling=0.9)}
+    return {
+        "samples": total,
+        "areas_pct": pct(areas, 20),
+        "top_self_pct": pct(self_t, 25),
+        # Frames present in nearly every sample (the event loop, runners) say nothing; skip them.
+        "top_inclusive_pct": pct(incl, 40, floor=0.01, ceiling=0.9),
+    }
 
 
 def finish(proc: subprocess.Popen, out: Path) -> dict[str, Any]:
@@ -139,8 +178,10 @@ def finish(proc: subprocess.Popen, out: Path) -> dict[str, Any]:
 def render(name: str, prof: dict[str, Any], k: int = 15) -> str:
     if not prof.get("samples"):
         return f"profile {name}: no samples ({prof.get('error', '')})"
-    lines = [f"\nprofile of the server, scenario {name} ({prof['samples']} busy samples; "
-             f"{prof.get('rate_while_profiled', '?')}/s while profiled)"]
+    lines = [
+        f"\nprofile of the server, scenario {name} ({prof['samples']} busy samples; "
+        f"{prof.get('rate_while_profiled', '?')}/s while profiled)"
+    ]
     if prof.get("sql_per_op"):
         lines.append("  SQL per operation: " + ", ".join(f"{k} {v}" for k, v in prof["sql_per_op"].items()))
     lines.append("  by area:")
@@ -148,7 +189,7 @@ def render(name: str, prof: dict[str, Any], k: int = 15) -> str:
     lines.append("  top self:")
     lines += [f"    {p:5.1f}%  {f}" for f, p in prof["top_self_pct"][:k]]
     lines.append("  top inclusive (under 90%):")
-    lines += [f"    {p:5.1f}%  {f}" for f, p in prof["top_inclusive_pct"][:k + 10]]
+    lines += [f"    {p:5.1f}%  {f}" for f, p in prof["top_inclusive_pct"][: k + 10]]
     return "\n".join(lines)
 
 

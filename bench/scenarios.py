@@ -18,9 +18,7 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-
-from driver import Connection, CookieJar, HttpError, MakeOp, Op, Target, basic, build_request, form, pkce_pair, \
-    query_of
+from driver import Connection, CookieJar, HttpError, MakeOp, Op, Target, basic, build_request, form, pkce_pair, query_of
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"  # demo-native: loopback redirect, any port (RFC 8252 §7.3)
@@ -68,10 +66,12 @@ def _expect(resp: Any, status: int, what: str) -> None:
 
 # -- static requests --------------------------------------------------------------------------
 
+
 def cc_basic_request(b: Bench) -> bytes:
     body = form({"grant_type": "client_credentials", "scope": "accounts"})
-    return build_request(b.target, "POST", b.path("token_endpoint"),
-                         {"Authorization": basic("demo-backend", b.demo_secret)}, body)
+    return build_request(
+        b.target, "POST", b.path("token_endpoint"), {"Authorization": basic("demo-backend", b.demo_secret)}, body
+    )
 
 
 def static(raw: bytes, status: int = 200, must_contain: bytes | None = None) -> MakeOp:
@@ -81,7 +81,9 @@ def static(raw: bytes, status: int = 200, must_contain: bytes | None = None) -> 
             _expect(resp, status, "request")
             if must_contain is not None and must_contain not in resp.body:
                 raise HttpError(f"unexpected body {resp.body[:200]!r}")
+
         return op
+
     return make
 
 
@@ -99,6 +101,7 @@ async def prepare_cc_basic(b: Bench, run: int) -> MakeOp:
 
 
 # -- client_credentials with private_key_jwt ---------------------------------------------------
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -119,29 +122,50 @@ def public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
 def sign_assertion(b: Bench, now: int, fapi: bool = False) -> str:
     """RFC 7523 §3: iss = sub = client_id, aud = the issuer string (FAPI 2.0 SP 5.3.2.1-8), unique jti,
     short exp; ES256. `fapi` signs for the fapi2 client instead of the plain private_key_jwt one."""
-    client_id, key, kid = (b.fapi_client_id, b.fapi_key, b.fapi_kid) if fapi else (b.jwt_client_id, b.jwt_key, b.jwt_kid)
+    client_id, key, kid = (
+        (b.fapi_client_id, b.fapi_key, b.fapi_kid) if fapi else (b.jwt_client_id, b.jwt_key, b.jwt_kid)
+    )
     assert key is not None
-    return es256(key, {"alg": "ES256", "kid": kid, "typ": "JWT"},
-                 {"iss": client_id, "sub": client_id, "aud": b.issuer, "jti": secrets.token_urlsafe(16),
-                  "iat": now, "exp": now + 60})
+    return es256(
+        key,
+        {"alg": "ES256", "kid": kid, "typ": "JWT"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": b.issuer,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + 60,
+        },
+    )
 
 
 def dpop_proof(b: Bench, method: str, endpoint: str, now: int) -> str:
     """RFC 9449 §4.2: typ dpop+jwt, the public key in the header, a unique jti, htm, htu (the endpoint URL
     from discovery), iat; ES256 with the bench's DPoP key."""
     assert b.dpop_key is not None
-    return es256(b.dpop_key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
-                 {"jti": secrets.token_urlsafe(16), "htm": method, "htu": b.discovery[endpoint], "iat": now})
+    return es256(
+        b.dpop_key,
+        {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
+        {"jti": secrets.token_urlsafe(16), "htm": method, "htu": b.discovery[endpoint], "iat": now},
+    )
 
 
 def jwt_request(b: Bench, assertion: str) -> bytes:
-    body = form({"grant_type": "client_credentials", "scope": "accounts",
-                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    body = form(
+        {
+            "grant_type": "client_credentials",
+            "scope": "accounts",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        }
+    )
     return build_request(b.target, "POST", b.path("token_endpoint"), None, body)
 
 
-def _presign(b: Bench, name: str, default_rate: float, warmup: float, duration: float,
-             make: Callable[[int], Any]) -> Callable[[], Any]:
+def _presign(
+    b: Bench, name: str, default_rate: float, warmup: float, duration: float, make: Callable[[int], Any]
+) -> Callable[[], Any]:
     """A pool of pre-signed items, one per expected operation (the previous run's rate, or
     `default_rate`, x 1.5, plus margin), so the driver signs nothing in the window. Assertions expire
     60 s after signing, so a run must fit in ~55 s. Returns `next_item()`, which signs inline (and
@@ -163,6 +187,7 @@ def _presign(b: Bench, name: str, default_rate: float, warmup: float, duration: 
             b.state[f"{name}_inline"] += 1
             item = make(int(time.time()))
         return item
+
     return next_item
 
 
@@ -174,18 +199,28 @@ async def prepare_cc_jwt(b: Bench, run: int, warmup: float, duration: float) -> 
         async def op(c: Connection, n: int) -> None:
             resp = await c.send(next_request())
             _expect(resp, 200, "token")
+
         return op
+
     return make
 
 
 # -- client_credentials with private_key_jwt and DPoP (fapi2 client) ---------------------------
 
+
 def jwt_dpop_request(b: Bench, now: int) -> bytes:
     """A fresh assertion and a fresh DPoP proof (RFC 9449 §5) for one token request."""
-    body = form({"grant_type": "client_credentials", "scope": "accounts", "client_assertion_type": ASSERTION_TYPE,
-                 "client_assertion": sign_assertion(b, now, fapi=True)})
-    return build_request(b.target, "POST", b.path("token_endpoint"),
-                         {"DPoP": dpop_proof(b, "POST", "token_endpoint", now)}, body)
+    body = form(
+        {
+            "grant_type": "client_credentials",
+            "scope": "accounts",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": sign_assertion(b, now, fapi=True),
+        }
+    )
+    return build_request(
+        b.target, "POST", b.path("token_endpoint"), {"DPoP": dpop_proof(b, "POST", "token_endpoint", now)}, body
+    )
 
 
 async def prepare_cc_jwt_dpop(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
@@ -199,11 +234,14 @@ async def prepare_cc_jwt_dpop(b: Bench, run: int, warmup: float, duration: float
             _expect(resp, 200, "token")
             if b'"token_type":"DPoP"' not in resp.body.replace(b" ", b""):
                 raise HttpError(f"not a DPoP token: {resp.body[:200]!r}")
+
         return op
+
     return make
 
 
 # -- introspection ----------------------------------------------------------------------------
+
 
 async def prepare_introspect(b: Bench, run: int, conn: Connection, pool_size: int = 512) -> MakeOp:
     """A resource server introspects access tokens (RFC 7662) minted just before the run."""
@@ -215,8 +253,10 @@ async def prepare_introspect(b: Bench, run: int, conn: Connection, pool_size: in
         tokens.append(orjson.loads(resp.body)["access_token"])
     auth = {"Authorization": basic(b.rs_client_id, b.rs_secret)}
     path = b.path("introspection_endpoint")
-    requests = [build_request(b.target, "POST", path, auth, form({"token": t, "token_type_hint": "access_token"}))
-                for t in tokens]
+    requests = [
+        build_request(b.target, "POST", path, auth, form({"token": t, "token_type_hint": "access_token"}))
+        for t in tokens
+    ]
 
     async def make(i: int, c0: Connection) -> Op:
         async def op(c: Connection, n: int) -> None:
@@ -224,16 +264,27 @@ async def prepare_introspect(b: Bench, run: int, conn: Connection, pool_size: in
             _expect(resp, 200, "introspect")
             if not resp.body.startswith(b'{"active":true'):
                 raise HttpError(f"token not active: {resp.body[:200]!r}")
+
         return op
+
     return make
 
 
 # -- browser flows ----------------------------------------------------------------------------
 
+
 def authorize_path(b: Bench, challenge: str, state: str, nonce: str, **extra: str) -> str:
-    params = {"response_type": "code", "client_id": "demo-native", "redirect_uri": REDIRECT_URI,
-              "scope": "openid profile", "state": state, "nonce": nonce, "code_challenge": challenge,
-              "code_challenge_method": "S256", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": "demo-native",
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile",
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
     return b.path("authorization_endpoint") + "?" + urlencode(params)
 
 
@@ -259,8 +310,14 @@ def _location(resp: Any) -> str:
 async def password_login(b: Bench, conn: Connection, jar: CookieJar, username: str) -> str:
     """Authorization request -> login page -> POST the password. Returns where the login sends us."""
     verifier, challenge = pkce_pair()
-    loc = _location(await _get(b, conn, jar, authorize_path(b, challenge, secrets.token_urlsafe(12),
-                                                            secrets.token_urlsafe(12), prompt="login")))
+    loc = _location(
+        await _get(
+            b,
+            conn,
+            jar,
+            authorize_path(b, challenge, secrets.token_urlsafe(12), secrets.token_urlsafe(12), prompt="login"),
+        )
+    )
     if not loc.startswith("/interaction/"):
         raise HttpError(f"expected the login page, got redirected to {loc[:120]}")
     page = await _get(b, conn, jar, loc)
@@ -268,13 +325,19 @@ async def password_login(b: Bench, conn: Connection, jar: CookieJar, username: s
     csrf, action = CSRF.search(page.body), LOGIN_ACTION.search(page.body)
     if not csrf or not action:
         raise HttpError("no login form on the page")
-    resp = await _post(b, conn, jar, action.group(1).decode(),
-                       {"username": username, "password": b.demo_password, "csrf_token": csrf.group(1).decode()})
+    resp = await _post(
+        b,
+        conn,
+        jar,
+        action.group(1).decode(),
+        {"username": username, "password": b.demo_password, "csrf_token": csrf.group(1).decode()},
+    )
     return _location(resp)
 
 
 async def prepare_login(b: Bench, run: int) -> MakeOp:
     """Password logins per second: every op is a fresh sign-in with argon2id verification."""
+
     async def make(i: int, conn: Connection) -> Op:
         jar = CookieJar()
         username = ("alice", "bob")[i % 2]
@@ -284,7 +347,9 @@ async def prepare_login(b: Bench, run: int) -> MakeOp:
             if "__Host-fg_session" not in jar.cookies:
                 raise HttpError("login did not set a session cookie")
             jar.cookies.pop("__Host-fg_session")  # the next op signs in again
+
         return op
+
     return make
 
 
@@ -302,8 +367,11 @@ async def sign_in_once(b: Bench, conn: Connection, jar: CookieJar, username: str
         csrf, action = CSRF.search(page.body), CONSENT_ACTION.search(page.body)
         if not csrf or not action:
             raise HttpError("expected the consent page")
-        loc = _location(await _post(b, conn, jar, action.group(1).decode(),
-                                    {"decision": "approve", "csrf_token": csrf.group(1).decode()}))
+        loc = _location(
+            await _post(
+                b, conn, jar, action.group(1).decode(), {"decision": "approve", "csrf_token": csrf.group(1).decode()}
+            )
+        )
     raise HttpError("sign-in did not come back to the client")
 
 
@@ -335,13 +403,29 @@ async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
             if params.get("state") != state or "code" not in params:
                 raise HttpError(f"bad authorization response {loc[:200]}")
             # The token request is the app's, not the browser's: no cookies.
-            resp = await c.send(build_request(b.target, "POST", token_path, None, form({
-                "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
-                "code_verifier": verifier, "client_id": "demo-native"})))
+            resp = await c.send(
+                build_request(
+                    b.target,
+                    "POST",
+                    token_path,
+                    None,
+                    form(
+                        {
+                            "grant_type": "authorization_code",
+                            "code": params["code"],
+                            "redirect_uri": REDIRECT_URI,
+                            "code_verifier": verifier,
+                            "client_id": "demo-native",
+                        }
+                    ),
+                )
+            )
             _expect(resp, 200, "token")
             if b'"id_token"' not in resp.body:
                 raise HttpError("no id_token in the token response")
+
         return op
+
     return make
 
 
@@ -366,14 +450,30 @@ def fapi_item(b: Bench, now: int) -> FapiItem:
     assertion and proof for the token request that will follow."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(12)
-    body = form({"response_type": "code", "client_id": b.fapi_client_id, "redirect_uri": FAPI_REDIRECT,
-                 "scope": "openid accounts", "state": state, "nonce": secrets.token_urlsafe(12),
-                 "code_challenge": challenge, "code_challenge_method": "S256",
-                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})
-    par = build_request(b.target, "POST", b.path("pushed_authorization_request_endpoint"),
-                        {"DPoP": dpop_proof(b, "POST", "pushed_authorization_request_endpoint", now)}, body)
-    return FapiItem(par, verifier, state, sign_assertion(b, now, fapi=True),
-                    dpop_proof(b, "POST", "token_endpoint", now))
+    body = form(
+        {
+            "response_type": "code",
+            "client_id": b.fapi_client_id,
+            "redirect_uri": FAPI_REDIRECT,
+            "scope": "openid accounts",
+            "state": state,
+            "nonce": secrets.token_urlsafe(12),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": sign_assertion(b, now, fapi=True),
+        }
+    )
+    par = build_request(
+        b.target,
+        "POST",
+        b.path("pushed_authorization_request_endpoint"),
+        {"DPoP": dpop_proof(b, "POST", "pushed_authorization_request_endpoint", now)},
+        body,
+    )
+    return FapiItem(
+        par, verifier, state, sign_assertion(b, now, fapi=True), dpop_proof(b, "POST", "token_endpoint", now)
+    )
 
 
 async def fapi_authorize(b: Bench, conn: Connection, jar: CookieJar, item: FapiItem) -> str:
@@ -395,8 +495,11 @@ async def fapi_consent_once(b: Bench, conn: Connection, jar: CookieJar) -> None:
         csrf, action = CSRF.search(page.body), CONSENT_ACTION.search(page.body)
         if not csrf or not action:
             raise HttpError("expected the consent page")
-        loc = _location(await _post(b, conn, jar, action.group(1).decode(),
-                                    {"decision": "approve", "csrf_token": csrf.group(1).decode()}))
+        loc = _location(
+            await _post(
+                b, conn, jar, action.group(1).decode(), {"decision": "approve", "csrf_token": csrf.group(1).decode()}
+            )
+        )
     if not loc.startswith(FAPI_REDIRECT + "?"):
         raise HttpError(f"consent did not come back to the fapi2 client: {loc[:120]}")
 
@@ -426,14 +529,30 @@ async def prepare_fapi_flow(b: Bench, run: int, warmup: float, duration: float) 
             params = query_of(loc)
             if params.get("state") != item.state or "code" not in params or params.get("iss") != b.issuer:
                 raise HttpError(f"bad authorization response {loc[:200]}")
-            resp = await c.send(build_request(b.target, "POST", token_path, {"DPoP": item.token_proof}, form({
-                "grant_type": "authorization_code", "code": params["code"], "redirect_uri": FAPI_REDIRECT,
-                "code_verifier": item.verifier, "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": item.token_assertion})))
+            resp = await c.send(
+                build_request(
+                    b.target,
+                    "POST",
+                    token_path,
+                    {"DPoP": item.token_proof},
+                    form(
+                        {
+                            "grant_type": "authorization_code",
+                            "code": params["code"],
+                            "redirect_uri": FAPI_REDIRECT,
+                            "code_verifier": item.verifier,
+                            "client_assertion_type": ASSERTION_TYPE,
+                            "client_assertion": item.token_assertion,
+                        }
+                    ),
+                )
+            )
             _expect(resp, 200, "token")
             if b'"id_token"' not in resp.body or b'"DPoP"' not in resp.body:
                 raise HttpError(f"expected a DPoP token and an id_token: {resp.body[:200]!r}")
+
         return op
+
     return make
 
 
@@ -446,8 +565,13 @@ def _ath(token: str) -> str:
     return _b64(hashlib.sha256(token.encode("ascii")).digest())
 
 
-async def bank_token(b: Bench, conn: Connection, jar: CookieJar, details: list[dict[str, Any]] | None = None,
-                     scope: str = "openid accounts") -> str:
+async def bank_token(
+    b: Bench,
+    conn: Connection,
+    jar: CookieJar,
+    details: list[dict[str, Any]] | None = None,
+    scope: str = "openid accounts",
+) -> str:
     """A DPoP-bound access token for alice with an account_information consent (or `details`, RFC 9396),
     through the real flow: PAR (private_key_jwt + DPoP, authorization_details) -> authorize -> consent
     -> token."""
@@ -456,14 +580,30 @@ async def bank_token(b: Bench, conn: Connection, jar: CookieJar, details: list[d
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 30 * 86400))
     if details is None:
         details = [{"type": "account_information", "actions": ["accounts", "balances"], "expires_at": expires}]
-    body = form({"response_type": "code", "client_id": b.fapi_client_id, "redirect_uri": FAPI_REDIRECT,
-                 "scope": scope, "state": "bank", "nonce": secrets.token_urlsafe(12),
-                 "code_challenge": challenge, "code_challenge_method": "S256",
-                 "authorization_details": orjson.dumps(details).decode(),
-                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})
-    resp = await conn.send(build_request(b.target, "POST", b.path("pushed_authorization_request_endpoint"),
-                                         {"DPoP": dpop_proof(b, "POST", "pushed_authorization_request_endpoint", now)},
-                                         body))
+    body = form(
+        {
+            "response_type": "code",
+            "client_id": b.fapi_client_id,
+            "redirect_uri": FAPI_REDIRECT,
+            "scope": scope,
+            "state": "bank",
+            "nonce": secrets.token_urlsafe(12),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "authorization_details": orjson.dumps(details).decode(),
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": sign_assertion(b, now, fapi=True),
+        }
+    )
+    resp = await conn.send(
+        build_request(
+            b.target,
+            "POST",
+            b.path("pushed_authorization_request_endpoint"),
+            {"DPoP": dpop_proof(b, "POST", "pushed_authorization_request_endpoint", now)},
+            body,
+        )
+    )
     _expect(resp, 201, "par")
     query = urlencode({"client_id": b.fapi_client_id, "request_uri": orjson.loads(resp.body)["request_uri"]})
     loc = _location(await _get(b, conn, jar, b.path("authorization_endpoint") + "?" + query))
@@ -478,15 +618,36 @@ async def bank_token(b: Bench, conn: Connection, jar: CookieJar, details: list[d
         if not csrf or not action:
             raise HttpError("expected the consent page")
         choices = {n.decode(): v.decode() for n, v, rest in CHOICE.findall(page.body) if b"checked" in rest}
-        loc = _location(await _post(b, conn, jar, action.group(1).decode(),
-                                    {"decision": "approve", "csrf_token": csrf.group(1).decode(), **choices}))
+        loc = _location(
+            await _post(
+                b,
+                conn,
+                jar,
+                action.group(1).decode(),
+                {"decision": "approve", "csrf_token": csrf.group(1).decode(), **choices},
+            )
+        )
     code = query_of(loc).get("code")
     if not code:
         raise HttpError(f"no code: {loc[:200]}")
-    resp = await conn.send(build_request(b.target, "POST", b.path("token_endpoint"),
-                                         {"DPoP": dpop_proof(b, "POST", "token_endpoint", now)}, form({
-        "grant_type": "authorization_code", "code": code, "redirect_uri": FAPI_REDIRECT, "code_verifier": verifier,
-        "client_assertion_type": ASSERTION_TYPE, "client_assertion": sign_assertion(b, now, fapi=True)})))
+    resp = await conn.send(
+        build_request(
+            b.target,
+            "POST",
+            b.path("token_endpoint"),
+            {"DPoP": dpop_proof(b, "POST", "token_endpoint", now)},
+            form(
+                {
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": FAPI_REDIRECT,
+                    "code_verifier": verifier,
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": sign_assertion(b, now, fapi=True),
+                }
+            ),
+        )
+    )
     _expect(resp, 200, "token")
     return orjson.loads(resp.body)["access_token"]
 
@@ -494,9 +655,11 @@ async def bank_token(b: Bench, conn: Connection, jar: CookieJar, details: list[d
 def bank_request(b: Bench, token: str, path: str, now: int) -> bytes:
     """GET on the bank API with a fresh DPoP proof (htu: the API URL, ath: the token hash)."""
     assert b.dpop_key is not None
-    proof = es256(b.dpop_key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
-                  {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": b.issuer + path, "iat": now,
-                   "ath": _ath(token)})
+    proof = es256(
+        b.dpop_key,
+        {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
+        {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": b.issuer + path, "iat": now, "ath": _ath(token)},
+    )
     return build_request(b.target, "GET", path, {"Authorization": f"DPoP {token}", "DPoP": proof})
 
 
@@ -524,14 +687,20 @@ async def prepare_bank_balances(b: Bench, run: int, warmup: float, duration: flo
             _expect(resp, 200, "balances")
             if b'"InterimAvailable"' not in resp.body:
                 raise HttpError(f"not a balances response: {resp.body[:200]!r}")
+
         return op
+
     return make
 
 
 # -- the bank API: payment execution ----------------------------------------------------
 
-PAYMENT = {"instructedAmount": {"currency": "EUR", "amount": "0.01"}, "creditorName": "Bench Payee GmbH",
-           "creditorAccount": {"iban": "DE89370400440532013000"}, "remittanceInformationUnstructured": "bench"}
+PAYMENT = {
+    "instructedAmount": {"currency": "EUR", "amount": "0.01"},
+    "creditorName": "Bench Payee GmbH",
+    "creditorAccount": {"iban": "DE89370400440532013000"},
+    "remittanceInformationUnstructured": "bench",
+}
 PAYMENT_TOKEN_WORKERS = 4
 
 
@@ -539,11 +708,18 @@ def payment_request(b: Bench, token: str, now: int) -> bytes:
     """POST /bank/v1/payments: the approved payment, a fresh Idempotency-Key and DPoP proof."""
     assert b.dpop_key is not None
     path = BANK_PREFIX + "/payments"
-    proof = es256(b.dpop_key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
-                  {"jti": secrets.token_urlsafe(16), "htm": "POST", "htu": b.issuer + path, "iat": now,
-                   "ath": _ath(token)})
-    return build_request(b.target, "POST", path, {"Authorization": f"DPoP {token}", "DPoP": proof,
-                                                  "Idempotency-Key": secrets.token_urlsafe(16)}, orjson.dumps(PAYMENT))
+    proof = es256(
+        b.dpop_key,
+        {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
+        {"jti": secrets.token_urlsafe(16), "htm": "POST", "htu": b.issuer + path, "iat": now, "ath": _ath(token)},
+    )
+    return build_request(
+        b.target,
+        "POST",
+        path,
+        {"Authorization": f"DPoP {token}", "DPoP": proof, "Idempotency-Key": secrets.token_urlsafe(16)},
+        orjson.dumps(PAYMENT),
+    )
 
 
 async def payment_tokens(b: Bench, count: int) -> list[str]:
@@ -566,6 +742,7 @@ async def payment_tokens(b: Bench, count: int) -> list[str]:
                 out.append(await bank_token(b, conn, jar, details, "openid payments"))
         finally:
             conn.close()
+
     share = -(-count // PAYMENT_TOKEN_WORKERS)
     await asyncio.gather(*(worker(min(share, count - i * share)) for i in range(PAYMENT_TOKEN_WORKERS)))
     return out
@@ -579,8 +756,10 @@ async def prepare_bank_payment(b: Bench, run: int, warmup: float, duration: floa
     its idempotency record. If the pool runs dry, a flow runs inline (counted as signed_inline; such a
     run measures flows, not executions, and must be repeated with a longer pool)."""
     if warmup + duration > 60:
-        raise SystemExit("bank_payment: the token pool is obtained before the window and tokens live 5 minutes; "
-                         "keep warmup + duration <= 60 s")
+        raise SystemExit(
+            "bank_payment: the token pool is obtained before the window and tokens live 5 minutes; "
+            "keep warmup + duration <= 60 s"
+        )
     name = "bank_payment"
     count = int(b.state.get(f"{name}_rate", 150.0) * 1.5 * (warmup + duration)) + 50
     t0 = time.perf_counter()
@@ -604,7 +783,9 @@ async def prepare_bank_payment(b: Bench, run: int, warmup: float, duration: floa
             _expect(resp, 201, "payment")
             if b'"AcceptedSettlementCompleted"' not in resp.body:
                 raise HttpError(f"not a payment response: {resp.body[:200]!r}")
+
         return op
+
     return make
 
 

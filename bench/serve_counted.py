@@ -46,4 +46,5 @@ def _dump(_sig: int, _frame: object) -> None:
 if __name__ == "__main__":
     signal.signal(signal.SIGUSR1, _dump)
     from fingrade.cli import main
+
     sys.exit(main(["serve", "--demo", *sys.argv[1:]]))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -36,8 +37,6 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
-
-import datetime as dt
 
 import httpx
 from cryptography import x509
@@ -56,24 +55,39 @@ def keygen(out: Path) -> None:
     # The same key in a self-signed certificate, for self_signed_tls_client_auth (RFC 8705 §2.2).
     private = key.private_key
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fintech-example")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365)).sign(private, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(private, hashes.SHA256())
+    )
     (out / "fintech-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (out / "fintech-key.pem").write_bytes(private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (out / "fintech-key.pem").write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     os.chmod(out / "fintech-key.pem", 0o600)
-    public = {**key.as_dict(private=False),
-              "x5c": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]}
+    public = {
+        **key.as_dict(private=False),
+        "x5c": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()],
+    }
     (out / "fintech-public-jwks.json").write_text(json.dumps({"keys": [public]}, indent=2))
-    print(f"wrote {out / 'fintech-private.jwk'} and {out / 'fintech-key.pem'} (keep them secret), "
-          f"{out / 'fintech-cert.pem'} and {out / 'fintech-public-jwks.json'} (register it)")
+    print(
+        f"wrote {out / 'fintech-private.jwk'} and {out / 'fintech-key.pem'} (keep them secret), "
+        f"{out / 'fintech-cert.pem'} and {out / 'fintech-public-jwks.json'} (register it)"
+    )
 
 
 class Fintech:
-    def __init__(self, issuer: str, client_id: str, key: ECKey, cacert: str | None,
-                 cert: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, issuer: str, client_id: str, key: ECKey, cacert: str | None, cert: tuple[str, str] | None = None
+    ) -> None:
         tls = ssl.create_default_context(cafile=cacert or None)
         self.http = httpx.Client(base_url=issuer, verify=tls)
         self.meta = self.http.get("/.well-known/openid-configuration").json()
@@ -91,8 +105,14 @@ class Fintech:
     def assertion(self) -> dict[str, str]:
         # FAPI 2.0 SP 5.3.2.1-8: aud is the issuer identifier, as a string.
         now = int(time.time())
-        claims = {"iss": self.client_id, "sub": self.client_id, "aud": self.meta["issuer"],
-                  "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 60}
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.meta["issuer"],
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + 60,
+        }
         token = jwt.encode({"alg": "ES256", "kid": self.key.kid}, claims, self.key, algorithms=["ES256"])
         return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": token}
 
@@ -140,9 +160,16 @@ def flow(args: argparse.Namespace) -> int:
     app = Fintech(args.issuer, args.client_id, key, args.cacert, cert)
     verifier = secrets.token_urlsafe(48)
     state = secrets.token_urlsafe(16)
-    request = {"response_type": "code", "client_id": args.client_id, "redirect_uri": args.redirect_uri,
-               "scope": args.scope, "state": state, "nonce": secrets.token_urlsafe(16),
-               "code_challenge": b64(hashlib.sha256(verifier.encode()).digest()), "code_challenge_method": "S256"}
+    request = {
+        "response_type": "code",
+        "client_id": args.client_id,
+        "redirect_uri": args.redirect_uri,
+        "scope": args.scope,
+        "state": state,
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": b64(hashlib.sha256(verifier.encode()).digest()),
+        "code_challenge_method": "S256",
+    }
     if args.authorization_details:
         request["authorization_details"] = json.dumps(json.loads(args.authorization_details))  # must be JSON
     pushed = app.post("pushed_authorization_request_endpoint", request)
@@ -150,8 +177,11 @@ def flow(args: argparse.Namespace) -> int:
         print("PAR refused:", pushed.text, file=sys.stderr)
         return 1
     print("Open this in a browser and sign in (alice):\n")
-    print(app.meta["authorization_endpoint"] + "?" + urlencode(
-        {"client_id": args.client_id, "request_uri": pushed.json()["request_uri"]}))
+    print(
+        app.meta["authorization_endpoint"]
+        + "?"
+        + urlencode({"client_id": args.client_id, "request_uri": pushed.json()["request_uri"]})
+    )
     callback = input("\nPaste the address the browser ended on: ").strip()
     params = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
     # RFC 9207 §2.4 and CSRF: the response must come from our issuer and carry our state.
@@ -161,8 +191,15 @@ def flow(args: argparse.Namespace) -> int:
     if "error" in params:
         print("authorization refused:", params["error"], params.get("error_description", ""), file=sys.stderr)
         return 1
-    tokens = app.post("token_endpoint", {"grant_type": "authorization_code", "code": params["code"],
-                                         "redirect_uri": args.redirect_uri, "code_verifier": verifier})
+    tokens = app.post(
+        "token_endpoint",
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": args.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     if tokens.status_code != 200:
         print("token request refused:", tokens.text, file=sys.stderr)
         return 1

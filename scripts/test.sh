@@ -8,5 +8,6 @@ scripts/services.sh
 [ -x tests/browser/install-chromium.sh ] && tests/browser/install-chromium.sh
 [ -x tests/mtls/install-nginx.sh ] && tests/mtls/install-nginx.sh
 [ -x tests/interop/install-node-deps.sh ] && tests/interop/install-node-deps.sh
-.venv/bin/ruff check src tests bench examples
+.venv/bin/ruff check src tests bench examples scripts
+.venv/bin/ruff format --check src tests bench examples scripts
 exec .venv/bin/python -m pytest "$@"

@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from support.server import Server, drop_pg_database, start_server
 
 BACKENDS = os.environ.get("FINGRADE_TEST_BACKENDS", "sqlite,postgres").split(",")

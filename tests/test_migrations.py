@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from support.server import _create_pg_database, drop_pg_database
 
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
 from fingrade.store.sql.schema import metadata
-from support.server import _create_pg_database, drop_pg_database
 
 
 def _diff(conn) -> list:

@@ -31,10 +31,13 @@ from .oauth.profiles import IDENTITY_VERIFIED, PROFILES
 from .oauth.registration import build_client, client_metadata
 from .runtime import build_core, close_core
 
-
-TLS_SUBJECT_FLAGS = {"--tls-subject-dn": "tls_client_auth_subject_dn", "--tls-san-dns": "tls_client_auth_san_dns",
-                     "--tls-san-uri": "tls_client_auth_san_uri", "--tls-san-ip": "tls_client_auth_san_ip",
-                     "--tls-san-email": "tls_client_auth_san_email"}
+TLS_SUBJECT_FLAGS = {
+    "--tls-subject-dn": "tls_client_auth_subject_dn",
+    "--tls-san-dns": "tls_client_auth_san_dns",
+    "--tls-san-uri": "tls_client_auth_san_uri",
+    "--tls-san-ip": "tls_client_auth_san_ip",
+    "--tls-san-email": "tls_client_auth_san_email",
+}
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -48,6 +51,7 @@ def _run(args: argparse.Namespace, fn: Callable[[Core], Awaitable[int]]) -> int:
             return await fn(core)
         finally:
             await close_core(core)
+
     return asyncio.run(main())
 
 
@@ -56,6 +60,7 @@ def _print(data: Any) -> None:
 
 
 # -- serve ------------------------------------------------------------------------------------
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .devtls import ensure_dev_certificate
@@ -72,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.role == "bank":  # no authorization server here: only the bank's tables
             from .store.sql.db import Database
             from .store.sql.migrate import upgrade
+
             db = Database(settings.database_url)
             try:
                 await upgrade(db)
@@ -85,6 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if args.demo:
                 from .bank.demo import seed_bank_demo
                 from .demo import seed_demo
+
                 await seed_demo(core)
                 await seed_bank_demo(core)
         finally:
@@ -102,17 +109,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.role == "bank":
         from .bank.server import create_bank_server
         from .web.security_headers import SecurityHeaders
+
         app: Any = create_bank_server(settings)
         app.add_middleware(SecurityHeaders, hsts=settings.bank_url.startswith("https://"))
-        print(f"Fingrade bank API listening on {settings.host}:{settings.port}, at {settings.bank_url}, "
-              f"trusting {settings.bank_issuer}", flush=True)
+        print(
+            f"Fingrade bank API listening on {settings.host}:{settings.port}, at {settings.bank_url}, "
+            f"trusting {settings.bank_issuer}",
+            flush=True,
+        )
     else:
         app = create_app(settings)
-        print(f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}"
-              + (f", bank API at {settings.bank_url}" if settings.role == "all" else ""), flush=True)
+        print(
+            f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}"
+            + (f", bank API at {settings.bank_url}" if settings.role == "all" else ""),
+            flush=True,
+        )
         if settings.mtls_port:
-            print(f"mutual TLS listener on {settings.host}:{settings.mtls_port} ({settings.mtls_base_url})",
-                  flush=True)
+            print(f"mutual TLS listener on {settings.host}:{settings.mtls_port} ({settings.mtls_base_url})", flush=True)
     serve(settings, app, ssl)
     return 0
 
@@ -123,15 +136,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         await close_core(core)
         print("database is at the latest schema")
         return 0
+
     return asyncio.run(main())
 
 
 # -- clients ----------------------------------------------------------------------------------
 
+
 def cmd_clients(args: argparse.Namespace) -> int:
     async def add(core: Core) -> int:
-        meta: dict[str, Any] = {"client_name": args.name, "security_profile": args.profile,
-                                "redirect_uris": args.redirect_uri or []}
+        meta: dict[str, Any] = {
+            "client_name": args.name,
+            "security_profile": args.profile,
+            "redirect_uris": args.redirect_uri or [],
+        }
         if args.auth_method:
             meta["token_endpoint_auth_method"] = args.auth_method
         if args.grant_type:
@@ -187,8 +205,13 @@ def cmd_clients(args: argparse.Namespace) -> int:
         if client is None:
             print("no such client", file=sys.stderr)
             return 1
-        _print({**client_metadata(core, client), "resource_server": client.resource_server,
-                "allowed_origins": client.allowed_origins})
+        _print(
+            {
+                **client_metadata(core, client),
+                "resource_server": client.resource_server,
+                "allowed_origins": client.allowed_origins,
+            }
+        )
         return 0
 
     async def verify(core: Core) -> int:
@@ -206,8 +229,12 @@ def cmd_clients(args: argparse.Namespace) -> int:
             client.metadata.pop(IDENTITY_VERIFIED, None)
         client.updated_at = core.clock()
         await core.store.save_client(client)
-        await core.store.audit("client_updated", core.clock(), client_id=client.client_id,
-                               detail={"by": "cli", IDENTITY_VERIFIED: args.action == "verify"})
+        await core.store.audit(
+            "client_updated",
+            core.clock(),
+            client_id=client.client_id,
+            detail={"by": "cli", IDENTITY_VERIFIED: args.action == "verify"},
+        )
         _print(client_metadata(core, client))
         return 0
 
@@ -219,14 +246,19 @@ def cmd_clients(args: argparse.Namespace) -> int:
         return 0 if ok else 1
 
     try:
-        return _run(args, {"add": add, "list": list_, "show": show, "remove": remove, "verify": verify,
-                           "unverify": verify}[args.action])
+        return _run(
+            args,
+            {"add": add, "list": list_, "show": show, "remove": remove, "verify": verify, "unverify": verify}[
+                args.action
+            ],
+        )
     except OAuthError as exc:
         print(f"error: {exc.error}: {exc.description}", file=sys.stderr)
         return 2
 
 
 # -- users ------------------------------------------------------------------------------------
+
 
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
@@ -249,9 +281,15 @@ def cmd_users(args: argparse.Namespace) -> int:
             print(f"user {username} already exists", file=sys.stderr)
             return 1
         password = _read_password(args)
-        user = User(id="u_" + secrets.token_urlsafe(12), username=username,
-                    password_hash=core.passwords.hash(password), name=args.name or username,
-                    email=args.email or "", email_verified=False, created_at=int(time.time()))
+        user = User(
+            id="u_" + secrets.token_urlsafe(12),
+            username=username,
+            password_hash=core.passwords.hash(password),
+            name=args.name or username,
+            email=args.email or "",
+            email_verified=False,
+            created_at=int(time.time()),
+        )
         await core.store.save_user(user)
         print(f"user {username} created (sub {user.id})")
         return 0
@@ -283,9 +321,11 @@ def cmd_users(args: argparse.Namespace) -> int:
         change = await user_status.disable(core, user.id, by="cli") if user is not None else None
         if user is None or change is None:
             return 1
-        print(f"user {user.username} {'disabled' if change.changed else 'was already disabled'}: "
-              f"{change.sessions_ended} sessions ended, {len(change.grants_revoked)} grants revoked "
-              f"(tokens refused at once; at a separate bank within its introspection cache time)")
+        print(
+            f"user {user.username} {'disabled' if change.changed else 'was already disabled'}: "
+            f"{change.sessions_ended} sessions ended, {len(change.grants_revoked)} grants revoked "
+            f"(tokens refused at once; at a separate bank within its introspection cache time)"
+        )
         return 0
 
     async def enable(core: Core) -> int:
@@ -293,8 +333,9 @@ def cmd_users(args: argparse.Namespace) -> int:
         change = await user_status.enable(core, user.id, by="cli") if user is not None else None
         if user is None or change is None:
             return 1
-        print(f"user {user.username} {'enabled' if change.changed else 'was not disabled'}; "
-              "revoked grants stay revoked")
+        print(
+            f"user {user.username} {'enabled' if change.changed else 'was not disabled'}; revoked grants stay revoked"
+        )
         return 0
 
     async def unlock(core: Core) -> int:
@@ -307,14 +348,24 @@ def cmd_users(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        return _run(args, {"add": add, "list": list_, "set-password": set_password, "disable": disable,
-                           "enable": enable, "unlock": unlock}[args.action])
+        return _run(
+            args,
+            {
+                "add": add,
+                "list": list_,
+                "set-password": set_password,
+                "disable": disable,
+                "enable": enable,
+                "unlock": unlock,
+            }[args.action],
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 # -- consents (the bank's view of what customers allowed) ----------------------------------
+
 
 def cmd_consents(args: argparse.Namespace) -> int:
     async def list_(core: Core) -> int:
@@ -326,14 +377,29 @@ def cmd_consents(args: argparse.Namespace) -> int:
                 return 1
             user_id = user.id
         now = core.clock()
-        shown = [(g, consents.grant_state(core, g, refresh_until, now))
-                 for g, refresh_until in await core.store.list_user_grants(user_id)]
+        shown = [
+            (g, consents.grant_state(core, g, refresh_until, now))
+            for g, refresh_until in await core.store.list_user_grants(user_id)
+        ]
         shown = [(g, state) for g, state in shown if args.all or state == "active"]
         # The UK ConsentId a grant authorised, as the app and the customer know it (else null).
         lodged = await core.store.consent_resource_ids([g.id for g, _ in shown])
-        _print([{"grant_id": g.id, "consent_id": lodged.get(g.id), "user_id": g.user_id, "client_id": g.client_id,
-                 "scope": g.scope, "created_at": g.created_at, "revoked_at": g.revoked_at, "state": state,
-                 "authorization_details": g.authorization_details} for g, state in shown])
+        _print(
+            [
+                {
+                    "grant_id": g.id,
+                    "consent_id": lodged.get(g.id),
+                    "user_id": g.user_id,
+                    "client_id": g.client_id,
+                    "scope": g.scope,
+                    "created_at": g.created_at,
+                    "revoked_at": g.revoked_at,
+                    "state": state,
+                    "authorization_details": g.authorization_details,
+                }
+                for g, state in shown
+            ]
+        )
         return 0
 
     async def revoke(core: Core) -> int:
@@ -354,6 +420,7 @@ def cmd_consents(args: argparse.Namespace) -> int:
 
 # -- keys -------------------------------------------------------------------------------------
 
+
 def cmd_keys(args: argparse.Namespace) -> int:
     async def list_(core: Core) -> int:
         for k in await core.store.list_signing_keys():
@@ -363,14 +430,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
     async def rotate(core: Core) -> int:
         new = await core.keys.rotate()
         await core.store.audit("keys_rotated", core.clock(), detail={"active": new.kid})
-        print(f"rotated: {new.kid} is now active; running servers switch within "
-              f"{core.settings.key_reload_seconds:g} s")
+        print(f"rotated: {new.kid} is now active; running servers switch within {core.settings.key_reload_seconds:g} s")
         return 0
 
     return _run(args, {"list": list_, "rotate": rotate}[args.action])
 
 
 # -- registration tokens ----------------------------------------------------------------------
+
 
 def cmd_registration_token(args: argparse.Namespace) -> int:
     async def create(core: Core) -> int:
@@ -399,8 +466,14 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
 # The commands whose only argument is an identifier. Grant ids are base64url (oauth/crypto.new_token),
 # so one in 64 begins with "-", which argparse would take for an unknown option; a client id chosen
 # with --client-id, or a token label, may begin with one too.
-_ID_COMMANDS = {("consents", "revoke"), ("clients", "show"), ("clients", "remove"), ("clients", "verify"),
-                ("clients", "unverify"), ("registration-token", "revoke")}
+_ID_COMMANDS = {
+    ("consents", "revoke"),
+    ("clients", "show"),
+    ("clients", "remove"),
+    ("clients", "verify"),
+    ("clients", "unverify"),
+    ("registration-token", "revoke"),
+}
 _ID_HELP = "may begin with '-' (only -h and --help ask for help)"
 
 
@@ -408,8 +481,12 @@ def _dash_ids(argv: list[str]) -> list[str]:
     """`fingrade consents revoke -Xy…` means `fingrade consents revoke -- -Xy…`: the id is the last
     argument of these commands (they have no options, and global options come before the command), so
     a last argument beginning with "-" is the id, except exactly -h/--help. An explicit `--` still works."""
-    if len(argv) >= 3 and (argv[-3], argv[-2]) in _ID_COMMANDS and argv[-1].startswith("-") \
-            and argv[-1] not in ("--", "-h", "--help"):
+    if (
+        len(argv) >= 3
+        and (argv[-3], argv[-2]) in _ID_COMMANDS
+        and argv[-1].startswith("-")
+        and argv[-1] not in ("--", "-h", "--help")
+    ):
         return [*argv[:-1], "--", argv[-1]]
     return argv
 
@@ -425,9 +502,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--issuer")
     s.add_argument("--http", action="store_true", help="plain HTTP behind a TLS-terminating proxy")
     s.add_argument("--demo", action="store_true", help="seed demo users and clients")
-    s.add_argument("--role", choices=["all", "as", "bank"],
-                   help="all (default): authorization server and bank API; as: authorization server only; "
-                        "bank: the bank API only, trusting bank_issuer")
+    s.add_argument(
+        "--role",
+        choices=["all", "as", "bank"],
+        help="all (default): authorization server and bank API; as: authorization server only; "
+        "bank: the bank API only, trusting bank_issuer",
+    )
     s.set_defaults(fn=cmd_serve)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
@@ -438,35 +518,61 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--profile", required=True, choices=list(PROFILES))
     a.add_argument("--redirect-uri", action="append")
     a.add_argument("--auth-method", choices=sorted(set().union(*(p.auth_methods for p in PROFILES.values()))))
-    a.add_argument("--grant-type", action="append", choices=["authorization_code", "refresh_token",
-                                                               "client_credentials"])
+    a.add_argument(
+        "--grant-type", action="append", choices=["authorization_code", "refresh_token", "client_credentials"]
+    )
     a.add_argument("--scope")
-    a.add_argument("--jwks-file", help="public JWKS for private_key_jwt and signed request objects, or "
-                   "with x5c certificates for self_signed_tls_client_auth")
+    a.add_argument(
+        "--jwks-file",
+        help="public JWKS for private_key_jwt and signed request objects, or "
+        "with x5c certificates for self_signed_tls_client_auth",
+    )
     # RFC 8705 §2.1.2: a tls_client_auth client is identified by exactly one of these.
     for flag, field in TLS_SUBJECT_FLAGS.items():
         a.add_argument(flag, dest=field, metavar="VALUE", help=f"tls_client_auth: {field}")
-    a.add_argument("--tls-bound-tokens", action="store_true",
-                   help="tls_client_certificate_bound_access_tokens: bind access tokens to the client certificate")
-    a.add_argument("--client-id", help="choose the client_id (default: generated, c_ + random); "
-                   "one beginning with '-' is written --client-id=-ID")
-    a.add_argument("--no-pkce", action="store_true",
-                   help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)")
-    a.add_argument("--require-par", action="store_true",
-                   help="authorization requests only through the PAR endpoint (RFC 9126)")
-    a.add_argument("--require-dpop", action="store_true",
-                   help="token requests only with a DPoP proof (RFC 9449 §5.2 dpop_bound_access_tokens)")
+    a.add_argument(
+        "--tls-bound-tokens",
+        action="store_true",
+        help="tls_client_certificate_bound_access_tokens: bind access tokens to the client certificate",
+    )
+    a.add_argument(
+        "--client-id",
+        help="choose the client_id (default: generated, c_ + random); "
+        "one beginning with '-' is written --client-id=-ID",
+    )
+    a.add_argument(
+        "--no-pkce",
+        action="store_true",
+        help="confidential OIDC clients only: allow authorization requests without PKCE (nonce instead)",
+    )
+    a.add_argument(
+        "--require-par", action="store_true", help="authorization requests only through the PAR endpoint (RFC 9126)"
+    )
+    a.add_argument(
+        "--require-dpop",
+        action="store_true",
+        help="token requests only with a DPoP proof (RFC 9449 §5.2 dpop_bound_access_tokens)",
+    )
     a.add_argument("--resource-server", action="store_true", help="may introspect other clients' tokens")
-    a.add_argument("--verified", action="store_true",
-                   help="native apps: their identity was checked, so a remembered consent is used again "
-                        "without asking (RFC 8252 §8.6)")
-    a.add_argument("--authorization-details-type", action="append", choices=list(SUPPORTED_TYPES),
-                   help="an RFC 9396 authorization details type the client may request (repeatable)")
+    a.add_argument(
+        "--verified",
+        action="store_true",
+        help="native apps: their identity was checked, so a remembered consent is used again "
+        "without asking (RFC 8252 §8.6)",
+    )
+    a.add_argument(
+        "--authorization-details-type",
+        action="append",
+        choices=list(SUPPORTED_TYPES),
+        help="an RFC 9396 authorization details type the client may request (repeatable)",
+    )
     c.add_parser("list")
     for name in ("show", "remove"):
         c.add_parser(name).add_argument("client_id", help=_ID_HELP)
-    for name, says in (("verify", "the native app's identity is assured: repeated requests may go straight back"),
-                       ("unverify", "the native app's repeated requests ask the user again (the default)")):
+    for name, says in (
+        ("verify", "the native app's identity is assured: repeated requests may go straight back"),
+        ("unverify", "the native app's repeated requests ask the user again (the default)"),
+    ):
         c.add_parser(name, help=says).add_argument("client_id", help=_ID_HELP)
     sub.choices["clients"].set_defaults(fn=cmd_clients)
 
@@ -480,20 +586,22 @@ def parser() -> argparse.ArgumentParser:
     sp = u.add_parser("set-password")
     sp.add_argument("username")
     sp.add_argument("--password-stdin", action="store_true")
-    u.add_parser("disable", help="end the user's sessions, grants and tokens at once; no sign-in until enabled"
-                 ).add_argument("username")
+    u.add_parser(
+        "disable", help="end the user's sessions, grants and tokens at once; no sign-in until enabled"
+    ).add_argument("username")
     u.add_parser("enable", help="let a disabled user sign in again").add_argument("username")
-    u.add_parser("unlock", help="clear the user's sign-in throttling (all addresses and browsers)"
-                 ).add_argument("username")
+    u.add_parser("unlock", help="clear the user's sign-in throttling (all addresses and browsers)").add_argument(
+        "username"
+    )
     sub.choices["users"].set_defaults(fn=cmd_users)
 
-    cs = sub.add_parser("consents", help="customers' grants: list, revoke").add_subparsers(dest="action",
-                                                                                           required=True)
+    cs = sub.add_parser("consents", help="customers' grants: list, revoke").add_subparsers(dest="action", required=True)
     cl = cs.add_parser("list", help="active grants (all states with --all) as JSON")
     cl.add_argument("--user", help="username")
     cl.add_argument("--all", action="store_true", help="include expired and revoked grants")
-    cs.add_parser("revoke", help="revoke one grant, or a UK consent by its ConsentId: its tokens die at once").add_argument(
-        "grant_id", help="as `consents list` prints it, or a ConsentId (aac-…); " + _ID_HELP)
+    cs.add_parser(
+        "revoke", help="revoke one grant, or a UK consent by its ConsentId: its tokens die at once"
+    ).add_argument("grant_id", help="as `consents list` prints it, or a ConsentId (aac-…); " + _ID_HELP)
     sub.choices["consents"].set_defaults(fn=cmd_consents)
 
     k = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)

@@ -75,8 +75,9 @@ class Settings:
     # refresh token rotated, with the same proof of possession, for the same answer (oauth/token_retry.py).
     token_retry_grace_seconds: int = 10
     access_token_audience: str = ""  # default: the issuer
-    scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email", "offline_access",
-                                                         "accounts", "payments"])
+    scopes: list[str] = field(
+        default_factory=lambda: ["openid", "profile", "email", "offline_access", "accounts", "payments"]
+    )
     # RFC 9396 payment_initiation: the currencies a customer may approve a payment in. Default: those
     # the bank books (bank/money.py), so an approved payment is never refused for its currency.
     payment_currencies: list[str] = field(default_factory=lambda: sorted(MINOR_UNITS))
@@ -153,8 +154,9 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
 
 
-def load_settings(config_file: str | None = None, overrides: dict[str, Any] | None = None,
-                  environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    config_file: str | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     env = os.environ if environ is None else environ
     settings = Settings()
     known = {f.name: f for f in fields(Settings)}
@@ -201,8 +203,10 @@ def _finish_mtls(s: Settings) -> None:
         if not 0 < s.mtls_port < 65536 or s.mtls_port == s.port:
             raise ConfigError("mtls_port: must be 1-65535 and differ from port")
         if s.tls == "off":
-            raise ConfigError("mtls_port needs TLS (tls = auto or files); behind a proxy, let the proxy ask for "
-                              "client certificates and set mtls_base_url")
+            raise ConfigError(
+                "mtls_port needs TLS (tls = auto or files); behind a proxy, let the proxy ask for "
+                "client certificates and set mtls_base_url"
+            )
         if not s.mtls_base_url:
             host = urlsplit(s.issuer).hostname or "localhost"
             s.mtls_base_url = f"https://{'[' + host + ']' if ':' in host else host}:{s.mtls_port}"
@@ -214,7 +218,14 @@ def _finish_mtls(s: Settings) -> None:
     if s.mtls_ca_file and not Path(s.mtls_ca_file).is_file():
         raise ConfigError(f"mtls_ca_file {s.mtls_ca_file}: no such file")
     if not re.fullmatch(r"[a-z0-9-]{1,64}", s.mtls_cert_header.lower()) or s.mtls_cert_header.lower() in (
-            "authorization", "dpop", "host", "content-type", "content-length", "cookie", "x-forwarded-for"):
+        "authorization",
+        "dpop",
+        "host",
+        "content-type",
+        "content-length",
+        "cookie",
+        "x-forwarded-for",
+    ):
         raise ConfigError("mtls_cert_header: must be a header name of its own (letters, digits, -)")
     s.mtls_cert_header = s.mtls_cert_header.lower()
 
@@ -227,8 +238,13 @@ def _finish(s: Settings) -> None:
     if not 0 < s.port < 65536:
         raise ConfigError("port: must be 1-65535")
     if not s.issuer:
-        s.issuer = "https://localhost:8443" if s.tls != "off" and s.port == 8443 else (
-            f"{'https' if s.tls != 'off' else 'http'}://{'localhost' if s.tls != 'off' else '127.0.0.1'}:{s.port}")
+        s.issuer = (
+            "https://localhost:8443"
+            if s.tls != "off" and s.port == 8443
+            else (
+                f"{'https' if s.tls != 'off' else 'http'}://{'localhost' if s.tls != 'off' else '127.0.0.1'}:{s.port}"
+            )
+        )
     parts = urlsplit(s.issuer)
     # RFC 8414 §2: the issuer is an https URL with no query or fragment.
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
@@ -268,8 +284,9 @@ def _finish(s: Settings) -> None:
         # FAPI 2.0 SP 5.3.2.2-12: expires_in < 600; below 10 s a user could not follow the link.
         raise ConfigError("par_ttl: must be 10-599 seconds")
     if not 0 <= s.token_retry_grace_seconds <= 60:
-        raise ConfigError("token_retry_grace_seconds: must be 0-60 seconds (0: a used code or refresh token is "
-                          "never answered again)")
+        raise ConfigError(
+            "token_retry_grace_seconds: must be 0-60 seconds (0: a used code or refresh token is never answered again)"
+        )
     if not 30 <= s.dpop_nonce_lifetime <= 3600:
         raise ConfigError("dpop_nonce_lifetime: must be 30-3600 seconds")
     if "openid" not in s.scopes:
@@ -291,8 +308,11 @@ def _finish(s: Settings) -> None:
 
 
 def _finish_login(s: Settings) -> None:
-    for name in ("login_max_failures_per_account_address", "login_max_failures_per_account",
-                 "login_max_failures_per_address"):
+    for name in (
+        "login_max_failures_per_account_address",
+        "login_max_failures_per_account",
+        "login_max_failures_per_address",
+    ):
         if not 1 <= getattr(s, name) <= 1_000_000:
             raise ConfigError(f"{name}: must be 1-1000000")
     if not 60 <= s.login_failure_window <= 86400:
@@ -320,8 +340,10 @@ def _finish_http_limits(s: Settings) -> None:
 
 def _finish_payment_currencies(s: Settings) -> None:
     if not s.payment_currencies:
-        raise ConfigError("payment_currencies: must name at least one currency (a client that must not make "
-                          "payments is registered without payment_initiation)")
+        raise ConfigError(
+            "payment_currencies: must name at least one currency (a client that must not make "
+            "payments is registered without payment_initiation)"
+        )
     for code in s.payment_currencies:
         if code not in CURRENCY_DECIMALS:
             raise ConfigError(f"payment_currencies: {code!r} is not an ISO 4217 currency code (e.g. EUR)")
@@ -334,8 +356,13 @@ def _finish_bank(s: Settings) -> None:
     if not s.bank_url:
         s.bank_url = s.issuer + "/bank/v1"
     parts = urlsplit(s.bank_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment or \
-            (parts.scheme == "http" and not _is_loopback_host(parts.hostname)):
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or (parts.scheme == "http" and not _is_loopback_host(parts.hostname))
+    ):
         raise ConfigError("bank_url: must be an https URL without query or fragment")
     s.bank_url = s.bank_url.rstrip("/")
     if not s.bank_issuer:
@@ -343,15 +370,22 @@ def _finish_bank(s: Settings) -> None:
             raise ConfigError("role bank needs bank_issuer: the issuer URL of the authorization server")
         s.bank_issuer = s.issuer
     parts = urlsplit(s.bank_issuer)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment or \
-            (parts.scheme == "http" and not _is_loopback_host(parts.hostname)):
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or (parts.scheme == "http" and not _is_loopback_host(parts.hostname))
+    ):
         raise ConfigError("bank_issuer: must be an https URL without query or fragment")
     s.bank_issuer = s.bank_issuer.rstrip("/")
     if not s.bank_audience:
         s.bank_audience = s.access_token_audience or s.bank_issuer
     if s.role == "bank" and not (s.bank_client_id and s.bank_client_secret):
-        raise ConfigError("role bank needs bank_client_id and bank_client_secret (a resource_server client "
-                          "of the authorization server, for introspection)")
+        raise ConfigError(
+            "role bank needs bank_client_id and bank_client_secret (a resource_server client "
+            "of the authorization server, for introspection)"
+        )
     if bool(s.bank_client_id) != bool(s.bank_client_secret):
         raise ConfigError("bank_client_id and bank_client_secret go together")
     if not 0 <= s.bank_introspection_cache_seconds <= 60:

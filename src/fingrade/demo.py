@@ -13,19 +13,35 @@ from .oauth.crypto import keyed_hash
 from .oauth.models import Client, User
 
 DEMO_CLIENTS = [
-    Client(client_id="demo-native", profile="native", client_name="Fingrade Demo Mobile App",
-           redirect_uris=["http://127.0.0.1/callback", "http://[::1]/callback", "com.fingrade.demo:/callback"],
-           token_endpoint_auth_method="none", grant_types=["authorization_code", "refresh_token"],
-           scope="openid profile email offline_access accounts payments"),
-    Client(client_id="demo-spa", profile="spa", client_name="Fingrade Demo Web App",
-           redirect_uris=["https://localhost:3000/callback"], allowed_origins=["https://localhost:3000"],
-           token_endpoint_auth_method="none", grant_types=["authorization_code", "refresh_token"],
-           scope="openid profile email offline_access accounts"),
-    Client(client_id="demo-backend", profile="confidential", client_name="Fingrade Demo Fintech",
-           redirect_uris=["https://localhost:9443/callback"], token_endpoint_auth_method="client_secret_basic",
-           grant_types=["authorization_code", "refresh_token", "client_credentials"],
-           scope="openid profile email offline_access accounts payments",
-           metadata={"authorization_details_types": ["account_information", "payment_initiation"]}),
+    Client(
+        client_id="demo-native",
+        profile="native",
+        client_name="Fingrade Demo Mobile App",
+        redirect_uris=["http://127.0.0.1/callback", "http://[::1]/callback", "com.fingrade.demo:/callback"],
+        token_endpoint_auth_method="none",
+        grant_types=["authorization_code", "refresh_token"],
+        scope="openid profile email offline_access accounts payments",
+    ),
+    Client(
+        client_id="demo-spa",
+        profile="spa",
+        client_name="Fingrade Demo Web App",
+        redirect_uris=["https://localhost:3000/callback"],
+        allowed_origins=["https://localhost:3000"],
+        token_endpoint_auth_method="none",
+        grant_types=["authorization_code", "refresh_token"],
+        scope="openid profile email offline_access accounts",
+    ),
+    Client(
+        client_id="demo-backend",
+        profile="confidential",
+        client_name="Fingrade Demo Fintech",
+        redirect_uris=["https://localhost:9443/callback"],
+        token_endpoint_auth_method="client_secret_basic",
+        grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        scope="openid profile email offline_access accounts payments",
+        metadata={"authorization_details_types": ["account_information", "payment_initiation"]},
+    ),
 ]
 
 
@@ -38,10 +54,17 @@ async def seed_demo(core: Core, say: Callable[[str], None] = print) -> None:
     created_users = []
     for username, name in (("alice", "Alice Andersen"), ("bob", "Bob Berg")):
         if await core.store.get_user_by_username(username) is None:
-            await core.store.save_user(User(id="u_" + secrets.token_urlsafe(12), username=username,
-                                            password_hash=core.passwords.hash(password),
-                                            name=name, email=f"{username}@demo.fingrade.test", email_verified=True,
-                                            created_at=now))
+            await core.store.save_user(
+                User(
+                    id="u_" + secrets.token_urlsafe(12),
+                    username=username,
+                    password_hash=core.passwords.hash(password),
+                    name=name,
+                    email=f"{username}@demo.fingrade.test",
+                    email_verified=True,
+                    created_at=now,
+                )
+            )
             created_users.append(username)
     if created_users:
         shown = password if generated else "(from FINGRADE_DEMO_PASSWORD)"
@@ -55,5 +78,7 @@ async def seed_demo(core: Core, say: Callable[[str], None] = print) -> None:
             secret = os.environ.get("FINGRADE_DEMO_CLIENT_SECRET") or secrets.token_urlsafe(32)
             client.secret_hash = keyed_hash(core.server_key, secret)
         await core.store.save_client(client)
-        say(f"demo client {client.client_id} ({client.profile}) created"
-            + (f"; client_secret: {secret}" if secret and not os.environ.get("FINGRADE_DEMO_CLIENT_SECRET") else ""))
+        say(
+            f"demo client {client.client_id} ({client.profile}) created"
+            + (f"; client_secret: {secret}" if secret and not os.environ.get("FINGRADE_DEMO_CLIENT_SECRET") else "")
+        )

@@ -84,7 +84,7 @@ class ErrorBoundary:
             await self.app(scope, receive, send_tracking)
         except ClientDisconnect:
             return  # the client went away while sending its body: nobody to answer, nothing broken
-        except Exception as exc:  # noqa: BLE001 - the boundary: every failure is answered here
+        except Exception as exc:
             # The path is the client's text: escaped (no line breaks into the log) and cut short.
             where = f"{scope.get('method', '')} {ascii(str(scope.get('path', '')))[1:-1][:200]}"
             store = is_store_failure(exc)

@@ -27,8 +27,11 @@ _ORDINAL_1970 = dt.date(1970, 1, 1).toordinal()
 # class below may ever widen to other scripts' digits.
 _DATE = r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
 _FULL_DATE = re.compile(_DATE, re.ASCII)
-_DATE_TIME = re.compile(_DATE + r"[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
-                        r"([Zz]|[+-][0-9]{2}:[0-9]{2})?", re.ASCII)
+_DATE_TIME = re.compile(
+    _DATE + r"[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    re.ASCII,
+)
 
 
 class InvalidDateTime(ValueError):
@@ -57,8 +60,11 @@ def date_time(text: str, *, offset_required: bool = True) -> int:
     without an offset, as UTC (the bank's documented query form). Raises InvalidDateTime."""
     m = _DATE_TIME.fullmatch(text) if isinstance(text, str) and len(text) <= MAX_LENGTH else None
     if m is None or (offset_required and m.group(7) is None):
-        raise InvalidDateTime("must be an RFC 3339 date-time with an offset, e.g. 2027-02-25T00:00:00Z"
-                              if offset_required else "must be a date-time such as 2026-01-31T00:00:00Z")
+        raise InvalidDateTime(
+            "must be an RFC 3339 date-time with an offset, e.g. 2027-02-25T00:00:00Z"
+            if offset_required
+            else "must be a date-time such as 2026-01-31T00:00:00Z"
+        )
     year, month, mday, hour, minute, second, offset = m.groups()
     day = _day(year, month, mday)
     h, mi, s = int(hour), int(minute), int(second)

@@ -39,19 +39,25 @@ def load_secrets(settings: Settings) -> tuple[bytes, bytes]:
     """The server key and the key-encryption key: from configuration, or (single-node default)
     generated once into the data directory with owner-only permissions."""
     if settings.secret_key and settings.key_encryption_key:
-        return (_decode_key("secret_key", settings.secret_key),
-                _decode_key("key_encryption_key", settings.key_encryption_key))
+        return (
+            _decode_key("secret_key", settings.secret_key),
+            _decode_key("key_encryption_key", settings.key_encryption_key),
+        )
     path = Path(settings.data_dir) / "secrets.json"
     if path.exists():
         data = orjson.loads(path.read_bytes())
     else:
         private_dir(path.parent)
-        data = {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("secret_key", "key_encryption_key")}
+        data = {
+            name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("secret_key", "key_encryption_key")
+        }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(orjson.dumps(data))
-        log.warning("generated secrets in %s; a multi-node deployment must configure secret_key and "
-                    "key_encryption_key instead", path)
+        log.warning(
+            "generated secrets in %s; a multi-node deployment must configure secret_key and key_encryption_key instead",
+            path,
+        )
     server_key = settings.secret_key or data["secret_key"]
     kek = settings.key_encryption_key or data["key_encryption_key"]
     return _decode_key("secret_key", server_key), _decode_key("key_encryption_key", kek)
@@ -72,15 +78,27 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
     if settings.onetime_backend == "redis":
         from .store.redis.onetime import RedisOneTimeStore
+
         onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
         await onetime.ping()
     else:
         onetime = SqlOneTimeStore(db)
-    keys = KeyManager(store, alg=settings.signing_alg, reload_seconds=settings.key_reload_seconds,
-                      retired_retention=max(settings.access_token_ttl, settings.id_token_ttl) + 86400)
+    keys = KeyManager(
+        store,
+        alg=settings.signing_alg,
+        reload_seconds=settings.key_reload_seconds,
+        retired_retention=max(settings.access_token_ttl, settings.id_token_ttl) + 86400,
+    )
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
-    core = Core(settings=settings, store=store, onetime=onetime, keys=keys, server_key=server_key,
-                passwords=passwords, sealer=sealer)
+    core = Core(
+        settings=settings,
+        store=store,
+        onetime=onetime,
+        keys=keys,
+        server_key=server_key,
+        passwords=passwords,
+        sealer=sealer,
+    )
     await keys.ensure_keys()
     return core
 
@@ -104,9 +122,19 @@ async def ensure_bank_client(core: Core) -> tuple[str, str]:
     found = await core.store.get_client(BANK_CLIENT_ID)
     if found is None or found.secret_hash != wanted or not found.resource_server:
         now = core.clock()
-        client = Client(client_id=BANK_CLIENT_ID, profile="confidential", client_name="Fingrade bank API (in-process)",
-                        redirect_uris=[], token_endpoint_auth_method="client_secret_basic", grant_types=[], scope="",
-                        secret_hash=wanted, resource_server=True, created_at=now, updated_at=now)
+        client = Client(
+            client_id=BANK_CLIENT_ID,
+            profile="confidential",
+            client_name="Fingrade bank API (in-process)",
+            redirect_uris=[],
+            token_endpoint_auth_method="client_secret_basic",
+            grant_types=[],
+            scope="",
+            secret_hash=wanted,
+            resource_server=True,
+            created_at=now,
+            updated_at=now,
+        )
         if found is not None:
             client = dataclasses.replace(client, created_at=found.created_at)
         try:

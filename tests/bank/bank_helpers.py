@@ -14,6 +14,7 @@ from fingrade.store.sql.migrate import upgrade
 
 def run(url: str, body: Callable[[Database, ledger.Ledger], Awaitable[Any]]) -> Any:
     """Open the database (migrated), run `body(db, ledger)` on a fresh event loop, close."""
+
     async def main() -> Any:
         db = Database(url)
         try:
@@ -21,6 +22,7 @@ def run(url: str, body: Callable[[Database, ledger.Ledger], Awaitable[Any]]) -> 
             return await body(db, ledger.Ledger(db))
         finally:
             await db.close()
+
     return asyncio.run(main())
 
 
@@ -28,15 +30,34 @@ def customer() -> str:
     return "u_" + secrets.token_urlsafe(8)
 
 
-async def open_account(book: ledger.Ledger, owner: str, *, currency: str = "EUR", funded: int = 0,
-                       overdraft: int = 0, kind: str = "current", holder: str = "Test Customer") -> ledger.Account:
+async def open_account(
+    book: ledger.Ledger,
+    owner: str,
+    *,
+    currency: str = "EUR",
+    funded: int = 0,
+    overdraft: int = 0,
+    kind: str = "current",
+    holder: str = "Test Customer",
+) -> ledger.Account:
     """A customer account, funded from another bank (through the clearing account) if asked."""
-    acc = await book.create_account(owner_user_id=owner, kind=kind, currency=currency, name="Test account",
-                                    holder_name=holder, overdraft_limit=overdraft)
+    acc = await book.create_account(
+        owner_user_id=owner,
+        kind=kind,
+        currency=currency,
+        name="Test account",
+        holder_name=holder,
+        overdraft_limit=overdraft,
+    )
     if funded:
-        await book.receive_external(creditor_account_id=acc.id, debtor_iban="DE89370400440532013000",
-                                    debtor_name="Funding Bank", amount=funded, currency=currency,
-                                    remittance="funding")
+        await book.receive_external(
+            creditor_account_id=acc.id,
+            debtor_iban="DE89370400440532013000",
+            debtor_name="Funding Bank",
+            amount=funded,
+            currency=currency,
+            remittance="funding",
+        )
     return acc
 
 

@@ -8,9 +8,9 @@ import asyncio
 import time
 from typing import Any
 
+from bank_helpers import run
 from sqlalchemy import func, select
 
-from bank_helpers import run
 from fingrade.bank import ledger
 from fingrade.bank.demo import seed_ledger
 from fingrade.bank.iban import is_valid_iban
@@ -29,8 +29,14 @@ async def _summary(db: Database, book: ledger.Ledger, alice: str, bob: str) -> d
             out[name + "_" + a.name] = [(e.amount, e.description, e.counterparty_name) for e in page.entries]
 
     def span(conn: Any) -> tuple[int, int, int]:
-        return tuple(conn.execute(select(func.min(bank_entries.c.booked_at), func.max(bank_entries.c.booked_at),
-                                         func.count()).select_from(bank_entries)).one())
+        return tuple(
+            conn.execute(
+                select(
+                    func.min(bank_entries.c.booked_at), func.max(bank_entries.c.booked_at), func.count()
+                ).select_from(bank_entries)
+            ).one()
+        )
+
     out["span"] = await db.read(span)
     return out
 
@@ -59,7 +65,9 @@ def test_demo_ledger_is_plausible_balanced_and_idempotent(fresh_db_url: str) -> 
 
         def count(conn: Any) -> int:
             return conn.execute(select(func.count()).select_from(bank_accounts)).scalar()
+
         assert await db.read(count) == 4 + 2  # and the EUR and GBP clearing accounts
+
     run(fresh_db_url, body)
 
 
@@ -67,33 +75,42 @@ def test_demo_ledger_is_deterministic(tmp_path) -> None:
     now = 1_790_000_000
     summaries = []
     for name in ("one", "two"):
+
         async def body(db: Database, book: ledger.Ledger) -> dict[str, Any]:
             await db.write(seed_ledger, "u_alice", "u_bob", now)
             return await _summary(db, book, "u_alice", "u_bob")
+
         summaries.append(run(f"sqlite:///{tmp_path / name}.db", body))
     assert summaries[0] == summaries[1]
 
 
 def test_two_nodes_seeding_at_once_seed_once(fresh_db_url: str) -> None:
     """Two servers starting together on one database: one seeds, the other sees the accounts."""
+
     async def setup(db: Database, book: ledger.Ledger) -> None:
         pass
+
     run(fresh_db_url, setup)  # migrated
 
     async def seed_twice() -> list[int]:
         dbs = [Database(fresh_db_url), Database(fresh_db_url)]
         try:
             if dbs[0].engine is not None:  # SQLite runs inline: two threads make it concurrent
-                return list(await asyncio.gather(*(asyncio.to_thread(d.run_sync, lambda c: seed_ledger(
-                    c, "u_alice", "u_bob")) for d in dbs)))
+                return list(
+                    await asyncio.gather(
+                        *(asyncio.to_thread(d.run_sync, lambda c: seed_ledger(c, "u_alice", "u_bob")) for d in dbs)
+                    )
+                )
             return list(await asyncio.gather(*(d.write(seed_ledger, "u_alice", "u_bob") for d in dbs)))
         finally:
             for d in dbs:
                 await d.close()
+
     results = asyncio.run(seed_twice())
     assert sorted(r > 0 for r in results) == [False, True]
 
     async def after(db: Database, book: ledger.Ledger) -> None:
         assert len(await book.list_accounts("u_alice")) == 2
         assert await book.check() == []
+
     run(fresh_db_url, after)

@@ -20,15 +20,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from playwright.sync_api import Browser, Page, Playwright, Response, Route
-
 from support.bank import Fintech
 from support.flow import Authorized, authorize_url, pkce_pair, query_of
 from support.server import DEMO_PASSWORD, Server
 
 CHROMIUM = os.environ.get("FINGRADE_CHROMIUM", "/usr/bin/chromium")
 # Debian's Chromium, never Playwright's downloaded builds; no background traffic, fresh profile.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def launch_chromium(p: Playwright) -> Browser:
@@ -36,6 +43,7 @@ def launch_chromium(p: Playwright) -> Browser:
 
 
 # -- local sites ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Hit:
@@ -88,18 +96,26 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "site-cert.pem", directory / "site-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -154,11 +170,13 @@ class Recorder:
         page.on("response", lambda response: self.responses.append(response))
 
     def find(self, method: str, path_prefix: str) -> list[Response]:
-        return [r for r in self.responses
-                if r.request.method == method and urlsplit(r.url).path.startswith(path_prefix)]
+        return [
+            r for r in self.responses if r.request.method == method and urlsplit(r.url).path.startswith(path_prefix)
+        ]
 
 
 # -- the flow, as a person clicks through it -------------------------------------------------------
+
 
 @dataclass
 class Started:
@@ -168,8 +186,9 @@ class Started:
     url: str
 
 
-def start_authorization(page: Page, redirect_uri: str, client_id: str = "demo-native",
-                        scope: str = "openid profile email", **extra: str) -> Started:
+def start_authorization(
+    page: Page, redirect_uri: str, client_id: str = "demo-native", scope: str = "openid profile email", **extra: str
+) -> Started:
     verifier, challenge = pkce_pair()
     url = authorize_url(client_id, redirect_uri, challenge, scope, **extra)
     page.goto(url)
@@ -211,10 +230,18 @@ class People:
         with self._lock:
             if not self._pool:
                 tags = [secrets.token_hex(4) for _ in range(self.batch)]
-                fresh = [Person("tester-" + t, "pw-" + secrets.token_urlsafe(12), "Tess Tester " + t.upper())
-                         for t in tags]
-                subprocess.run([sys.executable, "-c", _ADD_USERS], env=self.server.env, check=True, timeout=120,
-                               input=json.dumps([p.__dict__ for p in fresh]), text=True, capture_output=True)
+                fresh = [
+                    Person("tester-" + t, "pw-" + secrets.token_urlsafe(12), "Tess Tester " + t.upper()) for t in tags
+                ]
+                subprocess.run(
+                    [sys.executable, "-c", _ADD_USERS],
+                    env=self.server.env,
+                    check=True,
+                    timeout=120,
+                    input=json.dumps([p.__dict__ for p in fresh]),
+                    text=True,
+                    capture_output=True,
+                )
                 self._pool.extend(fresh)
             return self._pool.pop()
 
@@ -234,8 +261,9 @@ def decide(page: Page, button: str, redirect_uri: str) -> dict[str, str]:
 
 
 def on_login_page(page: Page) -> bool:
-    return (page.get_by_role("heading", name="Sign in").count() == 1
-            and page.locator('input[name="password"]').count() == 1)
+    return (
+        page.get_by_role("heading", name="Sign in").count() == 1 and page.locator('input[name="password"]').count() == 1
+    )
 
 
 def on_consent_page(page: Page) -> bool:
@@ -244,8 +272,16 @@ def on_consent_page(page: Page) -> bool:
 
 # -- a fintech's authorization, with the customer in Chromium ---------------------------------------
 
-def fintech_connects(page: Page, fintech: Fintech, details: list[dict], scope: str, person: Person = ALICE,
-                     choose: Callable[[Page], None] | None = None, login: bool | None = None) -> dict[str, Any]:
+
+def fintech_connects(
+    page: Page,
+    fintech: Fintech,
+    details: list[dict],
+    scope: str,
+    person: Person = ALICE,
+    choose: Callable[[Page], None] | None = None,
+    login: bool | None = None,
+) -> dict[str, Any]:
     """One authorization of a FAPI 2.0 app: the app pushes its request (PAR with private_key_jwt and a
     DPoP proof), Chromium opens /authorize with only client_id and request_uri (FAPI 2.0 SP 5.3.3.2),
     signs in if asked (`login`: True, the login page must come; False, it must not, the session
@@ -265,8 +301,9 @@ def fintech_connects(page: Page, fintech: Fintech, details: list[dict], scope: s
             params, verifier = fc.request_params(scope=scope, authorization_details=json.dumps(details))
             pushed = fc.push(http, params)
             assert pushed.status_code == 201, pushed.text
-            page.goto("/authorize?" + urlencode({"client_id": fc.client_id,
-                                                 "request_uri": pushed.json()["request_uri"]}))
+            page.goto(
+                "/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]})
+            )
             asked = on_login_page(page)
             assert login is None or asked == login, f"login page shown: {asked}"
             if asked:
@@ -278,8 +315,16 @@ def fintech_connects(page: Page, fintech: Fintech, details: list[dict], scope: s
             page.wait_for_url(fc.redirect_uri + "?**")
             back = query_of(arrived[-1])
             assert back["state"] == params["state"] and back["iss"] == fintech.server.issuer, back
-            resp = fc.redeem(http, Authorized(code=back["code"], params=back, verifier=verifier,
-                                              redirect_uri=fc.redirect_uri, location=arrived[-1]))
+            resp = fc.redeem(
+                http,
+                Authorized(
+                    code=back["code"],
+                    params=back,
+                    verifier=verifier,
+                    redirect_uri=fc.redirect_uri,
+                    location=arrived[-1],
+                ),
+            )
     finally:
         page.context.unroute(fc.redirect_uri + "**", app)
     assert resp.status_code == 200, resp.text

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-
 from browserkit import CHROMIUM, People, Person, Recorder, Sites, launch_chromium
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from support.server import Server
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -50,6 +50,7 @@ def person(people: People) -> Person:
 
 
 # -- Chromium ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def playwright_driver(server: Server) -> Iterator[Playwright]:

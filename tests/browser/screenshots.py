@@ -18,17 +18,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
 from browserkit import launch_chromium, sign_in, start_authorization  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
 from support.server import free_port, start_server  # noqa: E402
 
 WIDTHS = {"desktop": (1280, 800), "mobile": (375, 740)}
 REDIRECT = "http://127.0.0.1:8765/callback"  # never reached: we stop at the consent page
 BACKEND_REDIRECT = "https://localhost:9443/callback"  # demo-backend's, never reached either
-PAYMENT = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "25.00"},
-           "creditorName": "Acme Ltd", "creditorAccount": {"iban": "GB33BUKB20201555555555"},
-           "remittanceInformationUnstructured": "Invoice 123"}
+PAYMENT = {
+    "type": "payment_initiation",
+    "instructedAmount": {"currency": "EUR", "amount": "25.00"},
+    "creditorName": "Acme Ltd",
+    "creditorAccount": {"iban": "GB33BUKB20201555555555"},
+    "remittanceInformationUnstructured": "Invoice 123",
+}
 
 
 def _default_port() -> int:
@@ -50,8 +53,9 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = launch_chromium(p)
                 for label, (width, height) in WIDTHS.items():
-                    ctx = browser.new_context(ignore_https_errors=True, base_url=server.base_url,
-                                              viewport={"width": width, "height": height})
+                    ctx = browser.new_context(
+                        ignore_https_errors=True, base_url=server.base_url, viewport={"width": width, "height": height}
+                    )
                     page = ctx.new_page()
                     start_authorization(page, REDIRECT, scope="openid profile accounts")
                     page.screenshot(path=out / f"login-{label}.png")
@@ -60,8 +64,13 @@ def main() -> None:
                     page.goto("/authorize?client_id=unknown-app&response_type=code")
                     page.screenshot(path=out / f"error-{label}.png")
                     # A rich authorization request (RFC 9396): a payment, always asked for.
-                    start_authorization(page, BACKEND_REDIRECT, client_id="demo-backend", scope="openid",
-                                        authorization_details=json.dumps([PAYMENT]))
+                    start_authorization(
+                        page,
+                        BACKEND_REDIRECT,
+                        client_id="demo-backend",
+                        scope="openid",
+                        authorization_details=json.dumps([PAYMENT]),
+                    )
                     page.screenshot(path=out / f"consent-payment-{label}.png", full_page=True)
                     ctx.close()
                 browser.close()

@@ -17,9 +17,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
-
 from browserkit import fintech_connects
+from playwright.sync_api import BrowserContext, Page, expect
 from support.bank import PREFIX, Fintech, account_information, payment_body, payment_initiation
 from support.server import Server
 
@@ -39,8 +38,9 @@ def booked(fintech: Fintech, http: httpx.Client, token: str, account_id: str) ->
     return cents(b["Amount"], b["CreditDebitIndicator"])
 
 
-def transactions(fintech: Fintech, http: httpx.Client, token: str, account_id: str,
-                 **params: str) -> tuple[list[dict], int]:
+def transactions(
+    fintech: Fintech, http: httpx.Client, token: str, account_id: str, **params: str
+) -> tuple[list[dict], int]:
     """Every transaction of the query, following Links.Next (the cursor, with the query kept) to the
     end; and the number of pages."""
     path, rows, pages = f"/accounts/{account_id}/transactions", [], 0
@@ -87,10 +87,12 @@ def iban_of(page: Page, role: str, label: str) -> str:
 
 
 def test_journey_par_login_account_selection_consent_api_payment_revocation(
-        context: BrowserContext, server: Server, tmp_path_factory: pytest.TempPathFactory) -> None:
+    context: BrowserContext, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     ids = account_ids(server, tmp_path_factory)
-    fintech = Fintech(server, tmp_path_factory.mktemp("journey-fintech"),
-                      "--authorization-details-type", "payment_initiation")
+    fintech = Fintech(
+        server, tmp_path_factory.mktemp("journey-fintech"), "--authorization-details-type", "payment_initiation"
+    )
     page = context.new_page()
     chosen: dict[str, str] = {}
 
@@ -102,8 +104,9 @@ def test_journey_par_login_account_selection_consent_api_payment_revocation(
         expect(group.get_by_role("checkbox", name=re.compile("^" + SHARED))).to_be_checked()
         chosen["iban"], chosen["other"] = iban_of(p, "checkbox", SHARED), iban_of(p, "checkbox", OTHER)
 
-    ais = fintech_connects(page, fintech, [account_information()], "openid accounts", choose=share_savings_only,
-                           login=True)
+    ais = fintech_connects(
+        page, fintech, [account_information()], "openid accounts", choose=share_savings_only, login=True
+    )
     # RFC 9396 §7.1: the AS wrote the customer's choice into the approved detail.
     assert ais["authorization_details"][0]["accounts"] == [{"iban": chosen["iban"]}]
     token, savings, current = ais["access_token"], ids[chosen["iban"]], ids[chosen["other"]]
@@ -114,8 +117,11 @@ def test_journey_par_login_account_selection_consent_api_payment_revocation(
         assert listed.status_code == 200, listed.text
         [acc] = listed.json()["Data"]["Account"]
         assert acc["AccountId"] == savings
-        assert acc["Account"][0] == {"SchemeName": "UK.OBIE.IBAN", "Identification": chosen["iban"],
-                                     "Name": "Alice Andersen"}
+        assert acc["Account"][0] == {
+            "SchemeName": "UK.OBIE.IBAN",
+            "Identification": chosen["iban"],
+            "Name": "Alice Andersen",
+        }
         assert fintech.get(http, f"/accounts/{savings}", token).status_code == 200
         for path in (f"/accounts/{current}", f"/accounts/{current}/balances", f"/accounts/{current}/transactions"):
             refused = fintech.get(http, path, token)
@@ -128,8 +134,9 @@ def test_journey_par_login_account_selection_consent_api_payment_revocation(
         start, end = (first_day + dt.timedelta(days=1)).isoformat(), dt.datetime.now(dt.UTC).date().isoformat()
         expected = [r["TransactionId"] for r in rows if start <= r["BookingDateTime"][:10] <= end]
         assert 2 < len(expected) < len(rows)
-        got, pages = transactions(fintech, http, token, savings, fromBookingDateTime=start,
-                                  toBookingDateTime=end, limit="2")
+        got, pages = transactions(
+            fintech, http, token, savings, fromBookingDateTime=start, toBookingDateTime=end, limit="2"
+        )
         assert [r["TransactionId"] for r in got] == expected
         assert pages == -(-len(expected) // 2)
 
@@ -173,5 +180,7 @@ def test_journey_par_login_account_selection_consent_api_payment_revocation(
             page.get_by_role("button", name=f"Revoke access of {name}").click()
         expect(page.get_by_role("status")).to_contain_text(f"{name} can no longer access your bank")
         assert refused_soon(lambda: fintech.get(http, "/accounts", token)).json()["error"] == "invalid_token"
-        assert refused_soon(lambda: fintech.get(http, f"/payments/{data['PaymentId']}", pay_token)
-                            ).json()["error"] == "invalid_token"
+        assert (
+            refused_soon(lambda: fintech.get(http, f"/payments/{data['PaymentId']}", pay_token)).json()["error"]
+            == "invalid_token"
+        )

@@ -8,9 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-
 from browserkit import fintech_connects
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from support.bank import Fintech, account_information
 from support.server import Server
 from test_pages import CONTRAST_JS
@@ -23,8 +22,9 @@ def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech
 
 @pytest.fixture
 def context(chromium: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = chromium.new_context(ignore_https_errors=True, base_url=server.base_url,
-                               viewport={"width": 320, "height": 640})
+    ctx = chromium.new_context(
+        ignore_https_errors=True, base_url=server.base_url, viewport={"width": 320, "height": 640}
+    )
     ctx.set_default_timeout(10_000)
     yield ctx
     ctx.close()
@@ -37,12 +37,14 @@ def share_first_account_only(page: Page) -> None:
         boxes.nth(i).uncheck()
 
 
-def test_dashboard_revoke_in_chromium_then_bank_api_401(context: BrowserContext, fintech: Fintech,
-                                                        server: Server) -> None:
+def test_dashboard_revoke_in_chromium_then_bank_api_401(
+    context: BrowserContext, fintech: Fintech, server: Server
+) -> None:
     page = context.new_page()
     # A demo customer (she has accounts to choose from) shares only her first account.
-    token = fintech_connects(page, fintech, [account_information()], "openid accounts",
-                             choose=share_first_account_only)["access_token"]
+    token = fintech_connects(
+        page, fintech, [account_information()], "openid accounts", choose=share_first_account_only
+    )["access_token"]
     with server.client() as http:
         shared = fintech.get(http, "/accounts", token)
         assert shared.status_code == 200 and len(shared.json()["Data"]["Account"]) == 1  # only the chosen one

@@ -9,11 +9,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from browserkit import Person, Sites, sign_in, start_authorization
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import Browser, Page, expect
-
-from browserkit import Person, Sites, sign_in, start_authorization
 from support.server import Server
 
 
@@ -32,8 +31,9 @@ def _received(server: Server, sites: Sites, redirect_uri: str, state: str) -> di
     raise AssertionError(f"no form_post.jwt response with state {state} among {len(posts)} POSTs")
 
 
-def test_jarm_s2_3_3_form_post_jwt_submits_itself_under_csp(server: Server, page: Page, sites: Sites,
-                                                            person: Person) -> None:
+def test_jarm_s2_3_3_form_post_jwt_submits_itself_under_csp(
+    server: Server, page: Page, sites: Sites, person: Person
+) -> None:
     """With JavaScript: the page submits the form at once; the CSP hash allows exactly its script
     (a CSP violation would leave the browser on our page)."""
     violations: list[str] = []
@@ -57,8 +57,9 @@ def no_js_page(chromium: Browser, server: Server) -> Iterator[Page]:
     ctx.close()
 
 
-def test_jarm_s2_3_3_form_post_jwt_without_javascript(no_js_page: Page, server: Server, sites: Sites,
-                                                      person: Person) -> None:
+def test_jarm_s2_3_3_form_post_jwt_without_javascript(
+    no_js_page: Page, server: Server, sites: Sites, person: Person
+) -> None:
     """Without JavaScript the page shows a Continue button that posts the same form."""
     page = no_js_page
     redirect_uri = sites.callback()

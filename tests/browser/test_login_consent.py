@@ -9,12 +9,20 @@ import secrets
 from urllib.parse import urlsplit
 
 import pytest
+from browserkit import (
+    Person,
+    Recorder,
+    Sites,
+    Started,
+    decide,
+    on_consent_page,
+    on_login_page,
+    sign_in,
+    start_authorization,
+)
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import BrowserContext, Page, expect
-
-from browserkit import (Person, Recorder, Sites, Started, decide, on_consent_page, on_login_page, sign_in,
-                        start_authorization)
 from support.flow import query_of
 from support.server import Server
 
@@ -24,9 +32,16 @@ SESSION_COOKIE = "__Host-fg_session"
 def redeem(server: Server, started: Started, code: str, client_id: str = "demo-native") -> dict:
     """Exchange the code at /token with PKCE (RFC 6749 §4.1.3, RFC 7636 §4.5), outside the browser."""
     with server.client() as http:
-        resp = http.post("/token", data={"grant_type": "authorization_code", "code": code,
-                                         "redirect_uri": started.redirect_uri, "client_id": client_id,
-                                         "code_verifier": started.verifier})
+        resp = http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": started.redirect_uri,
+                "client_id": client_id,
+                "code_verifier": started.verifier,
+            },
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         keys = KeySet.import_key_set(http.get("/jwks").json())
@@ -38,12 +53,27 @@ def redeem(server: Server, started: Started, code: str, client_id: str = "demo-n
 def verified_native(server: Server) -> str:
     """A native app an operator verified (RFC 8252 §8.6): its identity is assured, so a remembered
     consent lets a returning user go straight back, as for any client whose identity is assured."""
-    return server.add_client("--name", "Verified Mobile App", "--profile", "native", "--verified",
-                             "--redirect-uri", "http://127.0.0.1/callback", "--scope", "openid profile email")["client_id"]
+    return server.add_client(
+        "--name",
+        "Verified Mobile App",
+        "--profile",
+        "native",
+        "--verified",
+        "--redirect-uri",
+        "http://127.0.0.1/callback",
+        "--scope",
+        "openid profile email",
+    )["client_id"]
 
 
-def sign_in_and_allow(page: Page, sites: Sites, person: Person, scope: str = "openid profile email",
-                      client_id: str = "demo-native", **extra: str) -> tuple[Started, dict]:
+def sign_in_and_allow(
+    page: Page,
+    sites: Sites,
+    person: Person,
+    scope: str = "openid profile email",
+    client_id: str = "demo-native",
+    **extra: str,
+) -> tuple[Started, dict]:
     started = start_authorization(page, sites.callback(), client_id, scope=scope, **extra)
     assert on_login_page(page)
     sign_in(page, person)
@@ -51,11 +81,13 @@ def sign_in_and_allow(page: Page, sites: Sites, person: Person, scope: str = "op
     return started, decide(page, "Allow", started.redirect_uri)
 
 
-def test_login_consent_allow_sends_code_state_iss_to_redirect_uri(server: Server, page: Page, sites: Sites,
-                                                                  recorder: Recorder, person: Person) -> None:
+def test_login_consent_allow_sends_code_state_iss_to_redirect_uri(
+    server: Server, page: Page, sites: Sites, recorder: Recorder, person: Person
+) -> None:
     """RFC 6749 §4.1.2 (code and state), RFC 9207 §2 (iss), RFC 8252 §7.3 (loopback redirect, any port)."""
-    started = start_authorization(page, sites.callback(), scope="openid profile email accounts",
-                                  nonce="n-" + secrets.token_hex(4))
+    started = start_authorization(
+        page, sites.callback(), scope="openid profile email accounts", nonce="n-" + secrets.token_hex(4)
+    )
     # The login page: the fields other clients and tests rely on, labelled, and who is asking.
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     expect(page.locator('input[name="username"]')).to_have_accessible_name("Username")
@@ -96,7 +128,8 @@ def test_login_consent_allow_sends_code_state_iss_to_redirect_uri(server: Server
 
 
 def test_oidc_core_11_stay_connected_is_asked_exactly_when_a_refresh_token_follows(
-        server: Server, page: Page, sites: Sites, person: Person) -> None:
+    server: Server, page: Page, sites: Sites, person: Person
+) -> None:
     """OIDC Core §11: a refresh token keeps the app connected while the customer is away; the consent
     page lists "Stay connected" when (and only when) one will be issued, and the customer approves it."""
     for scope, stays in (("openid profile", False), ("openid profile offline_access", True)):
@@ -108,8 +141,9 @@ def test_oidc_core_11_stay_connected_is_asked_exactly_when_a_refresh_token_follo
         assert ("refresh_token" in redeem(server, started, params["code"])) is stays, scope
 
 
-def test_deny_sends_access_denied_with_state_and_iss(server: Server, page: Page, sites: Sites,
-                                                     recorder: Recorder, person: Person) -> None:
+def test_deny_sends_access_denied_with_state_and_iss(
+    server: Server, page: Page, sites: Sites, recorder: Recorder, person: Person
+) -> None:
     """RFC 6749 §4.1.2.1 (access_denied, state), RFC 9207 §2 (iss on errors too)."""
     started = start_authorization(page, sites.callback())
     sign_in(page, person)
@@ -128,9 +162,16 @@ def test_code_from_the_browser_redeems_once(server: Server, page: Page, sites: S
     tokens = redeem(server, started, params["code"])
     assert tokens["access_token"] and tokens["id_claims"]["sub"]
     with server.client() as http:
-        again = http.post("/token", data={"grant_type": "authorization_code", "code": params["code"],
-                                          "redirect_uri": started.redirect_uri, "client_id": "demo-native",
-                                          "code_verifier": secrets.token_urlsafe(48)})
+        again = http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": params["code"],
+                "redirect_uri": started.redirect_uri,
+                "client_id": "demo-native",
+                "code_verifier": secrets.token_urlsafe(48),
+            },
+        )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
@@ -173,13 +214,18 @@ def test_repeated_failures_are_throttled_with_429(server: Server, page: Page, si
     # Now even the right password is refused until the window passes.
     assert attempt(person.password) == 429
     # The page says how long (the first wait of the back-off, login_backoff_seconds).
-    expect(page.get_by_role("alert")).to_have_text(re.compile(r"Too many failed attempts\. Wait \d+ seconds and "
-                                                              r"try again\."))
+    expect(page.get_by_role("alert")).to_have_text(
+        re.compile(
+            r"Too many failed attempts\. Wait \d+ seconds and "
+            r"try again\."
+        )
+    )
     assert not [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
 
 
-def test_session_cookie_is_secure_httponly_samesite_lax(page: Page, context: BrowserContext, sites: Sites,
-                                                         recorder: Recorder, person: Person) -> None:
+def test_session_cookie_is_secure_httponly_samesite_lax(
+    page: Page, context: BrowserContext, sites: Sites, recorder: Recorder, person: Person
+) -> None:
     """RFC 6265 §4.1.2.5 (Secure), §4.1.2.6 (HttpOnly), RFC 6265bis §4.1.2.7 (SameSite=Lax) and the
     __Host- prefix (RFC 6265bis §4.1.3.2: Secure, Path=/, no Domain), as the browser stored them."""
     start_authorization(page, sites.callback())
@@ -195,9 +241,9 @@ def test_session_cookie_is_secure_httponly_samesite_lax(page: Page, context: Bro
     assert page.evaluate("document.cookie") == ""
 
 
-def test_returning_user_goes_straight_back_without_a_page(server: Server, page: Page, sites: Sites,
-                                                           recorder: Recorder, person: Person,
-                                                           verified_native: str) -> None:
+def test_returning_user_goes_straight_back_without_a_page(
+    server: Server, page: Page, sites: Sites, recorder: Recorder, person: Person, verified_native: str
+) -> None:
     """Remembered consent per user, client and scopes; OIDC Core §3.1.2.6 (prompt=none with a
     session and consent issues a code without any page), for a client whose identity is assured."""
     sign_in_and_allow(page, sites, person, client_id=verified_native)
@@ -215,15 +261,18 @@ def test_returning_user_goes_straight_back_without_a_page(server: Server, page: 
     expect(page.get_by_role("main")).to_contain_text("Prepare payments")
 
 
-def test_rfc8252_8_6_returning_user_of_a_native_app_confirms_every_time(server: Server, page: Page, sites: Sites,
-                                                                       person: Person) -> None:
+def test_rfc8252_8_6_returning_user_of_a_native_app_confirms_every_time(
+    server: Server, page: Page, sites: Sites, person: Person
+) -> None:
     """RFC 8252 §8.6: demo-native's loopback redirect cannot prove which app is asking, so the signed-in
     user who approved these scopes before is asked again (the page says to continue only from the
     app), and prompt=none gets consent_required (OIDC Core §3.1.2.6) instead of a code."""
     sign_in_and_allow(page, sites, person)
     again = start_authorization(page, sites.callback())
     assert on_consent_page(page) and not on_login_page(page)
-    expect(page.locator("#confirm-app")).to_contain_text("Only continue if you started this in Fingrade Demo Mobile App")
+    expect(page.locator("#confirm-app")).to_contain_text(
+        "Only continue if you started this in Fingrade Demo Mobile App"
+    )
     params = decide(page, "Allow", again.redirect_uri)
     assert params["state"] == again.state and params["code"]
     silent = start_authorization(page, sites.callback(), prompt="none")
@@ -236,8 +285,9 @@ def session_cookie(context: BrowserContext) -> str:
     return next(c["value"] for c in context.cookies() if c["name"] == SESSION_COOKIE)
 
 
-def test_prompt_login_shows_the_login_page_again(server: Server, context: BrowserContext, page: Page,
-                                                 sites: Sites, person: Person, verified_native: str) -> None:
+def test_prompt_login_shows_the_login_page_again(
+    server: Server, context: BrowserContext, page: Page, sites: Sites, person: Person, verified_native: str
+) -> None:
     """OIDC Core §3.1.2.1 prompt=login: re-authenticate even with a session. The new login makes a new
     session, and the ID token carries its auth_time."""
     first, first_params = sign_in_and_allow(page, sites, person, client_id=verified_native)
@@ -253,8 +303,9 @@ def test_prompt_login_shows_the_login_page_again(server: Server, context: Browse
     assert redeem(server, started, params["code"], verified_native)["id_claims"]["auth_time"] >= first_auth_time
 
 
-def test_max_age_zero_forces_login(server: Server, context: BrowserContext, page: Page, sites: Sites,
-                                   person: Person, verified_native: str) -> None:
+def test_max_age_zero_forces_login(
+    server: Server, context: BrowserContext, page: Page, sites: Sites, person: Person, verified_native: str
+) -> None:
     """OIDC Core §3.1.2.1 max_age: "max_age=0 is equivalent to prompt=login", even in the same second as
     the last login; the ID token then carries auth_time."""
     sign_in_and_allow(page, sites, person, client_id=verified_native)
@@ -278,8 +329,9 @@ def test_prompt_consent_shows_consent_again(page: Page, sites: Sites, person: Pe
     assert params["code"] and params["state"] == started.state
 
 
-def test_prompt_none_without_session_redirects_login_required(server: Server, page: Page, sites: Sites,
-                                                              recorder: Recorder) -> None:
+def test_prompt_none_without_session_redirects_login_required(
+    server: Server, page: Page, sites: Sites, recorder: Recorder
+) -> None:
     """OIDC Core §3.1.2.6: prompt=none and nobody signed in -> login_required, with state and iss
     (RFC 9207 §2), and no page shown."""
     started = start_authorization(page, sites.callback(), prompt="none")

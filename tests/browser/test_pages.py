@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-
 from browserkit import Person, Sites, decide, on_consent_page, sign_in, start_authorization
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from support.server import Server
 
 # WCAG 2.x relative luminance and contrast ratio, computed in the page on the rendered styles.
@@ -67,8 +66,7 @@ def each_page(page: Page, sites: Sites, person: Person, failed_login: bool = Tru
     login counts against 127.0.0.1's throttle, shared by the whole suite: only where it matters."""
     page.goto("/account/login")
     yield "login (connected apps)"
-    started = start_authorization(page, sites.callback(),
-                                  scope="openid profile email offline_access accounts payments")
+    started = start_authorization(page, sites.callback(), scope="openid profile email offline_access accounts payments")
     yield "login"
     if failed_login:
         page.get_by_label("Username").fill(person.username)
@@ -87,8 +85,9 @@ def each_page(page: Page, sites: Sites, person: Person, failed_login: bool = Tru
     yield "error"
 
 
-def test_whole_flow_works_without_javascript(make_context: Callable[..., BrowserContext], sites: Sites,
-                                             person: Person) -> None:
+def test_whole_flow_works_without_javascript(
+    make_context: Callable[..., BrowserContext], sites: Sites, person: Person
+) -> None:
     """Usable without JavaScript; the pages carry no script at all."""
     page = make_context(java_script_enabled=False).new_page()
     started = start_authorization(page, sites.callback())
@@ -112,8 +111,9 @@ def test_pages_reflow_at_320_px(make_context: Callable[..., BrowserContext], sit
             assert box["height"] >= 44, (name, box)
 
 
-def test_landmarks_headings_and_labels(make_context: Callable[..., BrowserContext], sites: Sites,
-                                       person: Person) -> None:
+def test_landmarks_headings_and_labels(
+    make_context: Callable[..., BrowserContext], sites: Sites, person: Person
+) -> None:
     """WCAG 2.2 SC 1.3.1, 2.4.1, 2.4.2, 3.1.1, 3.3.2: language, a title, one h1, banner/main/contentinfo
     landmarks, a skip link, and every field labelled."""
     page = make_context().new_page()
@@ -133,8 +133,9 @@ def test_landmarks_headings_and_labels(make_context: Callable[..., BrowserContex
             expect(page.get_by_label("Password")).to_have_attribute("autocomplete", "current-password")
 
 
-def test_text_contrast_is_at_least_aa(make_context: Callable[..., BrowserContext], sites: Sites,
-                                      person: Person) -> None:
+def test_text_contrast_is_at_least_aa(
+    make_context: Callable[..., BrowserContext], sites: Sites, person: Person
+) -> None:
     """WCAG 2.2 SC 1.4.3: text contrast >= 4.5:1 (3:1 for large text), measured on the rendered pages."""
     page = make_context().new_page()
     for name in each_page(page, sites, person):
@@ -144,16 +145,18 @@ def test_text_contrast_is_at_least_aa(make_context: Callable[..., BrowserContext
         assert not low, (name, low)
 
 
-def test_keyboard_focus_is_visible(make_context: Callable[..., BrowserContext], sites: Sites,
-                                   person: Person) -> None:
+def test_keyboard_focus_is_visible(make_context: Callable[..., BrowserContext], sites: Sites, person: Person) -> None:
     """WCAG 2.2 SC 2.4.7 and 1.4.11: each control reached with Tab shows a solid focus ring at least 2 px
     wide whose colour has >= 3:1 contrast with the white card."""
     page = make_context().new_page()
     for name in each_page(page, sites, person, failed_login=False):
         if name not in ("login", "consent"):
             continue
-        expected = (["Skip to content", "username", "password", "Sign in"] if name == "login"
-                    else ["Skip to content", "deny", "approve"])
+        expected = (
+            ["Skip to content", "username", "password", "Sign in"]
+            if name == "login"
+            else ["Skip to content", "deny", "approve"]
+        )
         seen: list[str] = []
         for _ in range(2 * len(expected) + 2):  # wherever focus starts, Tab cycles through them all
             page.keyboard.press("Tab")
@@ -164,11 +167,14 @@ def test_keyboard_focus_is_visible(make_context: Callable[..., BrowserContext], 
             assert focus["style"] == "solid" and focus["width"] >= 2, (name, focus)
             assert contrast_with_white(page, focus["color"]) >= 3, (name, focus)
         assert set(seen) == set(expected), (name, seen)
-        cycle = seen[seen.index(expected[0]):][:len(expected)]
+        cycle = seen[seen.index(expected[0]) :][: len(expected)]
         assert cycle == expected, (name, seen)  # in reading order
 
 
 def contrast_with_white(page: Page, color: str) -> float:
-    return page.evaluate("""c => { const m = c.match(/[\\d.]+/g).map(Number);
+    return page.evaluate(
+        """c => { const m = c.match(/[\\d.]+/g).map(Number);
         const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-        return 1.05 / (0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]) + 0.05); }""", color)
+        return 1.05 / (0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]) + 0.05); }""",
+        color,
+    )

@@ -8,16 +8,19 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-
 from browserkit import ALICE, Person, on_consent_page, sign_in, start_authorization
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from support.server import Server
 from test_pages import CONTRAST_JS
 
 BACKEND_REDIRECT = "https://localhost:9443/callback"  # demo-backend; the test stops at the consent page
-PAYMENT = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "1250.00"},
-           "creditorName": "Acme Ltd <b>Trading</b>", "creditorAccount": {"iban": "GB33BUKB20201555555555"},
-           "remittanceInformationUnstructured": "Invoice 123"}
+PAYMENT = {
+    "type": "payment_initiation",
+    "instructedAmount": {"currency": "EUR", "amount": "1250.00"},
+    "creditorName": "Acme Ltd <b>Trading</b>",
+    "creditorAccount": {"iban": "GB33BUKB20201555555555"},
+    "remittanceInformationUnstructured": "Invoice 123",
+}
 
 
 @pytest.fixture
@@ -36,8 +39,9 @@ def page(chromium: Browser, server: Server) -> Iterator[Callable[..., Page]]:
 
 
 def to_payment_consent(page: Page, person: Person) -> None:
-    start_authorization(page, BACKEND_REDIRECT, client_id="demo-backend", scope="openid",
-                        authorization_details=json.dumps([PAYMENT]))
+    start_authorization(
+        page, BACKEND_REDIRECT, client_id="demo-backend", scope="openid", authorization_details=json.dumps([PAYMENT])
+    )
     sign_in(page, person)
     assert on_consent_page(page)
 
@@ -86,8 +90,9 @@ def test_a_payment_no_account_can_make_offers_no_allow(page: Callable[..., Page]
     1.4.10)."""
     p = page(viewport={"width": 320, "height": 640})
     gbp = {**PAYMENT, "instructedAmount": {"currency": "GBP", "amount": "5.00"}}
-    start_authorization(p, BACKEND_REDIRECT, client_id="demo-backend", scope="openid",
-                        authorization_details=json.dumps([gbp]))
+    start_authorization(
+        p, BACKEND_REDIRECT, client_id="demo-backend", scope="openid", authorization_details=json.dumps([gbp])
+    )
     sign_in(p, ALICE)
     expect(p.get_by_role("alert")).to_contain_text("This payment cannot be approved")
     expect(p.get_by_role("button", name="Allow")).to_have_count(0)

@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-
 from support.flow import run_flow
 from support.server import free_port
 
@@ -32,26 +31,31 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _fingrade(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FINGRADE, *args], cwd=cwd, env=_clean_env(**env), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [FINGRADE, *args], cwd=cwd, env=_clean_env(**env), capture_output=True, text=True, timeout=120
+    )
 
 
 # -- configuration errors ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("toml,expected", [
-    ("[server\nport = 8443\n", r"config\.toml.*line 1"),  # not TOML
-    ("[server]\nprot = 8443\n", r"unknown setting 'prot'"),
-    ("[tokens]\ncode_ttl = 120\n", r"code_ttl: must be 1-60 seconds"),  # FAPI 2.0 SP 5.3.2.1-11 / RFC 6749 §4.1.2
-    ("port = \"eighty\"\n", r"port: expected int"),
-    ("access_token_ttl = 5\n", r"access_token_ttl: must be"),
-    ("issuer = \"http://bank.example\"\n", r"issuer"),  # RFC 8414 §2: https (http only on loopback)
-    ("issuer = \"https://bank.example/?q=1\"\n", r"issuer"),
-    ("tls = \"maybe\"\n", r"tls: must be"),
-    ("signing_alg = \"RS256\"\n", r"signing_alg"),  # FAPI 2.0 SP 5.4.1-1
-    ("onetime_backend = \"memcached\"\n", r"onetime_backend"),
-    ("database_url = \"mysql://root@db/fingrade\"\n", r"database_url"),
-    ("scopes = [\"profile\"]\n", r"scopes: must include openid"),
-])
+
+@pytest.mark.parametrize(
+    "toml,expected",
+    [
+        ("[server\nport = 8443\n", r"config\.toml.*line 1"),  # not TOML
+        ("[server]\nprot = 8443\n", r"unknown setting 'prot'"),
+        ("[tokens]\ncode_ttl = 120\n", r"code_ttl: must be 1-60 seconds"),  # FAPI 2.0 SP 5.3.2.1-11 / RFC 6749 §4.1.2
+        ('port = "eighty"\n', r"port: expected int"),
+        ("access_token_ttl = 5\n", r"access_token_ttl: must be"),
+        ('issuer = "http://bank.example"\n', r"issuer"),  # RFC 8414 §2: https (http only on loopback)
+        ('issuer = "https://bank.example/?q=1"\n', r"issuer"),
+        ('tls = "maybe"\n', r"tls: must be"),
+        ('signing_alg = "RS256"\n', r"signing_alg"),  # FAPI 2.0 SP 5.4.1-1
+        ('onetime_backend = "memcached"\n', r"onetime_backend"),
+        ('database_url = "mysql://root@db/fingrade"\n', r"database_url"),
+        ('scopes = ["profile"]\n', r"scopes: must include openid"),
+    ],
+)
 def test_configuration_errors_are_clear(tmp_path: Path, toml: str, expected: str) -> None:
     (tmp_path / "config.toml").write_text(toml)
     proc = _fingrade(tmp_path, "--config", "config.toml", "serve")
@@ -85,22 +89,30 @@ def test_valid_configuration_file_with_sections(tmp_path: Path) -> None:
 
 # -- serve with no configuration --------------------------------------------------------------
 
+
 def _tls(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
 def _start(cwd: Path, port: int) -> tuple[subprocess.Popen, Path]:
     out = cwd / f"serve-{time.monotonic_ns()}.log"
-    proc = subprocess.Popen([FINGRADE, "serve", "--port", str(port), "--demo"], cwd=cwd, env=_clean_env(),
-                            stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [FINGRADE, "serve", "--port", str(port), "--demo"],
+        cwd=cwd,
+        env=_clean_env(),
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     ca = cwd / "fingrade-data" / "dev-tls-cert.pem"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(out.read_text())
         try:
-            if ca.exists() and httpx.get(f"https://localhost:{port}/healthz", verify=_tls(ca),
-                                         timeout=2).status_code == 200:
+            if (
+                ca.exists()
+                and httpx.get(f"https://localhost:{port}/healthz", verify=_tls(ca), timeout=2).status_code == 200
+            ):
                 return proc, out
         except httpx.HTTPError:
             pass
@@ -140,8 +152,12 @@ def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
         assert len(printed) == 1, first
         password = printed[0]
         assert len(password) >= 12
-        with httpx.Client(base_url=f"https://localhost:{port}", verify=_tls(data / "dev-tls-cert.pem"),
-                          follow_redirects=False, timeout=30) as browser:
+        with httpx.Client(
+            base_url=f"https://localhost:{port}",
+            verify=_tls(data / "dev-tls-cert.pem"),
+            follow_redirects=False,
+            timeout=30,
+        ) as browser:
             meta = browser.get("/.well-known/openid-configuration").json()
             assert meta["issuer"] == f"https://localhost:{port}"
             got = run_flow(browser, "demo-native", "http://127.0.0.1:7000/callback", password=password)
@@ -157,8 +173,12 @@ def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
         second = out.read_text()
         assert "password" not in second and password not in second
         assert "demo users" not in second
-        with httpx.Client(base_url=f"https://localhost:{port}", verify=_tls(data / "dev-tls-cert.pem"),
-                          follow_redirects=False, timeout=30) as browser:
+        with httpx.Client(
+            base_url=f"https://localhost:{port}",
+            verify=_tls(data / "dev-tls-cert.pem"),
+            follow_redirects=False,
+            timeout=30,
+        ) as browser:
             got = run_flow(browser, "demo-native", "http://127.0.0.1:7000/callback", password=password)
             assert got.code  # the password printed on the first start still works
     finally:

@@ -16,27 +16,50 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-
 from support.bank import PREFIX, Fintech, account_information, payment_body, payment_initiation
 from support.outage import KeptConnection, RedisServer, Reply, TcpCut, fill, pg_target, read_only_bind, tmpfs
 from support.server import DEMO_SECRET, Server, _create_pg_database, drop_pg_database, start_server
 
-SECURITY_HEADERS = ("x-frame-options", "x-content-type-options", "referrer-policy", "content-security-policy",
-                    "strict-transport-security")
+SECURITY_HEADERS = (
+    "x-frame-options",
+    "x-content-type-options",
+    "referrer-policy",
+    "content-security-policy",
+    "strict-transport-security",
+)
 BASIC = "Basic " + base64.b64encode(f"demo-backend:{DEMO_SECRET}".encode()).decode()
 FORM = {"Authorization": BASIC, "Content-Type": "application/x-www-form-urlencoded"}
 # Redeeming a code takes it from the one-time store; an unknown one is invalid_grant (RFC 6749 §5.2).
-REDEEM = urlencode({"grant_type": "authorization_code", "code": "x" * 43, "code_verifier": "v" * 43,
-                    "redirect_uri": "https://localhost:9443/callback"}).encode()
+REDEEM = urlencode(
+    {
+        "grant_type": "authorization_code",
+        "code": "x" * 43,
+        "code_verifier": "v" * 43,
+        "redirect_uri": "https://localhost:9443/callback",
+    }
+).encode()
 # A browser starting a sign-in: the request is parked in the one-time store before the login page.
-AUTHORIZE = "/authorize?" + urlencode({
-    "response_type": "code", "client_id": "demo-native", "redirect_uri": "http://127.0.0.1:8765/callback",
-    "scope": "openid", "state": "s", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-    "code_challenge_method": "S256"})
+AUTHORIZE = "/authorize?" + urlencode(
+    {
+        "response_type": "code",
+        "client_id": "demo-native",
+        "redirect_uri": "http://127.0.0.1:8765/callback",
+        "scope": "openid",
+        "state": "s",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
+)
 # A pushed authorization request is written to the one-time store (RFC 9126 §2.2).
-PUSH = urlencode({"response_type": "code", "redirect_uri": "https://localhost:9443/callback", "scope": "openid",
-                  "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                  "code_challenge_method": "S256"}).encode()
+PUSH = urlencode(
+    {
+        "response_type": "code",
+        "redirect_uri": "https://localhost:9443/callback",
+        "scope": "openid",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
+).encode()
 PAGE = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
@@ -65,8 +88,15 @@ def assert_bank_unavailable(reply: Reply) -> None:
     assert reply.headers.get("x-fapi-interaction-id"), reply.headers
 
 
-def bank_call(conn: KeptConnection, fintech: Fintech, token: str, path: str = "/accounts", method: str = "GET",
-              body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+def bank_call(
+    conn: KeptConnection,
+    fintech: Fintech,
+    token: str,
+    path: str = "/accounts",
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     hdrs = {"Authorization": f"DPoP {token}", "DPoP": fintech.proof(path, token, method=method), **(headers or {})}
     return conn.request(method, PREFIX + path, body=body, headers=hdrs)
 
@@ -86,6 +116,7 @@ def eventually(check: Callable[[], bool], seconds: float = 15.0) -> None:
 
 
 # -- Redis --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def on_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, RedisServer, Fintech, str]]:
@@ -167,14 +198,18 @@ def test_a_used_dpop_proof_stays_used_across_a_restart_of_a_persistent_redis(tmp
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
+
 def test_postgresql_outage_gives_503_at_the_as_and_the_bank_then_recovers(tmp_path: Path) -> None:
     cut = TcpCut(pg_target())
     database = _create_pg_database()
     # The bank believes a positive introspection for a minute, so with the database gone it gets as
     # far as the ledger; clients are not cached, so the AS reads its database on every request.
-    server = start_server(tmp_path, backend="postgres", database_url=cut.database_url(database),
-                          extra_env={"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "60",
-                                     "FINGRADE_CLIENT_CACHE_SECONDS": "0"})
+    server = start_server(
+        tmp_path,
+        backend="postgres",
+        database_url=cut.database_url(database),
+        extra_env={"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "60", "FINGRADE_CLIENT_CACHE_SECONDS": "0"},
+    )
     try:
         fintech = Fintech(server, tmp_path)
         token, unused = fintech.token(account_information()), fintech.token(account_information())
@@ -205,6 +240,7 @@ def test_postgresql_outage_gives_503_at_the_as_and_the_bank_then_recovers(tmp_pa
 
 
 # -- SQLite ---------------------------------------------------------------------------------------
+
 
 def test_sqlite_disk_full_gives_503_at_the_as_and_the_bank_then_recovers(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", 16384) as disk:
@@ -257,4 +293,3 @@ def test_a_node_started_on_a_read_only_database_is_live_but_not_ready(tmp_path: 
                 assert conn.request("GET", "/jwks").status == 200  # what needs no write still works
         finally:
             server.stop()
-

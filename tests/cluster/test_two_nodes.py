@@ -10,10 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from support.flow import pkce_pair, run_flow
 from joserfc import jws
-
+from support.flow import pkce_pair, run_flow
 from support.server import DEMO_SECRET, Server, drop_pg_database, start_server
 
 REDIRECT = "http://127.0.0.1:40111/callback"
@@ -25,8 +23,13 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Se
     fast_reload = {"FINGRADE_KEY_RELOAD_SECONDS": "1"}
     a = start_server(tmp, backend="postgres", extra_env=fast_reload)
     # Behind one load balancer every node has the same issuer.
-    b = start_server(tmp, backend="postgres", database_url=a.env["FINGRADE_DATABASE_URL"], secrets_from=a,
-                     extra_env={**fast_reload, "FINGRADE_ISSUER": a.issuer})
+    b = start_server(
+        tmp,
+        backend="postgres",
+        database_url=a.env["FINGRADE_DATABASE_URL"],
+        secrets_from=a,
+        extra_env={**fast_reload, "FINGRADE_ISSUER": a.issuer},
+    )
     yield a, b
     a.stop()
     b.stop()
@@ -35,8 +38,16 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Se
 
 def _token(node: Server, code: str, verifier: str) -> httpx.Response:
     with node.client() as c:
-        return c.post("/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                      "client_id": "demo-native", "code_verifier": verifier})
+        return c.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "client_id": "demo-native",
+                "code_verifier": verifier,
+            },
+        )
 
 
 def test_code_from_one_node_redeems_on_the_other(nodes: tuple[Server, Server]) -> None:
@@ -70,9 +81,18 @@ def test_concurrent_redemption_on_two_nodes_has_one_winner(nodes: tuple[Server, 
         def redeem(node: Server, verifier: str) -> None:
             with node.client() as c:
                 barrier.wait()
-                results.append(c.post("/token", data={
-                    "grant_type": "authorization_code", "code": got.code, "redirect_uri": REDIRECT,
-                    "client_id": "demo-native", "code_verifier": verifier}).status_code)
+                results.append(
+                    c.post(
+                        "/token",
+                        data={
+                            "grant_type": "authorization_code",
+                            "code": got.code,
+                            "redirect_uri": REDIRECT,
+                            "client_id": "demo-native",
+                            "code_verifier": verifier,
+                        },
+                    ).status_code
+                )
 
         verifiers = [got.verifier] + [pkce_pair()[0] for _ in range(3)]
         threads = [threading.Thread(target=redeem, args=(n, v)) for n, v in zip((a, b, a, b), verifiers)]
@@ -85,8 +105,9 @@ def test_concurrent_redemption_on_two_nodes_has_one_winner(nodes: tuple[Server, 
 
 def _signing_kid(node: Server) -> str:
     with node.client() as c:
-        resp = c.post("/token", auth=("demo-backend", DEMO_SECRET),
-                      data={"grant_type": "client_credentials", "scope": "accounts"})
+        resp = c.post(
+            "/token", auth=("demo-backend", DEMO_SECRET), data={"grant_type": "client_credentials", "scope": "accounts"}
+        )
         assert resp.status_code == 200
         return jws.extract_compact(resp.json()["access_token"].encode()).protected["kid"]
 
@@ -114,22 +135,45 @@ def test_replays_are_refused_on_the_other_node(nodes: tuple[Server, Server], tmp
 
     from joserfc import jwt
     from joserfc.jwk import ECKey
-
     from support.dpop import DPoPKey
 
     a, b = nodes
     key = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-    client_id = a.add_client("--name", "two-node jwt", "--profile", "confidential", "--auth-method", "private_key_jwt",
-                             "--jwks-file", str(tmp_path / "jwks.json"), "--grant-type", "client_credentials",
-                             "--scope", "accounts")["client_id"]
+    client_id = a.add_client(
+        "--name",
+        "two-node jwt",
+        "--profile",
+        "confidential",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(tmp_path / "jwks.json"),
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "accounts",
+    )["client_id"]
     now = int(time.time())
-    assertion = jwt.encode({"alg": "ES256", "kid": "k1"}, {
-        "iss": client_id, "sub": client_id, "aud": a.issuer, "jti": secrets.token_urlsafe(16),
-        "iat": now, "exp": now + 60}, key, algorithms=["ES256"])
-    form = {"grant_type": "client_credentials", "scope": "accounts",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion}
+    assertion = jwt.encode(
+        {"alg": "ES256", "kid": "k1"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": a.issuer,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + 60,
+        },
+        key,
+        algorithms=["ES256"],
+    )
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "accounts",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
     with a.client() as ca, b.client() as cb:
         assert ca.post("/token", data=form).status_code == 200
         replay = cb.post("/token", data=form)
@@ -143,8 +187,9 @@ def test_replays_are_refused_on_the_other_node(nodes: tuple[Server, Server], tmp
         assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"
 
 
-def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(nodes: tuple[Server, Server],
-                                                                      tmp_path: Path) -> None:
+def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(
+    nodes: tuple[Server, Server], tmp_path: Path
+) -> None:
     """FAPI 2.0 client (profile fapi2, private_key_jwt + DPoP): a client assertion (RFC 7523 §3) or a
     DPoP proof (RFC 9449 §11.1) accepted by node A at the PAR endpoint or the token endpoint is
     refused when replayed on node B, and the other way round. Every request here is otherwise valid
@@ -160,27 +205,39 @@ def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(nodes: tup
         auth, proof = fapi.auth_params(), fapi.dpop_header("/par")
         pushed = ca.post("/par", data={**params, **auth}, headers=proof)
         assert pushed.status_code == 201, pushed.text
-        assert_oauth_error(cb.post("/par", data={**params, **auth}, headers=fapi.dpop_header("/par")),
-                           "invalid_client", 401)
-        assert_oauth_error(cb.post("/par", data={**params, **fapi.auth_params()}, headers=proof),
-                           "invalid_dpop_proof", 400)
+        assert_oauth_error(
+            cb.post("/par", data={**params, **auth}, headers=fapi.dpop_header("/par")), "invalid_client", 401
+        )
+        assert_oauth_error(
+            cb.post("/par", data={**params, **fapi.auth_params()}, headers=proof), "invalid_dpop_proof", 400
+        )
 
         # The pushed request is completed on A's front channel; the code is redeemed on B.
         with a.client(follow_redirects=False) as browser:
             got = fapi.authorize(browser, pushed.json()["request_uri"], verifier)
         assert got.code, got.params
         token_auth, token_proof = fapi.auth_params(), fapi.dpop_header("/token")
-        redeemed = cb.post("/token", data={"grant_type": "authorization_code", "code": got.code,
-                                           "redirect_uri": got.redirect_uri, "code_verifier": got.verifier,
-                                           **token_auth}, headers=token_proof)
+        redeemed = cb.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": got.code,
+                "redirect_uri": got.redirect_uri,
+                "code_verifier": got.verifier,
+                **token_auth,
+            },
+            headers=token_proof,
+        )
         assert redeemed.status_code == 200, redeemed.text
         assert redeemed.json()["token_type"] == "DPoP"
         # B's token-endpoint assertion and proof, replayed at A (client_credentials, otherwise valid).
         cc = {"grant_type": "client_credentials", "scope": "accounts"}
-        assert_oauth_error(ca.post("/token", data={**cc, **token_auth}, headers=fapi.dpop_header("/token")),
-                           "invalid_client", 401)
-        assert_oauth_error(ca.post("/token", data={**cc, **fapi.auth_params()}, headers=token_proof),
-                           "invalid_dpop_proof", 400)
+        assert_oauth_error(
+            ca.post("/token", data={**cc, **token_auth}, headers=fapi.dpop_header("/token")), "invalid_client", 401
+        )
+        assert_oauth_error(
+            ca.post("/token", data={**cc, **fapi.auth_params()}, headers=token_proof), "invalid_dpop_proof", 400
+        )
         # Fresh credentials on A still work: the refusals above were for the replays only.
         fresh = ca.post("/token", data={**cc, **fapi.auth_params()}, headers=fapi.dpop_header("/token"))
         assert fresh.status_code == 200 and fresh.json()["token_type"] == "DPoP", fresh.text

@@ -11,13 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support.bank import PREFIX, Fintech, account_information
 from support.outage import KeptConnection, Reply
 from support.server import Server, start_server
 
-SECURITY_HEADERS = ("x-frame-options", "x-content-type-options", "referrer-policy", "content-security-policy",
-                    "strict-transport-security")
+SECURITY_HEADERS = (
+    "x-frame-options",
+    "x-content-type-options",
+    "referrer-policy",
+    "content-security-policy",
+    "strict-transport-security",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +49,21 @@ def assert_server_error(reply: Reply) -> None:
 
 
 def test_unexpected_error_at_the_as_is_a_complete_500(server: Server) -> None:
-    client = server.add_client("--name", "Broken", "--profile", "confidential", "--grant-type", "client_credentials",
-                               "--scope", "accounts")
+    client = server.add_client(
+        "--name", "Broken", "--profile", "confidential", "--grant-type", "client_credentials", "--scope", "accounts"
+    )
     with _db(server) as db:  # a row the server cannot decode (never read before, so not cached)
         db.execute("UPDATE clients SET grant_types = 'not json' WHERE client_id = ?", (client["client_id"],))
     before = _log(server).count("Traceback")
     with KeptConnection(server) as conn:
         secret = client["client_secret"]
         basic = "Basic " + base64.b64encode(f"{client['client_id']}:{secret}".encode()).decode()
-        reply = conn.request("POST", "/token", b"grant_type=client_credentials",
-                             {"Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"})
+        reply = conn.request(
+            "POST",
+            "/token",
+            b"grant_type=client_credentials",
+            {"Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert_server_error(reply)
         assert json.loads(reply.body) == {"error": "server_error"}
         assert conn.request("GET", "/healthz").status == 200  # the same connection
@@ -69,14 +78,22 @@ def test_unexpected_error_at_the_bank_is_a_complete_500_in_its_format(server: Se
     with KeptConnection(server) as conn:
 
         def accounts() -> Reply:
-            return conn.request("GET", PREFIX + "/accounts", headers={
-                "Authorization": f"DPoP {token}", "DPoP": fintech.proof("/accounts", token),
-                "x-fapi-interaction-id": "93bac548-d2de-4546-b106-880a5018460d"})
+            return conn.request(
+                "GET",
+                PREFIX + "/accounts",
+                headers={
+                    "Authorization": f"DPoP {token}",
+                    "DPoP": fintech.proof("/accounts", token),
+                    "x-fapi-interaction-id": "93bac548-d2de-4546-b106-880a5018460d",
+                },
+            )
 
         assert accounts().status == 200
         with _db(server) as db:
-            db.execute("UPDATE bank_accounts SET created_at = 'yesterday' WHERE owner_user_id = "
-                       "(SELECT id FROM users WHERE username = 'alice')")
+            db.execute(
+                "UPDATE bank_accounts SET created_at = 'yesterday' WHERE owner_user_id = "
+                "(SELECT id FROM users WHERE username = 'alice')"
+            )
         before = _log(server).count("Traceback")
         try:
             reply = accounts()

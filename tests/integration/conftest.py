@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from integration_helpers import BACKENDS, client_credentials, dedicated_server
 from support.server import Server
 

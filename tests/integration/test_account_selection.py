@@ -13,36 +13,49 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-
 from integration_helpers import db_rows
 from support.bank import Fintech, account_information, payment_body
 from support.flow import CSRF, Authorized, checked_choices, consent, follow_to_client, login, query_of
 from support.server import DEMO_PASSWORD, Server
 
-PAYMENT = {"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "12.50"},
-           "creditorName": "Acme Ltd", "creditorAccount": {"iban": "GB33BUKB20201555555555"}}
+PAYMENT = {
+    "type": "payment_initiation",
+    "instructedAmount": {"currency": "EUR", "amount": "12.50"},
+    "creditorName": "Acme Ltd",
+    "creditorAccount": {"iban": "GB33BUKB20201555555555"},
+}
 
 
 @pytest.fixture(scope="module")
 def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
-    return Fintech(server, tmp_path_factory.mktemp("select-fintech"), "--authorization-details-type",
-                   "payment_initiation")
+    return Fintech(
+        server, tmp_path_factory.mktemp("select-fintech"), "--authorization-details-type", "payment_initiation"
+    )
 
 
 def accounts_of(server: Server, username: str) -> dict[str, str]:
     """IBAN -> currency of a demo customer's accounts, from the bank's ledger."""
-    return dict(db_rows(server, "SELECT a.iban, a.currency FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
-                                " WHERE u.username = ?", username))
+    return dict(
+        db_rows(
+            server,
+            "SELECT a.iban, a.currency FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
+            " WHERE u.username = ?",
+            username,
+        )
+    )
 
 
-def to_consent(fintech: Fintech, browser: httpx.Client, details: list[dict],
-               scope: str = "openid accounts") -> tuple[httpx.Response, str]:
+def to_consent(
+    fintech: Fintech, browser: httpx.Client, details: list[dict], scope: str = "openid accounts"
+) -> tuple[httpx.Response, str]:
     fc = fintech.client
     with fintech.server.client() as http:
         params, verifier = fc.request_params(scope=scope, authorization_details=json.dumps(details))
         pushed = fc.push(http, params)
     assert pushed.status_code == 201, pushed.text
-    resp = browser.get("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
+    resp = browser.get(
+        "/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]})
+    )
     resp = follow_to_client(browser, resp, fc.redirect_uri)
     if 'name="password"' in resp.text:
         resp = follow_to_client(browser, login(browser, resp, "alice", DEMO_PASSWORD), fc.redirect_uri)
@@ -54,8 +67,10 @@ def granted(fintech: Fintech, resp: httpx.Response, verifier: str) -> tuple[dict
     assert resp.status_code == 303, (resp.status_code, resp.text[:300])
     code = query_of(resp.headers["location"])["code"]
     with fintech.server.client() as http:
-        tok = fintech.client.redeem(http, Authorized(code=code, params={}, verifier=verifier,
-                                                     redirect_uri=fintech.client.redirect_uri, location=""))
+        tok = fintech.client.redeem(
+            http,
+            Authorized(code=code, params={}, verifier=verifier, redirect_uri=fintech.client.redirect_uri, location=""),
+        )
     assert tok.status_code == 200, tok.text
     return tok.json(), tok.json()["access_token"]
 
@@ -123,8 +138,11 @@ def test_rfc9396_payment_debtor_chosen_among_accounts_in_its_currency(server: Se
 def test_rfc9396_accounts_named_by_the_app_are_not_offered(server: Server, fintech: Fintech) -> None:
     iban = sorted(accounts_of(server, "alice"))[0]
     with server.client(follow_redirects=False) as browser:
-        page, verifier = to_consent(fintech, browser, [account_information(accounts=[{"iban": iban}]),
-                                                       {**PAYMENT, "debtorAccount": {"iban": iban}}])
+        page, verifier = to_consent(
+            fintech,
+            browser,
+            [account_information(accounts=[{"iban": iban}]), {**PAYMENT, "debtorAccount": {"iban": iban}}],
+        )
         assert 'type="checkbox"' not in page.text and 'type="radio"' not in page.text
         assert CSRF.search(page.text)
         body, _ = granted(fintech, consent(browser, page), verifier)
@@ -133,11 +151,18 @@ def test_rfc9396_accounts_named_by_the_app_are_not_offered(server: Server, finte
 
 # -- the payer: only accounts the bank takes, and never an account shown as the customer's unless it is --
 
+
 def kinds_of(server: Server, username: str) -> dict[str, str]:
     """kind/currency -> IBAN of a demo customer's accounts."""
-    return {f"{k}/{c}": iban for k, c, iban in db_rows(
-        server, "SELECT a.kind, a.currency, a.iban FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
-                " WHERE u.username = ?", username)}
+    return {
+        f"{k}/{c}": iban
+        for k, c, iban in db_rows(
+            server,
+            "SELECT a.kind, a.currency, a.iban FROM bank_accounts a JOIN users u ON u.id = a.owner_user_id"
+            " WHERE u.username = ?",
+            username,
+        )
+    }
 
 
 def offered_payers(page: httpx.Response) -> list[str]:
@@ -149,11 +174,12 @@ def allow_offered(page: httpx.Response) -> bool:
 
 
 def spaced(iban: str) -> str:
-    return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
 
 
-def test_a_payment_to_the_customers_own_account_is_not_offered_that_account_as_payer(server: Server,
-                                                                                    fintech: Fintech) -> None:
+def test_a_payment_to_the_customers_own_account_is_not_offered_that_account_as_payer(
+    server: Server, fintech: Fintech
+) -> None:
     """The creditor is alice's savings account: the payer choice leaves it out (the bank would refuse
     it: same_account), pre-selects her current account, and the approved payment is then paid (201)."""
     alice = kinds_of(server, "alice")
@@ -171,18 +197,27 @@ def test_a_payment_to_the_customers_own_account_is_not_offered_that_account_as_p
     assert paid.json()["Data"]["DebtorAccount"] == {"iban": alice["current/EUR"]}
 
 
-@pytest.mark.parametrize("case", ["debtor is the creditor", "debtor is another customer's", "debtor is elsewhere",
-                                  "no account in the currency"])
-def test_a_payment_no_account_of_the_customer_can_make_cannot_be_approved(server: Server, fintech: Fintech,
-                                                                          case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    ["debtor is the creditor", "debtor is another customer's", "debtor is elsewhere", "no account in the currency"],
+)
+def test_a_payment_no_account_of_the_customer_can_make_cannot_be_approved(
+    server: Server, fintech: Fintech, case: str
+) -> None:
     """The page says why, shows no Allow button and never calls another customer's (or another
     bank's) account "your account"; a forged Allow is refused (400, no code); Deny returns
     access_denied to the app (RFC 6749 §4.1.2.1)."""
     alice, bob = kinds_of(server, "alice"), kinds_of(server, "bob")
-    foreign = {"debtor is the creditor": alice["current/EUR"], "debtor is another customer's": bob["current/EUR"],
-               "debtor is elsewhere": "DE89370400440532013000"}.get(case)
-    detail = ({**PAYMENT, "creditorAccount": {"iban": alice["current/EUR"]}, "debtorAccount": {"iban": foreign}}
-              if foreign else {**PAYMENT, "instructedAmount": {"currency": "GBP", "amount": "5.00"}})
+    foreign = {
+        "debtor is the creditor": alice["current/EUR"],
+        "debtor is another customer's": bob["current/EUR"],
+        "debtor is elsewhere": "DE89370400440532013000",
+    }.get(case)
+    detail = (
+        {**PAYMENT, "creditorAccount": {"iban": alice["current/EUR"]}, "debtorAccount": {"iban": foreign}}
+        if foreign
+        else {**PAYMENT, "instructedAmount": {"currency": "GBP", "amount": "5.00"}}
+    )
     with server.client(follow_redirects=False) as browser:
         page, _ = to_consent(fintech, browser, [detail])
         assert not allow_offered(page) and offered_payers(page) == []

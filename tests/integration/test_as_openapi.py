@@ -27,21 +27,26 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode, checks
 from starlette.routing import Mount, Route
-
-from fingrade.bank.api import PREFIX as BANK_PREFIX
-from fingrade.bank.api import route_template
-from fingrade.config import load_settings
-from fingrade.web.app import create_app
-from fingrade.web.openapi import openapi_document
 from support.bank import Fintech, account_information
 from support.dpop import DPoPKey
 from support.flow import pkce_pair
 from support.pages import authorize_query, browser_form, interaction
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
 
+from fingrade.bank.api import PREFIX as BANK_PREFIX
+from fingrade.bank.api import route_template
+from fingrade.config import load_settings
+from fingrade.web.app import create_app
+from fingrade.web.openapi import openapi_document
+
 MAX_EXAMPLES = 25
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_headers_conformance, checks.response_schema_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 DOC = openapi_document()
 BACKEND = "demo-backend"
@@ -124,12 +129,14 @@ def test_openapi_served_publicly_and_cacheable(http: httpx.Client, server: Serve
 
 # -- real credentials ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Credentials:
     """What an operation's requests carry: headers (Authorization), a browser's cookies (they replace
     generated ones: a CSRF token is bound to them), a fresh DPoP proof for `dpop_token` (or for the
     token and PAR endpoints themselves), and the values of real resources that generation mixes in
     (path parameters, query, body)."""
+
     headers: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     dpop: DPoPKey | None = None
@@ -160,8 +167,17 @@ def _basic(client_id: str, secret: str) -> str:
 
 @pytest.fixture(scope="module")
 def resource_server(server: Server) -> str:
-    out = server.add_client("--name", "OpenAPI resource server", "--profile", "confidential", "--grant-type",
-                            "client_credentials", "--scope", "accounts", "--resource-server")
+    out = server.add_client(
+        "--name",
+        "OpenAPI resource server",
+        "--profile",
+        "confidential",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "accounts",
+        "--resource-server",
+    )
     return _basic(out["client_id"], out["client_secret"])
 
 
@@ -180,8 +196,11 @@ def initial_access_token(server: Server) -> str:
     return server.cli("registration-token", "create", "--label", "openapi-test", "--expires-in", "3600").stdout.strip()
 
 
-REGISTRATION = {"client_name": "OpenAPI test client", "redirect_uris": ["https://openapi.example/cb"],
-                "token_endpoint_auth_method": "client_secret_basic"}
+REGISTRATION = {
+    "client_name": "OpenAPI test client",
+    "redirect_uris": ["https://openapi.example/cb"],
+    "token_endpoint_auth_method": "client_secret_basic",
+}
 
 
 def _register(server: Server, initial_access_token: str) -> dict[str, Any]:
@@ -194,16 +213,20 @@ def _register(server: Server, initial_access_token: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def consent(server: Server, resource_server: str, fintech: Fintech) -> dict[str, Any]:
     with server.client() as http:
-        resp = http.post("/consent-resources", headers={"Authorization": resource_server}, json={
-            "client_id": fintech.client.client_id, "authorization_details": [account_information()]})
+        resp = http.post(
+            "/consent-resources",
+            headers={"Authorization": resource_server},
+            json={"client_id": fintech.client.client_id, "authorization_details": [account_information()]},
+        )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
 
 def _cc_token(server: Server) -> str:
     with server.client() as http:
-        resp = http.post("/token", auth=(BACKEND, DEMO_SECRET), data={"grant_type": "client_credentials",
-                                                                      "scope": "accounts"})
+        resp = http.post(
+            "/token", auth=(BACKEND, DEMO_SECRET), data={"grant_type": "client_credentials", "scope": "accounts"}
+        )
     assert resp.status_code == 200, resp.text
     return resp.json()["access_token"]
 
@@ -215,22 +238,41 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
     if path == "/token":
         if method == "OPTIONS":
             return Credentials(real={"headers": {"Origin": "https://localhost:3000"}})  # demo-spa's origin
-        return Credentials({"Authorization": backend}, dpop=DPoPKey(),
-                           real={"body": {"grant_type": "client_credentials", "scope": "accounts"}})
+        return Credentials(
+            {"Authorization": backend},
+            dpop=DPoPKey(),
+            real={"body": {"grant_type": "client_credentials", "scope": "accounts"}},
+        )
     if path == "/par":
         _, challenge = pkce_pair()
-        return Credentials({"Authorization": backend}, dpop=DPoPKey(), real={"body": {
-            "response_type": "code", "redirect_uri": BACKEND_REDIRECT, "scope": "openid accounts",
-            "code_challenge": challenge, "code_challenge_method": "S256", "state": "s"}})
+        return Credentials(
+            {"Authorization": backend},
+            dpop=DPoPKey(),
+            real={
+                "body": {
+                    "response_type": "code",
+                    "redirect_uri": BACKEND_REDIRECT,
+                    "scope": "openid accounts",
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                    "state": "s",
+                }
+            },
+        )
     if path == "/userinfo":
         fintech: Fintech = request.getfixturevalue("fintech")
         token = request.getfixturevalue("dpop_token")
-        return Credentials({"Authorization": f"DPoP {token}"}, dpop=fintech.client.dpop, dpop_token=token,
-                           real={"body": {}} if method == "POST" else {"query": {}})
+        return Credentials(
+            {"Authorization": f"DPoP {token}"},
+            dpop=fintech.client.dpop,
+            dpop_token=token,
+            real={"body": {}} if method == "POST" else {"query": {}},
+        )
     if path in ("/introspect", "/revoke"):
         # /revoke: the resource server revokes only its own tokens; another client's stays valid.
-        return Credentials({"Authorization": request.getfixturevalue("resource_server")},
-                           real={"body": {"token": _cc_token(server)}})
+        return Credentials(
+            {"Authorization": request.getfixturevalue("resource_server")}, real={"body": {"token": _cc_token(server)}}
+        )
     if path == "/register":
         iat = request.getfixturevalue("initial_access_token")
         return Credentials({"Authorization": f"Bearer {iat}"}, real={"body": REGISTRATION})
@@ -244,32 +286,49 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
         rs = request.getfixturevalue("resource_server")
         lodged = request.getfixturevalue("consent")
         if path == "/consent-resources":
-            return Credentials({"Authorization": rs}, real={"body": {
-                "client_id": lodged["client_id"], "authorization_details": [account_information()]}})
-        return Credentials({"Authorization": rs}, real={"path_parameters": {"consent_id": lodged["consent_id"]},
-                                                        "query": {"client_id": lodged["client_id"]}})
+            return Credentials(
+                {"Authorization": rs},
+                real={"body": {"client_id": lodged["client_id"], "authorization_details": [account_information()]}},
+            )
+        return Credentials(
+            {"Authorization": rs},
+            real={"path_parameters": {"consent_id": lodged["consent_id"]}, "query": {"client_id": lodged["client_id"]}},
+        )
     if path == "/interaction/{iid}":
         iid, form = interaction(server)
         return Credentials(cookies=form.cookies, real={"path_parameters": {"iid": iid}})
     if path == "/interaction/{iid}/login":
         iid, form = interaction(server)
-        return Credentials(cookies=form.cookies, real={"path_parameters": {"iid": iid}, "body": {
-            "csrf_token": form.csrf, "username": "alice", "password": DEMO_PASSWORD}})
+        return Credentials(
+            cookies=form.cookies,
+            real={
+                "path_parameters": {"iid": iid},
+                "body": {"csrf_token": form.csrf, "username": "alice", "password": DEMO_PASSWORD},
+            },
+        )
     if path == "/interaction/{iid}/consent":
         iid, form = interaction(server, signed_in=True)
-        return Credentials(cookies=form.cookies, real={"path_parameters": {"iid": iid},
-                                                       "body": {"csrf_token": form.csrf, "decision": "deny"}})
+        return Credentials(
+            cookies=form.cookies,
+            real={"path_parameters": {"iid": iid}, "body": {"csrf_token": form.csrf, "decision": "deny"}},
+        )
     if path == "/logout":
         form = browser_form(server, "/logout")
         return Credentials(cookies=form.cookies, real={"body": {"csrf_token": form.csrf}} if method == "POST" else {})
     if path == "/account/login":
         form = browser_form(server, "/account/login")
-        return Credentials(cookies=form.cookies, real={"body": {"csrf_token": form.csrf, "username": "bob",
-                                                                "password": DEMO_PASSWORD}} if method == "POST" else {})
+        return Credentials(
+            cookies=form.cookies,
+            real={"body": {"csrf_token": form.csrf, "username": "bob", "password": DEMO_PASSWORD}}
+            if method == "POST"
+            else {},
+        )
     if path.startswith("/account/connections"):
         form = browser_form(server, "/account/connections", sign_in=True)
-        return Credentials(cookies=form.cookies, real={"body": {"csrf_token": form.csrf, "client_id": "openapi-no-app"}}
-                           if method == "POST" else {})
+        return Credentials(
+            cookies=form.cookies,
+            real={"body": {"csrf_token": form.csrf, "client_id": "openapi-no-app"}} if method == "POST" else {},
+        )
     if path == "/authorize":
         return Credentials(real={"query": authorize_query()} if method == "GET" else {"body": authorize_query()})
     if path == "/static/{path}":
@@ -279,15 +338,23 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
 
 # -- schemathesis against the live server ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def api_schema(server: Server):
     doc = copy.deepcopy(DOC)
     doc["servers"] = [{"url": server.base_url}]
-    config = schemathesis.config.SchemathesisConfig.from_dict({
-        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
-                       "with-security-parameters": False},
-        "phases": {"stateful": {"enabled": False}},
-    })
+    config = schemathesis.config.SchemathesisConfig.from_dict(
+        {
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+                "with-security-parameters": False,
+            },
+            "phases": {"stateful": {"enabled": False}},
+        }
+    )
     return schemathesis.openapi.from_dict(doc, config=config)
 
 
@@ -298,30 +365,44 @@ def session(server: Server) -> Iterator[requests.Session]:
         yield s
 
 
-OPERATIONS = [(path, method.upper()) for path, item in DOC["paths"].items() for method in item if method != "parameters"]
+OPERATIONS = [
+    (path, method.upper()) for path, item in DOC["paths"].items() for method in item if method != "parameters"
+]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-BOUNDED = settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-                   suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+BOUNDED = settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 
 
 def _inputs(path: str, method: str) -> bool:
     """Whether the operation takes anything but path parameters (a body, query, header or cookie)."""
     item = DOC["paths"][path]
     op = item[method.lower()]
-    params = [DOC["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
-              for p in item.get("parameters", []) + op.get("parameters", [])]
+    params = [
+        DOC["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+        for p in item.get("parameters", []) + op.get("parameters", [])
+    ]
     return "requestBody" in op or any(p["in"] != "path" for p in params)
 
 
-def _run(api_schema, path: str, method: str, mode: GenerationMode, creds: Credentials,
-         call: Callable[[Any], None]) -> int:
+def _run(
+    api_schema, path: str, method: str, mode: GenerationMode, creds: Credentials, call: Callable[[Any], None]
+) -> int:
     """Runs `call(case)` on generated cases of one operation; returns how many were sent. Cases built on
     the real values are mixed in: in positive mode all of them, in negative mode the real path
     parameters (so that invalid bodies reach a real resource)."""
     operation = api_schema[path][method]
     strategy = operation.as_strategy(generation_mode=mode)
-    real = creds.real if mode is GenerationMode.POSITIVE else {
-        k: v for k, v in creds.real.items() if k == "path_parameters" and _inputs(path, method)}
+    real = (
+        creds.real
+        if mode is GenerationMode.POSITIVE
+        else {k: v for k, v in creds.real.items() if k == "path_parameters" and _inputs(path, method)}
+    )
     if real:
         strategy = st.one_of(strategy, operation.as_strategy(generation_mode=mode, **real))
     sent = []
@@ -338,14 +419,24 @@ def _run(api_schema, path: str, method: str, mode: GenerationMode, creds: Creden
 
 def _cases() -> list[Any]:
     """Every operation in positive mode; in negative mode those that take something to make invalid."""
-    return [pytest.param(path, method, mode, id=f"{method} {path}-{mode.value}") for path, method in OPERATIONS
-            for mode in MODES if mode is GenerationMode.POSITIVE or _inputs(path, method)
-            or any(p for p in re.findall(r"\{[^}]+\}", path))]
+    return [
+        pytest.param(path, method, mode, id=f"{method} {path}-{mode.value}")
+        for path, method in OPERATIONS
+        for mode in MODES
+        if mode is GenerationMode.POSITIVE or _inputs(path, method) or any(p for p in re.findall(r"\{[^}]+\}", path))
+    ]
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), _cases())
-def test_openapi_conformance(api_schema, session: requests.Session, server: Server, request: pytest.FixtureRequest,
-                             path: str, method: str, mode: GenerationMode) -> None:
+def test_openapi_conformance(
+    api_schema,
+    session: requests.Session,
+    server: Server,
+    request: pytest.FixtureRequest,
+    path: str,
+    method: str,
+    mode: GenerationMode,
+) -> None:
     """With real credentials for the operation: no 5xx, and every response as documented. In positive
     mode the real values reach the successful answers, not only errors."""
     creds = _credentials(path, method, request)
@@ -353,8 +444,9 @@ def test_openapi_conformance(api_schema, session: requests.Session, server: Serv
     statuses: set[int] = set()
 
     def call(case) -> None:
-        response = case.call_and_validate(base_url=server.base_url, session=session, verify=server.ca,
-                                          checks=CHECKS, timeout=20)
+        response = case.call_and_validate(
+            base_url=server.base_url, session=session, verify=server.ca, checks=CHECKS, timeout=20
+        )
         statuses.add(response.status_code)
 
     sent = _run(api_schema, path, method, mode, creds, call)
@@ -372,10 +464,15 @@ def test_openapi_conformance_without_credentials(api_schema, session: requests.S
             continue  # credentials are optional (or sent in the body)
 
         def call(case) -> None:
-            response = case.call_and_validate(base_url=server.base_url, session=session, verify=server.ca,
-                                              checks=CHECKS, timeout=20)
-            assert response.status_code in (400, 401, 413, 414, 431), (method, path, response.status_code, response.text[:200])
+            response = case.call_and_validate(
+                base_url=server.base_url, session=session, verify=server.ca, checks=CHECKS, timeout=20
+            )
+            assert response.status_code in (400, 401, 413, 414, 431), (
+                method,
+                path,
+                response.status_code,
+                response.text[:200],
+            )
 
         _run(api_schema, path, method, GenerationMode.NEGATIVE, Credentials(), call)
         _run(api_schema, path, method, GenerationMode.POSITIVE, Credentials(), call)
-

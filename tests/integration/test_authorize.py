@@ -10,37 +10,63 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from integration_helpers import (
+    BACKEND_REDIRECT,
+    NATIVE_REDIRECT,
+    SPA_ORIGIN,
+    SPA_REDIRECT,
+    audit_events,
+    authorize_steps,
+    exchange,
+    new_confidential_client,
+    new_user,
+    user_id,
+)
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
-from integration_helpers import (BACKEND_REDIRECT, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT, audit_events,
-                                 authorize_steps, exchange, new_confidential_client, new_user, user_id)
 from support.flow import authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
 from support.server import DEMO_PASSWORD, Server
 
 # RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
-DESCRIPTION = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')
+DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 
 
 def _id_token(http: httpx.Client, tokens: dict) -> dict:
     return jwt.decode(tokens["id_token"], KeySet.import_key_set(http.get("/jwks").json())).claims
 
 
-def _params(client_id: str = "demo-native", redirect_uri: str = NATIVE_REDIRECT, scope: str = "openid",
-            **extra: str) -> dict[str, str]:
+def _params(
+    client_id: str = "demo-native", redirect_uri: str = NATIVE_REDIRECT, scope: str = "openid", **extra: str
+) -> dict[str, str]:
     _, challenge = pkce_pair()
-    return {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-            "state": secrets.token_urlsafe(8), "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
 
 
 # -- GET and POST -----------------------------------------------------------------------------
 
+
 def test_post_form_works_like_get(server: Server, browser: httpx.Client) -> None:
     """OIDC Core §3.1.2.1: the authorization endpoint MUST support GET and POST (form-encoded)."""
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": "demo-spa", "redirect_uri": SPA_REDIRECT,
-              "scope": "openid profile", "state": "post-state", "code_challenge": challenge,
-              "code_challenge_method": "S256", "nonce": "post-nonce"}
+    params = {
+        "response_type": "code",
+        "client_id": "demo-spa",
+        "redirect_uri": SPA_REDIRECT,
+        "scope": "openid profile",
+        "state": "post-state",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "nonce": "post-nonce",
+    }
     resp = browser.post("/authorize", data=params)
     assert resp.status_code == 303 and resp.headers["location"].startswith("/interaction/")
     page = browser.get(resp.headers["location"])
@@ -51,9 +77,16 @@ def test_post_form_works_like_get(server: Server, browser: httpx.Client) -> None
     assert resp.status_code == 303
     got = query_of(resp.headers["location"])
     assert got["state"] == "post-state" and got["iss"] == server.issuer and got["code"]
-    tokens = browser.post("/token", data={"grant_type": "authorization_code", "code": got["code"],
-                                          "redirect_uri": SPA_REDIRECT, "client_id": "demo-spa",
-                                          "code_verifier": verifier})
+    tokens = browser.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": got["code"],
+            "redirect_uri": SPA_REDIRECT,
+            "client_id": "demo-spa",
+            "code_verifier": verifier,
+        },
+    )
     assert tokens.status_code == 200, tokens.text
     assert _id_token(browser, tokens.json())["nonce"] == "post-nonce"
     # With the session now in place, a POST goes straight back with a code, as a GET would.
@@ -63,12 +96,14 @@ def test_post_form_works_like_get(server: Server, browser: httpx.Client) -> None
 
 
 def test_post_needs_a_form_body(browser: httpx.Client) -> None:
-    resp = browser.post("/authorize", content=b'{"client_id": "demo-native"}',
-                        headers={"Content-Type": "application/json"})
+    resp = browser.post(
+        "/authorize", content=b'{"client_id": "demo-native"}', headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 400 and "location" not in resp.headers
 
 
 # -- prompt and max_age -----------------------------------------------------------------------
+
 
 def test_prompt_none_without_session_is_login_required(server: Server, browser: httpx.Client) -> None:
     """OIDC Core §3.1.2.6: prompt=none and no signed-in user → login_required, to the redirect URI."""
@@ -118,8 +153,9 @@ def test_a_new_login_replaces_the_old_session(server: Server, browser: httpx.Cli
     username, password = new_user(server)
     assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password).saw_login
     old = browser.cookies.get("__Host-fg_session")
-    assert authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password,
-                           prompt="login").saw_login
+    assert authorize_steps(
+        browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, prompt="login"
+    ).saw_login
     assert browser.cookies.get("__Host-fg_session") != old
     with server.client(follow_redirects=False) as other:
         other.cookies.set("__Host-fg_session", old, domain="localhost")
@@ -138,10 +174,23 @@ def test_prompt_consent_shows_consent_again(server: Server, browser: httpx.Clien
 
 # -- native apps whose identity cannot be assured (RFC 8252 §8.6) ------------------------------
 
+
 def _native_client(server: Server, *extra: str) -> str:
-    out = server.add_client("--name", "Native " + secrets.token_hex(3), "--profile", "native", "--redirect-uri",
-                            "http://127.0.0.1/callback", "--redirect-uri", "com.example.app:/callback",
-                            "--redirect-uri", "https://app.example.com/callback", "--scope", "openid profile", *extra)
+    out = server.add_client(
+        "--name",
+        "Native " + secrets.token_hex(3),
+        "--profile",
+        "native",
+        "--redirect-uri",
+        "http://127.0.0.1/callback",
+        "--redirect-uri",
+        "com.example.app:/callback",
+        "--redirect-uri",
+        "https://app.example.com/callback",
+        "--scope",
+        "openid profile",
+        *extra,
+    )
     return out["client_id"]
 
 
@@ -152,8 +201,9 @@ def _prompt_none(browser: httpx.Client, client_id: str, redirect_uri: str) -> di
 
 
 @pytest.mark.parametrize("redirect_uri", [NATIVE_REDIRECT, "com.fingrade.demo:/callback"])
-def test_rfc8252_8_6_unverified_native_app_asks_the_user_every_time(server: Server, browser: httpx.Client,
-                                                                   redirect_uri: str) -> None:
+def test_rfc8252_8_6_unverified_native_app_asks_the_user_every_time(
+    server: Server, browser: httpx.Client, redirect_uri: str
+) -> None:
     """RFC 8252 §8.6: a native app's repeated request is not processed automatically when the client's
     identity cannot be assured (loopback or private-use scheme: any app can claim them), even though
     the user is signed in and approved these scopes before; prompt=none then gets consent_required
@@ -176,8 +226,9 @@ def test_rfc8252_8_6_page_asks_to_continue_only_from_the_app(server: Server, bro
     assert "Only continue if you started this in Fingrade Demo Mobile App" in resp.text
 
 
-def test_rfc8252_8_6_verified_native_app_and_claimed_https_go_straight_back(server: Server,
-                                                                          browser: httpx.Client) -> None:
+def test_rfc8252_8_6_verified_native_app_and_claimed_https_go_straight_back(
+    server: Server, browser: httpx.Client
+) -> None:
     """RFC 8252 §8.6: where the client's identity is assured the remembered consent counts again: a
     native client an operator marked verified (`clients add --verified`), or a request to a claimed
     https redirect URI (RFC 8252 §7.2: the operating system gives it only to the app of that domain)."""
@@ -245,8 +296,11 @@ def test_max_age_zero_is_prompt_login(server: Server, browser: httpx.Client) -> 
     assert authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password).saw_login
     # Sign in again at the start of a second, so that the next request comes within the same second
     # as auth_time (an "older than max_age" comparison alone would then not ask again).
-    page = follow_to_client(browser, browser.get(authorize_url("demo-spa", SPA_REDIRECT, pkce_pair()[1],
-                                                               "openid", prompt="login")), SPA_REDIRECT)
+    page = follow_to_client(
+        browser,
+        browser.get(authorize_url("demo-spa", SPA_REDIRECT, pkce_pair()[1], "openid", prompt="login")),
+        SPA_REDIRECT,
+    )
     time.sleep(1 - time.time() % 1)
     resp = follow_to_client(browser, login(browser, page, username, password), SPA_REDIRECT)
     assert query_of(resp.headers["location"])["code"]
@@ -266,6 +320,7 @@ def test_bad_max_age_is_invalid_request(server: Server, browser: httpx.Client, v
 
 # -- remembered consent -----------------------------------------------------------------------
 
+
 def test_consent_is_remembered_per_user_client_and_scopes(server: Server) -> None:
     """Issue §6 (remembered consent per user, client and scopes; FAPI 2.0 SP 5.3.2.2-13 consent shows
     the client and scopes): a remembered consent covers only what was approved."""
@@ -274,6 +329,7 @@ def test_consent_is_remembered_per_user_client_and_scopes(server: Server) -> Non
     c1, _ = new_confidential_client(server)
     c2, _ = new_confidential_client(server)
     with server.client(follow_redirects=False) as a, server.client(follow_redirects=False) as b:
+
         def seen(browser: httpx.Client, client: str, scope: str, user: str, password: str) -> bool:
             steps = authorize_steps(browser, client, BACKEND_REDIRECT, scope, user, password)
             assert steps.result.code, steps.result.params
@@ -302,13 +358,27 @@ def test_denied_consent_is_not_remembered(server: Server, browser: httpx.Client)
 
 # -- where errors go --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("query", [
-    {"response_type": "code", "redirect_uri": NATIVE_REDIRECT, "scope": "openid"},  # no client_id
-    {"response_type": "code", "client_id": "no-such-client", "redirect_uri": NATIVE_REDIRECT, "scope": "openid"},
-    {"response_type": "code", "client_id": "demo-native", "scope": "openid"},  # no redirect_uri
-    {"response_type": "code", "client_id": "demo-native", "redirect_uri": "https://evil.example/cb", "scope": "openid"},
-    {"response_type": "token", "client_id": "demo-spa", "redirect_uri": "https://evil.example/cb", "scope": "openid"},
-])
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"response_type": "code", "redirect_uri": NATIVE_REDIRECT, "scope": "openid"},  # no client_id
+        {"response_type": "code", "client_id": "no-such-client", "redirect_uri": NATIVE_REDIRECT, "scope": "openid"},
+        {"response_type": "code", "client_id": "demo-native", "scope": "openid"},  # no redirect_uri
+        {
+            "response_type": "code",
+            "client_id": "demo-native",
+            "redirect_uri": "https://evil.example/cb",
+            "scope": "openid",
+        },
+        {
+            "response_type": "token",
+            "client_id": "demo-spa",
+            "redirect_uri": "https://evil.example/cb",
+            "scope": "openid",
+        },
+    ],
+)
 def test_errors_before_the_redirect_uri_is_verified_are_an_error_page(browser: httpx.Client, query: dict) -> None:
     """RFC 6749 §4.1.2.1 / RFC 9700 §4.11: with a missing, unknown or mismatching client_id or
     redirect_uri the user sees an error page and is never redirected."""
@@ -319,22 +389,26 @@ def test_errors_before_the_redirect_uri_is_verified_are_an_error_page(browser: h
     assert "evil.example" not in resp.text
 
 
-@pytest.mark.parametrize("change,error", [
-    ({"response_type": "token"}, "unsupported_response_type"),  # RFC 9700 §2.1.2: no implicit
-    ({"response_type": "code id_token"}, "unsupported_response_type"),  # no hybrid
-    ({"response_type": None}, "invalid_request"),
-    ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),  # RFC 7636 §4.4.1
-    ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"prompt": "sometimes"}, "invalid_request"),
-    ({"prompt": "none login"}, "invalid_request"),  # OIDC Core §3.1.2.1
-    ({"scope": None}, "invalid_scope"),  # RFC 6749 §4.1.2.1
-    ({"scope": "openid admin"}, "invalid_scope"),
-    ({"scope": "openid payments", "client_id": "demo-spa", "redirect_uri": SPA_REDIRECT}, "invalid_scope"),
-    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),  # OIDC Core §3.1.2.6
-    ({"response_mode": "fragment"}, "invalid_request"),
-])
-def test_errors_after_the_redirect_uri_is_verified_are_redirected(server: Server, browser: httpx.Client,
-                                                                  change: dict, error: str) -> None:
+@pytest.mark.parametrize(
+    "change,error",
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),  # RFC 9700 §2.1.2: no implicit
+        ({"response_type": "code id_token"}, "unsupported_response_type"),  # no hybrid
+        ({"response_type": None}, "invalid_request"),
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),  # RFC 7636 §4.4.1
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"prompt": "sometimes"}, "invalid_request"),
+        ({"prompt": "none login"}, "invalid_request"),  # OIDC Core §3.1.2.1
+        ({"scope": None}, "invalid_scope"),  # RFC 6749 §4.1.2.1
+        ({"scope": "openid admin"}, "invalid_scope"),
+        ({"scope": "openid payments", "client_id": "demo-spa", "redirect_uri": SPA_REDIRECT}, "invalid_scope"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),  # OIDC Core §3.1.2.6
+        ({"response_mode": "fragment"}, "invalid_request"),
+    ],
+)
+def test_errors_after_the_redirect_uri_is_verified_are_redirected(
+    server: Server, browser: httpx.Client, change: dict, error: str
+) -> None:
     """RFC 6749 §4.1.2.1: once the redirect URI is verified, errors go back to the client with
     `error`, `error_description` (RFC 6749 §5.2 characters), `state`, and `iss` (RFC 9207 §2)."""
     params = {k: v for k, v in {**_params(scope="openid profile"), **change}.items() if v is not None}
@@ -362,13 +436,13 @@ def test_redirect_uri_query_is_kept(server: Server, browser: httpx.Client) -> No
     """RFC 6749 §3.1.2: the redirect URI's query component MUST be retained when parameters are added,
     for codes and for errors."""
     redirect = "https://localhost:9443/callback?tenant=7&lang=en"
-    cid = server.add_client("--name", "Query redirect", "--profile", "confidential", "--redirect-uri",
-                            redirect)["client_id"]
+    cid = server.add_client("--name", "Query redirect", "--profile", "confidential", "--redirect-uri", redirect)[
+        "client_id"
+    ]
     got = run_flow(browser, cid, redirect, scope="openid")
     assert got.location.startswith(redirect + "&")
     assert got.params["tenant"] == "7" and got.params["lang"] == "en" and got.code and got.params["iss"]
-    resp = browser.get("/authorize?" + urlencode(_params(client_id=cid, redirect_uri=redirect,
-                                                         response_type="token")))
+    resp = browser.get("/authorize?" + urlencode(_params(client_id=cid, redirect_uri=redirect, response_type="token")))
     assert resp.headers["location"].startswith(redirect + "&")
     err = query_of(resp.headers["location"])
     assert err["tenant"] == "7" and err["error"] == "unsupported_response_type"

@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-
 from integration_helpers import wait_for, www_authenticate
 from support.bank import PREFIX, Fintech, account_information
 from support.server import Server
@@ -68,8 +67,10 @@ def assert_resource_error(resp: httpx.Response, status: int, error: str, scheme:
 
 # -- every endpoint with the right token -------------------------------------------------------------
 
-def test_accounts_lists_only_the_customers_accounts(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                                    bob_account: dict) -> None:
+
+def test_accounts_lists_only_the_customers_accounts(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], bob_account: dict
+) -> None:
     """GET /accounts lists the customer's (`sub`) accounts, in the documented shape."""
     assert len(alice_accounts) >= 2
     ids = {a["AccountId"] for a in alice_accounts}
@@ -79,8 +80,9 @@ def test_accounts_lists_only_the_customers_accounts(fintech: Fintech, full_token
     assert first["Account"][0]["SchemeName"] == "UK.OBIE.IBAN"
 
 
-def test_account_balances_and_transactions(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                           server: Server) -> None:
+def test_account_balances_and_transactions(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server
+) -> None:
     """GET /accounts/{id}, /balances and /transactions with a DPoP-bound token (RFC 9449 §7.1)."""
     acc = alice_accounts[0]["AccountId"]
     with server.client() as http:
@@ -101,8 +103,9 @@ def test_account_balances_and_transactions(fintech: Fintech, full_token: str, al
         assert tx.headers["cache-control"] == "no-store"
 
 
-def test_pagination_through_all_transactions(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                             server: Server) -> None:
+def test_pagination_through_all_transactions(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server
+) -> None:
     """Following `Links.Next` yields every transaction once, newest first, the same as big pages."""
     acc = alice_accounts[0]["AccountId"]
 
@@ -128,18 +131,25 @@ def test_pagination_through_all_transactions(fintech: Fintech, full_token: str, 
     assert stamps == sorted(stamps, reverse=True)
 
 
-def test_transactions_date_filter(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                  server: Server) -> None:
+def test_transactions_date_filter(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server
+) -> None:
     acc = alice_accounts[0]["AccountId"]
     day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=20)).date()
     start, end = f"{day}T00:00:00Z", f"{day + dt.timedelta(days=10)}T00:00:00Z"
     with server.client() as http:
-        resp = fintech.get(http, f"/accounts/{acc}/transactions", full_token,
-                           params={"fromBookingDateTime": start, "toBookingDateTime": end, "limit": "100"})
+        resp = fintech.get(
+            http,
+            f"/accounts/{acc}/transactions",
+            full_token,
+            params={"fromBookingDateTime": start, "toBookingDateTime": end, "limit": "100"},
+        )
         assert resp.status_code == 200, resp.text
         rows = resp.json()["Data"]["Transaction"]
         assert rows and all(start <= r["BookingDateTime"] <= end for r in rows)
-        bad = fintech.get(http, f"/accounts/{acc}/transactions", full_token, params={"fromBookingDateTime": "yesterday"})
+        bad = fintech.get(
+            http, f"/accounts/{acc}/transactions", full_token, params={"fromBookingDateTime": "yesterday"}
+        )
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
         bad = fintech.get(http, f"/accounts/{acc}/transactions", full_token, params={"limit": "1000"})
         assert bad.status_code == 400
@@ -149,25 +159,34 @@ def _cursor(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-@pytest.mark.parametrize("query", [
-    {"limit": "\u00b2"},  # str.isdigit() says yes, int() says no
-    {"limit": "\u0663"},  # int() reads ARABIC-INDIC DIGIT THREE as 3
-    {"limit": " 5"}, {"limit": "+5"}, {"limit": "05"}, {"limit": "0"}, {"limit": "101"}, {"limit": "9" * 400},
-    {"limit": ""},
-    {"cursor": _cursor(b"1" * 120 + b".txn_x")},  # a 64-bit integer column cannot hold it
-    {"cursor": _cursor(b"99999999999999999999.txn_x")},
-    {"cursor": _cursor("\u00b2".encode() + b".txn_x")},
-    {"cursor": _cursor(b"1780000000.txn x")},
-    {"cursor": "MTc4MDAwMDAwMC50eG5feA=="},  # padding: never what Links.Next holds
-    {"fromBookingDateTime": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
-    {"toBookingDateTime": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
-    {"fromBookingDateTime": "2026-02-30"},
-    {"fromBookingDateTime": "\u0662\u0660\u0662\u0666-01-01"},
-    {"fromBookingDateTime": "2026-01-02", "toBookingDateTime": "2026-01-01"},
-    {"sort": "asc"},  # not a parameter of this endpoint
-])
-def test_transactions_query_is_parsed_strictly(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                               server: Server, query: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "\u00b2"},  # str.isdigit() says yes, int() says no
+        {"limit": "\u0663"},  # int() reads ARABIC-INDIC DIGIT THREE as 3
+        {"limit": " 5"},
+        {"limit": "+5"},
+        {"limit": "05"},
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "9" * 400},
+        {"limit": ""},
+        {"cursor": _cursor(b"1" * 120 + b".txn_x")},  # a 64-bit integer column cannot hold it
+        {"cursor": _cursor(b"99999999999999999999.txn_x")},
+        {"cursor": _cursor("\u00b2".encode() + b".txn_x")},
+        {"cursor": _cursor(b"1780000000.txn x")},
+        {"cursor": "MTc4MDAwMDAwMC50eG5feA=="},  # padding: never what Links.Next holds
+        {"fromBookingDateTime": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+        {"toBookingDateTime": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
+        {"fromBookingDateTime": "2026-02-30"},
+        {"fromBookingDateTime": "\u0662\u0660\u0662\u0666-01-01"},
+        {"fromBookingDateTime": "2026-01-02", "toBookingDateTime": "2026-01-01"},
+        {"sort": "asc"},  # not a parameter of this endpoint
+    ],
+)
+def test_transactions_query_is_parsed_strictly(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server, query: dict[str, str]
+) -> None:
     """ASCII digits only, ranges bounded, cursors validated and bounded, dates strict (RFC 3339 §5.6):
     every malformed query parameter is the bank's 400 invalid_request, never a 500."""
     acc = alice_accounts[0]["AccountId"]
@@ -178,21 +197,26 @@ def test_transactions_query_is_parsed_strictly(fintech: Fintech, full_token: str
     assert resp.headers["cache-control"] == "no-store" and UUID4.fullmatch(resp.headers["x-fapi-interaction-id"])
 
 
-def test_query_bounds_at_the_ends_of_the_calendar_are_accepted(fintech: Fintech, full_token: str,
-                                                               alice_accounts: list[dict], server: Server) -> None:
+def test_query_bounds_at_the_ends_of_the_calendar_are_accepted(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server
+) -> None:
     acc = alice_accounts[0]["AccountId"]
     with server.client() as http:
-        resp = fintech.get(http, f"/accounts/{acc}/transactions", full_token,
-                           params={"fromBookingDateTime": "0001-01-01", "toBookingDateTime": "9999-12-31T23:59:59Z",
-                                   "limit": "100"})
+        resp = fintech.get(
+            http,
+            f"/accounts/{acc}/transactions",
+            full_token,
+            params={"fromBookingDateTime": "0001-01-01", "toBookingDateTime": "9999-12-31T23:59:59Z", "limit": "100"},
+        )
     assert resp.status_code == 200, resp.text
     assert resp.json()["Data"]["Transaction"]
 
 
 @pytest.mark.parametrize("path", ["/accounts", "/accounts/{acc}", "/accounts/{acc}/balances"])
 @pytest.mark.parametrize("raw", ["limit=5", "x", "%zz", "a=1&a=1", "cursor=" + "A" * 10])
-def test_endpoints_without_parameters_refuse_a_query(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                                     server: Server, path: str, raw: str) -> None:
+def test_endpoints_without_parameters_refuse_a_query(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server, path: str, raw: str
+) -> None:
     """One query parser for every endpoint: a parameter an endpoint does not have is refused (400),
     not silently ignored."""
     path = path.format(acc=alice_accounts[0]["AccountId"])
@@ -204,12 +228,17 @@ def test_endpoints_without_parameters_refuse_a_query(fintech: Fintech, full_toke
 
 # -- consent rules ------------------------------------------------------------------------------------
 
-def test_rfc9396_transactions_limited_to_granted_dates(fintech: Fintech, alice_accounts: list[dict],
-                                                       server: Server) -> None:
+
+def test_rfc9396_transactions_limited_to_granted_dates(
+    fintech: Fintech, alice_accounts: list[dict], server: Server
+) -> None:
     """`transactions_from` / `transactions_to` bound what the token can read, whatever is asked."""
     day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=40)).date()
-    token = fintech.token(account_information(("transactions",), transactions_from=str(day),
-                                              transactions_to=str(day + dt.timedelta(days=14))))
+    token = fintech.token(
+        account_information(
+            ("transactions",), transactions_from=str(day), transactions_to=str(day + dt.timedelta(days=14))
+        )
+    )
     acc = alice_accounts[0]["AccountId"]
     with server.client() as http:
         resp = fintech.get(http, f"/accounts/{acc}/transactions", token, params={"limit": "100"})
@@ -217,13 +246,18 @@ def test_rfc9396_transactions_limited_to_granted_dates(fintech: Fintech, alice_a
         rows = resp.json()["Data"]["Transaction"]
         assert rows
         assert all(str(day) <= r["BookingDateTime"][:10] <= str(day + dt.timedelta(days=14)) for r in rows)
-        outside = fintech.get(http, f"/accounts/{acc}/transactions", token,
-                              params={"fromBookingDateTime": str(day + dt.timedelta(days=20))})
+        outside = fintech.get(
+            http,
+            f"/accounts/{acc}/transactions",
+            token,
+            params={"fromBookingDateTime": str(day + dt.timedelta(days=20))},
+        )
         assert outside.status_code == 200 and outside.json()["Data"]["Transaction"] == []
 
 
-def test_rfc6750_3_1_missing_action_is_insufficient_scope(fintech: Fintech, alice_accounts: list[dict],
-                                                          server: Server) -> None:
+def test_rfc6750_3_1_missing_action_is_insufficient_scope(
+    fintech: Fintech, alice_accounts: list[dict], server: Server
+) -> None:
     """A consent without `balances` / `transactions` / `accounts` gets 403 insufficient_scope with a
     DPoP challenge (RFC 6750 §3.1, RFC 9449 §7.1)."""
     acc = alice_accounts[0]["AccountId"]
@@ -232,14 +266,16 @@ def test_rfc6750_3_1_missing_action_is_insufficient_scope(fintech: Fintech, alic
     with server.client() as http:
         assert fintech.get(http, f"/accounts/{acc}", only_accounts).status_code == 200
         assert_resource_error(fintech.get(http, f"/accounts/{acc}/balances", only_accounts), 403, "insufficient_scope")
-        assert_resource_error(fintech.get(http, f"/accounts/{acc}/transactions", only_accounts), 403,
-                              "insufficient_scope")
+        assert_resource_error(
+            fintech.get(http, f"/accounts/{acc}/transactions", only_accounts), 403, "insufficient_scope"
+        )
         assert fintech.get(http, f"/accounts/{acc}/balances", only_balances).status_code == 200
         assert_resource_error(fintech.get(http, "/accounts", only_balances), 403, "insufficient_scope")
 
 
-def test_rfc9396_token_without_account_information_is_refused(fintech: Fintech, alice_accounts: list[dict],
-                                                              server: Server) -> None:
+def test_rfc9396_token_without_account_information_is_refused(
+    fintech: Fintech, alice_accounts: list[dict], server: Server
+) -> None:
     """The `accounts` scope alone grants nothing (least privilege): 403 insufficient_scope."""
     token = fintech.token()
     assert "authorization_details" not in payload(token)
@@ -266,8 +302,9 @@ def test_rfc9396_only_listed_accounts(fintech: Fintech, alice_accounts: list[dic
             assert resp.status_code == 404 and resp.json()["error"] == "not_found"
 
 
-def test_other_customers_account_is_not_found(fintech: Fintech, full_token: str, bob_account: dict,
-                                              server: Server) -> None:
+def test_other_customers_account_is_not_found(
+    fintech: Fintech, full_token: str, bob_account: dict, server: Server
+) -> None:
     """Another customer's account id answers exactly like an id that does not exist."""
     with server.client() as http:
         for path in ("", "/balances", "/transactions"):
@@ -280,8 +317,9 @@ def test_other_customers_account_is_not_found(fintech: Fintech, full_token: str,
 def test_rfc9396_expired_consent_is_refused(fintech: Fintech, alice_accounts: list[dict], server: Server) -> None:
     """After `expires_at` the consent is over: 401 invalid_token although the token itself is valid."""
     expires = int(time.time()) + 6
-    token = fintech.token(account_information(expires_at=dt.datetime.fromtimestamp(expires, dt.UTC)
-                                              .strftime("%Y-%m-%dT%H:%M:%SZ")))
+    token = fintech.token(
+        account_information(expires_at=dt.datetime.fromtimestamp(expires, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    )
     acc = alice_accounts[0]["AccountId"]
     with server.client() as http:
         first = fintech.get(http, f"/accounts/{acc}/balances", token)
@@ -291,8 +329,9 @@ def test_rfc9396_expired_consent_is_refused(fintech: Fintech, alice_accounts: li
         assert_resource_error(fintech.get(http, f"/accounts/{acc}/balances", token), 401, "invalid_token")
 
 
-def test_rfc7009_revoked_token_refused_within_cache_time(fintech: Fintech, alice_accounts: list[dict],
-                                                         server: Server) -> None:
+def test_rfc7009_revoked_token_refused_within_cache_time(
+    fintech: Fintech, alice_accounts: list[dict], server: Server
+) -> None:
     """A revoked token is refused once the positive introspection cache (default 2 s) has lapsed."""
     token = fintech.token(account_information())
     acc = alice_accounts[0]["AccountId"]
@@ -308,6 +347,7 @@ def test_rfc7009_revoked_token_refused_within_cache_time(fintech: Fintech, alice
 
 # -- the token and the proof ------------------------------------------------------------------------
 
+
 def test_rfc9449_7_2_dpop_token_as_bearer_refused(full_token: str, alice_accounts: list[dict], server: Server) -> None:
     acc = alice_accounts[0]["AccountId"]
     with server.client() as http:
@@ -316,8 +356,9 @@ def test_rfc9449_7_2_dpop_token_as_bearer_refused(full_token: str, alice_account
     assert www_authenticate(resp)["error"] == "invalid_token"
 
 
-def test_rfc9449_11_1_replayed_proof_refused(fintech: Fintech, full_token: str, alice_accounts: list[dict],
-                                             server: Server) -> None:
+def test_rfc9449_11_1_replayed_proof_refused(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server
+) -> None:
     acc = alice_accounts[0]["AccountId"]
     path = f"/accounts/{acc}/balances"
     proof = fintech.proof(path, full_token)
@@ -327,15 +368,19 @@ def test_rfc9449_11_1_replayed_proof_refused(fintech: Fintech, full_token: str, 
         assert_resource_error(http.get(PREFIX + path, headers=headers), 401, "invalid_dpop_proof")
 
 
-def test_rfc9449_4_3_proof_for_another_url_or_token_refused(fintech: Fintech, full_token: str,
-                                                            alice_accounts: list[dict], server: Server) -> None:
+def test_rfc9449_4_3_proof_for_another_url_or_token_refused(
+    fintech: Fintech, full_token: str, alice_accounts: list[dict], server: Server
+) -> None:
     """htu is checked against the configured public URL; ath binds the proof to the token."""
     acc = alice_accounts[0]["AccountId"]
     path = f"/accounts/{acc}/balances"
     other = fintech.token(account_information())
-    cases = [fintech.proof("/accounts", full_token), fintech.proof(path, other),
-             fintech.proof(path, full_token, method="POST"),
-             fintech.client.dpop.proof("GET", "https://evil.example" + PREFIX + path, token=full_token)]
+    cases = [
+        fintech.proof("/accounts", full_token),
+        fintech.proof(path, other),
+        fintech.proof(path, full_token, method="POST"),
+        fintech.client.dpop.proof("GET", "https://evil.example" + PREFIX + path, token=full_token),
+    ]
     with server.client() as http:
         for proof in cases:
             resp = http.get(PREFIX + path, headers={"Authorization": f"DPoP {full_token}", "DPoP": proof})
@@ -346,8 +391,11 @@ def test_rfc9449_4_3_proof_for_another_url_or_token_refused(fintech: Fintech, fu
 
 def test_rfc6750_2_3_token_in_query_refused(full_token: str, fintech: Fintech, server: Server) -> None:
     with server.client() as http:
-        resp = http.get(f"{PREFIX}/accounts", params={"access_token": full_token},
-                        headers={"DPoP": fintech.proof("/accounts", full_token)})
+        resp = http.get(
+            f"{PREFIX}/accounts",
+            params={"access_token": full_token},
+            headers={"DPoP": fintech.proof("/accounts", full_token)},
+        )
     assert resp.status_code == 400
     assert resp.json()["error"] == "invalid_request"
     assert "www-authenticate" in resp.headers
@@ -375,6 +423,7 @@ def test_rfc9068_4_tampered_or_foreign_tokens_refused(fintech: Fintech, full_tok
 
 # -- interaction headers ------------------------------------------------------------
 
+
 def test_fapi_interaction_id_echoed_or_generated(fintech: Fintech, full_token: str, server: Server) -> None:
     sent = str(uuid.uuid4())
     with server.client() as http:
@@ -384,9 +433,11 @@ def test_fapi_interaction_id_echoed_or_generated(fintech: Fintech, full_token: s
         assert UUID4.fullmatch(fresh.headers["x-fapi-interaction-id"])
         bad = fintech.get(http, "/accounts", full_token, headers={"x-fapi-interaction-id": "not-a-uuid\u00e9"[:10]})
         assert bad.status_code == 200 and UUID4.fullmatch(bad.headers["x-fapi-interaction-id"])
-        for resp in (http.get(f"{PREFIX}/accounts", headers={"x-fapi-interaction-id": sent}),
-                     http.get(f"{PREFIX}/nothing-here", headers={"x-fapi-interaction-id": sent}),
-                     fintech.get(http, "/accounts/acc_nope", full_token, headers={"x-fapi-interaction-id": sent})):
+        for resp in (
+            http.get(f"{PREFIX}/accounts", headers={"x-fapi-interaction-id": sent}),
+            http.get(f"{PREFIX}/nothing-here", headers={"x-fapi-interaction-id": sent}),
+            fintech.get(http, "/accounts/acc_nope", full_token, headers={"x-fapi-interaction-id": sent}),
+        ):
             assert resp.status_code in (401, 404)
             assert resp.headers["x-fapi-interaction-id"] == sent
 
@@ -395,15 +446,19 @@ def test_fapi_customer_ip_and_auth_date_validated(fintech: Fintech, full_token: 
     good = {"x-fapi-customer-ip-address": "2001:db8::1", "x-fapi-auth-date": "Sun, 10 Sep 2017 19:43:31 GMT"}
     with server.client() as http:
         assert fintech.get(http, "/accounts", full_token, headers=good).status_code == 200
-        for bad in ({"x-fapi-customer-ip-address": "300.1.1.1"}, {"x-fapi-auth-date": "2017-09-10"},
-                    {"x-fapi-auth-date": "Sun, 10 Sep 2017 19:43:31 CET"}):
+        for bad in (
+            {"x-fapi-customer-ip-address": "300.1.1.1"},
+            {"x-fapi-auth-date": "2017-09-10"},
+            {"x-fapi-auth-date": "Sun, 10 Sep 2017 19:43:31 CET"},
+        ):
             resp = fintech.get(http, "/accounts", full_token, headers=bad)
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
             assert UUID4.fullmatch(resp.headers["x-fapi-interaction-id"])
 
 
-def test_interaction_headers_never_put_client_text_into_the_log(fintech: Fintech, full_token: str,
-                                                                 server: Server) -> None:
+def test_interaction_headers_never_put_client_text_into_the_log(
+    fintech: Fintech, full_token: str, server: Server
+) -> None:
     """x-fapi-customer-ip-address is an IP address (FAPI 1.0 Part 1 §6.2.2.4), nothing more: an IPv6
     zone id carrying log fields is refused (400) and never logged; x-customer-user-agent is free text
     and is never logged; a valid address is logged in its canonical form only."""
@@ -417,9 +472,16 @@ def test_interaction_headers_never_put_client_text_into_the_log(fintech: Fintech
         for hostile in (f"Sun, 10 Sep 2017 19:43:31 GMT {marker}=1", "Mon, 10 Sep 2017 19:43:31 GMT"):
             resp = fintech.get(http, "/accounts", full_token, headers={"x-fapi-auth-date": hostile})
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
-        ok = fintech.get(http, "/accounts", full_token, headers={
-            "x-fapi-customer-ip-address": "2001:DB8:0:0:0:0:0:7", "x-customer-user-agent": f"Mozilla/5.0 client={marker}",
-            "x-fapi-interaction-id": f"{uuid.uuid4()} client={marker}"})
+        ok = fintech.get(
+            http,
+            "/accounts",
+            full_token,
+            headers={
+                "x-fapi-customer-ip-address": "2001:DB8:0:0:0:0:0:7",
+                "x-customer-user-agent": f"Mozilla/5.0 client={marker}",
+                "x-fapi-interaction-id": f"{uuid.uuid4()} client={marker}",
+            },
+        )
         assert ok.status_code == 200, ok.text
     wait_for(lambda: "customer_ip=2001:db8::7" in log.read_text(errors="replace"), timeout=5)
     assert marker not in log.read_text(errors="replace")
@@ -427,6 +489,8 @@ def test_interaction_headers_never_put_client_text_into_the_log(fintech: Fintech
 
 def test_methods_other_than_get_refused(fintech: Fintech, full_token: str, server: Server) -> None:
     with server.client() as http:
-        resp = http.post(f"{PREFIX}/accounts", headers={"Authorization": f"DPoP {full_token}",
-                                                         "DPoP": fintech.proof("/accounts", full_token, "POST")})
+        resp = http.post(
+            f"{PREFIX}/accounts",
+            headers={"Authorization": f"DPoP {full_token}", "DPoP": fintech.proof("/accounts", full_token, "POST")},
+        )
     assert resp.status_code == 405 and resp.headers["allow"] == "GET"

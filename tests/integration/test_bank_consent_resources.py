@@ -20,10 +20,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from integration_helpers import BACKENDS, uncached_bank_server, www_authenticate
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
-from integration_helpers import BACKENDS, uncached_bank_server, www_authenticate
 from support.bank import PREFIX, Fintech, account_information
 from support.flow import Authorized, checked_choices, consent, follow_to_client, login, query_of
 from support.server import DEMO_PASSWORD, Server
@@ -90,12 +89,15 @@ def push(tpp: Fintech, http: httpx.Client, consent_id: str) -> tuple[httpx.Respo
     return tpp.client.push(http, params), verifier
 
 
-def to_consent_page(tpp: Fintech, http: httpx.Client, browser: httpx.Client, consent_id: str,
-                    username: str = "alice") -> tuple[httpx.Response, str]:
+def to_consent_page(
+    tpp: Fintech, http: httpx.Client, browser: httpx.Client, consent_id: str, username: str = "alice"
+) -> tuple[httpx.Response, str]:
     pushed, verifier = push(tpp, http, consent_id)
     assert pushed.status_code == 201, pushed.text
     fc = tpp.client
-    resp = browser.get("/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]}))
+    resp = browser.get(
+        "/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]})
+    )
     resp = follow_to_client(browser, resp, fc.redirect_uri)
     if 'name="password"' in resp.text:
         resp = follow_to_client(browser, login(browser, resp, username, DEMO_PASSWORD), fc.redirect_uri)
@@ -106,8 +108,9 @@ def to_consent_page(tpp: Fintech, http: httpx.Client, browser: httpx.Client, con
 def redeem(tpp: Fintech, http: httpx.Client, resp: httpx.Response, verifier: str) -> dict[str, Any]:
     assert resp.status_code == 303, (resp.status_code, resp.text[:300])
     code = query_of(resp.headers["location"])["code"]
-    tok = tpp.client.redeem(http, Authorized(code=code, params={}, verifier=verifier,
-                                             redirect_uri=tpp.client.redirect_uri, location=""))
+    tok = tpp.client.redeem(
+        http, Authorized(code=code, params={}, verifier=verifier, redirect_uri=tpp.client.redirect_uri, location="")
+    )
     assert tok.status_code == 200, tok.text
     return tok.json()
 
@@ -119,8 +122,9 @@ def authorise(tpp: Fintech, http: httpx.Client, browser: httpx.Client, consent_i
     return redeem(tpp, http, consent(browser, page, choices={name: iban}), verifier), iban
 
 
-def test_uk_ob_account_access_consent_flow_end_to_end(server: Server, tpp: Fintech, cc: str,
-                                                      http: httpx.Client) -> None:
+def test_uk_ob_account_access_consent_flow_end_to_end(
+    server: Server, tpp: Fintech, cc: str, http: httpx.Client
+) -> None:
     """UK OB Read/Write API v3.1: client credentials token → POST /account-access-consents (201
     AwaitingAuthorisation) → authorization naming the ConsentId (OIDC Core §5.5 `claims`,
     `openbanking_intent_id`) → the customer picks one account and approves → Authorised → the token
@@ -195,8 +199,9 @@ def test_denied_consent_is_rejected(server: Server, tpp: Fintech, cc: str, http:
     assert pushed.status_code == 400 and pushed.json()["error"] == "invalid_request"
 
 
-def test_authorised_consent_cannot_be_authorised_again(server: Server, tpp: Fintech, cc: str,
-                                                        http: httpx.Client) -> None:
+def test_authorised_consent_cannot_be_authorised_again(
+    server: Server, tpp: Fintech, cc: str, http: httpx.Client
+) -> None:
     """One consent, one authorisation: naming an Authorised consent again is refused at PAR."""
     cid = lodged(tpp, http, cc)
     with server.client(follow_redirects=False) as browser:
@@ -215,9 +220,9 @@ def test_deleted_awaiting_consent_cannot_be_authorised(tpp: Fintech, cc: str, ht
     assert pushed.status_code == 400 and pushed.json()["error"] == "invalid_request"
 
 
-def test_another_clients_consent_is_not_found_and_cannot_be_named(server: Server, tpp: Fintech, cc: str,
-                                                                  http: httpx.Client,
-                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_another_clients_consent_is_not_found_and_cannot_be_named(
+    server: Server, tpp: Fintech, cc: str, http: httpx.Client, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Another TPP's ConsentId: GET and DELETE 404 exactly like an unknown id (no probing), PAR with
     it refused (400 invalid_request), and the consent untouched."""
     other = Fintech(server, tmp_path_factory.mktemp("ukconsent-other"))
@@ -245,8 +250,11 @@ def test_customer_token_cannot_lodge_or_read(server: Server, tpp: Fintech, cc: s
     insufficient_scope with a DPoP challenge (RFC 6750 §3.1, RFC 9449 §7.1) and a clear description."""
     cid = lodged(tpp, http, cc)
     customer = tpp.token(account_information())
-    for resp in (lodge(tpp, http, customer), tpp.get(http, f"{CONSENTS}/{cid}", customer),
-                 tpp.delete(http, f"{CONSENTS}/{cid}", customer)):
+    for resp in (
+        lodge(tpp, http, customer),
+        tpp.get(http, f"{CONSENTS}/{cid}", customer),
+        tpp.delete(http, f"{CONSENTS}/{cid}", customer),
+    ):
         assert resp.status_code == 403, resp.text
         assert resp.json()["error"] == "insufficient_scope"
         assert "client credentials" in resp.json()["error_description"]
@@ -269,8 +277,11 @@ def test_rfc9449_7_2_dpop_token_presented_as_bearer_is_401(tpp: Fintech, cc: str
 
 
 def test_rfc6750_3_1_no_token_is_401(http: httpx.Client) -> None:
-    for resp in (http.post(PREFIX + CONSENTS, json=request_body()), http.get(PREFIX + CONSENTS + "/aac-x"),
-                 http.delete(PREFIX + CONSENTS + "/aac-x")):
+    for resp in (
+        http.post(PREFIX + CONSENTS, json=request_body()),
+        http.get(PREFIX + CONSENTS + "/aac-x"),
+        http.delete(PREFIX + CONSENTS + "/aac-x"),
+    ):
         assert resp.status_code == 401, resp.text
         assert resp.headers["www-authenticate"].startswith("Bearer")
         assert "x-fapi-interaction-id" in resp.headers
@@ -283,22 +294,26 @@ def test_other_methods_are_405(tpp: Fintech, cc: str, http: httpx.Client) -> Non
     assert resp.status_code == 405 and resp.headers["allow"] == "GET, DELETE"
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    (request_body(["ReadAccountsDetail", "ReadBeneficiariesDetail"]), "ReadBeneficiariesDetail"),
-    (request_body(["ReadStatementsDetail"]), "ReadStatementsDetail"),
-    (request_body(["ReadAccountsDetail", "ReadWhatever"]), "ReadWhatever"),
-    (request_body(["ReadTransactionsDetail", "ReadTransactionsCredits"]), "ReadTransactionsDebits"),
-    (request_body(["ReadAccountsBasic"]), "ReadAccountsDetail"),
-    (request_body([]), "Permissions"),
-    (request_body(["ReadBalances", "ReadBalances"]), "repeated"),
-    (request_body(["ReadBalances"], ExpirationDateTime="2020-01-01T00:00:00Z"), "ExpirationDateTime"),
-    (request_body(["ReadBalances"], TransactionFromDateTime="2026-01-01T00:00:00Z"), "ReadTransactionsDetail"),
-    ({"Data": {"Permissions": ["ReadBalances"]}}, "Risk"),
-    (b"{not json", "JSON"),
-    (b'{"Data": {"Permissions": ["ReadBalances"]}, "Risk": {}, "Risk": {}}', "repeated"),
-])
-def test_bad_consent_requests_are_400_naming_the_problem(tpp: Fintech, cc: str, http: httpx.Client, body: Any,
-                                                         named: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (request_body(["ReadAccountsDetail", "ReadBeneficiariesDetail"]), "ReadBeneficiariesDetail"),
+        (request_body(["ReadStatementsDetail"]), "ReadStatementsDetail"),
+        (request_body(["ReadAccountsDetail", "ReadWhatever"]), "ReadWhatever"),
+        (request_body(["ReadTransactionsDetail", "ReadTransactionsCredits"]), "ReadTransactionsDebits"),
+        (request_body(["ReadAccountsBasic"]), "ReadAccountsDetail"),
+        (request_body([]), "Permissions"),
+        (request_body(["ReadBalances", "ReadBalances"]), "repeated"),
+        (request_body(["ReadBalances"], ExpirationDateTime="2020-01-01T00:00:00Z"), "ExpirationDateTime"),
+        (request_body(["ReadBalances"], TransactionFromDateTime="2026-01-01T00:00:00Z"), "ReadTransactionsDetail"),
+        ({"Data": {"Permissions": ["ReadBalances"]}}, "Risk"),
+        (b"{not json", "JSON"),
+        (b'{"Data": {"Permissions": ["ReadBalances"]}, "Risk": {}, "Risk": {}}', "repeated"),
+    ],
+)
+def test_bad_consent_requests_are_400_naming_the_problem(
+    tpp: Fintech, cc: str, http: httpx.Client, body: Any, named: str
+) -> None:
     """UK OB permissions this bank does not serve, or that it could only grant in part, are refused
     (fail closed), never silently narrowed; malformed bodies are 400, never 5xx."""
     resp = lodge(tpp, http, cc, body)

@@ -20,14 +20,19 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode, checks
-
-from fingrade.bank.api import bank_api, openapi_document, route_template, served_document
 from support.bank import PREFIX, Fintech, account_information
 from support.server import Server
 
+from fingrade.bank.api import bank_api, openapi_document, route_template, served_document
+
 MAX_EXAMPLES = 50
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_headers_conformance, checks.response_schema_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
 
 
 def _route_paths() -> frozenset[str]:
@@ -88,6 +93,7 @@ def test_openapi_served_publicly_and_cacheable(http) -> None:
 
 # -- schemathesis against the live server ------------------------------------------------------------
 
+
 class DPoPAuth(requests.auth.AuthBase):
     """A fresh DPoP proof for each request as it is sent (htm, htu = the final URL without query)."""
 
@@ -104,8 +110,9 @@ class DPoPAuth(requests.auth.AuthBase):
 
 @pytest.fixture(scope="module")
 def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
-    return Fintech(server, tmp_path_factory.mktemp("openapi-fintech"), "--authorization-details-type",
-                   "payment_initiation")
+    return Fintech(
+        server, tmp_path_factory.mktemp("openapi-fintech"), "--authorization-details-type", "payment_initiation"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +128,11 @@ def account_ids(fintech: Fintech, token: str, server: Server) -> list[str]:
     return [a["AccountId"] for a in resp.json()["Data"]["Account"]]
 
 
-PAYMENT = {"instructedAmount": {"currency": "EUR", "amount": "1.23"}, "creditorName": "OpenAPI Test GmbH",
-           "creditorAccount": {"iban": "DE89370400440532013000"}}
+PAYMENT = {
+    "instructedAmount": {"currency": "EUR", "amount": "1.23"},
+    "creditorName": "OpenAPI Test GmbH",
+    "creditorAccount": {"iban": "DE89370400440532013000"},
+}
 PAYMENT_KEY = "openapi-test-1"
 
 
@@ -136,9 +146,15 @@ def pay_token(fintech: Fintech) -> str:
 @pytest.fixture(scope="module")
 def payment_ids(fintech: Fintech, pay_token: str, server: Server) -> list[str]:
     with server.client() as http:
-        resp = http.post(PREFIX + "/payments", json=PAYMENT, headers={
-            "Authorization": f"DPoP {pay_token}", "Idempotency-Key": PAYMENT_KEY,
-            "DPoP": fintech.proof("/payments", pay_token, method="POST")})
+        resp = http.post(
+            PREFIX + "/payments",
+            json=PAYMENT,
+            headers={
+                "Authorization": f"DPoP {pay_token}",
+                "Idempotency-Key": PAYMENT_KEY,
+                "DPoP": fintech.proof("/payments", pay_token, method="POST"),
+            },
+        )
     assert resp.status_code == 201, resp.text
     return [resp.json()["Data"]["PaymentId"]]
 
@@ -176,11 +192,18 @@ def _token_fixture(path: str) -> str:
 def api_schema(server: Server):
     doc = copy.deepcopy(SERVED)
     doc["servers"] = [{"url": server.base_url + PREFIX}]
-    config = schemathesis.config.SchemathesisConfig.from_dict({
-        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
-                       "with-security-parameters": False},
-        "phases": {"stateful": {"enabled": False}},
-    })
+    config = schemathesis.config.SchemathesisConfig.from_dict(
+        {
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+                "with-security-parameters": False,
+            },
+            "phases": {"stateful": {"enabled": False}},
+        }
+    )
     return schemathesis.openapi.from_dict(doc, config=config)
 
 
@@ -208,11 +231,18 @@ def session(server: Server) -> Iterator[requests.Session]:
         yield s
 
 
-OPERATIONS = [(path, method.upper()) for path, item in SERVED["paths"].items()
-              for method in item if method != "parameters"]
+OPERATIONS = [
+    (path, method.upper()) for path, item in SERVED["paths"].items() for method in item if method != "parameters"
+]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-BOUNDED = settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-                   suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+BOUNDED = settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 
 
 def _run(api_schema, path: str, method: str, mode: GenerationMode, call, real: dict[str, Any] | None = None) -> int:
@@ -249,9 +279,16 @@ def _parameters(path: str, method: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
-def test_openapi_conformance_with_dpop_token(api_schema, session: requests.Session, fintech: Fintech,
-                                             real_values: dict[str, Any], request: pytest.FixtureRequest,
-                                             path: str, method: str, mode: GenerationMode) -> None:
+def test_openapi_conformance_with_dpop_token(
+    api_schema,
+    session: requests.Session,
+    fintech: Fintech,
+    real_values: dict[str, Any],
+    request: pytest.FixtureRequest,
+    path: str,
+    method: str,
+    mode: GenerationMode,
+) -> None:
     """With a valid DPoP-bound token for the operation (accounts, payments, or the TPP's client
     credentials token for consents) and a fresh proof per request: no 5xx, and every response as
     documented."""
@@ -260,8 +297,9 @@ def test_openapi_conformance_with_dpop_token(api_schema, session: requests.Sessi
     statuses: set[int] = set()
 
     def call(case) -> None:
-        response = case.call_and_validate(base_url=session.base_url, session=session, verify=session.verify,
-                                          checks=CHECKS, timeout=20)
+        response = case.call_and_validate(
+            base_url=session.base_url, session=session, verify=session.verify, checks=CHECKS, timeout=20
+        )
         statuses.add(response.status_code)
 
     assert _run(api_schema, path, method, mode, call, real_values) >= MAX_EXAMPLES // 2
@@ -271,12 +309,15 @@ def test_openapi_conformance_with_dpop_token(api_schema, session: requests.Sessi
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
-def test_openapi_conformance_without_token(api_schema, session: requests.Session, path: str, method: str,
-                                           mode: GenerationMode) -> None:
+def test_openapi_conformance_without_token(
+    api_schema, session: requests.Session, path: str, method: str, mode: GenerationMode
+) -> None:
     """Without a token (RFC 6750 §3.1): no 5xx, and the 400/401 answers as documented."""
+
     def call(case) -> None:
-        response = case.call_and_validate(base_url=session.base_url, session=session, verify=session.verify,
-                                          checks=CHECKS, timeout=20)
+        response = case.call_and_validate(
+            base_url=session.base_url, session=session, verify=session.verify, checks=CHECKS, timeout=20
+        )
         assert response.status_code in (400, 401), response.text
 
     assert _run(api_schema, path, method, mode, call) >= MAX_EXAMPLES // 2

@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-
 from integration_helpers import db_rows, user_id, www_authenticate
 from support.bank import Fintech, account_information, payment_body, payment_initiation
 from support.flow import Authorized, consent, follow_to_client, login, query_of
@@ -21,8 +20,9 @@ from support.server import DEMO_PASSWORD, Server
 
 @pytest.fixture(scope="module")
 def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:
-    return Fintech(server, tmp_path_factory.mktemp("bank-payments"), "--authorization-details-type",
-                   "payment_initiation")
+    return Fintech(
+        server, tmp_path_factory.mktemp("bank-payments"), "--authorization-details-type", "payment_initiation"
+    )
 
 
 def pay_token(fintech: Fintech, detail: dict, username: str = "alice") -> str:
@@ -31,17 +31,23 @@ def pay_token(fintech: Fintech, detail: dict, username: str = "alice") -> str:
 
 def accounts_of(server: Server, username: str) -> dict[str, tuple[str, str, int, int]]:
     """{kind/currency: (id, iban, balance, overdraft)} of a customer's accounts, straight from the DB."""
-    rows = db_rows(server, "SELECT kind, currency, id, iban, balance, overdraft_limit FROM bank_accounts "
-                           "WHERE owner_user_id = ?", user_id(server, username))
+    rows = db_rows(
+        server,
+        "SELECT kind, currency, id, iban, balance, overdraft_limit FROM bank_accounts WHERE owner_user_id = ?",
+        user_id(server, username),
+    )
     return {f"{r[0]}/{r[1]}": (r[2], r[3], r[4], r[5]) for r in rows}
 
 
 def ledger_problems(server: Server) -> list[Any]:
     """The ledger invariants (bank/ledger.check_ledger), checked from outside."""
-    bad = db_rows(server, "SELECT a.id FROM bank_accounts a LEFT JOIN (SELECT account_id, SUM(amount) AS s "
-                          "FROM bank_entries GROUP BY account_id) e ON e.account_id = a.id "
-                          "WHERE a.balance != COALESCE(e.s, 0) OR (a.overdraft_limit IS NOT NULL "
-                          "AND a.balance < -a.overdraft_limit)")
+    bad = db_rows(
+        server,
+        "SELECT a.id FROM bank_accounts a LEFT JOIN (SELECT account_id, SUM(amount) AS s "
+        "FROM bank_entries GROUP BY account_id) e ON e.account_id = a.id "
+        "WHERE a.balance != COALESCE(e.s, 0) OR (a.overdraft_limit IS NOT NULL "
+        "AND a.balance < -a.overdraft_limit)",
+    )
     bad += db_rows(server, "SELECT currency FROM bank_entries GROUP BY currency HAVING SUM(amount) != 0")
     return bad
 
@@ -61,6 +67,7 @@ def get(fintech: Fintech, token: str, payment_id: str) -> httpx.Response:
 
 
 # -- the happy path -------------------------------------------------------------------------------
+
 
 def test_payment_end_to_end_moves_exactly_the_approved_amount(fintech: Fintech, server: Server) -> None:
     """PAR + consent + token → POST /payments executes the approved payment from the customer's
@@ -109,8 +116,9 @@ def test_payment_from_another_customers_debtor_account_is_refused(fintech: Finte
         params, verifier = fc.request_params(scope="openid payments", authorization_details=json.dumps([detail]))
         pushed = fc.push(http, params)
         assert pushed.status_code == 201, pushed.text
-        page = browser.get("/authorize?" + urlencode({"client_id": fc.client_id,
-                                                      "request_uri": pushed.json()["request_uri"]}))
+        page = browser.get(
+            "/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]})
+        )
         page = follow_to_client(browser, page, fc.redirect_uri)
         if 'name="password"' in page.text:
             page = follow_to_client(browser, login(browser, page, "alice", DEMO_PASSWORD), fc.redirect_uri)
@@ -122,13 +130,17 @@ def test_payment_from_another_customers_debtor_account_is_refused(fintech: Finte
 
 # -- exactly the approved payment, once ---------------------------------------------------------------
 
-@pytest.mark.parametrize("change", [
-    {"instructedAmount": {"currency": "EUR", "amount": "12.35"}},
-    {"instructedAmount": {"currency": "GBP", "amount": "12.34"}},
-    {"creditorName": "Mallory"},
-    {"creditorAccount": {"iban": "GB33BUKB20201555555555"}},
-    {"remittanceInformationUnstructured": "Invoice 43"},
-])
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"instructedAmount": {"currency": "EUR", "amount": "12.35"}},
+        {"instructedAmount": {"currency": "GBP", "amount": "12.34"}},
+        {"creditorName": "Mallory"},
+        {"creditorAccount": {"iban": "GB33BUKB20201555555555"}},
+        {"remittanceInformationUnstructured": "Invoice 43"},
+    ],
+)
 def test_body_differing_from_the_approval_is_refused(fintech: Fintech, server: Server, change: dict) -> None:
     """The body must be exactly the approved payment: 403 insufficient_scope (RFC 6750 §3.1), nothing moves."""
     detail = payment_initiation("12.34")
@@ -154,6 +166,7 @@ def test_second_execution_of_one_approval_is_refused(fintech: Fintech, server: S
 
 
 # -- idempotency ----------------------------------------------------------------------------------
+
 
 def test_idempotent_retry_replays_the_same_response(fintech: Fintech, server: Server) -> None:
     detail = payment_initiation("3.00")
@@ -197,6 +210,7 @@ def _race(n: int, fn: Any) -> list[httpx.Response]:
     def run(i: int) -> None:
         gate.wait()
         out[i] = fn(i)
+
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
@@ -215,8 +229,9 @@ def test_concurrent_retries_with_one_key_make_one_payment(fintech: Fintech, serv
     assert [r.status_code for r in got] == [201] * 6, [r.text for r in got]
     assert len({r.content for r in got}) == 1
     assert accounts_of(server, "alice")["current/EUR"][2] == before - 600
-    assert db_rows(server, "SELECT COUNT(*) FROM bank_transfers WHERE remittance = ?",
-                   detail["remittanceInformationUnstructured"]) == [(1,)]
+    assert db_rows(
+        server, "SELECT COUNT(*) FROM bank_transfers WHERE remittance = ?", detail["remittanceInformationUnstructured"]
+    ) == [(1,)]
 
 
 def test_concurrent_executions_of_one_approval_make_one_payment(fintech: Fintech, server: Server) -> None:
@@ -226,8 +241,9 @@ def test_concurrent_executions_of_one_approval_make_one_payment(fintech: Fintech
     got = _race(5, lambda i: post(fintech, token, payment_body(detail), key()))
     codes = sorted(r.status_code for r in got)
     assert codes == [201, 409, 409, 409, 409], [r.text for r in got]
-    assert db_rows(server, "SELECT COUNT(*) FROM bank_transfers WHERE remittance = ?",
-                   detail["remittanceInformationUnstructured"]) == [(1,)]
+    assert db_rows(
+        server, "SELECT COUNT(*) FROM bank_transfers WHERE remittance = ?", detail["remittanceInformationUnstructured"]
+    ) == [(1,)]
 
 
 def test_concurrent_payments_that_would_overdraw_only_allowed_ones_succeed(fintech: Fintech, server: Server) -> None:
@@ -237,8 +253,12 @@ def test_concurrent_payments_that_would_overdraw_only_allowed_ones_succeed(finte
     available = savings[2] + (savings[3] or 0)
     assert available > 100
     amount = available // 3 + 1  # two fit, three do not
-    details = [payment_initiation(f"{amount // 100}.{amount % 100:02d}", debtorAccount={"iban": savings[1]},
-                                  remittance=f"drain {i}") for i in range(4)]
+    details = [
+        payment_initiation(
+            f"{amount // 100}.{amount % 100:02d}", debtorAccount={"iban": savings[1]}, remittance=f"drain {i}"
+        )
+        for i in range(4)
+    ]
     tokens = [pay_token(fintech, d) for d in details]
     got = _race(4, lambda i: post(fintech, tokens[i], payment_body(details[i]), key()))
     codes = sorted(r.status_code for r in got)
@@ -260,6 +280,7 @@ def test_insufficient_funds_writes_nothing(fintech: Fintech, server: Server) -> 
 
 
 # -- who may see and do what --------------------------------------------------------------------------
+
 
 def test_other_customers_payment_is_not_found(fintech: Fintech, server: Server) -> None:
     detail = payment_initiation("1.50")
@@ -293,20 +314,25 @@ def test_rfc9449_s7_1_bearer_presented_dpop_token_is_refused(fintech: Fintech, s
     detail = payment_initiation("1.00")
     token = pay_token(fintech, detail)
     with server.client() as http:
-        resp = http.post("/bank/v1/payments", json=payment_body(detail),
-                         headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key()})
+        resp = http.post(
+            "/bank/v1/payments",
+            json=payment_body(detail),
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key()},
+        )
     assert resp.status_code == 401, resp.text
     assert resp.json()["error"] == "invalid_token"
 
 
-def test_other_clients_payment_is_not_found(fintech: Fintech, server: Server,
-                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_other_clients_payment_is_not_found(
+    fintech: Fintech, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Payment status only for the client that made it (same customer, another app: 404)."""
     detail = payment_initiation("1.25")
     resp = post(fintech, pay_token(fintech, detail), payment_body(detail), key())
     assert resp.status_code == 201, resp.text
-    other = Fintech(server, tmp_path_factory.mktemp("bank-payments-other"), "--authorization-details-type",
-                    "payment_initiation")
+    other = Fintech(
+        server, tmp_path_factory.mktemp("bank-payments-other"), "--authorization-details-type", "payment_initiation"
+    )
     hidden = get(other, pay_token(other, payment_initiation("1.00")), resp.json()["Data"]["PaymentId"])
     assert hidden.status_code == 404, hidden.text
 
@@ -321,8 +347,9 @@ def test_status_needs_the_status_action(fintech: Fintech, server: Server) -> Non
     assert status.json()["error"] == "insufficient_scope"
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"instructedAmount": {"currency": "EUR", "amount": 1.0}}',
-                                 b'{"unknown": 1}'])
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"[]", b'{"instructedAmount": {"currency": "EUR", "amount": 1.0}}', b'{"unknown": 1}']
+)
 def test_malformed_payment_body_is_invalid_request(fintech: Fintech, raw: bytes) -> None:
     token = pay_token(fintech, payment_initiation("1.00"))
     resp = post(fintech, token, raw, key())
@@ -340,9 +367,11 @@ def test_repeated_json_members_are_refused_and_nothing_is_booked_rfc8259_4(finte
     amount = json.dumps(detail["instructedAmount"])
     other = json.dumps({"currency": "EUR", "amount": "999.99"})
     before = accounts_of(server, "alice")["current/EUR"]
-    for raw in ('{"instructedAmount": ' + other + ", " + body[1:],
-                body[:-1] + ', "instructedAmount": ' + amount + "}",
-                body[:-1] + ', "creditorAccount": {"iban": "DE89370400440532013000", "iban": "DE89370400440532013000"}}'):
+    for raw in (
+        '{"instructedAmount": ' + other + ", " + body[1:],
+        body[:-1] + ', "instructedAmount": ' + amount + "}",
+        body[:-1] + ', "creditorAccount": {"iban": "DE89370400440532013000", "iban": "DE89370400440532013000"}}',
+    ):
         resp = post(fintech, token, raw.encode(), key())
         assert resp.status_code == 400, (raw, resp.text)
         assert resp.json()["error"] == "invalid_request"
@@ -351,8 +380,18 @@ def test_repeated_json_members_are_refused_and_nothing_is_booked_rfc8259_4(finte
     assert ledger_problems(server) == []
 
 
-@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": 1e999}', b"[" * 100 + b"]" * 100, b'{"creditorName": "\\ud800"}',
-                                 b'{"creditorName": "a\\u0000"}', b'{"creditorName": "\xff"}', b"\xef\xbb\xbf{}"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": NaN}',
+        b'{"a": 1e999}',
+        b"[" * 100 + b"]" * 100,
+        b'{"creditorName": "\\ud800"}',
+        b'{"creditorName": "a\\u0000"}',
+        b'{"creditorName": "\xff"}',
+        b"\xef\xbb\xbf{}",
+    ],
+)
 def test_unreadable_json_is_invalid_request(fintech: Fintech, raw: bytes) -> None:
     """NaN/Infinity, numbers beyond a float, deep nesting, lone surrogates, U+0000, invalid UTF-8, a
     BOM (RFC 8259 §6, §8.1, §8.2, §9): one reader refuses them all with 400 invalid_request."""
@@ -376,13 +415,17 @@ def test_refreshed_token_cannot_execute_the_approval_again(fintech: Fintech, ser
     client = fintech.client
     with server.client() as http, server.client(follow_redirects=False) as browser:
         # A payment alone gets no refresh token (oauth/offline_access.py): this app asks to stay connected.
-        resp = client.flow(http, browser, scope="openid offline_access payments",
-                           authorization_details=json.dumps([detail]))
+        resp = client.flow(
+            http, browser, scope="openid offline_access payments", authorization_details=json.dumps([detail])
+        )
         assert resp.status_code == 200, resp.text
         first = resp.json()
         assert "refresh_token" in first, first
-        refreshed = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-                                              **client.auth_params()}, headers=client.dpop_header("/token"))
+        refreshed = http.post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], **client.auth_params()},
+            headers=client.dpop_header("/token"),
+        )
         assert refreshed.status_code == 200, refreshed.text
     assert post(fintech, first["access_token"], payment_body(detail), key()).status_code == 201
     again = post(fintech, refreshed.json()["access_token"], payment_body(detail), key())
@@ -400,8 +443,9 @@ def test_journey_payer_chosen_at_consent_is_debited(fintech: Fintech, server: Se
         params, verifier = fc.request_params(scope="openid payments", authorization_details=json.dumps([detail]))
         pushed = fc.push(http, params)
         assert pushed.status_code == 201, pushed.text
-        page = browser.get("/authorize?" + urlencode({"client_id": fc.client_id,
-                                                      "request_uri": pushed.json()["request_uri"]}))
+        page = browser.get(
+            "/authorize?" + urlencode({"client_id": fc.client_id, "request_uri": pushed.json()["request_uri"]})
+        )
         page = follow_to_client(browser, page, fc.redirect_uri)
         if 'name="password"' in page.text:
             page = follow_to_client(browser, login(browser, page, "alice", DEMO_PASSWORD), fc.redirect_uri)
@@ -409,8 +453,9 @@ def test_journey_payer_chosen_at_consent_is_debited(fintech: Fintech, server: Se
         resp = consent(browser, page, choices={"debtor_account": savings[1]})
         assert resp.status_code == 303, resp.text[:300]
         code = query_of(resp.headers["location"])["code"]
-        tok = fc.redeem(http, Authorized(code=code, params={}, verifier=verifier, redirect_uri=fc.redirect_uri,
-                                         location=""))
+        tok = fc.redeem(
+            http, Authorized(code=code, params={}, verifier=verifier, redirect_uri=fc.redirect_uri, location="")
+        )
     assert tok.status_code == 200, tok.text
     assert tok.json()["authorization_details"][0]["debtorAccount"] == {"iban": savings[1]}
     paid = post(fintech, tok.json()["access_token"], payment_body(detail), key())

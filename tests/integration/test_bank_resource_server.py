@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from integration_helpers import BACKENDS, dedicated_server, www_authenticate
 from support.bank import PREFIX, Fintech, account_information
 from support.server import Server, start_server
@@ -39,17 +38,36 @@ def fintech(auth_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fi
 def _start_bank(auth_server: Server, tmp: Path, **env: str) -> Server:
     """`fingrade serve --role bank` on its own port, with its own data dir and TLS certificate,
     sharing the AS's database (the bank tables) and one-time store (DPoP replay)."""
-    rs = auth_server.add_client("--name", "Bank API", "--profile", "confidential", "--resource-server",
-                                "--auth-method", "client_secret_basic", "--grant-type", "client_credentials")
-    extra = {"FINGRADE_BANK_ISSUER": auth_server.issuer, "FINGRADE_BANK_CA_FILE": auth_server.ca,
-             "FINGRADE_BANK_CLIENT_ID": rs["client_id"], "FINGRADE_BANK_CLIENT_SECRET": rs["client_secret"],
-             "FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0",
-             # Tests run in any order: the rotation test may just have made a key the bank never saw.
-             "FINGRADE_BANK_JWKS_REFRESH_SECONDS": "1", **env}
+    rs = auth_server.add_client(
+        "--name",
+        "Bank API",
+        "--profile",
+        "confidential",
+        "--resource-server",
+        "--auth-method",
+        "client_secret_basic",
+        "--grant-type",
+        "client_credentials",
+    )
+    extra = {
+        "FINGRADE_BANK_ISSUER": auth_server.issuer,
+        "FINGRADE_BANK_CA_FILE": auth_server.ca,
+        "FINGRADE_BANK_CLIENT_ID": rs["client_id"],
+        "FINGRADE_BANK_CLIENT_SECRET": rs["client_secret"],
+        "FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0",
+        # Tests run in any order: the rotation test may just have made a key the bank never saw.
+        "FINGRADE_BANK_JWKS_REFRESH_SECONDS": "1",
+        **env,
+    }
     if auth_server.backend == "sqlite":
         extra["FINGRADE_DATABASE_URL"] = f"sqlite:///{auth_server.data_dir / 'fingrade.db'}"
-    return start_server(tmp, backend=auth_server.backend, extra_env=extra, serve_args=("--role", "bank"),
-                        database_url=auth_server.env.get("FINGRADE_DATABASE_URL"))
+    return start_server(
+        tmp,
+        backend=auth_server.backend,
+        extra_env=extra,
+        serve_args=("--role", "bank"),
+        database_url=auth_server.env.get("FINGRADE_DATABASE_URL"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +131,10 @@ def test_role_bank_separate_process(fintech: Fintech, auth_server: Server, bank:
             assert resp.headers["x-fapi-interaction-id"]
         # A proof made for the AS-mounted API does not fit this server's URL (htu from bank_url).
         wrong_htu = fintech.proof(f"/accounts/{acc}/balances", token)
-        resp = http.get(f"{bank.base_url}{PREFIX}/accounts/{acc}/balances",
-                        headers={"Authorization": f"DPoP {token}", "DPoP": wrong_htu})
+        resp = http.get(
+            f"{bank.base_url}{PREFIX}/accounts/{acc}/balances",
+            headers={"Authorization": f"DPoP {token}", "DPoP": wrong_htu},
+        )
         assert resp.status_code == 401 and www_authenticate(resp)["error"] == "invalid_dpop_proof"
         proof = fintech.proof(f"/accounts/{acc}/balances", token, base=bank.base_url)
         headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
@@ -136,8 +156,7 @@ def test_role_bank_uk_consents_over_https(fintech: Fintech, auth_server: Server,
     the DELETE at the bank revokes the token the AS issued."""
     cc = fintech.client_credentials()
     base = bank.base_url
-    with bank.client() as http, auth_server.client() as as_http, \
-            auth_server.client(follow_redirects=False) as browser:
+    with bank.client() as http, auth_server.client() as as_http, auth_server.client(follow_redirects=False) as browser:
         resp = fintech.post(http, CONSENTS, cc, request_body(["ReadAccountsDetail"]), base=base)
         assert resp.status_code == 201, resp.text
         cid = resp.json()["Data"]["ConsentId"]
@@ -152,8 +171,9 @@ def test_role_bank_uk_consents_over_https(fintech: Fintech, auth_server: Server,
         assert fintech.get(http, "/accounts", tokens["access_token"], base=base).status_code == 401
 
 
-def test_token_of_another_issuer_refused(fintech: Fintech, bank: Server, server: Server,
-                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_token_of_another_issuer_refused(
+    fintech: Fintech, bank: Server, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """A token from another authorization server (another issuer, keys the bank does not trust) is
     invalid_token: its kid is not in the trusted JWKS, even after a refresh."""
     foreign = Fintech(server, tmp_path_factory.mktemp("foreign-fintech"))
@@ -164,11 +184,13 @@ def test_token_of_another_issuer_refused(fintech: Fintech, bank: Server, server:
     assert www_authenticate(resp)["error"] == "invalid_token"
 
 
-def test_rfc9068_4_wrong_audience_refused(fintech: Fintech, auth_server: Server,
-                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_rfc9068_4_wrong_audience_refused(
+    fintech: Fintech, auth_server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """A bank configured for another audience refuses the AS's tokens (aud names another API)."""
-    other = _start_bank(auth_server, tmp_path_factory.mktemp("bank-other-aud"),
-                        FINGRADE_BANK_AUDIENCE="https://other-bank.example/api")
+    other = _start_bank(
+        auth_server, tmp_path_factory.mktemp("bank-other-aud"), FINGRADE_BANK_AUDIENCE="https://other-bank.example/api"
+    )
     try:
         token = fintech.token(account_information())
         with other.client() as http:

@@ -10,7 +10,6 @@ import json
 import uuid
 
 import httpx
-
 from integration_helpers import BACKEND_REDIRECT, BASIC, db_rows, exchange, www_authenticate
 from support.bank import PREFIX, account_information, payment_body, payment_initiation
 from support.dpop import DPoPKey
@@ -18,8 +17,7 @@ from support.flow import run_flow
 from support.server import Server
 
 
-def _backend_token(server: Server, browser: httpx.Client, scope: str, detail: dict,
-                   key: DPoPKey | None = None) -> dict:
+def _backend_token(server: Server, browser: httpx.Client, scope: str, detail: dict, key: DPoPKey | None = None) -> dict:
     """demo-backend (confidential, client_secret_basic, not FAPI) through the code flow with an
     RFC 9396 detail; with `key` the token request carries a DPoP proof."""
     got = run_flow(browser, "demo-backend", BACKEND_REDIRECT, scope=scope, authorization_details=json.dumps([detail]))
@@ -40,8 +38,9 @@ def _assert_refused_unbound(resp: httpx.Response) -> None:
     assert resp.headers["x-fapi-interaction-id"]
 
 
-def test_fapi2_sp_5_3_4_unbound_bearer_token_refused_for_account_reads(server: Server, browser: httpx.Client,
-                                                                      http: httpx.Client) -> None:
+def test_fapi2_sp_5_3_4_unbound_bearer_token_refused_for_account_reads(
+    server: Server, browser: httpx.Client, http: httpx.Client
+) -> None:
     token = _backend_token(server, browser, "openid accounts", account_information())["access_token"]
     for path in ("/accounts",):
         _assert_refused_unbound(http.get(PREFIX + path, headers={"Authorization": f"Bearer {token}"}))
@@ -49,30 +48,42 @@ def test_fapi2_sp_5_3_4_unbound_bearer_token_refused_for_account_reads(server: S
     key = DPoPKey()
     bound = _backend_token(server, browser, "openid accounts", account_information(), key)["access_token"]
     url = server.issuer + PREFIX + "/accounts"
-    resp = http.get(PREFIX + "/accounts", headers={"Authorization": f"DPoP {bound}",
-                                                   "DPoP": key.proof("GET", url, token=bound)})
+    resp = http.get(
+        PREFIX + "/accounts", headers={"Authorization": f"DPoP {bound}", "DPoP": key.proof("GET", url, token=bound)}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["Data"]["Account"]
 
 
-def test_fapi2_sp_5_3_4_unbound_bearer_token_refused_for_payments(server: Server, browser: httpx.Client,
-                                                                 http: httpx.Client) -> None:
+def test_fapi2_sp_5_3_4_unbound_bearer_token_refused_for_payments(
+    server: Server, browser: httpx.Client, http: httpx.Client
+) -> None:
     """A stolen unbound payment token moves nothing: 401 before the body is looked at, no payment."""
     detail = payment_initiation("3.21", creditor_name="Unbound Ltd")
     token = _backend_token(server, browser, "openid payments", detail)["access_token"]
     before = db_rows(server, "SELECT COUNT(*) FROM bank_payments")[0][0]
-    resp = http.post(PREFIX + "/payments", content=json.dumps(payment_body(detail)).encode(),
-                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                              "Idempotency-Key": str(uuid.uuid4())})
+    resp = http.post(
+        PREFIX + "/payments",
+        content=json.dumps(payment_body(detail)).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
+    )
     _assert_refused_unbound(resp)
     assert db_rows(server, "SELECT COUNT(*) FROM bank_payments")[0][0] == before
 
 
-def test_fapi2_sp_5_3_4_unbound_client_credentials_token_refused_for_consents(server: Server,
-                                                                             http: httpx.Client) -> None:
+def test_fapi2_sp_5_3_4_unbound_client_credentials_token_refused_for_consents(
+    server: Server, http: httpx.Client
+) -> None:
     resp = http.post("/token", auth=BASIC, data={"grant_type": "client_credentials", "scope": "accounts"})
     assert resp.status_code == 200 and resp.json()["token_type"] == "Bearer", resp.text
     token = resp.json()["access_token"]
-    lodged = http.post(PREFIX + "/account-access-consents", headers={"Authorization": f"Bearer {token}"},
-                       json={"Data": {"Permissions": ["ReadAccountsBasic"]}, "Risk": {}})
+    lodged = http.post(
+        PREFIX + "/account-access-consents",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"Data": {"Permissions": ["ReadAccountsBasic"]}, "Risk": {}},
+    )
     _assert_refused_unbound(lodged)

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from integration_helpers import BACKENDS, db_rows, uncached_bank_server
 from support.bank import Fintech, account_information
 from support.flow import CSRF
@@ -39,8 +38,9 @@ def connect(fintech: Fintech, browser: httpx.Client, username: str = "alice") ->
     """PAR + login + consent in `browser` (whose session cookie stays), then the token response."""
     fc = fintech.client
     with fintech.server.client() as http:
-        params, verifier = fc.request_params(scope="openid accounts",
-                                             authorization_details=json.dumps([account_information()]))
+        params, verifier = fc.request_params(
+            scope="openid accounts", authorization_details=json.dumps([account_information()])
+        )
         pushed = fc.push(http, params)
         assert pushed.status_code == 201, pushed.text
         got = fc.authorize(browser, pushed.json()["request_uri"], verifier, username=username)
@@ -67,15 +67,19 @@ def userinfo(fintech: Fintech, http: httpx.Client, token: str) -> httpx.Response
 
 
 def introspect(fintech: Fintech, http: httpx.Client, token: str) -> dict[str, Any]:
-    resp = http.post("/introspect", data={"token": token, **fintech.client.auth_params()},
-                     headers={"Accept": "application/json"})
+    resp = http.post(
+        "/introspect", data={"token": token, **fintech.client.auth_params()}, headers={"Accept": "application/json"}
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
 def refresh(fintech: Fintech, http: httpx.Client, refresh_token: str) -> httpx.Response:
-    return http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token,
-                                     **fintech.client.auth_params()}, headers=fintech.client.dpop_header("/token"))
+    return http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, **fintech.client.auth_params()},
+        headers=fintech.client.dpop_header("/token"),
+    )
 
 
 def bank_accounts(fintech: Fintech, http: httpx.Client, token: str) -> httpx.Response:
@@ -96,11 +100,11 @@ def test_dashboard_without_session_goes_to_login_and_back(server: Server) -> Non
         csrf = CSRF.search(page.text).group(1)
         wrong = browser.post("/account/login", data={"username": "alice", "password": "nope", "csrf_token": csrf})
         assert wrong.status_code == 401 and "not correct" in wrong.text
-        forged = browser.post("/account/login", data={"username": "alice", "password": DEMO_PASSWORD,
-                                                      "csrf_token": "x" * 64})
+        forged = browser.post(
+            "/account/login", data={"username": "alice", "password": DEMO_PASSWORD, "csrf_token": "x" * 64}
+        )
         assert forged.status_code == 403
-        ok = browser.post("/account/login", data={"username": "alice", "password": DEMO_PASSWORD,
-                                                  "csrf_token": csrf})
+        ok = browser.post("/account/login", data={"username": "alice", "password": DEMO_PASSWORD, "csrf_token": csrf})
         assert ok.status_code == 303 and ok.headers["location"] == CONNECTIONS
         assert ok.cookies.get("__Host-fg_session")
         page = dashboard(browser)
@@ -156,12 +160,17 @@ def test_customer_revoke_kills_tokens_at_once_everywhere(server: Server, fintech
         # The remembered consent is gone: the next authorization shows the consent page again.
         params, _ = fintech.client.request_params(scope="openid accounts")
         pushed = fintech.client.push(http, params)
-        resp = browser.get("/authorize", params={"client_id": fintech.client.client_id,
-                                                 "request_uri": pushed.json()["request_uri"]})
+        resp = browser.get(
+            "/authorize", params={"client_id": fintech.client.client_id, "request_uri": pushed.json()["request_uri"]}
+        )
         resp = browser.get(resp.headers["location"])
         assert 'name="decision"' in resp.text
-    rows = db_rows(server, "SELECT detail FROM audit_events WHERE event = ? AND client_id = ?",
-                   "consent_revoked", fintech.client.client_id)
+    rows = db_rows(
+        server,
+        "SELECT detail FROM audit_events WHERE event = ? AND client_id = ?",
+        "consent_revoked",
+        fintech.client.client_id,
+    )
     assert any(json.loads(r[0])["by"] == "customer" for r in rows)
 
 
@@ -169,8 +178,11 @@ def test_revoke_csrf_missing_or_wrong_is_refused(server: Server, fintech: Fintec
     with server.client(follow_redirects=False) as browser, server.client() as http:
         access = connect(fintech, browser)["access_token"]
         form = revoke_form(dashboard(browser), fintech.client.client_id)
-        for bad in ({"client_id": form["client_id"]}, {**form, "csrf_token": "0" * 64},
-                    {**form, "csrf_token": form["csrf_token"][:-1] + ("1" if form["csrf_token"].endswith("0") else "0")}):
+        for bad in (
+            {"client_id": form["client_id"]},
+            {**form, "csrf_token": "0" * 64},
+            {**form, "csrf_token": form["csrf_token"][:-1] + ("1" if form["csrf_token"].endswith("0") else "0")},
+        ):
             resp = browser.post(CONNECTIONS + "/revoke", data=bad)
             assert resp.status_code == 403, resp.text
         # A token from another browser (its own cookie) is no good here either.
@@ -184,8 +196,11 @@ def test_revoke_csrf_missing_or_wrong_is_refused(server: Server, fintech: Fintec
 def test_other_customers_grant_cannot_be_revoked(server: Server, fintech: Fintech, tmp_path_factory) -> None:
     """The form's client_id only ever reaches the signed-in customer's own grants."""
     other_app = Fintech(server, tmp_path_factory.mktemp("dash-other"))
-    with server.client(follow_redirects=False) as alice, server.client(follow_redirects=False) as bob, \
-            server.client() as http:
+    with (
+        server.client(follow_redirects=False) as alice,
+        server.client(follow_redirects=False) as bob,
+        server.client() as http,
+    ):
         connect(fintech, alice)
         bob_token = connect(fintech, bob, "bob")["access_token"]
         bob_other = connect(other_app, bob, "bob")["access_token"]
@@ -203,8 +218,10 @@ def test_rfc7009_2_1_app_revoking_its_refresh_token_ends_the_grant(server: Serve
     """RFC 7009 §2.1: revoking a refresh token revokes its grant, access tokens included."""
     with server.client(follow_redirects=False) as browser, server.client() as http:
         tokens = connect(fintech, browser)
-        resp = http.post("/revoke", data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token",
-                                          **fintech.client.auth_params()})
+        resp = http.post(
+            "/revoke",
+            data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", **fintech.client.auth_params()},
+        )
         assert resp.status_code == 200
         assert introspect(fintech, http, tokens["access_token"]) == {"active": False}
         assert bank_accounts(fintech, http, tokens["access_token"]).status_code == 401
@@ -232,8 +249,9 @@ def test_bank_revokes_a_grant_with_the_cli(server: Server, fintech: Fintech) -> 
     assert any(json.loads(r[0])["by"] == "bank" for r in rows)
 
 
-def test_revoked_notice_only_follows_the_customers_own_revocation(server: Server, fintech: Fintech,
-                                                                   tmp_path_factory) -> None:
+def test_revoked_notice_only_follows_the_customers_own_revocation(
+    server: Server, fintech: Fintech, tmp_path_factory
+) -> None:
     """The bank's notice "<app> can no longer access your bank" names a client: a link naming any
     client (one never used, or one whose registered name is a phishing text) must show nothing. Only
     the customer's own revocation, in their own browser, leads to it."""

@@ -14,12 +14,10 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-
 from integration_helpers import BACKEND_REDIRECT, db_rows, exchange, introspect, new_confidential_client
 from support.flow import checked_choices, consent, query_of
 from support.server import Server
-from test_rich_authorization_requests import (PAYMENT, accounts_detail, authorized, claims, request_params,
-                                              to_consent)
+from test_rich_authorization_requests import PAYMENT, accounts_detail, authorized, claims, request_params, to_consent
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +29,28 @@ def rs(server: Server) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def tpp(server: Server) -> tuple[str, str]:
     """A fintech registered for account access."""
-    return new_confidential_client(server, "--authorization-details-type", "account_information",
-                                   "--grant-type", "authorization_code", "--grant-type", "refresh_token")
+    return new_confidential_client(
+        server,
+        "--authorization-details-type",
+        "account_information",
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+    )
 
 
-def lodge(http: httpx.Client, rs: tuple[str, str], client_id: str, details: Any = None,
-          data: Any = None) -> httpx.Response:
-    body = {"client_id": client_id, "authorization_details": details or [accounts_detail()],
-            "data": data if data is not None else {"Permissions": ["ReadAccountsDetail"]}}
-    return http.post("/consent-resources", content=json.dumps(body), auth=rs,
-                     headers={"Content-Type": "application/json"})
+def lodge(
+    http: httpx.Client, rs: tuple[str, str], client_id: str, details: Any = None, data: Any = None
+) -> httpx.Response:
+    body = {
+        "client_id": client_id,
+        "authorization_details": details or [accounts_detail()],
+        "data": data if data is not None else {"Permissions": ["ReadAccountsDetail"]},
+    }
+    return http.post(
+        "/consent-resources", content=json.dumps(body), auth=rs, headers={"Content-Type": "application/json"}
+    )
 
 
 def lodged(http: httpx.Client, rs: tuple[str, str], client_id: str) -> str:
@@ -66,8 +76,10 @@ def push(browser: httpx.Client, tpp: tuple[str, str], consent_id: str, **extra: 
 
 def consent_page(browser: httpx.Client, tpp: tuple[str, str], pushed: httpx.Response) -> httpx.Response:
     assert pushed.status_code == 201, pushed.text
-    page = to_consent(browser, browser.get("/authorize?" + urlencode(
-        {"client_id": tpp[0], "request_uri": pushed.json()["request_uri"]})))
+    page = to_consent(
+        browser,
+        browser.get("/authorize?" + urlencode({"client_id": tpp[0], "request_uri": pushed.json()["request_uri"]})),
+    )
     assert page.status_code == 200 and 'name="decision"' in page.text, page.text[:300]
     return page
 
@@ -90,11 +102,17 @@ def authorise(browser: httpx.Client, tpp: tuple[str, str], consent_id: str) -> d
 
 # -- the resource servers' endpoint -------------------------------------------------------------------
 
+
 def test_lodged_consent_awaits_authorisation(http: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]) -> None:
     """A resource server lodges a consent for an app: AwaitingAuthorisation, details normalised as at
     PAR (RFC 9396 §2), the resource server's own data returned unchanged."""
-    resp = lodge(http, rs, tpp[0], [{"type": "account_information", "actions": ["balances", "accounts"]}],
-                 {"Permissions": ["ReadBalances", "ReadAccountsDetail"], "Risk": {}})
+    resp = lodge(
+        http,
+        rs,
+        tpp[0],
+        [{"type": "account_information", "actions": ["balances", "accounts"]}],
+        {"Permissions": ["ReadBalances", "ReadAccountsDetail"], "Risk": {}},
+    )
     assert resp.status_code == 201, resp.text
     assert resp.headers["cache-control"] == "no-store"
     body = resp.json()
@@ -116,25 +134,34 @@ def test_only_resource_servers_may_lodge(http: httpx.Client, tpp: tuple[str, str
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
 
 
-@pytest.mark.parametrize("body, error", [
-    pytest.param({"authorization_details": [PAYMENT]}, "invalid_authorization_details", id="payment-not-lodgeable"),
-    pytest.param({"authorization_details": [{"type": "account_information"}]}, "invalid_authorization_details",
-                 id="no-actions"),
-    pytest.param({"authorization_details": {"type": "account_information"}}, "invalid_authorization_details",
-                 id="not-a-list"),
-    pytest.param({"client_id": "no-such-client"}, "invalid_request", id="unknown-client"),
-    pytest.param({"client_id": 7}, "invalid_request", id="client-id-not-a-string"),
-    pytest.param({"data": []}, "invalid_request", id="data-not-an-object"),
-    pytest.param({"data": {"x": "y" * 5000}}, "invalid_request", id="data-too-large"),
-])
-def test_rfc9396_s5_bad_lodgings_are_refused(http: httpx.Client, server: Server, rs: tuple[str, str],
-                                            tpp: tuple[str, str], body: dict[str, Any], error: str) -> None:
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        pytest.param({"authorization_details": [PAYMENT]}, "invalid_authorization_details", id="payment-not-lodgeable"),
+        pytest.param(
+            {"authorization_details": [{"type": "account_information"}]},
+            "invalid_authorization_details",
+            id="no-actions",
+        ),
+        pytest.param(
+            {"authorization_details": {"type": "account_information"}}, "invalid_authorization_details", id="not-a-list"
+        ),
+        pytest.param({"client_id": "no-such-client"}, "invalid_request", id="unknown-client"),
+        pytest.param({"client_id": 7}, "invalid_request", id="client-id-not-a-string"),
+        pytest.param({"data": []}, "invalid_request", id="data-not-an-object"),
+        pytest.param({"data": {"x": "y" * 5000}}, "invalid_request", id="data-too-large"),
+    ],
+)
+def test_rfc9396_s5_bad_lodgings_are_refused(
+    http: httpx.Client, server: Server, rs: tuple[str, str], tpp: tuple[str, str], body: dict[str, Any], error: str
+) -> None:
     """RFC 9396 §5: details the app may not use or that do not conform are invalid_authorization_details;
     the other mistakes are invalid_request. Nothing is stored."""
     full = {"client_id": tpp[0], "authorization_details": [accounts_detail()], "data": {}, **body}
     before = db_rows(server, "SELECT COUNT(*) FROM consent_resources")[0][0]
-    resp = http.post("/consent-resources", content=json.dumps(full), auth=rs,
-                     headers={"Content-Type": "application/json"})
+    resp = http.post(
+        "/consent-resources", content=json.dumps(full), auth=rs, headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 400 and resp.json()["error"] == error, resp.text
     assert db_rows(server, "SELECT COUNT(*) FROM consent_resources")[0][0] == before
 
@@ -146,34 +173,48 @@ def test_type_the_app_did_not_register_is_refused(http: httpx.Client, rs: tuple[
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_authorization_details"
 
 
-@pytest.mark.parametrize("content, ctype", [
-    (b"{not json", "application/json"), (b"[]", "application/json"), (b"client_id=x", "application/x-www-form-urlencoded"),
-])
-def test_malformed_bodies_are_invalid_request(http: httpx.Client, rs: tuple[str, str], content: bytes,
-                                              ctype: str) -> None:
+@pytest.mark.parametrize(
+    "content, ctype",
+    [
+        (b"{not json", "application/json"),
+        (b"[]", "application/json"),
+        (b"client_id=x", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_malformed_bodies_are_invalid_request(
+    http: httpx.Client, rs: tuple[str, str], content: bytes, ctype: str
+) -> None:
     resp = http.post("/consent-resources", content=content, auth=rs, headers={"Content-Type": ctype})
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
 
-def test_repeated_json_members_are_refused_and_nothing_lodged_rfc8259_4(http: httpx.Client, server: Server,
-                                                                        rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+def test_repeated_json_members_are_refused_and_nothing_lodged_rfc8259_4(
+    http: httpx.Client, server: Server, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     """RFC 8259 §4: a repeated member (here the TPP the consent is lodged for) is refused, not read
     as whichever value one parser keeps; nothing is stored."""
     before = db_rows(server, "SELECT COUNT(*) FROM consent_resources")[0][0]
-    body = {"client_id": tpp[0], "authorization_details": [accounts_detail()],
-            "data": {"Permissions": ["ReadAccountsDetail"]}}
+    body = {
+        "client_id": tpp[0],
+        "authorization_details": [accounts_detail()],
+        "data": {"Permissions": ["ReadAccountsDetail"]},
+    }
     raw = '{"client_id": "someone-else", ' + json.dumps(body)[1:]
     resp = http.post("/consent-resources", content=raw, auth=rs, headers={"Content-Type": "application/json"})
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
     assert db_rows(server, "SELECT COUNT(*) FROM consent_resources")[0][0] == before
 
 
-def test_another_apps_consent_is_not_found(http: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str],
-                                           server: Server) -> None:
+def test_another_apps_consent_is_not_found(
+    http: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str], server: Server
+) -> None:
     consent_id = lodged(http, rs, tpp[0])
     other = new_confidential_client(server, "--authorization-details-type", "account_information")
-    for resp in (read(http, rs, consent_id, other[0]), read(http, rs, "aac-unknown", tpp[0]),
-                 http.delete(f"/consent-resources/{consent_id}?client_id={other[0]}", auth=rs)):
+    for resp in (
+        read(http, rs, consent_id, other[0]),
+        read(http, rs, "aac-unknown", tpp[0]),
+        http.delete(f"/consent-resources/{consent_id}?client_id={other[0]}", auth=rs),
+    ):
         assert resp.status_code == 404 and resp.json()["error"] == "not_found"
     assert read(http, rs, consent_id, tpp[0]).json()["status"] == "AwaitingAuthorisation"
 
@@ -186,8 +227,10 @@ def test_methods(http: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]) 
 
 # -- the authorization naming the consent ----------------------------------------------------------------
 
-def test_authorised_consent_and_its_tokens(http: httpx.Client, browser: httpx.Client, rs: tuple[str, str],
-                                           tpp: tuple[str, str]) -> None:
+
+def test_authorised_consent_and_its_tokens(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     """OIDC Core §5.5: the claims parameter names the consent; its details are what the customer is
     shown and approves (with the account chosen); the ID token carries openbanking_intent_id; the
     consent becomes Authorised with exactly what was approved."""
@@ -206,8 +249,9 @@ def test_authorised_consent_and_its_tokens(http: httpx.Client, browser: httpx.Cl
     assert introspect(http, body["access_token"], auth=rs).json()["active"] is True
 
 
-def test_authorised_consent_cannot_be_authorised_again(http: httpx.Client, browser: httpx.Client,
-                                                       rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+def test_authorised_consent_cannot_be_authorised_again(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     consent_id = lodged(http, rs, tpp[0])
     authorise(browser, tpp, consent_id)
     _v, again = push(browser, tpp, consent_id)
@@ -215,8 +259,9 @@ def test_authorised_consent_cannot_be_authorised_again(http: httpx.Client, brows
     assert "Authorised" in again.json()["error_description"]
 
 
-def test_denied_consent_is_rejected(http: httpx.Client, browser: httpx.Client, rs: tuple[str, str],
-                                    tpp: tuple[str, str]) -> None:
+def test_denied_consent_is_rejected(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     """The customer declines: access_denied to the app (RFC 6749 §4.1.2.1), the consent Rejected, and
     it can never be authorised afterwards."""
     consent_id = lodged(http, rs, tpp[0])
@@ -231,8 +276,9 @@ def test_denied_consent_is_rejected(http: httpx.Client, browser: httpx.Client, r
     assert http.delete(f"/consent-resources/{consent_id}?client_id={tpp[0]}", auth=rs).json()["status"] == "Rejected"
 
 
-def test_deleted_consent_is_revoked_with_its_tokens(http: httpx.Client, browser: httpx.Client, rs: tuple[str, str],
-                                                    tpp: tuple[str, str]) -> None:
+def test_deleted_consent_is_revoked_with_its_tokens(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     """The app withdraws the consent (UK DELETE account-access-consents): Revoked, and every token of
     it dies at once (introspection inactive, refresh refused)."""
     consent_id = lodged(http, rs, tpp[0])
@@ -240,13 +286,15 @@ def test_deleted_consent_is_revoked_with_its_tokens(http: httpx.Client, browser:
     resp = http.delete(f"/consent-resources/{consent_id}?client_id={tpp[0]}", auth=rs)
     assert resp.status_code == 200 and resp.json()["status"] == "Revoked"
     assert introspect(http, body["access_token"], auth=rs).json() == {"active": False}
-    refreshed = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
-                          auth=tpp)
+    refreshed = http.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}, auth=tpp
+    )
     assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
 
 
-def test_deleting_an_awaiting_consent_stops_its_authorisation(http: httpx.Client, browser: httpx.Client, server: Server,
-                                                              rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+def test_deleting_an_awaiting_consent_stops_its_authorisation(
+    http: httpx.Client, browser: httpx.Client, server: Server, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     consent_id = lodged(http, rs, tpp[0])
     verifier, pushed = push(browser, tpp, consent_id)
     page = consent_page(browser, tpp, pushed)
@@ -259,8 +307,9 @@ def test_deleting_an_awaiting_consent_stops_its_authorisation(http: httpx.Client
 
 
 @pytest.mark.parametrize("how", ["app-revokes-refresh-token", "bank-cli", "bank-cli-by-consent-id"])
-def test_revoking_the_grant_revokes_the_consent(http: httpx.Client, browser: httpx.Client, rs: tuple[str, str],
-                                                tpp: tuple[str, str], server: Server, how: str) -> None:
+def test_revoking_the_grant_revokes_the_consent(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str], server: Server, how: str
+) -> None:
     """One fact in one place: revoking the grant (RFC 7009 §2.1 refresh token, the bank's CLI by grant id
     or by ConsentId; the dashboard is in test_bank_consent_resources.py) shows the consent as Revoked."""
     consent_id = lodged(http, rs, tpp[0])
@@ -281,21 +330,23 @@ def test_revoking_the_grant_revokes_the_consent(http: httpx.Client, browser: htt
     assert introspect(http, body["access_token"], auth=rs).json() == {"active": False}
 
 
-def test_two_authorisations_of_one_consent_yield_one_grant(http: httpx.Client, server: Server,
-                                                           rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+def test_two_authorisations_of_one_consent_yield_one_grant(
+    http: httpx.Client, server: Server, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     """Two sign-ins race for one consent (two PARs while it awaited authorisation): exactly one gets
     a code; the status change and the grant are one transaction."""
     consent_id = lodged(http, rs, tpp[0])
-    browsers = [server.client(follow_redirects=False)
-                for _ in range(2)]
+    browsers = [server.client(follow_redirects=False) for _ in range(2)]
     try:
         pages = []
         for b in browsers:
             _v, pushed = push(b, tpp, consent_id)
             pages.append(consent_page(b, tpp, pushed))
         results: list[httpx.Response] = []
-        threads = [threading.Thread(target=lambda b=b, p=p: results.append(consent(b, p)))
-                   for b, p in zip(browsers, pages, strict=True)]
+        threads = [
+            threading.Thread(target=lambda b=b, p=p: results.append(consent(b, p)))
+            for b, p in zip(browsers, pages, strict=True)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -303,17 +354,24 @@ def test_two_authorisations_of_one_consent_yield_one_grant(http: httpx.Client, s
     finally:
         for b in browsers:
             b.close()
-    outcomes = sorted("code" if "code" in query_of(r.headers["location"]) else query_of(r.headers["location"])["error"]
-                      for r in results)
+    outcomes = sorted(
+        "code" if "code" in query_of(r.headers["location"]) else query_of(r.headers["location"])["error"]
+        for r in results
+    )
     assert outcomes == ["code", "invalid_request"]
-    assert db_rows(server, "SELECT COUNT(*) FROM grants WHERE id = (SELECT grant_id FROM consent_resources "
-                           "WHERE id = ?)", consent_id) == [(1,)]
+    assert db_rows(
+        server,
+        "SELECT COUNT(*) FROM grants WHERE id = (SELECT grant_id FROM consent_resources WHERE id = ?)",
+        consent_id,
+    ) == [(1,)]
 
 
 # -- the claims parameter --------------------------------------------------------------------------------
 
-def test_another_apps_consent_cannot_be_named(http: httpx.Client, browser: httpx.Client, rs: tuple[str, str],
-                                              tpp: tuple[str, str], server: Server) -> None:
+
+def test_another_apps_consent_cannot_be_named(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str], server: Server
+) -> None:
     other = new_confidential_client(server, "--authorization-details-type", "account_information")
     consent_id = lodged(http, rs, other[0])
     _v, pushed = push(browser, tpp, consent_id)
@@ -322,7 +380,8 @@ def test_another_apps_consent_cannot_be_named(http: httpx.Client, browser: httpx
 
 
 def test_front_channel_request_with_an_unknown_consent_is_redirected_with_an_error(
-        browser: httpx.Client, tpp: tuple[str, str]) -> None:
+    browser: httpx.Client, tpp: tuple[str, str]
+) -> None:
     """A plain (not pushed) request naming no consent of the app: invalid_request at the verified
     redirect URI with iss (RFC 6749 §4.1.2.1, RFC 9207 §2)."""
     _verifier, params = request_params(tpp[0], None, scope="openid accounts", claims=intent_claims("aac-nothing"))
@@ -333,16 +392,23 @@ def test_front_channel_request_with_an_unknown_consent_is_redirected_with_an_err
     assert got["error"] == "invalid_request" and got["iss"] and got["state"] == params["state"]
 
 
-@pytest.mark.parametrize("raw", [
-    "not json", "[]", '{"id_token": []}', '{"id_token": {"openbanking_intent_id": "aac-x"}}',
-    '{"id_token": {"openbanking_intent_id": {"values": ["aac-x"]}}}',
-    '{"id_token": {"openbanking_intent_id": {"value": "aac-x"}}, "userinfo": {"openbanking_intent_id": {"value": "aac-y"}}}',
-    '{"id_token": {"openbanking_intent_id": {"value": "a b"}}}',
-    '{"id_token": {"acr": {"essential": "yes"}}}',
-    '{"id_token": {}, "id_token": {}}',
-])
-def test_oidc_5_5_malformed_claims_parameter_is_invalid_request(browser: httpx.Client, tpp: tuple[str, str],
-                                                                raw: str) -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[]",
+        '{"id_token": []}',
+        '{"id_token": {"openbanking_intent_id": "aac-x"}}',
+        '{"id_token": {"openbanking_intent_id": {"values": ["aac-x"]}}}',
+        '{"id_token": {"openbanking_intent_id": {"value": "aac-x"}}, "userinfo": {"openbanking_intent_id": {"value": "aac-y"}}}',
+        '{"id_token": {"openbanking_intent_id": {"value": "a b"}}}',
+        '{"id_token": {"acr": {"essential": "yes"}}}',
+        '{"id_token": {}, "id_token": {}}',
+    ],
+)
+def test_oidc_5_5_malformed_claims_parameter_is_invalid_request(
+    browser: httpx.Client, tpp: tuple[str, str], raw: str
+) -> None:
     verifier, params = request_params(tpp[0], None, scope="openid accounts", claims=raw)
     resp = browser.post("/par", data=params, auth=tpp)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
@@ -354,11 +420,11 @@ def test_claims_without_an_intent_are_ignored(browser: httpx.Client, tpp: tuple[
     assert browser.post("/par", data=params, auth=tpp).status_code == 201
 
 
-def test_intent_and_authorization_details_together_are_refused(http: httpx.Client, browser: httpx.Client,
-                                                               rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+def test_intent_and_authorization_details_together_are_refused(
+    http: httpx.Client, browser: httpx.Client, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     consent_id = lodged(http, rs, tpp[0])
-    _v, params = request_params(tpp[0], [accounts_detail()], scope="openid accounts",
-                                claims=intent_claims(consent_id))
+    _v, params = request_params(tpp[0], [accounts_detail()], scope="openid accounts", claims=intent_claims(consent_id))
     resp = browser.post("/par", data=params, auth=tpp)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
@@ -368,8 +434,9 @@ def test_metadata_advertises_the_claims_parameter(http: httpx.Client) -> None:
     assert doc["claims_parameter_supported"] is True and "openbanking_intent_id" in doc["claims_supported"]
 
 
-def test_bank_revokes_an_awaiting_consent_by_its_id(http: httpx.Client, browser: httpx.Client, server: Server,
-                                                    rs: tuple[str, str], tpp: tuple[str, str]) -> None:
+def test_bank_revokes_an_awaiting_consent_by_its_id(
+    http: httpx.Client, browser: httpx.Client, server: Server, rs: tuple[str, str], tpp: tuple[str, str]
+) -> None:
     consent_id = lodged(http, rs, tpp[0])
     server.cli("consents", "revoke", consent_id)
     assert read(http, rs, consent_id, tpp[0]).json()["status"] == "Revoked"

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from integration_helpers import (
+    ASSERTION_TYPE,
+    BASIC,
+    NATIVE_REDIRECT,
+    client_assertion,
+    client_credentials,
+    exchange,
+    jwks_client,
+    new_confidential_client,
+    signing_key,
+)
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
-from integration_helpers import (ASSERTION_TYPE, BASIC, NATIVE_REDIRECT, client_assertion, client_credentials,
-                                 exchange, jwks_client, new_confidential_client, signing_key)
 from support.flow import run_flow
 from support.server import Server
 
@@ -38,11 +46,17 @@ def test_issuer_is_the_base_url(server: Server, meta: dict) -> None:
     assert not meta["issuer"].endswith("/")
 
 
-def test_every_endpoint_is_listed_under_the_issuer_and_answers(server: Server, meta: dict,
-                                                               http: httpx.Client) -> None:
+def test_every_endpoint_is_listed_under_the_issuer_and_answers(server: Server, meta: dict, http: httpx.Client) -> None:
     """RFC 8414 §2 / OIDC Discovery §3: every endpoint the server has is in the document."""
-    names = ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "introspection_endpoint",
-             "revocation_endpoint", "registration_endpoint")
+    names = (
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "registration_endpoint",
+    )
     for name in names:
         url = meta[name]
         assert url.startswith(server.base_url + "/"), (name, url)
@@ -64,8 +78,15 @@ def test_pkce_response_type_and_iss_parameter(meta: dict) -> None:
 
 def test_oidc_required_members(meta: dict) -> None:
     """OIDC Discovery §3: the REQUIRED members, and `openid` among the scopes."""
-    for name in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "response_types_supported",
-                 "subject_types_supported", "id_token_signing_alg_values_supported"):
+    for name in (
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ):
         assert meta[name], name
     assert "openid" in meta["scopes_supported"]
     assert "password" not in meta["grant_types_supported"]  # RFC 9700 §2.4
@@ -93,16 +114,20 @@ def test_cors_on_discovery_and_jwks(http: httpx.Client, meta: dict) -> None:
 
 # -- what is advertised is what /token accepts ------------------------------------------------
 
-def test_token_endpoint_accepts_every_advertised_secret_method(server: Server, http: httpx.Client,
-                                                               meta: dict) -> None:
+
+def test_token_endpoint_accepts_every_advertised_secret_method(server: Server, http: httpx.Client, meta: dict) -> None:
     """RFC 8414 §2 token_endpoint_auth_methods_supported: client_secret_basic and client_secret_post work."""
     assert {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"} == set(
-        meta["token_endpoint_auth_methods_supported"])
+        meta["token_endpoint_auth_methods_supported"]
+    )
     client_credentials(http, "accounts", auth=BASIC)
-    cid, secret = new_confidential_client(server, "--auth-method", "client_secret_post",
-                                          "--grant-type", "client_credentials")
-    resp = http.post("/token", data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret,
-                                     "scope": "accounts"})
+    cid, secret = new_confidential_client(
+        server, "--auth-method", "client_secret_post", "--grant-type", "client_credentials"
+    )
+    resp = http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret, "scope": "accounts"},
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -115,36 +140,50 @@ def test_token_endpoint_accepts_public_clients_with_none(browser: httpx.Client, 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")  # joserfc follows RFC 9864; FAPI still names EdDSA
 @pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA"])
-def test_private_key_jwt_with_every_advertised_alg(server: Server, http: httpx.Client, meta: dict,
-                                                   tmp_path: Path, alg: str) -> None:
+def test_private_key_jwt_with_every_advertised_alg(
+    server: Server, http: httpx.Client, meta: dict, tmp_path: Path, alg: str
+) -> None:
     """RFC 8414 §2 token_endpoint_auth_signing_alg_values_supported: each listed alg authenticates a
     private_key_jwt client (RFC 7523 §2.2, aud = issuer per FAPI 2.0 SP 5.3.2.1-8)."""
     assert alg in meta["token_endpoint_auth_signing_alg_values_supported"]
     key = signing_key(alg)
     cid = jwks_client(server, key, tmp_path)
-    resp = http.post("/token", data={"grant_type": "client_credentials", "scope": "accounts",
-                                     "client_assertion_type": ASSERTION_TYPE,
-                                     "client_assertion": client_assertion(key, alg, cid, meta["issuer"])})
+    resp = http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "accounts",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion(key, alg, cid, meta["issuer"]),
+        },
+    )
     assert resp.status_code == 200, resp.text
     # The same assertion rules serve introspection and revocation (their own metadata lists them).
     assert alg in meta["introspection_endpoint_auth_signing_alg_values_supported"]
     token = resp.json()["access_token"]
-    resp = http.post("/introspect", data={"token": token, "client_assertion_type": ASSERTION_TYPE,
-                                          "client_assertion": client_assertion(key, alg, cid, meta["issuer"])})
+    resp = http.post(
+        "/introspect",
+        data={
+            "token": token,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion(key, alg, cid, meta["issuer"]),
+        },
+    )
     assert resp.status_code == 200 and resp.json()["active"] is True, resp.text
 
 
 def test_no_unadvertised_signing_alg_is_listed(meta: dict) -> None:
     """FAPI 2.0 SP 5.4.1-1: only PS256, ES256 and EdDSA; never `none`, HS* or RS256."""
-    for name in ("token_endpoint_auth_signing_alg_values_supported",
-                 "introspection_endpoint_auth_signing_alg_values_supported",
-                 "revocation_endpoint_auth_signing_alg_values_supported",
-                 "id_token_signing_alg_values_supported"):
+    for name in (
+        "token_endpoint_auth_signing_alg_values_supported",
+        "introspection_endpoint_auth_signing_alg_values_supported",
+        "revocation_endpoint_auth_signing_alg_values_supported",
+        "id_token_signing_alg_values_supported",
+    ):
         assert set(meta[name]) <= {"ES256", "PS256", "EdDSA"}, name
 
 
-def test_introspection_methods_exclude_none_and_revocation_methods_include_it(http: httpx.Client,
-                                                                              meta: dict) -> None:
+def test_introspection_methods_exclude_none_and_revocation_methods_include_it(http: httpx.Client, meta: dict) -> None:
     """RFC 8414 §2: introspection does not list `none` and refuses a public client (RFC 7662 §2.1);
     revocation lists `none` and accepts a public client (RFC 7009 §2.1)."""
     assert "none" not in meta["introspection_endpoint_auth_methods_supported"]

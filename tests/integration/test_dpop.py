@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from integration_helpers import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT, exchange, www_authenticate
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
-from integration_helpers import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT, exchange, www_authenticate
 from security.kit import assert_oauth_error
 from support.dpop import DPoPKey
 from support.flow import Authorized, run_flow
@@ -19,16 +18,24 @@ from support.server import Server
 from test_par import _request, finish, push, start
 
 
-def _dpop_tokens(server: Server, browser: httpx.Client, key: DPoPKey, client_id: str = "demo-native",
-                 **extra: str) -> dict[str, Any]:
+def _dpop_tokens(
+    server: Server, browser: httpx.Client, key: DPoPKey, client_id: str = "demo-native", **extra: str
+) -> dict[str, Any]:
     got = run_flow(browser, client_id, NATIVE_REDIRECT, scope="openid profile offline_access", **extra)
     resp = exchange(browser, got, client_id=client_id, headers={"DPoP": key.proof("POST", server.issuer + "/token")})
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def _userinfo(server: Server, http: httpx.Client, token: str, key: DPoPKey | None, scheme: str = "DPoP",
-              proof: str | None = None, method: str = "GET") -> httpx.Response:
+def _userinfo(
+    server: Server,
+    http: httpx.Client,
+    token: str,
+    key: DPoPKey | None,
+    scheme: str = "DPoP",
+    proof: str | None = None,
+    method: str = "GET",
+) -> httpx.Response:
     headers = {"Authorization": f"{scheme} {token}"}
     if proof is None and key is not None:
         proof = key.proof(method, server.issuer + "/userinfo", token=token)
@@ -66,11 +73,15 @@ def test_5_token_request_without_proof_stays_bearer(server: Server, browser: htt
 def test_5_invalid_proof_at_token_endpoint_is_400_invalid_dpop_proof(server: Server, browser: httpx.Client) -> None:
     """RFC 9449 §5: an invalid proof at the token endpoint → 400 invalid_dpop_proof."""
     key = DPoPKey()
-    for proof in (key.proof("POST", server.issuer + "/userinfo"), key.proof("GET", server.issuer + "/token"),
-                  "not-a-jwt"):
+    for proof in (
+        key.proof("POST", server.issuer + "/userinfo"),
+        key.proof("GET", server.issuer + "/token"),
+        "not-a-jwt",
+    ):
         got = run_flow(browser, "demo-native", NATIVE_REDIRECT)
-        assert_oauth_error(exchange(browser, got, client_id="demo-native", headers={"DPoP": proof}),
-                           "invalid_dpop_proof")
+        assert_oauth_error(
+            exchange(browser, got, client_id="demo-native", headers={"DPoP": proof}), "invalid_dpop_proof"
+        )
 
 
 def test_11_1_proof_replayed_at_token_endpoint_refused(server: Server, browser: httpx.Client) -> None:
@@ -80,8 +91,7 @@ def test_11_1_proof_replayed_at_token_endpoint_refused(server: Server, browser: 
     got = run_flow(browser, "demo-native", NATIVE_REDIRECT)
     assert exchange(browser, got, client_id="demo-native", headers={"DPoP": proof}).status_code == 200
     got = run_flow(browser, "demo-native", NATIVE_REDIRECT)
-    assert_oauth_error(exchange(browser, got, client_id="demo-native", headers={"DPoP": proof}),
-                       "invalid_dpop_proof")
+    assert_oauth_error(exchange(browser, got, client_id="demo-native", headers={"DPoP": proof}), "invalid_dpop_proof")
 
 
 def test_7_userinfo_with_dpop_scheme_and_proof(server: Server, browser: httpx.Client, http: httpx.Client) -> None:
@@ -147,8 +157,14 @@ def test_dpop_scheme_with_unbound_token_refused(server: Server, browser: httpx.C
     assert _userinfo(server, http, token, None, scheme="Bearer").status_code == 200  # Bearer stays Bearer
 
 
-def _refresh(server: Server, browser: httpx.Client, rt: str, key: DPoPKey | None,
-             client_id: str | None = "demo-native", auth: Any = None) -> httpx.Response:
+def _refresh(
+    server: Server,
+    browser: httpx.Client,
+    rt: str,
+    key: DPoPKey | None,
+    client_id: str | None = "demo-native",
+    auth: Any = None,
+) -> httpx.Response:
     data = {"grant_type": "refresh_token", "refresh_token": rt}
     if client_id:
         data["client_id"] = client_id
@@ -216,10 +232,12 @@ def _par_flow(server: Server, browser: httpx.Client, par_key: DPoPKey, token_key
     verifier, params = _request("demo-native", NATIVE_REDIRECT)
     resp = browser.post("/par", data=params, headers={"DPoP": par_key.proof("POST", server.issuer + "/par")})
     assert resp.status_code == 201, resp.text
-    got: Authorized = finish(browser, start(browser, "demo-native", resp.json()["request_uri"]), NATIVE_REDIRECT,
-                             verifier)
-    return exchange(browser, got, client_id="demo-native",
-                    headers={"DPoP": token_key.proof("POST", server.issuer + "/token")})
+    got: Authorized = finish(
+        browser, start(browser, "demo-native", resp.json()["request_uri"]), NATIVE_REDIRECT, verifier
+    )
+    return exchange(
+        browser, got, client_id="demo-native", headers={"DPoP": token_key.proof("POST", server.issuer + "/token")}
+    )
 
 
 def test_10_1_dpop_proof_at_par_binds_the_code(server: Server, browser: httpx.Client) -> None:
@@ -242,12 +260,17 @@ def test_10_1_par_proof_and_dpop_jkt_must_agree(server: Server, browser: httpx.C
     assert_oauth_error(resp, "invalid_dpop_proof")
 
 
-def test_6_2_introspection_shows_cnf_and_dpop_token_type(server: Server, browser: httpx.Client,
-                                                         http: httpx.Client) -> None:
+def test_6_2_introspection_shows_cnf_and_dpop_token_type(
+    server: Server, browser: httpx.Client, http: httpx.Client
+) -> None:
     """RFC 9449 §6.2: introspection of a DPoP-bound token returns cnf.jkt and token_type DPoP."""
     key = DPoPKey()
-    resp = http.post("/token", auth=BASIC, data={"grant_type": "client_credentials"},
-                     headers={"DPoP": key.proof("POST", server.issuer + "/token")})
+    resp = http.post(
+        "/token",
+        auth=BASIC,
+        data={"grant_type": "client_credentials"},
+        headers={"DPoP": key.proof("POST", server.issuer + "/token")},
+    )
     assert resp.status_code == 200 and resp.json()["token_type"] == "DPoP", resp.text
     info = http.post("/introspect", auth=BASIC, data={"token": resp.json()["access_token"]}).json()
     assert info["active"] is True and info["token_type"] == "DPoP" and info["cnf"] == {"jkt": key.jkt}
@@ -263,8 +286,9 @@ def test_5_1_metadata_advertises_dpop_algs(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("value", ["two", "comma"])
-def test_4_3_1_two_proofs_at_userinfo_refused(server: Server, browser: httpx.Client, http: httpx.Client,
-                                              value: str) -> None:
+def test_4_3_1_two_proofs_at_userinfo_refused(
+    server: Server, browser: httpx.Client, http: httpx.Client, value: str
+) -> None:
     """RFC 9449 §4.3 item 1: two DPoP headers (or two proofs in one) are refused."""
     key = DPoPKey()
     token = _dpop_tokens(server, browser, key)["access_token"]

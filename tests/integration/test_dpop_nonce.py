@@ -8,9 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from integration_helpers import (BACKENDS, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT, dedicated_server, exchange,
-                                 www_authenticate)
+from integration_helpers import (
+    BACKENDS,
+    NATIVE_REDIRECT,
+    SPA_ORIGIN,
+    SPA_REDIRECT,
+    dedicated_server,
+    exchange,
+    www_authenticate,
+)
 from security.kit import assert_oauth_error
 from support.dpop import DPoPKey
 from support.fapi import FapiClient
@@ -20,8 +26,9 @@ from support.server import Server, start_server
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def nonce_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with dedicated_server(tmp_path_factory.mktemp("nonce-" + request.param), request.param,
-                          {"FINGRADE_DPOP_NONCE": "true"}) as srv:
+    with dedicated_server(
+        tmp_path_factory.mktemp("nonce-" + request.param), request.param, {"FINGRADE_DPOP_NONCE": "true"}
+    ) as srv:
         yield srv
 
 
@@ -33,13 +40,18 @@ def web(nonce_server: Server) -> Iterator[httpx.Client]:
 
 def _token_with_nonce(server: Server, browser: httpx.Client, key: DPoPKey, **headers: str) -> httpx.Response:
     got = run_flow(browser, "demo-native", NATIVE_REDIRECT)
-    first = exchange(browser, got, client_id="demo-native",
-                     headers={"DPoP": key.proof("POST", server.issuer + "/token"), **headers})
+    first = exchange(
+        browser, got, client_id="demo-native", headers={"DPoP": key.proof("POST", server.issuer + "/token"), **headers}
+    )
     # §8: 400 use_dpop_nonce and the nonce to use; the code is not spent by this refusal.
     assert_oauth_error(first, "use_dpop_nonce", 400)
     nonce = first.headers["DPoP-Nonce"]
-    return exchange(browser, got, client_id="demo-native",
-                    headers={"DPoP": key.proof("POST", server.issuer + "/token", claims={"nonce": nonce}), **headers})
+    return exchange(
+        browser,
+        got,
+        client_id="demo-native",
+        headers={"DPoP": key.proof("POST", server.issuer + "/token", claims={"nonce": nonce}), **headers},
+    )
 
 
 def test_rfc9449_s8_token_endpoint_asks_for_a_nonce_then_accepts_it(nonce_server: Server, web: httpx.Client) -> None:
@@ -68,8 +80,10 @@ def test_rfc9449_s9_resource_asks_for_a_nonce_with_a_dpop_challenge(nonce_server
     assert www_authenticate(resp)["scheme"] == "dpop"
     assert www_authenticate(resp)["error"] == "use_dpop_nonce"
     nonce = resp.headers["DPoP-Nonce"]
-    resp = web.get("/userinfo", headers={"Authorization": f"DPoP {token}",
-                                         "DPoP": key.proof("GET", url, token=token, claims={"nonce": nonce})})
+    resp = web.get(
+        "/userinfo",
+        headers={"Authorization": f"DPoP {token}", "DPoP": key.proof("GET", url, token=token, claims={"nonce": nonce})},
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -80,12 +94,24 @@ def test_rfc9449_s8_par_endpoint_asks_for_a_nonce(nonce_server: Server, web: htt
     first = fapi.push(web, params)
     assert_oauth_error(first, "use_dpop_nonce", 400)
     nonce = first.headers["DPoP-Nonce"]
-    pushed = fapi.push(web, params, dpop=False, headers={
-        "DPoP": fapi.dpop.proof("POST", nonce_server.issuer + "/par", claims={"nonce": nonce})})
+    pushed = fapi.push(
+        web,
+        params,
+        dpop=False,
+        headers={"DPoP": fapi.dpop.proof("POST", nonce_server.issuer + "/par", claims={"nonce": nonce})},
+    )
     assert pushed.status_code == 201, pushed.text
     got = fapi.authorize(web, pushed.json()["request_uri"], verifier)
-    resp = fapi.redeem(web, got, dpop=False, headers={
-        "DPoP": fapi.dpop.proof("POST", nonce_server.issuer + "/token", claims={"nonce": pushed.headers["DPoP-Nonce"]})})
+    resp = fapi.redeem(
+        web,
+        got,
+        dpop=False,
+        headers={
+            "DPoP": fapi.dpop.proof(
+                "POST", nonce_server.issuer + "/token", claims={"nonce": pushed.headers["DPoP-Nonce"]}
+            )
+        },
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["token_type"] == "DPoP"
 
@@ -93,8 +119,12 @@ def test_rfc9449_s8_par_endpoint_asks_for_a_nonce(nonce_server: Server, web: htt
 def test_rfc9449_s8_browser_app_can_read_the_nonce(nonce_server: Server, web: httpx.Client) -> None:
     """A browser app only sees response headers the server exposes (Fetch standard, CORS)."""
     got = run_flow(web, "demo-spa", SPA_REDIRECT)
-    resp = exchange(web, got, client_id="demo-spa", headers={
-        "Origin": SPA_ORIGIN, "DPoP": DPoPKey().proof("POST", nonce_server.issuer + "/token")})
+    resp = exchange(
+        web,
+        got,
+        client_id="demo-spa",
+        headers={"Origin": SPA_ORIGIN, "DPoP": DPoPKey().proof("POST", nonce_server.issuer + "/token")},
+    )
     assert_oauth_error(resp, "use_dpop_nonce", 400)
     assert "DPoP-Nonce" in resp.headers["access-control-expose-headers"]
 
@@ -108,12 +138,17 @@ def test_rfc9449_s8_nonce_is_accepted_by_every_node(tmp_path: Path) -> None:
         with first.client() as one, second.client() as other:
             key = DPoPKey()
             got = run_flow(one, "demo-native", NATIVE_REDIRECT)
-            refused = exchange(one, got, client_id="demo-native",
-                               headers={"DPoP": key.proof("POST", first.issuer + "/token")})
+            refused = exchange(
+                one, got, client_id="demo-native", headers={"DPoP": key.proof("POST", first.issuer + "/token")}
+            )
             nonce = refused.headers["DPoP-Nonce"]
             got = run_flow(other, "demo-native", NATIVE_REDIRECT)
-            resp = exchange(other, got, client_id="demo-native", headers={
-                "DPoP": key.proof("POST", second.issuer + "/token", claims={"nonce": nonce})})
+            resp = exchange(
+                other,
+                got,
+                client_id="demo-native",
+                headers={"DPoP": key.proof("POST", second.issuer + "/token", claims={"nonce": nonce})},
+            )
             assert resp.status_code == 200, resp.text
     finally:
         second.stop()
@@ -122,13 +157,18 @@ def test_rfc9449_s8_nonce_is_accepted_by_every_node(tmp_path: Path) -> None:
 
 def test_rfc9449_s5_2_dpop_bound_access_tokens_client_needs_a_proof(server: Server, http: httpx.Client) -> None:
     """RFC 9449 §5.2: a client registered with dpop_bound_access_tokens=true gets no Bearer token."""
-    out = server.add_client("--name", "Always DPoP", "--profile", "native", "--redirect-uri", NATIVE_REDIRECT,
-                            "--require-dpop")
+    out = server.add_client(
+        "--name", "Always DPoP", "--profile", "native", "--redirect-uri", NATIVE_REDIRECT, "--require-dpop"
+    )
     assert out["dpop_bound_access_tokens"] is True
     with server.client() as browser:
         got = run_flow(browser, out["client_id"], NATIVE_REDIRECT)
         assert_oauth_error(exchange(browser, got, client_id=out["client_id"]), "invalid_dpop_proof", 400)
-        resp = exchange(browser, got, client_id=out["client_id"],
-                        headers={"DPoP": DPoPKey().proof("POST", server.issuer + "/token")})
+        resp = exchange(
+            browser,
+            got,
+            client_id=out["client_id"],
+            headers={"DPoP": DPoPKey().proof("POST", server.issuer + "/token")},
+        )
         assert resp.status_code == 200, resp.text
         assert resp.json()["token_type"] == "DPoP"

@@ -21,35 +21,70 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from integration_helpers import dedicated_server
-from support.server import free_port
 from support.fapi import FAPI_REDIRECT
 from support.flow import checked_choices, consent, follow_to_client, login
-from support.server import DEMO_PASSWORD, Server
+from support.server import DEMO_PASSWORD, Server, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fapi2_client.py"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "banking-api.md"
 
 
-def _register(server: Server, tmp: Path, auth_method: str = "private_key_jwt", *extra: str,
-              scope: str = "openid accounts") -> str:
+def _register(
+    server: Server, tmp: Path, auth_method: str = "private_key_jwt", *extra: str, scope: str = "openid accounts"
+) -> str:
     subprocess.run([sys.executable, str(EXAMPLE), "keygen", "--out", str(tmp)], check=True, capture_output=True)
-    out = server.add_client("--name", "Example fintech", "--profile", "fapi2", "--auth-method", auth_method,
-                            "--jwks-file", str(tmp / "fintech-public-jwks.json"), "--redirect-uri", FAPI_REDIRECT,
-                            "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-                            "--scope", scope, *extra)
+    out = server.add_client(
+        "--name",
+        "Example fintech",
+        "--profile",
+        "fapi2",
+        "--auth-method",
+        auth_method,
+        "--jwks-file",
+        str(tmp / "fintech-public-jwks.json"),
+        "--redirect-uri",
+        FAPI_REDIRECT,
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+        "--scope",
+        scope,
+        *extra,
+    )
     return out["client_id"]
 
 
-def _flow(server: Server, tmp: Path, client_id: str, *args: str,
-          choose: Callable[[dict[str, str]], dict[str, str]] | None = None) -> str:
+def _flow(
+    server: Server,
+    tmp: Path,
+    client_id: str,
+    *args: str,
+    choose: Callable[[dict[str, str]], dict[str, str]] | None = None,
+) -> str:
     """Run `flow`, play the customer (with httpx: sign in as alice, allow; `choose` turns the account
     choices as ticked on the consent page into those she submits) and paste the callback back."""
-    proc = subprocess.Popen([sys.executable, str(EXAMPLE), "flow", "--client-id", client_id,
-                             "--issuer", server.issuer, "--key", str(tmp / "fintech-private.jwk"),
-                             "--cacert", server.ca, *args],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "flow",
+            "--client-id",
+            client_id,
+            "--issuer",
+            server.issuer,
+            "--key",
+            str(tmp / "fintech-private.jwk"),
+            "--cacert",
+            server.ca,
+            *args,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdin is not None
     url = None
     for line in proc.stdout:
@@ -68,8 +103,9 @@ def _flow(server: Server, tmp: Path, client_id: str, *args: str,
     return stdout
 
 
-def _run_example(server: Server, tmp: Path, auth_method: str = "private_key_jwt",
-                 ready: Callable[[], None] | None = None) -> str:
+def _run_example(
+    server: Server, tmp: Path, auth_method: str = "private_key_jwt", ready: Callable[[], None] | None = None
+) -> str:
     client_id = _register(server, tmp, auth_method)
     if ready is not None:
         ready()
@@ -90,14 +126,15 @@ def test_example_client_copes_with_dpop_nonces(tmp_path_factory: pytest.TempPath
         assert "userinfo: 200" in _run_example(srv, tmp)
 
 
-
 def test_example_client_with_mutual_tls(tmp_path_factory: pytest.TempPathFactory) -> None:
     """README: the same example with a self-signed certificate (RFC 8705 §2.2) on the mTLS listener;
     the token comes back certificate-bound and works at userinfo over the same connection type."""
     tmp = tmp_path_factory.mktemp("example-mtls")
     port = free_port()
-    with dedicated_server(tmp, "sqlite", {"FINGRADE_MTLS_PORT": str(port),
-                                          "FINGRADE_CLIENT_CACHE_SECONDS": "1"}) as srv:
+    with dedicated_server(
+        tmp, "sqlite", {"FINGRADE_MTLS_PORT": str(port), "FINGRADE_CLIENT_CACHE_SECONDS": "1"}
+    ) as srv:
+
         def trusted() -> None:  # the listener's trust store picks up registered certificates (web/server.py)
             ctx = srv.ssl_context()
             ctx.load_cert_chain(str(tmp / "fintech-cert.pem"), str(tmp / "fintech-key.pem"))
@@ -110,6 +147,7 @@ def test_example_client_with_mutual_tls(tmp_path_factory: pytest.TempPathFactory
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.3)
+
         stdout = _run_example(srv, tmp, "self_signed_tls_client_auth", ready=trusted)
         assert "token_type Bearer" in stdout and "userinfo: 200" in stdout
 
@@ -120,12 +158,13 @@ def _doc_python(section: str) -> list[str]:
     text = DOC.read_text()
     start = re.search(rf"^#+ {re.escape(section)}\n", text, re.M)
     assert start, section
-    body = re.split(r"^#+ ", text[start.end():], maxsplit=1, flags=re.M)[0]
+    body = re.split(r"^#+ ", text[start.end() :], maxsplit=1, flags=re.M)[0]
     return re.findall(r"```python\n(.*?)```", body, re.S)
 
 
-def test_journey_with_the_example_and_the_docs_code(server: Server, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_journey_with_the_example_and_the_docs_code(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """docs/banking-api.md "Journey": its registration and `flow` commands, and its Python code
     (with "A client you can paste" and "Paying, pasteable"), run as written against the live server;
     only the addresses and file names differ. The customer shares one account and pays from it."""
@@ -143,11 +182,12 @@ def test_journey_with_the_example_and_the_docs_code(server: Server, tmp_path: Pa
         return _flow(server, tmp_path, client_id, *shlex.split(command.replace("\\\n", " ")), choose=choose)
 
     def run(code: str, ns: dict) -> str:
-        code = code.replace("https://localhost:8443", server.issuer).replace("fingrade-data/dev-tls-cert.pem",
-                                                                            server.ca)
+        code = code.replace("https://localhost:8443", server.issuer).replace(
+            "fingrade-data/dev-tls-cert.pem", server.ca
+        )
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            exec(compile(code, str(DOC), "exec"), ns)  # noqa: S102 - the docs' own code
+            exec(compile(code, str(DOC), "exec"), ns)
         return out.getvalue()
 
     # Steps 2-4: she shares only her second account.
@@ -164,8 +204,10 @@ def test_journey_with_the_example_and_the_docs_code(server: Server, tmp_path: Pa
     run(journey[1], ns)  # the date range
     assert ns["page"]["Data"]["Transaction"]
     assert all(t["BookingDateTime"][:10] >= ns["since"] for t in ns["page"]["Data"]["Transaction"])
-    balances = "with httpx.Client(verify=TLS) as http:\n    booked = get(http, dpop_key, access_token, " \
-               "f'/accounts/{acc}/balances')['Data']['Balance'][0]['Amount']['Amount']\n"
+    balances = (
+        "with httpx.Client(verify=TLS) as http:\n    booked = get(http, dpop_key, access_token, "
+        "f'/accounts/{acc}/balances')['Data']['Balance'][0]['Amount']['Amount']\n"
+    )
     run(balances, ns)
     before = Decimal(ns["booked"])
 

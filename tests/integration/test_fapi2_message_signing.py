@@ -15,10 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from integration_helpers import BACKEND_REDIRECT, BASIC
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey
-
-from integration_helpers import BACKEND_REDIRECT, BASIC
 from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient, form_post_fields, new_key
 from support.flow import authorize_url, consent, follow_to_client, login, query_of, run_flow
@@ -59,8 +58,10 @@ def _signed_push(client: FapiClient, http: httpx.Client, **extra: str | None) ->
 
 # -- happy flows ------------------------------------------------------------------------------
 
-def test_fapi2_ms_happy_flow_jar_jarm_private_key_jwt_dpop(ms: FapiClient, http: httpx.Client,
-                                                           browser: httpx.Client) -> None:
+
+def test_fapi2_ms_happy_flow_jar_jarm_private_key_jwt_dpop(
+    ms: FapiClient, http: httpx.Client, browser: httpx.Client
+) -> None:
     """FAPI 2.0 Message Signing 5.3.1 and 5.3.2 (conformance `fapi2-security-profile-final-happy-flow`,
     signed_non_repudiation + jarm): a signed request object at PAR, the response as a JWT signed with a
     key from /jwks (JARM §2.1: iss, aud = client_id, exp ≤ 10 min, code, state; RFC 9207 iss only inside),
@@ -124,8 +125,9 @@ def test_jarm_s2_4_access_denied_inside_the_jwt(ms: FapiClient, http: httpx.Clie
     assert "code" not in got.jarm and got.code is None
 
 
-def test_fapi2_ms_5_3_2_front_channel_error_is_signed(ms: FapiClient, browser: httpx.Client,
-                                                      http: httpx.Client) -> None:
+def test_fapi2_ms_5_3_2_front_channel_error_is_signed(
+    ms: FapiClient, browser: httpx.Client, http: httpx.Client
+) -> None:
     """FAPI 2.0 Message Signing 5.3.2 (signed responses required for this client): even an error for a
     request that skipped PAR travels inside a JWT (query.jwt), never as plain error parameters."""
     resp = browser.get(authorize_url(ms.client_id, FAPI_REDIRECT, "x" * 43, "openid", state="s-err"))
@@ -152,22 +154,35 @@ def test_jarm_s2_3_unsupported_response_modes_refused(fapi: FapiClient, http: ht
     assert_oauth_error(fapi.push(http, params), "invalid_request", 400)
 
 
-def test_jarm_s2_3_any_client_may_ask_for_jwt_responses(server: Server, http: httpx.Client,
-                                                        browser: httpx.Client) -> None:
+def test_jarm_s2_3_any_client_may_ask_for_jwt_responses(
+    server: Server, http: httpx.Client, browser: httpx.Client
+) -> None:
     """JARM §2.3: the JWT modes work for every client on the front channel too: success (query.jwt),
     a validation error (form_post.jwt) and an interaction error (prompt=none → login_required)."""
     keys = _jwks(http)
-    got = run_flow(browser, "demo-backend", BACKEND_REDIRECT, scope="openid accounts", response_mode="jwt",
-                   state="s-backend")
+    got = run_flow(
+        browser, "demo-backend", BACKEND_REDIRECT, scope="openid accounts", response_mode="jwt", state="s-backend"
+    )
     claims = jwt.decode(got.params["response"], keys).claims
     assert claims["aud"] == "demo-backend" and claims["iss"] == server.issuer and claims["state"] == "s-backend"
     assert claims["code"] and "code" not in got.params and "iss" not in got.params
-    token = http.post("/token", auth=BASIC, data={"grant_type": "authorization_code", "code": claims["code"],
-                                                  "redirect_uri": BACKEND_REDIRECT, "code_verifier": got.verifier})
+    token = http.post(
+        "/token",
+        auth=BASIC,
+        data={
+            "grant_type": "authorization_code",
+            "code": claims["code"],
+            "redirect_uri": BACKEND_REDIRECT,
+            "code_verifier": got.verifier,
+        },
+    )
     assert token.status_code == 200, token.text
 
-    resp = browser.get(authorize_url("demo-backend", BACKEND_REDIRECT, "x" * 43, "openid admin",
-                                     response_mode="form_post.jwt", state="s-scope"))
+    resp = browser.get(
+        authorize_url(
+            "demo-backend", BACKEND_REDIRECT, "x" * 43, "openid admin", response_mode="form_post.jwt", state="s-scope"
+        )
+    )
     assert resp.status_code == 200
     action, fields = form_post_fields(resp.text)
     assert action == BACKEND_REDIRECT
@@ -175,13 +190,17 @@ def test_jarm_s2_3_any_client_may_ask_for_jwt_responses(server: Server, http: ht
     assert claims["error"] == "invalid_scope" and claims["state"] == "s-scope"
 
     with server.client(follow_redirects=False) as fresh:  # no session: prompt=none must fail
-        resp = fresh.get(authorize_url("demo-backend", BACKEND_REDIRECT, "x" * 43, "openid", prompt="none",
-                                       response_mode="query.jwt"))
+        resp = fresh.get(
+            authorize_url(
+                "demo-backend", BACKEND_REDIRECT, "x" * 43, "openid", prompt="none", response_mode="query.jwt"
+            )
+        )
     claims = jwt.decode(query_of(resp.headers["location"])["response"], keys).claims
     assert claims["error"] == "login_required" and claims["aud"] == "demo-backend"
 
 
 # -- signed request objects at PAR ------------------------------------------------------------
+
 
 def test_fapi2_ms_5_3_1_unsigned_par_request_refused(ms: FapiClient, http: httpx.Client) -> None:
     """FAPI 2.0 Message Signing 5.3.1 (conformance `ensure-unsigned-request-at-par-endpoint-fails`)."""
@@ -195,8 +214,14 @@ def _b64(data: dict) -> str:
 
 def _claims(client: FapiClient, params: dict[str, str]) -> dict:
     now = NOW()
-    return {"iss": client.client_id, "aud": client.server.issuer, "client_id": client.client_id, "nbf": now,
-            "exp": now + 300, **params}
+    return {
+        "iss": client.client_id,
+        "aud": client.server.issuer,
+        "client_id": client.client_id,
+        "nbf": now,
+        "exp": now + 300,
+        **params,
+    }
 
 
 @pytest.mark.parametrize("alg", ["RS256", "none", "HS256"])
@@ -205,11 +230,13 @@ def test_fapi2_sp_5_4_1_request_object_algorithm_refused(ms_rsa: FapiClient, htt
     only PS256, ES256 and EdDSA; the object is refused with invalid_request_object (RFC 9126 §2.3)."""
     params, _ = ms_rsa.request_params(response_mode="jwt")
     if alg == "RS256":
-        token = jwt.encode({"alg": "RS256", "kid": ms_rsa.key.kid}, _claims(ms_rsa, params), ms_rsa.key,
-                           algorithms=["RS256"])
+        token = jwt.encode(
+            {"alg": "RS256", "kid": ms_rsa.key.kid}, _claims(ms_rsa, params), ms_rsa.key, algorithms=["RS256"]
+        )
     elif alg == "HS256":
-        token = jwt.encode({"alg": "HS256"}, _claims(ms_rsa, params), OctKey.import_key(secrets.token_bytes(32)),
-                           algorithms=["HS256"])
+        token = jwt.encode(
+            {"alg": "HS256"}, _claims(ms_rsa, params), OctKey.import_key(secrets.token_bytes(32)), algorithms=["HS256"]
+        )
     else:
         token = f"{_b64({'alg': 'none', 'typ': 'oauth-authz-req+jwt'})}.{_b64(_claims(ms_rsa, params))}."
     assert_oauth_error(ms_rsa.push(http, {"request": token}), "invalid_request_object", 400)
@@ -261,8 +288,9 @@ def test_rfc9101_s6_2_aud(ms: FapiClient, http: httpx.Client) -> None:
     _assert_accepted(ms, http, aud=["https://other.example", ms.server.issuer])
 
 
-def test_rfc9101_s6_2_signed_with_another_clients_key_refused(ms: FapiClient, other: FapiClient,
-                                                              http: httpx.Client) -> None:
+def test_rfc9101_s6_2_signed_with_another_clients_key_refused(
+    ms: FapiClient, other: FapiClient, http: httpx.Client
+) -> None:
     """RFC 9101 §6.2 (conformance `ensure-matching-key-in-authorization-request`): the signature must
     verify with a key of the authenticated client; another registered client's key fails, as does an
     unregistered key."""
@@ -270,8 +298,9 @@ def test_rfc9101_s6_2_signed_with_another_clients_key_refused(ms: FapiClient, ot
     _assert_refused(ms, http, key=new_key("ES256", kid=ms.key.kid))
 
 
-def test_rfc9126_s3_client_id_and_iss_must_be_the_authenticated_client(ms: FapiClient, other: FapiClient,
-                                                                       http: httpx.Client) -> None:
+def test_rfc9126_s3_client_id_and_iss_must_be_the_authenticated_client(
+    ms: FapiClient, other: FapiClient, http: httpx.Client
+) -> None:
     """RFC 9126 §3 / RFC 9101 §5: the object's client_id must be the authenticated client (required);
     iss, when present, too; iss may be left out."""
     _assert_refused(ms, http, client_id=other.client_id)
@@ -313,8 +342,9 @@ def test_rfc9101_garbage_and_encrypted_objects_refused(ms: FapiClient, http: htt
         assert_oauth_error(ms.push(http, {"request": token}), "invalid_request_object", 400)
 
 
-def test_rfc9101_s6_3_only_parameters_inside_the_object_are_used(ms: FapiClient, http: httpx.Client,
-                                                                 browser: httpx.Client) -> None:
+def test_rfc9101_s6_3_only_parameters_inside_the_object_are_used(
+    ms: FapiClient, http: httpx.Client, browser: httpx.Client
+) -> None:
     """RFC 9101 §6.3 / RFC 9126 §3 (conformance: state only outside the object is not returned):
     form parameters beside the object are ignored, including a different state or nonce."""
     params, verifier = ms.request_params(response_mode="jwt", state=None)
@@ -338,10 +368,14 @@ def test_rfc9126_s3_fapi2_client_may_sign(fapi: FapiClient, http: httpx.Client, 
 
 # -- registration -----------------------------------------------------------------------------
 
+
 def _dcr(server: Server, http: httpx.Client, meta: dict) -> httpx.Response:
     token = server.cli("registration-token", "create", "--label", "ms-" + secrets.token_hex(3)).stdout.strip()
-    return http.post("/register", json={"client_name": "ms", "redirect_uris": [FAPI_REDIRECT], **meta},
-                     headers={"Authorization": f"Bearer {token}"})
+    return http.post(
+        "/register",
+        json={"client_name": "ms", "redirect_uris": [FAPI_REDIRECT], **meta},
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def test_rfc9101_s10_5_require_signed_request_object_in_client_metadata(server: Server, http: httpx.Client) -> None:
@@ -355,8 +389,9 @@ def test_rfc9101_s10_5_require_signed_request_object_in_client_metadata(server: 
 
 
 @pytest.mark.parametrize("field", ["authorization_signed_response_alg", "introspection_signed_response_alg"])
-def test_jarm_s3_rfc9701_s6_signed_response_alg_metadata(server: Server, http: httpx.Client, field: str,
-                                                         tmp_path: Path) -> None:
+def test_jarm_s3_rfc9701_s6_signed_response_alg_metadata(
+    server: Server, http: httpx.Client, field: str, tmp_path: Path
+) -> None:
     """JARM §3 / RFC 9701 §6: the client may name the alg, but only the server's (ES256 here; the
     specs' RS256 default is forbidden by FAPI 2.0 SP 5.4.1)."""
     jwks = {"keys": [new_key().as_dict(private=False)]}
@@ -392,8 +427,11 @@ def test_rfc9701_s5_signed_introspection_response(ms: FapiClient, http: httpx.Cl
     assert info["active"] is True and info["client_id"] == ms.client_id and info["token_type"] == "DPoP"
     assert info["cnf"]["jkt"] == ms.dpop.jkt
 
-    resp = http.post("/introspect", data={"token": "unknown", **ms.auth_params()},
-                     headers={"Accept": f"application/json;q=0.5, {JWT_TYPE}"})
+    resp = http.post(
+        "/introspect",
+        data={"token": "unknown", **ms.auth_params()},
+        headers={"Accept": f"application/json;q=0.5, {JWT_TYPE}"},
+    )
     assert jwt.decode(resp.text, _jwks(http)).claims["token_introspection"] == {"active": False}
 
 
@@ -421,13 +459,20 @@ def test_metadata_advertises_message_signing(http: httpx.Client) -> None:
     assert "authorization_encryption_alg_values_supported" not in doc
 
 
-def test_rfc9101_s4_authorization_details_inside_the_object(server: Server, http: httpx.Client,
-                                                            browser: httpx.Client, tmp_path: Path) -> None:
+def test_rfc9101_s4_authorization_details_inside_the_object(
+    server: Server, http: httpx.Client, browser: httpx.Client, tmp_path: Path
+) -> None:
     """RFC 9101 §4 with RFC 9396 §3: JSON-valued parameters travel as JSON inside the request object
     (here authorization_details as an array) and are validated like the form parameter."""
     payer = FapiClient.register(server, tmp_path, "--authorization-details-type", "payment_initiation", profile=MS)
-    details = [{"type": "payment_initiation", "instructedAmount": {"currency": "EUR", "amount": "25.00"},
-                "creditorName": "Acme Ltd", "creditorAccount": {"iban": "GB33BUKB20201555555555"}}]
+    details = [
+        {
+            "type": "payment_initiation",
+            "instructedAmount": {"currency": "EUR", "amount": "25.00"},
+            "creditorName": "Acme Ltd",
+            "creditorAccount": {"iban": "GB33BUKB20201555555555"},
+        }
+    ]
     params, verifier = payer.request_params(response_mode="jwt")
     pushed = payer.push(http, {"request": payer.request_object(params, authorization_details=details)})
     assert pushed.status_code == 201, pushed.text

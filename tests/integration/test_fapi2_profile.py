@@ -10,7 +10,6 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
 from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import authorize_url, follow_to_client, pkce_pair, query_of
@@ -32,8 +31,9 @@ def test_happy_flow_private_key_jwt_dpop(fapi: FapiClient, http: httpx.Client, b
     assert claims["client_id"] == fapi.client_id
     # The token works at userinfo with a proof by the same key (RFC 9449 §7).
     token = body["access_token"]
-    info = http.get("/userinfo", headers={"Authorization": f"DPoP {token}",
-                                          **fapi.dpop_header("/userinfo", "GET", token=token)})
+    info = http.get(
+        "/userinfo", headers={"Authorization": f"DPoP {token}", **fapi.dpop_header("/userinfo", "GET", token=token)}
+    )
     assert info.status_code == 200, info.text
 
 
@@ -48,8 +48,9 @@ def test_5_3_2_2_3_authorization_request_without_par_refused(fapi: FapiClient, b
     assert params["iss"] == fapi.server.issuer  # 5.3.2.2-7: iss in error responses too
 
 
-def test_5_3_2_1_4_token_request_without_sender_constraint_refused(fapi: FapiClient, http: httpx.Client,
-                                                                  browser: httpx.Client) -> None:
+def test_5_3_2_1_4_token_request_without_sender_constraint_refused(
+    fapi: FapiClient, http: httpx.Client, browser: httpx.Client
+) -> None:
     """FAPI 2.0 SP 5.3.2.1-4: only sender-constrained tokens; a code redeemed without a DPoP proof
     or client certificate is refused, and the code is not spent by the refusal."""
     params, verifier = fapi.request_params()
@@ -107,8 +108,11 @@ def test_5_3_2_1_9_refresh_tokens_not_rotated(fapi: FapiClient, http: httpx.Clie
     tokens = fapi.flow(http, browser, scope="openid offline_access accounts").json()
     refresh = tokens["refresh_token"]
     for _ in range(2):
-        resp = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
-                                         **fapi.auth_params()}, headers=fapi.dpop_header("/token"))
+        resp = http.post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh, **fapi.auth_params()},
+            headers=fapi.dpop_header("/token"),
+        )
         assert resp.status_code == 200, resp.text
         assert "refresh_token" not in resp.json() or resp.json()["refresh_token"] == refresh
         assert resp.json()["token_type"] == "DPoP"
@@ -120,22 +124,40 @@ def test_5_3_2_1_9_refresh_tokens_not_rotated(fapi: FapiClient, http: httpx.Clie
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post", "none"])
 def test_5_3_2_1_6_weak_client_authentication_refused_at_registration(server: Server, method: str) -> None:
     """FAPI 2.0 SP 5.3.2.1-3 and -6: confidential clients only, authenticating with private_key_jwt or mTLS."""
-    out = server.cli("clients", "add", "--name", "weak", "--profile", "fapi2", "--auth-method", method,
-                     "--redirect-uri", FAPI_REDIRECT, check=False)
+    out = server.cli(
+        "clients",
+        "add",
+        "--name",
+        "weak",
+        "--profile",
+        "fapi2",
+        "--auth-method",
+        method,
+        "--redirect-uri",
+        FAPI_REDIRECT,
+        check=False,
+    )
     assert out.returncode != 0
     assert "not allowed for fapi2" in out.stderr + out.stdout
 
 
 def test_5_3_2_1_6_dynamic_registration_refuses_client_secret(server: Server, http: httpx.Client) -> None:
     token = server.cli("registration-token", "create", "--label", "fapi-dcr-test").stdout.strip()
-    resp = http.post("/register", json={"security_profile": "fapi2", "redirect_uris": [FAPI_REDIRECT],
-                                        "token_endpoint_auth_method": "client_secret_basic"},
-                     headers={"Authorization": f"Bearer {token}"})
+    resp = http.post(
+        "/register",
+        json={
+            "security_profile": "fapi2",
+            "redirect_uris": [FAPI_REDIRECT],
+            "token_endpoint_auth_method": "client_secret_basic",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert_oauth_error(resp, "invalid_client_metadata", 400)
 
 
-def test_rfc9126_s4_parameters_outside_pushed_request_ignored(fapi: FapiClient, http: httpx.Client,
-                                                             browser: httpx.Client) -> None:
+def test_rfc9126_s4_parameters_outside_pushed_request_ignored(
+    fapi: FapiClient, http: httpx.Client, browser: httpx.Client
+) -> None:
     """RFC 9126 §4, FAPI 2.0 SP 5.3.3.2: only the pushed parameters count (a state sent on the
     front channel is neither used nor returned)."""
     params, verifier = fapi.request_params(state="inside")

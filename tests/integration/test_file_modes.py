@@ -34,8 +34,10 @@ def sign_in(server: Server) -> None:
     """Some writes (a session, audit rows), so the database's WAL files exist."""
     with server.client(follow_redirects=False) as browser:
         page = browser.get("/account/login")
-        resp = browser.post("/account/login", data={"username": "alice", "password": DEMO_PASSWORD,
-                                                    "csrf_token": CSRF.search(page.text).group(1)})
+        resp = browser.post(
+            "/account/login",
+            data={"username": "alice", "password": DEMO_PASSWORD, "csrf_token": CSRF.search(page.text).group(1)},
+        )
         assert resp.status_code == 303
 
 
@@ -83,8 +85,9 @@ def test_cli_creates_a_private_database(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINGRADE_")}
     env["FINGRADE_DATA_DIR"] = str(data_dir)
     with umask(0o022):
-        subprocess.run([sys.executable, "-m", "fingrade.cli", "migrate"], env=env, check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "fingrade.cli", "migrate"], env=env, check=True, capture_output=True, timeout=120
+        )
     assert mode(data_dir) == 0o700
     for name in ("fingrade.db", "secrets.json"):
         assert mode(data_dir / name) == 0o600, name

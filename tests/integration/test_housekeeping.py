@@ -9,10 +9,22 @@ import json
 from pathlib import Path
 
 import httpx
-
-from integration_helpers import (ASSERTION_TYPE, BACKEND_REDIRECT, audit_events, authorize_steps, bearer,
-                                 client_assertion, db_rows, exchange, jwks_client, new_confidential_client, new_user,
-                                 signing_key, user_id, wait_for)
+from integration_helpers import (
+    ASSERTION_TYPE,
+    BACKEND_REDIRECT,
+    audit_events,
+    authorize_steps,
+    bearer,
+    client_assertion,
+    db_rows,
+    exchange,
+    jwks_client,
+    new_confidential_client,
+    new_user,
+    signing_key,
+    user_id,
+    wait_for,
+)
 from support.flow import pkce_pair
 from support.server import Server
 
@@ -36,8 +48,15 @@ def test_expired_one_time_rows_are_removed(server: Server, http: httpx.Client, t
     cid = jwks_client(server, key, tmp_path)
     assertion = client_assertion(key, "ES256", cid, server.issuer, lifetime=1)
     jti = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "=="))["jti"]
-    resp = http.post("/token", data={"grant_type": "client_credentials", "scope": "accounts",
-                                     "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    resp = http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "accounts",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
+    )
     assert resp.status_code == 200, resp.text
     assert _onetime_exists(server, "assertion_jti", f"{cid}:{jti}")
     # exp + 5 s leeway, then at most one janitor round (2 s ± 20 %).
@@ -51,13 +70,11 @@ def test_expired_sessions_are_removed(tuned_server: Server) -> None:
     username, password = new_user(srv)
     uid = user_id(srv, username)
     with srv.client(follow_redirects=False) as browser:
-        first = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid",
-                                username, password)
+        first = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid", username, password)
         assert first.saw_login and first.result.code
         assert db_rows(srv, "SELECT expires_at FROM sessions WHERE user_id = ?", uid)
         wait_for(lambda: not db_rows(srv, "SELECT 1 FROM sessions WHERE user_id = ?", uid), timeout=20)
-        again = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid",
-                                username, password)
+        again = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid", username, password)
         assert again.saw_login
 
 

@@ -6,9 +6,15 @@ import time
 
 import httpx
 import pytest
-
-from integration_helpers import (BASIC, backend_tokens, bearer, client_credentials, introspect,
-                                 new_confidential_client, user_tokens)
+from integration_helpers import (
+    BASIC,
+    backend_tokens,
+    bearer,
+    client_credentials,
+    introspect,
+    new_confidential_client,
+    user_tokens,
+)
 from support.server import DEMO_SECRET, Server
 
 
@@ -85,16 +91,19 @@ def test_revoked_tokens_are_inactive(http: httpx.Client, browser: httpx.Client) 
 def test_rotated_away_refresh_token_is_inactive(http: httpx.Client, browser: httpx.Client, server: Server) -> None:
     """RFC 9700 §4.14.2: a public client's used refresh token is dead once rotated."""
     tokens = user_tokens(browser, scope="openid offline_access")
-    resp = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                     "client_id": "demo-native"})
+    resp = http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "demo-native"},
+    )
     assert resp.status_code == 200, resp.text
     rs_id, rs_secret = new_confidential_client(server, "--resource-server", "--grant-type", "client_credentials")
     assert introspect(http, tokens["refresh_token"], auth=(rs_id, rs_secret)).json() == {"active": False}
     assert introspect(http, resp.json()["refresh_token"], auth=(rs_id, rs_secret)).json()["active"] is True
 
 
-def test_other_clients_token_is_inactive_for_a_non_resource_server(server: Server, http: httpx.Client,
-                                                                    browser: httpx.Client) -> None:
+def test_other_clients_token_is_inactive_for_a_non_resource_server(
+    server: Server, http: httpx.Client, browser: httpx.Client
+) -> None:
     """RFC 7662 §2.2/§4: a client learns nothing about tokens issued to other clients; a registered
     resource server may introspect them all."""
     other_id, other_secret = new_confidential_client(server, "--grant-type", "client_credentials")

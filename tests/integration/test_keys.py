@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import httpx
+from integration_helpers import BASIC, NATIVE_REDIRECT, client_credentials, db_rows, exchange, introspect, wait_for
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
-
-from integration_helpers import BASIC, NATIVE_REDIRECT, client_credentials, db_rows, exchange, introspect, wait_for
 from support.flow import run_flow
 from support.server import Server
 

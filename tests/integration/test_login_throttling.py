@@ -14,15 +14,19 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from integration_helpers import BACKENDS, audit_events, dedicated_server, new_user, user_id
 from support.flow import CSRF, authorize_url, login, pkce_pair
 from support.server import DEMO_PASSWORD, Server
 
 WRONG = "wrong-password-123"
-LIMITS = {"FINGRADE_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS": "3", "FINGRADE_LOGIN_MAX_FAILURES_PER_ACCOUNT": "5",
-          "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "5", "FINGRADE_LOGIN_BACKOFF_SECONDS": "3",
-          "FINGRADE_LOGIN_FAILURE_WINDOW": "60", "FINGRADE_TRUSTED_PROXIES": "127.0.0.1"}
+LIMITS = {
+    "FINGRADE_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS": "3",
+    "FINGRADE_LOGIN_MAX_FAILURES_PER_ACCOUNT": "5",
+    "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "5",
+    "FINGRADE_LOGIN_BACKOFF_SECONDS": "3",
+    "FINGRADE_LOGIN_FAILURE_WINDOW": "60",
+    "FINGRADE_TRUSTED_PROXIES": "127.0.0.1",
+}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -45,8 +49,9 @@ class Browser:
         self.csrf = CSRF.search(page.text).group(1)
 
     def sign_in(self, username: str, password: str) -> httpx.Response:
-        return self.http.post("/account/login", data={"username": username, "password": password,
-                                                      "csrf_token": self.csrf})
+        return self.http.post(
+            "/account/login", data={"username": username, "password": password, "csrf_token": self.csrf}
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -80,6 +85,7 @@ def burst(server: Server, attempts: list[tuple[str, str]], password: str = WRONG
         statuses[i] = resp.status_code
         if resp.status_code == 429:
             assert int(resp.headers["retry-after"]) >= 1
+
     threads = [threading.Thread(target=go, args=(i,)) for i in range(len(browsers))]
     for t in threads:
         t.start()
@@ -125,13 +131,16 @@ def test_a_strangers_failures_do_not_lock_the_owner_out_of_their_browser(strict:
     """Anyone can make an account's shared counter run out; the owner's browser, which signed in
     before (device cookie), is not counted on it and signs in as always, also in the authorization flow."""
     username, password = new_user(strict)
-    with strict.client(follow_redirects=False, headers={"X-Forwarded-For": address()}) as owner, \
-            Browser(strict, address()) as bob:
+    with (
+        strict.client(follow_redirects=False, headers={"X-Forwarded-For": address()}) as owner,
+        Browser(strict, address()) as bob,
+    ):
+
         def sign_in(pw: str) -> httpx.Response:
             _, challenge = pkce_pair()
-            resp = owner.get(authorize_url("demo-native", "http://127.0.0.1:5000/callback", challenge,
-                                           prompt="login"))
+            resp = owner.get(authorize_url("demo-native", "http://127.0.0.1:5000/callback", challenge, prompt="login"))
             return login(owner, owner.get(resp.headers["location"]), username, pw)
+
         assert sign_in(password).status_code == 303
         assert bob.sign_in("bob", DEMO_PASSWORD).status_code == 303  # bob's browser knows bob only
         statuses = [attempt(strict, address(), username, WRONG).status_code for _ in range(5)]  # a stranger

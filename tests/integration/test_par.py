@@ -11,9 +11,18 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-
-from integration_helpers import (BACKEND_REDIRECT, BACKENDS, BASIC, NATIVE_REDIRECT, client_assertion,
-                                 dedicated_server, exchange, jwks_client, new_confidential_client, signing_key)
+from integration_helpers import (
+    BACKEND_REDIRECT,
+    BACKENDS,
+    BASIC,
+    NATIVE_REDIRECT,
+    client_assertion,
+    dedicated_server,
+    exchange,
+    jwks_client,
+    new_confidential_client,
+    signing_key,
+)
 from security.kit import assert_error_page, assert_oauth_error
 from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of, run_flow
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
@@ -23,8 +32,16 @@ URN = "urn:ietf:params:oauth:request_uri:"
 
 def _request(client_id: str, redirect_uri: str, scope: str = "openid", **extra: str) -> tuple[str, dict[str, str]]:
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-              "state": "st-" + verifier[:8], "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": "st-" + verifier[:8],
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
     return verifier, params
 
 
@@ -53,12 +70,14 @@ def finish(browser: httpx.Client, resp: httpx.Response, redirect_uri: str, verif
     location = resp.headers["location"]
     assert location.startswith(redirect_uri), location
     params = query_of(location)
-    return Authorized(code=params.get("code"), params=params, verifier=verifier, redirect_uri=redirect_uri,
-                      location=location)
+    return Authorized(
+        code=params.get("code"), params=params, verifier=verifier, redirect_uri=redirect_uri, location=location
+    )
 
 
-def _pushed_flow(server: Server, browser: httpx.Client, client_id: str, redirect_uri: str,
-                 scope: str) -> dict[str, Any]:
+def _pushed_flow(
+    server: Server, browser: httpx.Client, client_id: str, redirect_uri: str, scope: str
+) -> dict[str, Any]:
     """A public client's flow through PAR: pushed with client_id alone."""
     verifier, params = _request(client_id, redirect_uri, scope)
     resp = push(browser, params)
@@ -77,6 +96,7 @@ def _pushed_flow(server: Server, browser: httpx.Client, client_id: str, redirect
 
 
 # -- happy paths, one per client profile ------------------------------------------------------
+
 
 def test_rfc9126_s2_1_public_native_client_identifies_with_client_id(server: Server, browser: httpx.Client) -> None:
     """RFC 9126 §2.1: a public client (demo-native) pushes with client_id, as at the token endpoint."""
@@ -100,18 +120,28 @@ def test_rfc9126_s2_1_private_key_jwt_client(server: Server, browser: httpx.Clie
     key = signing_key("ES256")
     client_id = jwks_client(server, key, tmp_path, "--grant-type", "authorization_code", "--scope", "openid accounts")
     verifier, params = _request(client_id, BACKEND_REDIRECT, "openid accounts")
-    params.update(client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                  client_assertion=client_assertion(key, "ES256", client_id, server.issuer))
+    params.update(
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion=client_assertion(key, "ES256", client_id, server.issuer),
+    )
     uri = pushed_uri(browser, params)
     got = finish(browser, start(browser, client_id, uri), BACKEND_REDIRECT, verifier)
-    resp = browser.post("/token", data={
-        "grant_type": "authorization_code", "code": got.code, "redirect_uri": BACKEND_REDIRECT,
-        "code_verifier": verifier, "client_assertion_type": params["client_assertion_type"],
-        "client_assertion": client_assertion(key, "ES256", client_id, server.issuer)})
+    resp = browser.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": got.code,
+            "redirect_uri": BACKEND_REDIRECT,
+            "code_verifier": verifier,
+            "client_assertion_type": params["client_assertion_type"],
+            "client_assertion": client_assertion(key, "ES256", client_id, server.issuer),
+        },
+    )
     assert resp.status_code == 200, resp.text
 
 
 # -- the PAR endpoint's refusals --------------------------------------------------------------
+
 
 def test_rfc9126_s2_3_get_is_405(http: httpx.Client) -> None:
     """RFC 9126 §2.3: methods other than POST get 405."""
@@ -119,8 +149,9 @@ def test_rfc9126_s2_3_get_is_405(http: httpx.Client) -> None:
     assert resp.status_code == 405 and resp.headers["allow"] == "POST"
 
 
-@pytest.mark.parametrize("auth, drop_client_id", [(None, True), (("demo-backend", "wrong-secret"), False),
-                                                  (None, False)])
+@pytest.mark.parametrize(
+    "auth, drop_client_id", [(None, True), (("demo-backend", "wrong-secret"), False), (None, False)]
+)
 def test_rfc9126_s2_1_client_authentication_required(http: httpx.Client, auth: Any, drop_client_id: bool) -> None:
     """RFC 9126 §2.1 step 1, RFC 6749 §5.2: no, wrong or missing credentials are 401 invalid_client."""
     _, params = _request("demo-backend", BACKEND_REDIRECT)
@@ -147,9 +178,9 @@ SAME_ERRORS = [
 
 
 @pytest.mark.parametrize("override, error, page", SAME_ERRORS)
-def test_rfc9126_s2_3_pushed_params_validated_like_authorize(http: httpx.Client, browser: httpx.Client,
-                                                             override: dict[str, str | None], error: str,
-                                                             page: bool) -> None:
+def test_rfc9126_s2_3_pushed_params_validated_like_authorize(
+    http: httpx.Client, browser: httpx.Client, override: dict[str, str | None], error: str, page: bool
+) -> None:
     """RFC 9126 §2.1 step 3, §2.3: the pushed parameters get the authorization endpoint's checks, as JSON 400."""
     _, params = _request("demo-native", NATIVE_REDIRECT)
     for name, value in override.items():
@@ -168,12 +199,20 @@ def test_rfc9126_s2_3_pushed_params_validated_like_authorize(http: httpx.Client,
 
 # -- the authorization endpoint with request_uri ----------------------------------------------
 
+
 def test_rfc9126_s4_parameters_outside_the_pushed_request_are_ignored(browser: httpx.Client) -> None:
     """RFC 9126 §4: only the pushed request counts; another redirect_uri, scope or state on the query do nothing."""
     verifier, params = _request("demo-native", NATIVE_REDIRECT, "openid")
     uri = pushed_uri(browser, params)
-    resp = start(browser, "demo-native", uri, redirect_uri="http://127.0.0.1:9/elsewhere",
-                 scope="openid profile email", state="from-the-query", response_type="token")
+    resp = start(
+        browser,
+        "demo-native",
+        uri,
+        redirect_uri="http://127.0.0.1:9/elsewhere",
+        scope="openid profile email",
+        state="from-the-query",
+        response_type="token",
+    )
     got = finish(browser, resp, NATIVE_REDIRECT, verifier)
     assert got.params["state"] == params["state"]
     tokens = exchange(browser, got, client_id="demo-native")
@@ -189,10 +228,13 @@ def test_rfc9126_s4_request_uri_bound_to_its_client(browser: httpx.Client) -> No
     assert "invalid_request_uri" in resp.text
 
 
-@pytest.mark.parametrize("request_uri, error", [
-    (URN + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "invalid_request_uri"),
-    ("https://127.0.0.1:1/request.jwt", "request_uri_not_supported"),  # never fetched (CVE-2020-10770)
-])
+@pytest.mark.parametrize(
+    "request_uri, error",
+    [
+        (URN + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "invalid_request_uri"),
+        ("https://127.0.0.1:1/request.jwt", "request_uri_not_supported"),  # never fetched (CVE-2020-10770)
+    ],
+)
 def test_rfc9126_s4_unknown_or_foreign_request_uri(browser: httpx.Client, request_uri: str, error: str) -> None:
     """RFC 9126 §4: an unknown request_uri, or one that is not ours, gets an error page."""
     resp = start(browser, "demo-native", request_uri)
@@ -250,6 +292,7 @@ def test_rfc9126_s5_metadata(http: httpx.Client, server: Server) -> None:
 
 # -- a server that requires PAR for everyone, with the shortest request_uri lifetime ---------
 
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def par_only_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"FINGRADE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS": "true", "FINGRADE_PAR_TTL": "10"}
@@ -296,9 +339,17 @@ def test_concurrent_completions_of_one_request_uri_yield_one_code(server: Server
     with server.client(follow_redirects=False) as browser:
         run_flow(browser, "demo-spa", "https://localhost:3000/callback")  # session + consent
         _, challenge = pkce_pair()
-        pushed = browser.post("/par", data={
-            "client_id": "demo-spa", "response_type": "code", "redirect_uri": "https://localhost:3000/callback",
-            "scope": "openid profile", "code_challenge": challenge, "code_challenge_method": "S256"}).json()
+        pushed = browser.post(
+            "/par",
+            data={
+                "client_id": "demo-spa",
+                "response_type": "code",
+                "redirect_uri": "https://localhost:3000/callback",
+                "scope": "openid profile",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        ).json()
         url = "/authorize?" + urlencode({"client_id": "demo-spa", "request_uri": pushed["request_uri"]})
         cookies = dict(browser.cookies)
     statuses: list[tuple[int, str]] = []

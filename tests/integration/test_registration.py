@@ -11,21 +11,44 @@ from typing import Any
 
 import httpx
 import pytest
-
-from integration_helpers import (BACKENDS, SPA_ORIGIN, audit_events, authorize_steps, bearer, db_rows,
-                                 dedicated_server, exchange, introspect, new_user, signing_key, www_authenticate)
+from integration_helpers import (
+    BACKENDS,
+    SPA_ORIGIN,
+    audit_events,
+    authorize_steps,
+    bearer,
+    db_rows,
+    dedicated_server,
+    exchange,
+    introspect,
+    new_user,
+    signing_key,
+    www_authenticate,
+)
 from support.flow import authorize_url, pkce_pair, query_of, run_flow
 from support.server import Server
 
-NATIVE_META = {"client_name": "Registered mobile app", "application_type": "native",
-               "token_endpoint_auth_method": "none", "redirect_uris": ["http://127.0.0.1/cb", "com.example.app:/cb"],
-               "grant_types": ["authorization_code", "refresh_token"], "scope": "openid profile offline_access"}
-SPA_META = {"client_name": "Registered web app", "token_endpoint_auth_method": "none",
-            "redirect_uris": ["https://localhost:3000/registered-cb"], "scope": "openid profile"}
-CONFIDENTIAL_META = {"client_name": "Registered fintech", "token_endpoint_auth_method": "client_secret_basic",
-                     "redirect_uris": ["https://fintech.example/cb"],
-                     "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
-                     "scope": "openid profile offline_access accounts"}
+NATIVE_META = {
+    "client_name": "Registered mobile app",
+    "application_type": "native",
+    "token_endpoint_auth_method": "none",
+    "redirect_uris": ["http://127.0.0.1/cb", "com.example.app:/cb"],
+    "grant_types": ["authorization_code", "refresh_token"],
+    "scope": "openid profile offline_access",
+}
+SPA_META = {
+    "client_name": "Registered web app",
+    "token_endpoint_auth_method": "none",
+    "redirect_uris": ["https://localhost:3000/registered-cb"],
+    "scope": "openid profile",
+}
+CONFIDENTIAL_META = {
+    "client_name": "Registered fintech",
+    "token_endpoint_auth_method": "client_secret_basic",
+    "redirect_uris": ["https://fintech.example/cb"],
+    "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+    "scope": "openid profile offline_access accounts",
+}
 
 
 def initial_access_token(server: Server, *extra: str) -> tuple[str, str]:
@@ -47,6 +70,7 @@ def register(http: httpx.Client, meta: dict[str, Any], token: str | None) -> htt
 
 
 # -- initial access tokens --------------------------------------------------------------------
+
 
 def test_registration_needs_an_initial_access_token(http: httpx.Client) -> None:
     """RFC 7591 §3 with RFC 6750 §3.1: closed registration without a valid token → 401 invalid_token."""
@@ -85,8 +109,8 @@ def test_expired_initial_access_token_is_refused(server: Server, http: httpx.Cli
 
 # -- registering and using clients ------------------------------------------------------------
 
-def test_register_native_client_and_use_it(server: Server, http: httpx.Client, browser: httpx.Client,
-                                           iat: str) -> None:
+
+def test_register_native_client_and_use_it(server: Server, http: httpx.Client, browser: httpx.Client, iat: str) -> None:
     """RFC 7591 §3.2.1: 201 with client_id and the registered metadata; a public native client gets no
     secret and completes the PKCE flow from any loopback port (RFC 8252 §7.3)."""
     resp = register(http, NATIVE_META, iat)
@@ -105,8 +129,9 @@ def test_register_native_client_and_use_it(server: Server, http: httpx.Client, b
     assert tokens.json()["refresh_token"]
 
 
-def test_rfc8252_8_6_a_native_app_cannot_verify_itself(server: Server, http: httpx.Client, browser: httpx.Client,
-                                                      iat: str) -> None:
+def test_rfc8252_8_6_a_native_app_cannot_verify_itself(
+    server: Server, http: httpx.Client, browser: httpx.Client, iat: str
+) -> None:
     """RFC 8252 §8.6: only an operator can say a native client's identity is assured; the member sent
     in dynamic registration is not taken, so its repeated requests still ask the user."""
     resp = register(http, {**NATIVE_META, "identity_verified": True}, iat)
@@ -130,8 +155,9 @@ def test_register_spa_client_and_use_it_cross_origin(http: httpx.Client, browser
     assert tokens.headers["access-control-allow-origin"] == SPA_ORIGIN
 
 
-def test_register_confidential_client_and_use_it(server: Server, http: httpx.Client, browser: httpx.Client,
-                                                 iat: str) -> None:
+def test_register_confidential_client_and_use_it(
+    server: Server, http: httpx.Client, browser: httpx.Client, iat: str
+) -> None:
     """RFC 7591 §3.2.1: a confidential client gets a server-generated secret (client_secret_expires_at
     0 = never) and uses it at /token."""
     resp = register(http, CONFIDENTIAL_META, iat)
@@ -156,8 +182,11 @@ def test_client_id_is_chosen_by_the_server(http: httpx.Client, iat: str) -> None
 def test_private_key_jwt_client_with_public_jwks(http: httpx.Client, iat: str) -> None:
     """RFC 7591 §2 `jwks` by value with public keys is accepted for private_key_jwt."""
     key = signing_key("ES256")
-    meta = {**CONFIDENTIAL_META, "token_endpoint_auth_method": "private_key_jwt",
-            "jwks": {"keys": [key.as_dict(private=False)]}}
+    meta = {
+        **CONFIDENTIAL_META,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [key.as_dict(private=False)]},
+    }
     resp = register(http, meta, iat)
     assert resp.status_code == 201, resp.text
     assert "client_secret" not in resp.json()
@@ -165,24 +194,28 @@ def test_private_key_jwt_client_with_public_jwks(http: httpx.Client, iat: str) -
 
 # -- metadata errors (RFC 7591 §3.2.2) --------------------------------------------------------
 
-@pytest.mark.parametrize("uris,profile_meta", [
-    (["javascript:alert(document.domain)"], {}),  # CVE-2026-22752: stored XSS through redirect_uris
-    (["javascript:alert(1)//"], NATIVE_META),
-    (["JavaScript:alert(1)"], NATIVE_META),
-    (["data:text/html,<script>alert(1)</script>"], NATIVE_META),
-    (["http://fintech.example/cb"], {}),  # web clients: https only (RFC 9700 §2.6; FAPI 2.0 SP 5.3.2.2-8)
-    (["http://localhost/cb"], NATIVE_META),  # RFC 8252 §8.3: loopback IP literal, not localhost
-    (["https://fintech.example/cb#frag"], {}),  # RFC 6749 §3.1.2: no fragment
-    (["https://user@fintech.example/cb"], {}),
-    (["https://fintech.example/a/../cb"], {}),
-    (["https://fintech.example/c b"], {}),
-    # RFC 3986 §3.2.2-§3.2.3: a host and a port that are not one (these reached the pages' CSP).
-    (["https://a.com;x/cb"], {}),
-    (["https://fintech.example:99999/cb"], {}),
-    (["https://fintech.example,evil.example/cb"], {}),
-    (["com.example.app://a;b/cb"], NATIVE_META),
-    ([], {}),  # the code grant needs at least one redirect URI (RFC 7591 §2)
-])
+
+@pytest.mark.parametrize(
+    "uris,profile_meta",
+    [
+        (["javascript:alert(document.domain)"], {}),  # CVE-2026-22752: stored XSS through redirect_uris
+        (["javascript:alert(1)//"], NATIVE_META),
+        (["JavaScript:alert(1)"], NATIVE_META),
+        (["data:text/html,<script>alert(1)</script>"], NATIVE_META),
+        (["http://fintech.example/cb"], {}),  # web clients: https only (RFC 9700 §2.6; FAPI 2.0 SP 5.3.2.2-8)
+        (["http://localhost/cb"], NATIVE_META),  # RFC 8252 §8.3: loopback IP literal, not localhost
+        (["https://fintech.example/cb#frag"], {}),  # RFC 6749 §3.1.2: no fragment
+        (["https://user@fintech.example/cb"], {}),
+        (["https://fintech.example/a/../cb"], {}),
+        (["https://fintech.example/c b"], {}),
+        # RFC 3986 §3.2.2-§3.2.3: a host and a port that are not one (these reached the pages' CSP).
+        (["https://a.com;x/cb"], {}),
+        (["https://fintech.example:99999/cb"], {}),
+        (["https://fintech.example,evil.example/cb"], {}),
+        (["com.example.app://a;b/cb"], NATIVE_META),
+        ([], {}),  # the code grant needs at least one redirect URI (RFC 7591 §2)
+    ],
+)
 def test_invalid_redirect_uri(http: httpx.Client, iat: str, uris: list[str], profile_meta: dict) -> None:
     """RFC 7591 §3.2.2 invalid_redirect_uri (400)."""
     meta = {**(profile_meta or CONFIDENTIAL_META), "redirect_uris": uris}
@@ -195,25 +228,28 @@ def _rsa_private_jwk() -> dict:
     return signing_key("PS256").as_dict(private=True)
 
 
-@pytest.mark.parametrize("change", [
-    {"jwks_uri": "https://fintech.example/jwks.json", "token_endpoint_auth_method": "private_key_jwt"},
-    {"jwks_uri": "http://169.254.169.254/latest/meta-data", "token_endpoint_auth_method": "private_key_jwt"},
-    {"grant_types": ["password"]},
-    {"grant_types": ["implicit"]},
-    {"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]},
-    {"grant_types": "authorization_code"},
-    {"response_types": ["token"]},
-    {"response_types": ["code id_token"]},
-    {"token_endpoint_auth_method": "client_secret_jwt"},
-    {"token_endpoint_auth_method": "private_key_jwt"},  # without keys
-    {"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [_rsa_private_jwk()]}},
-    {"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}},
-    {"scope": "openid admin"},
-    {"client_name": ""},
-    {"client_uri": "javascript:alert(1)"},
-    {"logo_uri": "http://fintech.example/logo.png"},
-    {"security_profile": "superuser"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"jwks_uri": "https://fintech.example/jwks.json", "token_endpoint_auth_method": "private_key_jwt"},
+        {"jwks_uri": "http://169.254.169.254/latest/meta-data", "token_endpoint_auth_method": "private_key_jwt"},
+        {"grant_types": ["password"]},
+        {"grant_types": ["implicit"]},
+        {"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]},
+        {"grant_types": "authorization_code"},
+        {"response_types": ["token"]},
+        {"response_types": ["code id_token"]},
+        {"token_endpoint_auth_method": "client_secret_jwt"},
+        {"token_endpoint_auth_method": "private_key_jwt"},  # without keys
+        {"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [_rsa_private_jwk()]}},
+        {"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}},
+        {"scope": "openid admin"},
+        {"client_name": ""},
+        {"client_uri": "javascript:alert(1)"},
+        {"logo_uri": "http://fintech.example/logo.png"},
+        {"security_profile": "superuser"},
+    ],
+)
 def test_invalid_client_metadata(http: httpx.Client, iat: str, change: dict) -> None:
     """RFC 7591 §3.2.2 invalid_client_metadata (400); jwks_uri is refused (no server-side fetches,
     CVE-2026-22752 SSRF); private key material in jwks is refused."""
@@ -222,17 +258,26 @@ def test_invalid_client_metadata(http: httpx.Client, iat: str, change: dict) -> 
     assert resp.json()["error"] == "invalid_client_metadata"
 
 
-@pytest.mark.parametrize("change", [
-    {"grant_types": ["client_credentials"]},  # a public client has nothing to authenticate with
-    {"token_endpoint_auth_method": "client_secret_basic", "security_profile": "native"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"grant_types": ["client_credentials"]},  # a public client has nothing to authenticate with
+        {"token_endpoint_auth_method": "client_secret_basic", "security_profile": "native"},
+    ],
+)
 def test_public_clients_cannot_have_confidential_features(http: httpx.Client, iat: str, change: dict) -> None:
     resp = register(http, {**NATIVE_META, **change}, iat)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata", resp.text
 
 
-@pytest.mark.parametrize("body,ctype", [(b"{not json", "application/json"), (b"[]", "application/json"),
-                                        (b"client_name=x", "application/x-www-form-urlencoded")])
+@pytest.mark.parametrize(
+    "body,ctype",
+    [
+        (b"{not json", "application/json"),
+        (b"[]", "application/json"),
+        (b"client_name=x", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_malformed_registration_body(http: httpx.Client, iat: str, body: bytes, ctype: str) -> None:
     """RFC 7591 §3.1: the body is a JSON object."""
     resp = http.post("/register", content=body, headers={**bearer(iat), "Content-Type": ctype})
@@ -248,37 +293,43 @@ def _json_text(meta: dict, extra: str) -> bytes:
 AMBIGUOUS_BODIES = {
     "repeated-member": _json_text(CONFIDENTIAL_META, '"client_name": "Second name"'),
     "repeated-nested-member": _json_text(CONFIDENTIAL_META, '"jwks": {"keys": [], "keys": []}'),
-    "repeated-auth-method": _json_text({**CONFIDENTIAL_META, "token_endpoint_auth_method": "none"},
-                                       '"token_endpoint_auth_method": "client_secret_basic"'),
+    "repeated-auth-method": _json_text(
+        {**CONFIDENTIAL_META, "token_endpoint_auth_method": "none"},
+        '"token_endpoint_auth_method": "client_secret_basic"',
+    ),
     "nan": _json_text(CONFIDENTIAL_META, '"default_max_age": NaN'),
     "huge-number": _json_text(CONFIDENTIAL_META, '"default_max_age": 1e999'),
     "huge-integer": _json_text(CONFIDENTIAL_META, '"default_max_age": ' + "9" * 400),
-    "lone-surrogate": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"},
-                                 '"client_name": "\\ud800"'),
-    "nul": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"},
-                      '"client_name": "a\\u0000b"'),
+    "lone-surrogate": _json_text(
+        {k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"}, '"client_name": "\\ud800"'
+    ),
+    "nul": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"}, '"client_name": "a\\u0000b"'),
     "deep": _json_text(CONFIDENTIAL_META, '"x": ' + "[" * 200 + "]" * 200),
-    "bad-utf8": _json_text({k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"},
-                           '"client_name": "X"').replace(b'"X"', b'"\xff"'),
+    "bad-utf8": _json_text(
+        {k: v for k, v in CONFIDENTIAL_META.items() if k != "client_name"}, '"client_name": "X"'
+    ).replace(b'"X"', b'"\xff"'),
     "bom": b"\xef\xbb\xbf" + json.dumps(CONFIDENTIAL_META).encode(),
 }
 
 
 @pytest.mark.parametrize("name", sorted(AMBIGUOUS_BODIES))
-def test_ambiguous_json_is_refused_and_nothing_registered_rfc8259_4(server: Server, http: httpx.Client, iat: str,
-                                                                     name: str) -> None:
+def test_ambiguous_json_is_refused_and_nothing_registered_rfc8259_4(
+    server: Server, http: httpx.Client, iat: str, name: str
+) -> None:
     """RFC 7591 §3.2.2 invalid_client_metadata for JSON whose members are repeated (RFC 8259 §4: the
     last one is not necessarily what another reader sees), NaN, numbers beyond any float, lone
     surrogates (§8.2), U+0000, deep nesting, invalid UTF-8 or a BOM (§8.1): 400, no client written."""
     before = db_rows(server, "SELECT COUNT(*) FROM clients")[0][0]
-    resp = http.post("/register", content=AMBIGUOUS_BODIES[name], headers={**bearer(iat),
-                                                                            "Content-Type": "application/json"})
+    resp = http.post(
+        "/register", content=AMBIGUOUS_BODIES[name], headers={**bearer(iat), "Content-Type": "application/json"}
+    )
     assert resp.status_code == 400, (resp.status_code, resp.text)
     assert resp.json()["error"] == "invalid_client_metadata"
     assert db_rows(server, "SELECT COUNT(*) FROM clients")[0][0] == before
 
 
 # -- management (RFC 7592) --------------------------------------------------------------------
+
 
 @pytest.fixture
 def registered(http: httpx.Client, iat: str) -> dict:
@@ -301,8 +352,7 @@ def test_read_with_registration_access_token(http: httpx.Client, registered: dic
     assert "client_secret" not in body or body["client_secret"] == registered["client_secret"]
 
 
-def test_wrong_registration_access_token_is_401(server: Server, http: httpx.Client, registered: dict,
-                                                iat: str) -> None:
+def test_wrong_registration_access_token_is_401(server: Server, http: httpx.Client, registered: dict, iat: str) -> None:
     """RFC 7592 §2: an invalid registration access token → 401 invalid_token, the same for a client
     that does not exist (no enumeration); the initial access token is not a registration token."""
     uri = registered["registration_client_uri"]
@@ -323,8 +373,12 @@ def test_update_replaces_metadata(http: httpx.Client, browser: httpx.Client, reg
     """RFC 7592 §2.2: PUT with the full metadata (client_id included) replaces the registration."""
     uri, rat = registered["registration_client_uri"], registered["registration_access_token"]
     new_uris = ["https://fintech.example/cb", "https://fintech.example/cb2"]
-    meta = {**CONFIDENTIAL_META, "client_id": registered["client_id"], "redirect_uris": new_uris,
-            "client_name": "Renamed fintech"}
+    meta = {
+        **CONFIDENTIAL_META,
+        "client_id": registered["client_id"],
+        "redirect_uris": new_uris,
+        "client_name": "Renamed fintech",
+    }
     resp = http.put(uri, headers=bearer(rat), json=meta)
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -354,8 +408,9 @@ def test_update_with_a_repeated_member_changes_nothing_rfc7592_2_2(http: httpx.C
     assert read.json()["client_name"] == registered["client_name"]
 
 
-def test_oidc_core_11_remembered_consent_covers_only_what_the_page_showed(server: Server, http: httpx.Client,
-                                                                        iat: str) -> None:
+def test_oidc_core_11_remembered_consent_covers_only_what_the_page_showed(
+    server: Server, http: httpx.Client, iat: str
+) -> None:
     """OIDC Core §11: consent to a refresh token must be obtained. A client not registered for the
     refresh_token grant asks offline_access: the page does not show "Stay connected", so the remembered
     consent does not include it; after the client adds the grant (RFC 7592 update) the customer is
@@ -369,9 +424,16 @@ def test_oidc_core_11_remembered_consent_covers_only_what_the_page_showed(server
         assert first.saw_consent
         assert "refresh_token" not in exchange(browser, first.result, auth=(cid, secret)).json()
         assert not authorize_steps(browser, cid, redirect, "openid offline_access", username, password).saw_consent
-        resp = http.put(reg["registration_client_uri"], headers=bearer(reg["registration_access_token"]),
-                        json={**meta, "client_id": cid, "client_secret": secret,
-                              "grant_types": ["authorization_code", "refresh_token"]})
+        resp = http.put(
+            reg["registration_client_uri"],
+            headers=bearer(reg["registration_access_token"]),
+            json={
+                **meta,
+                "client_id": cid,
+                "client_secret": secret,
+                "grant_types": ["authorization_code", "refresh_token"],
+            },
+        )
         assert resp.status_code == 200, resp.text
         deadline = time.monotonic() + 15  # the server's client cache (client_cache_seconds)
         while True:
@@ -391,17 +453,20 @@ def test_update_cannot_change_the_security_profile(http: httpx.Client, registere
     """A confidential client must not turn itself into a public one (or back) through RFC 7592 PUT:
     it would drop client authentication for every grant it already holds."""
     uri, rat = registered["registration_client_uri"], registered["registration_access_token"]
-    for change in ({"token_endpoint_auth_method": "none"},
-                   {"token_endpoint_auth_method": "none", "application_type": "native",
-                    "redirect_uris": ["http://127.0.0.1/cb"]}):
-        resp = http.put(uri, headers=bearer(rat), json={**CONFIDENTIAL_META, **change,
-                                                        "client_id": registered["client_id"]})
+    for change in (
+        {"token_endpoint_auth_method": "none"},
+        {"token_endpoint_auth_method": "none", "application_type": "native", "redirect_uris": ["http://127.0.0.1/cb"]},
+    ):
+        resp = http.put(
+            uri, headers=bearer(rat), json={**CONFIDENTIAL_META, **change, "client_id": registered["client_id"]}
+        )
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata", resp.text
     assert http.get(uri, headers=bearer(rat)).json()["token_endpoint_auth_method"] == "client_secret_basic"
 
 
-def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, http: httpx.Client,
-                                                               browser: httpx.Client, registered: dict) -> None:
+def test_delete_removes_the_client_and_its_tokens_stop_working(
+    server: Server, http: httpx.Client, browser: httpx.Client, registered: dict
+) -> None:
     """RFC 7592 §2.3: DELETE → 204; afterwards the client is unknown and every token it held is
     invalid (the grant is gone)."""
     cid, secret = registered["client_id"], registered["client_secret"]
@@ -409,8 +474,9 @@ def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, h
     got = run_flow(browser, cid, CONFIDENTIAL_META["redirect_uris"][0], scope="openid profile offline_access")
     user = exchange(browser, got, auth=(cid, secret)).json()
     cc = http.post("/token", auth=(cid, secret), data={"grant_type": "client_credentials", "scope": "accounts"}).json()
-    rs = server.add_client("--name", "RS", "--profile", "confidential", "--grant-type", "client_credentials",
-                           "--resource-server")
+    rs = server.add_client(
+        "--name", "RS", "--profile", "confidential", "--grant-type", "client_credentials", "--resource-server"
+    )
     rs_auth = (rs["client_id"], rs["client_secret"])
     for token in (user["access_token"], user["refresh_token"], cc["access_token"]):
         assert introspect(http, token, auth=rs_auth).json()["active"] is True
@@ -419,8 +485,11 @@ def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, h
     assert resp.status_code == 204 and resp.content == b""
 
     assert http.get(uri, headers=bearer(rat)).status_code == 401
-    for name, token in (("user access", user["access_token"]), ("user refresh", user["refresh_token"]),
-                        ("client_credentials", cc["access_token"])):
+    for name, token in (
+        ("user access", user["access_token"]),
+        ("user refresh", user["refresh_token"]),
+        ("client_credentials", cc["access_token"]),
+    ):
         assert introspect(http, token, auth=rs_auth).json() == {"active": False}, name
     assert http.get("/userinfo", headers=bearer(user["access_token"])).status_code == 401
     resp = http.post("/token", auth=(cid, secret), data={"grant_type": "client_credentials"})
@@ -432,10 +501,12 @@ def test_delete_removes_the_client_and_its_tokens_stop_working(server: Server, h
 
 # -- open registration ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def open_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with dedicated_server(tmp_path_factory.mktemp("open-" + request.param), request.param,
-                          {"FINGRADE_REGISTRATION_OPEN": "true"}) as srv:
+    with dedicated_server(
+        tmp_path_factory.mktemp("open-" + request.param), request.param, {"FINGRADE_REGISTRATION_OPEN": "true"}
+    ) as srv:
         yield srv
 
 
@@ -446,8 +517,11 @@ def test_open_registration_needs_no_initial_access_token(open_server: Server) ->
         resp = http.post("/register", json=CONFIDENTIAL_META)
         assert resp.status_code == 201, resp.text
         body = resp.json()
-        cc = http.post("/token", auth=(body["client_id"], body["client_secret"]),
-                       data={"grant_type": "client_credentials", "scope": "accounts"})
+        cc = http.post(
+            "/token",
+            auth=(body["client_id"], body["client_secret"]),
+            data={"grant_type": "client_credentials", "scope": "accounts"},
+        )
         assert cc.status_code == 200
         bad = http.post("/register", json={**CONFIDENTIAL_META, "redirect_uris": ["javascript:alert(1)"]})
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_redirect_uri"

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from integration_helpers import (BASIC, backend_tokens, bearer, client_credentials, introspect,
-                                 new_confidential_client, user_tokens)
+from integration_helpers import (
+    BASIC,
+    backend_tokens,
+    bearer,
+    client_credentials,
+    introspect,
+    new_confidential_client,
+    user_tokens,
+)
 from support.server import Server
 
 
@@ -44,14 +50,16 @@ def test_revoked_access_token_is_refused_everywhere(http: httpx.Client, browser:
 def test_revoking_a_refresh_token_revokes_the_grant(http: httpx.Client, browser: httpx.Client) -> None:
     """RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same grant."""
     tokens = backend_tokens(browser)
-    refreshed = http.post("/token", auth=BASIC, data={"grant_type": "refresh_token",
-                                                      "refresh_token": tokens["refresh_token"]}).json()
+    refreshed = http.post(
+        "/token", auth=BASIC, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    ).json()
     assert _revoke(http, tokens["refresh_token"], token_type_hint="refresh_token").status_code == 200
     for access in (tokens["access_token"], refreshed["access_token"]):
         assert introspect(http, access).json() == {"active": False}
         assert http.get("/userinfo", headers=bearer(access)).status_code == 401
-    resp = http.post("/token", auth=BASIC, data={"grant_type": "refresh_token",
-                                                 "refresh_token": tokens["refresh_token"]})
+    resp = http.post(
+        "/token", auth=BASIC, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
 
 
@@ -64,8 +72,7 @@ def test_wrong_hint_still_finds_the_token(http: httpx.Client, browser: httpx.Cli
     assert introspect(http, tokens["refresh_token"]).json() == {"active": False}
 
 
-def test_client_cannot_revoke_another_clients_token(server: Server, http: httpx.Client,
-                                                    browser: httpx.Client) -> None:
+def test_client_cannot_revoke_another_clients_token(server: Server, http: httpx.Client, browser: httpx.Client) -> None:
     """RFC 7009 §2.1: the server checks that the token was issued to the requesting client; another
     client's request changes nothing (and still gets 200, §2.2)."""
     other = new_confidential_client(server, "--grant-type", "client_credentials")
@@ -80,8 +87,10 @@ def test_client_cannot_revoke_another_clients_token(server: Server, http: httpx.
     assert resp.status_code == 200
     assert introspect(http, tokens["refresh_token"]).json()["active"] is True
     assert _revoke(http, native["refresh_token"]).status_code == 200
-    refreshed = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": native["refresh_token"],
-                                          "client_id": "demo-native"})
+    refreshed = http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": native["refresh_token"], "client_id": "demo-native"},
+    )
     assert refreshed.status_code == 200, refreshed.text
 
 
@@ -89,11 +98,15 @@ def test_public_client_revokes_its_own_refresh_token(http: httpx.Client, browser
     """RFC 7009 §2.1 (public clients identify themselves with client_id): a native app signs out by
     revoking its refresh token, which kills the grant."""
     tokens = user_tokens(browser, scope="openid offline_access")
-    resp = http.post("/revoke", data={"token": tokens["refresh_token"], "client_id": "demo-native",
-                                      "token_type_hint": "refresh_token"})
+    resp = http.post(
+        "/revoke",
+        data={"token": tokens["refresh_token"], "client_id": "demo-native", "token_type_hint": "refresh_token"},
+    )
     assert resp.status_code == 200
-    refreshed = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                          "client_id": "demo-native"})
+    refreshed = http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "demo-native"},
+    )
     assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
     assert http.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
 

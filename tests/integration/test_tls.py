@@ -9,12 +9,12 @@ import ssl
 from urllib.parse import urlsplit
 
 import pytest
-
 from support.server import Server
 
 
-def _handshake(server: Server, max_version: ssl.TLSVersion, ciphers: str | None = None,
-               min_version: ssl.TLSVersion | None = None) -> tuple[str, str]:
+def _handshake(
+    server: Server, max_version: ssl.TLSVersion, ciphers: str | None = None, min_version: ssl.TLSVersion | None = None
+) -> tuple[str, str]:
     ctx = server.ssl_context()
     ctx.maximum_version = max_version
     if min_version is not None:
@@ -22,9 +22,11 @@ def _handshake(server: Server, max_version: ssl.TLSVersion, ciphers: str | None 
     if ciphers:
         ctx.set_ciphers(ciphers)
     port = urlsplit(server.base_url).port
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            return tls.version() or "", tls.cipher()[0]
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return tls.version() or "", tls.cipher()[0]
 
 
 def test_fapi2_5_2_1_tls13_is_offered(server: Server) -> None:
@@ -36,8 +38,10 @@ def test_fapi2_5_2_2_tls12_negotiates_a_recommended_suite(server: Server) -> Non
     assert version == "TLSv1.2" and cipher.startswith("ECDHE-") and "GCM" in cipher
 
 
-@pytest.mark.parametrize("ciphers", ["ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA",
-                                     "ECDHE-ECDSA-CHACHA20-POLY1305", "AES128-GCM-SHA256"])
+@pytest.mark.parametrize(
+    "ciphers",
+    ["ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-CHACHA20-POLY1305", "AES128-GCM-SHA256"],
+)
 def test_fapi2_5_2_2_tls12_other_suites_refused(server: Server, ciphers: str) -> None:
     with pytest.raises(ssl.SSLError):
         _handshake(server, ssl.TLSVersion.TLSv1_2, ciphers)

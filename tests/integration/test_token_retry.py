@@ -16,21 +16,37 @@ from typing import Any
 
 import httpx
 import pytest
-
 from integration_helpers import BACKENDS, audit_events, db_rows, dedicated_server
+from security.kit import (
+    BACKEND,
+    BACKEND_REDIRECT,
+    NATIVE,
+    NATIVE_REDIRECT,
+    SPA,
+    Kit,
+    assert_bearer_refused,
+    assert_oauth_error,
+    race,
+)
 from support.dpop import DPoPKey
 from support.flow import pkce_pair, run_flow
 from support.server import DEMO_SECRET, REDIS_URL, Server
-
-from security.kit import (BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA, Kit, assert_bearer_refused,
-                  assert_oauth_error, race)
 
 
 @pytest.fixture(scope="module")
 def resource_server(server: Server) -> tuple[str, str]:
     """A client allowed to introspect other clients' tokens (RFC 7662 §4)."""
-    out = server.add_client("--name", "Retry RS", "--profile", "confidential", "--grant-type", "client_credentials",
-                            "--scope", "accounts", "--resource-server")
+    out = server.add_client(
+        "--name",
+        "Retry RS",
+        "--profile",
+        "confidential",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "accounts",
+        "--resource-server",
+    )
     return out["client_id"], out["client_secret"]
 
 
@@ -59,14 +75,22 @@ def dpop_headers(server: Server, key: DPoPKey) -> dict[str, str]:
 
 
 def redeem(kit: Kit, code: str, verifier: str, client_id: str = NATIVE, key: DPoPKey | None = None) -> httpx.Response:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": NATIVE_REDIRECT,
-            "client_id": client_id, "code_verifier": verifier}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": NATIVE_REDIRECT,
+        "client_id": client_id,
+        "code_verifier": verifier,
+    }
     return kit.browser.post("/token", data=data, headers=dpop_headers(kit.server, key) if key else None)
 
 
 def refresh(kit: Kit, rt: str, key: DPoPKey | None, client_id: str = NATIVE) -> httpx.Response:
-    return kit.browser.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt, "client_id": client_id},
-                            headers=dpop_headers(kit.server, key) if key else None)
+    return kit.browser.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": rt, "client_id": client_id},
+        headers=dpop_headers(kit.server, key) if key else None,
+    )
 
 
 def assert_revoked(kit: Kit, tokens: dict[str, Any]) -> None:
@@ -76,6 +100,7 @@ def assert_revoked(kit: Kit, tokens: dict[str, Any]) -> None:
 
 
 # -- codes ------------------------------------------------------------------------------------------
+
 
 def test_lost_code_answer_retried_gets_the_same_tokens(kit: Kit) -> None:
     """The public client redeems its code, the answer is lost, it sends the same request again:
@@ -179,6 +204,7 @@ def test_kept_answer_is_sealed_in_the_one_time_store(kit: Kit) -> None:
 
 # -- refresh tokens ------------------------------------------------------------------------------------
 
+
 def dpop_native_tokens(kit: Kit, key: DPoPKey) -> dict[str, Any]:
     got = kit.native_code()
     resp = redeem(kit, got.code, got.verifier, key=key)
@@ -205,9 +231,11 @@ def test_rotated_refresh_token_from_anyone_else_is_reuse_rfc9700_4_14_2(kit: Kit
     key = DPoPKey()
     tokens = dpop_native_tokens(kit, key)
     rotated = refresh(kit, tokens["refresh_token"], key).json()
-    attempt = {"another key": lambda: refresh(kit, tokens["refresh_token"], DPoPKey()),
-               "no proof": lambda: refresh(kit, tokens["refresh_token"], None),
-               "another client": lambda: refresh(kit, tokens["refresh_token"], key, client_id=SPA)}[thief]
+    attempt = {
+        "another key": lambda: refresh(kit, tokens["refresh_token"], DPoPKey()),
+        "no proof": lambda: refresh(kit, tokens["refresh_token"], None),
+        "another client": lambda: refresh(kit, tokens["refresh_token"], key, client_id=SPA),
+    }[thief]
     assert_oauth_error(attempt(), "invalid_grant")
     assert_revoked(kit, rotated)
     assert reuse_audited(kit.server, "refresh_reuse", grant_of(tokens))
@@ -247,8 +275,17 @@ def short_grace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """A server of our own whose grace period is one second."""
     tmp = tmp_path_factory.mktemp(f"retry-grace-{request.param}")
     with dedicated_server(tmp, request.param, {"FINGRADE_TOKEN_RETRY_GRACE_SECONDS": str(GRACE)}) as srv:
-        rs = srv.add_client("--name", "RS", "--profile", "confidential", "--grant-type", "client_credentials",
-                            "--scope", "accounts", "--resource-server")
+        rs = srv.add_client(
+            "--name",
+            "RS",
+            "--profile",
+            "confidential",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "accounts",
+            "--resource-server",
+        )
         with srv.client(follow_redirects=False) as browser:
             yield Kit(srv, browser, (rs["client_id"], rs["client_secret"]))
 
@@ -280,14 +317,23 @@ def test_confidential_code_retry_with_the_wrong_secret_is_not_a_retry(kit: Kit) 
     and changes nothing (the grant lives, the legitimate retry still works)."""
     got = kit.backend_code()
     first = kit.redeem_backend(got.code, got.verifier)
-    data = {"grant_type": "authorization_code", "code": got.code, "redirect_uri": BACKEND_REDIRECT,
-            "code_verifier": got.verifier}
+    data = {
+        "grant_type": "authorization_code",
+        "code": got.code,
+        "redirect_uri": BACKEND_REDIRECT,
+        "code_verifier": got.verifier,
+    }
     assert_oauth_error(kit.browser.post("/token", data=data, auth=(BACKEND, DEMO_SECRET + "x")), "invalid_client", 401)
     same_answer(first, kit.redeem_backend(got.code, got.verifier))
 
 
 def test_spa_code_retry_is_answered_too(kit: Kit) -> None:
     got = run_flow(kit.browser, SPA, "https://localhost:3000/callback")
-    data = {"grant_type": "authorization_code", "code": got.code, "redirect_uri": "https://localhost:3000/callback",
-            "client_id": SPA, "code_verifier": got.verifier}
+    data = {
+        "grant_type": "authorization_code",
+        "code": got.code,
+        "redirect_uri": "https://localhost:3000/callback",
+        "client_id": SPA,
+        "code_verifier": got.verifier,
+    }
     same_answer(kit.browser.post("/token", data=data), kit.browser.post("/token", data=data))

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from integration_helpers import (
+    BACKEND_REDIRECT,
+    BASIC,
+    NATIVE_REDIRECT,
+    SPA_ORIGIN,
+    SPA_REDIRECT,
+    backend_tokens,
+    client_credentials,
+    exchange,
+    new_confidential_client,
+    new_user,
+    user_tokens,
+)
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
-from integration_helpers import (BASIC, BACKEND_REDIRECT, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT, backend_tokens,
-                                 client_credentials, exchange, new_confidential_client, new_user, user_tokens)
 from support.flow import Authorized, authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
 from support.server import Server
 
@@ -25,6 +35,7 @@ def _refresh(http: httpx.Client, refresh_token: str, auth=BASIC, **data: str) ->
 
 # -- lifetimes --------------------------------------------------------------------------------
 
+
 def test_default_access_token_lifetime_is_five_minutes(http: httpx.Client) -> None:
     """Issue §5: access tokens live 5 minutes by default; expires_in (RFC 6749 §5.1) says so."""
     body = client_credentials(http, "accounts")
@@ -35,7 +46,10 @@ def test_default_access_token_lifetime_is_five_minutes(http: httpx.Client) -> No
 def test_access_token_lifetime_is_configurable(tuned_server: Server) -> None:
     """FINGRADE_ACCESS_TOKEN_TTL=30: expires_in and exp follow it for every grant."""
     with tuned_server.client(follow_redirects=False) as browser:
-        for body in (client_credentials(browser, "accounts"), backend_tokens(browser, "openid offline_access accounts")):
+        for body in (
+            client_credentials(browser, "accounts"),
+            backend_tokens(browser, "openid offline_access accounts"),
+        ):
             claims = _claims(browser, body["access_token"])
             assert body["expires_in"] == 30 and claims["exp"] - claims["iat"] == 30
         refreshed = _refresh(browser, body["refresh_token"]).json()
@@ -43,6 +57,7 @@ def test_access_token_lifetime_is_configurable(tuned_server: Server) -> None:
 
 
 # -- refresh (RFC 6749 §6) --------------------------------------------------------------------
+
 
 def test_refresh_can_narrow_the_scope_and_never_widen_it(http: httpx.Client, browser: httpx.Client) -> None:
     """RFC 6749 §6: the requested scope MUST NOT include any scope not originally granted; omitted
@@ -87,8 +102,9 @@ def test_public_client_refresh_rotates_and_narrows(http: httpx.Client, browser: 
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope"
 
 
-def test_refresh_token_of_another_client_is_invalid_grant(server: Server, http: httpx.Client,
-                                                          browser: httpx.Client) -> None:
+def test_refresh_token_of_another_client_is_invalid_grant(
+    server: Server, http: httpx.Client, browser: httpx.Client
+) -> None:
     """RFC 6749 §6: the refresh token is bound to the client it was issued to."""
     tokens = backend_tokens(browser)
     other = new_confidential_client(server)
@@ -99,29 +115,37 @@ def test_refresh_token_of_another_client_is_invalid_grant(server: Server, http: 
 
 # -- when a refresh token is issued (OIDC Core §11) ------------------------------------------
 
-def _consent_then_tokens(server: Server, client_id: str, redirect_uri: str, scope: str,
-                         auth=None) -> tuple[str, dict]:
+
+def _consent_then_tokens(server: Server, client_id: str, redirect_uri: str, scope: str, auth=None) -> tuple[str, dict]:
     """A new customer signs in, sees the consent page (returned) and allows; the token response."""
     username, password = new_user(server)
     verifier, challenge = pkce_pair()
     with server.client(follow_redirects=False) as browser:
-        resp = follow_to_client(browser, browser.get(authorize_url(client_id, redirect_uri, challenge, scope)),
-                                redirect_uri)
+        resp = follow_to_client(
+            browser, browser.get(authorize_url(client_id, redirect_uri, challenge, scope)), redirect_uri
+        )
         resp = follow_to_client(browser, login(browser, resp, username, password), redirect_uri)
         assert resp.status_code == 200 and 'name="decision"' in resp.text, resp.text[:300]
         page = resp.text
         location = consent(browser, resp).headers["location"]
-        got = Authorized(code=query_of(location)["code"], params=query_of(location), verifier=verifier,
-                         redirect_uri=redirect_uri, location=location)
+        got = Authorized(
+            code=query_of(location)["code"],
+            params=query_of(location),
+            verifier=verifier,
+            redirect_uri=redirect_uri,
+            location=location,
+        )
         tokens = exchange(browser, got, client_id=None if auth else client_id, auth=auth)
     assert tokens.status_code == 200, tokens.text
     return page, tokens.json()
 
 
-@pytest.mark.parametrize("client_id, redirect_uri, auth", [
-    ("demo-backend", BACKEND_REDIRECT, BASIC), ("demo-native", NATIVE_REDIRECT, None)])
+@pytest.mark.parametrize(
+    "client_id, redirect_uri, auth", [("demo-backend", BACKEND_REDIRECT, BASIC), ("demo-native", NATIVE_REDIRECT, None)]
+)
 def test_oidc_core_11_refresh_token_only_when_staying_connected_was_approved(
-        server: Server, client_id: str, redirect_uri: str, auth) -> None:
+    server: Server, client_id: str, redirect_uri: str, auth
+) -> None:
     """OIDC Core §11: a refresh token gives access while the customer is away, so it is issued only
     when offline_access was asked for and the customer approved it on the consent page, where it
     reads "Stay connected"; without it the tokens end with the access token (confidential and public
@@ -142,6 +166,7 @@ def test_oidc_core_11_no_stay_connected_for_a_client_that_gets_no_refresh_token(
 
 
 # -- client_credentials (RFC 6749 §4.4) -------------------------------------------------------
+
 
 def test_client_credentials_scope_rules(http: httpx.Client) -> None:
     """RFC 6749 §4.4.2/§3.3: no scope → the client's registered API scopes; a subset is granted as
@@ -165,12 +190,22 @@ def test_client_credentials_is_limited_to_the_registered_scope(server: Server, h
 
 # -- grant type errors ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("grant_type", ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code",
-                                        "urn:ietf:params:oauth:grant-type:jwt-bearer", "bogus"])
+
+@pytest.mark.parametrize(
+    "grant_type",
+    [
+        "password",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "bogus",
+    ],
+)
 def test_unsupported_grant_type(http: httpx.Client, grant_type: str) -> None:
     """RFC 6749 §5.2 unsupported_grant_type; the password grant MUST NOT be used (RFC 9700 §2.4)."""
-    resp = http.post("/token", auth=BASIC, data={"grant_type": grant_type, "username": "alice",
-                                                 "password": "whatever-it-is"})
+    resp = http.post(
+        "/token", auth=BASIC, data={"grant_type": grant_type, "username": "alice", "password": "whatever-it-is"}
+    )
     assert resp.status_code == 400
     assert resp.json()["error"] == "unsupported_grant_type"
     assert resp.headers["cache-control"] == "no-store"
@@ -181,16 +216,23 @@ def test_missing_grant_type_is_invalid_request(http: httpx.Client) -> None:
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
 
-def test_unauthorized_client_for_unregistered_grants(server: Server, http: httpx.Client,
-                                                     browser: httpx.Client) -> None:
+def test_unauthorized_client_for_unregistered_grants(server: Server, http: httpx.Client, browser: httpx.Client) -> None:
     """RFC 6749 §5.2 unauthorized_client: the client is not registered for this grant type."""
     # A public client may not use client_credentials at all.
     resp = http.post("/token", data={"grant_type": "client_credentials", "client_id": "demo-native"})
     assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client"
     # A confidential client registered for client_credentials only.
     cc_only = new_confidential_client(server, "--grant-type", "client_credentials")
-    resp = http.post("/token", auth=cc_only, data={"grant_type": "authorization_code", "code": "x",
-                                                   "redirect_uri": BACKEND_REDIRECT, "code_verifier": "y" * 43})
+    resp = http.post(
+        "/token",
+        auth=cc_only,
+        data={
+            "grant_type": "authorization_code",
+            "code": "x",
+            "redirect_uri": BACKEND_REDIRECT,
+            "code_verifier": "y" * 43,
+        },
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client"
     resp = http.post("/token", auth=cc_only, data={"grant_type": "refresh_token", "refresh_token": "x"})
     assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client"
@@ -208,9 +250,16 @@ def test_unauthorized_client_for_unregistered_grants(server: Server, http: httpx
 
 # -- CORS for browser apps (spa profile) ------------------------------------------------------
 
+
 def _preflight(http: httpx.Client, origin: str) -> httpx.Response:
-    return http.options("/token", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                                           "Access-Control-Request-Headers": "content-type"})
+    return http.options(
+        "/token",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
 
 
 def test_preflight_allows_only_registered_spa_origins(http: httpx.Client) -> None:
@@ -223,8 +272,13 @@ def test_preflight_allows_only_registered_spa_origins(http: httpx.Client) -> Non
     assert "content-type" in resp.headers["access-control-allow-headers"].lower()
     assert "origin" in resp.headers["vary"].lower()
     assert "access-control-allow-credentials" not in resp.headers
-    for origin in ("https://evil.example", "https://localhost:3001", "http://localhost:3000",
-                   "https://localhost:9443", "null"):
+    for origin in (
+        "https://evil.example",
+        "https://localhost:3001",
+        "http://localhost:3000",
+        "https://localhost:9443",
+        "null",
+    ):
         resp = _preflight(http, origin)
         assert not any(h.startswith("access-control-allow") for h in resp.headers), origin
 
@@ -237,9 +291,17 @@ def test_token_response_to_the_spa_origin_carries_cors(browser: httpx.Client) ->
     assert resp.headers["access-control-allow-origin"] == SPA_ORIGIN
     assert "origin" in resp.headers["vary"].lower()
     # Its errors are readable too (so the app can react), with the same origin only.
-    resp = browser.post("/token", headers={"Origin": SPA_ORIGIN},
-                        data={"grant_type": "authorization_code", "code": "spent", "client_id": "demo-spa",
-                              "redirect_uri": SPA_REDIRECT, "code_verifier": "v" * 43})
+    resp = browser.post(
+        "/token",
+        headers={"Origin": SPA_ORIGIN},
+        data={
+            "grant_type": "authorization_code",
+            "code": "spent",
+            "client_id": "demo-spa",
+            "redirect_uri": SPA_REDIRECT,
+            "code_verifier": "v" * 43,
+        },
+    )
     assert resp.status_code == 400 and resp.headers["access-control-allow-origin"] == SPA_ORIGIN
     # A registered spa client called from an unregistered origin: no CORS.
     got = run_flow(browser, "demo-spa", SPA_REDIRECT)
@@ -253,6 +315,10 @@ def test_non_spa_clients_get_no_cors_even_from_the_spa_origin(browser: httpx.Cli
     got = run_flow(browser, "demo-native", NATIVE_REDIRECT)
     resp = exchange(browser, got, client_id="demo-native", headers={"Origin": SPA_ORIGIN})
     assert resp.status_code == 200 and "access-control-allow-origin" not in resp.headers
-    resp = browser.post("/token", auth=BASIC, headers={"Origin": SPA_ORIGIN},
-                        data={"grant_type": "client_credentials", "scope": "accounts"})
+    resp = browser.post(
+        "/token",
+        auth=BASIC,
+        headers={"Origin": SPA_ORIGIN},
+        data={"grant_type": "client_credentials", "scope": "accounts"},
+    )
     assert resp.status_code == 200 and "access-control-allow-origin" not in resp.headers

@@ -13,17 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from integration_helpers import BASIC, NATIVE_REDIRECT, audit_events, bearer, introspect, new_user, user_id, wait_for
+from support.bank import Fintech, account_information
+from support.flow import CSRF, authorize_url, pkce_pair, query_of
+from support.server import Server
 
 from fingrade.config import load_settings
 from fingrade.oauth.crypto import new_token, token_hash
 from fingrade.oauth.models import Grant, RefreshToken, Session
 from fingrade.oauth.tokens import mint_access_token
 from fingrade.runtime import build_core, close_core
-from integration_helpers import (BASIC, NATIVE_REDIRECT, audit_events, bearer, introspect, new_user, user_id,
-                                 wait_for)
-from support.bank import Fintech, account_information
-from support.flow import CSRF, authorize_url, pkce_pair, query_of
-from support.server import Server
 
 # Listed accounts: a fresh user owns none, so the consent page has nothing to pick (the bank answers []).
 DETAIL = account_information(accounts=[{"iban": "GB33BUKB20201555555555"}])
@@ -72,15 +71,20 @@ def active(fintech: Fintech, http: httpx.Client, token: str) -> bool:
 
 
 def refresh(fintech: Fintech, http: httpx.Client, refresh_token: str) -> httpx.Response:
-    return http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token,
-                                     **fintech.client.auth_params()}, headers=fintech.client.dpop_header("/token"))
+    return http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, **fintech.client.auth_params()},
+        headers=fintech.client.dpop_header("/token"),
+    )
 
 
 def can_sign_in(server: Server, username: str, password: str) -> bool:
     with server.client(follow_redirects=False) as browser:
         page = browser.get("/account/login")
-        resp = browser.post("/account/login", data={"username": username, "password": password,
-                                                    "csrf_token": CSRF.search(page.text).group(1)})
+        resp = browser.post(
+            "/account/login",
+            data={"username": username, "password": password, "csrf_token": CSRF.search(page.text).group(1)},
+        )
         return resp.status_code == 303
 
 
@@ -156,19 +160,36 @@ def test_nothing_a_disabled_user_holds_works_even_if_it_slipped_in(server: Serve
         try:
             now = core.clock()
             uid = (await core.store.get_user_by_username(username)).id
-            await core.store.create_session(Session(id_hash=token_hash(cookie), user_id=uid, auth_time=now,
-                                                    expires_at=now + 600))
-            grant = Grant(id=new_token(16), client_id="demo-backend", user_id=uid, scope="openid profile",
-                          auth_time=now, created_at=now)
+            await core.store.create_session(
+                Session(id_hash=token_hash(cookie), user_id=uid, auth_time=now, expires_at=now + 600)
+            )
+            grant = Grant(
+                id=new_token(16),
+                client_id="demo-backend",
+                user_id=uid,
+                scope="openid profile",
+                auth_time=now,
+                created_at=now,
+            )
             await core.store.create_grant(grant)
-            await core.store.save_refresh_token(RefreshToken(
-                token_hash=token_hash(rt), grant_id=grant.id, client_id="demo-backend", user_id=uid,
-                scope=grant.scope, created_at=now, expires_at=now + 600))
-            token, _ = await mint_access_token(core, sub=uid, client_id="demo-backend", scope=grant.scope,
-                                               grant_id=grant.id, auth_time=now)
+            await core.store.save_refresh_token(
+                RefreshToken(
+                    token_hash=token_hash(rt),
+                    grant_id=grant.id,
+                    client_id="demo-backend",
+                    user_id=uid,
+                    scope=grant.scope,
+                    created_at=now,
+                    expires_at=now + 600,
+                )
+            )
+            token, _ = await mint_access_token(
+                core, sub=uid, client_id="demo-backend", scope=grant.scope, grant_id=grant.id, auth_time=now
+            )
             return token
         finally:
             await close_core(core)
+
     access = asyncio.run(plant())
     with server.client(follow_redirects=False, cookies={"__Host-fg_session": cookie}) as browser:
         resp = browser.get("/account/connections")

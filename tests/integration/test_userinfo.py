@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from integration_helpers import bearer, client_credentials, user_tokens, www_authenticate
 from support.server import Server
 
@@ -18,8 +17,7 @@ def test_get_and_post_return_the_same_claims(http: httpx.Client, tokens: dict) -
     """OIDC Core §5.3.1: the UserInfo endpoint MUST support GET and POST."""
     get = http.get("/userinfo", headers=bearer(tokens["access_token"]))
     post = http.post("/userinfo", headers=bearer(tokens["access_token"]))
-    form_post = http.post("/userinfo", headers=bearer(tokens["access_token"]),
-                          data={"unrelated": "ignored"})
+    form_post = http.post("/userinfo", headers=bearer(tokens["access_token"]), data={"unrelated": "ignored"})
     assert get.status_code == post.status_code == form_post.status_code == 200
     assert get.json() == post.json() == form_post.json()
     assert get.headers["content-type"].startswith("application/json")
@@ -32,8 +30,10 @@ def test_claims_follow_the_granted_scopes(browser: httpx.Client, server: Server)
         only_openid = user_tokens(browser, scope="openid")
         profile = user_tokens(b2, scope="openid profile")
         both = user_tokens(b3, scope="openid profile email")
-    info = {name: browser.get("/userinfo", headers=bearer(t["access_token"])).json()
-            for name, t in (("openid", only_openid), ("profile", profile), ("both", both))}
+    info = {
+        name: browser.get("/userinfo", headers=bearer(t["access_token"])).json()
+        for name, t in (("openid", only_openid), ("profile", profile), ("both", both))
+    }
     assert set(info["openid"]) == {"sub"}
     assert set(info["profile"]) == {"sub", "name", "preferred_username"}
     assert set(info["both"]) == {"sub", "name", "preferred_username", "email", "email_verified"}
@@ -79,8 +79,10 @@ def test_id_token_is_not_an_access_token(http: httpx.Client, tokens: dict) -> No
 
 def test_token_without_openid_scope_is_403_insufficient_scope(browser: httpx.Client, http: httpx.Client) -> None:
     """RFC 6750 §3.1 insufficient_scope → 403; OIDC Core §5.3: UserInfo needs the `openid` scope."""
-    for token in (user_tokens(browser, scope="accounts")["access_token"],
-                  client_credentials(http, "accounts")["access_token"]):
+    for token in (
+        user_tokens(browser, scope="accounts")["access_token"],
+        client_credentials(http, "accounts")["access_token"],
+    ):
         resp = http.get("/userinfo", headers=bearer(token))
         assert resp.status_code == 403, resp.text
         assert www_authenticate(resp)["error"] == "insufficient_scope"

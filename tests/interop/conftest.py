@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from interop.helpers import NODE_DIR
 
 
@@ -17,8 +16,9 @@ def node() -> str:
     exe = shutil.which("node")
     if exe is None:
         pytest.fail("node is not installed: the openid-client interop tests need Node.js >= 20 on PATH")
-    major = subprocess.run([exe, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    major = subprocess.run(
+        [exe, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     if int(major) < 20:
         pytest.fail(f"node {major} is too old: openid-client v6 needs Node.js >= 20")
     if not (NODE_DIR / "node_modules" / "openid-client" / "package.json").is_file():

@@ -14,15 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support.flow import consent, follow_to_client, login
 from support.server import DEMO_PASSWORD
 
 NODE_DIR = Path(__file__).parent / "node"
 
 
-def user_part(browser: httpx.Client, url: str, redirect_uri: str, username: str = "alice",
-              decision: str = "approve") -> str:
+def user_part(
+    browser: httpx.Client, url: str, redirect_uri: str, username: str = "alice", decision: str = "approve"
+) -> str:
     """What the user does between the client's authorization URL and the redirect back to it:
     log in and consent. Returns the callback URL (the Location of the redirect to the client)."""
     prefix = redirect_uri.split("?")[0]
@@ -49,8 +49,14 @@ class NodeRun:
     stderr: str
 
 
-def converse(proc: subprocess.Popen, browser: httpx.Client, redirect_uri: str, timeout: float,
-             tamper: Callable[[str], str] | None = None, decision: str = "approve") -> NodeRun:
+def converse(
+    proc: subprocess.Popen,
+    browser: httpx.Client,
+    redirect_uri: str,
+    timeout: float,
+    tamper: Callable[[str], str] | None = None,
+    decision: str = "approve",
+) -> NodeRun:
     """The protocol of the Node scripts: they print {"step": "authorize", "url": ...}, read the
     callback URL on stdin and end with one JSON result line. The user's part happens in between."""
     assert proc.stdout is not None

@@ -17,10 +17,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from interop.helpers import NODE_DIR, NodeRun, converse
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-
-from interop.helpers import NODE_DIR, NodeRun, converse
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import query_of
 from support.server import Server
@@ -31,7 +30,6 @@ TIMEOUT = 90
 
 
 class FapiRun(NodeRun):
-
     @property
     def log(self) -> list[dict[str, Any]]:
         return self.result.get("log", [])
@@ -40,14 +38,28 @@ class FapiRun(NodeRun):
         return [e for e in self.log if e["url"].split("?")[0] == server.issuer + path]
 
 
-def run_fapi2(node: str, server: Server, browser: httpx.Client, fapi: FapiClient,
-              tamper: Callable[[str], str] | None = None) -> FapiRun:
+def run_fapi2(
+    node: str, server: Server, browser: httpx.Client, fapi: FapiClient, tamper: Callable[[str], str] | None = None
+) -> FapiRun:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OIDC_")}
     env["NODE_EXTRA_CA_CERTS"] = server.ca
     env["OIDC_CLIENT_JWK"] = json.dumps(fapi.key.as_dict(private=True))  # never on the command line
-    proc = subprocess.Popen([node, str(NODE_DIR / "fapi2-flow.mjs"), server.issuer, fapi.client_id, FAPI_REDIRECT,
-                             "openid profile offline_access accounts"], cwd=NODE_DIR, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            node,
+            str(NODE_DIR / "fapi2-flow.mjs"),
+            server.issuer,
+            fapi.client_id,
+            FAPI_REDIRECT,
+            "openid profile offline_access accounts",
+        ],
+        cwd=NODE_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run = converse(proc, browser, FAPI_REDIRECT, TIMEOUT, tamper)
     return FapiRun(**dataclasses.asdict(run))
 
@@ -65,8 +77,11 @@ def _access_claims(server: Server, token: str) -> dict[str, Any]:
 
 def asked_for_nonce(run: FapiRun) -> list[dict[str, Any]]:
     """Requests the server answered with `use_dpop_nonce` (RFC 9449 §8 in the body, §9 in the challenge)."""
-    return [e for e in run.log if e.get("error") == "use_dpop_nonce"
-            or 'error="use_dpop_nonce"' in e.get("www_authenticate", "")]
+    return [
+        e
+        for e in run.log
+        if e.get("error") == "use_dpop_nonce" or 'error="use_dpop_nonce"' in e.get("www_authenticate", "")
+    ]
 
 
 def _check_fapi2_flow(run: FapiRun, server: Server, fapi: FapiClient) -> None:
@@ -143,8 +158,9 @@ def _check_fapi2_flow(run: FapiRun, server: Server, fapi: FapiClient) -> None:
         assert replays["token"]["error"] == "invalid_dpop_proof" and replays["token"]["status"] == 400, replays
 
 
-def test_openid_client_fapi2_par_private_key_jwt_dpop(node: str, server: Server, browser: httpx.Client,
-                                                     fapi: FapiClient) -> None:
+def test_openid_client_fapi2_par_private_key_jwt_dpop(
+    node: str, server: Server, browser: httpx.Client, fapi: FapiClient
+) -> None:
     """FAPI 2.0 SP 5.3.2 with a certified client: PAR + PKCE S256 + private_key_jwt + DPoP end to end,
     userinfo, refresh and introspection; DPoP proof replays refused (RFC 9449 §11.1)."""
     _check_fapi2_flow(run_fapi2(node, server, browser, fapi), server, fapi)
@@ -158,12 +174,16 @@ def _replace_param(url: str, name: str, value: str | None) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@pytest.mark.parametrize("iss,expected", [
-    (None, 'response parameter "iss" (issuer) missing'),
-    ("https://attacker.example", 'unexpected "iss" (issuer) response parameter value'),
-])
+@pytest.mark.parametrize(
+    "iss,expected",
+    [
+        (None, 'response parameter "iss" (issuer) missing'),
+        ("https://attacker.example", 'unexpected "iss" (issuer) response parameter value'),
+    ],
+)
 def test_openid_client_fapi2_validates_iss_in_the_authorization_response(
-        node: str, server: Server, browser: httpx.Client, fapi: FapiClient, iss: str | None, expected: str) -> None:
+    node: str, server: Server, browser: httpx.Client, fapi: FapiClient, iss: str | None, expected: str
+) -> None:
     """RFC 9207 §2.4 / FAPI 2.0 SP 5.3.3.1-2 (mix-up defence): the server advertises
     authorization_response_iss_parameter_supported, and openid-client refuses a callback whose iss is
     missing or is another issuer's, before it redeems the code."""
@@ -175,6 +195,7 @@ def test_openid_client_fapi2_validates_iss_in_the_authorization_response(
 
 
 # -- server-provided DPoP nonces (RFC 9449 §8, §9) ------------------------------------------------
+
 
 def _nonce_setting() -> tuple[str, str] | None:
     """The server setting that makes it require DPoP nonces, and the value that turns it on, if this
@@ -192,8 +213,9 @@ def _nonce_setting() -> tuple[str, str] | None:
 def nonce_server(server: Server, tmp_path: Path) -> Iterator[Server]:
     setting = _nonce_setting()
     if setting is None:
-        pytest.skip("the server has no DPoP nonce support yet (no boolean *dpop*nonce* setting in "
-                    "fingrade.config.Settings)")
+        pytest.skip(
+            "the server has no DPoP nonce support yet (no boolean *dpop*nonce* setting in fingrade.config.Settings)"
+        )
     from integration.integration_helpers import dedicated_server
 
     with dedicated_server(tmp_path, server.backend, dict([setting])) as srv:
@@ -215,6 +237,9 @@ def test_openid_client_fapi2_with_server_dpop_nonces(node: str, nonce_server: Se
     # ... and every request the authorization server accepted carried a nonce it had handed out.
     handed_out = {e["dpop_nonce"] for e in run.log if "dpop_nonce" in e}
     for e in run.log:
-        if "dpop" in e and e["status"] < 300 and e["url"].split("?")[0] in (
-                nonce_server.issuer + "/par", nonce_server.issuer + "/token"):
+        if (
+            "dpop" in e
+            and e["status"] < 300
+            and e["url"].split("?")[0] in (nonce_server.issuer + "/par", nonce_server.issuer + "/token")
+        ):
             assert e["dpop"]["claims"].get("nonce") in handed_out, e

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support.mtls import CA, ClientCert, Nginx, start_nginx
 from support.server import Server, drop_pg_database, free_port, start_server
 
@@ -75,13 +74,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def _direct(tmp: Path, backend: str, pki: Pki) -> Iterator[Deployment]:
     mtls_port = free_port()
-    srv = start_server(tmp, backend, extra_env={
-        "FINGRADE_MTLS_PORT": str(mtls_port), "FINGRADE_MTLS_CA_FILE": str(pki.ca.path),
-        "FINGRADE_MTLS_CERT_HEADER": CERT_HEADER,
-        # A proxy address that is not ours: a forged certificate header from us must be ignored.
-        "FINGRADE_TRUSTED_PROXIES": "192.0.2.1",
-        "FINGRADE_CLIENT_CACHE_SECONDS": "1",
-    })
+    srv = start_server(
+        tmp,
+        backend,
+        extra_env={
+            "FINGRADE_MTLS_PORT": str(mtls_port),
+            "FINGRADE_MTLS_CA_FILE": str(pki.ca.path),
+            "FINGRADE_MTLS_CERT_HEADER": CERT_HEADER,
+            # A proxy address that is not ours: a forged certificate header from us must be ignored.
+            "FINGRADE_TRUSTED_PROXIES": "192.0.2.1",
+            "FINGRADE_CLIENT_CACHE_SECONDS": "1",
+        },
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -101,11 +105,19 @@ def _direct(tmp: Path, backend: str, pki: Pki) -> Iterator[Deployment]:
 
 def _nginx(tmp: Path, backend: str, pki: Pki) -> Iterator[Deployment]:
     front, mtls_port, upstream = free_port(), free_port(), free_port()
-    srv = start_server(tmp, backend, port=upstream, plain_http=True, extra_env={
-        "FINGRADE_ISSUER": f"https://localhost:{front}", "FINGRADE_TRUSTED_PROXIES": "127.0.0.1",
-        "FINGRADE_MTLS_BASE_URL": f"https://localhost:{mtls_port}", "FINGRADE_MTLS_CA_FILE": str(pki.ca.path),
-        "FINGRADE_MTLS_CERT_HEADER": CERT_HEADER,
-    })
+    srv = start_server(
+        tmp,
+        backend,
+        port=upstream,
+        plain_http=True,
+        extra_env={
+            "FINGRADE_ISSUER": f"https://localhost:{front}",
+            "FINGRADE_TRUSTED_PROXIES": "127.0.0.1",
+            "FINGRADE_MTLS_BASE_URL": f"https://localhost:{mtls_port}",
+            "FINGRADE_MTLS_CA_FILE": str(pki.ca.path),
+            "FINGRADE_MTLS_CERT_HEADER": CERT_HEADER,
+        },
+    )
     proxy: Nginx | None = None
     try:
         proxy = start_nginx(tmp, upstream, front, mtls_port, CERT_HEADER)
@@ -120,8 +132,9 @@ def _nginx(tmp: Path, backend: str, pki: Pki) -> Iterator[Deployment]:
 
 
 @pytest.fixture(scope="session", params=[f"{k}-{b}" for k in ("direct", "nginx") for b in BACKENDS])
-def deployment(request: pytest.FixtureRequest, pki: Pki, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     kind, backend = request.param.split("-")
     tmp = tmp_path_factory.mktemp(request.param)
     yield from (_direct if kind == "direct" else _nginx)(tmp, backend, pki)

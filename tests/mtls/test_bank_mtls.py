@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support.bank import PREFIX, account_information
 from support.fapi import FapiClient
 
@@ -21,16 +20,28 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bank-mtls")
 
 
-def test_rfc8705_s3_certificate_bound_token_at_the_bank(deployment: Deployment, browser: httpx.Client,
-                                                        tmp: Path) -> None:
+def test_rfc8705_s3_certificate_bound_token_at_the_bank(
+    deployment: Deployment, browser: httpx.Client, tmp: Path
+) -> None:
     cert = deployment.pki.ca.issue(tmp, "Fintech Bank mTLS")
     other = deployment.pki.ca.issue(tmp, "Another Fintech")
-    fapi = FapiClient.register_mtls(deployment.server, tmp, "tls_client_auth", "--tls-subject-dn",
-                                    cert.cert.subject.rfc4514_string(),
-                                    "--authorization-details-type", "account_information")
+    fapi = FapiClient.register_mtls(
+        deployment.server,
+        tmp,
+        "tls_client_auth",
+        "--tls-subject-dn",
+        cert.cert.subject.rfc4514_string(),
+        "--authorization-details-type",
+        "account_information",
+    )
     with deployment.mtls(cert) as http:
-        resp = fapi.flow(http, browser, dpop=False, scope="openid accounts",
-                         authorization_details=json.dumps([account_information()]))
+        resp = fapi.flow(
+            http,
+            browser,
+            dpop=False,
+            scope="openid accounts",
+            authorization_details=json.dumps([account_information()]),
+        )
         assert resp.status_code == 200, resp.text
         token = resp.json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
 from support.fapi import FapiClient, new_key
 from support.mtls import write_jwks
 
@@ -32,8 +31,9 @@ def _client(deployment: Deployment, tmp: Path, combo: str, profile: str, subject
         return FapiClient.register(deployment.server, tmp, profile=profile)
     key = new_key("ES256")  # request objects are signed even when mTLS authenticates the client
     extra = ("--jwks-file", str(write_jwks(tmp, key.as_dict(private=False)))) if profile != "fapi2" else ()
-    fapi = FapiClient.register_mtls(deployment.server, tmp, "tls_client_auth", "--tls-subject-dn", subject, *extra,
-                                    profile=profile)
+    fapi = FapiClient.register_mtls(
+        deployment.server, tmp, "tls_client_auth", "--tls-subject-dn", subject, *extra, profile=profile
+    )
     fapi.key, fapi.alg = key, "ES256"
     return fapi
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient, new_key
 from support.mtls import write_jwks
@@ -28,13 +27,33 @@ def test_fapi2_ms_5_3_1_mtls_client_needs_keys_and_signs(deployment: Deployment,
     response ends in a certificate-bound token (RFC 8705 §3)."""
     cert = deployment.pki.ca.issue(tmp, "Fintech Signing")
     subject = cert.cert.subject.rfc4514_string()
-    out = deployment.server.cli("clients", "add", "--name", "ms without keys", "--profile", MS, "--auth-method",
-                                "tls_client_auth", "--tls-subject-dn", subject, "--redirect-uri", FAPI_REDIRECT,
-                                check=False)
+    out = deployment.server.cli(
+        "clients",
+        "add",
+        "--name",
+        "ms without keys",
+        "--profile",
+        MS,
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-subject-dn",
+        subject,
+        "--redirect-uri",
+        FAPI_REDIRECT,
+        check=False,
+    )
     assert out.returncode != 0 and "jwks" in out.stdout + out.stderr
     key = new_key("ES256")
-    fapi = FapiClient.register_mtls(deployment.server, tmp, "tls_client_auth", "--tls-subject-dn", subject,
-                                    "--jwks-file", str(write_jwks(tmp, key.as_dict(private=False))), profile=MS)
+    fapi = FapiClient.register_mtls(
+        deployment.server,
+        tmp,
+        "tls_client_auth",
+        "--tls-subject-dn",
+        subject,
+        "--jwks-file",
+        str(write_jwks(tmp, key.as_dict(private=False))),
+        profile=MS,
+    )
     fapi.key, fapi.alg = key, "ES256"
     with deployment.front(follow_redirects=False) as browser, deployment.mtls(cert) as http:
         params, _ = fapi.request_params(response_mode="jwt")

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-
 from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import run_flow
@@ -37,20 +36,23 @@ def claims_of(deployment: Deployment, token: str) -> dict[str, Any]:
 
 def tls_client(deployment: Deployment, tmp: Path, cert: ClientCert, *extra: str) -> FapiClient:
     """A fapi2 tls_client_auth client registered by the certificate's subject DN."""
-    return FapiClient.register_mtls(deployment.server, tmp, "tls_client_auth", "--tls-subject-dn",
-                                    cert.cert.subject.rfc4514_string(), *extra)
+    return FapiClient.register_mtls(
+        deployment.server, tmp, "tls_client_auth", "--tls-subject-dn", cert.cert.subject.rfc4514_string(), *extra
+    )
 
 
 def self_signed_client(deployment: Deployment, tmp: Path, cert: ClientCert) -> FapiClient:
-    fapi = FapiClient.register_mtls(deployment.server, tmp, "self_signed_tls_client_auth", "--jwks-file",
-                                    str(write_jwks(tmp, cert.jwk())))
+    fapi = FapiClient.register_mtls(
+        deployment.server, tmp, "self_signed_tls_client_auth", "--jwks-file", str(write_jwks(tmp, cert.jwk()))
+    )
     deployment.wait_trusted(cert)
     return fapi
 
 
 def client_credentials(http: httpx.Client, fapi: FapiClient, **headers: str) -> httpx.Response:
-    return http.post("/token", data={"grant_type": "client_credentials", "scope": "accounts", **fapi.auth_params()},
-                     headers=headers)
+    return http.post(
+        "/token", data={"grant_type": "client_credentials", "scope": "accounts", **fapi.auth_params()}, headers=headers
+    )
 
 
 def refused_at_handshake_or_invalid_client(deployment: Deployment, attempt: Callable[[], httpx.Response]) -> None:
@@ -78,8 +80,10 @@ def bound(deployment: Deployment, tmp: Path) -> dict[str, Any]:
 
 # -- §2 client authentication ---------------------------------------------------------------------
 
-def test_rfc8705_s2_1_tls_client_auth_fapi2_flow_gives_certificate_bound_tokens(deployment: Deployment,
-                                                                                bound: dict[str, Any]) -> None:
+
+def test_rfc8705_s2_1_tls_client_auth_fapi2_flow_gives_certificate_bound_tokens(
+    deployment: Deployment, bound: dict[str, Any]
+) -> None:
     """RFC 8705 §2.1 (PKI client authentication) and §3.1: PAR, authorization and token request of a
     fapi2 client authenticated by its CA-issued certificate; the access token carries
     cnf.x5t#S256 of that certificate and stays a Bearer token (FAPI 2.0 SP 5.3.2.1-4, -5, -6)."""
@@ -91,8 +95,9 @@ def test_rfc8705_s2_1_tls_client_auth_fapi2_flow_gives_certificate_bound_tokens(
     assert "refresh_token" in tokens
 
 
-def test_rfc8705_s3_refresh_gives_tokens_bound_to_the_certificate(deployment: Deployment,
-                                                                  bound: dict[str, Any]) -> None:
+def test_rfc8705_s3_refresh_gives_tokens_bound_to_the_certificate(
+    deployment: Deployment, bound: dict[str, Any]
+) -> None:
     """RFC 8705 §3: access tokens from a refresh are bound to the certificate presented then; the
     confidential client's refresh token is bound by its client authentication (RFC 9700 §4.14.2)."""
     fapi, cert = bound["fapi"], bound["cert"]
@@ -105,20 +110,25 @@ def test_rfc8705_s3_refresh_gives_tokens_bound_to_the_certificate(deployment: De
         assert_oauth_error(http.post("/token", data=data), "invalid_client", 401)
 
 
-@pytest.mark.parametrize("field, good, bad", [
-    ("dns", {"dns": ["api.fintech.example"]}, {"dns": ["api.evil.example"]}),
-    ("uri", {"uri": ["https://fintech.example/tpp/1"]}, {"uri": ["https://fintech.example/tpp/2"]}),
-    ("ip", {"ip": ["192.0.2.10"]}, {"ip": ["192.0.2.11"]}),
-    ("email", {"email": ["tpp@fintech.example"]}, {"email": ["other@fintech.example"]}),
-])
-def test_rfc8705_s2_1_2_san_registration(deployment: Deployment, tmp: Path, field: str, good: dict[str, list[str]],
-                                         bad: dict[str, list[str]]) -> None:
+@pytest.mark.parametrize(
+    "field, good, bad",
+    [
+        ("dns", {"dns": ["api.fintech.example"]}, {"dns": ["api.evil.example"]}),
+        ("uri", {"uri": ["https://fintech.example/tpp/1"]}, {"uri": ["https://fintech.example/tpp/2"]}),
+        ("ip", {"ip": ["192.0.2.10"]}, {"ip": ["192.0.2.11"]}),
+        ("email", {"email": ["tpp@fintech.example"]}, {"email": ["other@fintech.example"]}),
+    ],
+)
+def test_rfc8705_s2_1_2_san_registration(
+    deployment: Deployment, tmp: Path, field: str, good: dict[str, list[str]], bad: dict[str, list[str]]
+) -> None:
     """RFC 8705 §2.1.2: tls_client_auth_san_dns / _uri / _ip / _email match the SAN entry of that type;
     a certificate from the same CA with another value is invalid_client."""
     right = deployment.pki.ca.issue(tmp, "Fintech SAN", **good)
     wrong = deployment.pki.ca.issue(tmp, "Fintech SAN", **bad)
-    fapi = FapiClient.register_mtls(deployment.server, tmp, "tls_client_auth", f"--tls-san-{field}",
-                                    next(iter(good.values()))[0])
+    fapi = FapiClient.register_mtls(
+        deployment.server, tmp, "tls_client_auth", f"--tls-san-{field}", next(iter(good.values()))[0]
+    )
     with deployment.mtls(right) as http:
         resp = client_credentials(http, fapi)
     assert resp.status_code == 200, resp.text
@@ -157,11 +167,13 @@ def test_rfc8705_s2_1_certificate_not_chaining_to_the_ca(deployment: Deployment,
     def attempt() -> httpx.Response:
         with deployment.mtls(forged) as http:
             return client_credentials(http, fapi)
+
     refused_at_handshake_or_invalid_client(deployment, attempt)
 
 
-def test_rfc8705_s2_2_self_signed_tls_client_auth_fapi2_flow(deployment: Deployment, browser: httpx.Client,
-                                                             tmp: Path) -> None:
+def test_rfc8705_s2_2_self_signed_tls_client_auth_fapi2_flow(
+    deployment: Deployment, browser: httpx.Client, tmp: Path
+) -> None:
     """RFC 8705 §2.2: a self-signed certificate registered in the client's JWKS (x5c) authenticates
     the client; tokens are bound to it (§3.1)."""
     cert = self_signed(tmp)
@@ -189,19 +201,22 @@ def test_rfc8705_s2_2_self_signed_certificate_not_registered(deployment: Deploym
     def attempt() -> httpx.Response:
         with deployment.mtls(stranger) as http:
             return client_credentials(http, fapi)
+
     refused_at_handshake_or_invalid_client(deployment, attempt)
 
 
 def _dcr(deployment: Deployment, meta: dict[str, Any]) -> httpx.Response:
-    token = deployment.server.cli("registration-token", "create", "--label",
-                                  "mtls-dcr-" + secrets.token_hex(4)).stdout.split()[0]
+    token = deployment.server.cli(
+        "registration-token", "create", "--label", "mtls-dcr-" + secrets.token_hex(4)
+    ).stdout.split()[0]
     with deployment.front() as http:
         return http.post("/register", json=meta, headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.mark.parametrize("method", ["tls_client_auth", "self_signed_tls_client_auth"])
-def test_rfc8705_s2_1_2_s3_4_dcr_with_standard_metadata_only(deployment: Deployment, browser: httpx.Client,
-                                                            tmp: Path, method: str) -> None:
+def test_rfc8705_s2_1_2_s3_4_dcr_with_standard_metadata_only(
+    deployment: Deployment, browser: httpx.Client, tmp: Path, method: str
+) -> None:
     """RFC 7591 §2 with RFC 8705 §2.1.2 / §2.2 and §3.4: a client that registers with standard
     metadata only (token_endpoint_auth_method, tls_client_auth_subject_dn or jwks with x5c, and
     tls_client_certificate_bound_access_tokens; no Fingrade member) is a confidential client that
@@ -213,10 +228,18 @@ def test_rfc8705_s2_1_2_s3_4_dcr_with_standard_metadata_only(deployment: Deploym
     else:
         cert = self_signed(tmp, "Standard self-signed fintech")
         subject = {"jwks": {"keys": [cert.jwk()]}}
-    resp = _dcr(deployment, {"client_name": "Standard mTLS fintech", "redirect_uris": [FAPI_REDIRECT],
-                             "grant_types": ["authorization_code", "refresh_token"], "scope": "openid accounts",
-                             "token_endpoint_auth_method": method, "tls_client_certificate_bound_access_tokens": True,
-                             **subject})
+    resp = _dcr(
+        deployment,
+        {
+            "client_name": "Standard mTLS fintech",
+            "redirect_uris": [FAPI_REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid accounts",
+            "token_endpoint_auth_method": method,
+            "tls_client_certificate_bound_access_tokens": True,
+            **subject,
+        },
+    )
     assert resp.status_code == 201, resp.text
     registered = resp.json()
     assert registered["token_endpoint_auth_method"] == method and "client_secret" not in registered
@@ -226,8 +249,13 @@ def test_rfc8705_s2_1_2_s3_4_dcr_with_standard_metadata_only(deployment: Deploym
     if method == "self_signed_tls_client_auth":
         deployment.wait_trusted(cert)
     got = run_flow(browser, cid, FAPI_REDIRECT, scope="openid accounts")
-    data = {"grant_type": "authorization_code", "code": got.code, "redirect_uri": FAPI_REDIRECT,
-            "code_verifier": got.verifier, "client_id": cid}
+    data = {
+        "grant_type": "authorization_code",
+        "code": got.code,
+        "redirect_uri": FAPI_REDIRECT,
+        "code_verifier": got.verifier,
+        "client_id": cid,
+    }
     with deployment.mtls() as http:  # RFC 8705 §2: the certificate is the credential
         assert_oauth_error(http.post("/token", data=data), "invalid_client", 401)
     got = run_flow(browser, cid, FAPI_REDIRECT, scope="openid accounts")
@@ -241,16 +269,25 @@ def test_rfc8705_s2_1_2_s3_4_dcr_with_standard_metadata_only(deployment: Deploym
 def test_rfc8705_s2_dcr_tls_methods_are_still_refused_for_public_clients(deployment: Deployment) -> None:
     """A native or browser app (token_endpoint_auth_method none) has no certificate to authenticate
     with; and an mTLS method never makes a client public."""
-    resp = _dcr(deployment, {"client_name": "Native", "application_type": "native", "redirect_uris":
-                             ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none",
-                             "tls_client_certificate_bound_access_tokens": True})
+    resp = _dcr(
+        deployment,
+        {
+            "client_name": "Native",
+            "application_type": "native",
+            "redirect_uris": ["http://127.0.0.1/cb"],
+            "token_endpoint_auth_method": "none",
+            "tls_client_certificate_bound_access_tokens": True,
+        },
+    )
     assert_oauth_error(resp, "invalid_client_metadata", 400)
 
 
 # -- §3 certificate-bound access tokens --------------------------------------------------------------
 
-def test_rfc8705_s3_private_key_jwt_with_certificate_bound_tokens(deployment: Deployment, browser: httpx.Client,
-                                                                  tmp: Path) -> None:
+
+def test_rfc8705_s3_private_key_jwt_with_certificate_bound_tokens(
+    deployment: Deployment, browser: httpx.Client, tmp: Path
+) -> None:
     """RFC 8705 §3 with FAPI 2.0 SP 5.3.2.1-5: private_key_jwt authentication, mutual TLS as the sender
     constraint (no DPoP); without certificate or proof the request is refused (5.3.2.1-4)."""
     fapi = FapiClient.register(deployment.server, tmp)
@@ -264,8 +301,9 @@ def test_rfc8705_s3_private_key_jwt_with_certificate_bound_tokens(deployment: De
         assert_oauth_error(client_credentials(http, fapi), "invalid_request", 400)
 
 
-def test_rfc8705_s3_certificate_bound_grant_stays_certificate_bound(deployment: Deployment, browser: httpx.Client,
-                                                                    tmp: Path) -> None:
+def test_rfc8705_s3_certificate_bound_grant_stays_certificate_bound(
+    deployment: Deployment, browser: httpx.Client, tmp: Path
+) -> None:
     """RFC 8705 §3, FAPI 2.0 SP 5.3.2.1-4: a grant whose tokens are bound to the client certificate
     is refreshed only with a certificate that binds the new access token; a refresh that would
     bind it otherwise (a DPoP proof without the certificate) is refused, and the grant lives on.
@@ -279,8 +317,10 @@ def test_rfc8705_s3_certificate_bound_grant_stays_certificate_bound(deployment: 
     rt = resp.json()["refresh_token"]
 
     def refresh(http: httpx.Client, **headers: str) -> httpx.Response:
-        return http.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt, **fapi.auth_params()},
-                         headers=headers)
+        return http.post(
+            "/token", data={"grant_type": "refresh_token", "refresh_token": rt, **fapi.auth_params()}, headers=headers
+        )
+
     with deployment.mtls() as http:
         proof = fapi.dpop.proof("POST", deployment.mtls_url + "/token")
         assert_oauth_error(refresh(http, DPoP=proof), "invalid_request", 400)
@@ -311,10 +351,20 @@ def test_rfc8705_s3_certificate_binds_only_when_asked(deployment: Deployment, tm
     tls_client_certificate_bound_access_tokens gets an unbound token even with a certificate; one
     that did gets bound tokens, and no unbound token without a certificate."""
     cert = deployment.pki.ca.issue(tmp, "Fintech Plain")
-    plain = deployment.server.add_client("--name", "plain", "--profile", "confidential", "--grant-type",
-                                         "client_credentials", "--scope", "accounts")
-    wants = deployment.server.add_client("--name", "bound", "--profile", "confidential", "--grant-type",
-                                         "client_credentials", "--scope", "accounts", "--tls-bound-tokens")
+    plain = deployment.server.add_client(
+        "--name", "plain", "--profile", "confidential", "--grant-type", "client_credentials", "--scope", "accounts"
+    )
+    wants = deployment.server.add_client(
+        "--name",
+        "bound",
+        "--profile",
+        "confidential",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "accounts",
+        "--tls-bound-tokens",
+    )
     assert wants["tls_client_certificate_bound_access_tokens"] is True
     data = {"grant_type": "client_credentials", "scope": "accounts"}
     with deployment.mtls(cert) as http:
@@ -329,8 +379,9 @@ def test_rfc8705_s3_certificate_binds_only_when_asked(deployment: Deployment, tm
         assert_oauth_error(resp, "invalid_request", 400)
 
 
-def test_rfc8705_s3_bound_token_needs_the_same_certificate_at_userinfo(deployment: Deployment,
-                                                                       bound: dict[str, Any], tmp: Path) -> None:
+def test_rfc8705_s3_bound_token_needs_the_same_certificate_at_userinfo(
+    deployment: Deployment, bound: dict[str, Any], tmp: Path
+) -> None:
     """RFC 8705 §3: the protected resource (here UserInfo, FAPI 2.0 SP 5.3.4-5) accepts a
     certificate-bound token only over mutual TLS with that certificate; otherwise 401 invalid_token."""
     token = bound["tokens"]["access_token"]
@@ -359,6 +410,7 @@ def test_rfc8705_s3_2_introspection_shows_cnf(deployment: Deployment, bound: dic
 
 # -- §3.3, §5 metadata ---------------------------------------------------------------------------------
 
+
 def test_rfc8705_s3_3_s5_metadata(deployment: Deployment) -> None:
     """RFC 8705 §3.3 and §5: bound tokens, the TLS methods and mtls_endpoint_aliases on the mTLS host."""
     with deployment.front() as http:
@@ -374,8 +426,10 @@ def test_rfc8705_s3_3_s5_metadata(deployment: Deployment) -> None:
 
 # -- the certificate header of a TLS-terminating proxy ---------------------------------------------------
 
-def test_forged_certificate_header_from_untrusted_peer_is_ignored(deployment: Deployment, bound: dict[str, Any],
-                                                                  tmp: Path) -> None:
+
+def test_forged_certificate_header_from_untrusted_peer_is_ignored(
+    deployment: Deployment, bound: dict[str, Any], tmp: Path
+) -> None:
     """RFC 9440 §4 / RFC 9700 §4.13: a certificate header is believed only from a trusted proxy. The
     direct server trusts 192.0.2.1, not us; behind nginx the browser host strips the header."""
     fapi, cert = bound["fapi"], bound["cert"]
@@ -385,8 +439,9 @@ def test_forged_certificate_header_from_untrusted_peer_is_ignored(deployment: De
         with client as http:
             resp = client_credentials(http, fapi, **forged)
             assert_oauth_error(resp, "invalid_client", 401)
-            resp = http.get("/userinfo", headers={"Authorization": f"Bearer {bound['tokens']['access_token']}",
-                                                  **forged})
+            resp = http.get(
+                "/userinfo", headers={"Authorization": f"Bearer {bound['tokens']['access_token']}", **forged}
+            )
             assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
 
 
@@ -403,8 +458,7 @@ def test_certificate_header_from_trusted_proxy_is_accepted(deployment: Deploymen
             assert claims_of(deployment, resp.json()["access_token"])["cnf"] == {"x5t#S256": cert.x5t_s256}
         assert_oauth_error(client_credentials(http, fapi), "invalid_client", 401)
         rogue = deployment.pki.rogue.issue(Path(cert.cert_path).parent, "Fintech Bound")
-        assert_oauth_error(client_credentials(http, fapi, **{CERT_HEADER: rogue.escaped_pem()}),
-                           "invalid_client", 401)
+        assert_oauth_error(client_credentials(http, fapi, **{CERT_HEADER: rogue.escaped_pem()}), "invalid_client", 401)
 
 
 @pytest.mark.parametrize("deployment", [f"direct-{b}" for b in BACKENDS], indirect=True)
@@ -416,9 +470,11 @@ def test_fapi2_5_2_2_mtls_listener_tls12_only_recommended_ciphers(deployment: De
     def handshake(ctx: ssl.SSLContext) -> str:
         import socket
 
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-                return tls.cipher()[0]
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            return tls.cipher()[0]
 
     def client(max_version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.SSLContext:
         ctx = deployment.server.ssl_context()
@@ -426,6 +482,7 @@ def test_fapi2_5_2_2_mtls_listener_tls12_only_recommended_ciphers(deployment: De
         if ciphers:
             ctx.set_ciphers(ciphers)
         return ctx
+
     assert "GCM" in handshake(client(ssl.TLSVersion.TLSv1_2))
     with pytest.raises(ssl.SSLError):
         handshake(client(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from support.server import Server
 
 from .fuzzkit import FuzzCredentials
@@ -14,8 +13,17 @@ from .kit import Kit
 @pytest.fixture(scope="session")
 def resource_server(server: Server) -> tuple[str, str]:
     """A confidential client allowed to introspect tokens issued to other clients (RFC 7662 §4)."""
-    out = server.add_client("--name", "Bank API", "--profile", "confidential", "--grant-type", "client_credentials",
-                            "--scope", "accounts", "--resource-server")
+    out = server.add_client(
+        "--name",
+        "Bank API",
+        "--profile",
+        "confidential",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "accounts",
+        "--resource-server",
+    )
     return out["client_id"], out["client_secret"]
 
 

@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
-
 from support.pages import NATIVE, NATIVE_REDIRECT
 from support.server import DEMO_SECRET, Server
 
@@ -32,22 +31,44 @@ BACKEND = "demo-backend"
 BACKEND_REDIRECT = "https://localhost:9443/callback"
 
 # -- registered error codes ---------------------------------------------------------------------------
-RFC6749_TOKEN = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
-                 "invalid_scope"}  # RFC 6749 §5.2
-RFC6749_AUTHZ = {"invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
-                 "invalid_scope", "server_error", "temporarily_unavailable"}  # RFC 6749 §4.1.2.1
+RFC6749_TOKEN = {
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+}  # RFC 6749 §5.2
+RFC6749_AUTHZ = {
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+}  # RFC 6749 §4.1.2.1
 DPOP = {"invalid_dpop_proof", "use_dpop_nonce"}  # RFC 9449 §5, §8, §12.2
 RAR = {"invalid_authorization_details"}  # RFC 9396 §5
 REQUEST_OBJECTS = {"invalid_request_object", "request_not_supported"}  # RFC 9101 §6.3, OIDC Core §3.1.2.6
 BEARER = {"invalid_request", "invalid_token", "insufficient_scope"}  # RFC 6750 §3.1
-REGISTRATION = {"invalid_redirect_uri", "invalid_client_metadata", "invalid_software_statement",
-                "unapproved_software_statement"}  # RFC 7591 §3.2.2
+REGISTRATION = {
+    "invalid_redirect_uri",
+    "invalid_client_metadata",
+    "invalid_software_statement",
+    "unapproved_software_statement",
+}  # RFC 7591 §3.2.2
 
 REGISTERED_ERRORS: dict[str, frozenset[str]] = {
     "/token": frozenset(RFC6749_TOKEN | DPOP | RAR),
     # RFC 9126 §2.3: the authorization endpoint's errors, and the token endpoint's for client authentication.
-    "/par": frozenset((RFC6749_AUTHZ - {"server_error", "temporarily_unavailable"}) | {"invalid_client"} | DPOP | RAR
-                      | REQUEST_OBJECTS),
+    "/par": frozenset(
+        (RFC6749_AUTHZ - {"server_error", "temporarily_unavailable"})
+        | {"invalid_client"}
+        | DPOP
+        | RAR
+        | REQUEST_OBJECTS
+    ),
     "/userinfo": frozenset(BEARER | DPOP),  # OIDC Core §5.3.3, RFC 9449 §7.1
     "/introspect": frozenset({"invalid_request", "invalid_client"}),  # RFC 7662 §2.3
     "/revoke": frozenset({"invalid_request", "invalid_client", "unsupported_token_type"}),  # RFC 7009 §2.2.1
@@ -158,13 +179,25 @@ class Rows:
             self._pg = self._loop.run_until_complete(asyncpg.connect(server.env["FINGRADE_DATABASE_URL"]))
             self._redis = redis.Redis.from_url(server.env["FINGRADE_REDIS_URL"])
             self._prefix = server.env["FINGRADE_REDIS_PREFIX"]
-            self._tables = [r[0] for r in self._loop.run_until_complete(self._pg.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")) if not _NOT_STATE.search(r[0])]
+            self._tables = [
+                r[0]
+                for r in self._loop.run_until_complete(
+                    self._pg.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                )
+                if not _NOT_STATE.search(r[0])
+            ]
         else:
-            self._db = sqlite3.connect(f"file:{server.data_dir / 'fingrade.db'}?mode=ro", uri=True,
-                                       isolation_level=None, check_same_thread=False)
-            self._tables = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                            if not _NOT_STATE.search(r[0]) and not r[0].startswith("sqlite_")]
+            self._db = sqlite3.connect(
+                f"file:{server.data_dir / 'fingrade.db'}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._tables = [
+                r[0]
+                for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not _NOT_STATE.search(r[0]) and not r[0].startswith("sqlite_")
+            ]
 
     def close(self) -> None:
         if self._pg is not None:
@@ -191,14 +224,17 @@ class Rows:
             out[table] = frozenset(rows)
         if self._redis is not None:
             keys = [k.decode() for k in self._redis.scan_iter(match=self._prefix + "*", count=1000)]
-            out["redis"] = frozenset(k for k in keys if not _NOT_STATE.search(k[len(self._prefix):].split(":")[0]))
+            out["redis"] = frozenset(k for k in keys if not _NOT_STATE.search(k[len(self._prefix) :].split(":")[0]))
         return out
 
     @staticmethod
     def written(before: dict[str, frozenset[Any]], after: dict[str, frozenset[Any]]) -> dict[str, list[Any]]:
         """Rows that are new or changed (rows that disappeared were purged by the janitor)."""
-        return {t: sorted(map(repr, after[t] - before.get(t, frozenset())))[:3] for t in after
-                if after[t] - before.get(t, frozenset())}
+        return {
+            t: sorted(map(repr, after[t] - before.get(t, frozenset())))[:3]
+            for t in after
+            if after[t] - before.get(t, frozenset())
+        }
 
 
 # -- the probe ---------------------------------------------------------------------------------------------
@@ -215,8 +251,12 @@ class Probe:
         self.base_url = base_url or server.base_url
         self.https = server.issuer.startswith("https://")
         verify: Any = server.ssl_context() if self.base_url.startswith("https://") else False
-        self.client = httpx.Client(base_url=self.base_url, verify=verify, timeout=30,
-                                   limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        self.client = httpx.Client(
+            base_url=self.base_url,
+            verify=verify,
+            timeout=30,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
         self.rows = Rows(server) if rows else None
         self._state = self.rows.snapshot() if self.rows else None
         self.client.get("/.well-known/openid-configuration")  # opens the connection
@@ -226,8 +266,16 @@ class Probe:
         if self.rows is not None:
             self.rows.close()
 
-    def send(self, method: str, url: str, *, query: bytes | None = None, headers: Headers = (),
-             content: bytes | None = None, must_refuse: bool = False) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        query: bytes | None = None,
+        headers: Headers = (),
+        content: bytes | None = None,
+        must_refuse: bool = False,
+    ) -> httpx.Response:
         """One request and its invariants; `must_refuse`: the request is invalid, so a success fails.
         `query` is sent as it is (bytes outside visible ASCII percent-encoded, as HTTP/1.1 requires)."""
         self.client.cookies.clear()  # each example stands alone
@@ -263,8 +311,10 @@ class Probe:
             failure.add_note(f"and: {exc}")
         if failure is not None:
             # The request itself, to replay it (hypothesis shrinks it before it gets here).
-            failure.add_note(f"request: {method} {url[:1000]}\nheaders: {sent!r}"[:3000]
-                             + (f"\nbody: {content[:2000]!r}" if content else ""))
+            failure.add_note(
+                f"request: {method} {url[:1000]}\nheaders: {sent!r}"[:3000]
+                + (f"\nbody: {content[:2000]!r}" if content else "")
+            )
             raise failure
         return resp
 
@@ -280,17 +330,20 @@ class Probe:
         try:
             follow = self.client.get("/.well-known/openid-configuration")
         except httpx.HTTPError as exc:
-            raise AssertionError(f"{method} {url[:200]} -> {resp.status_code}: the next request on the "
-                                 f"connection failed ({exc!r})") from None
+            raise AssertionError(
+                f"{method} {url[:200]} -> {resp.status_code}: the next request on the connection failed ({exc!r})"
+            ) from None
         assert follow.status_code == 200, follow.status_code
         if resp.status_code in CLOSING_STATUSES:
             # A body or head over the limits is not read: the server announces the close (RFC 9112 §9.6)
             # instead of draining what it refuses; the next request goes on a new connection.
             assert resp.headers.get("connection", "").lower() == "close", (
-                f"{method} {url[:200]} -> {resp.status_code} without Connection: close")
+                f"{method} {url[:200]} -> {resp.status_code} without Connection: close"
+            )
         else:
             assert follow.extensions.get("network_stream") is stream, (
-                f"{method} {url[:200]} -> {resp.status_code}: the server closed the keep-alive connection")
+                f"{method} {url[:200]} -> {resp.status_code}: the server closed the keep-alive connection"
+            )
         if is_refusal(resp):
             assert not written, f"{method} {url[:200]} -> {resp.status_code} wrote {written}"
 
@@ -323,15 +376,25 @@ class FuzzCredentials:
         iat = server.cli("registration-token", "create", "--label", "fuzz", "--expires-in", "86400").stdout.strip()
         with server.client(follow_redirects=False) as browser:
             got = run_flow(browser, NATIVE, NATIVE_REDIRECT)
-            resp = browser.post("/token", data={"grant_type": "authorization_code", "code": got.code,
-                                                "redirect_uri": NATIVE_REDIRECT, "client_id": NATIVE,
-                                                "code_verifier": got.verifier})
+            resp = browser.post(
+                "/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": got.code,
+                    "redirect_uri": NATIVE_REDIRECT,
+                    "client_id": NATIVE,
+                    "code_verifier": got.verifier,
+                },
+            )
         assert resp.status_code == 200, resp.text
         return cls(basic(BACKEND, DEMO_SECRET), basic(*resource_server), iat, resp.json()["access_token"])
 
     def client_credentials_token(self, server: Server) -> str:
         with server.client() as http:
-            resp = http.post("/token", data={"grant_type": "client_credentials", "scope": "accounts"},
-                             headers={"Authorization": self.backend.decode()})
+            resp = http.post(
+                "/token",
+                data={"grant_type": "client_credentials", "scope": "accounts"},
+                headers={"Authorization": self.backend.decode()},
+            )
         assert resp.status_code == 200, resp.text
         return resp.json()["access_token"]

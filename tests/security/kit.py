@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
 from support.flow import Authorized, run_flow
 from support.server import DEMO_SECRET, Server
 
@@ -38,10 +37,16 @@ class Kit:
         assert got.code, got.location
         return got
 
-    def redeem_native(self, code: str, verifier: str | None, client: httpx.Client | None = None,
-                      **extra: str) -> httpx.Response:
-        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": NATIVE_REDIRECT,
-                "client_id": NATIVE, **extra}
+    def redeem_native(
+        self, code: str, verifier: str | None, client: httpx.Client | None = None, **extra: str
+    ) -> httpx.Response:
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": NATIVE_REDIRECT,
+            "client_id": NATIVE,
+            **extra,
+        }
         if verifier is not None:
             data["code_verifier"] = verifier
         return (client or self.browser).post("/token", data=data)

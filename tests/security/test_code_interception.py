@@ -7,12 +7,20 @@ import base64
 import hashlib
 
 import httpx
-
 from support.flow import pkce_pair, run_flow
 from support.server import DEMO_SECRET, Server
 
-from .kit import (BACKEND, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT, Kit, assert_bearer_refused,
-                  assert_oauth_error, race)
+from .kit import (
+    BACKEND,
+    NATIVE,
+    NATIVE_REDIRECT,
+    SPA,
+    SPA_REDIRECT,
+    Kit,
+    assert_bearer_refused,
+    assert_oauth_error,
+    race,
+)
 
 
 def test_intercepted_native_code_without_verifier_is_useless_rfc7636_4_6(kit: Kit) -> None:
@@ -45,8 +53,10 @@ def test_short_verifier_refused_rfc7636_4_1(kit: Kit) -> None:
 
 def test_intercepted_spa_code_without_verifier_is_useless_rfc7636_4_6(kit: Kit) -> None:
     got = run_flow(kit.browser, SPA, SPA_REDIRECT)
-    resp = kit.browser.post("/token", data={"grant_type": "authorization_code", "code": got.code,
-                                            "redirect_uri": SPA_REDIRECT, "client_id": SPA})
+    resp = kit.browser.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": got.code, "redirect_uri": SPA_REDIRECT, "client_id": SPA},
+    )
     assert_oauth_error(resp, "invalid_grant")
 
 
@@ -95,6 +105,7 @@ def test_code_reuse_by_confidential_client_revokes_its_tokens_rfc6749_4_1_2(kit:
 
     def introspect(token: str) -> dict:
         return kit.browser.post("/introspect", data={"token": token}, auth=(BACKEND, DEMO_SECRET)).json()
+
     assert introspect(tokens["access_token"])["active"] is True
     assert introspect(tokens["refresh_token"])["active"] is True
     assert_oauth_error(kit.redeem_backend(got.code, pkce_pair()[0]), "invalid_grant")
@@ -124,18 +135,32 @@ def test_cross_client_redemption_refused_rfc6749_4_1_3(kit: Kit) -> None:
     client (with its own valid secret) cannot redeem a code issued to demo-native, even with the
     right verifier and redirect URI; and the stolen code is burned."""
     got = kit.native_code()
-    resp = kit.browser.post("/token", auth=(BACKEND, DEMO_SECRET), data={
-        "grant_type": "authorization_code", "code": got.code, "redirect_uri": NATIVE_REDIRECT,
-        "code_verifier": got.verifier})
+    resp = kit.browser.post(
+        "/token",
+        auth=(BACKEND, DEMO_SECRET),
+        data={
+            "grant_type": "authorization_code",
+            "code": got.code,
+            "redirect_uri": NATIVE_REDIRECT,
+            "code_verifier": got.verifier,
+        },
+    )
     assert_oauth_error(resp, "invalid_grant")
     assert_oauth_error(kit.redeem_native(got.code, got.verifier), "invalid_grant")
 
 
 def test_cross_client_redemption_by_another_public_client_refused_rfc6749_4_1_3(kit: Kit) -> None:
     got = kit.native_code()
-    resp = kit.browser.post("/token", data={
-        "grant_type": "authorization_code", "code": got.code, "redirect_uri": NATIVE_REDIRECT, "client_id": SPA,
-        "code_verifier": got.verifier})
+    resp = kit.browser.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": got.code,
+            "redirect_uri": NATIVE_REDIRECT,
+            "client_id": SPA,
+            "code_verifier": got.verifier,
+        },
+    )
     assert_oauth_error(resp, "invalid_grant")
 
 
@@ -143,11 +168,14 @@ def test_code_bound_to_its_redirect_uri_rfc6749_4_1_3(kit: Kit) -> None:
     """The redirect_uri of the token request must be identical to the authorization request's;
     another port of the same loopback registration is another URI."""
     got = kit.native_code()
-    assert_oauth_error(kit.redeem_native(got.code, got.verifier, redirect_uri="http://127.0.0.1:51235/callback"),
-                       "invalid_grant")
+    assert_oauth_error(
+        kit.redeem_native(got.code, got.verifier, redirect_uri="http://127.0.0.1:51235/callback"), "invalid_grant"
+    )
     got = kit.native_code()
-    resp = kit.browser.post("/token", data={"grant_type": "authorization_code", "code": got.code,
-                                            "client_id": NATIVE, "code_verifier": got.verifier})
+    resp = kit.browser.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": got.code, "client_id": NATIVE, "code_verifier": got.verifier},
+    )
     assert_oauth_error(resp, "invalid_grant")
 
 
@@ -165,8 +193,15 @@ def test_public_client_cannot_pass_a_secret_it_does_not_have(kit: Kit, browser: 
     """A public client's client_id alone is no credential; adding a made-up secret is refused
     (RFC 6749 §2.3: the client must use its registered method)."""
     got = kit.native_code()
-    resp = browser.post("/token", auth=(NATIVE, "guess"), data={
-        "grant_type": "authorization_code", "code": got.code, "redirect_uri": NATIVE_REDIRECT,
-        "code_verifier": got.verifier})
+    resp = browser.post(
+        "/token",
+        auth=(NATIVE, "guess"),
+        data={
+            "grant_type": "authorization_code",
+            "code": got.code,
+            "redirect_uri": NATIVE_REDIRECT,
+            "code_verifier": got.verifier,
+        },
+    )
     assert_oauth_error(resp, "invalid_client", 401)
     assert resp.headers["www-authenticate"]

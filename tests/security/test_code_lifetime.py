@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from support.flow import run_flow
 from support.server import Server, drop_pg_database, start_server
 
@@ -18,8 +17,11 @@ from .kit import NATIVE, NATIVE_REDIRECT, assert_oauth_error
 
 @pytest.fixture(scope="module")
 def short_code_server(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("short-code-" + server.backend), backend=server.backend,
-                       extra_env={"FINGRADE_CODE_TTL": "2"})
+    srv = start_server(
+        tmp_path_factory.mktemp("short-code-" + server.backend),
+        backend=server.backend,
+        extra_env={"FINGRADE_CODE_TTL": "2"},
+    )
     yield srv
     srv.stop()
     if srv.backend == "postgres":
@@ -39,5 +41,13 @@ def test_expired_code_refused_fapi2_sp_5_3_2_1_11(short_code_server: Server) -> 
 
 
 def _redeem(browser: httpx.Client, code: str, verifier: str) -> httpx.Response:
-    return browser.post("/token", data={"grant_type": "authorization_code", "code": code, "client_id": NATIVE,
-                                        "redirect_uri": NATIVE_REDIRECT, "code_verifier": verifier})
+    return browser.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": NATIVE,
+            "redirect_uri": NATIVE_REDIRECT,
+            "code_verifier": verifier,
+        },
+    )

@@ -20,15 +20,15 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from support.flow import pkce_pair
 from support.server import Server
 
 from .fuzzgen import AUTHORIZATION_DETAILS, CLAIMS_REQUEST, FORM, form_body, redirect_uri
 from .fuzzkit import BACKEND, BACKEND_REDIRECT, FuzzCredentials, check_oauth_error, probe
 
-BOUNDED = settings(max_examples=150, derandomize=True, database=None, deadline=None,
-                   suppress_health_check=list(HealthCheck))
+BOUNDED = settings(
+    max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)
 REGISTERED = {  # the demo clients' redirect URIs (fingrade/demo.py)
     "demo-native": ["http://127.0.0.1/callback", "http://[::1]/callback", "com.fingrade.demo:/callback"],
     "demo-spa": ["https://localhost:3000/callback"],
@@ -57,18 +57,33 @@ def check_redirect(resp, sent: bytes) -> None:
     params = dict(parse_qsl(sent.decode("utf-8", "replace")))
     uri, client_id = params.get("redirect_uri", ""), params.get("client_id", "")
     assert uri and location.startswith(uri), (sent[:300], location[:300])
-    assert location[len(uri):][:1] in ("?", "&"), (sent[:300], location[:300])
+    assert location[len(uri) :][:1] in ("?", "&"), (sent[:300], location[:300])
     assert registered_for(client_id, uri), (sent[:300], location[:300])
 
 
 def _request(client_id: str, **extra: str) -> dict[str, str]:
     _, challenge = pkce_pair()
-    return {"response_type": "code", "client_id": client_id, "redirect_uri": REGISTERED[client_id][0],
-            "scope": "openid", "state": "xyz", "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REGISTERED[client_id][0],
+        "scope": "openid",
+        "state": "xyz",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
 
 
-BASES = st.sampled_from([_request("demo-native"), _request("demo-spa"), _request(BACKEND, scope="openid accounts"),
-                         _request("demo-native", prompt="none"), _request(BACKEND, response_mode="query.jwt")])
+BASES = st.sampled_from(
+    [
+        _request("demo-native"),
+        _request("demo-spa"),
+        _request(BACKEND, scope="openid accounts"),
+        _request("demo-native", prompt="none"),
+        _request(BACKEND, response_mode="query.jwt"),
+    ]
+)
 
 
 def test_no_query_string_reaches_a_5xx_at_authorize(server: Server) -> None:
@@ -136,15 +151,27 @@ def test_no_authorization_details_reach_a_5xx(server: Server, fuzz_credentials: 
                 _authorize(p, _request(BACKEND, scope="openid accounts", authorization_details=details))
             elif where == "lodge":
                 body = '{"client_id":"demo-backend","authorization_details":' + details + "}"
-                resp = p.send("POST", "/consent-resources", content=body.encode("utf-8", "surrogatepass"), headers=[
-                    (b"content-type", b"application/json"), (b"authorization", fuzz_credentials.resource_server)])
+                resp = p.send(
+                    "POST",
+                    "/consent-resources",
+                    content=body.encode("utf-8", "surrogatepass"),
+                    headers=[
+                        (b"content-type", b"application/json"),
+                        (b"authorization", fuzz_credentials.resource_server),
+                    ],
+                )
                 if resp.status_code == 400:
                     assert resp.json()["error"] in ("invalid_authorization_details", "invalid_request"), resp.text
             else:
                 body = urlencode({"grant_type": "client_credentials", "authorization_details": details}).encode()
                 # An empty value is an omitted parameter (RFC 6749 §3.1).
-                resp = p.send("POST", "/token", content=body, must_refuse=details != "", headers=[
-                    (b"content-type", FORM), (b"authorization", fuzz_credentials.backend)])
+                resp = p.send(
+                    "POST",
+                    "/token",
+                    content=body,
+                    must_refuse=details != "",
+                    headers=[(b"content-type", FORM), (b"authorization", fuzz_credentials.backend)],
+                )
                 if details:
                     assert resp.json()["error"] in ("invalid_authorization_details", "invalid_request"), resp.text
 
@@ -171,8 +198,11 @@ def test_no_claims_request_reaches_a_5xx(server: Server, fuzz_credentials: FuzzC
 
 # -- duplicate members ----------------------------------------------------------------------------------
 DETAIL = {"type": "account_information", "actions": ["accounts"]}
-REGISTRATION = {"client_name": "Duplicate members", "redirect_uris": ["https://dup.example/cb"],
-                "token_endpoint_auth_method": "client_secret_basic"}
+REGISTRATION = {
+    "client_name": "Duplicate members",
+    "redirect_uris": ["https://dup.example/cb"],
+    "token_endpoint_auth_method": "client_secret_basic",
+}
 
 
 @st.composite
@@ -188,8 +218,7 @@ def with_duplicate_member(draw: st.DrawFn, document: dict) -> str:
 
 
 @pytest.mark.parametrize("where", ["authorization_details", "claims", "register"])
-def test_json_with_a_repeated_member_is_refused(server: Server, fuzz_credentials: FuzzCredentials,
-                                                where: str) -> None:
+def test_json_with_a_repeated_member_is_refused(server: Server, fuzz_credentials: FuzzCredentials, where: str) -> None:
     """A JSON object that names a member twice has no single meaning (RFC 8259 §4: names SHOULD be
     unique; parsers differ on which one wins), so it is refused wherever JSON is read: RFC 9396
     authorization details (invalid_authorization_details), the OIDC claims parameter (invalid_request)
@@ -197,8 +226,9 @@ def test_json_with_a_repeated_member_is_refused(server: Server, fuzz_credentials
     with probe(server) as p:
 
         @given(data=st.data())
-        @settings(max_examples=30, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=30, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+        )
         def run(data: st.DataObject) -> None:
             if where == "authorization_details":
                 text = "[" + data.draw(with_duplicate_member(DETAIL)) + "]"
@@ -213,9 +243,16 @@ def test_json_with_a_repeated_member_is_refused(server: Server, fuzz_credentials
                 assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", (text, resp.text)
             else:
                 text = data.draw(with_duplicate_member(REGISTRATION))
-                resp = p.send("POST", "/register", content=text.encode(), must_refuse=True, headers=[
-                    (b"content-type", b"application/json"),
-                    (b"authorization", b"Bearer " + fuzz_credentials.initial_access_token.encode())])
+                resp = p.send(
+                    "POST",
+                    "/register",
+                    content=text.encode(),
+                    must_refuse=True,
+                    headers=[
+                        (b"content-type", b"application/json"),
+                        (b"authorization", b"Bearer " + fuzz_credentials.initial_access_token.encode()),
+                    ],
+                )
                 assert resp.status_code == 400 and resp.json()["error"] == "invalid_client_metadata", (text, resp.text)
 
         run()

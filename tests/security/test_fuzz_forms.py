@@ -18,7 +18,6 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from support.flow import pkce_pair
 from support.pages import authorize_query, browser_form, interaction
 from support.server import Server
@@ -26,8 +25,9 @@ from support.server import Server
 from .fuzzgen import CONTENT_TYPES, form_body
 from .fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
 
-BOUNDED = settings(max_examples=60, derandomize=True, database=None, deadline=None,
-                   suppress_health_check=list(HealthCheck))
+BOUNDED = settings(
+    max_examples=60, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Target:
 def _targets(server: Server, creds: FuzzCredentials) -> dict[str, Callable[[], Target]]:
     """Each POST endpoint with the credentials that get a generated body past its gate (built lazily:
     a browser form costs a sign-in)."""
+
     def page(path: str, action: str | None = None, sign_in: bool = False) -> Target:
         form = browser_form(server, path, action, sign_in=sign_in)
         return Target(form.path, cookie=form.cookie_header.encode(), base={"csrf_token": form.csrf}, limit=8192)
@@ -51,13 +52,19 @@ def _targets(server: Server, creds: FuzzCredentials) -> dict[str, Callable[[], T
         return Target(form.path, cookie=form.cookie_header.encode(), base={"csrf_token": form.csrf}, limit=8192)
 
     _, challenge = pkce_pair()
-    par = {"response_type": "code", "redirect_uri": BACKEND_REDIRECT, "scope": "openid accounts",
-           "code_challenge": challenge, "code_challenge_method": "S256"}
+    par = {
+        "response_type": "code",
+        "redirect_uri": BACKEND_REDIRECT,
+        "scope": "openid accounts",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     return {
         "/token": lambda: Target("/token", [creds.backend], base={"grant_type": "client_credentials"}),
         "/par": lambda: Target("/par", [creds.backend], base=par),
-        "/introspect": lambda: Target("/introspect", [creds.resource_server],
-                                      base={"token": creds.client_credentials_token(server)}),
+        "/introspect": lambda: Target(
+            "/introspect", [creds.resource_server], base={"token": creds.client_credentials_token(server)}
+        ),
         # The client's own token: a valid request revokes it (a write, allowed for a success).
         "/revoke": lambda: Target("/revoke", [creds.backend], base={"token": creds.client_credentials_token(server)}),
         "/userinfo": lambda: Target("/userinfo", [b"Bearer " + creds.user_token.encode()]),
@@ -66,16 +73,29 @@ def _targets(server: Server, creds: FuzzCredentials) -> dict[str, Callable[[], T
         "/interaction/{iid}/consent": lambda: in_interaction(signed_in=True),
         "/logout": lambda: page("/logout"),
         "/account/login": lambda: page("/account/login"),
-        "/account/connections/revoke": lambda: page("/account/connections", "/account/connections/revoke",
-                                                    sign_in=True),
+        "/account/connections/revoke": lambda: page(
+            "/account/connections", "/account/connections/revoke", sign_in=True
+        ),
         "/register": lambda: Target("/register", [b"Bearer " + creds.initial_access_token.encode()]),
         "/consent-resources": lambda: Target("/consent-resources", [creds.resource_server]),
     }
 
 
-ENDPOINTS = ["/token", "/par", "/introspect", "/revoke", "/userinfo", "/authorize", "/interaction/{iid}/login",
-             "/interaction/{iid}/consent", "/logout", "/account/login", "/account/connections/revoke", "/register",
-             "/consent-resources"]
+ENDPOINTS = [
+    "/token",
+    "/par",
+    "/introspect",
+    "/revoke",
+    "/userinfo",
+    "/authorize",
+    "/interaction/{iid}/login",
+    "/interaction/{iid}/consent",
+    "/logout",
+    "/account/login",
+    "/account/connections/revoke",
+    "/register",
+    "/consent-resources",
+]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -102,19 +122,54 @@ def test_no_form_body_reaches_a_5xx(server: Server, fuzz_credentials: FuzzCreden
 
 # -- query strings and path segments at every GET endpoint ---------------------------------------------------
 PATH_SEGMENTS = st.one_of(
-    st.sampled_from(["x", "..", ".", "%00", "%2F", "%2f..%2f", "%0A", "%0D%0A", "%ff", "%", "%zz", "a" * 300, "aac-x",
-                     "demo-backend", "%20", "+", "~", "%E2%80%AE"]),
+    st.sampled_from(
+        [
+            "x",
+            "..",
+            ".",
+            "%00",
+            "%2F",
+            "%2f..%2f",
+            "%0A",
+            "%0D%0A",
+            "%ff",
+            "%",
+            "%zz",
+            "a" * 300,
+            "aac-x",
+            "demo-backend",
+            "%20",
+            "+",
+            "~",
+            "%E2%80%AE",
+        ]
+    ),
     st.text(min_size=1, max_size=20).map(lambda s: quote(s, safe="")),
 )
+
+
 def _short(query: bytes) -> bytes:
     """At most 6000 bytes: a longer request line meets the server's header limits (431/414), which
     are not what is tested here."""
     return query[:6000]
 
 
-GET_PATHS = ["/userinfo", "/authorize", "/interaction/{}", "/logout", "/account/login", "/account/connections",
-             "/register/{}", "/consent-resources/{}", "/jwks", "/", "/healthz", "/openapi.json", "/static/{}",
-             "/.well-known/openid-configuration"]
+GET_PATHS = [
+    "/userinfo",
+    "/authorize",
+    "/interaction/{}",
+    "/logout",
+    "/account/login",
+    "/account/connections",
+    "/register/{}",
+    "/consent-resources/{}",
+    "/jwks",
+    "/",
+    "/healthz",
+    "/openapi.json",
+    "/static/{}",
+    "/.well-known/openid-configuration",
+]
 
 
 def test_no_query_or_path_reaches_a_5xx_at_get_endpoints(server: Server, fuzz_credentials: FuzzCredentials) -> None:
@@ -122,15 +177,23 @@ def test_no_query_or_path_reaches_a_5xx_at_get_endpoints(server: Server, fuzz_cr
     empty parameters, bad escapes, an access token in the query, FAPI 2.0 SP 5.3.4) and any path segment,
     with the credentials that get past its gate."""
     signed_in = browser_form(server, "/account/connections", sign_in=True).cookie_header.encode()
-    credentials = {"/userinfo": (b"authorization", b"Bearer " + fuzz_credentials.user_token.encode()),
-                   "/consent-resources/{}": (b"authorization", fuzz_credentials.resource_server),
-                   "/register/{}": (b"authorization", b"Bearer x"), "/account/connections": (b"cookie", signed_in)}
+    credentials = {
+        "/userinfo": (b"authorization", b"Bearer " + fuzz_credentials.user_token.encode()),
+        "/consent-resources/{}": (b"authorization", fuzz_credentials.resource_server),
+        "/register/{}": (b"authorization", b"Bearer x"),
+        "/account/connections": (b"cookie", signed_in),
+    }
     with probe(server) as p:
 
-        @given(path=st.sampled_from(GET_PATHS), segment=PATH_SEGMENTS, query=form_body(max_huge=4000).map(_short),
-               authorized=st.booleans())
-        @settings(max_examples=150, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
+        @given(
+            path=st.sampled_from(GET_PATHS),
+            segment=PATH_SEGMENTS,
+            query=form_body(max_huge=4000).map(_short),
+            authorized=st.booleans(),
+        )
+        @settings(
+            max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+        )
         def run(path: str, segment: str, query: bytes, authorized: bool) -> None:
             headers = [credentials[path]] if authorized and path in credentials else []
             p.send("GET", path.format(segment), query=query, headers=headers)

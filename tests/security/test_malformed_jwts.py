@@ -14,7 +14,6 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from support.dpop import DPoPKey
 from support.fapi import ASSERTION_TYPE, FapiClient
 from support.server import DEMO_SECRET, Server
@@ -136,12 +135,21 @@ def at_revoke(conn: Connection, token: str) -> None:
 
 def dpop_at(path: str) -> Call:
     def call(conn: Connection, token: str) -> None:
-        data = {"grant_type": "client_credentials"} if path == "/token" else {
-            "response_type": "code", "client_id": BACKEND, "redirect_uri": "https://localhost:9443/callback",
-            "scope": "openid", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            "code_challenge_method": "S256"}
+        data = (
+            {"grant_type": "client_credentials"}
+            if path == "/token"
+            else {
+                "response_type": "code",
+                "client_id": BACKEND,
+                "redirect_uri": "https://localhost:9443/callback",
+                "scope": "openid",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            }
+        )
         resp = conn.send("POST", path, data=data, auth=(BACKEND, DEMO_SECRET), headers={"DPoP": token})
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_dpop_proof", resp.text  # RFC 9449 §5
+
     return call
 
 
@@ -161,31 +169,51 @@ def assertion_at(path: str, signer: FapiClient) -> Call:
             data.update({"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
             resp = conn.send("POST", path, data=data)
             assert resp.status_code == 401 and resp.json()["error"] == "invalid_client", resp.text  # RFC 7523 §3.2
+
     return call
 
 
 def request_at_par(signer: FapiClient) -> Call:
     def call(conn: Connection, token: str) -> None:
-        resp = conn.send("POST", "/par", data={"request": token, **signer.auth_params()},
-                         headers=signer.dpop_header("/par"))
+        resp = conn.send(
+            "POST", "/par", data={"request": token, **signer.auth_params()}, headers=signer.dpop_header("/par")
+        )
         assert resp.status_code == 400 and resp.json()["error"] == "invalid_request_object", resp.text  # RFC 9126 §2.3
+
     return call
 
 
 def endpoints(signer: FapiClient) -> dict[str, Call]:
-    return {"userinfo": at_userinfo, "bank": at_bank, "introspect": at_introspect, "revoke": at_revoke,
-            "dpop-token": dpop_at("/token"), "dpop-par": dpop_at("/par"),
-            "assertion-token": assertion_at("/token", signer), "assertion-par": assertion_at("/par", signer),
-            "request-par": request_at_par(signer)}
+    return {
+        "userinfo": at_userinfo,
+        "bank": at_bank,
+        "introspect": at_introspect,
+        "revoke": at_revoke,
+        "dpop-token": dpop_at("/token"),
+        "dpop-par": dpop_at("/par"),
+        "assertion-token": assertion_at("/token", signer),
+        "assertion-par": assertion_at("/par", signer),
+        "request-par": request_at_par(signer),
+    }
 
 
-ENDPOINTS = ["userinfo", "bank", "introspect", "revoke", "dpop-token", "dpop-par", "assertion-token",
-             "assertion-par", "request-par"]
+ENDPOINTS = [
+    "userinfo",
+    "bank",
+    "introspect",
+    "revoke",
+    "dpop-token",
+    "dpop-par",
+    "assertion-token",
+    "assertion-par",
+    "request-par",
+]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_malformed_jwt_is_a_4xx_on_the_same_connection_rfc7515_5_2(server: Server, signer: FapiClient,
-                                                                   endpoint: str) -> None:
+def test_malformed_jwt_is_a_4xx_on_the_same_connection_rfc7515_5_2(
+    server: Server, signer: FapiClient, endpoint: str
+) -> None:
     call = endpoints(signer)[endpoint]
     with server.client() as http:
         conn = Connection(http)
@@ -201,14 +229,36 @@ def test_malformed_jwt_is_a_4xx_on_the_same_connection_rfc7515_5_2(server: Serve
 
 # -- generated malformed JWTs, a few dozen per endpoint --------------------------------------------
 
-_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
-_json = st.recursive(_json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                     max_leaves=8)
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
 _HEADER_NAMES = ["alg", "kid", "typ", "crit", "jwk", "x5c", "x5t#S256", "b64", "cty", "jku"]
-_CLAIM_NAMES = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "cnf", "htm", "htu", "ath", "client_id",
-                "scope", "authorization_details", "nonce"]
+_CLAIM_NAMES = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "cnf",
+    "htm",
+    "htu",
+    "ath",
+    "client_id",
+    "scope",
+    "authorization_details",
+    "nonce",
+]
 
 
 @st.composite
@@ -216,10 +266,16 @@ def malformed_jwts(draw: st.DrawFn) -> str:
     header = {"alg": "ES256", "typ": draw(st.sampled_from(["at+jwt", "dpop+jwt", "oauth-authz-req+jwt"])), "kid": "k"}
     header.update(draw(st.dictionaries(st.sampled_from(_HEADER_NAMES), _json, max_size=3)))
     claims = draw(st.dictionaries(st.sampled_from(_CLAIM_NAMES), _json, max_size=4))
-    head_bytes = draw(st.one_of(st.just(json.dumps(header).encode()), _json.map(lambda v: json.dumps(v).encode()),
-                                st.binary(max_size=40)))
-    body_bytes = draw(st.one_of(st.just(json.dumps(claims).encode()), _json.map(lambda v: json.dumps(v).encode()),
-                                st.binary(max_size=40)))
+    head_bytes = draw(
+        st.one_of(
+            st.just(json.dumps(header).encode()), _json.map(lambda v: json.dumps(v).encode()), st.binary(max_size=40)
+        )
+    )
+    body_bytes = draw(
+        st.one_of(
+            st.just(json.dumps(claims).encode()), _json.map(lambda v: json.dumps(v).encode()), st.binary(max_size=40)
+        )
+    )
     sig = draw(st.sampled_from(["AAAA", "", "!!", b64(bytes(64))]))
     parts = [b64(head_bytes), b64(body_bytes), sig]
     shape = draw(st.sampled_from(["jws", "jws", "jws", "two", "four", "raw"]))
@@ -238,8 +294,13 @@ def test_generated_malformed_jwts_never_get_a_5xx(server: Server, signer: FapiCl
     with server.client() as http:
         conn = Connection(http)
 
-        @settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+        @settings(
+            max_examples=30,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        )
         @given(token=malformed_jwts())
         def check(token: str) -> None:
             call(conn, token)
@@ -252,11 +313,23 @@ def test_dpop_proof_with_valid_signature_and_malformed_claims_rfc9449_4_3(server
     key = DPoPKey()
     with server.client() as http:
         conn = Connection(http)
-        for claims in ({"iat": 1e308}, {"iat": True}, {"jti": ["x"]}, {"htu": {"a": 1}}, {"exp": -1e308},
-                       {"nbf": "soon"}, {"iat": 2**62}):
+        for claims in (
+            {"iat": 1e308},
+            {"iat": True},
+            {"jti": ["x"]},
+            {"htu": {"a": 1}},
+            {"exp": -1e308},
+            {"nbf": "soon"},
+            {"iat": 2**62},
+        ):
             proof = key.proof("POST", server.issuer + "/token", claims=claims)
-            resp = conn.send("POST", "/token", data={"grant_type": "client_credentials"}, auth=(BACKEND, DEMO_SECRET),
-                             headers={"DPoP": proof})
+            resp = conn.send(
+                "POST",
+                "/token",
+                data={"grant_type": "client_credentials"},
+                auth=(BACKEND, DEMO_SECRET),
+                headers={"DPoP": proof},
+            )
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_dpop_proof", (claims, resp.text)
 
 
@@ -265,8 +338,19 @@ def test_signed_request_object_with_malformed_claims_rfc9101_6_2(server: Server,
     params, _ = signer.request_params()
     with server.client() as http:
         conn = Connection(http)
-        for claims in ({"exp": 1e308}, {"nbf": 2**80}, {"aud": 5}, {"aud": [1, 2]}, {"jti": {"a": 1}},
-                       {"authorization_details": "x"}, {"iss": ["x"]}):
-            resp = conn.send("POST", "/par", data={"request": signer.request_object(params, **claims),
-                                                   **signer.auth_params()}, headers=signer.dpop_header("/par"))
+        for claims in (
+            {"exp": 1e308},
+            {"nbf": 2**80},
+            {"aud": 5},
+            {"aud": [1, 2]},
+            {"jti": {"a": 1}},
+            {"authorization_details": "x"},
+            {"iss": ["x"]},
+        ):
+            resp = conn.send(
+                "POST",
+                "/par",
+                data={"request": signer.request_object(params, **claims), **signer.auth_params()},
+                headers=signer.dpop_header("/par"),
+            )
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_request_object", (claims, resp.text)

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
-
 from support.server import Server
 
 from .kit import assert_oauth_error, race
@@ -30,9 +29,20 @@ KEY = ECKey.generate_key("P-256", parameters={"kid": "fintech-1", "alg": "ES256"
 def pkjwt_client(server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("jwks") / "jwks.json"
     path.write_text(json.dumps({"keys": [KEY.as_dict(private=False)]}))
-    out = server.add_client("--name", "Fintech with keys", "--profile", "confidential", "--auth-method",
-                            "private_key_jwt", "--jwks-file", str(path), "--grant-type", "client_credentials",
-                            "--scope", "accounts")
+    out = server.add_client(
+        "--name",
+        "Fintech with keys",
+        "--profile",
+        "confidential",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(path),
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "accounts",
+    )
     assert "client_secret" not in out
     return out["client_id"]
 
@@ -43,17 +53,32 @@ def b64(data: bytes) -> str:
 
 def assertion(server: Server, client_id: str, key: Any = KEY, header: dict | None = None, **changes: Any) -> str:
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": server.issuer, "iat": now, "exp": now + 60,
-              "jti": secrets.token_urlsafe(16), **changes}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": server.issuer,
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(16),
+        **changes,
+    }
     claims = {k: v for k, v in claims.items() if v is not None}
-    return jws.serialize_compact(header or {"alg": "ES256", "kid": "fintech-1"}, json.dumps(claims), key,
-                                 algorithms=["ES256"])
+    return jws.serialize_compact(
+        header or {"alg": "ES256", "kid": "fintech-1"}, json.dumps(claims), key, algorithms=["ES256"]
+    )
 
 
 def token_request(http: httpx.Client, client_assertion: str, **extra: str) -> httpx.Response:
-    return http.post("/token", data={"grant_type": "client_credentials", "scope": "accounts",
-                                     "client_assertion_type": ASSERTION_TYPE, "client_assertion": client_assertion,
-                                     **extra})
+    return http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "accounts",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion,
+            **extra,
+        },
+    )
 
 
 def refused(resp: httpx.Response) -> None:
@@ -67,8 +92,9 @@ def test_valid_assertion_authenticates_rfc7523_3(server: Server, http: httpx.Cli
     assert resp.json()["scope"] == "accounts"
 
 
-def test_assertion_with_iat_8_s_ahead_accepted_fapi2_sp_5_3_2_1_13(server: Server, http: httpx.Client,
-                                                                   pkjwt_client: str) -> None:
+def test_assertion_with_iat_8_s_ahead_accepted_fapi2_sp_5_3_2_1_13(
+    server: Server, http: httpx.Client, pkjwt_client: str
+) -> None:
     now = int(time.time())
     resp = token_request(http, assertion(server, pkjwt_client, iat=now + 8, nbf=now + 8))
     assert resp.status_code == 200, resp.text
@@ -91,33 +117,52 @@ def test_concurrent_replays_have_one_winner_rfc7523_3(server: Server, pkjwt_clie
     assert sorted(r.status_code for r in results) == [200] + [401] * 5
 
 
-@pytest.mark.parametrize("aud", ["/token", "array", "array-token", "/"], ids=["token-endpoint", "array",
-                                                                               "array-with-token", "slash"])
-def test_audience_other_than_the_issuer_string_refused_fapi2_sp_5_3_2_1_8(server: Server, http: httpx.Client,
-                                                                          pkjwt_client: str, aud: str) -> None:
-    value: Any = {"/token": server.issuer + "/token", "array": [server.issuer],
-                  "array-token": [server.issuer, server.issuer + "/token"], "/": server.issuer + "/"}[aud]
+@pytest.mark.parametrize(
+    "aud", ["/token", "array", "array-token", "/"], ids=["token-endpoint", "array", "array-with-token", "slash"]
+)
+def test_audience_other_than_the_issuer_string_refused_fapi2_sp_5_3_2_1_8(
+    server: Server, http: httpx.Client, pkjwt_client: str, aud: str
+) -> None:
+    value: Any = {
+        "/token": server.issuer + "/token",
+        "array": [server.issuer],
+        "array-token": [server.issuer, server.issuer + "/token"],
+        "/": server.issuer + "/",
+    }[aud]
     refused(token_request(http, assertion(server, pkjwt_client, aud=value)))
 
 
 def test_alg_none_refused_rfc8725_3_1(server: Server, http: httpx.Client, pkjwt_client: str) -> None:
     now = int(time.time())
-    claims = {"iss": pkjwt_client, "sub": pkjwt_client, "aud": server.issuer, "exp": now + 60,
-              "jti": secrets.token_urlsafe(8)}
+    claims = {
+        "iss": pkjwt_client,
+        "sub": pkjwt_client,
+        "aud": server.issuer,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(8),
+    }
     for alg in ("none", "None", "NONE"):
         unsigned = f"{b64(json.dumps({'alg': alg, 'kid': 'fintech-1'}).encode())}.{b64(json.dumps(claims).encode())}."
         refused(token_request(http, unsigned))
 
 
-def test_hs256_keyed_with_the_public_key_refused_cve_2024_37568(server: Server, http: httpx.Client,
-                                                                pkjwt_client: str) -> None:
+def test_hs256_keyed_with_the_public_key_refused_cve_2024_37568(
+    server: Server, http: httpx.Client, pkjwt_client: str
+) -> None:
     """Algorithm confusion: HMAC-SHA-256 over the assertion, keyed with the client's public key
     (as PEM, and as its JWK JSON), which anyone can fetch."""
     now = int(time.time())
     for secret in (KEY.as_pem(private=False), json.dumps(KEY.as_dict(private=False)).encode()):
-        claims = {"iss": pkjwt_client, "sub": pkjwt_client, "aud": server.issuer, "exp": now + 60,
-                  "jti": secrets.token_urlsafe(8)}
-        signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'fintech-1'}).encode())}.{b64(json.dumps(claims).encode())}"
+        claims = {
+            "iss": pkjwt_client,
+            "sub": pkjwt_client,
+            "aud": server.issuer,
+            "exp": now + 60,
+            "jti": secrets.token_urlsafe(8),
+        }
+        signing_input = (
+            f"{b64(json.dumps({'alg': 'HS256', 'kid': 'fintech-1'}).encode())}.{b64(json.dumps(claims).encode())}"
+        )
         mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         refused(token_request(http, f"{signing_input}.{b64(mac)}"))
 
@@ -132,8 +177,9 @@ def test_assertion_without_exp_refused_rfc7523_3(server: Server, http: httpx.Cli
     refused(token_request(http, assertion(server, pkjwt_client, exp=None, iat=now)))
 
 
-def test_assertion_from_the_future_refused_fapi2_sp_5_3_2_1_13(server: Server, http: httpx.Client,
-                                                               pkjwt_client: str) -> None:
+def test_assertion_from_the_future_refused_fapi2_sp_5_3_2_1_13(
+    server: Server, http: httpx.Client, pkjwt_client: str
+) -> None:
     now = int(time.time())
     refused(token_request(http, assertion(server, pkjwt_client, iat=now + 120, exp=now + 180)))
     refused(token_request(http, assertion(server, pkjwt_client, nbf=now + 120, exp=now + 180)))
@@ -144,8 +190,7 @@ def test_assertion_without_jti_refused_rfc7523_3(server: Server, http: httpx.Cli
     refused(token_request(http, signed))
 
 
-def test_assertion_for_another_client_refused_rfc7523_3(server: Server, http: httpx.Client,
-                                                        pkjwt_client: str) -> None:
+def test_assertion_for_another_client_refused_rfc7523_3(server: Server, http: httpx.Client, pkjwt_client: str) -> None:
     """iss/sub must name the client whose key signed it: our key cannot speak for demo-backend,
     and a mismatched client_id parameter is refused."""
     refused(token_request(http, assertion(server, pkjwt_client, iss="demo-backend", sub="demo-backend")))
@@ -161,23 +206,42 @@ def test_signature_by_an_unregistered_key_refused(server: Server, http: httpx.Cl
     refused(token_request(http, assertion(server, pkjwt_client, key=attacker, header=header)))
 
 
-@pytest.mark.parametrize("value", ["", "x", "a.b.c", "a.b.c.d.e", "e30.e30.", b64(b"[]") + "." + b64(b"[]") + ".x",
-                                   b64(b'{"alg":"ES256"}') + "." + b64(b'{"iss":["x"]}') + ".x",
-                                   b64(b'{"alg":"ES256"}') + "." + b64(b'{"iss":"demo-backend"}') + ".x"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "x",
+        "a.b.c",
+        "a.b.c.d.e",
+        "e30.e30.",
+        b64(b"[]") + "." + b64(b"[]") + ".x",
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"iss":["x"]}') + ".x",
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"iss":"demo-backend"}') + ".x",
+    ],
+)
 def test_garbage_assertions_refused(http: httpx.Client, pkjwt_client: str, value: str) -> None:
     resp = token_request(http, value)
     assert resp.status_code in (400, 401) and resp.json()["error"] in ("invalid_client", "invalid_request"), resp.text
 
 
 def test_wrong_assertion_type_refused_rfc7523_2_2(server: Server, http: httpx.Client, pkjwt_client: str) -> None:
-    resp = http.post("/token", data={"grant_type": "client_credentials", "client_assertion": assertion(
-        server, pkjwt_client), "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"})
+    resp = http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion": assertion(server, pkjwt_client),
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+        },
+    )
     refused(resp)
 
 
 def test_secret_cannot_replace_the_assertion_rfc6749_2_3(http: httpx.Client, pkjwt_client: str) -> None:
     """A private_key_jwt client has no secret; trying client_secret_basic/post is refused."""
     refused(http.post("/token", auth=(pkjwt_client, "anything"), data={"grant_type": "client_credentials"}))
-    refused(http.post("/token", data={"grant_type": "client_credentials", "client_id": pkjwt_client,
-                                      "client_secret": "anything"}))
+    refused(
+        http.post(
+            "/token", data={"grant_type": "client_credentials", "client_id": pkjwt_client, "client_secret": "anything"}
+        )
+    )
     refused(http.post("/token", data={"grant_type": "client_credentials", "client_id": pkjwt_client}))

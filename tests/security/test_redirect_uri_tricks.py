@@ -12,7 +12,6 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from support.flow import pkce_pair
 from support.server import Server
 from support.uri_oracle import assert_page_csp_intact, assert_well_formed
@@ -23,8 +22,14 @@ _, CHALLENGE = pkce_pair()
 
 
 def query(client_id: str | None, redirect_uri: str | None, **extra: str) -> str:
-    params = {"response_type": "code", "scope": "openid", "state": "s1", "code_challenge": CHALLENGE,
-              "code_challenge_method": "S256", **extra}
+    params = {
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s1",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+        **extra,
+    }
     if client_id is not None:
         params["client_id"] = client_id
     if redirect_uri is not None:
@@ -117,11 +122,17 @@ def test_native_client_redirect_tricks_get_an_error_page_rfc8252_7_3(browser: ht
     assert_error_page(browser.get("/authorize?" + query(NATIVE, uri)))
 
 
-@pytest.mark.parametrize(("client_id", "uri"), [
-    (BACKEND, BACKEND_REDIRECT), (NATIVE, NATIVE_REDIRECT), (NATIVE, "http://127.0.0.1/callback"),
-    (NATIVE, "http://127.0.0.1:1/callback"), (NATIVE, "http://[::1]:51234/callback"),
-    (NATIVE, "com.fingrade.demo:/callback"),
-])
+@pytest.mark.parametrize(
+    ("client_id", "uri"),
+    [
+        (BACKEND, BACKEND_REDIRECT),
+        (NATIVE, NATIVE_REDIRECT),
+        (NATIVE, "http://127.0.0.1/callback"),
+        (NATIVE, "http://127.0.0.1:1/callback"),
+        (NATIVE, "http://[::1]:51234/callback"),
+        (NATIVE, "com.fingrade.demo:/callback"),
+    ],
+)
 def test_registered_uris_are_accepted(browser: httpx.Client, client_id: str, uri: str) -> None:
     """Control: the registered URIs (and the loopback ones on any port) go on to the login page."""
     resp = browser.get("/authorize?" + query(client_id, uri))
@@ -145,14 +156,17 @@ def test_another_clients_redirect_uri_refused_rfc6749_3_1_2_3(browser: httpx.Cli
     assert_error_page(browser.get("/authorize?" + query(BACKEND, NATIVE_REDIRECT)))
 
 
-@pytest.mark.parametrize("raw", [
-    # CVE-2026-9689, parameter pollution: a duplicate must not be validated one way and used another.
-    f"redirect_uri={quote(BACKEND_REDIRECT, safe='')}&redirect_uri=https%3A%2F%2Fevil.com%2Fcb",
-    f"redirect_uri=https%3A%2F%2Fevil.com%2Fcb&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
-    f"redirect_uri={quote(BACKEND_REDIRECT, safe='')}&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
-    f"client_id=demo-native&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
-    f"client_id=demo-backend&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # CVE-2026-9689, parameter pollution: a duplicate must not be validated one way and used another.
+        f"redirect_uri={quote(BACKEND_REDIRECT, safe='')}&redirect_uri=https%3A%2F%2Fevil.com%2Fcb",
+        f"redirect_uri=https%3A%2F%2Fevil.com%2Fcb&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
+        f"redirect_uri={quote(BACKEND_REDIRECT, safe='')}&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
+        f"client_id=demo-native&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
+        f"client_id=demo-backend&redirect_uri={quote(BACKEND_REDIRECT, safe='')}",
+    ],
+)
 def test_duplicated_parameters_get_an_error_page_rfc6749_3_1(browser: httpx.Client, raw: str) -> None:
     base = query(BACKEND, None)
     assert_error_page(browser.get(f"/authorize?{base}&{raw}"))
@@ -175,16 +189,22 @@ def test_post_authorization_request_follows_the_same_rules_rfc6749_3_1(browser: 
     headers = {"content-type": "application/x-www-form-urlencoded"}
     ok = browser.post("/authorize", content=query(NATIVE, NATIVE_REDIRECT), headers=headers)
     assert ok.status_code == 303 and ok.headers["location"].startswith("/interaction/")
-    assert_error_page(browser.post("/authorize", content=query(NATIVE, "http://localhost:51234/callback"),
-                                   headers=headers))
-    assert_error_page(browser.post("/authorize", content=query(NATIVE, NATIVE_REDIRECT) + "&client_id=demo-spa",
-                                   headers=headers))
+    assert_error_page(
+        browser.post("/authorize", content=query(NATIVE, "http://localhost:51234/callback"), headers=headers)
+    )
+    assert_error_page(
+        browser.post("/authorize", content=query(NATIVE, NATIVE_REDIRECT) + "&client_id=demo-spa", headers=headers)
+    )
     # Parameters in the query string of a POST are not mixed with the body.
-    assert_error_page(browser.post("/authorize?" + query(NATIVE, NATIVE_REDIRECT),
-                                   content=query(None, NATIVE_REDIRECT), headers=headers))
+    assert_error_page(
+        browser.post(
+            "/authorize?" + query(NATIVE, NATIVE_REDIRECT), content=query(None, NATIVE_REDIRECT), headers=headers
+        )
+    )
 
 
 # -- registration: what is registered can never break the pages' CSP (RFC 3986) --------------
+
 
 @pytest.fixture(scope="module")
 def registration_token(server: Server) -> str:
@@ -198,22 +218,32 @@ _registered = st.one_of(
     st.builds("https://{}{}{}/cb".format, st.sampled_from(["a.example", "b.example", ""]), _piece, _port),
     st.builds("com.example.app://{}{}/cb".format, _piece, _port),
 )
-_LIVE = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+_LIVE = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @_LIVE
 @given(uri=_registered)
 @example(uri="https://a.com;x/cb")  # the semicolon ended the form-action directive of the login page
 @example(uri="https://a.example:99999/cb")
-def test_registered_redirect_uri_cannot_break_the_pages_csp_rfc3986(server: Server, http: httpx.Client,
-                                                                   registration_token: str, uri: str) -> None:
+def test_registered_redirect_uri_cannot_break_the_pages_csp_rfc3986(
+    server: Server, http: httpx.Client, registration_token: str, uri: str
+) -> None:
     """RFC 7591 §2 + RFC 3986 §3.2.2-§3.2.3: a redirect URI offered through dynamic registration is
     refused (400 invalid_redirect_uri), or it is well formed and the login page of an authorization
     request to it carries an intact CSP (its origin is the form-action source)."""
     native = uri.startswith("com.")
-    meta = {"client_name": "URI property", "redirect_uris": [uri], "scope": "openid",
-            **({"application_type": "native", "token_endpoint_auth_method": "none"} if native else {})}
+    meta = {
+        "client_name": "URI property",
+        "redirect_uris": [uri],
+        "scope": "openid",
+        **({"application_type": "native", "token_endpoint_auth_method": "none"} if native else {}),
+    }
     resp = http.post("/register", json=meta, headers={"Authorization": f"Bearer {registration_token}"})
     if resp.status_code == 400:
         assert resp.json()["error"] == "invalid_redirect_uri", resp.text

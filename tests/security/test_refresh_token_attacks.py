@@ -28,8 +28,10 @@ def test_public_client_refresh_token_rotates_rfc9700_4_14_2(kit: Kit) -> None:
     assert kit.introspect(first["refresh_token"]) == {"active": False}
     assert kit.active(second["refresh_token"]) and kit.active(second["access_token"])
     third = kit.refresh(NATIVE, second["refresh_token"])
-    assert third.status_code == 200 and third.json()["refresh_token"] not in (first["refresh_token"],
-                                                                             second["refresh_token"])
+    assert third.status_code == 200 and third.json()["refresh_token"] not in (
+        first["refresh_token"],
+        second["refresh_token"],
+    )
 
 
 def test_replayed_old_refresh_token_revokes_the_grant_rfc9700_4_14_2(kit: Kit) -> None:
@@ -52,9 +54,16 @@ def test_replayed_old_refresh_token_revokes_the_grant_rfc9700_4_14_2(kit: Kit) -
 
 def test_spa_refresh_token_rotates_and_replay_revokes_rfc9700_4_14_2(kit: Kit) -> None:
     got = run_flow(kit.browser, SPA, SPA_REDIRECT, scope="openid profile offline_access")
-    first = kit.browser.post("/token", data={"grant_type": "authorization_code", "code": got.code,
-                                             "redirect_uri": SPA_REDIRECT, "client_id": SPA,
-                                             "code_verifier": got.verifier}).json()
+    first = kit.browser.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": got.code,
+            "redirect_uri": SPA_REDIRECT,
+            "client_id": SPA,
+            "code_verifier": got.verifier,
+        },
+    ).json()
     second = kit.refresh(SPA, first["refresh_token"]).json()
     assert second["refresh_token"] != first["refresh_token"]
     assert_oauth_error(kit.refresh(SPA, first["refresh_token"]), "invalid_grant")
@@ -91,11 +100,15 @@ def test_confidential_refresh_token_needs_the_client_secret_rfc6749_6(kit: Kit) 
     """A stolen confidential refresh token is useless without the client's credentials."""
     got = kit.backend_code()
     tokens = kit.redeem_backend(got.code, got.verifier).json()
-    resp = kit.browser.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                            "client_id": BACKEND})
+    resp = kit.browser.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": BACKEND}
+    )
     assert_oauth_error(resp, "invalid_client", 401)
-    resp = kit.browser.post("/token", auth=(BACKEND, DEMO_SECRET + "x"),
-                            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    resp = kit.browser.post(
+        "/token",
+        auth=(BACKEND, DEMO_SECRET + "x"),
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
     assert_oauth_error(resp, "invalid_client", 401)
     assert kit.refresh(BACKEND, tokens["refresh_token"]).status_code == 200
 
@@ -104,15 +117,25 @@ def test_refresh_token_bound_to_its_client_rfc6749_6(kit: Kit) -> None:
     """RFC 6749 §6: the refresh token was issued to the authenticated client, or it is refused."""
     tokens = _native_tokens(kit)
     assert_oauth_error(kit.refresh(SPA, tokens["refresh_token"]), "invalid_grant")
-    resp = kit.browser.post("/token", auth=(BACKEND, DEMO_SECRET),
-                            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    resp = kit.browser.post(
+        "/token",
+        auth=(BACKEND, DEMO_SECRET),
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
     assert_oauth_error(resp, "invalid_grant")
 
 
 def test_refresh_cannot_widen_the_scope_rfc6749_6(kit: Kit) -> None:
     tokens = _native_tokens(kit)  # scope "openid profile offline_access"
-    resp = kit.browser.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                            "client_id": NATIVE, "scope": "openid profile payments"})
+    resp = kit.browser.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": NATIVE,
+            "scope": "openid profile payments",
+        },
+    )
     assert_oauth_error(resp, "invalid_scope")
 
 

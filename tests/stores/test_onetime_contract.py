@@ -4,22 +4,21 @@ Atomic take-once is what makes codes single-use (RFC 6749 §4.1.2) and replay ca
 
 from __future__ import annotations
 
-import contextlib
-
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.server import REDIS_URL, _create_pg_database, drop_pg_database
 
 from fingrade.store.interfaces import AttemptLimit
 from fingrade.store.redis.onetime import RedisOneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
 from fingrade.store.sql.onetime import SqlOneTimeStore
-from support.server import REDIS_URL, _create_pg_database, drop_pg_database
 
 KINDS = ["sqlite", "postgres", "redis"]
 
@@ -50,6 +49,7 @@ def run(kind: str, tmp: Path, pg_url: str, body) -> None:
             await store.close()
             if db is not None:
                 await db.close()
+
     asyncio.run(main())
 
 
@@ -62,6 +62,7 @@ def test_put_get_take(kind: str, tmp_path: Path, pg_url: str) -> None:
         assert await s.take("t", key) == {"a": 1}
         assert await s.take("t", key) is None
         assert await s.get("t", key) is None
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -74,6 +75,7 @@ def test_consume_has_exactly_one_first_use(kind: str, tmp_path: Path, pg_url: st
         assert sum(1 for r in results if r and r[1]) == 1
         assert all(r is not None and r[0] == {"grant_id": "g"} for r in results)  # reuse stays detectable
         assert await s.consume("code", "absent") is None
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -84,6 +86,7 @@ def test_concurrent_take_has_one_winner(kind: str, tmp_path: Path, pg_url: str) 
         await s.put("i", key, {"x": 1}, ttl=30)
         results = await asyncio.gather(*(s.take("i", key) for _ in range(20)))
         assert sum(1 for r in results if r is not None) == 1
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -94,6 +97,7 @@ def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: str) -> None:
         results = await asyncio.gather(*(s.add("jti", key, ttl=30) for _ in range(10)))
         assert results.count(True) == 1
         assert await s.add("jti", key, ttl=30) is False
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -108,6 +112,7 @@ def test_expiry(kind: str, tmp_path: Path, pg_url: str) -> None:
         assert await s.consume("t", key) is None
         assert await s.add("jti", key, ttl=30) is True  # an expired entry does not block a new one
         await s.purge_expired()
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -121,14 +126,15 @@ def test_counters(kind: str, tmp_path: Path, pg_url: str) -> None:
         assert await s.count("fail", key) == 5
         await s.delete("fail", key)
         assert await s.count("fail", key) == 0
-    run(kind, tmp_path, pg_url, body)
 
+    run(kind, tmp_path, pg_url, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_add_does_not_extend_a_live_entry(kind: str, tmp_path: Path, pg_url: str) -> None:
     """A refused add (replay) leaves the first entry as it was: it still expires on time, and then
     the key is free again (RFC 9449 §11.1: the replay window is the proof's acceptance window)."""
+
     async def body(s) -> None:
         key = secrets.token_hex(8)
         assert await s.add("jti", key, ttl=1) is True
@@ -136,6 +142,7 @@ def test_add_does_not_extend_a_live_entry(kind: str, tmp_path: Path, pg_url: str
         await asyncio.sleep(2.1)
         assert await s.add("jti", key, ttl=60) is True
         assert await s.add("jti", key, ttl=60) is False
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -149,6 +156,7 @@ def _statements(s) -> Iterator[list[str]]:
 
     def count(_conn, _cursor, statement, *_args) -> None:
         seen.append(statement.split()[0].upper())
+
     event.listen(engine, "before_cursor_execute", count)
     try:
         yield seen
@@ -161,6 +169,7 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> Non
     """The replay-cache insert runs on every client assertion and DPoP proof (twice per token request
     of a FAPI 2.0 client): one INSERT ... ON CONFLICT DO UPDATE ... WHERE expired, no separate
     delete of an expired leftover and no savepoint (bench: cc_jwt_dpop profile)."""
+
     async def body(s) -> None:
         with _statements(s) as seen:
             key = secrets.token_hex(8)
@@ -168,6 +177,7 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> Non
             assert await s.add("jti", key, ttl=30) is False
         work = [st for st in seen if st not in ("BEGIN", "COMMIT", "ROLLBACK", "SELECT")]
         assert work == ["INSERT", "INSERT"], seen
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -175,6 +185,7 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> Non
 def test_sql_per_request_writes_are_single_autocommit_statements(kind: str, tmp_path: Path, pg_url: str) -> None:
     """put, add, take and consume are each one statement, atomic on its own, run without an explicit
     BEGIN ... COMMIT (db.write_statement): a FAPI flow makes about ten of them (bench: fapi_flow)."""
+
     async def body(s) -> None:
         with _statements(s) as seen:
             key = secrets.token_hex(8)
@@ -184,10 +195,12 @@ def test_sql_per_request_writes_are_single_autocommit_statements(kind: str, tmp_
             assert await s.take("code", key) == {"v": 2}
             assert await s.add("jti", key, ttl=30) is True
         assert seen == ["INSERT", "INSERT", "UPDATE", "DELETE", "INSERT"], seen
+
     run(kind, tmp_path, pg_url, body)
 
 
 # -- attempt limits (sign-in throttling): reserve before the work, all or none -------------------
+
 
 def _limit(kind: str, key: str, free: int = 3, backoff: int = 10, window: int = 300) -> AttemptLimit:
     return AttemptLimit(kind=kind, key=key, free=free, backoff=backoff, max_wait=window, window=window)
@@ -213,12 +226,14 @@ def test_reserve_counts_free_attempts_then_backs_off_exponentially(kind: str, tm
         assert await s.reserve([lim], now + 150) == 160
         assert await s.reserve([lim], now + 310) == 0
         assert await s.reserve([lim], now + 310) == 300
+
     run(kind, tmp_path, pg_url, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_reserve_is_all_or_none(kind: str, tmp_path: Path, pg_url: str) -> None:
     """One limit that refuses means nothing is counted on the others."""
+
     async def body(s) -> None:
         tight, loose = _limit("att", secrets.token_hex(8), free=1), _limit("att2", secrets.token_hex(8), free=2)
         now = int(time.time())
@@ -228,19 +243,25 @@ def test_reserve_is_all_or_none(kind: str, tmp_path: Path, pg_url: str) -> None:
         # loose was counted once only: one more free attempt is left on it.
         assert await s.reserve([loose], now) == 0
         assert await s.reserve([loose], now) == 10
+
     run(kind, tmp_path, pg_url, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_concurrent_reserve_never_exceeds_the_limit(kind: str, tmp_path: Path, pg_url: str) -> None:
     """The race a check-then-count design loses: of 30 concurrent attempts exactly `free` are counted."""
+
     async def body(s) -> None:
         shared, own = secrets.token_hex(8), secrets.token_hex(8)
         now = int(time.time())
-        results = await asyncio.gather(*(s.reserve([_limit("att", shared, free=5), _limit("att2", f"{own}{i % 3}",
-                                                                                          free=100)], now)
-                                         for i in range(30)))
+        results = await asyncio.gather(
+            *(
+                s.reserve([_limit("att", shared, free=5), _limit("att2", f"{own}{i % 3}", free=100)], now)
+                for i in range(30)
+            )
+        )
         assert results.count(0) == 5 and all(r == 10 for r in results if r)
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -255,6 +276,7 @@ def test_release_takes_back_one_attempt(kind: str, tmp_path: Path, pg_url: str) 
         assert await s.reserve([lim], now) == 0
         assert await s.reserve([lim], now) == 10
         await s.release([_limit("att", secrets.token_hex(8))], now)  # nothing there: nothing happens
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -268,6 +290,7 @@ def test_attempts_are_forgotten_after_the_window(kind: str, tmp_path: Path, pg_u
         await asyncio.sleep(2.1)
         now = int(time.time())
         assert await s.reserve([lim], now) == 0
+
     run(kind, tmp_path, pg_url, body)
 
 
@@ -276,8 +299,11 @@ def test_forget_deletes_by_key_prefix_only(kind: str, tmp_path: Path, pg_url: st
     async def body(s) -> None:
         base = secrets.token_hex(8)
         now = int(time.time())
-        keep = [_limit("att", f"{base}x|1", free=1), _limit("att2", f"{base}|1", free=1),
-                _limit("att", f"{base}*|1", free=1)]
+        keep = [
+            _limit("att", f"{base}x|1", free=1),
+            _limit("att2", f"{base}|1", free=1),
+            _limit("att", f"{base}*|1", free=1),
+        ]
         gone = [_limit("att", f"{base}|1", free=1), _limit("att", f"{base}|2", free=1)]
         for lim in keep + gone:
             assert await s.reserve([lim], now) == 0
@@ -288,4 +314,5 @@ def test_forget_deletes_by_key_prefix_only(kind: str, tmp_path: Path, pg_url: st
             assert await s.reserve([lim], now) == 10
         with pytest.raises(ValueError):
             await s.forget("att", "")  # an empty prefix is refused, never "everything"
+
     run(kind, tmp_path, pg_url, body)

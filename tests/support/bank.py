@@ -21,13 +21,24 @@ def account_information(actions: tuple[str, ...] = ("accounts", "balances", "tra
     return {"type": "account_information", "actions": list(actions), "expires_at": expires, **over}
 
 
-def payment_initiation(amount: str = "12.34", currency: str = "EUR", *, creditor_iban: str = "DE89370400440532013000",
-                       creditor_name: str = "Acme GmbH", remittance: str | None = "Invoice 42",
-                       actions: tuple[str, ...] = ("initiate", "status"), **over: Any) -> dict:
+def payment_initiation(
+    amount: str = "12.34",
+    currency: str = "EUR",
+    *,
+    creditor_iban: str = "DE89370400440532013000",
+    creditor_name: str = "Acme GmbH",
+    remittance: str | None = "Invoice 42",
+    actions: tuple[str, ...] = ("initiate", "status"),
+    **over: Any,
+) -> dict:
     """A payment_initiation authorization detail (RFC 9396 §2 shape, fields as the AS accepts them)."""
-    d: dict[str, Any] = {"type": "payment_initiation", "actions": list(actions),
-                         "instructedAmount": {"currency": currency, "amount": amount},
-                         "creditorName": creditor_name, "creditorAccount": {"iban": creditor_iban}}
+    d: dict[str, Any] = {
+        "type": "payment_initiation",
+        "actions": list(actions),
+        "instructedAmount": {"currency": currency, "amount": amount},
+        "creditorName": creditor_name,
+        "creditorAccount": {"iban": creditor_iban},
+    }
     if remittance is not None:
         d["remittanceInformationUnstructured"] = remittance
     d.update(over)
@@ -65,8 +76,11 @@ class Fintech:
         """The fintech's own DPoP-bound client credentials token (RFC 6749 §4.4; FAPI 2.0 SP 5.3.2.1-4:
         sender-constrained), as a UK TPP uses for account-access-consents."""
         with self.server.client() as http:
-            resp = http.post("/token", data={"grant_type": "client_credentials", "scope": scope,
-                                             **self.client.auth_params()}, headers=self.client.dpop_header("/token"))
+            resp = http.post(
+                "/token",
+                data={"grant_type": "client_credentials", "scope": scope, **self.client.auth_params()},
+                headers=self.client.dpop_header("/token"),
+            )
         assert resp.status_code == 200, resp.text
         assert resp.json()["token_type"] == "DPoP"
         return resp.json()["access_token"]
@@ -74,18 +88,38 @@ class Fintech:
     def proof(self, path: str, token: str, method: str = "GET", base: str | None = None, **kw: Any) -> str:
         return self.client.dpop.proof(method, (base or self.server.base_url) + PREFIX + path, token=token, **kw)
 
-    def get(self, http: httpx.Client, path: str, token: str, *, params: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None, base: str | None = None) -> httpx.Response:
+    def get(
+        self,
+        http: httpx.Client,
+        path: str,
+        token: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        base: str | None = None,
+    ) -> httpx.Response:
         """GET with a fresh DPoP proof (htu without the query, RFC 9449 §4.2)."""
         hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path.split("?")[0], token, base=base)}
         hdrs.update(headers or {})
         return http.get((base or "") + PREFIX + path, params=params, headers=hdrs)
 
-    def post(self, http: httpx.Client, path: str, token: str, body: Any, *, key: str | None = None,
-             headers: dict[str, str] | None = None, base: str | None = None) -> httpx.Response:
+    def post(
+        self,
+        http: httpx.Client,
+        path: str,
+        token: str,
+        body: Any,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        base: str | None = None,
+    ) -> httpx.Response:
         """POST JSON with a fresh DPoP proof and, if given, an Idempotency-Key."""
-        hdrs = {"Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="POST", base=base),
-                "Content-Type": "application/json"}
+        hdrs = {
+            "Authorization": f"DPoP {token}",
+            "DPoP": self.proof(path, token, method="POST", base=base),
+            "Content-Type": "application/json",
+        }
         if key is not None:
             hdrs["Idempotency-Key"] = key
         hdrs.update(headers or {})
@@ -94,5 +128,7 @@ class Fintech:
 
     def delete(self, http: httpx.Client, path: str, token: str, *, base: str | None = None) -> httpx.Response:
         """DELETE with a fresh DPoP proof."""
-        return http.delete((base or "") + PREFIX + path, headers={
-            "Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="DELETE", base=base)})
+        return http.delete(
+            (base or "") + PREFIX + path,
+            headers={"Authorization": f"DPoP {token}", "DPoP": self.proof(path, token, method="DELETE", base=base)},
+        )

@@ -26,12 +26,25 @@ class DPoPKey:
         self.key = ECKey.generate_key("P-256")
         self.jkt = self.key.thumbprint()
 
-    def proof(self, htm: str, htu: str, *, token: str | None = None, header: dict[str, Any] | None = None,
-              claims: dict[str, Any] | None = None, drop: tuple[str, ...] = (), iat: float | None = None) -> str:
+    def proof(
+        self,
+        htm: str,
+        htu: str,
+        *,
+        token: str | None = None,
+        header: dict[str, Any] | None = None,
+        claims: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        iat: float | None = None,
+    ) -> str:
         """A valid proof; `header`/`claims` override members, `drop` removes header or claim names."""
         head: dict[str, Any] = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.key.as_dict(private=False)}
-        body: dict[str, Any] = {"jti": secrets.token_urlsafe(16), "htm": htm, "htu": htu,
-                                "iat": int(time.time()) if iat is None else iat}
+        body: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": htm,
+            "htu": htu,
+            "iat": int(time.time()) if iat is None else iat,
+        }
         if token is not None:
             body["ath"] = ath(token)
         head.update(header or {})
@@ -39,5 +52,6 @@ class DPoPKey:
         for name in drop:
             head.pop(name, None)
             body.pop(name, None)
-        return jws.serialize_compact(head, orjson.dumps(body), self.key, algorithms=[head.get("alg", "ES256")],
-                                     registry=_LAX)
+        return jws.serialize_compact(
+            head, orjson.dumps(body), self.key, algorithms=[head.get("alg", "ES256")], registry=_LAX
+        )

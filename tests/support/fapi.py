@@ -61,47 +61,113 @@ class FapiClient:
     auth_method: str = "private_key_jwt"
 
     @classmethod
-    def register(cls, server: Server, tmp: Path, *extra: str, profile: str = "fapi2", alg: str = "ES256",
-                 scope: str = "openid profile offline_access accounts payments") -> FapiClient:
+    def register(
+        cls,
+        server: Server,
+        tmp: Path,
+        *extra: str,
+        profile: str = "fapi2",
+        alg: str = "ES256",
+        scope: str = "openid profile offline_access accounts payments",
+    ) -> FapiClient:
         """Register with the CLI, as an operator would (README: "Registering a FAPI 2.0 client")."""
         key = new_key(alg)
         path = tmp / f"fapi-jwks-{key.kid}.json"
         path.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-        out = server.add_client("--name", f"Fintech {key.kid}", "--profile", profile, "--auth-method",
-                                "private_key_jwt", "--jwks-file", str(path), "--redirect-uri", FAPI_REDIRECT,
-                                "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-                                "--grant-type", "client_credentials", "--scope", scope, *extra)
+        out = server.add_client(
+            "--name",
+            f"Fintech {key.kid}",
+            "--profile",
+            profile,
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            str(path),
+            "--redirect-uri",
+            FAPI_REDIRECT,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            scope,
+            *extra,
+        )
         return cls(server=server, client_id=out["client_id"], key=key, alg=alg)
 
     # -- client authentication (RFC 7523 §3; FAPI 2.0 SP 5.3.2.1-8: aud is the issuer, a string)
     def assertion(self, **overrides: Any) -> str:
         now = int(time.time())
-        claims = {"iss": self.client_id, "sub": self.client_id, "aud": self.server.issuer,
-                  "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 60}
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.server.issuer,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + 60,
+        }
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode({"alg": self.alg, "kid": self.key.kid}, claims, self.key, algorithms=[self.alg])
 
     @classmethod
-    def register_mtls(cls, server: Server, tmp: Path, auth_method: str, *extra: str, profile: str = "fapi2",
-                      scope: str = "openid profile offline_access accounts payments") -> FapiClient:
+    def register_mtls(
+        cls,
+        server: Server,
+        tmp: Path,
+        auth_method: str,
+        *extra: str,
+        profile: str = "fapi2",
+        scope: str = "openid profile offline_access accounts payments",
+    ) -> FapiClient:
         """A mutual-TLS client (RFC 8705 §2): pass --tls-subject-dn ... for tls_client_auth, or
         --jwks-file with the certificate in x5c for self_signed_tls_client_auth."""
-        out = server.add_client("--name", f"mTLS fintech {secrets.token_hex(3)}", "--profile", profile,
-                                "--auth-method", auth_method, "--redirect-uri", FAPI_REDIRECT,
-                                "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-                                "--grant-type", "client_credentials", "--scope", scope, *extra)
+        out = server.add_client(
+            "--name",
+            f"mTLS fintech {secrets.token_hex(3)}",
+            "--profile",
+            profile,
+            "--auth-method",
+            auth_method,
+            "--redirect-uri",
+            FAPI_REDIRECT,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            scope,
+            *extra,
+        )
         return cls(server=server, client_id=out["client_id"], key=None, auth_method=auth_method)
 
     # -- signed request objects (RFC 9101 §4; FAPI 2.0 Message Signing 5.3.1)
-    def request_object(self, params: dict[str, str], *, key: Any = None, alg: str | None = None,
-                       typ: str | None = REQUEST_OBJECT_TYP, **claims: Any) -> str:
+    def request_object(
+        self,
+        params: dict[str, str],
+        *,
+        key: Any = None,
+        alg: str | None = None,
+        typ: str | None = REQUEST_OBJECT_TYP,
+        **claims: Any,
+    ) -> str:
         """Sign `params` as a request object. Claims default to a valid object (iss, aud, client_id,
         nbf, exp 5 min, iat, jti); a claim given as None is left out."""
         now = int(time.time())
-        body: dict[str, Any] = {"iss": self.client_id, "aud": self.server.issuer, "client_id": self.client_id,
-                                "nbf": now, "iat": now, "exp": now + 300, "jti": secrets.token_urlsafe(16),
-                                **params}
+        body: dict[str, Any] = {
+            "iss": self.client_id,
+            "aud": self.server.issuer,
+            "client_id": self.client_id,
+            "nbf": now,
+            "iat": now,
+            "exp": now + 300,
+            "jti": secrets.token_urlsafe(16),
+            **params,
+        }
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
         key = key or self.key
@@ -110,8 +176,9 @@ class FapiClient:
             return jws.serialize_compact({"alg": alg, "kid": key.kid}, json.dumps(body), key, algorithms=[alg])
         return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, body, key, algorithms=[alg])
 
-    def push_signed(self, http: httpx.Client, params: dict[str, str], *, dpop: bool = True,
-                    **kwargs: Any) -> httpx.Response:
+    def push_signed(
+        self, http: httpx.Client, params: dict[str, str], *, dpop: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         """PAR with the request object as the only request parameter (plus client authentication)."""
         return self.push(http, {"request": self.request_object(params, **kwargs)}, dpop=dpop)
 
@@ -135,20 +202,35 @@ class FapiClient:
     # -- PAR (RFC 9126 §2)
     def request_params(self, **extra: str) -> tuple[dict[str, str], str]:
         verifier, challenge = pkce_pair()
-        params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-                  "scope": "openid accounts", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": "openid accounts",
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
         params.update(extra)
         return {k: v for k, v in params.items() if v is not None}, verifier
 
-    def push(self, http: httpx.Client, params: dict[str, str], *, dpop: bool = True,
-             auth: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    def push(
+        self,
+        http: httpx.Client,
+        params: dict[str, str],
+        *,
+        dpop: bool = True,
+        auth: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         hdrs = dict(self.dpop_header("/par")) if dpop else {}
         hdrs.update(headers or {})
         return http.post("/par", data={**params, **(auth if auth is not None else self.auth_params())}, headers=hdrs)
 
-    def authorize(self, browser: httpx.Client, request_uri: str, verifier: str, username: str = "alice",
-                  decision: str = "approve") -> Authorized:
+    def authorize(
+        self, browser: httpx.Client, request_uri: str, verifier: str, username: str = "alice", decision: str = "approve"
+    ) -> Authorized:
         """The browser leg: only client_id and request_uri travel (FAPI 2.0 SP 5.3.3.2)."""
         resp = browser.get("/authorize?" + urlencode({"client_id": self.client_id, "request_uri": request_uri}))
         resp = follow_to_client(browser, resp, self.redirect_uri)
@@ -165,19 +247,27 @@ class FapiClient:
             params = query_of(location)
         jarm = self.decode_response(browser, params["response"]) if "response" in params else None
         code = (jarm or params).get("code")
-        return Authorized(code=code, params=params, verifier=verifier, redirect_uri=self.redirect_uri,
-                          location=location, jarm=jarm)
+        return Authorized(
+            code=code, params=params, verifier=verifier, redirect_uri=self.redirect_uri, location=location, jarm=jarm
+        )
 
-    def redeem(self, http: httpx.Client, got: Authorized, *, dpop: bool = True,
-               headers: dict[str, str] | None = None) -> httpx.Response:
-        data = {"grant_type": "authorization_code", "code": got.code or "", "redirect_uri": got.redirect_uri,
-                "code_verifier": got.verifier, **self.auth_params()}
+    def redeem(
+        self, http: httpx.Client, got: Authorized, *, dpop: bool = True, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        data = {
+            "grant_type": "authorization_code",
+            "code": got.code or "",
+            "redirect_uri": got.redirect_uri,
+            "code_verifier": got.verifier,
+            **self.auth_params(),
+        }
         hdrs = dict(self.dpop_header("/token")) if dpop else {}
         hdrs.update(headers or {})
         return http.post("/token", data=data, headers=hdrs)
 
-    def flow(self, http: httpx.Client, browser: httpx.Client, *, dpop: bool = True, signed: bool = False,
-             **extra: str) -> httpx.Response:
+    def flow(
+        self, http: httpx.Client, browser: httpx.Client, *, dpop: bool = True, signed: bool = False, **extra: str
+    ) -> httpx.Response:
         """PAR → authorization → token, with DPoP unless `dpop=False` (then `http` should present a
         client certificate, RFC 8705); returns the token response. `signed`: the request goes as a
         signed request object (FAPI 2.0 Message Signing)."""

@@ -34,10 +34,16 @@ def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
-def authorize_url(client_id: str, redirect_uri: str, challenge: str | None, scope: str = "openid profile",
-                  **extra: str) -> str:
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-              "state": secrets.token_urlsafe(8)}
+def authorize_url(
+    client_id: str, redirect_uri: str, challenge: str | None, scope: str = "openid profile", **extra: str
+) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": secrets.token_urlsafe(8),
+    }
     if challenge is not None:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     params.update(extra)
@@ -59,8 +65,9 @@ def checked_choices(page: str) -> dict[str, str]:
     return {name: value for name, value, rest in CHOICE.findall(page) if "checked" in rest}
 
 
-def consent(browser: httpx.Client, page: httpx.Response, decision: str = "approve",
-            choices: dict[str, str] | None = None) -> httpx.Response:
+def consent(
+    browser: httpx.Client, page: httpx.Response, decision: str = "approve", choices: dict[str, str] | None = None
+) -> httpx.Response:
     """Submit the consent form as a browser would: with the account choices as ticked on the page
     unless `choices` says otherwise."""
     csrf = CSRF.search(page.text).group(1)
@@ -82,9 +89,17 @@ def follow_to_client(browser: httpx.Client, resp: httpx.Response, redirect_prefi
     return resp
 
 
-def run_flow(browser: httpx.Client, client_id: str, redirect_uri: str, username: str = "alice",
-             password: str | None = None, scope: str = "openid profile", challenge: bool = True,
-             decision: str = "approve", **extra: str) -> Authorized:
+def run_flow(
+    browser: httpx.Client,
+    client_id: str,
+    redirect_uri: str,
+    username: str = "alice",
+    password: str | None = None,
+    scope: str = "openid profile",
+    challenge: bool = True,
+    decision: str = "approve",
+    **extra: str,
+) -> Authorized:
     """Authorization request -> login (if needed) -> consent (if needed) -> redirect back."""
     from .server import DEMO_PASSWORD
 
@@ -100,5 +115,6 @@ def run_flow(browser: httpx.Client, client_id: str, redirect_uri: str, username:
     assert resp.status_code == 303, (resp.status_code, resp.text[:500])
     location = resp.headers["location"]
     params = query_of(location)
-    return Authorized(code=params.get("code"), params=params, verifier=verifier, redirect_uri=redirect_uri,
-                      location=location)
+    return Authorized(
+        code=params.get("code"), params=params, verifier=verifier, redirect_uri=redirect_uri, location=location
+    )

@@ -29,7 +29,7 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -63,16 +63,21 @@ class ClientCert:
     def jwk(self, kid: str | None = None) -> dict[str, Any]:
         """The certificate's public key as a JWK carrying the certificate in x5c (RFC 7517 §4.7)."""
         key = ECKey.import_key(self.key.public_key())
-        return {**key.as_dict(private=False), "kid": kid or secrets.token_hex(4), "use": "sig",
-                "x5c": [base64.b64encode(self.der).decode()]}
+        return {
+            **key.as_dict(private=False),
+            "kid": kid or secrets.token_hex(4),
+            "use": "sig",
+            "x5c": [base64.b64encode(self.der).decode()],
+        }
 
 
 def _write(tmp: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> ClientCert:
     tmp.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = tmp / f"{stem}.crt", tmp / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return ClientCert(cert, key, cert_path, key_path)
 
 
@@ -86,32 +91,61 @@ class CA:
     def create(cls, tmp: Path, name: str = "Fingrade Test Client CA") -> CA:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(name, "Test Bank Ecosystem")
-        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(_now() - dt.timedelta(minutes=5))
-                .not_valid_after(_now() + dt.timedelta(days=30))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                             data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                             crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                .sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(minutes=5))
+            .not_valid_after(_now() + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
         tmp.mkdir(parents=True, exist_ok=True)
         path = tmp / f"ca-{secrets.token_hex(3)}.pem"
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(cert, key, path)
 
-    def issue(self, tmp: Path, cn: str, *, org: str | None = "Fintech Ltd", dns: list[str] | None = None,
-              uri: list[str] | None = None, ip: list[str] | None = None,
-              email: list[str] | None = None) -> ClientCert:
+    def issue(
+        self,
+        tmp: Path,
+        cn: str,
+        *,
+        org: str | None = "Fintech Ltd",
+        dns: list[str] | None = None,
+        uri: list[str] | None = None,
+        ip: list[str] | None = None,
+        email: list[str] | None = None,
+    ) -> ClientCert:
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = (x509.CertificateBuilder().subject_name(_name(cn, org)).issuer_name(self.cert.subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(_now() - dt.timedelta(minutes=5))
-                   .not_valid_after(_now() + dt.timedelta(days=7))
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                                  critical=False))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn, org))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(minutes=5))
+            .not_valid_after(_now() + dt.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+        )
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns or []]
         names += [x509.UniformResourceIdentifier(u) for u in uri or []]
         names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip or []]
@@ -126,11 +160,17 @@ def self_signed(tmp: Path, cn: str = "Self-signed fintech") -> ClientCert:
     """RFC 8705 §2.2: a certificate the client made itself, registered in its JWKS."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(cn)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(_now() - dt.timedelta(minutes=5))
-            .not_valid_after(_now() + dt.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return _write(tmp, f"selfsigned-{secrets.token_hex(4)}", cert, key)
 
 
@@ -145,12 +185,19 @@ def server_certificate(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name("Test proxy")
     san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(_now() - dt.timedelta(minutes=5))
-            .not_valid_after(_now() + dt.timedelta(days=7)).add_extension(san, critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(days=7))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     written = _write(tmp, "proxy-server", cert, key)
     return written.cert_path, written.key_path
 
@@ -240,11 +287,24 @@ def start_nginx(tmp: Path, upstream: int, port: int, mtls_port: int, header: str
     # Running as root, nginx would hand its workers to `nobody`, who cannot enter the test's temp dir.
     user = "user root;" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, cert=cert, key=key, upstream=upstream, port=port,
-                                      mtls_port=mtls_port, header=header, user=user))
-    log = open(prefix / "stderr.log", "wb")
-    proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
-                            stdout=log, stderr=subprocess.STDOUT)
+    conf.write_text(
+        NGINX_CONF.format(
+            prefix=prefix,
+            cert=cert,
+            key=key,
+            upstream=upstream,
+            port=port,
+            mtls_port=mtls_port,
+            header=header,
+            user=user,
+        )
+    )
+    log = open(prefix / "stderr.log", "wb")  # noqa: SIM115 -- nginx writes to it while it runs
+    proc = subprocess.Popen(
+        [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -31,8 +31,16 @@ class Form:
 def authorize_query(**extra: str) -> dict[str, str]:
     """A valid authorization request of the native demo app (PKCE S256)."""
     _, challenge = pkce_pair()
-    return {"response_type": "code", "client_id": NATIVE, "redirect_uri": NATIVE_REDIRECT, "scope": "openid profile",
-            "state": secrets.token_urlsafe(8), "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    return {
+        "response_type": "code",
+        "client_id": NATIVE,
+        "redirect_uri": NATIVE_REDIRECT,
+        "scope": "openid profile",
+        "state": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
 
 
 def _csrf(page: httpx.Response) -> str:
@@ -65,8 +73,9 @@ def browser_form(server: Server, path: str, action: str | None = None, sign_in: 
     with server.client(follow_redirects=False) as browser:
         if sign_in:
             page = browser.get("/account/login")
-            resp = browser.post("/account/login", data={"username": "bob", "password": DEMO_PASSWORD,
-                                                        "csrf_token": _csrf(page)})
+            resp = browser.post(
+                "/account/login", data={"username": "bob", "password": DEMO_PASSWORD, "csrf_token": _csrf(page)}
+            )
             assert resp.status_code == 303, resp.text
             assert run_flow(browser, NATIVE, NATIVE_REDIRECT, username="bob").code
         csrf = _csrf(browser.get(path))

@@ -42,8 +42,15 @@ class Server:
         return self.base_url
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "fingrade.cli", *args], env=self.env, input=input,
-                              capture_output=True, text=True, check=check, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "fingrade.cli", *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca)
@@ -74,6 +81,7 @@ def _pg_admin(sql: str) -> None:
             await conn.execute(sql)
         finally:
             await conn.close()
+
     asyncio.run(run())
 
 
@@ -88,9 +96,16 @@ def drop_pg_database(url: str) -> None:
     _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
-def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] | None = None,
-                 database_url: str | None = None, port: int | None = None, secrets_from: Server | None = None,
-                 plain_http: bool = False, serve_args: tuple[str, ...] = ("--demo",)) -> Server:
+def start_server(
+    tmp: Path,
+    backend: str = "sqlite",
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    port: int | None = None,
+    secrets_from: Server | None = None,
+    plain_http: bool = False,
+    serve_args: tuple[str, ...] = ("--demo",),
+) -> Server:
     """`plain_http`: `serve --http` behind a TLS-terminating proxy (set FINGRADE_ISSUER and
     FINGRADE_TRUSTED_PROXIES in extra_env); base_url is then the plain-HTTP address. `serve_args`:
     the options of `fingrade serve` (e.g. `--role bank`)."""
@@ -98,17 +113,24 @@ def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] |
     data_dir = tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINGRADE_")}
-    env.update({
-        "FINGRADE_DATA_DIR": str(data_dir), "FINGRADE_PORT": str(port), "FINGRADE_HOST": "127.0.0.1",
-        "FINGRADE_ISSUER": f"https://localhost:{port}", "FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD,
-        "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET,
-        # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
-        "FINGRADE_ARGON2_MEMORY_KIB": "8192", "FINGRADE_ARGON2_TIME_COST": "1", "FINGRADE_ARGON2_PARALLELISM": "1",
-        "FINGRADE_JANITOR_INTERVAL": "2",
-        # Every test logs in from 127.0.0.1: the per-address limit gets its own server in
-        # tests/integration/test_login_throttling.py.
-        "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
-    })
+    env.update(
+        {
+            "FINGRADE_DATA_DIR": str(data_dir),
+            "FINGRADE_PORT": str(port),
+            "FINGRADE_HOST": "127.0.0.1",
+            "FINGRADE_ISSUER": f"https://localhost:{port}",
+            "FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD,
+            "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET,
+            # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
+            "FINGRADE_ARGON2_MEMORY_KIB": "8192",
+            "FINGRADE_ARGON2_TIME_COST": "1",
+            "FINGRADE_ARGON2_PARALLELISM": "1",
+            "FINGRADE_JANITOR_INTERVAL": "2",
+            # Every test logs in from 127.0.0.1: the per-address limit gets its own server in
+            # tests/integration/test_login_throttling.py.
+            "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+        }
+    )
     if backend == "postgres":
         env["FINGRADE_DATABASE_URL"] = database_url or _create_pg_database()
         env["FINGRADE_ONETIME_BACKEND"] = "redis"
@@ -119,12 +141,18 @@ def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] |
         env["FINGRADE_SECRET_KEY"] = shared["secret_key"]
         env["FINGRADE_KEY_ENCRYPTION_KEY"] = shared["key_encryption_key"]
     env.update(extra_env or {})
-    log = open(data_dir / "server.log", "wb")
+    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 -- the server process writes to it while it runs
     args = [sys.executable, "-m", "fingrade.cli", "serve", *serve_args] + (["--http"] if plain_http else [])
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}" if plain_http else f"https://localhost:{port}"
-    server = Server(backend=backend, base_url=base_url, data_dir=data_dir, env=env,
-                    process=proc, ca=str(data_dir / "dev-tls-cert.pem"))
+    server = Server(
+        backend=backend,
+        base_url=base_url,
+        data_dir=data_dir,
+        env=env,
+        process=proc,
+        ca=str(data_dir / "dev-tls-cert.pem"),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -133,8 +161,10 @@ def start_server(tmp: Path, backend: str = "sqlite", extra_env: dict[str, str] |
             if plain_http:
                 if httpx.get(server.base_url + "/healthz", timeout=2).status_code == 200:
                     return server
-            elif Path(server.ca).exists() and httpx.get(server.base_url + "/healthz", verify=server.ssl_context(),
-                                                        timeout=2).status_code == 200:
+            elif (
+                Path(server.ca).exists()
+                and httpx.get(server.base_url + "/healthz", verify=server.ssl_context(), timeout=2).status_code == 200
+            ):
                 return server
         except httpx.HTTPError:
             pass

@@ -24,15 +24,18 @@ _AUTHORITY = rf"(?P<host>{_IP_LITERAL}|{_REG_NAME})(?::(?P<port>[0-9]*))?"  # no
 ABSOLUTE_URI = re.compile(
     rf"(?P<scheme>[A-Za-z][A-Za-z0-9+\-.]*):"
     rf"(?:(?P<slashes>//){_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_PATH_ROOTLESS}|)"
-    rf"(?:\?{_QUERY})?")
+    rf"(?:\?{_QUERY})?"
+)
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 # CSP Level 3 §2.3.1: the source expressions a form-action directive may hold.
-_CSP_SOURCE = re.compile(r"'self'|[a-z][a-z0-9+\-.]*:(?://(?:(?:\*\.)?[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
-                         r"|\[[0-9a-f:.]+\])(?::[0-9]+)?)?")
+_CSP_SOURCE = re.compile(
+    r"'self'|[a-z][a-z0-9+\-.]*:(?://(?:(?:\*\.)?[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
+    r"|\[[0-9a-f:.]+\])(?::[0-9]+)?)?"
+)
 PAGE_DIRECTIVES = {"default-src", "style-src", "img-src", "frame-ancestors", "base-uri", "form-action"}
 
 
@@ -48,8 +51,9 @@ def valid_host(host: str) -> bool:
     if _IPV4.fullmatch(host):
         return True
     labels = host.split(".")
-    return (len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
-            and not labels[-1].isdigit())  # a numeric last label would be read as an IPv4 address
+    return (
+        len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
+    )  # a numeric last label would be read as an IPv4 address
 
 
 def assert_well_formed(uri: str) -> None:

@@ -25,9 +25,16 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 def base_core(loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
     data = tmp_path_factory.mktemp("unit-core")
     # environ={} keeps the developer's FINGRADE_* variables out of the unit tests.
-    settings = load_settings(overrides={"data_dir": str(data), "issuer": "https://as.example.com",
-                                        "argon2_memory_kib": 8192, "argon2_time_cost": 1,
-                                        "argon2_parallelism": 1}, environ={})
+    settings = load_settings(
+        overrides={
+            "data_dir": str(data),
+            "issuer": "https://as.example.com",
+            "argon2_memory_kib": 8192,
+            "argon2_time_cost": 1,
+            "argon2_parallelism": 1,
+        },
+        environ={},
+    )
     core = loop.run_until_complete(build_core(settings))
     yield core
     loop.run_until_complete(close_core(core))

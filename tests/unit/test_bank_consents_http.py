@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from test_bank_rules import AUD, ISSUER, StandInAS
 
 from fingrade.bank.api import Bank, bank_api, bank_mount
 from fingrade.bank.trust import AsTrust
 from fingrade.config import load_settings
-from test_bank_rules import AUD, ISSUER, StandInAS
 
 CONSENTS = "/bank/v1/account-access-consents"
 BODY = {"Data": {"Permissions": ["ReadAccountsDetail", "ReadBalances"]}, "Risk": {}}
@@ -47,9 +47,15 @@ class ConsentAS(StandInAS):
             body = json.loads(request.content)
             cid = "aac-" + secrets.token_urlsafe(8)
             details = [{**d, "expires_at": "2027-03-01T00:00:00Z"} for d in body["authorization_details"]]
-            self.consents[cid] = {"consent_id": cid, "client_id": body["client_id"], "status": "AwaitingAuthorisation",
-                                  "created_at": now, "status_updated_at": now, "authorization_details": details,
-                                  "data": body["data"]}
+            self.consents[cid] = {
+                "consent_id": cid,
+                "client_id": body["client_id"],
+                "status": "AwaitingAuthorisation",
+                "created_at": now,
+                "status_updated_at": now,
+                "authorization_details": details,
+                "data": body["data"],
+            }
             return httpx.Response(201, json=self.consents[cid])
         cid = request.url.path.rsplit("/", 1)[1]
         found = self.consents.get(cid)
@@ -70,11 +76,25 @@ def _app(stand_in: ConsentAS, tmp_path: Any, accept_bearer: bool) -> Client:
     # tests are about the consent endpoints, so the deployment accepts Bearer tokens (a non-FAPI
     # setting); the default refusal is checked below and on the live server
     # (tests/integration/test_bank_sender_constrained.py).
-    settings = load_settings(overrides={"issuer": ISSUER, "bank_url": AUD, "data_dir": str(tmp_path),
-                                        "bank_accept_bearer_tokens": accept_bearer}, environ={})
-    trust = AsTrust(httpx.AsyncClient(transport=httpx.MockTransport(stand_in.handler)), issuer=ISSUER, audience=AUD,
-                    client_id="rs", client_secret="s3cret", cache_seconds=0, jwks_refresh_seconds=10,
-                    clock=lambda: int(time.time()))
+    settings = load_settings(
+        overrides={
+            "issuer": ISSUER,
+            "bank_url": AUD,
+            "data_dir": str(tmp_path),
+            "bank_accept_bearer_tokens": accept_bearer,
+        },
+        environ={},
+    )
+    trust = AsTrust(
+        httpx.AsyncClient(transport=httpx.MockTransport(stand_in.handler)),
+        issuer=ISSUER,
+        audience=AUD,
+        client_id="rs",
+        client_secret="s3cret",
+        cache_seconds=0,
+        jwks_refresh_seconds=10,
+        clock=lambda: int(time.time()),
+    )
     api, mounted = bank_api()
     api.state.bank = Bank(settings=settings, onetime=None, server_key=b"k" * 32, ledger=None, trust=trust)  # type: ignore[arg-type]
     return Client(Starlette(routes=[bank_mount(mounted)]))
@@ -90,7 +110,10 @@ def test_fapi2_sp_5_3_4_unbound_token_refused_by_default(stand_in: ConsentAS, tm
     invalid_token with a DPoP challenge (RFC 9449 §7.1), and the AS is never asked for the consent."""
     resp = _app(stand_in, tmp_path, accept_bearer=False).post(CONSENTS, json=BODY, headers=tpp_token(stand_in))
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_token", resp.text
-    assert resp.headers["www-authenticate"].startswith("DPoP ") and 'error="invalid_token"' in resp.headers["www-authenticate"]
+    assert (
+        resp.headers["www-authenticate"].startswith("DPoP ")
+        and 'error="invalid_token"' in resp.headers["www-authenticate"]
+    )
     assert stand_in.calls == []
 
 
@@ -102,9 +125,11 @@ class Client:
 
     def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
         async def call() -> httpx.Response:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                         base_url="https://bank.example.com") as http:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=self.app), base_url="https://bank.example.com"
+            ) as http:
                 return await http.request(method, url, **kw)
+
         return asyncio.run(call())
 
     def post(self, url: str, **kw: Any) -> httpx.Response:
@@ -128,8 +153,11 @@ def test_lodge_read_and_revoke_through_the_as(client: Client, stand_in: ConsentA
     resp = client.post(CONSENTS, json=BODY, headers=tpp_token(stand_in))
     assert resp.status_code == 201, resp.text
     lodged = json.loads(stand_in.calls[0].content)
-    assert lodged == {"client_id": "tpp_1", "data": {"Permissions": ["ReadAccountsDetail", "ReadBalances"]},
-                      "authorization_details": [{"type": "account_information", "actions": ["accounts", "balances"]}]}
+    assert lodged == {
+        "client_id": "tpp_1",
+        "data": {"Permissions": ["ReadAccountsDetail", "ReadBalances"]},
+        "authorization_details": [{"type": "account_information", "actions": ["accounts", "balances"]}],
+    }
     data = resp.json()["Data"]
     cid = data["ConsentId"]
     assert resp.headers["location"] == f"{AUD}/account-access-consents/{cid}" == resp.json()["Links"]["Self"]
@@ -158,8 +186,7 @@ def test_another_clients_consent_is_404_like_an_unknown_one(client: Client, stan
 def test_customer_token_is_403_and_never_reaches_the_as(client: Client, stand_in: ConsentAS) -> None:
     """RFC 6750 §3.1 insufficient_scope with a challenge: the token was issued for a customer."""
     customer = {"Authorization": "Bearer " + stand_in.token(grant_id="g_1")}
-    for resp in (client.post(CONSENTS, json=BODY, headers=customer),
-                 client.get(f"{CONSENTS}/aac-x", headers=customer)):
+    for resp in (client.post(CONSENTS, json=BODY, headers=customer), client.get(f"{CONSENTS}/aac-x", headers=customer)):
         assert resp.status_code == 403
         assert resp.json()["error"] == "insufficient_scope"
         assert 'error="insufficient_scope"' in resp.headers["www-authenticate"]
@@ -167,23 +194,39 @@ def test_customer_token_is_403_and_never_reaches_the_as(client: Client, stand_in
 
 
 def test_as_refusal_is_the_tpps_invalid_request(client: Client, stand_in: ConsentAS) -> None:
-    stand_in.failure = httpx.Response(400, json={"error": "invalid_authorization_details",
-                                                 "error_description": "this client may not use account_information"})
+    stand_in.failure = httpx.Response(
+        400,
+        json={
+            "error": "invalid_authorization_details",
+            "error_description": "this client may not use account_information",
+        },
+    )
     resp = client.post(CONSENTS, json=BODY, headers=tpp_token(stand_in))
     assert resp.status_code == 400
-    assert resp.json() == {"error": "invalid_request",
-                           "error_description": "this client may not use account_information"}
+    assert resp.json() == {
+        "error": "invalid_request",
+        "error_description": "this client may not use account_information",
+    }
 
 
-@pytest.mark.parametrize("failure", [httpx.Response(500), httpx.Response(403, json={"error": "access_denied"}),
-                                     httpx.Response(401, json={"error": "invalid_client"}),
-                                     httpx.Response(201, content=b"{}"), httpx.Response(200, content=b"<html>")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(500),
+        httpx.Response(403, json={"error": "access_denied"}),
+        httpx.Response(401, json={"error": "invalid_client"}),
+        httpx.Response(201, content=b"{}"),
+        httpx.Response(200, content=b"<html>"),
+    ],
+)
 def test_as_failure_is_503_fail_closed(client: Client, stand_in: ConsentAS, failure: httpx.Response) -> None:
     cid = client.post(CONSENTS, json=BODY, headers=tpp_token(stand_in)).json()["Data"]["ConsentId"]
     stand_in.failure = failure
-    for resp in (client.post(CONSENTS, json=BODY, headers=tpp_token(stand_in)),
-                 client.get(f"{CONSENTS}/{cid}", headers=tpp_token(stand_in)),
-                 client.delete(f"{CONSENTS}/{cid}", headers=tpp_token(stand_in))):
+    for resp in (
+        client.post(CONSENTS, json=BODY, headers=tpp_token(stand_in)),
+        client.get(f"{CONSENTS}/{cid}", headers=tpp_token(stand_in)),
+        client.delete(f"{CONSENTS}/{cid}", headers=tpp_token(stand_in)),
+    ):
         assert resp.status_code == 503, resp.text
         assert resp.json()["error"] == "temporarily_unavailable" and resp.headers["retry-after"]
         assert "x-fapi-interaction-id" in resp.headers
@@ -191,8 +234,9 @@ def test_as_failure_is_503_fail_closed(client: Client, stand_in: ConsentAS, fail
 
 def test_bad_body_never_reaches_the_as(client: Client, stand_in: ConsentAS) -> None:
     for content in (b"{", b'{"Data": {"Permissions": ["ReadPAN"]}, "Risk": {}}', b"x" * 20000):
-        resp = client.post(CONSENTS, content=content, headers={**tpp_token(stand_in),
-                                                               "Content-Type": "application/json"})
+        resp = client.post(
+            CONSENTS, content=content, headers={**tpp_token(stand_in), "Content-Type": "application/json"}
+        )
         assert resp.status_code in (400, 413), resp.text
         assert resp.json()["error"] == "invalid_request"
     assert stand_in.calls == []

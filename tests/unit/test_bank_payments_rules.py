@@ -6,14 +6,28 @@ import pytest
 
 from fingrade.bank.iban import make_iban
 from fingrade.bank.ledger import BANK_CODE, Account
-from fingrade.bank.payments import (PaymentRefused, approval_key, approved_payments, check_idempotency_key,
-                                    fingerprint, match, parse_body, payers)
+from fingrade.bank.payments import (
+    PaymentRefused,
+    approval_key,
+    approved_payments,
+    check_idempotency_key,
+    fingerprint,
+    match,
+    parse_body,
+    payers,
+)
 
-DETAIL = {"type": "payment_initiation", "actions": ["initiate", "status"],
-          "instructedAmount": {"currency": "EUR", "amount": "12.30"}, "creditorName": "Acme GmbH",
-          "creditorAccount": {"iban": "DE89370400440532013000"}}
-BODY = b'{"instructedAmount": {"currency": "EUR", "amount": "12.3"}, "creditorName": "Acme GmbH", ' \
-       b'"creditorAccount": {"iban": "de89 3704 0044 0532 0130 00"}}'
+DETAIL = {
+    "type": "payment_initiation",
+    "actions": ["initiate", "status"],
+    "instructedAmount": {"currency": "EUR", "amount": "12.30"},
+    "creditorName": "Acme GmbH",
+    "creditorAccount": {"iban": "DE89370400440532013000"},
+}
+BODY = (
+    b'{"instructedAmount": {"currency": "EUR", "amount": "12.3"}, "creditorName": "Acme GmbH", '
+    b'"creditorAccount": {"iban": "de89 3704 0044 0532 0130 00"}}'
+)
 
 
 @pytest.mark.parametrize("key", ["a", "x" * 64, "550e8400-e29b-41d4-a716-446655440000", "~!@#"])
@@ -35,17 +49,33 @@ def test_body_is_normalised_like_the_approval_and_matches() -> None:
     assert match([DETAIL], body) is DETAIL
 
 
-@pytest.mark.parametrize("raw", [b"", b"[]", b"nul", b'{"instructedAmount": 1}', b'{"x": 1}',
-                                 b'{"instructedAmount": {"currency": "EUR", "amount": 12.3}, "creditorName": "A",'
-                                 b' "creditorAccount": {"iban": "DE89370400440532013000"}}', b"{" * 20000])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"[]",
+        b"nul",
+        b'{"instructedAmount": 1}',
+        b'{"x": 1}',
+        b'{"instructedAmount": {"currency": "EUR", "amount": 12.3}, "creditorName": "A",'
+        b' "creditorAccount": {"iban": "DE89370400440532013000"}}',
+        b"{" * 20000,
+    ],
+)
 def test_malformed_bodies_are_invalid_request(raw: bytes) -> None:
     with pytest.raises(PaymentRefused) as exc:
         parse_body(raw)
     assert exc.value.status in (400, 413)
 
 
-@pytest.mark.parametrize("change", [{"creditorName": "Acme"}, {"remittanceInformationUnstructured": "x"},
-                                    {"debtorAccount": {"iban": "DE89370400440532013000"}}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"creditorName": "Acme"},
+        {"remittanceInformationUnstructured": "x"},
+        {"debtorAccount": {"iban": "DE89370400440532013000"}},
+    ],
+)
 def test_anything_else_than_the_approval_is_refused(change: dict) -> None:
     body = {**parse_body(BODY), **change}
     with pytest.raises(PaymentRefused) as exc:
@@ -61,16 +91,32 @@ def test_approval_is_per_grant_and_detail_and_ignores_actions() -> None:
 
 
 def test_only_details_with_the_action_count() -> None:
-    claims = {"authorization_details": [DETAIL, {"type": "payment_initiation", "actions": ["initiate"]},
-                                        {"type": "account_information", "actions": ["status"]}]}
+    claims = {
+        "authorization_details": [
+            DETAIL,
+            {"type": "payment_initiation", "actions": ["initiate"]},
+            {"type": "account_information", "actions": ["status"]},
+        ]
+    }
     assert len(approved_payments(claims, "initiate")) == 2
     assert approved_payments(claims, "status") == [DETAIL]
     assert approved_payments({}, "initiate") == [] and approved_payments({"authorization_details": "x"}, "x") == []
 
 
 def _account(iban: str, currency: str = "EUR", kind: str = "current", status: str = "open") -> Account:
-    return Account(id="acc_" + iban[-6:], owner_user_id="u1", kind=kind, iban=iban, name="Everyday",
-                   holder_name="Alice", currency=currency, overdraft_limit=0, balance=0, status=status, created_at=0)
+    return Account(
+        id="acc_" + iban[-6:],
+        owner_user_id="u1",
+        kind=kind,
+        iban=iban,
+        name="Everyday",
+        holder_name="Alice",
+        currency=currency,
+        overdraft_limit=0,
+        balance=0,
+        status=status,
+        created_at=0,
+    )
 
 
 CURRENT = _account("NL91ABNA0417164300")

@@ -41,8 +41,14 @@ class StandInAS:
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/.well-known/oauth-authorization-server":
-            return httpx.Response(200, json={"issuer": self.meta_issuer, "jwks_uri": ISSUER + "/jwks",
-                                             "introspection_endpoint": ISSUER + "/introspect"})
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": self.meta_issuer,
+                    "jwks_uri": ISSUER + "/jwks",
+                    "introspection_endpoint": ISSUER + "/introspect",
+                },
+            )
         if path == "/jwks":
             self.jwks_fetches += 1
             return httpx.Response(200, json={"keys": [k.as_dict(private=False) for k in self.published]})
@@ -62,8 +68,16 @@ class StandInAS:
     def token(self, key: Any = None, header: dict[str, Any] | None = None, **over: Any) -> str:
         key = key or self.key
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUD, "sub": "u_1", "client_id": "c_1", "jti": secrets.token_hex(8),
-                  "iat": now, "exp": now + 300, "scope": "accounts"}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUD,
+            "sub": "u_1",
+            "client_id": "c_1",
+            "jti": secrets.token_hex(8),
+            "iat": now,
+            "exp": now + 300,
+            "scope": "accounts",
+        }
         claims.update(over)
         claims = {k: v for k, v in claims.items() if v is not None}
         head = {"alg": "ES256", "typ": "at+jwt", "kid": key.kid, **(header or {})}
@@ -72,8 +86,16 @@ class StandInAS:
 
 def trust_for(stand_in: StandInAS, cache: float = 0.0, refresh: float = 10.0) -> AsTrust:
     http = httpx.AsyncClient(transport=httpx.MockTransport(stand_in.handler))
-    return AsTrust(http, issuer=ISSUER, audience=AUD, client_id="rs", client_secret="s3cret", cache_seconds=cache,
-                   jwks_refresh_seconds=refresh, clock=lambda: int(time.time()))
+    return AsTrust(
+        http,
+        issuer=ISSUER,
+        audience=AUD,
+        client_id="rs",
+        client_secret="s3cret",
+        cache_seconds=cache,
+        jwks_refresh_seconds=refresh,
+        clock=lambda: int(time.time()),
+    )
 
 
 def verify(trust: AsTrust, token: str) -> dict[str, Any]:
@@ -92,18 +114,21 @@ def test_rfc9068_4_valid_token_accepted() -> None:
     assert verify(trust_for(s), s.token())["sub"] == "u_1"
 
 
-@pytest.mark.parametrize("over,desc", [
-    ({"iss": "https://other.example.com"}, "not issued by the trusted"),
-    ({"aud": "https://other.example.com"}, "not issued for this API"),
-    ({"aud": ["https://x.example", AUD]}, None),
-    ({"exp": -10}, "expired"),
-    ({"exp": -2}, None),  # within the leeway
-    ({"exp": None}, "expired"),
-    ({"nbf": 60}, "not valid yet"),
-    ({"iat": 60}, "in the future"),
-    ({"sub": None}, "no sub"),
-    ({"client_id": None}, "no client_id"),
-])
+@pytest.mark.parametrize(
+    "over,desc",
+    [
+        ({"iss": "https://other.example.com"}, "not issued by the trusted"),
+        ({"aud": "https://other.example.com"}, "not issued for this API"),
+        ({"aud": ["https://x.example", AUD]}, None),
+        ({"exp": -10}, "expired"),
+        ({"exp": -2}, None),  # within the leeway
+        ({"exp": None}, "expired"),
+        ({"nbf": 60}, "not valid yet"),
+        ({"iat": 60}, "in the future"),
+        ({"sub": None}, "no sub"),
+        ({"client_id": None}, "no client_id"),
+    ],
+)
 def test_rfc9068_4_claims(over: dict[str, Any], desc: str | None) -> None:
     """RFC 9068 §4; times are seconds from now (made when the test runs, not when it is collected)."""
     s = StandInAS()
@@ -189,8 +214,17 @@ def test_as_unreachable_or_failing_fails_closed() -> None:
 
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
-    trust = AsTrust(httpx.AsyncClient(transport=httpx.MockTransport(down)), issuer=ISSUER, audience=AUD,
-                    client_id="rs", client_secret="x", cache_seconds=0, jwks_refresh_seconds=1, clock=lambda: 0)
+
+    trust = AsTrust(
+        httpx.AsyncClient(transport=httpx.MockTransport(down)),
+        issuer=ISSUER,
+        audience=AUD,
+        client_id="rs",
+        client_secret="x",
+        cache_seconds=0,
+        jwks_refresh_seconds=1,
+        clock=lambda: 0,
+    )
     refused(trust, s.token(), "temporarily_unavailable")
 
 
@@ -201,6 +235,7 @@ def test_rfc8414_3_3_metadata_issuer_must_match() -> None:
 
 
 # -- consent rules ----------------------------------------------------------------------------------
+
 
 def _later(days: int = 10) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -222,9 +257,16 @@ def test_rfc9396_expired_consent_is_invalid_token() -> None:
 
 
 def test_rfc9396_accounts_and_actions() -> None:
-    claims = {"authorization_details": [
-        {"type": "account_information", "actions": ["balances"], "expires_at": _later(),
-         "accounts": [{"iban": "GB11FING00000012345678"}, {"sortCodeAccountNumber": "00000087654321"}]}]}
+    claims = {
+        "authorization_details": [
+            {
+                "type": "account_information",
+                "actions": ["balances"],
+                "expires_at": _later(),
+                "accounts": [{"iban": "GB11FING00000012345678"}, {"sortCodeAccountNumber": "00000087654321"}],
+            }
+        ]
+    }
     grants = access.grants(claims, int(time.time()))
     assert access.visible(grants, "GB11FING00000012345678")
     assert access.visible(grants, "GB22FING00000087654321")  # by sort code and account number
@@ -244,6 +286,7 @@ def test_rfc9396_booking_window_intersects_granted_dates() -> None:
 
 
 # -- interaction headers ----------------------------------------------------------------------------
+
 
 def test_fapi_interaction_id() -> None:
     sent = "8e3f8bc8-6d0f-4c7a-9d3e-2b7d7a0b1c2d"
@@ -265,6 +308,7 @@ def test_fapi_customer_ip_and_auth_date() -> None:
 
 
 # -- settings ---------------------------------------------------------------------------------------
+
 
 def test_bank_settings() -> None:
     s = load_settings(overrides={}, environ={})
@@ -294,8 +338,11 @@ def test_roles_mount_the_bank_api_only_in_role_all() -> None:
 
     assert "/bank/v1" in mounts(create_app(load_settings(overrides={}, environ={})))
     assert "/bank/v1" not in mounts(create_app(load_settings(overrides={"role": "as"}, environ={})))
-    bank_only = create_bank_server(load_settings(overrides={"role": "bank", "bank_issuer": ISSUER,
-                                                            "bank_client_id": "rs", "bank_client_secret": "x"},
-                                                 environ={}))
+    bank_only = create_bank_server(
+        load_settings(
+            overrides={"role": "bank", "bank_issuer": ISSUER, "bank_client_id": "rs", "bank_client_secret": "x"},
+            environ={},
+        )
+    )
     assert mounts(bank_only) == {"/bank/v1"}
     assert not any(getattr(r, "path", "") == "/token" for r in bank_only.routes)

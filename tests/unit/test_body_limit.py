@@ -46,17 +46,24 @@ def _app(reads: list[int]) -> Starlette:
         return Response(body)
 
     app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/own", own, methods=["POST"])])
-    app.add_middleware(BodyLimit, limits=BodyLimits(100),
-                       too_large=lambda: Response(b'{"error":"invalid_request"}', 413, media_type="application/json"))
+    app.add_middleware(
+        BodyLimit,
+        limits=BodyLimits(100),
+        too_large=lambda: Response(b'{"error":"invalid_request"}', 413, media_type="application/json"),
+    )
     return app
 
 
 def _post(app: Starlette, *requests: tuple[str, object]) -> list[httpx.Response]:
     """POST each (path, content) in turn, in process (httpx's ASGI transport)."""
+
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://as.example") as http:
-            return [await http.post(path, content=content, headers={"content-type": "application/json"})  # type: ignore[arg-type]
-                    for path, content in requests]
+            return [
+                await http.post(path, content=content, headers={"content-type": "application/json"})  # type: ignore[arg-type]
+                for path, content in requests
+            ]
+
     return asyncio.run(run())
 
 
@@ -98,17 +105,33 @@ def test_content_length_that_is_not_a_plain_number_refused(value: str) -> None:
 
         async def send(message: dict) -> None:
             sent.append(message)
-        scope = {"type": "http", "method": "POST", "path": "/echo", "headers": [(b"content-length", value.encode())],
-                 "query_string": b"", "root_path": ""}
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/echo",
+            "headers": [(b"content-length", value.encode())],
+            "query_string": b"",
+            "root_path": "",
+        }
         await _app([])(scope, receive, send)
         return sent
+
     assert asyncio.run(call())[0]["status"] == 413
 
 
 def test_role_bank_has_the_bank_limit_and_error_format() -> None:
     """`fingrade serve --role bank`: the bank API alone has its 16 KiB limit, in its error format."""
-    settings = load_settings(overrides={"role": "bank", "bank_issuer": "https://as.example", "bank_client_id": "rs",
-                                        "bank_client_secret": "secret", "data_dir": "/nonexistent"}, environ={})
+    settings = load_settings(
+        overrides={
+            "role": "bank",
+            "bank_issuer": "https://as.example",
+            "bank_client_id": "rs",
+            "bank_client_secret": "secret",
+            "data_dir": "/nonexistent",
+        },
+        environ={},
+    )
     (resp,) = _post(create_bank_server(settings), ("/bank/v1/payments", b"{" + b" " * (16 * 1024) + b"}"))
     assert resp.status_code == 413
     assert resp.json() == {"error": "invalid_request", "error_description": "the request body is too large"}
@@ -134,8 +157,7 @@ def test_any_body_in_any_pieces_is_read_whole_or_refused(pieces: list[int], decl
 
     async def call() -> int:
         chunks = [b"a" * n for n in pieces] or [b""]
-        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-                    for i, c in enumerate(chunks)]
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
         sent: list[dict] = []
 
         async def receive() -> dict:
@@ -143,6 +165,7 @@ def test_any_body_in_any_pieces_is_read_whole_or_refused(pieces: list[int], decl
 
         async def send(message: dict) -> None:
             sent.append(message)
+
         headers = [(b"content-length", str(sum(pieces)).encode())] if declared else [(b"transfer-encoding", b"chunked")]
         scope = {"type": "http", "method": "POST", "path": "/", "headers": headers, "query_string": b""}
         await BodyLimit(route, BodyLimits(100), lambda: Response(b"too large", 413))(scope, receive, send)

@@ -40,15 +40,27 @@ def core(base_core: Core) -> Core:
 
 
 def make_client(key: Any = EC_KEY, client_id: str | None = None) -> Client:
-    return Client(client_id=client_id or "c-" + secrets.token_hex(6), profile="confidential", client_name="Fintech",
-                  redirect_uris=["https://fintech.example.com/cb"], token_endpoint_auth_method="private_key_jwt",
-                  grant_types=["client_credentials"], scope="accounts",
-                  jwks={"keys": [key.as_dict(private=False)]})
+    return Client(
+        client_id=client_id or "c-" + secrets.token_hex(6),
+        profile="confidential",
+        client_name="Fintech",
+        redirect_uris=["https://fintech.example.com/cb"],
+        token_endpoint_auth_method="private_key_jwt",
+        grant_types=["client_credentials"],
+        scope="accounts",
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
 
 
 def claims_for(client: Client, **changes: Any) -> dict[str, Any]:
-    claims = {"iss": client.client_id, "sub": client.client_id, "aud": "https://as.example.com",
-              "iat": NOW, "exp": NOW + 60, "jti": secrets.token_urlsafe(16)}
+    claims = {
+        "iss": client.client_id,
+        "sub": client.client_id,
+        "aud": "https://as.example.com",
+        "iat": NOW,
+        "exp": NOW + 60,
+        "jti": secrets.token_urlsafe(16),
+    }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -76,6 +88,7 @@ def refused(core: Core, token: str, client: Client) -> OAuthError:
 
 # -- accepted ----------------------------------------------------------------------------------
 
+
 def test_valid_assertion_rfc7523_3(core: Core) -> None:
     client = make_client()
     claims = claims_for(client)
@@ -101,23 +114,35 @@ def test_exp_within_leeway_accepted_rfc7523_3(core: Core) -> None:
 
 # -- claim rules -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes", [
-    {"iss": "someone-else"}, {"sub": "someone-else"}, {"iss": None}, {"sub": None},
-], ids=["iss", "sub", "no-iss", "no-sub"])
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"iss": "someone-else"},
+        {"sub": "someone-else"},
+        {"iss": None},
+        {"sub": None},
+    ],
+    ids=["iss", "sub", "no-iss", "no-sub"],
+)
 def test_iss_and_sub_must_be_the_client_id_rfc7523_3(core: Core, changes: dict[str, Any]) -> None:
     client = make_client()
     assert refused(core, sign(claims_for(client, **changes)), client).error == "invalid_client"
 
 
-@pytest.mark.parametrize("aud", [
-    "https://as.example.com/token",  # the token endpoint URL (FAPI 2.0 SP Final: issuer only)
-    ["https://as.example.com"],  # an array, even holding only the issuer (audience injection)
-    ["https://as.example.com", "https://other.example.com"],
-    "https://as.example.com/",
-    "https://AS.example.com",
-    "https://other.example.com",
-    None,
-], ids=["token-endpoint", "array", "array-2", "slash", "case", "other", "missing"])
+@pytest.mark.parametrize(
+    "aud",
+    [
+        "https://as.example.com/token",  # the token endpoint URL (FAPI 2.0 SP Final: issuer only)
+        ["https://as.example.com"],  # an array, even holding only the issuer (audience injection)
+        ["https://as.example.com", "https://other.example.com"],
+        "https://as.example.com/",
+        "https://AS.example.com",
+        "https://other.example.com",
+        None,
+    ],
+    ids=["token-endpoint", "array", "array-2", "slash", "case", "other", "missing"],
+)
 def test_aud_must_be_the_issuer_as_a_string_fapi2_sp_5_3_2_1_8(core: Core, aud: Any) -> None:
     client = make_client()
     assert refused(core, sign(claims_for(client, aud=aud)), client).error == "invalid_client"
@@ -151,8 +176,9 @@ def test_iat_or_nbf_more_than_60_s_ahead_refused_fapi2_sp_5_3_2_1_13(core: Core,
     refused(core, sign(claims_for(client, **{claim: NOW + skew})), client)
 
 
-@pytest.mark.parametrize("jti", [None, "", 42, "x" * 300, "a\x00b", "a\nb"],
-                         ids=["missing", "empty", "number", "huge", "nul", "newline"])
+@pytest.mark.parametrize(
+    "jti", [None, "", 42, "x" * 300, "a\x00b", "a\nb"], ids=["missing", "empty", "number", "huge", "nul", "newline"]
+)
 def test_jti_required_rfc7523_3(core: Core, jti: Any) -> None:
     client = make_client()
     claims = claims_for(client)
@@ -163,6 +189,7 @@ def test_jti_required_rfc7523_3(core: Core, jti: Any) -> None:
 
 
 # -- JOSE hygiene ------------------------------------------------------------------------------
+
 
 def test_rs256_refused_fapi2_sp_5_4_1_1(core: Core) -> None:
     client = make_client(RSA_KEY)
@@ -179,7 +206,9 @@ def test_hs256_keyed_with_the_public_key_refused_cve_2024_37568(core: Core) -> N
     # (joserfc will not build such a key, so the MAC is computed by hand.)
     client = make_client()
     for secret in (EC_KEY.as_pem(private=False), json.dumps(EC_KEY.as_dict(private=False)).encode()):
-        signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'k1'}).encode())}.{b64(orjson.dumps(claims_for(client)))}"
+        signing_input = (
+            f"{b64(json.dumps({'alg': 'HS256', 'kid': 'k1'}).encode())}.{b64(orjson.dumps(claims_for(client)))}"
+        )
         mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         refused(core, f"{signing_input}.{b64(mac)}", client)
 
@@ -217,6 +246,7 @@ def test_rsa_key_under_2048_bits_refused_fapi2_sp_5_4_1(core: Core) -> None:
 
 # -- at the token endpoint: one method, and the jti replay cache -------------------------------
 
+
 def _request(params: dict[str, str], **headers: str) -> HttpRequest:
     return HttpRequest("POST", "/token", {"content-type": "application/x-www-form-urlencoded", **headers})
 
@@ -224,8 +254,11 @@ def _request(params: dict[str, str], **headers: str) -> HttpRequest:
 def test_replayed_assertion_refused_rfc7523_3_ghsa_3p3g_vpw6_4w66(core: Core, run: Any) -> None:
     client = make_client()
     run(core.store.save_client(client))
-    params = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": sign(claims_for(client)),
-              "grant_type": "client_credentials"}
+    params = {
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": sign(claims_for(client)),
+        "grant_type": "client_credentials",
+    }
     authed, method = run(authenticate_client(core, _request(params), params))
     assert (authed.client_id, method) == (client.client_id, "private_key_jwt")
     with pytest.raises(OAuthError) as info:
@@ -246,8 +279,10 @@ def test_jti_cache_is_per_client_oidc_core_9(core: Core, run: Any) -> None:
 def test_wrong_assertion_type_refused_rfc7523_2_2(core: Core, run: Any) -> None:
     client = make_client()
     run(core.store.save_client(client))
-    params = {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
-              "client_assertion": sign(claims_for(client))}
+    params = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+        "client_assertion": sign(claims_for(client)),
+    }
     with pytest.raises(OAuthError) as info:
         run(authenticate_client(core, _request(params), params))
     assert info.value.error == "invalid_client"
@@ -256,8 +291,11 @@ def test_wrong_assertion_type_refused_rfc7523_2_2(core: Core, run: Any) -> None:
 def test_assertion_with_a_second_method_refused_rfc6749_2_3(core: Core, run: Any) -> None:
     client = make_client()
     run(core.store.save_client(client))
-    params = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": sign(claims_for(client)),
-              "client_secret": "x"}
+    params = {
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": sign(claims_for(client)),
+        "client_secret": "x",
+    }
     with pytest.raises(OAuthError) as info:
         run(authenticate_client(core, _request(params), params))
     assert info.value.error == "invalid_request"
@@ -266,8 +304,11 @@ def test_assertion_with_a_second_method_refused_rfc6749_2_3(core: Core, run: Any
 def test_client_id_parameter_must_match_assertion_rfc7523_3(core: Core, run: Any) -> None:
     client = make_client()
     run(core.store.save_client(client))
-    params = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": sign(claims_for(client)),
-              "client_id": "demo-backend"}
+    params = {
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": sign(claims_for(client)),
+        "client_id": "demo-backend",
+    }
     with pytest.raises(OAuthError) as info:
         run(authenticate_client(core, _request(params), params))
     assert info.value.error == "invalid_client"

@@ -32,25 +32,43 @@ def test_code_ttl_bounds_accepted_fapi2_sp_5_3_2_1_11(ttl: int) -> None:
     assert load(code_ttl=ttl).code_ttl == ttl
 
 
-@pytest.mark.parametrize("issuer", [
-    "http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ],
+)
 def test_http_issuer_allowed_on_loopback_only_rfc8414_2(issuer: str) -> None:
     assert load(issuer=issuer, tls="off").issuer == issuer
 
 
-@pytest.mark.parametrize("issuer", [
-    "http://as.example.com", "http://10.0.0.1:8080", "http://localhost.evil.com", "http://127.0.0.1.nip.io",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://as.example.com",
+        "http://10.0.0.1:8080",
+        "http://localhost.evil.com",
+        "http://127.0.0.1.nip.io",
+    ],
+)
 def test_http_issuer_refused_off_loopback_rfc8414_2(issuer: str) -> None:
     with pytest.raises(ConfigError, match="issuer"):
         load(issuer=issuer)
 
 
-@pytest.mark.parametrize("issuer", [
-    "https://as.example.com?x=1", "https://as.example.com#f", "ftp://as.example.com", "as.example.com",
-    "https://", "javascript:alert(1)",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://as.example.com?x=1",
+        "https://as.example.com#f",
+        "ftp://as.example.com",
+        "as.example.com",
+        "https://",
+        "javascript:alert(1)",
+    ],
+)
 def test_issuer_must_be_an_https_url_without_query_or_fragment_rfc8414_2(issuer: str) -> None:
     with pytest.raises(ConfigError, match="issuer"):
         load(issuer=issuer)
@@ -63,7 +81,7 @@ def test_issuer_trailing_slash_removed_rfc8414_3() -> None:
 
 def test_unknown_setting_in_file_refused(tmp_path: Path) -> None:
     path = tmp_path / "fingrade.toml"
-    path.write_text('[tokens]\ncode_ttl = 30\ncode_tll = 30\n')
+    path.write_text("[tokens]\ncode_ttl = 30\ncode_tll = 30\n")
     with pytest.raises(ConfigError, match="code_tll"):
         load_settings(str(path), environ={})
 
@@ -75,9 +93,10 @@ def test_unknown_override_refused() -> None:
 
 def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "fingrade.toml"
-    path.write_text('[tokens]\ncode_ttl = 30\naccess_token_ttl = 600\n[server]\nport = 9000\n')
-    s = load_settings(str(path), overrides={"port": 9100},
-                      environ={"FINGRADE_ACCESS_TOKEN_TTL": "120", "FINGRADE_PORT": "9050"})
+    path.write_text("[tokens]\ncode_ttl = 30\naccess_token_ttl = 600\n[server]\nport = 9000\n")
+    s = load_settings(
+        str(path), overrides={"port": 9100}, environ={"FINGRADE_ACCESS_TOKEN_TTL": "120", "FINGRADE_PORT": "9050"}
+    )
     assert (s.code_ttl, s.access_token_ttl, s.port) == (30, 120, 9100)
 
 
@@ -96,26 +115,46 @@ def test_missing_and_broken_files_refused(tmp_path: Path) -> None:
         load_settings(str(bad), environ={})
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("port", "eighty"), ("port", 0), ("port", 70000), ("code_ttl", True), ("access_log", "maybe"),
-    ("code_ttl", "1.5"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("port", "eighty"),
+        ("port", 0),
+        ("port", 70000),
+        ("code_ttl", True),
+        ("access_log", "maybe"),
+        ("code_ttl", "1.5"),
+    ],
+)
 def test_wrong_types_and_ranges_refused(name: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=name):
         load(**{name: value})
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("tls", "sometimes"), ("onetime_backend", "memcached"),
-    ("signing_alg", "RS256"), ("signing_alg", "HS256"), ("signing_alg", "none"),  # FAPI 2.0 SP 5.4.1-1
-    ("access_token_ttl", 10), ("access_token_ttl", 86400), ("id_token_ttl", 5), ("refresh_token_ttl", 10),
-    ("interaction_ttl", 10), ("trusted_proxies", "not-an-address"),
-    ("scopes", "profile,email"),  # openid is required
-    ("scopes", 'openid,bad"scope'),  # RFC 6749 §3.3 scope-token charset
-    ("scopes", "openid,back\\slash"),
-    ("argon2_memory_kib", 1024), ("argon2_time_cost", 0),
-    ("payment_currencies", "EUR,XYZ"), ("payment_currencies", "eur"), ("payment_currencies", ""),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("tls", "sometimes"),
+        ("onetime_backend", "memcached"),
+        ("signing_alg", "RS256"),
+        ("signing_alg", "HS256"),
+        ("signing_alg", "none"),  # FAPI 2.0 SP 5.4.1-1
+        ("access_token_ttl", 10),
+        ("access_token_ttl", 86400),
+        ("id_token_ttl", 5),
+        ("refresh_token_ttl", 10),
+        ("interaction_ttl", 10),
+        ("trusted_proxies", "not-an-address"),
+        ("scopes", "profile,email"),  # openid is required
+        ("scopes", 'openid,bad"scope'),  # RFC 6749 §3.3 scope-token charset
+        ("scopes", "openid,back\\slash"),
+        ("argon2_memory_kib", 1024),
+        ("argon2_time_cost", 0),
+        ("payment_currencies", "EUR,XYZ"),
+        ("payment_currencies", "eur"),
+        ("payment_currencies", ""),
+    ],
+)
 def test_invalid_values_refused(name: str, value: Any) -> None:
     with pytest.raises(ConfigError):
         load(**{name: value})
@@ -132,8 +171,13 @@ def test_plain_http_mode_defaults_to_a_loopback_http_issuer() -> None:
 
 
 def test_environment_values_are_coerced_and_checked() -> None:
-    s = load_settings(environ={"FINGRADE_REGISTRATION_OPEN": "yes", "FINGRADE_SCOPES": "openid, accounts",
-                               "FINGRADE_TRUSTED_PROXIES": "10.0.0.0/8,::1"})
+    s = load_settings(
+        environ={
+            "FINGRADE_REGISTRATION_OPEN": "yes",
+            "FINGRADE_SCOPES": "openid, accounts",
+            "FINGRADE_TRUSTED_PROXIES": "10.0.0.0/8,::1",
+        }
+    )
     assert s.registration_open is True and s.scopes == ["openid", "accounts"]
     assert s.trusted_proxies == ["10.0.0.0/8", "::1"]
     with pytest.raises(ConfigError, match="code_ttl"):
@@ -156,6 +200,7 @@ def test_payment_currencies_default_to_the_banks_booked_currencies() -> None:
     """One source of truth: by default a payment may be approved in exactly the currencies the bank
     books (bank/money.py), so the bank never refuses an approved payment for its currency."""
     from fingrade.bank.money import MINOR_UNITS
+
     assert load().payment_currencies == sorted(MINOR_UNITS)
 
 
@@ -166,20 +211,31 @@ def test_payment_currencies_from_file_and_environment(tmp_path: Path) -> None:
     assert load_settings(environ={"FINGRADE_PAYMENT_CURRENCIES": "GBP, JPY"}).payment_currencies == ["GBP", "JPY"]
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("EUR,XYZ", "'XYZ' is not an ISO 4217 currency code"), ("eur", "'eur' is not an ISO 4217"),
-    ("EURO", "'EURO' is not an ISO 4217"), ("", "must name at least one currency"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("EUR,XYZ", "'XYZ' is not an ISO 4217 currency code"),
+        ("eur", "'eur' is not an ISO 4217"),
+        ("EURO", "'EURO' is not an ISO 4217"),
+        ("", "must name at least one currency"),
+    ],
+)
 def test_payment_currencies_must_be_iso_4217_codes(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=f"payment_currencies: {message}"):
         load_settings(environ={"FINGRADE_PAYMENT_CURRENCIES": value})
 
 
-@pytest.mark.parametrize("overrides", [
-    {"login_max_failures_per_account": 0}, {"login_max_failures_per_address": -1},
-    {"login_max_failures_per_account_address": 0}, {"login_failure_window": 10},
-    {"login_backoff_seconds": 0}, {"login_backoff_seconds": 1000, "login_failure_window": 900},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"login_max_failures_per_account": 0},
+        {"login_max_failures_per_address": -1},
+        {"login_max_failures_per_account_address": 0},
+        {"login_failure_window": 10},
+        {"login_backoff_seconds": 0},
+        {"login_backoff_seconds": 1000, "login_failure_window": 900},
+    ],
+)
 def test_login_throttling_settings_are_bounded(overrides: dict[str, int]) -> None:
     with pytest.raises(ConfigError, match="login_"):
         load(**overrides)
@@ -192,11 +248,20 @@ def test_connection_limit_defaults() -> None:
     assert (s.http_max_connections, s.http_max_body_bytes) == (1000, 65536)
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("http_max_header_bytes", 100), ("http_max_header_line_bytes", 32768), ("http_max_header_line_bytes", 10),
-    ("http_header_timeout", 0), ("http_header_timeout", 1000), ("http_body_timeout", 0),
-    ("http_keep_alive_timeout", 0), ("http_max_connections", 0), ("http_max_body_bytes", 10),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("http_max_header_bytes", 100),
+        ("http_max_header_line_bytes", 32768),
+        ("http_max_header_line_bytes", 10),
+        ("http_header_timeout", 0),
+        ("http_header_timeout", 1000),
+        ("http_body_timeout", 0),
+        ("http_keep_alive_timeout", 0),
+        ("http_max_connections", 0),
+        ("http_max_body_bytes", 10),
+    ],
+)
 def test_connection_limits_must_be_sane(name: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=name):
         load(**{name: value})

@@ -63,15 +63,21 @@ def _feed(head: bytes, cuts: list[int]) -> tuple[Transport, int, bool]:
         config = Config(_app, http=LimitedHttpToolsProtocol, ws="none", lifespan="off", log_level="warning")
         config.load()
         state = ServerState()
-        limits = ConnectionLimits(max_header_bytes=MAX_HEAD, max_header_line_bytes=MAX_LINE, header_timeout=10,
-                                  body_timeout=10, max_body_bytes=65536, answer_headers=b"")
+        limits = ConnectionLimits(
+            max_header_bytes=MAX_HEAD,
+            max_header_line_bytes=MAX_LINE,
+            header_timeout=10,
+            body_timeout=10,
+            max_body_bytes=65536,
+            answer_headers=b"",
+        )
         proto = LimitedHttpToolsProtocol(config, state, {}, loop, limits=limits, connections=OpenConnections(10))
         transport = Transport()
         proto.connection_made(transport)  # type: ignore[arg-type]
         fed = i = 0
         while fed < len(head) and not transport.written:  # until the head is in, or answered
             size = cuts[i % len(cuts)]
-            proto.data_received(head[fed:fed + size])
+            proto.data_received(head[fed : fed + size])
             fed += size
             i += 1
         served = proto.cycle is not None
@@ -88,10 +94,14 @@ field_st = st.tuples(st.from_regex(r"X-[A-Za-z0-9-]{1,20}", fullmatch=True), st.
 
 
 @settings(max_examples=150, deadline=None)
-@given(target=st.integers(1, 700), fields=st.lists(field_st, max_size=30),
-       cuts=st.lists(st.integers(1, 600), min_size=1, max_size=8))
-def test_any_head_in_any_reads_is_served_or_refused_within_bounds(target: int, fields: list[tuple[str, int]],
-                                                                   cuts: list[int]) -> None:
+@given(
+    target=st.integers(1, 700),
+    fields=st.lists(field_st, max_size=30),
+    cuts=st.lists(st.integers(1, 600), min_size=1, max_size=8),
+)
+def test_any_head_in_any_reads_is_served_or_refused_within_bounds(
+    target: int, fields: list[tuple[str, int]], cuts: list[int]
+) -> None:
     line = b"GET /" + b"p" * target + b" HTTP/1.1\r\n"
     lines = [b"Host: localhost\r\n"] + [f"{n}: ".encode() + b"v" * size + b"\r\n" for n, size in fields]
     head = line + b"".join(lines) + b"\r\n"

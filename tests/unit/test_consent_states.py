@@ -15,8 +15,17 @@ CORE = SimpleNamespace(settings=SimpleNamespace(access_token_ttl=300))
 
 
 def grant(**over: object) -> Grant:
-    return Grant(**{"id": "g", "client_id": "c", "user_id": "u", "scope": "openid accounts", "auth_time": NOW - 10,
-                    "created_at": NOW - 10, **over})  # type: ignore[arg-type]
+    return Grant(
+        **{
+            "id": "g",
+            "client_id": "c",
+            "user_id": "u",
+            "scope": "openid accounts",
+            "auth_time": NOW - 10,
+            "created_at": NOW - 10,
+            **over,
+        }
+    )  # type: ignore[arg-type]
 
 
 def test_fresh_grant_is_active() -> None:
@@ -45,19 +54,31 @@ def test_grant_without_a_usable_token_is_expired() -> None:
 
 # -- consent resources (UK Open Banking account-access-consents; oauth/consent_resources.py) ----------
 
+
 def _lodged(status: str, created_at: int = 1000) -> ConsentResource:
-    return ConsentResource(id="aac-1", client_id="tpp", status=status, authorization_details=[], data={},
-                           created_at=created_at, status_updated_at=created_at + 5)
+    return ConsentResource(
+        id="aac-1",
+        client_id="tpp",
+        status=status,
+        authorization_details=[],
+        data={},
+        created_at=created_at,
+        status_updated_at=created_at + 5,
+    )
 
 
-@pytest.mark.parametrize("stored, revoked_at, now, expected", [
-    ("AwaitingAuthorisation", None, 1000 + 3599, ("AwaitingAuthorisation", 1005)),
-    ("AwaitingAuthorisation", None, 1000 + 3600, ("Rejected", 1000 + 3600)),  # not authorised in time
-    ("Authorised", None, 10**9, ("Authorised", 1005)),  # its validity is the details' expires_at
-    ("Authorised", 7000, 10**9, ("Revoked", 7000)),  # the grant was revoked: dashboard, bank, RFC 7009
-    ("Rejected", None, 2000, ("Rejected", 1005)),
-    ("Revoked", None, 2000, ("Revoked", 1005)),
-])
+@pytest.mark.parametrize(
+    "stored, revoked_at, now, expected",
+    [
+        ("AwaitingAuthorisation", None, 1000 + 3599, ("AwaitingAuthorisation", 1005)),
+        ("AwaitingAuthorisation", None, 1000 + 3600, ("Rejected", 1000 + 3600)),  # not authorised in time
+        ("Authorised", None, 10**9, ("Authorised", 1005)),  # its validity is the details' expires_at
+        ("Authorised", 7000, 10**9, ("Revoked", 7000)),  # the grant was revoked: dashboard, bank, RFC 7009
+        ("Rejected", None, 2000, ("Rejected", 1005)),
+        ("Revoked", None, 2000, ("Revoked", 1005)),
+    ],
+)
 def test_consent_resource_status_is_derived_from_the_grant_and_the_clock(
-        stored: str, revoked_at: int | None, now: int, expected: tuple[str, int]) -> None:
+    stored: str, revoked_at: int | None, now: int, expected: tuple[str, int]
+) -> None:
     assert consent_resources.status(_lodged(stored), revoked_at, now, ttl=3600) == expected

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from joserfc import jws
 from joserfc.jwk import OctKey, OKPKey, RSAKey
+from support.dpop import DPoPKey
 
 from fingrade.oauth.context import Core
 from fingrade.oauth.dpop import DPoPError, current_nonce, normalise_htu, verify_proof
-from support.dpop import DPoPKey
 
 TOKEN_URL = "https://as.example.com/token"
 
@@ -26,8 +26,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def check(run, core: Core, proof: str | None, method: str = "POST", url: str = TOKEN_URL,
-          token: str | None = None) -> str:
+def check(
+    run, core: Core, proof: str | None, method: str = "POST", url: str = TOKEN_URL, token: str | None = None
+) -> str:
     return run(verify_proof(core, proof, method, url, access_token=token))
 
 
@@ -75,8 +76,9 @@ def test_4_3_4_typ_case_insensitive(run, base_core: Core, key: DPoPKey) -> None:
 
 
 def _claims(htu: str = TOKEN_URL) -> bytes:
-    return orjson.dumps({"jti": _b64(time.time_ns().to_bytes(8, "big")), "htm": "POST", "htu": htu,
-                         "iat": int(time.time())})
+    return orjson.dumps(
+        {"jti": _b64(time.time_ns().to_bytes(8, "big")), "htm": "POST", "htu": htu, "iat": int(time.time())}
+    )
 
 
 def test_4_3_5_alg_none_refused(run, base_core: Core, key: DPoPKey) -> None:
@@ -151,23 +153,35 @@ def test_4_3_8_htm_mismatch_refused(run, base_core: Core, key: DPoPKey) -> None:
     assert "htm" in refused(run, base_core, key.proof("post", TOKEN_URL))
 
 
-@pytest.mark.parametrize("htu", ["https://as.example.com/userinfo", "https://other.example.com/token",
-                                 "http://as.example.com/token", "https://as.example.com:8443/token",
-                                 "https://as.example.com/token/", "not a url", "https://as.example.com/%74oken%2F"])
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://as.example.com/userinfo",
+        "https://other.example.com/token",
+        "http://as.example.com/token",
+        "https://as.example.com:8443/token",
+        "https://as.example.com/token/",
+        "not a url",
+        "https://as.example.com/%74oken%2F",
+    ],
+)
 def test_4_3_9_htu_mismatch_refused(run, base_core: Core, key: DPoPKey, htu: str) -> None:
     """§4.3 item 9: htu must be the URL of the request."""
     assert "htu" in refused(run, base_core, key.proof("POST", htu))
 
 
-@pytest.mark.parametrize("htu", ["https://as.example.com/token?x=1", "https://as.example.com/token#frag",
-                                 "https://as.example.com/token?a=b#c"])
+@pytest.mark.parametrize(
+    "htu",
+    ["https://as.example.com/token?x=1", "https://as.example.com/token#frag", "https://as.example.com/token?a=b#c"],
+)
 def test_4_3_9_htu_query_and_fragment_ignored(run, base_core: Core, key: DPoPKey, htu: str) -> None:
     """§4.3 item 9: query and fragment are ignored in the comparison."""
     assert check(run, base_core, key.proof("POST", htu)) == key.jkt
 
 
-@pytest.mark.parametrize("htu", ["HTTPS://AS.EXAMPLE.COM/token", "https://as.example.com:443/token",
-                                 "https://As.Example.Com:443/%74oken"])
+@pytest.mark.parametrize(
+    "htu", ["HTTPS://AS.EXAMPLE.COM/token", "https://as.example.com:443/token", "https://As.Example.Com:443/%74oken"]
+)
 def test_4_3_9_htu_normalised_rfc3986_6_2(run, base_core: Core, key: DPoPKey, htu: str) -> None:
     """§4.3 item 9 with RFC 3986 §6.2.2 (case, percent-encoding) and §6.2.3 (default port)."""
     assert check(run, base_core, key.proof("POST", htu)) == key.jkt
@@ -245,8 +259,9 @@ def test_4_3_5_eddsa_accepted(run, base_core: Core) -> None:
 def test_4_3_6_alg_not_matching_key_type_refused(run, base_core: Core, key: DPoPKey) -> None:
     """§4.3 items 5-6: an alg the embedded key cannot verify (PS256 with an EC key) is refused, not a crash."""
     rsa = RSAKey.generate_key(2048)
-    proof = jws.serialize_compact({"typ": "dpop+jwt", "alg": "PS256", "jwk": key.key.as_dict(private=False)},
-                                  _claims(), rsa, algorithms=["PS256"])
+    proof = jws.serialize_compact(
+        {"typ": "dpop+jwt", "alg": "PS256", "jwk": key.key.as_dict(private=False)}, _claims(), rsa, algorithms=["PS256"]
+    )
     refused(run, base_core, proof)
 
 
@@ -258,9 +273,11 @@ def test_4_3_broken_jwk_refused(run, base_core: Core, key: DPoPKey, jwk: object)
 
 # -- server-provided nonces (RFC 9449 §8, §9) ---------------------------------------------------
 
+
 @pytest.fixture
 def nonce_core(base_core: Core) -> Core:
     import dataclasses
+
     settings = dataclasses.replace(base_core.settings, dpop_nonce=True, dpop_nonce_lifetime=60)
     return dataclasses.replace(base_core, settings=settings, clock=lambda: 1_800_000_000)
 
@@ -286,14 +303,14 @@ def test_8_proof_with_the_current_nonce_accepted(run, nonce_core: Core, key: DPo
 
 def test_8_nonce_of_the_previous_window_accepted_older_refused(run, nonce_core: Core, key: DPoPKey) -> None:
     import dataclasses
+
     issued = current_nonce(nonce_core)
     later = dataclasses.replace(nonce_core, clock=lambda: nonce_core.clock() + 60)
     assert current_nonce(later) != issued  # the nonce rotates every dpop_nonce_lifetime
     proof = key.proof("POST", TOKEN_URL, iat=later.clock(), claims={"nonce": issued})
     assert check(run, later, proof) == key.jkt
     much_later = dataclasses.replace(nonce_core, clock=lambda: nonce_core.clock() + 120)
-    err = _needs_nonce(run, much_later, key.proof("POST", TOKEN_URL, iat=much_later.clock(),
-                                                  claims={"nonce": issued}))
+    err = _needs_nonce(run, much_later, key.proof("POST", TOKEN_URL, iat=much_later.clock(), claims={"nonce": issued}))
     assert "not valid" in err.description
 
 
@@ -304,6 +321,7 @@ def test_8_forged_or_malformed_nonce_refused(run, nonce_core: Core, key: DPoPKey
 
 def test_8_nonce_depends_on_the_server_key(nonce_core: Core) -> None:
     import dataclasses
+
     other = dataclasses.replace(nonce_core, server_key=b"another deployment's key........")
     assert current_nonce(other) != current_nonce(nonce_core)
 
@@ -340,8 +358,9 @@ def test_4_3_6_cached_key_import_still_verifies_every_signature(run, base_core: 
     other = DPoPKey()
     forged = other.proof("POST", TOKEN_URL, header={"jwk": key.key.as_dict(private=False)})
     assert "signature" in refused(run, base_core, forged)
-    assert "signature" in refused(run, base_core, forged.rsplit(".", 1)[0] + "." + key.proof(
-        "POST", TOKEN_URL).rsplit(".", 1)[1])
+    assert "signature" in refused(
+        run, base_core, forged.rsplit(".", 1)[0] + "." + key.proof("POST", TOKEN_URL).rsplit(".", 1)[1]
+    )
     reordered = dict(reversed(list(key.key.as_dict(private=False).items())), use="sig")
     assert check(run, base_core, key.proof("POST", TOKEN_URL, header={"jwk": reordered})) == key.jkt
 

@@ -34,29 +34,56 @@ def _dbapi(cls: type[sa.DBAPIError], message: str) -> Exception:
 
 
 STORE_FAILURES = [
-    lambda m: _dbapi(sa.OperationalError, m), lambda m: _dbapi(sa.InterfaceError, m),
-    lambda m: _dbapi(sa.DBAPIError, m), lambda m: sa.TimeoutError(m),
-    lambda m: redis_errors.ConnectionError(m), lambda m: redis_errors.TimeoutError(m),
-    lambda m: redis_errors.BusyLoadingError(m), lambda m: redis_errors.ReadOnlyError(m),
-    lambda m: ConnectionRefusedError(111, m), lambda m: OSError(28, m),
+    lambda m: _dbapi(sa.OperationalError, m),
+    lambda m: _dbapi(sa.InterfaceError, m),
+    lambda m: _dbapi(sa.DBAPIError, m),
+    lambda m: sa.TimeoutError(m),
+    lambda m: redis_errors.ConnectionError(m),
+    lambda m: redis_errors.TimeoutError(m),
+    lambda m: redis_errors.BusyLoadingError(m),
+    lambda m: redis_errors.ReadOnlyError(m),
+    lambda m: ConnectionRefusedError(111, m),
+    lambda m: OSError(28, m),
 ]
-BUGS = [ValueError, KeyError, TypeError, RuntimeError, AttributeError, ZeroDivisionError, OverflowError,
-        LookupError, NotImplementedError, RecursionError, AssertionError, orjson.JSONDecodeError]
+BUGS = [
+    ValueError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    AttributeError,
+    ZeroDivisionError,
+    OverflowError,
+    LookupError,
+    NotImplementedError,
+    RecursionError,
+    AssertionError,
+    orjson.JSONDecodeError,
+]
 
 failures = st.one_of(
     st.tuples(st.sampled_from(STORE_FAILURES), st.text(max_size=60)).map(lambda t: (t[0](t[1]), True)),
     st.tuples(st.sampled_from(BUGS), st.text(max_size=60)).map(
-        lambda t: (t[0](t[1], "", 0) if t[0] is orjson.JSONDecodeError else t[0](t[1]), False)),
+        lambda t: (t[0](t[1], "", 0) if t[0] is orjson.JSONDecodeError else t[0](t[1]), False)
+    ),
 )
 accepts = st.sampled_from(["*/*", "application/json", "text/html,application/xhtml+xml;q=0.9", ""])
 
 
 async def _call(app: Any, path: str, accept: str) -> tuple[int, dict[str, str], bytes]:
-    scope: Scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
-                    "headers": [(b"accept", accept.encode())] if accept else [], "http_version": "1.1",
-                    "scheme": "https", "server": ("bank.example", 443), "client": ("127.0.0.1", 5000),
-                    "root_path": "", "app": SimpleNamespace(state=SimpleNamespace(
-                        core=SimpleNamespace(issuer="https://as.example.com")))}
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"accept", accept.encode())] if accept else [],
+        "http_version": "1.1",
+        "scheme": "https",
+        "server": ("bank.example", 443),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+        "app": SimpleNamespace(state=SimpleNamespace(core=SimpleNamespace(issuer="https://as.example.com"))),
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -75,6 +102,7 @@ async def _call(app: Any, path: str, accept: str) -> tuple[int, dict[str, str], 
 def _raising(exc: Exception) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise exc
+
     return app
 
 
@@ -108,6 +136,7 @@ def test_bank_answers_every_failure_completely_in_its_format(failure: tuple[Exce
 
     async def boom(request: Any) -> Any:
         raise exc
+
     api.router.routes.append(Route("/boom", boom))
     app = SecurityHeaders(mounted, hsts=True)
     status, headers, body = asyncio.run(_call(app, "/boom", "text/html"))
@@ -124,8 +153,10 @@ def test_the_log_line_never_holds_statement_parameters(failure: tuple[Exception,
 
 
 def test_a_failure_after_the_response_started_is_raised_so_the_server_ends_the_connection(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Nothing else would tell the client that the body it got is cut short."""
+
     async def half(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         raise ValueError("late")

@@ -35,16 +35,60 @@ def signed(claims: dict[str, Any], **header: Any) -> str:
     return jws.serialize_compact({"alg": "ES256", "kid": "k1", **header}, json.dumps(claims), KEY, algorithms=["ES256"])
 
 
-_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63 + 1, max_value=2**63 - 1),
-                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10))
-_json = st.recursive(_json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-                     max_leaves=10)
-HEADER_NAMES = ["alg", "kid", "typ", "cty", "jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit", "b64", "enc",
-                "zip", "x-ext"]
-CLAIM_NAMES = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "htm", "htu", "ath", "nonce",
-               "azp", "acr", "sid", "at_hash", "grant_id", "auth_time", "cnf", "amr", "authorization_details",
-               "other"]
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=10),
+)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=10,
+)
+HEADER_NAMES = [
+    "alg",
+    "kid",
+    "typ",
+    "cty",
+    "jku",
+    "x5u",
+    "jwk",
+    "x5c",
+    "x5t",
+    "x5t#S256",
+    "crit",
+    "b64",
+    "enc",
+    "zip",
+    "x-ext",
+]
+CLAIM_NAMES = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "htm",
+    "htu",
+    "ath",
+    "nonce",
+    "azp",
+    "acr",
+    "sid",
+    "at_hash",
+    "grant_id",
+    "auth_time",
+    "cnf",
+    "amr",
+    "authorization_details",
+    "other",
+]
 
 
 def parse_or_error(token: str, **kw: Any) -> CompactJwt | JwtError:
@@ -82,6 +126,7 @@ def assert_shape(parsed: CompactJwt) -> None:
 
 # -- every JSON type in every position ------------------------------------------------------------------
 
+
 @FAST
 @given(st.dictionaries(st.sampled_from(HEADER_NAMES), _json, max_size=5), st.sampled_from(["ES256", None]))
 def test_header_members_of_any_json_type_rfc7515_4_1(members: dict[str, Any], alg: str | None) -> None:
@@ -114,9 +159,11 @@ def test_header_and_claims_of_any_json_value(header: Any, claims: Any) -> None:
 @FAST
 @given(st.binary(max_size=64), st.binary(max_size=64), st.binary(max_size=80))
 def test_random_bytes_in_each_segment_rfc7515_7_1(head: bytes, body: bytes, sig: bytes) -> None:
-    for token in (f"{b64(head)}.{b64(body)}.{b64(sig)}",
-                  f"{b64(head)}.{b64(json.dumps({'sub': 'x'}).encode())}.AAAA",
-                  f"{b64(json.dumps({'alg': 'ES256'}).encode())}.{b64(body)}.AAAA"):
+    for token in (
+        f"{b64(head)}.{b64(body)}.{b64(sig)}",
+        f"{b64(head)}.{b64(json.dumps({'sub': 'x'}).encode())}.AAAA",
+        f"{b64(json.dumps({'alg': 'ES256'}).encode())}.{b64(body)}.AAAA",
+    ):
         result = parse_or_error(token)
         if isinstance(result, CompactJwt):
             assert_shape(result)
@@ -147,8 +194,11 @@ def test_verify_never_raises_anything_but_jwt_error(noise: bytes) -> None:
 
 # -- the rules, one by one --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [["alg"], None, "ES256", 1, True, {"kid": "k"}, {"alg": ""}, {"alg": 5},
-                                   {"alg": ["ES256"]}, {"alg": None}])
+
+@pytest.mark.parametrize(
+    "header",
+    [["alg"], None, "ES256", 1, True, {"kid": "k"}, {"alg": ""}, {"alg": 5}, {"alg": ["ES256"]}, {"alg": None}],
+)
 def test_header_must_be_an_object_with_alg_rfc7515_4_1_1(header: Any) -> None:
     with pytest.raises(JwtError):
         jwt.parse(compact(header, {}))
@@ -159,13 +209,21 @@ def test_the_reported_500_token_is_refused() -> None:
         jwt.parse("WyJhbGciXQ.e30.AAAA")
 
 
-@pytest.mark.parametrize("crit, extra", [
-    ("exp", {}), (5, {}), ({"a": 1}, {}), ([], {}), ([1], {}), (["x-ext", "x-ext"], {"x-ext": 1}),
-    (["alg"], {}),  # names defined by RFC 7515/7518 must not be listed
-    (["x-ext"], {}),  # a listed extension must be present
-    (["x-ext"], {"x-ext": 1}),  # ... and understood
-    (["b64"], {"b64": False}),  # RFC 7797 unencoded payloads: not supported
-])
+@pytest.mark.parametrize(
+    "crit, extra",
+    [
+        ("exp", {}),
+        (5, {}),
+        ({"a": 1}, {}),
+        ([], {}),
+        ([1], {}),
+        (["x-ext", "x-ext"], {"x-ext": 1}),
+        (["alg"], {}),  # names defined by RFC 7515/7518 must not be listed
+        (["x-ext"], {}),  # a listed extension must be present
+        (["x-ext"], {"x-ext": 1}),  # ... and understood
+        (["b64"], {"b64": False}),  # RFC 7797 unencoded payloads: not supported
+    ],
+)
 def test_crit_rfc7515_4_1_11(crit: Any, extra: dict[str, Any]) -> None:
     with pytest.raises(JwtError, match="crit|b64"):
         jwt.parse(compact({"alg": "ES256", "crit": crit, **extra}, {}))
@@ -176,59 +234,114 @@ def test_crit_extension_the_caller_understands_is_accepted_rfc7515_4_1_11() -> N
     assert parsed.header.members["crit"] == ["x-ext"]
 
 
-@pytest.mark.parametrize("member, value", [("kid", 1), ("typ", ["at+jwt"]), ("jwk", "EC"), ("jwk", ["EC"]),
-                                           ("x5c", "MII"), ("x5c", []), ("x5c", [1]), ("x5t#S256", {}),
-                                           ("cty", None), ("b64", False), ("b64", "true")])
+@pytest.mark.parametrize(
+    "member, value",
+    [
+        ("kid", 1),
+        ("typ", ["at+jwt"]),
+        ("jwk", "EC"),
+        ("jwk", ["EC"]),
+        ("x5c", "MII"),
+        ("x5c", []),
+        ("x5c", [1]),
+        ("x5t#S256", {}),
+        ("cty", None),
+        ("b64", False),
+        ("b64", "true"),
+    ],
+)
 def test_registered_header_member_types_rfc7515_4_1(member: str, value: Any) -> None:
     with pytest.raises(JwtError, match=member):
         jwt.parse(compact({"alg": "ES256", member: value}, {}))
 
 
-@pytest.mark.parametrize("claims", [
-    {"exp": True}, {"exp": "1"}, {"exp": -1}, {"exp": 1e300}, {"exp": MAX_NUMERIC_DATE + 1}, {"iat": None},
-    {"nbf": [1]}, {"auth_time": False}, {"iss": ["a"]}, {"sub": 1}, {"jti": {}}, {"aud": 1}, {"aud": []},
-    {"aud": ["a", 1]}, {"cnf": "x"}, {"cnf": {"jkt": 1}}, {"cnf": {"x5t#S256": []}}, {"cnf": {"jwk": "x"}},
-    {"scope": ["openid"]}, {"client_id": None}, {"authorization_details": {}}, {"amr": "pwd"}, {"htu": 1},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": True},
+        {"exp": "1"},
+        {"exp": -1},
+        {"exp": 1e300},
+        {"exp": MAX_NUMERIC_DATE + 1},
+        {"iat": None},
+        {"nbf": [1]},
+        {"auth_time": False},
+        {"iss": ["a"]},
+        {"sub": 1},
+        {"jti": {}},
+        {"aud": 1},
+        {"aud": []},
+        {"aud": ["a", 1]},
+        {"cnf": "x"},
+        {"cnf": {"jkt": 1}},
+        {"cnf": {"x5t#S256": []}},
+        {"cnf": {"jwk": "x"}},
+        {"scope": ["openid"]},
+        {"client_id": None},
+        {"authorization_details": {}},
+        {"amr": "pwd"},
+        {"htu": 1},
+    ],
+)
 def test_registered_claim_types_rfc7519_4_1(claims: dict[str, Any]) -> None:
     with pytest.raises(JwtError, match=next(iter(claims))):
         jwt.parse(compact({"alg": "ES256"}, claims))
 
 
-@pytest.mark.parametrize("claims", [{"exp": 0}, {"exp": MAX_NUMERIC_DATE}, {"iat": 1700000000.5},
-                                    {"aud": "a"}, {"aud": ["a", "b"]}, {"cnf": {"jkt": "x", "other": 1}},
-                                    {"nonce": 5}, {"custom": [1, {"a": None}]}])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 0},
+        {"exp": MAX_NUMERIC_DATE},
+        {"iat": 1700000000.5},
+        {"aud": "a"},
+        {"aud": ["a", "b"]},
+        {"cnf": {"jkt": "x", "other": 1}},
+        {"nonce": 5},
+        {"custom": [1, {"a": None}]},
+    ],
+)
 def test_registered_claim_types_accepted_rfc7519_4_1(claims: dict[str, Any]) -> None:
     assert jwt.parse(compact({"alg": "ES256"}, claims)).claims == claims
 
 
-@pytest.mark.parametrize("token", [
-    b64(b'{"alg":"none","alg":"ES256"}') + "." + b64(b"{}") + ".AAAA",
-    b64(b'{"alg":"ES256"}') + "." + b64(b'{"iss":"a","iss":"b"}') + ".AAAA",
-    b64(b'{"alg":"ES256","jwk":{"kty":"EC","kty":"RSA"}}') + "." + b64(b"{}") + ".AAAA",
-    b64(b'{"alg":"ES256"}') + "." + b64(b'{"cnf":{"jkt":"a","jkt":"b"}}') + ".AAAA",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        b64(b'{"alg":"none","alg":"ES256"}') + "." + b64(b"{}") + ".AAAA",
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"iss":"a","iss":"b"}') + ".AAAA",
+        b64(b'{"alg":"ES256","jwk":{"kty":"EC","kty":"RSA"}}') + "." + b64(b"{}") + ".AAAA",
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"cnf":{"jkt":"a","jkt":"b"}}') + ".AAAA",
+    ],
+)
 def test_duplicate_members_refused_rfc7515_5_2_rfc7519_4(token: str) -> None:
     with pytest.raises(JwtError, match="repeated"):
         jwt.parse(token)
 
 
-@pytest.mark.parametrize("token", [
-    "", "a", "a.b", "a.b.c.d", "a.b.c.d.e",  # RFC 7515 §7.1: three parts (a JWE has five)
-    b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".AA==",  # padding
-    b64(b'{"alg":"ES256"}') + "=." + b64(b"{}") + ".AAAA",
-    "eyJhbGciOiJFUzI1NiJ9+." + b64(b"{}") + ".AAAA",  # not the URL-safe alphabet
-    b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".AAB",  # non-canonical trailing bits
-    b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".A",  # impossible length
-    b64(b'{"alg":"ES256"}') + ".." + "AAAA",  # detached payload
-    b64(b'{"alg":"\xff"}') + "." + b64(b"{}") + ".AAAA",  # invalid UTF-8
-    b64(b'{"alg":"ES256","kid":"\\ud800"}') + "." + b64(b"{}") + ".AAAA",  # lone surrogate
-    b64(b'{"alg":"ES256"}') + "." + b64(b'{"exp":NaN}') + ".AAAA",
-    b64(b'{"alg":"ES256"}') + "." + b64(b'{"exp":1e999}') + ".AAAA",
-    b64(b'{"alg":"ES256"}') + "." + b64(b'{"iat":' + b"9" * 30 + b"}") + ".AAAA",
-    b64(b'{"alg":"ES256"}') + "." + b64(b"[" * 50 + b"]" * 50) + ".AAAA",
-    b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".AAAA\u00e9",  # not ASCII
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "a",
+        "a.b",
+        "a.b.c.d",
+        "a.b.c.d.e",  # RFC 7515 §7.1: three parts (a JWE has five)
+        b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".AA==",  # padding
+        b64(b'{"alg":"ES256"}') + "=." + b64(b"{}") + ".AAAA",
+        "eyJhbGciOiJFUzI1NiJ9+." + b64(b"{}") + ".AAAA",  # not the URL-safe alphabet
+        b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".AAB",  # non-canonical trailing bits
+        b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".A",  # impossible length
+        b64(b'{"alg":"ES256"}') + ".." + "AAAA",  # detached payload
+        b64(b'{"alg":"\xff"}') + "." + b64(b"{}") + ".AAAA",  # invalid UTF-8
+        b64(b'{"alg":"ES256","kid":"\\ud800"}') + "." + b64(b"{}") + ".AAAA",  # lone surrogate
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"exp":NaN}') + ".AAAA",
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"exp":1e999}') + ".AAAA",
+        b64(b'{"alg":"ES256"}') + "." + b64(b'{"iat":' + b"9" * 30 + b"}") + ".AAAA",
+        b64(b'{"alg":"ES256"}') + "." + b64(b"[" * 50 + b"]" * 50) + ".AAAA",
+        b64(b'{"alg":"ES256"}') + "." + b64(b"{}") + ".AAAA\u00e9",  # not ASCII
+    ],
+)
 def test_malformed_compact_serialisations_refused_rfc7515_7_1(token: str) -> None:
     with pytest.raises(JwtError):
         jwt.parse(token)

@@ -14,8 +14,15 @@ NOW = 1_800_000_000
 
 
 def core(key: bytes = b"k" * 32, now: int = NOW) -> Core:
-    return Core(settings=load_settings(environ={}), store=None, onetime=None, keys=None,  # type: ignore[arg-type]
-                server_key=key, passwords=None, clock=lambda: now)  # type: ignore[arg-type]
+    return Core(
+        settings=load_settings(environ={}),
+        store=None,
+        onetime=None,
+        keys=None,  # type: ignore[arg-type]
+        server_key=key,
+        passwords=None,
+        clock=lambda: now,
+    )  # type: ignore[arg-type]
 
 
 def test_unknown_browsers_share_the_accounts_counter_known_ones_do_not() -> None:

@@ -21,8 +21,14 @@ from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.introspect import wants_jwt
 from fingrade.oauth.models import Client
 from fingrade.oauth.request_object import use_once, verify_request_object
-from fingrade.oauth.response_mode import (FORM_POST_JWT, QUERY, QUERY_JWT, authorization_response, check_mode,
-                                          delivery_mode)
+from fingrade.oauth.response_mode import (
+    FORM_POST_JWT,
+    QUERY,
+    QUERY_JWT,
+    authorization_response,
+    check_mode,
+    delivery_mode,
+)
 
 NOW = 1_800_000_000
 ISSUER = "https://as.example.com"
@@ -38,18 +44,32 @@ def core(base_core: Core) -> Core:
 
 
 def client(profile: str = "fapi2-message-signing", key: Any = KEY) -> Client:
-    return Client(client_id="c-" + secrets.token_hex(6), profile=profile, client_name="Fintech",
-                  redirect_uris=["https://fintech.example.com/cb"], token_endpoint_auth_method="private_key_jwt",
-                  grant_types=["authorization_code"], scope="openid accounts",
-                  jwks={"keys": [key.as_dict(private=False)]})
+    return Client(
+        client_id="c-" + secrets.token_hex(6),
+        profile=profile,
+        client_name="Fintech",
+        redirect_uris=["https://fintech.example.com/cb"],
+        token_endpoint_auth_method="private_key_jwt",
+        grant_types=["authorization_code"],
+        scope="openid accounts",
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
 
 
 def sign(c: Client, key: Any = KEY, alg: str = "ES256", **changes: Any) -> str:
-    claims = {"iss": c.client_id, "client_id": c.client_id, "aud": ISSUER, "nbf": NOW, "exp": NOW + 300,
-              "response_type": "code", **changes}
+    claims = {
+        "iss": c.client_id,
+        "client_id": c.client_id,
+        "aud": ISSUER,
+        "nbf": NOW,
+        "exp": NOW + 300,
+        "response_type": "code",
+        **changes,
+    }
     claims = {k: v for k, v in claims.items() if v is not None}
-    return jws.serialize_compact({"alg": alg, "kid": key.kid, "typ": "oauth-authz-req+jwt"}, orjson.dumps(claims),
-                                 key, algorithms=[alg])
+    return jws.serialize_compact(
+        {"alg": alg, "kid": key.kid, "typ": "oauth-authz-req+jwt"}, orjson.dumps(claims), key, algorithms=[alg]
+    )
 
 
 def refused(core: Core, c: Client, token: str) -> None:
@@ -58,12 +78,19 @@ def refused(core: Core, c: Client, token: str) -> None:
     assert exc.value.error == "invalid_request_object" and exc.value.status == 400
 
 
-@pytest.mark.parametrize("nbf,exp,ok", [
-    (NOW - 3600, NOW, True), (NOW - 3601, NOW - 3601 + 3600, False),  # nbf age limit
-    (NOW + 10, NOW + 300, True), (NOW + 11, NOW + 300, False),  # clock skew
-    (NOW, NOW + 3600, True), (NOW, NOW + 3601, False),  # exp − nbf
-    (NOW - 100, NOW - 5, False), (NOW - 100, NOW - 4, True),  # expiry with 5 s leeway
-])
+@pytest.mark.parametrize(
+    "nbf,exp,ok",
+    [
+        (NOW - 3600, NOW, True),
+        (NOW - 3601, NOW - 3601 + 3600, False),  # nbf age limit
+        (NOW + 10, NOW + 300, True),
+        (NOW + 11, NOW + 300, False),  # clock skew
+        (NOW, NOW + 3600, True),
+        (NOW, NOW + 3601, False),  # exp − nbf
+        (NOW - 100, NOW - 5, False),
+        (NOW - 100, NOW - 4, True),  # expiry with 5 s leeway
+    ],
+)
 def test_fapi2_ms_5_3_1_time_boundaries(core: Core, nbf: int, exp: int, ok: bool) -> None:
     """FAPI 2.0 Message Signing 5.3.1: the exact edges of the time rules."""
     c = client()
@@ -85,8 +112,7 @@ def test_rfc9101_s4_claims_become_parameters(core: Core) -> None:
     """RFC 9101 §4: claims are JSON; numbers and objects become the strings a form would carry; JWT
     claims about the object are not authorization parameters; other JSON types are refused."""
     c = client()
-    obj = verify_request_object(core, c, sign(c, max_age=300, claims={"id_token": {"acr": None}}, jti="j1",
-                                              iat=NOW))
+    obj = verify_request_object(core, c, sign(c, max_age=300, claims={"id_token": {"acr": None}}, jti="j1", iat=NOW))
     assert obj.params["max_age"] == "300"
     assert orjson.loads(obj.params["claims"]) == {"id_token": {"acr": None}}
     assert not {"iss", "aud", "nbf", "exp", "iat", "jti"} & obj.params.keys()
@@ -124,8 +150,9 @@ def test_jarm_s2_3_modes() -> None:
 
 def test_jarm_s2_1_response_jwt(core: Core, run: Any) -> None:
     """JARM §2.1: iss, aud = client_id, iat, exp ≤ 10 min, the response parameters; RFC 9207 iss only inside."""
-    resp = run(authorization_response(core, "c1", "https://rp.example/cb?x=1", QUERY_JWT,
-                                      {"code": "abc", "state": None}))
+    resp = run(
+        authorization_response(core, "c1", "https://rp.example/cb?x=1", QUERY_JWT, {"code": "abc", "state": None})
+    )
     assert resp.form is None and resp.url.startswith("https://rp.example/cb?x=1&response=")
     assert "iss=" not in resp.url
     keys = KeySet.import_key_set({"keys": run(core.keys.view()).published})
@@ -137,12 +164,20 @@ def test_jarm_s2_1_response_jwt(core: Core, run: Any) -> None:
     assert plain.url == f"https://rp.example/cb?code=a%20b&iss={core.issuer.replace(':', '%3A').replace('/', '%2F')}"
 
 
-@pytest.mark.parametrize("accept,want", [
-    (None, False), ("application/json", False), ("application/token-introspection+jwt", True),
-    ("Application/Token-Introspection+JWT", True), ("application/json, application/token-introspection+jwt", True),
-    ("application/token-introspection+jwt;q=0", False), ("application/token-introspection+jwt; q=0.5", True),
-    ("application/token-introspection+jwt;q=x", False), ("application/jwt", False),
-])
+@pytest.mark.parametrize(
+    "accept,want",
+    [
+        (None, False),
+        ("application/json", False),
+        ("application/token-introspection+jwt", True),
+        ("Application/Token-Introspection+JWT", True),
+        ("application/json, application/token-introspection+jwt", True),
+        ("application/token-introspection+jwt;q=0", False),
+        ("application/token-introspection+jwt; q=0.5", True),
+        ("application/token-introspection+jwt;q=x", False),
+        ("application/jwt", False),
+    ],
+)
 def test_rfc9701_s4_accept(accept: str | None, want: bool) -> None:
     headers = {"accept": accept} if accept else {}
     assert wants_jwt(HttpRequest("POST", "/introspect", headers)) is want

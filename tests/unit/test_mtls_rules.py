@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.mtls import CA, ClientCert, self_signed
 
 from fingrade.config import ConfigError, load_settings
+from fingrade.edge import forwarded_certificate
 from fingrade.oauth import mtls
 from fingrade.oauth.client_auth import authenticate_client
 from fingrade.oauth.context import Core
@@ -20,8 +22,6 @@ from fingrade.oauth.errors import OAuthError
 from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.metadata import server_metadata
 from fingrade.oauth.registration import build_client
-from fingrade.edge import forwarded_certificate
-from support.mtls import CA, ClientCert, self_signed
 
 NOW = 1_800_000_000
 
@@ -38,8 +38,9 @@ def ca(tmp: Path) -> CA:
 
 @pytest.fixture
 def core(base_core: Core, ca: CA) -> Core:
-    settings = dataclasses.replace(base_core.settings, mtls_base_url="https://mtls.as.example.com",
-                                   mtls_ca_file=str(ca.path))
+    settings = dataclasses.replace(
+        base_core.settings, mtls_base_url="https://mtls.as.example.com", mtls_ca_file=str(ca.path)
+    )
     return dataclasses.replace(base_core, settings=settings)
 
 
@@ -55,6 +56,7 @@ def meta_error(desc: str) -> OAuthError:
 
 # -- §3.1 thumbprint -------------------------------------------------------------------------
 
+
 def test_rfc8705_s3_1_x5t_s256_is_base64url_sha256_of_der(tmp: Path) -> None:
     """RFC 8705 §3.1: x5t#S256 is the base64url-encoded (no padding) SHA-256 of the DER certificate."""
     cert = self_signed(tmp)
@@ -66,6 +68,7 @@ def test_rfc8705_s3_1_x5t_s256_is_base64url_sha256_of_der(tmp: Path) -> None:
 
 
 # -- §2.1.2 subject matching ---------------------------------------------------------------------
+
 
 def test_rfc8705_s2_1_2_subject_dn_matches_by_rdn_ignoring_case_and_spacing(ca: CA, tmp: Path) -> None:
     """RFC 8705 §2.1.2: tls_client_auth_subject_dn is an RFC 4514 string compared with the subject
@@ -80,8 +83,14 @@ def test_rfc8705_s2_1_2_subject_dn_matches_by_rdn_ignoring_case_and_spacing(ca: 
 
 def test_rfc8705_s2_1_2_san_values(ca: CA, tmp: Path) -> None:
     """RFC 8705 §2.1.2: dNSName, URI, IP address and rfc822Name SAN entries."""
-    cert = ca.issue(tmp, "x", dns=["api.fintech.example"], uri=["https://fintech.example/client"],
-                    ip=["2001:db8::1"], email=["ops@Fintech.example"]).cert
+    cert = ca.issue(
+        tmp,
+        "x",
+        dns=["api.fintech.example"],
+        uri=["https://fintech.example/client"],
+        ip=["2001:db8::1"],
+        email=["ops@Fintech.example"],
+    ).cert
     assert mtls.matches_subject(cert, {"tls_client_auth_san_dns": "API.fintech.example"})
     assert not mtls.matches_subject(cert, {"tls_client_auth_san_dns": "fintech.example"})
     assert mtls.matches_subject(cert, {"tls_client_auth_san_uri": "https://fintech.example/client"})
@@ -121,9 +130,14 @@ def test_rfc8705_s2_2_self_signed_matches_registered_x5c_only(tmp: Path) -> None
 
 # -- §2 client authentication on a real core ----------------------------------------------------
 
+
 def _register(run: Any, core: Core, meta: dict[str, Any]) -> str:
-    base = {"client_name": "mTLS", "security_profile": "fapi2", "grant_types": ["client_credentials"],
-            "scope": "accounts"}
+    base = {
+        "client_name": "mTLS",
+        "security_profile": "fapi2",
+        "grant_types": ["client_credentials"],
+        "scope": "accounts",
+    }
     client, _ = build_client(core, {**base, **meta})
     run(core.store.save_client(client))
     return client.client_id
@@ -139,12 +153,17 @@ def test_rfc8705_s2_tls_client_auth(run: Any, core: Core, ca: CA, tmp: Path) -> 
     """RFC 8705 §2, §2.1: client_id names the client, a certificate from the trusted CA with the
     registered subject authenticates it; anything else is invalid_client (401)."""
     cert = ca.issue(tmp, "Fintech Auth", dns=["auth.fintech.example"])
-    cid = _register(run, core, {"token_endpoint_auth_method": "tls_client_auth",
-                                "tls_client_auth_san_dns": "auth.fintech.example"})
+    cid = _register(
+        run, core, {"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "auth.fintech.example"}
+    )
     client, method = _auth(run, core, cid, cert)
     assert client.client_id == cid and method == "tls_client_auth"
-    cases = [(cid, None), (cid, ca.issue(tmp, "x", dns=["other.fintech.example"])),
-             (cid, CA.create(tmp, "Rogue").issue(tmp, "x", dns=["auth.fintech.example"])), (None, cert)]
+    cases = [
+        (cid, None),
+        (cid, ca.issue(tmp, "x", dns=["other.fintech.example"])),
+        (cid, CA.create(tmp, "Rogue").issue(tmp, "x", dns=["auth.fintech.example"])),
+        (None, cert),
+    ]
     for client_id, presented in cases:
         with pytest.raises(OAuthError) as exc:
             _auth(run, core, client_id, presented)
@@ -158,8 +177,9 @@ def test_rfc8705_s2_tls_client_auth(run: Any, core: Core, ca: CA, tmp: Path) -> 
 def test_rfc8705_s2_2_self_signed_tls_client_auth(run: Any, core: Core, tmp: Path) -> None:
     """RFC 8705 §2.2: the certificate registered in x5c authenticates; another one does not."""
     cert = self_signed(tmp)
-    cid = _register(run, core, {"token_endpoint_auth_method": "self_signed_tls_client_auth",
-                                "jwks": {"keys": [cert.jwk()]}})
+    cid = _register(
+        run, core, {"token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks": {"keys": [cert.jwk()]}}
+    )
     assert _auth(run, core, cid, cert)[1] == "self_signed_tls_client_auth"
     for presented in (None, self_signed(tmp)):
         with pytest.raises(OAuthError) as exc:
@@ -169,25 +189,45 @@ def test_rfc8705_s2_2_self_signed_tls_client_auth(run: Any, core: Core, tmp: Pat
 
 # -- registration (§2.1.2, §2.2, §3.4) ---------------------------------------------------------------
 
+
 def _build(core: Core, **meta: Any) -> Any:
-    base = {"client_name": "mTLS", "security_profile": "fapi2", "grant_types": ["client_credentials"],
-            "scope": "accounts"}
+    base = {
+        "client_name": "mTLS",
+        "security_profile": "fapi2",
+        "grant_types": ["client_credentials"],
+        "scope": "accounts",
+    }
     return build_client(core, {**base, **meta})[0]
 
 
-@pytest.mark.parametrize("meta, why", [
-    ({"token_endpoint_auth_method": "tls_client_auth"}, "exactly one"),
-    ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "a.example",
-      "tls_client_auth_san_ip": "192.0.2.1"}, "exactly one"),
-    ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "not a dn"}, "RFC 4514"),
-    ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_ip": "300.1.1.1"}, "IPv4"),
-    ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_email": "nobody"}, "email"),
-    ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_uri": "relative"}, "absolute"),
-    ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": 7}, "string"),
-    ({"token_endpoint_auth_method": "self_signed_tls_client_auth"}, "jwks"),
-    ({"tls_client_certificate_bound_access_tokens": "yes", "token_endpoint_auth_method": "tls_client_auth",
-      "tls_client_auth_san_dns": "a.example"}, "boolean"),
-])
+@pytest.mark.parametrize(
+    "meta, why",
+    [
+        ({"token_endpoint_auth_method": "tls_client_auth"}, "exactly one"),
+        (
+            {
+                "token_endpoint_auth_method": "tls_client_auth",
+                "tls_client_auth_san_dns": "a.example",
+                "tls_client_auth_san_ip": "192.0.2.1",
+            },
+            "exactly one",
+        ),
+        ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "not a dn"}, "RFC 4514"),
+        ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_ip": "300.1.1.1"}, "IPv4"),
+        ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_email": "nobody"}, "email"),
+        ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_uri": "relative"}, "absolute"),
+        ({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": 7}, "string"),
+        ({"token_endpoint_auth_method": "self_signed_tls_client_auth"}, "jwks"),
+        (
+            {
+                "tls_client_certificate_bound_access_tokens": "yes",
+                "token_endpoint_auth_method": "tls_client_auth",
+                "tls_client_auth_san_dns": "a.example",
+            },
+            "boolean",
+        ),
+    ],
+)
 def test_rfc8705_s2_1_2_registration_refused(core: Core, meta: dict[str, Any], why: str) -> None:
     """RFC 8705 §2.1.2 (exactly one subject value, well-formed) and §3.4 (a boolean)."""
     with pytest.raises(OAuthError) as exc:
@@ -211,8 +251,12 @@ def test_rfc8705_s2_2_registration_needs_x5c_matching_the_key(core: Core, tmp: P
 def test_rfc8705_subject_fields_only_with_tls_client_auth(core: Core, tmp: Path) -> None:
     """RFC 8705 §2.1.2: the subject values belong to tls_client_auth."""
     with pytest.raises(OAuthError, match="only used with tls_client_auth"):
-        _build(core, token_endpoint_auth_method="self_signed_tls_client_auth",
-               jwks={"keys": [self_signed(tmp).jwk()]}, tls_client_auth_san_dns="a.example")
+        _build(
+            core,
+            token_endpoint_auth_method="self_signed_tls_client_auth",
+            jwks={"keys": [self_signed(tmp).jwk()]},
+            tls_client_auth_san_dns="a.example",
+        )
 
 
 def test_rfc8705_tls_methods_only_when_the_server_offers_mtls(base_core: Core, core: Core) -> None:
@@ -233,15 +277,27 @@ def test_rfc8705_s4_bound_tokens_refused_for_public_clients(core: Core) -> None:
     """RFC 8705 §4 would bind public clients' refresh tokens to the certificate; that is not
     implemented, so the metadata is refused for public clients (they use DPoP)."""
     with pytest.raises(OAuthError, match="public"):
-        build_client(core, {"client_name": "app", "security_profile": "native", "redirect_uris":
-                            ["http://127.0.0.1/cb"], "tls_client_certificate_bound_access_tokens": True})
-    client = _build(core, security_profile="confidential", token_endpoint_auth_method="private_key_jwt",
-                    jwks={"keys": [{k: v for k, v in self_signed(Path(core.settings.data_dir)).jwk().items()}]},
-                    tls_client_certificate_bound_access_tokens=True)
+        build_client(
+            core,
+            {
+                "client_name": "app",
+                "security_profile": "native",
+                "redirect_uris": ["http://127.0.0.1/cb"],
+                "tls_client_certificate_bound_access_tokens": True,
+            },
+        )
+    client = _build(
+        core,
+        security_profile="confidential",
+        token_endpoint_auth_method="private_key_jwt",
+        jwks={"keys": [{k: v for k, v in self_signed(Path(core.settings.data_dir)).jwk().items()}]},
+        tls_client_certificate_bound_access_tokens=True,
+    )
     assert client.metadata[mtls.BOUND_TOKENS] is True
 
 
 # -- metadata (§3.3, §5) and settings ----------------------------------------------------------
+
 
 def test_rfc8705_s3_3_s5_metadata_only_with_mtls(base_core: Core, core: Core) -> None:
     """RFC 8705 §3.3 tls_client_certificate_bound_access_tokens, §5 mtls_endpoint_aliases and the §2
@@ -252,11 +308,18 @@ def test_rfc8705_s3_3_s5_metadata_only_with_mtls(base_core: Core, core: Core) ->
     doc = server_metadata(core)
     assert doc["tls_client_certificate_bound_access_tokens"] is True
     assert doc["mtls_endpoint_aliases"]["token_endpoint"] == "https://mtls.as.example.com/token"
-    assert set(doc["mtls_endpoint_aliases"]) == {"token_endpoint", "pushed_authorization_request_endpoint",
-                                                 "userinfo_endpoint", "introspection_endpoint",
-                                                 "revocation_endpoint"}
-    for name in ("token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported",
-                 "revocation_endpoint_auth_methods_supported"):
+    assert set(doc["mtls_endpoint_aliases"]) == {
+        "token_endpoint",
+        "pushed_authorization_request_endpoint",
+        "userinfo_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+    }
+    for name in (
+        "token_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ):
         assert {"tls_client_auth", "self_signed_tls_client_auth"} <= set(doc[name]), name
     no_ca = dataclasses.replace(core, settings=dataclasses.replace(core.settings, mtls_ca_file=""))
     assert "tls_client_auth" not in server_metadata(no_ca)["token_endpoint_auth_methods_supported"]
@@ -267,15 +330,20 @@ def test_mtls_settings(tmp: Path, ca: CA) -> None:
     s = load_settings(overrides={**base, "mtls_port": 9443, "mtls_ca_file": str(ca.path)}, environ={})
     assert s.mtls_base_url == "https://localhost:9443" and s.mtls_enabled
     assert not load_settings(overrides=base, environ={}).mtls_enabled
-    bad = [({"mtls_port": 8443}, "differ"), ({"mtls_port": 9443, "tls": "off", "trusted_proxies": ["10.0.0.1"]}, "TLS"),
-           ({"mtls_base_url": "http://mtls.example"}, "https"), ({"mtls_ca_file": str(tmp / "none.pem")}, "no such"),
-           ({"mtls_cert_header": "authorization"}, "header")]
+    bad = [
+        ({"mtls_port": 8443}, "differ"),
+        ({"mtls_port": 9443, "tls": "off", "trusted_proxies": ["10.0.0.1"]}, "TLS"),
+        ({"mtls_base_url": "http://mtls.example"}, "https"),
+        ({"mtls_ca_file": str(tmp / "none.pem")}, "no such"),
+        ({"mtls_cert_header": "authorization"}, "header"),
+    ]
     for overrides, why in bad:
         with pytest.raises(ConfigError, match=why):
             load_settings(overrides={**base, **overrides}, environ={})
 
 
 # -- the proxy header (web adapter) ----------------------------------------------------------------
+
 
 def test_forwarded_certificate_formats(tmp: Path) -> None:
     """nginx's $ssl_client_escaped_cert (URL-encoded PEM) and RFC 9440 `:base64 DER:`; junk is ignored."""

@@ -45,18 +45,36 @@ def core(base_core: Core, clock: Clock) -> Core:
 
 
 def _native(core: Core, run: Any) -> Client:
-    client, _ = build_client(core, {"client_name": "PAR native", "security_profile": "native",
-                                    "redirect_uris": [REDIRECT], "scope": "openid profile"})
+    client, _ = build_client(
+        core,
+        {
+            "client_name": "PAR native",
+            "security_profile": "native",
+            "redirect_uris": [REDIRECT],
+            "scope": "openid profile",
+        },
+    )
     client.client_id = "par-" + secrets.token_hex(4)
     run(core.store.save_client(client))
     return client
 
 
 def _push(core: Core, run: Any, client_id: str) -> str:
-    body = urlencode({"client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT,
-                      "scope": "openid", "code_challenge": CHALLENGE, "code_challenge_method": "S256"}).encode()
-    resp = run(par_endpoint(core, HttpRequest("POST", "/par", {"content-type": "application/x-www-form-urlencoded"},
-                                              body=body)))
+    body = urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": REDIRECT,
+            "scope": "openid",
+            "code_challenge": CHALLENGE,
+            "code_challenge_method": "S256",
+        }
+    ).encode()
+    resp = run(
+        par_endpoint(
+            core, HttpRequest("POST", "/par", {"content-type": "application/x-www-form-urlencoded"}, body=body)
+        )
+    )
     assert resp.status == 201, resp.json
     assert resp.json["expires_in"] == core.settings.par_ttl
     return resp.json["request_uri"]
@@ -99,12 +117,28 @@ def test_url_request_uri_is_never_fetched(core: Core, run: Any) -> None:
 
 def test_required_par_refuses_a_plain_request(core: Core, run: Any) -> None:
     """RFC 9126 §4/§6: with require_pushed_authorization_requests the plain request fails with invalid_request."""
-    client, _ = build_client(core, {"client_name": "PAR only", "security_profile": "native", "redirect_uris": [REDIRECT],
-                                    "scope": "openid", "require_pushed_authorization_requests": True})
+    client, _ = build_client(
+        core,
+        {
+            "client_name": "PAR only",
+            "security_profile": "native",
+            "redirect_uris": [REDIRECT],
+            "scope": "openid",
+            "require_pushed_authorization_requests": True,
+        },
+    )
     run(core.store.save_client(client))
-    query = urlencode({"client_id": client.client_id, "response_type": "code", "redirect_uri": REDIRECT,
-                       "scope": "openid", "state": "s1", "code_challenge": CHALLENGE,
-                       "code_challenge_method": "S256"}).encode()
+    query = urlencode(
+        {
+            "client_id": client.client_id,
+            "response_type": "code",
+            "redirect_uri": REDIRECT,
+            "scope": "openid",
+            "state": "s1",
+            "code_challenge": CHALLENGE,
+            "code_challenge_method": "S256",
+        }
+    ).encode()
     with pytest.raises(RedirectError) as exc:
         run(parse_request(core, query))
     assert exc.value.error.error == "invalid_request" and exc.value.state == "s1"

@@ -17,19 +17,28 @@ def refused(raw: bytes) -> OAuthError:
 
 # -- parse_params ------------------------------------------------------------------------------
 
+
 def test_form_decoding() -> None:
-    assert parse_params(b"grant_type=authorization_code&redirect_uri=https%3A%2F%2Fa.example%2Fcb%3Fx%3D1"
-                        b"&scope=openid+profile&name=%C3%A9") == {
-        "grant_type": "authorization_code", "redirect_uri": "https://a.example/cb?x=1",
-        "scope": "openid profile", "name": "\u00e9"}
+    assert parse_params(
+        b"grant_type=authorization_code&redirect_uri=https%3A%2F%2Fa.example%2Fcb%3Fx%3D1"
+        b"&scope=openid+profile&name=%C3%A9"
+    ) == {
+        "grant_type": "authorization_code",
+        "redirect_uri": "https://a.example/cb?x=1",
+        "scope": "openid profile",
+        "name": "\u00e9",
+    }
 
 
-@pytest.mark.parametrize("raw", [
-    b"code=a&code=b",
-    b"code=a&code=a",  # even identical values
-    b"client_id=x&grant_type=y&client_id=x",
-    b"code=a&c%6fde=b",  # the same name, percent-encoded
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"code=a&code=b",
+        b"code=a&code=a",  # even identical values
+        b"client_id=x&grant_type=y&client_id=x",
+        b"code=a&c%6fde=b",  # the same name, percent-encoded
+    ],
+)
 def test_repeated_parameter_refused_rfc6749_3_1(raw: bytes) -> None:
     err = refused(raw)
     assert (err.error, err.status) == ("invalid_request", 400)
@@ -39,13 +48,16 @@ def test_parameters_without_value_are_omitted_rfc6749_3_1() -> None:
     assert parse_params(b"code=&state=s&nonce") == {"state": "s"}
 
 
-@pytest.mark.parametrize("raw", [
-    b"code=%zz",  # not two hex digits
-    b"code=%",
-    b"code=abc%4",
-    b"co%g1de=x",
-    b"code=%%41",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"code=%zz",  # not two hex digits
+        b"code=%",
+        b"code=abc%4",
+        b"co%g1de=x",
+        b"code=%%41",
+    ],
+)
 def test_bad_percent_encoding_refused(raw: bytes) -> None:
     # RFC 3986 §2.1: '%' must be followed by two hex digits; guessing what was meant lets
     # two components read one value differently (parameter confusion).
@@ -53,13 +65,16 @@ def test_bad_percent_encoding_refused(raw: bytes) -> None:
     assert (err.error, err.status) == ("invalid_request", 400)
 
 
-@pytest.mark.parametrize("raw", [
-    b"code=\xff",  # raw bytes that are not UTF-8
-    b"code=%ff",  # percent-encoded bytes that are not UTF-8
-    b"code=%C3",  # truncated sequence
-    b"c%C0%AFde=x",  # overlong encoding of '/'
-    b"code=%ED%A0%80",  # UTF-16 surrogate
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"code=\xff",  # raw bytes that are not UTF-8
+        b"code=%ff",  # percent-encoded bytes that are not UTF-8
+        b"code=%C3",  # truncated sequence
+        b"c%C0%AFde=x",  # overlong encoding of '/'
+        b"code=%ED%A0%80",  # UTF-16 surrogate
+    ],
+)
 def test_bad_utf8_refused(raw: bytes) -> None:
     err = refused(raw)
     assert (err.error, err.status) == ("invalid_request", 400)
@@ -88,16 +103,28 @@ def test_form_endpoints_need_the_form_media_type_rfc6749_3_2(ctype: str) -> None
 
 
 def test_form_media_type_is_case_insensitive_with_parameters() -> None:
-    request = HttpRequest("POST", "/token", {"content-type": "Application/X-WWW-Form-Urlencoded; charset=UTF-8"},
-                          body=b"grant_type=x")
+    request = HttpRequest(
+        "POST", "/token", {"content-type": "Application/X-WWW-Form-Urlencoded; charset=UTF-8"}, body=b"grant_type=x"
+    )
     assert form_params(request) == {"grant_type": "x"}
 
 
 # -- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    'say "hi"', "back\\slash", "cr\rlf\n", "tab\there", "caf\u00e9", "nul\x00", "del\x7f", "\u202eRLO",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'say "hi"',
+        "back\\slash",
+        "cr\rlf\n",
+        "tab\there",
+        "caf\u00e9",
+        "nul\x00",
+        "del\x7f",
+        "\u202eRLO",
+    ],
+)
 def test_error_description_charset_rfc6749_5_2(text: str) -> None:
     # RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E ).
     desc = OAuthError("invalid_request", text).description

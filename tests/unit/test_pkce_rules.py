@@ -29,6 +29,7 @@ def refused(fn, *args, **kw) -> OAuthError:
 
 # -- authorization request (RFC 7636 §4.3, §4.4.1) ---------------------------------------------
 
+
 def test_s256_challenge_accepted_rfc7636_4_3() -> None:
     assert pkce.check_challenge(RFC_CHALLENGE, "S256", required=True) == (RFC_CHALLENGE, "S256")
 
@@ -53,14 +54,17 @@ def test_method_without_challenge_refused_rfc7636_4_3() -> None:
     assert refused(pkce.check_challenge, None, "S256", required=True).error == "invalid_request"
 
 
-@pytest.mark.parametrize("challenge", [
-    RFC_CHALLENGE[:-1],  # 42 characters: not a SHA-256 output
-    RFC_CHALLENGE + "A",  # 44 characters
-    RFC_CHALLENGE[:-1] + "=",  # padding is not base64url-without-padding
-    RFC_CHALLENGE[:-1] + "+",  # base64 (not url) alphabet
-    RFC_CHALLENGE[:-1] + "~",  # unreserved, but not in the base64url alphabet
-    "a" * 128,  # plain-shaped
-])
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        RFC_CHALLENGE[:-1],  # 42 characters: not a SHA-256 output
+        RFC_CHALLENGE + "A",  # 44 characters
+        RFC_CHALLENGE[:-1] + "=",  # padding is not base64url-without-padding
+        RFC_CHALLENGE[:-1] + "+",  # base64 (not url) alphabet
+        RFC_CHALLENGE[:-1] + "~",  # unreserved, but not in the base64url alphabet
+        "a" * 128,  # plain-shaped
+    ],
+)
 def test_malformed_s256_challenge_refused_rfc7636_4_2(challenge: str) -> None:
     # §4.2: an S256 challenge is BASE64URL(SHA256(verifier)): exactly 43 base64url characters.
     assert refused(pkce.check_challenge, challenge, "S256", required=True).error == "invalid_request"
@@ -82,11 +86,20 @@ def test_confidential_opt_out_is_explicit_rfc9700_2_1_1() -> None:
 
 
 def _client(profile: str, metadata: dict) -> Client:
-    return Client(client_id="c", profile=profile, client_name="c", redirect_uris=[], token_endpoint_auth_method="none",
-                  grant_types=["authorization_code"], scope="openid", metadata=metadata)
+    return Client(
+        client_id="c",
+        profile=profile,
+        client_name="c",
+        redirect_uris=[],
+        token_endpoint_auth_method="none",
+        grant_types=["authorization_code"],
+        scope="openid",
+        metadata=metadata,
+    )
 
 
 # -- token request (RFC 7636 §4.5, §4.6) --------------------------------------------------------
+
 
 def test_rfc_appendix_b_vector_verifies_rfc7636_4_6() -> None:
     assert s256(RFC_VERIFIER) == RFC_CHALLENGE
@@ -99,17 +112,20 @@ def test_verifier_length_bounds_accepted_rfc7636_4_1(length: int) -> None:
     pkce.verify(verifier, s256(verifier), "S256")
 
 
-@pytest.mark.parametrize("verifier", [
-    "a" * 42,  # too short: 43*128unreserved
-    "a" * 129,  # too long
-    "a" * 42 + "+",  # '+' is not unreserved
-    "a" * 42 + "/",
-    "a" * 42 + "=",
-    "a" * 42 + " ",
-    "a" * 42 + "%",
-    "a" * 42 + "é",  # non-ASCII
-    "a" * 42 + "\x00",
-])
+@pytest.mark.parametrize(
+    "verifier",
+    [
+        "a" * 42,  # too short: 43*128unreserved
+        "a" * 129,  # too long
+        "a" * 42 + "+",  # '+' is not unreserved
+        "a" * 42 + "/",
+        "a" * 42 + "=",
+        "a" * 42 + " ",
+        "a" * 42 + "%",
+        "a" * 42 + "é",  # non-ASCII
+        "a" * 42 + "\x00",
+    ],
+)
 def test_verifier_outside_the_grammar_refused_rfc7636_4_1(verifier: str) -> None:
     # Refused by the grammar even when the challenge was computed from it (no hashing first).
     challenge = s256(verifier) if verifier.isascii() else RFC_CHALLENGE

@@ -12,13 +12,15 @@ import string
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.uri_oracle import assert_page_csp_intact, assert_well_formed
 
 from fingrade.oauth.redirect_uri import RedirectUriError, validate_registered
 from fingrade.web.pages import page_csp
-from support.uri_oracle import assert_page_csp_intact, assert_well_formed
 
-BOUNDED = settings(max_examples=400, deadline=None, derandomize=True, database=None,
-                   suppress_health_check=[HealthCheck.too_slow])
+BOUNDED = settings(
+    max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
 
 def assert_safe(uri: str) -> None:
     """Everything an accepted redirect URI must be, including in the CSP the pages build from it."""
@@ -65,11 +67,13 @@ def test_accepted_redirect_uri_is_well_formed_and_cannot_inject_rfc3986(uri: str
     assert_safe(uri)
 
 
-web_uri = st.builds("https://{}{}{}{}".format, dns_host | ipv4 | ipv6,
-                    st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")),
-                    st.lists(pchars.filter(lambda s: s not in (".", "..")), max_size=3).map(
-                        lambda segs: "/" + "/".join(segs)),
-                    st.one_of(st.just(""), pchars.map(lambda q: "?" + q)))
+web_uri = st.builds(
+    "https://{}{}{}{}".format,
+    dns_host | ipv4 | ipv6,
+    st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")),
+    st.lists(pchars.filter(lambda s: s not in (".", "..")), max_size=3).map(lambda segs: "/" + "/".join(segs)),
+    st.one_of(st.just(""), pchars.map(lambda q: "?" + q)),
+)
 
 
 @BOUNDED
@@ -82,15 +86,38 @@ def test_well_formed_https_redirect_uris_are_accepted_rfc6749_3_1_2(uri: str) ->
     assert_safe(uri)
 
 
-@pytest.mark.parametrize("uri", [
-    "https://a.com;x/cb", "https://a.com:99999/cb", "https://a.com:0/cb", "https://a.com:/cb",
-    "https://a.com:08443/cb", "https://a.com:443x/cb", "https://a.com,b.com/cb", "https://a.com'/cb",
-    "https://-a.com/cb", "https://a-.com/cb", "https://a..com/cb", "https://a_b.com/cb", "https://.a.com/cb",
-    "https://a.com./cb", "https://999.1.1.1/cb", "https://1.2.3/cb", "https://[zz::1]/cb",
-    "https://[::1%25eth0]/cb", "https://%61.com/cb", "https://a.com/%zz", "https://a.com/c\"b",
-    "https://a.com/c<b>", "https://a.com/c{b}", "https://a.com/c|b", "https://a.com/c^b", "https://a.com/c`b",
-    "https://" + "a" * 64 + ".com/cb",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://a.com;x/cb",
+        "https://a.com:99999/cb",
+        "https://a.com:0/cb",
+        "https://a.com:/cb",
+        "https://a.com:08443/cb",
+        "https://a.com:443x/cb",
+        "https://a.com,b.com/cb",
+        "https://a.com'/cb",
+        "https://-a.com/cb",
+        "https://a-.com/cb",
+        "https://a..com/cb",
+        "https://a_b.com/cb",
+        "https://.a.com/cb",
+        "https://a.com./cb",
+        "https://999.1.1.1/cb",
+        "https://1.2.3/cb",
+        "https://[zz::1]/cb",
+        "https://[::1%25eth0]/cb",
+        "https://%61.com/cb",
+        "https://a.com/%zz",
+        'https://a.com/c"b',
+        "https://a.com/c<b>",
+        "https://a.com/c{b}",
+        "https://a.com/c|b",
+        "https://a.com/c^b",
+        "https://a.com/c`b",
+        "https://" + "a" * 64 + ".com/cb",
+    ],
+)
 def test_strict_host_port_and_characters_rfc3986(uri: str) -> None:
     """RFC 3986 §3.2.2-§3.2.3 and §2: each of these got through before (and `;`, `,` or `'` in the
     origin reached the pages' CSP)."""
@@ -98,20 +125,35 @@ def test_strict_host_port_and_characters_rfc3986(uri: str) -> None:
         validate_registered(uri, "web")
 
 
-@pytest.mark.parametrize("uri", [
-    "com.example.app://a;b/cb", "com.example.app://u@host/cb", "com.example.app://host:99999/cb",
-    "com.example.app:/a/../cb", "http://127.0.0.1:99999/cb", "http://127.0.0.1/a/../cb",
-    "com.example.app:/c\"b",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "com.example.app://a;b/cb",
+        "com.example.app://u@host/cb",
+        "com.example.app://host:99999/cb",
+        "com.example.app:/a/../cb",
+        "http://127.0.0.1:99999/cb",
+        "http://127.0.0.1/a/../cb",
+        'com.example.app:/c"b',
+    ],
+)
 def test_strict_native_redirect_uris_rfc8252_7(uri: str) -> None:
     with pytest.raises(RedirectUriError):
         validate_registered(uri, "native")
 
 
-@pytest.mark.parametrize("uri", [
-    "https://[2001:db8::1]/cb", "https://192.0.2.1:8443/cb", "https://a.com/cb?x=1&y=%20z",
-    "https://xn--bcher-kva.example/cb", "https://intranet/cb", "https://a.com", "https://a.com/c;b,c'd",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://[2001:db8::1]/cb",
+        "https://192.0.2.1:8443/cb",
+        "https://a.com/cb?x=1&y=%20z",
+        "https://xn--bcher-kva.example/cb",
+        "https://intranet/cb",
+        "https://a.com",
+        "https://a.com/c;b,c'd",
+    ],
+)
 def test_web_registration_accepts_rfc3986_forms(uri: str) -> None:
     validate_registered(uri, "web")
     assert_safe(uri)

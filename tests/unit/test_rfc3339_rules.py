@@ -14,29 +14,52 @@ from hypothesis import strategies as st
 from fingrade import rfc3339
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("1970-01-01T00:00:00Z", 0),
-    ("2027-02-25T00:00:00Z", 1803513600),
-    ("2027-01-01T01:00:00+01:00", 1798761600),
-    ("2027-01-01t01:00:00.999999z", 1798765200),  # §5.6 NOTE: lower-case t and z; the fraction is dropped
-    ("2026-12-31T23:59:60Z", 1798761599),  # a leap second counts as the second before it
-    ("2027-01-01T00:00:00-00:00", 1798761600),  # §4.3: unknown local offset
-    ("0001-01-01T00:00:00Z", rfc3339.MIN_EPOCH),
-    ("9999-12-31T23:59:59Z", rfc3339.MAX_EPOCH),
-    ("0001-01-01T00:00:00-01:00", rfc3339.MIN_EPOCH + 3600),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("2027-02-25T00:00:00Z", 1803513600),
+        ("2027-01-01T01:00:00+01:00", 1798761600),
+        ("2027-01-01t01:00:00.999999z", 1798765200),  # §5.6 NOTE: lower-case t and z; the fraction is dropped
+        ("2026-12-31T23:59:60Z", 1798761599),  # a leap second counts as the second before it
+        ("2027-01-01T00:00:00-00:00", 1798761600),  # §4.3: unknown local offset
+        ("0001-01-01T00:00:00Z", rfc3339.MIN_EPOCH),
+        ("9999-12-31T23:59:59Z", rfc3339.MAX_EPOCH),
+        ("0001-01-01T00:00:00-01:00", rfc3339.MIN_EPOCH + 3600),
+    ],
+)
 def test_rfc3339_5_6_date_time(text: str, expected: int) -> None:
     assert rfc3339.date_time(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0000-06-01T00:00:00Z",
-    "2027-02-29T00:00:00Z", "2027-13-01T00:00:00Z", "2027-01-00T00:00:00Z", "2027-01-01T24:00:00Z",
-    "2027-01-01T00:60:00Z", "2027-01-01T00:00:61Z", "2027-01-01T00:00:00+24:00", "2027-01-01T00:00:00+01:60",
-    "2027-01-01T00:00:00", "2027-01-01 00:00:00Z", "2027-01-01T00:00Z", "2027-01-01T00:00:00.Z",
-    "2027-01-01T00:00:00+0100", "+2027-01-01T00:00:00Z", "2027-W01-1T00:00:00Z", "２０２７-01-01T00:00:00Z",
-    "2027-01-01T00:00:00Z\n", " 2027-01-01T00:00:00Z", "2027-01-01T00:00:00." + "0" * 60 + "Z", "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "0000-06-01T00:00:00Z",
+        "2027-02-29T00:00:00Z",
+        "2027-13-01T00:00:00Z",
+        "2027-01-00T00:00:00Z",
+        "2027-01-01T24:00:00Z",
+        "2027-01-01T00:60:00Z",
+        "2027-01-01T00:00:61Z",
+        "2027-01-01T00:00:00+24:00",
+        "2027-01-01T00:00:00+01:60",
+        "2027-01-01T00:00:00",
+        "2027-01-01 00:00:00Z",
+        "2027-01-01T00:00Z",
+        "2027-01-01T00:00:00.Z",
+        "2027-01-01T00:00:00+0100",
+        "+2027-01-01T00:00:00Z",
+        "2027-W01-1T00:00:00Z",
+        "２０２７-01-01T00:00:00Z",
+        "2027-01-01T00:00:00Z\n",
+        " 2027-01-01T00:00:00Z",
+        "2027-01-01T00:00:00." + "0" * 60 + "Z",
+        "",
+    ],
+)
 def test_rfc3339_5_6_malformed_or_unrepresentable_date_time_is_refused(text: str) -> None:
     with pytest.raises(rfc3339.InvalidDateTime):
         rfc3339.date_time(text)
@@ -68,15 +91,28 @@ def _oracle(text: str) -> int | None:
         return None
 
 
-_MESSAGES = {"must be an RFC 3339 date-time with an offset, e.g. 2027-02-25T00:00:00Z", "is not a valid date",
-             "is not a valid time of day", "has an invalid offset", "is out of range (years 1 to 9999 in UTC)"}
+_MESSAGES = {
+    "must be an RFC 3339 date-time with an offset, e.g. 2027-02-25T00:00:00Z",
+    "is not a valid date",
+    "is not a valid time of day",
+    "has an invalid offset",
+    "is out of range (years 1 to 9999 in UTC)",
+}
 _TWO = st.integers(0, 99).map(lambda n: f"{n:02d}")
 _SHAPED = st.builds(
     lambda y, mo, d, h, mi, s, f, o: f"{y:04d}-{mo}-{d}T{h}:{mi}:{s}{f}{o}",
-    st.one_of(st.integers(0, 9999), st.sampled_from([1, 9999])), _TWO, _TWO, _TWO, _TWO, _TWO,
+    st.one_of(st.integers(0, 9999), st.sampled_from([1, 9999])),
+    _TWO,
+    _TWO,
+    _TWO,
+    _TWO,
+    _TWO,
     st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=9).map(lambda d: "." + d)),
-    st.one_of(st.sampled_from(["Z", "z", "", "+00:00", "-00:00"]),
-              st.tuples(st.sampled_from("+-"), _TWO, _TWO).map(lambda t: f"{t[0]}{t[1]}:{t[2]}")))
+    st.one_of(
+        st.sampled_from(["Z", "z", "", "+00:00", "-00:00"]),
+        st.tuples(st.sampled_from("+-"), _TWO, _TWO).map(lambda t: f"{t[0]}{t[1]}:{t[2]}"),
+    ),
+)
 
 
 @settings(max_examples=500, deadline=None)

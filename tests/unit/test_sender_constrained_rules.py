@@ -42,8 +42,10 @@ def _claims(**cnf: str) -> dict[str, Any]:
 def _call(run, claims: dict[str, Any], *, accept_unbound: bool, cert: bytes | None = None) -> dict[str, Any]:
     async def verify(token: str) -> dict[str, Any]:
         return claims
-    request = HttpRequest(method="GET", path="/bank/v1/accounts", headers={"authorization": "Bearer t0ken"},
-                          client_cert=cert)
+
+    request = HttpRequest(
+        method="GET", path="/bank/v1/accounts", headers={"authorization": "Bearer t0ken"}, client_cert=cert
+    )
     return run(authorize_resource(Context(), request, "accounts", URL, verify=verify, accept_unbound=accept_unbound))
 
 

@@ -7,22 +7,32 @@ import dataclasses
 from typing import Any
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fingrade.oauth import token_retry
 from fingrade.oauth.context import Core
 from fingrade.oauth.errors import OAuthError
 
 BODY = {"access_token": "at.secret.value", "token_type": "DPoP", "expires_in": 300, "refresh_token": "rt-secret"}
-BASE: dict[str, Any] = {"client_id": "c1", "jkt": "k" * 43, "x5t": None,
-                        "params": {"grant_type": "authorization_code", "code": "abc", "code_verifier": "v" * 43,
-                                   "redirect_uri": "https://app.example/cb"}}
+BASE: dict[str, Any] = {
+    "client_id": "c1",
+    "jkt": "k" * 43,
+    "x5t": None,
+    "params": {
+        "grant_type": "authorization_code",
+        "code": "abc",
+        "code_verifier": "v" * 43,
+        "redirect_uri": "https://app.example/cb",
+    },
+}
 
 
 def _attempt(core: Core, secret_hash: str = "h1", **over: Any) -> token_retry.Attempt:
     args = {**BASE, **over}
-    return token_retry.attempt(core, "code", secret_hash, client_id=args["client_id"], jkt=args["jkt"],
-                               x5t=args["x5t"], params=args["params"])
+    return token_retry.attempt(
+        core, "code", secret_hash, client_id=args["client_id"], jkt=args["jkt"], x5t=args["x5t"], params=args["params"]
+    )
 
 
 _text = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=20)
@@ -51,8 +61,11 @@ def test_any_other_proof_or_parameter_is_another_request(base_core: Core, field:
 def test_client_assertion_is_not_part_of_the_request(base_core: Core, assertion: str) -> None:
     """A retry carries a new client assertion (its jti is single use): authentication is checked
     before and counts as the client_id."""
-    params = {**BASE["params"], "client_assertion": assertion,
-              "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    params = {
+        **BASE["params"],
+        "client_assertion": assertion,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
     assert _attempt(base_core, params=params) == _attempt(base_core)
 
 

@@ -64,8 +64,11 @@ def _date(value: Any) -> dt.date | None:
 def grants(claims: dict[str, Any], now: int) -> list[AccountAccess]:
     """The account accesses a token carries and that are still in force."""
     details = claims.get("authorization_details")
-    entries = [d for d in details if isinstance(d, dict) and d.get("type") == "account_information"] \
-        if isinstance(details, list) else []
+    entries = (
+        [d for d in details if isinstance(d, dict) and d.get("type") == "account_information"]
+        if isinstance(details, list)
+        else []
+    )
     if not entries:
         raise insufficient_scope("the token carries no account_information authorization")
     cutoff = _iso(now)
@@ -76,10 +79,16 @@ def grants(claims: dict[str, Any], now: int) -> list[AccountAccess]:
             continue  # same fixed format as the AS writes (authorization_details._iso): string order is time order
         actions = d.get("actions")
         accounts = d.get("accounts")
-        out.append(AccountAccess(
-            actions=frozenset(a for a in actions if isinstance(a, str)) if isinstance(actions, list) else frozenset(),
-            accounts=tuple(a for a in accounts if isinstance(a, dict)) if isinstance(accounts, list) else None,
-            transactions_from=_date(d.get("transactions_from")), transactions_to=_date(d.get("transactions_to"))))
+        out.append(
+            AccountAccess(
+                actions=frozenset(a for a in actions if isinstance(a, str))
+                if isinstance(actions, list)
+                else frozenset(),
+                accounts=tuple(a for a in accounts if isinstance(a, dict)) if isinstance(accounts, list) else None,
+                transactions_from=_date(d.get("transactions_from")),
+                transactions_to=_date(d.get("transactions_to")),
+            )
+        )
     if not out:
         raise invalid_token("the account access consent has expired")
     return out

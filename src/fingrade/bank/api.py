@@ -82,6 +82,7 @@ class Bank:
 
 # -- request handling ---------------------------------------------------------------------------
 
+
 def _to_core(request: Request) -> HttpRequest:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
@@ -92,21 +93,26 @@ def _to_core(request: Request) -> HttpRequest:
     proxies = tuple(settings.trusted_proxies)
     header = settings.mtls_cert_header.lower()
     headers.pop(header, None)
-    return HttpRequest(method=request.method, path=request.url.path, headers=headers,
-                       query=request.scope.get("query_string", b""), body=b"",
-                       client_ip=client_ip(request, proxies), client_cert=client_certificate(request, proxies, header))
+    return HttpRequest(
+        method=request.method,
+        path=request.url.path,
+        headers=headers,
+        query=request.scope.get("query_string", b""),
+        body=b"",
+        client_ip=client_ip(request, proxies),
+        client_cert=client_certificate(request, proxies, header),
+    )
 
 
 def _sub_path(request: Request) -> str:
     """The request path below the API prefix, exactly as sent (for the DPoP htu)."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("ascii", "replace")
-    return path[len(PREFIX):] if path.startswith(PREFIX) else path
+    return path[len(PREFIX) :] if path.startswith(PREFIX) else path
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers={**NO_STORE, **(headers or {})},
-                    media_type="application/json")
+    return Response(orjson.dumps(body), status, headers={**NO_STORE, **(headers or {})}, media_type="application/json")
 
 
 def _from_core(resp: HttpResponse) -> Response:
@@ -117,8 +123,9 @@ def _not_found() -> Response:
     return _json(404, {"error": "not_found", "error_description": "no such account"})
 
 
-async def verified_claims(request: Request, allow: tuple[str, ...], scope: str,
-                          params: frozenset[str] = query.NONE) -> dict[str, Any] | Response:
+async def verified_claims(
+    request: Request, allow: tuple[str, ...], scope: str, params: frozenset[str] = query.NONE
+) -> dict[str, Any] | Response:
     """The checks every bank endpoint makes before its own: the method, the interaction headers (a
     malformed one is the client's error whatever the token), then the access token with `scope`
     through the core's resource rules, then the query string, which may hold only the endpoint's
@@ -133,9 +140,14 @@ async def verified_claims(request: Request, allow: tuple[str, ...], scope: str,
     except OAuthError as exc:
         return _json(exc.status, exc.body(), exc.headers)
     try:
-        claims = await authorize_resource(bank, _to_core(request), scope, bank.url(_sub_path(request)),
-                                          verify=bank.trust.verify,
-                                          accept_unbound=bank.settings.bank_accept_bearer_tokens)
+        claims = await authorize_resource(
+            bank,
+            _to_core(request),
+            scope,
+            bank.url(_sub_path(request)),
+            verify=bank.trust.verify,
+            accept_unbound=bank.settings.bank_accept_bearer_tokens,
+        )
     except OAuthError as exc:
         return _auth_error(request, exc)
     try:
@@ -144,8 +156,13 @@ async def verified_claims(request: Request, allow: tuple[str, ...], scope: str,
         return _json(exc.status, exc.body(), exc.headers)
     request.state.client_id = claims.get("client_id")
     if ip or date:
-        log.info("bank api call interaction=%s client=%s customer_ip=%s auth_date=%s",
-                 request.state.interaction_id, claims.get("client_id"), ip or "-", date or "-")
+        log.info(
+            "bank api call interaction=%s client=%s customer_ip=%s auth_date=%s",
+            request.state.interaction_id,
+            claims.get("client_id"),
+            ip or "-",
+            date or "-",
+        )
     return claims
 
 
@@ -186,10 +203,12 @@ def _handler(fn: Endpoint, params: frozenset[str] = query.NONE) -> Any:
         if status == 404:
             return _not_found()
         return _json(status, body, dpop.nonce_headers(bank))
+
     return route
 
 
 # -- shapes ------------------------------------------------------------------------------------
+
 
 def _iso(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -204,20 +223,34 @@ def _indicator(minor: int) -> str:
 
 
 def account_json(a: Account) -> dict[str, Any]:
-    return {"AccountId": a.id, "Status": "Enabled" if a.status == "open" else "Disabled", "Currency": a.currency,
-            "AccountType": "Personal", "AccountSubType": _ACCOUNT_SUBTYPES.get(a.kind, a.kind), "Nickname": a.name,
-            "OpeningDate": _iso(a.created_at)[:10],
-            "Account": [{"SchemeName": "UK.OBIE.IBAN", "Identification": a.iban, "Name": a.holder_name}]}
+    return {
+        "AccountId": a.id,
+        "Status": "Enabled" if a.status == "open" else "Disabled",
+        "Currency": a.currency,
+        "AccountType": "Personal",
+        "AccountSubType": _ACCOUNT_SUBTYPES.get(a.kind, a.kind),
+        "Nickname": a.name,
+        "OpeningDate": _iso(a.created_at)[:10],
+        "Account": [{"SchemeName": "UK.OBIE.IBAN", "Identification": a.iban, "Name": a.holder_name}],
+    }
 
 
 def entry_json(e: Entry) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "AccountId": e.account_id, "TransactionId": e.id, "Status": "Booked",
-        "CreditDebitIndicator": e.credit_debit, "Amount": _amount(e.amount, e.currency),
-        "BookingDateTime": _iso(e.booked_at), "ValueDateTime": e.value_date.isoformat() + "T00:00:00Z",
+        "AccountId": e.account_id,
+        "TransactionId": e.id,
+        "Status": "Booked",
+        "CreditDebitIndicator": e.credit_debit,
+        "Amount": _amount(e.amount, e.currency),
+        "BookingDateTime": _iso(e.booked_at),
+        "ValueDateTime": e.value_date.isoformat() + "T00:00:00Z",
         "TransactionInformation": e.description,
-        "Balance": {"Amount": _amount(e.balance_after, e.currency), "CreditDebitIndicator": _indicator(e.balance_after),
-                    "Type": "InterimBooked"}}
+        "Balance": {
+            "Amount": _amount(e.balance_after, e.currency),
+            "CreditDebitIndicator": _indicator(e.balance_after),
+            "Type": "InterimBooked",
+        },
+    }
     if e.counterparty_iban or e.counterparty_name:
         party = {"SchemeName": "UK.OBIE.IBAN", "Identification": e.counterparty_iban, "Name": e.counterparty_name}
         out["CreditorAccount" if e.amount < 0 else "DebtorAccount"] = party
@@ -233,23 +266,27 @@ def _page(data: dict[str, Any], self_url: str, next_url: str | None = None) -> d
 
 # -- endpoints ---------------------------------------------------------------------------------
 
-async def _visible_account(bank: Bank, claims: dict[str, Any], accesses: list[access.AccountAccess],
-                           account_id: str) -> Account | None:
+
+async def _visible_account(
+    bank: Bank, claims: dict[str, Any], accesses: list[access.AccountAccess], account_id: str
+) -> Account | None:
     account = await bank.ledger.get_account(claims["sub"], account_id)  # another customer's: None
     if account is None or not access.visible(accesses, account.iban):
         return None  # outside the consent: indistinguishable from an id that does not exist
     return account
 
 
-async def list_accounts(bank: Bank, request: Request, claims: dict[str, Any],
-                        accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+async def list_accounts(
+    bank: Bank, request: Request, claims: dict[str, Any], accesses: list[access.AccountAccess]
+) -> tuple[int, Any]:
     granted = access.require_action(accesses, access.ACCOUNTS)
     accounts = [a for a in await bank.ledger.list_accounts(claims["sub"]) if access.for_account(granted, a.iban)]
     return 200, _page({"Account": [account_json(a) for a in accounts]}, bank.url("/accounts"))
 
 
-async def get_account(bank: Bank, request: Request, claims: dict[str, Any],
-                      accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+async def get_account(
+    bank: Bank, request: Request, claims: dict[str, Any], accesses: list[access.AccountAccess]
+) -> tuple[int, Any]:
     account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
     if account is None:
         return 404, None
@@ -258,8 +295,9 @@ async def get_account(bank: Bank, request: Request, claims: dict[str, Any],
     return 200, _page({"Account": [account_json(account)]}, bank.url(f"/accounts/{account.id}"))
 
 
-async def get_balances(bank: Bank, request: Request, claims: dict[str, Any],
-                       accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+async def get_balances(
+    bank: Bank, request: Request, claims: dict[str, Any], accesses: list[access.AccountAccess]
+) -> tuple[int, Any]:
     account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
     if account is None:
         return 404, None
@@ -269,18 +307,30 @@ async def get_balances(bank: Bank, request: Request, claims: dict[str, Any],
     if b is None:
         return 404, None
     at = _iso(b.at)
-    booked = {"AccountId": b.account_id, "Type": "InterimBooked", "DateTime": at,
-              "Amount": _amount(b.booked, b.currency), "CreditDebitIndicator": _indicator(b.booked)}
-    available = {"AccountId": b.account_id, "Type": "InterimAvailable", "DateTime": at,
-                 "Amount": _amount(b.available, b.currency), "CreditDebitIndicator": _indicator(b.available)}
+    booked = {
+        "AccountId": b.account_id,
+        "Type": "InterimBooked",
+        "DateTime": at,
+        "Amount": _amount(b.booked, b.currency),
+        "CreditDebitIndicator": _indicator(b.booked),
+    }
+    available = {
+        "AccountId": b.account_id,
+        "Type": "InterimAvailable",
+        "DateTime": at,
+        "Amount": _amount(b.available, b.currency),
+        "CreditDebitIndicator": _indicator(b.available),
+    }
     if b.overdraft_limit:
-        available["CreditLine"] = [{"Included": True, "Type": "Credit",
-                                    "Amount": _amount(b.overdraft_limit, b.currency)}]
+        available["CreditLine"] = [
+            {"Included": True, "Type": "Credit", "Amount": _amount(b.overdraft_limit, b.currency)}
+        ]
     return 200, _page({"Balance": [booked, available]}, bank.url(f"/accounts/{account.id}/balances"))
 
 
-async def get_transactions(bank: Bank, request: Request, claims: dict[str, Any],
-                           accesses: list[access.AccountAccess]) -> tuple[int, Any]:
+async def get_transactions(
+    bank: Bank, request: Request, claims: dict[str, Any], accesses: list[access.AccountAccess]
+) -> tuple[int, Any]:
     q = query.transactions(request.state.query)
     account = await _visible_account(bank, claims, accesses, request.path_params["account_id"])
     if account is None:
@@ -292,8 +342,9 @@ async def get_transactions(bank: Bank, request: Request, claims: dict[str, Any],
     path = f"/accounts/{account.id}/transactions"
     if lo is not None and hi is not None and lo > hi:  # the request lies outside the granted dates
         return 200, _page({"Transaction": []}, bank.url(path))
-    page = await bank.ledger.list_transactions(claims["sub"], account.id, booked_from=lo, booked_to=hi,
-                                               cursor=q.cursor, limit=q.limit)
+    page = await bank.ledger.list_transactions(
+        claims["sub"], account.id, booked_from=lo, booked_to=hi, cursor=q.cursor, limit=q.limit
+    )
     if page is None:
         return 404, None
     keep = {k: v for k, v in q.params.items() if k in (query.FROM, query.TO, query.LIMIT)}
@@ -303,6 +354,7 @@ async def get_transactions(bank: Bank, request: Request, claims: dict[str, Any],
 
 
 # -- the OpenAPI document ---------------------------------------------------------------------
+
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
@@ -321,8 +373,11 @@ def served_document(routes: frozenset[str]) -> dict[str, Any]:
     their code) whose route this build serves (`routes`: route_template of each). Never a path that
     is not served."""
     doc = openapi_document()
-    ready = {p: item for p, item in doc.get("x-pending-paths", {}).items()
-             if p.startswith("/") and route_template(p) in routes}
+    ready = {
+        p: item
+        for p, item in doc.get("x-pending-paths", {}).items()
+        if p.startswith("/") and route_template(p) in routes
+    }
     out = {k: v for k, v in doc.items() if k != "x-pending-paths"}
     out["paths"] = {**doc["paths"], **ready}
     return out
@@ -339,11 +394,15 @@ async def openapi(request: Request) -> Response:
         return _json(405, method_not_allowed("GET").body(), {"Allow": "GET, HEAD"})
     routes = frozenset(route_template(r.path) for r in request.app.routes if isinstance(r, Route))
     body = _openapi_bytes(request.app.state.bank.settings.bank_url, routes)
-    return Response(body, media_type="application/json",
-                    headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+    )
 
 
 # -- the ASGI application ----------------------------------------------------------------------
+
 
 class InteractionHeaders:
     """x-fapi-interaction-id on every response of the bank API, errors and 404s included."""
@@ -378,9 +437,14 @@ def failure_response(request: Request, store: bool) -> Response:
     outage is 503 temporarily_unavailable with Retry-After, as when the AS cannot be reached;
     anything else 500 server_error. InteractionHeaders adds the x-fapi-interaction-id."""
     if store:
-        return _json(503, {"error": "temporarily_unavailable",
-                           "error_description": "the bank cannot serve this request now; retry later"},
-                     {"Retry-After": RETRY_AFTER})
+        return _json(
+            503,
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "the bank cannot serve this request now; retry later",
+            },
+            {"Retry-After": RETRY_AFTER},
+        )
     return _json(500, {"error": "server_error"})
 
 
@@ -417,7 +481,12 @@ def bank_api(max_body: int = MAX_BODY) -> tuple[Starlette, ASGIApp]:
     ]
     # The error boundary outermost (complete answers in the bank's format); inside it the body limit,
     # so a 413 looks like every bank error and InteractionHeaders (around the app) adds its headers.
-    app = Starlette(routes=routes, exception_handlers={404: _not_found_route, 405: _not_found_route},
-                    middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log),
-                                Middleware(BodyLimit, limits=BodyLimits(min(MAX_BODY, max_body)), too_large=_too_large)])
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found_route, 405: _not_found_route},
+        middleware=[
+            Middleware(ErrorBoundary, render=failure_response, logger=log),
+            Middleware(BodyLimit, limits=BodyLimits(min(MAX_BODY, max_body)), too_large=_too_large),
+        ],
+    )
     return app, InteractionHeaders(app)

@@ -28,8 +28,15 @@ from ..oauth.errors import OAuthError
 from ..oauth.userinfo import NO_STORE
 from .api import SCOPE, Bank, _auth_error, _json, verified_claims
 from .trust import ConsentResources, unavailable
-from .uk_consents import (CONSENT_ID, MAX_BODY, ConsentRefused, NotAnAccountAccessConsent, consent_json,
-                          parse_request, require_client_credentials)
+from .uk_consents import (
+    CONSENT_ID,
+    MAX_BODY,
+    ConsentRefused,
+    NotAnAccountAccessConsent,
+    consent_json,
+    parse_request,
+    require_client_credentials,
+)
 
 log = logging.getLogger("fingrade.bank")
 
@@ -83,8 +90,12 @@ async def create_consent(request: Request) -> Response:
         log.error("consent resources: the authorization server's answer to a new consent is malformed")
         return _auth_error(request, unavailable("the consent cannot be handled now"))
     self_url = body["Links"]["Self"]
-    log.info("account access consent lodged interaction=%s client=%s consent=%s",
-             request.state.interaction_id, client_id, body["Data"]["ConsentId"])
+    log.info(
+        "account access consent lodged interaction=%s client=%s consent=%s",
+        request.state.interaction_id,
+        client_id,
+        body["Data"]["ConsentId"],
+    )
     return _json(201, body, {**dpop.nonce_headers(bank), "Location": self_url})
 
 
@@ -112,8 +123,12 @@ async def consent(request: Request) -> Response:
             # 204 tells the TPP the consent is over: only when the AS says so.
             log.error("consent resources: the authorization server did not confirm the revocation")
             return _auth_error(request, unavailable("the consent cannot be handled now"))
-        log.info("account access consent revoked by the TPP interaction=%s client=%s consent=%s",
-                 request.state.interaction_id, client_id, consent_id)
+        log.info(
+            "account access consent revoked by the TPP interaction=%s client=%s consent=%s",
+            request.state.interaction_id,
+            client_id,
+            consent_id,
+        )
         return Response(status_code=204, headers={**NO_STORE, **dpop.nonce_headers(bank)})
     try:
         body = consent_json(found, bank.url(PATH))

@@ -36,8 +36,17 @@ from sqlalchemy.exc import IntegrityError
 from ..rfc3339 import MAX_EPOCH, MIN_EPOCH
 from ..store.sql.db import Database
 from ..store.sql.schema import bank_accounts, bank_entries, bank_transfers
-from .errors import (AccountClosed, CurrencyMismatch, InsufficientFunds, InvalidCursor, InvalidQuery, InvalidText,
-                     LedgerError, SameAccount, UnknownAccount)
+from .errors import (
+    AccountClosed,
+    CurrencyMismatch,
+    InsufficientFunds,
+    InvalidCursor,
+    InvalidQuery,
+    InvalidText,
+    LedgerError,
+    SameAccount,
+    UnknownAccount,
+)
 from .iban import make_iban, normalize_iban
 from .money import check_amount, check_currency
 
@@ -57,6 +66,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # -- values -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Account:
@@ -134,6 +144,7 @@ class TransactionPage:
 
 # -- helpers ----------------------------------------------------------------------------------
 
+
 def new_id(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(16)  # 128 random bits
 
@@ -167,27 +178,56 @@ def _account_id(value: object) -> str:
 
 
 def _account(row: Any) -> Account:
-    return Account(id=row.id, owner_user_id=row.owner_user_id, kind=row.kind, iban=row.iban, name=row.name,
-                   holder_name=row.holder_name, currency=row.currency, overdraft_limit=row.overdraft_limit,
-                   balance=row.balance, status=row.status, created_at=row.created_at)
+    return Account(
+        id=row.id,
+        owner_user_id=row.owner_user_id,
+        kind=row.kind,
+        iban=row.iban,
+        name=row.name,
+        holder_name=row.holder_name,
+        currency=row.currency,
+        overdraft_limit=row.overdraft_limit,
+        balance=row.balance,
+        status=row.status,
+        created_at=row.created_at,
+    )
 
 
 def _entry(row: Any) -> Entry:
     value_date = row.value_date
     if isinstance(value_date, str):  # pragma: no cover - SQLAlchemy converts; raw drivers may not
         value_date = dt.date.fromisoformat(value_date)
-    return Entry(id=row.id, transfer_id=row.transfer_id, account_id=row.account_id, amount=row.amount,
-                 currency=row.currency, booked_at=row.booked_at, value_date=value_date, description=row.description,
-                 counterparty_name=row.counterparty_name, counterparty_iban=row.counterparty_iban,
-                 balance_after=row.balance_after)
+    return Entry(
+        id=row.id,
+        transfer_id=row.transfer_id,
+        account_id=row.account_id,
+        amount=row.amount,
+        currency=row.currency,
+        booked_at=row.booked_at,
+        value_date=value_date,
+        description=row.description,
+        counterparty_name=row.counterparty_name,
+        counterparty_iban=row.counterparty_iban,
+        balance_after=row.balance_after,
+    )
 
 
 def _transfer(row: Any) -> Transfer:
-    return Transfer(id=row.id, kind=row.kind, debtor_account_id=row.debtor_account_id,
-                    creditor_account_id=row.creditor_account_id, debtor_iban=row.debtor_iban,
-                    debtor_name=row.debtor_name, creditor_iban=row.creditor_iban, creditor_name=row.creditor_name,
-                    amount=row.amount, currency=row.currency, remittance=row.remittance, created_at=row.created_at,
-                    status=row.status)
+    return Transfer(
+        id=row.id,
+        kind=row.kind,
+        debtor_account_id=row.debtor_account_id,
+        creditor_account_id=row.creditor_account_id,
+        debtor_iban=row.debtor_iban,
+        debtor_name=row.debtor_name,
+        creditor_iban=row.creditor_iban,
+        creditor_name=row.creditor_name,
+        amount=row.amount,
+        currency=row.currency,
+        remittance=row.remittance,
+        created_at=row.created_at,
+        status=row.status,
+    )
 
 
 # -- statements (built once) ------------------------------------------------------------------
@@ -197,29 +237,37 @@ _E = bank_entries.c
 _ACCOUNT = select(bank_accounts).where(_A.id == bindparam("acct"))
 _OWNED_ACCOUNT = select(bank_accounts).where(and_(_A.id == bindparam("acct"), _A.owner_user_id == bindparam("owner")))
 _ACCOUNT_BY_IBAN = select(bank_accounts).where(_A.iban == bindparam("iban"))
-_OWNED_ACCOUNTS = (select(bank_accounts).where(_A.owner_user_id == bindparam("owner"))
-                   .order_by(_A.created_at, _A.id))
+_OWNED_ACCOUNTS = select(bank_accounts).where(_A.owner_user_id == bindparam("owner")).order_by(_A.created_at, _A.id)
 _ACCOUNTS_BY_IBAN = select(_A.id, _A.iban).where(_A.iban.in_(bindparam("ibans", expanding=True)))
 # Locks the rows in one global order (ids ascending) on PostgreSQL; SQLite ignores FOR UPDATE and
 # serialises writers instead (BEGIN IMMEDIATE).
-_LOCK = (select(bank_accounts).where(_A.id.in_(bindparam("ids", expanding=True)))
-         .order_by(_A.id).with_for_update())
+_LOCK = select(bank_accounts).where(_A.id.in_(bindparam("ids", expanding=True))).order_by(_A.id).with_for_update()
 # THE rule: the balance never goes below -overdraft_limit. Checked and written by one statement on
 # the locked (and, on PostgreSQL, re-read latest) row version.
-_DEBIT = (update(bank_accounts)
-          .where(and_(_A.id == bindparam("acct"), _A.status == OPEN,
-                      or_(_A.overdraft_limit.is_(None), _A.balance - bindparam("amt") >= -_A.overdraft_limit)))
-          .values(balance=_A.balance - bindparam("amt"))
-          .returning(_A.balance))
-_CREDIT = (update(bank_accounts)
-           .where(and_(_A.id == bindparam("acct"), _A.status == OPEN))
-           .values(balance=_A.balance + bindparam("amt"))
-           .returning(_A.balance))
+_DEBIT = (
+    update(bank_accounts)
+    .where(
+        and_(
+            _A.id == bindparam("acct"),
+            _A.status == OPEN,
+            or_(_A.overdraft_limit.is_(None), _A.balance - bindparam("amt") >= -_A.overdraft_limit),
+        )
+    )
+    .values(balance=_A.balance - bindparam("amt"))
+    .returning(_A.balance)
+)
+_CREDIT = (
+    update(bank_accounts)
+    .where(and_(_A.id == bindparam("acct"), _A.status == OPEN))
+    .values(balance=_A.balance + bindparam("amt"))
+    .returning(_A.balance)
+)
 _INSERT_TRANSFER = insert(bank_transfers)
 _INSERT_ENTRY = insert(bank_entries)
 
 
 # -- accounts ---------------------------------------------------------------------------------
+
 
 def _bban(currency: str, number: int) -> tuple[str, str]:
     """(country, BBAN) of an account number: GBP accounts get a GB IBAN (bank code, sort code,
@@ -229,9 +277,18 @@ def _bban(currency: str, number: int) -> tuple[str, str]:
     return "NL", f"{BANK_CODE}{number % 10**10:010d}"
 
 
-def create_account(conn: Connection, *, owner_user_id: str, kind: str, currency: str, name: str,
-                   holder_name: str, overdraft_limit: int = 0, now: int | None = None,
-                   rng: Random | None = None) -> Account:
+def create_account(
+    conn: Connection,
+    *,
+    owner_user_id: str,
+    kind: str,
+    currency: str,
+    name: str,
+    holder_name: str,
+    overdraft_limit: int = 0,
+    now: int | None = None,
+    rng: Random | None = None,
+) -> Account:
     """Open a customer account with a zero balance and a fresh, valid, unique IBAN. `rng` makes the
     IBAN deterministic (demo data); by default it is drawn from `secrets`."""
     if kind not in CUSTOMER_KINDS:
@@ -250,9 +307,19 @@ def create_account(conn: Connection, *, owner_user_id: str, kind: str, currency:
             break
     else:  # pragma: no cover - 20 collisions in a space of 9·10^9
         raise RuntimeError("could not allocate an IBAN")
-    account = Account(id=new_id("acc_"), owner_user_id=owner_user_id, kind=kind, iban=iban, name=name,
-                      holder_name=holder_name, currency=currency, overdraft_limit=overdraft_limit, balance=0,
-                      status=OPEN, created_at=now if now is not None else _now())
+    account = Account(
+        id=new_id("acc_"),
+        owner_user_id=owner_user_id,
+        kind=kind,
+        iban=iban,
+        name=name,
+        holder_name=holder_name,
+        currency=currency,
+        overdraft_limit=overdraft_limit,
+        balance=0,
+        status=OPEN,
+        created_at=now if now is not None else _now(),
+    )
     conn.execute(insert(bank_accounts).values(**account.__dict__))
     return account
 
@@ -270,9 +337,19 @@ def clearing_account(conn: Connection, currency: str, now: int | None = None) ->
     if row is not None:
         return _account(row)
     country, bban = _bban(currency, 9 * 10**9 + int(currency, 36))
-    values = dict(id=account_id, owner_user_id=None, kind=CLEARING, iban=make_iban(country, bban),
-                  name=f"{currency} clearing", holder_name=BANK_NAME, currency=currency, overdraft_limit=None,
-                  balance=0, status=OPEN, created_at=now if now is not None else _now())
+    values = dict(
+        id=account_id,
+        owner_user_id=None,
+        kind=CLEARING,
+        iban=make_iban(country, bban),
+        name=f"{currency} clearing",
+        holder_name=BANK_NAME,
+        currency=currency,
+        overdraft_limit=None,
+        balance=0,
+        status=OPEN,
+        created_at=now if now is not None else _now(),
+    )
     try:
         with conn.begin_nested():
             conn.execute(insert(bank_accounts).values(**values))
@@ -283,12 +360,18 @@ def clearing_account(conn: Connection, currency: str, now: int | None = None) ->
 
 def close_account(conn: Connection, account_id: str) -> bool:
     """Close an account: it can no longer send or receive money. Its entries and balance stay."""
-    return conn.execute(update(bank_accounts)
-                        .where(and_(_A.id == _account_id(account_id), _A.status == OPEN, _A.kind != CLEARING))
-                        .values(status=CLOSED)).rowcount == 1
+    return (
+        conn.execute(
+            update(bank_accounts)
+            .where(and_(_A.id == _account_id(account_id), _A.status == OPEN, _A.kind != CLEARING))
+            .values(status=CLOSED)
+        ).rowcount
+        == 1
+    )
 
 
 # -- transfers --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TransferOrder:
@@ -296,6 +379,7 @@ class TransferOrder:
     or `debtor_iban`+`debtor_name` (money arriving from another bank) names the payer; exactly one
     of `creditor_account_id` or `creditor_iban`+`creditor_name` names the payee. A creditor IBAN
     of this bank is booked internally; another bank's goes through the clearing account."""
+
     amount: int  # minor units, > 0
     currency: str
     remittance: str = ""
@@ -322,29 +406,73 @@ class _Leg:  # an order resolved to two accounts of this bank
     remittance: str
 
 
-def transfer(conn: Connection, *, debtor_account_id: str, amount: int, currency: str, remittance: str = "",
-             creditor_account_id: str | None = None, creditor_iban: str | None = None,
-             creditor_name: str | None = None, now: int | None = None, value_date: dt.date | None = None,
-             transfer_id: str | None = None) -> Transfer:
+def transfer(
+    conn: Connection,
+    *,
+    debtor_account_id: str,
+    amount: int,
+    currency: str,
+    remittance: str = "",
+    creditor_account_id: str | None = None,
+    creditor_iban: str | None = None,
+    creditor_name: str | None = None,
+    now: int | None = None,
+    value_date: dt.date | None = None,
+    transfer_id: str | None = None,
+) -> Transfer:
     """Pay from a customer account to another account of this bank (by id or IBAN) or to another
     bank (by IBAN and name). Raises a LedgerError and writes nothing when refused."""
     if debtor_account_id is None:
         raise UnknownAccount("debtor account not found")
-    result = book(conn, [TransferOrder(
-        amount=amount, currency=currency, remittance=remittance, debtor_account_id=debtor_account_id,
-        creditor_account_id=creditor_account_id, creditor_iban=creditor_iban, creditor_name=creditor_name,
-        booked_at=now, value_date=value_date, transfer_id=transfer_id)])[0]
+    result = book(
+        conn,
+        [
+            TransferOrder(
+                amount=amount,
+                currency=currency,
+                remittance=remittance,
+                debtor_account_id=debtor_account_id,
+                creditor_account_id=creditor_account_id,
+                creditor_iban=creditor_iban,
+                creditor_name=creditor_name,
+                booked_at=now,
+                value_date=value_date,
+                transfer_id=transfer_id,
+            )
+        ],
+    )[0]
     assert isinstance(result, Transfer)
     return result
 
 
-def receive_external(conn: Connection, *, creditor_account_id: str, debtor_iban: str, debtor_name: str,
-                     amount: int, currency: str, remittance: str = "", now: int | None = None,
-                     value_date: dt.date | None = None) -> Transfer:
+def receive_external(
+    conn: Connection,
+    *,
+    creditor_account_id: str,
+    debtor_iban: str,
+    debtor_name: str,
+    amount: int,
+    currency: str,
+    remittance: str = "",
+    now: int | None = None,
+    value_date: dt.date | None = None,
+) -> Transfer:
     """Book a payment that arrived from another bank (a salary, say): the clearing account pays."""
-    result = book(conn, [TransferOrder(
-        amount=amount, currency=currency, remittance=remittance, debtor_iban=debtor_iban, debtor_name=debtor_name,
-        creditor_account_id=creditor_account_id, booked_at=now, value_date=value_date)])[0]
+    result = book(
+        conn,
+        [
+            TransferOrder(
+                amount=amount,
+                currency=currency,
+                remittance=remittance,
+                debtor_iban=debtor_iban,
+                debtor_name=debtor_name,
+                creditor_account_id=creditor_account_id,
+                booked_at=now,
+                value_date=value_date,
+            )
+        ],
+    )[0]
     assert isinstance(result, Transfer)
     return result
 
@@ -409,21 +537,50 @@ def book(conn: Connection, orders: list[TransferOrder], *, skip_refused: bool = 
     for i, leg, debtor_after, creditor_after in accepted:
         t = _transfer_of(leg, rows, debtor_after)
         results[i] = t
-        transfer_rows.append(dict(
-            id=t.id, kind=t.kind, debtor_account_id=t.debtor_account_id, creditor_account_id=t.creditor_account_id,
-            debtor_iban=t.debtor_iban, debtor_name=t.debtor_name, creditor_iban=t.creditor_iban,
-            creditor_name=t.creditor_name, amount=t.amount, currency=t.currency, remittance=t.remittance,
-            created_at=t.created_at, status=t.status))
+        transfer_rows.append(
+            dict(
+                id=t.id,
+                kind=t.kind,
+                debtor_account_id=t.debtor_account_id,
+                creditor_account_id=t.creditor_account_id,
+                debtor_iban=t.debtor_iban,
+                debtor_name=t.debtor_name,
+                creditor_iban=t.creditor_iban,
+                creditor_name=t.creditor_name,
+                amount=t.amount,
+                currency=t.currency,
+                remittance=t.remittance,
+                created_at=t.created_at,
+                status=t.status,
+            )
+        )
         vdate = leg.order.value_date or _date_of(t.created_at)
         assert t.entry_ids is not None
-        common = dict(transfer_id=t.id, currency=t.currency, booked_at=t.created_at, value_date=vdate,
-                      description=t.remittance)
-        entry_rows.append(dict(common, id=t.entry_ids[0], account_id=t.debtor_account_id, amount=-t.amount,
-                               counterparty_name=t.creditor_name, counterparty_iban=t.creditor_iban,
-                               balance_after=debtor_after))
-        entry_rows.append(dict(common, id=t.entry_ids[1], account_id=t.creditor_account_id, amount=t.amount,
-                               counterparty_name=t.debtor_name, counterparty_iban=t.debtor_iban,
-                               balance_after=creditor_after))
+        common = dict(
+            transfer_id=t.id, currency=t.currency, booked_at=t.created_at, value_date=vdate, description=t.remittance
+        )
+        entry_rows.append(
+            dict(
+                common,
+                id=t.entry_ids[0],
+                account_id=t.debtor_account_id,
+                amount=-t.amount,
+                counterparty_name=t.creditor_name,
+                counterparty_iban=t.creditor_iban,
+                balance_after=debtor_after,
+            )
+        )
+        entry_rows.append(
+            dict(
+                common,
+                id=t.entry_ids[1],
+                account_id=t.creditor_account_id,
+                amount=t.amount,
+                counterparty_name=t.debtor_name,
+                counterparty_iban=t.debtor_iban,
+                balance_after=creditor_after,
+            )
+        )
     conn.execute(_INSERT_TRANSFER, transfer_rows)
     conn.execute(_INSERT_ENTRY, entry_rows)
     return [r for r in results if r is not None]
@@ -441,8 +598,10 @@ def _resolve_static(order: TransferOrder) -> _Leg:
         kind = "internal"
     elif order.debtor_iban is not None:
         debtor_id = clearing_account_id(currency)
-        external = (normalize_iban(order.debtor_iban), check_text(order.debtor_name or "", "debtor name",
-                                                                   required=True))
+        external = (
+            normalize_iban(order.debtor_iban),
+            check_text(order.debtor_name or "", "debtor name", required=True),
+        )
         kind = "incoming"
     else:
         raise UnknownAccount("debtor account not found")
@@ -451,13 +610,23 @@ def _resolve_static(order: TransferOrder) -> _Leg:
     elif order.creditor_iban is not None and kind != "incoming":
         # resolved by _resolve_ibans: one of ours, or another bank's through clearing
         creditor_id = ""
-        external = (normalize_iban(order.creditor_iban), check_text(order.creditor_name or "", "creditor name",
-                                                                     required=True))
+        external = (
+            normalize_iban(order.creditor_iban),
+            check_text(order.creditor_name or "", "creditor name", required=True),
+        )
         kind = "outgoing"
     else:
         raise UnknownAccount("creditor account not found")
-    return _Leg(order=order, kind=kind, debtor_id=debtor_id, creditor_id=creditor_id, external=external,
-                amount=amount, currency=currency, remittance=remittance)
+    return _Leg(
+        order=order,
+        kind=kind,
+        debtor_id=debtor_id,
+        creditor_id=creditor_id,
+        external=external,
+        amount=amount,
+        currency=currency,
+        remittance=remittance,
+    )
 
 
 def _resolve_ibans(conn: Connection, legs: list[_Leg]) -> None:
@@ -510,16 +679,30 @@ def _check_leg(leg: _Leg, rows: dict[str, Any], running: dict[str, int]) -> None
 
 def _transfer_of(leg: _Leg, rows: dict[str, Any], debtor_after: int) -> Transfer:
     debtor, creditor = rows[leg.debtor_id], rows[leg.creditor_id]
-    debtor_iban, debtor_name = (leg.external if leg.kind == "incoming" and leg.external
-                                else (debtor.iban, debtor.holder_name))
-    creditor_iban, creditor_name = (leg.external if leg.kind == "outgoing" and leg.external
-                                    else (creditor.iban, creditor.holder_name))
+    debtor_iban, debtor_name = (
+        leg.external if leg.kind == "incoming" and leg.external else (debtor.iban, debtor.holder_name)
+    )
+    creditor_iban, creditor_name = (
+        leg.external if leg.kind == "outgoing" and leg.external else (creditor.iban, creditor.holder_name)
+    )
     booked_at = leg.order.booked_at if leg.order.booked_at is not None else _now()
-    return Transfer(id=leg.order.transfer_id or new_id("trf_"), kind=leg.kind, debtor_account_id=leg.debtor_id,
-                    creditor_account_id=leg.creditor_id, debtor_iban=debtor_iban, debtor_name=debtor_name,
-                    creditor_iban=creditor_iban, creditor_name=creditor_name, amount=leg.amount,
-                    currency=leg.currency, remittance=leg.remittance, created_at=booked_at, status=BOOKED,
-                    debtor_balance_after=debtor_after, entry_ids=(new_id("txn_"), new_id("txn_")))
+    return Transfer(
+        id=leg.order.transfer_id or new_id("trf_"),
+        kind=leg.kind,
+        debtor_account_id=leg.debtor_id,
+        creditor_account_id=leg.creditor_id,
+        debtor_iban=debtor_iban,
+        debtor_name=debtor_name,
+        creditor_iban=creditor_iban,
+        creditor_name=creditor_name,
+        amount=leg.amount,
+        currency=leg.currency,
+        remittance=leg.remittance,
+        created_at=booked_at,
+        status=BOOKED,
+        debtor_balance_after=debtor_after,
+        entry_ids=(new_id("txn_"), new_id("txn_")),
+    )
 
 
 def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
@@ -532,6 +715,7 @@ def get_transfer(conn: Connection, transfer_id: str) -> Transfer | None:
 # -- queries for the account-information API --------------------------------------------------
 # Every query names the customer: an account of somebody else is indistinguishable from one that
 # does not exist (None), so ids cannot be probed.
+
 
 def list_accounts(conn: Connection, owner_user_id: str) -> list[Account]:
     if not isinstance(owner_user_id, str) or "\x00" in owner_user_id:
@@ -551,9 +735,14 @@ def get_balances(conn: Connection, owner_user_id: str, account_id: str, now: int
     if account is None:
         return None
     limit = account.overdraft_limit or 0
-    return Balances(account_id=account.id, currency=account.currency, booked=account.balance,
-                    available=account.balance + limit, overdraft_limit=limit,
-                    at=now if now is not None else _now())
+    return Balances(
+        account_id=account.id,
+        currency=account.currency,
+        booked=account.balance,
+        available=account.balance + limit,
+        overdraft_limit=limit,
+        at=now if now is not None else _now(),
+    )
 
 
 # A cursor is base64url (no padding) of "<booked_at>.<entry id>": ASCII digits of an epoch second
@@ -579,9 +768,16 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise InvalidCursor("the page cursor is not valid") from None
 
 
-def list_transactions(conn: Connection, owner_user_id: str, account_id: str, *, booked_from: int | None = None,
-                      booked_to: int | None = None, cursor: str | None = None,
-                      limit: int = DEFAULT_PAGE_SIZE) -> TransactionPage | None:
+def list_transactions(
+    conn: Connection,
+    owner_user_id: str,
+    account_id: str,
+    *,
+    booked_from: int | None = None,
+    booked_to: int | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+) -> TransactionPage | None:
     """One page of an account's entries, newest first, booked within [booked_from, booked_to]
     (epoch seconds, both inclusive, either open). None if the customer does not own the account.
 
@@ -609,11 +805,13 @@ def list_transactions(conn: Connection, owner_user_id: str, account_id: str, *, 
     rows = conn.execute(q.order_by(_E.booked_at.desc(), _E.id.desc()).limit(limit + 1)).all()
     entries = [_entry(r) for r in rows[:limit]]
     more = len(rows) > limit
-    return TransactionPage(entries=entries,
-                           next_cursor=encode_cursor(entries[-1].booked_at, entries[-1].id) if more else None)
+    return TransactionPage(
+        entries=entries, next_cursor=encode_cursor(entries[-1].booked_at, entries[-1].id) if more else None
+    )
 
 
 # -- invariants -------------------------------------------------------------------------------
+
 
 def check_ledger(conn: Connection) -> list[str]:
     """Every way the books could be wrong, as messages; [] when they are right:
@@ -621,10 +819,14 @@ def check_ledger(conn: Connection) -> list[str]:
     zero; each transfer has exactly one debit and one credit of its amount, in its currency, in
     accounts of that currency; no account is below its overdraft limit."""
     problems = []
-    sums = (select(_E.account_id, func.coalesce(func.sum(_E.amount), 0).label("total"))
-            .group_by(_E.account_id).subquery())
-    for r in conn.execute(select(_A.id, _A.balance, _A.overdraft_limit, _A.currency, sums.c.total)
-                          .select_from(bank_accounts.outerjoin(sums, sums.c.account_id == _A.id))):
+    sums = (
+        select(_E.account_id, func.coalesce(func.sum(_E.amount), 0).label("total")).group_by(_E.account_id).subquery()
+    )
+    for r in conn.execute(
+        select(_A.id, _A.balance, _A.overdraft_limit, _A.currency, sums.c.total).select_from(
+            bank_accounts.outerjoin(sums, sums.c.account_id == _A.id)
+        )
+    ):
         total = r.total or 0
         if r.balance != total:
             problems.append(f"account {r.id}: balance {r.balance} != sum of entries {total}")
@@ -634,16 +836,28 @@ def check_ledger(conn: Connection) -> list[str]:
         if r.total != 0:
             problems.append(f"currency {r.currency}: entries sum to {r.total}, not 0")
     t = bank_transfers.c
-    per_transfer = (select(t.id, t.amount, func.count(_E.id).label("n"), func.coalesce(func.sum(_E.amount), 0)
-                           .label("total"), func.min(_E.amount).label("lo"), func.max(_E.amount).label("hi"))
-                    .select_from(bank_transfers.outerjoin(bank_entries, _E.transfer_id == t.id))
-                    .group_by(t.id, t.amount))
+    per_transfer = (
+        select(
+            t.id,
+            t.amount,
+            func.count(_E.id).label("n"),
+            func.coalesce(func.sum(_E.amount), 0).label("total"),
+            func.min(_E.amount).label("lo"),
+            func.max(_E.amount).label("hi"),
+        )
+        .select_from(bank_transfers.outerjoin(bank_entries, _E.transfer_id == t.id))
+        .group_by(t.id, t.amount)
+    )
     for r in conn.execute(per_transfer):
         if r.n != 2 or r.total != 0 or r.lo != -r.amount or r.hi != r.amount:
             problems.append(f"transfer {r.id}: {r.n} entries summing to {r.total}, expected -{r.amount}/+{r.amount}")
-    mismatched = (select(_E.id).select_from(bank_entries.join(bank_accounts, _A.id == _E.account_id)
-                                            .join(bank_transfers, t.id == _E.transfer_id))
-                  .where(or_(_E.currency != _A.currency, _E.currency != t.currency)))
+    mismatched = (
+        select(_E.id)
+        .select_from(
+            bank_entries.join(bank_accounts, _A.id == _E.account_id).join(bank_transfers, t.id == _E.transfer_id)
+        )
+        .where(or_(_E.currency != _A.currency, _E.currency != t.currency))
+    )
     for r in conn.execute(mismatched):
         problems.append(f"entry {r.id}: currency differs from its account or transfer")
     return problems
@@ -661,6 +875,7 @@ def has_accounts(conn: Connection, owner_user_id: str) -> bool:
 
 
 # -- async facade -----------------------------------------------------------------------------
+
 
 class Ledger:
     """The ledger over a `Database`: each method is one transaction (writes) or one read."""

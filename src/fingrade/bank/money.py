@@ -11,8 +11,19 @@ from .errors import InvalidAmount, UnsupportedCurrency
 
 # ISO 4217 minor units of the currencies the demo bank books. Extend as needed.
 MINOR_UNITS: dict[str, int] = {
-    "EUR": 2, "GBP": 2, "USD": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2,
-    "JPY": 0, "BHD": 3, "KWD": 3,
+    "EUR": 2,
+    "GBP": 2,
+    "USD": 2,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "HUF": 2,
+    "JPY": 0,
+    "BHD": 3,
+    "KWD": 3,
 }
 
 # Largest single amount: 10^13 major units is the UK OB `Amount` pattern's limit (\d{1,13}); in minor

@@ -53,8 +53,13 @@ STATUS_COMPLETED = "AcceptedSettlementCompleted"  # ISO 20022 / UK OB: booked, t
 ISO_4217 = frozenset(ad.CURRENCY_DECIMALS)
 _KEY = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII without space
 MAX_BODY = 16 * 1024
-_BODY_FIELDS = {"instructedAmount", "creditorName", "creditorAccount", "remittanceInformationUnstructured",
-                "debtorAccount"}
+_BODY_FIELDS = {
+    "instructedAmount",
+    "creditorName",
+    "creditorAccount",
+    "remittanceInformationUnstructured",
+    "debtorAccount",
+}
 
 
 class PaymentRefused(Exception):
@@ -78,8 +83,18 @@ def check_idempotency_key(value: str | None) -> str:
 
 def approved_payments(claims: dict[str, Any], action: str) -> list[dict[str, Any]]:
     details = claims.get("authorization_details")
-    found = [d for d in details if isinstance(d, dict) and d.get("type") == TYPE
-             and isinstance(d.get("actions"), list) and action in d["actions"]] if isinstance(details, list) else []
+    found = (
+        [
+            d
+            for d in details
+            if isinstance(d, dict)
+            and d.get("type") == TYPE
+            and isinstance(d.get("actions"), list)
+            and action in d["actions"]
+        ]
+        if isinstance(details, list)
+        else []
+    )
     return found
 
 
@@ -100,9 +115,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         # Any ISO 4217 amount is normalised here; whether the bank books its currency is the ledger's
         # rule (unsupported_currency), and the body must equal an approval anyway.
-        out: dict[str, Any] = {"instructedAmount": ad.amount(body["instructedAmount"], "instructedAmount",
-                                                             ISO_4217),
-                               "creditorAccount": ad.account_ref(body["creditorAccount"], "creditorAccount")}
+        out: dict[str, Any] = {
+            "instructedAmount": ad.amount(body["instructedAmount"], "instructedAmount", ISO_4217),
+            "creditorAccount": ad.account_ref(body["creditorAccount"], "creditorAccount"),
+        }
         if "debtorAccount" in body:
             out["debtorAccount"] = ad.account_ref(body["debtorAccount"], "debtorAccount")
     except OAuthError as exc:
@@ -110,7 +126,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     for name in ("creditorName", "remittanceInformationUnstructured"):
         if name in body:
             if not isinstance(body[name], str) or not 0 < len(body[name]) <= ledger.MAX_TEXT:
-                raise PaymentRefused(400, "invalid_request", f"{name} must be a string of 1-{ledger.MAX_TEXT} characters")
+                raise PaymentRefused(
+                    400, "invalid_request", f"{name} must be a string of 1-{ledger.MAX_TEXT} characters"
+                )
             out[name] = body[name]
     return out
 
@@ -118,8 +136,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 def match(approved: list[dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
     """The approved detail the body is exactly; 403 if none (the token does not authorise it)."""
     for d in approved:
-        same = all(body.get(k) == d.get(k) for k in ("instructedAmount", "creditorName", "creditorAccount",
-                                                     "remittanceInformationUnstructured"))
+        same = all(
+            body.get(k) == d.get(k)
+            for k in ("instructedAmount", "creditorName", "creditorAccount", "remittanceInformationUnstructured")
+        )
         if same and ("debtorAccount" not in body or body["debtorAccount"] == d.get("debtorAccount")):
             return d
     raise PaymentRefused(403, "insufficient_scope", "the payment differs from the one the customer approved")
@@ -148,6 +168,7 @@ class Request:
 
 # -- the transaction ------------------------------------------------------------------------------
 
+
 def _ref_matches(ref: dict[str, str], iban: str) -> bool:
     if "iban" in ref:
         return ref["iban"] == iban
@@ -163,8 +184,15 @@ def payers(accounts: list[ledger.Account], detail: dict[str, Any]) -> list[ledge
     currency = detail["instructedAmount"]["currency"]
     creditor = _creditor_iban(detail["creditorAccount"])
     named = detail.get("debtorAccount")
-    return [a for a in accounts if a.status == ledger.OPEN and a.kind != ledger.CLEARING and a.currency == currency
-            and a.iban != creditor and (named is None or _ref_matches(named, a.iban))]
+    return [
+        a
+        for a in accounts
+        if a.status == ledger.OPEN
+        and a.kind != ledger.CLEARING
+        and a.currency == currency
+        and a.iban != creditor
+        and (named is None or _ref_matches(named, a.iban))
+    ]
 
 
 def _debtor(conn: Connection, customer: str, detail: dict[str, Any], currency: str) -> ledger.Account:
@@ -172,14 +200,20 @@ def _debtor(conn: Connection, customer: str, detail: dict[str, Any], currency: s
     if "debtorAccount" in detail:
         if able:
             return able[0]
-        raise PaymentRefused(422, "debtor_account_unavailable",
-                             "the approved debtor account is not an open account of the customer in this currency "
-                             "other than the creditor account")
+        raise PaymentRefused(
+            422,
+            "debtor_account_unavailable",
+            "the approved debtor account is not an open account of the customer in this currency "
+            "other than the creditor account",
+        )
     for a in able:  # no account chosen at consent
         if a.kind == "current":
             return a
-    raise PaymentRefused(422, "debtor_account_unavailable",
-                         f"the customer has no open current account in {currency} other than the creditor account")
+    raise PaymentRefused(
+        422,
+        "debtor_account_unavailable",
+        f"the customer has no open current account in {currency} other than the creditor account",
+    )
 
 
 def _creditor_iban(ref: dict[str, str]) -> str:
@@ -195,13 +229,15 @@ def stored(conn: Connection, req: Request) -> tuple[int, bytes] | None:
 
 
 def _stored(conn: Connection, req: Request) -> tuple[int, bytes] | None:
-    row = conn.execute(select(bank_idempotency).where(bank_idempotency.c.client_id == req.client_id,
-                                                      bank_idempotency.c.key == req.key)).first()
+    row = conn.execute(
+        select(bank_idempotency).where(bank_idempotency.c.client_id == req.client_id, bank_idempotency.c.key == req.key)
+    ).first()
     if row is None:
         return None
     if row.fingerprint != req.fingerprint:
-        raise PaymentRefused(422, "idempotency_key_reused",
-                             "this Idempotency-Key was used for a different payment request")
+        raise PaymentRefused(
+            422, "idempotency_key_reused", "this Idempotency-Key was used for a different payment request"
+        )
     return row.status, row.response.encode()
 
 
@@ -219,10 +255,15 @@ def _used(conn: Connection, req: Request) -> tuple[int, bytes] | None:
 
 def _payment_json(payment_id: str, t: ledger.Transfer, status: str, self_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "PaymentId": payment_id, "Status": status, "CreationDateTime": _iso(t.created_at),
+        "PaymentId": payment_id,
+        "Status": status,
+        "CreationDateTime": _iso(t.created_at),
         "InstructedAmount": {"Amount": format_amount(t.amount, t.currency), "Currency": t.currency},
-        "CreditorName": t.creditor_name, "CreditorAccount": {"iban": t.creditor_iban},
-        "DebtorAccount": {"iban": t.debtor_iban}, "TransactionId": t.id}
+        "CreditorName": t.creditor_name,
+        "CreditorAccount": {"iban": t.creditor_iban},
+        "DebtorAccount": {"iban": t.debtor_iban},
+        "TransactionId": t.id,
+    }
     if t.remittance:
         data["RemittanceInformationUnstructured"] = t.remittance
     return {"Data": data, "Links": {"Self": f"{self_url}/{payment_id}"}, "Meta": {}}
@@ -242,10 +283,15 @@ def execute_tx(conn: Connection, req: Request) -> tuple[int, bytes]:
     try:
         amount = parse_amount(detail["instructedAmount"]["amount"], currency)
         debtor = _debtor(conn, req.customer, detail, currency)
-        t = ledger.transfer(conn, debtor_account_id=debtor.id, amount=amount, currency=currency,
-                            remittance=detail.get("remittanceInformationUnstructured", ""),
-                            creditor_iban=_creditor_iban(detail["creditorAccount"]),
-                            creditor_name=detail["creditorName"])
+        t = ledger.transfer(
+            conn,
+            debtor_account_id=debtor.id,
+            amount=amount,
+            currency=currency,
+            remittance=detail.get("remittanceInformationUnstructured", ""),
+            creditor_iban=_creditor_iban(detail["creditorAccount"]),
+            creditor_name=detail["creditorName"],
+        )
     except LedgerError as exc:
         # PostgreSQL: a concurrent retry may have waited on the debtor's row lock for the payment
         # that took the money; the statements below see it now that it has committed.
@@ -254,12 +300,28 @@ def execute_tx(conn: Connection, req: Request) -> tuple[int, bytes]:
             return stored
         raise PaymentRefused(422, exc.code, exc.message) from None
     payment_id = ledger.new_id("pay_")
-    conn.execute(insert(bank_payments).values(id=payment_id, approval=req.approval, client_id=req.client_id,
-                                              customer=req.customer, transfer_id=t.id, status=STATUS_COMPLETED,
-                                              created_at=t.created_at))
+    conn.execute(
+        insert(bank_payments).values(
+            id=payment_id,
+            approval=req.approval,
+            client_id=req.client_id,
+            customer=req.customer,
+            transfer_id=t.id,
+            status=STATUS_COMPLETED,
+            created_at=t.created_at,
+        )
+    )
     response = orjson.dumps(_payment_json(payment_id, t, STATUS_COMPLETED, req.self_url))
-    conn.execute(insert(bank_idempotency).values(client_id=req.client_id, key=req.key, fingerprint=req.fingerprint,
-                                                 status=201, response=response.decode(), created_at=t.created_at))
+    conn.execute(
+        insert(bank_idempotency).values(
+            client_id=req.client_id,
+            key=req.key,
+            fingerprint=req.fingerprint,
+            status=201,
+            response=response.decode(),
+            created_at=t.created_at,
+        )
+    )
     return 201, response
 
 
@@ -270,13 +332,18 @@ def _after_conflict(conn: Connection, req: Request) -> tuple[int, bytes]:
     raise RuntimeError("a payment insert conflicted, but neither its key nor its approval is stored")
 
 
-def get_payment(conn: Connection, client_id: str, customer: str, payment_id: str,
-                self_url: str) -> dict[str, Any] | None:
+def get_payment(
+    conn: Connection, client_id: str, customer: str, payment_id: str, self_url: str
+) -> dict[str, Any] | None:
     if not isinstance(payment_id, str) or not payment_id or len(payment_id) > 64 or "\x00" in payment_id:
         return None
-    row = conn.execute(select(bank_payments).where(bank_payments.c.id == payment_id,
-                                                   bank_payments.c.client_id == client_id,
-                                                   bank_payments.c.customer == customer)).first()
+    row = conn.execute(
+        select(bank_payments).where(
+            bank_payments.c.id == payment_id,
+            bank_payments.c.client_id == client_id,
+            bank_payments.c.customer == customer,
+        )
+    ).first()
     if row is None:
         return None
     t = ledger.get_transfer(conn, row.transfer_id)
@@ -302,4 +369,3 @@ class Payments:
 
     async def get(self, client_id: str, customer: str, payment_id: str, self_url: str) -> dict[str, Any] | None:
         return await self.db.read(lambda conn: get_payment(conn, client_id, customer, payment_id, self_url))
-

@@ -16,8 +16,21 @@ from ..oauth import dpop
 from ..oauth.errors import insufficient_scope
 from ..oauth.userinfo import NO_STORE
 from .api import Bank, _auth_error, _json, verified_claims
-from .payments import (MAX_BODY, SCOPE, PaymentRefused, Payments, Request as PaymentRequest, approval_key,
-                       approved_payments, check_idempotency_key, fingerprint, match, parse_body)
+from .payments import (
+    MAX_BODY,
+    SCOPE,
+    PaymentRefused,
+    Payments,
+    approval_key,
+    approved_payments,
+    check_idempotency_key,
+    fingerprint,
+    match,
+    parse_body,
+)
+from .payments import (
+    Request as PaymentRequest,
+)
 
 
 def _refused(request: Request, exc: PaymentRefused) -> Response:
@@ -42,8 +55,13 @@ async def create_payment(request: Request) -> Response:
             raise PaymentRefused(413, "invalid_request", "the request body is too large") from None
         body = parse_body(raw)
         payments = Payments(bank.ledger.db)
-        req = PaymentRequest(client_id=str(claims["client_id"]), customer=str(claims["sub"]), key=key,
-                             fingerprint=fingerprint(claims["grant_id"], body), self_url=bank.url("/payments"))
+        req = PaymentRequest(
+            client_id=str(claims["client_id"]),
+            customer=str(claims["sub"]),
+            key=key,
+            fingerprint=fingerprint(claims["grant_id"], body),
+            self_url=bank.url("/payments"),
+        )
         # A retry is answered from its record first (or refused if the body changed); then the body
         # must be the approved payment. execute() checks the record again inside its transaction.
         replay = await payments.replay(req)
@@ -72,8 +90,9 @@ async def get_payment(request: Request) -> Response:
         return claims
     if not approved_payments(claims, "status"):
         return _auth_error(request, insufficient_scope("the token carries no payment_initiation status approval"))
-    found = await Payments(bank.ledger.db).get(str(claims["client_id"]), str(claims["sub"]),
-                                               request.path_params["payment_id"], bank.url("/payments"))
+    found = await Payments(bank.ledger.db).get(
+        str(claims["client_id"]), str(claims["sub"]), request.path_params["payment_id"], bank.url("/payments")
+    )
     if found is None:
         return _json(404, {"error": "not_found", "error_description": "no such payment"})
     return _json(200, found, dpop.nonce_headers(bank))

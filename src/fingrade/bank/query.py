@@ -103,6 +103,10 @@ def transactions(params: dict[str, str]) -> TransactionQuery:
             ledger.decode_cursor(cursor)
         except InvalidCursor as exc:
             raise invalid_request(exc.message) from None
-    return TransactionQuery(booked_from=start, booked_to=end,
-                            limit=int(limit) if limit is not None else ledger.DEFAULT_PAGE_SIZE,
-                            cursor=cursor, params=params)
+    return TransactionQuery(
+        booked_from=start,
+        booked_to=end,
+        limit=int(limit) if limit is not None else ledger.DEFAULT_PAGE_SIZE,
+        cursor=cursor,
+        params=params,
+    )

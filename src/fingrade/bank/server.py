@@ -48,18 +48,37 @@ class InProcess:
 
 
 def _trust(settings: Settings, http: httpx.AsyncClient, client_id: str, secret: str) -> AsTrust:
-    return AsTrust(http, issuer=settings.bank_issuer, audience=settings.bank_audience, client_id=client_id,
-                   client_secret=secret, cache_seconds=settings.bank_introspection_cache_seconds,
-                   jwks_refresh_seconds=settings.bank_jwks_refresh_seconds, clock=lambda: int(time.time()))
+    return AsTrust(
+        http,
+        issuer=settings.bank_issuer,
+        audience=settings.bank_audience,
+        client_id=client_id,
+        client_secret=secret,
+        cache_seconds=settings.bank_introspection_cache_seconds,
+        jwks_refresh_seconds=settings.bank_jwks_refresh_seconds,
+        clock=lambda: int(time.time()),
+    )
 
 
-def in_process_bank(settings: Settings, as_app: ASGIApp, onetime: OneTimeStore, server_key: bytes, db: Database,
-                    client_id: str, secret: str) -> Bank:
+def in_process_bank(
+    settings: Settings,
+    as_app: ASGIApp,
+    onetime: OneTimeStore,
+    server_key: bytes,
+    db: Database,
+    client_id: str,
+    secret: str,
+) -> Bank:
     """The bank inside the AS process: HTTP semantics over an in-process ASGI transport (no socket,
     no TLS to ourselves, no dependence on the public issuer name resolving from inside)."""
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=InProcess(as_app)), timeout=TIMEOUT)
-    return Bank(settings=settings, onetime=onetime, server_key=server_key, ledger=Ledger(db),
-                trust=_trust(settings, http, client_id, secret))
+    return Bank(
+        settings=settings,
+        onetime=onetime,
+        server_key=server_key,
+        ledger=Ledger(db),
+        trust=_trust(settings, http, client_id, secret),
+    )
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -82,15 +101,22 @@ def create_bank_server(settings: Settings) -> Starlette:
         onetime: Any
         if settings.onetime_backend == "redis":
             from ..store.redis.onetime import RedisOneTimeStore
+
             onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
             await onetime.ping()
             await onetime.check_persistence()
         else:
             from ..store.sql.onetime import SqlOneTimeStore
+
             onetime = SqlOneTimeStore(db)
         http = httpx.AsyncClient(verify=_ssl_context(settings), timeout=TIMEOUT)
-        bank = Bank(settings=settings, onetime=onetime, server_key=server_key, ledger=Ledger(db),
-                    trust=_trust(settings, http, settings.bank_client_id, settings.bank_client_secret))
+        bank = Bank(
+            settings=settings,
+            onetime=onetime,
+            server_key=server_key,
+            ledger=Ledger(db),
+            trust=_trust(settings, http, settings.bank_client_id, settings.bank_client_secret),
+        )
         api.state.bank = bank
         app.state.bank = bank
         app.state.readiness = ReadinessProbe(db, onetime)
@@ -110,8 +136,12 @@ def create_bank_server(settings: Settings) -> Starlette:
         result = await request.app.state.readiness.check()
         if result.ready:
             return Response(b'{"status":"ready"}', media_type="application/json", headers={"Cache-Control": "no-store"})
-        return Response(orjson.dumps({"status": "unavailable", "failed": list(result.failed)}), 503,
-                        media_type="application/json", headers={"Cache-Control": "no-store", "Retry-After": RETRY_AFTER})
+        return Response(
+            orjson.dumps({"status": "unavailable", "failed": list(result.failed)}),
+            503,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store", "Retry-After": RETRY_AFTER},
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return Response(b'{"error":"not_found"}', 404, media_type="application/json")
@@ -119,5 +149,9 @@ def create_bank_server(settings: Settings) -> Starlette:
     routes = [Route("/healthz", health, methods=["GET"]), Route("/readyz", ready, methods=["GET"]), bank_mount(mounted)]
     # The API answers its own failures inside the mount (api.py); this covers the routes above. The
     # security headers are added around it by whoever serves it (cli.py), as for the AS.
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found},
-                     middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log)])
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found},
+        middleware=[Middleware(ErrorBoundary, render=failure_response, logger=log)],
+    )

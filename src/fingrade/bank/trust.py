@@ -54,8 +54,10 @@ def refusal(status: int) -> str:
     """What an error status from the AS means for the operator (the log line), without guessing:
     only 401/403 point at the bank's own credentials."""
     if status in (401, 403):
-        return (f"the authorization server refused the bank's credentials ({status}): "
-                "check bank_client_id / bank_client_secret and that the client is a resource server")
+        return (
+            f"the authorization server refused the bank's credentials ({status}): "
+            "check bank_client_id / bank_client_secret and that the client is a resource server"
+        )
     if status == 503:
         return "the authorization server is temporarily unavailable (503)"
     if status == 429:
@@ -68,8 +70,18 @@ def _key_error(desc: str) -> OAuthError:
 
 
 class AsTrust:
-    def __init__(self, http: httpx.AsyncClient, *, issuer: str, audience: str, client_id: str, client_secret: str,
-                 cache_seconds: float, jwks_refresh_seconds: float, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        issuer: str,
+        audience: str,
+        client_id: str,
+        client_secret: str,
+        cache_seconds: float,
+        jwks_refresh_seconds: float,
+        clock: Callable[[], int],
+    ) -> None:
         self.http = http
         self.issuer = issuer
         self.audience = audience
@@ -215,9 +227,12 @@ class AsTrust:
             return
         meta = await self.metadata()
         try:
-            resp = await self.http.post(meta["introspection_endpoint"], auth=self._auth,
-                                        data={"token": token, "token_type_hint": "access_token"},
-                                        headers={"Accept": "application/json"})
+            resp = await self.http.post(
+                meta["introspection_endpoint"],
+                auth=self._auth,
+                data={"token": token, "token_type_hint": "access_token"},
+                headers={"Accept": "application/json"},
+            )
         except httpx.HTTPError as exc:
             log.error("introspection failed: %s", type(exc).__name__)
             raise unavailable("the authorization server cannot be reached") from None
@@ -253,8 +268,9 @@ class ConsentResources:
 
     async def _call(self, method: str, url: str, **kw: Any) -> dict[str, Any] | None:
         try:
-            resp = await self.trust.http.request(method, url, auth=self.trust._auth,
-                                                 headers={"Accept": "application/json"}, **kw)
+            resp = await self.trust.http.request(
+                method, url, auth=self.trust._auth, headers={"Accept": "application/json"}, **kw
+            )
         except httpx.HTTPError as exc:
             log.error("consent resources: authorization server unreachable: %s", type(exc).__name__)
             raise unavailable("the authorization server cannot be reached") from None
@@ -277,8 +293,9 @@ class ConsentResources:
         return f"{self.url}/{quote(consent_id, safe='')}"
 
     async def create(self, client_id: str, details: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
-        body = await self._call("POST", self.url, json={"client_id": client_id, "authorization_details": details,
-                                                        "data": data})
+        body = await self._call(
+            "POST", self.url, json={"client_id": client_id, "authorization_details": details, "data": data}
+        )
         if body is None:
             log.error("consent resources: the authorization server has no consent endpoint (404)")
             raise unavailable("the consent cannot be handled now")

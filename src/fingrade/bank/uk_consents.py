@@ -47,10 +47,24 @@ TX_BASIC, TX_DETAIL = "ReadTransactionsBasic", "ReadTransactionsDetail"
 TX_CREDITS, TX_DEBITS = "ReadTransactionsCredits", "ReadTransactionsDebits"
 SUPPORTED = (ACCOUNTS_BASIC, ACCOUNTS_DETAIL, BALANCES, TX_BASIC, TX_CREDITS, TX_DEBITS, TX_DETAIL)
 # Defined by the UK standard, not served by this bank (it has no such data).
-UNSUPPORTED = ("ReadBeneficiariesBasic", "ReadBeneficiariesDetail", "ReadDirectDebits", "ReadOffers", "ReadPAN",
-               "ReadParty", "ReadPartyPSU", "ReadPartyPSUIdentity", "ReadProducts", "ReadScheduledPaymentsBasic",
-               "ReadScheduledPaymentsDetail", "ReadStandingOrdersBasic", "ReadStandingOrdersDetail",
-               "ReadStatementsBasic", "ReadStatementsDetail", "ReadAccountsDetailIdentity")
+UNSUPPORTED = (
+    "ReadBeneficiariesBasic",
+    "ReadBeneficiariesDetail",
+    "ReadDirectDebits",
+    "ReadOffers",
+    "ReadPAN",
+    "ReadParty",
+    "ReadPartyPSU",
+    "ReadPartyPSUIdentity",
+    "ReadProducts",
+    "ReadScheduledPaymentsBasic",
+    "ReadScheduledPaymentsDetail",
+    "ReadStandingOrdersBasic",
+    "ReadStandingOrdersDetail",
+    "ReadStatementsBasic",
+    "ReadStatementsDetail",
+    "ReadAccountsDetailIdentity",
+)
 
 _DATA_FIELDS = ("Permissions", "ExpirationDateTime", "TransactionFromDateTime", "TransactionToDateTime")
 _FIRST_DAY, _LAST_DAY = dt.date(2000, 1, 1), dt.date(2100, 12, 31)  # the AS's range for transaction dates
@@ -84,12 +98,14 @@ def require_client_credentials(claims: dict[str, Any]) -> str:
     the AS. 403 insufficient_scope otherwise."""
     client_id = claims.get("client_id")
     if claims.get("grant_id") is not None or not isinstance(client_id, str) or claims.get("sub") != client_id:
-        raise insufficient_scope("account-access-consents need a client credentials token of the TPP; "
-                                 "this token was issued for a customer")
+        raise insufficient_scope(
+            "account-access-consents need a client credentials token of the TPP; this token was issued for a customer"
+        )
     return client_id
 
 
 # -- the request ----------------------------------------------------------------------------------------
+
 
 def _load(raw: bytes) -> Any:
     if len(raw) > MAX_BODY:
@@ -103,8 +119,9 @@ def _load(raw: bytes) -> Any:
 def _instant(value: Any, name: str) -> int:
     """An ISO 8601 / RFC 3339 date-time with its offset, as epoch seconds (the one parser: rfc3339.py)."""
     if not isinstance(value, str):
-        raise ConsentRefused(f"Data.{name} must be an ISO 8601 date-time with a UTC offset, "
-                             "e.g. 2027-05-02T00:00:00+00:00")
+        raise ConsentRefused(
+            f"Data.{name} must be an ISO 8601 date-time with a UTC offset, e.g. 2027-05-02T00:00:00+00:00"
+        )
     try:
         return rfc3339.date_time(value)
     except rfc3339.InvalidDateTime as exc:
@@ -131,19 +148,23 @@ def actions(permissions: Any) -> list[str]:
             raise ConsentRefused(f"Data.Permissions: unknown permission {p[:40]}")
     asked = set(permissions)
     if ACCOUNTS_BASIC in asked and ACCOUNTS_DETAIL not in asked:
-        raise ConsentRefused(f"Data.Permissions: {ACCOUNTS_BASIC} needs {ACCOUNTS_DETAIL} "
-                             "(this bank serves account details only)")
+        raise ConsentRefused(
+            f"Data.Permissions: {ACCOUNTS_BASIC} needs {ACCOUNTS_DETAIL} (this bank serves account details only)"
+        )
     if TX_BASIC in asked and TX_DETAIL not in asked:
-        raise ConsentRefused(f"Data.Permissions: {TX_BASIC} needs {TX_DETAIL} "
-                             "(this bank serves transaction details only)")
+        raise ConsentRefused(
+            f"Data.Permissions: {TX_BASIC} needs {TX_DETAIL} (this bank serves transaction details only)"
+        )
     for p in (TX_CREDITS, TX_DEBITS):
         if p in asked and TX_DETAIL not in asked:
             raise ConsentRefused(f"Data.Permissions: {p} needs {TX_DETAIL}")
     if TX_DETAIL in asked:
         missing = [p for p in (TX_CREDITS, TX_DEBITS) if p not in asked]
         if missing:
-            raise ConsentRefused(f"Data.Permissions: {TX_DETAIL} needs both {TX_CREDITS} and {TX_DEBITS} "
-                                 f"(this bank cannot limit transactions to credits or debits; {missing[0]} is missing)")
+            raise ConsentRefused(
+                f"Data.Permissions: {TX_DETAIL} needs both {TX_CREDITS} and {TX_DEBITS} "
+                f"(this bank cannot limit transactions to credits or debits; {missing[0]} is missing)"
+            )
     out = []
     if ACCOUNTS_DETAIL in asked:
         out.append("accounts")
@@ -179,12 +200,15 @@ def parse_request(raw: bytes, now: int) -> ConsentRequest:
     if "ExpirationDateTime" in data:
         expires = _instant(data["ExpirationDateTime"], "ExpirationDateTime")
         if expires <= now or expires > now + int(MAX_VALIDITY.total_seconds()):
-            raise ConsentRefused(f"Data.ExpirationDateTime must be in the future and at most "
-                                 f"{MAX_VALIDITY.days} days away")
+            raise ConsentRefused(
+                f"Data.ExpirationDateTime must be in the future and at most {MAX_VALIDITY.days} days away"
+            )
         detail["expires_at"] = _iso(expires)
     days: dict[str, dt.date] = {}
-    for name, member in (("TransactionFromDateTime", "transactions_from"),
-                         ("TransactionToDateTime", "transactions_to")):
+    for name, member in (
+        ("TransactionFromDateTime", "transactions_from"),
+        ("TransactionToDateTime", "transactions_to"),
+    ):
         if name in data:
             if "transactions" not in acts:
                 raise ConsentRefused(f"Data.{name} needs {TX_DETAIL}")
@@ -200,6 +224,7 @@ def parse_request(raw: bytes, now: int) -> ConsentRequest:
 
 
 # -- the response ---------------------------------------------------------------------------------------
+
 
 def _epoch_iso(epoch: Any) -> str:
     if type(epoch) is not int:
@@ -221,14 +246,28 @@ def consent_json(resource: Any, collection_url: str) -> dict[str, Any]:
         raise ValueError("no data")
     if not isinstance(data.get("Permissions"), list):
         raise NotAnAccountAccessConsent(consent_id)
-    out: dict[str, Any] = {"ConsentId": consent_id, "Status": status, "StatusUpdateDateTime": updated,
-                           "CreationDateTime": created, "Permissions": data["Permissions"]}
+    out: dict[str, Any] = {
+        "ConsentId": consent_id,
+        "Status": status,
+        "StatusUpdateDateTime": updated,
+        "CreationDateTime": created,
+        "Permissions": data["Permissions"],
+    }
     expires = data.get("ExpirationDateTime")
     if not isinstance(expires, str):
         # Not asked for: the AS's default validity still ends the consent, so say when.
         details = resource.get("authorization_details")
-        found = [d.get("expires_at") for d in details if isinstance(d, dict) and d.get("type") == "account_information"
-                 and isinstance(d.get("expires_at"), str)] if isinstance(details, list) else []
+        found = (
+            [
+                d.get("expires_at")
+                for d in details
+                if isinstance(d, dict)
+                and d.get("type") == "account_information"
+                and isinstance(d.get("expires_at"), str)
+            ]
+            if isinstance(details, list)
+            else []
+        )
         expires = found[0] if found else None
     if expires is not None:
         out["ExpirationDateTime"] = expires

@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from ..oauth.models import SigningKey
 from ..store.interfaces import DurableStore
 
+
 def generate_key(alg: str, now: int) -> SigningKey:
     kid = secrets.token_urlsafe(12)
     params = {"kid": kid, "alg": alg, "use": "sig"}
@@ -29,8 +30,14 @@ def generate_key(alg: str, now: int) -> SigningKey:
         key = OKPKey.generate_key("Ed25519", parameters=params, private=True)
     else:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
-    return SigningKey(kid=kid, alg=alg, status="next", private_jwk=key.as_dict(private=True),
-                      public_jwk=key.as_dict(private=False), created_at=now)
+    return SigningKey(
+        kid=kid,
+        alg=alg,
+        status="next",
+        private_jwk=key.as_dict(private=True),
+        public_jwk=key.as_dict(private=False),
+        created_at=now,
+    )
 
 
 def import_private(jwk: dict[str, Any]) -> Any:
@@ -50,8 +57,9 @@ class KeyView:
 
 
 class KeyManager:
-    def __init__(self, store: DurableStore, alg: str = "ES256", reload_seconds: float = 10.0,
-                 retired_retention: int = 86400) -> None:
+    def __init__(
+        self, store: DurableStore, alg: str = "ES256", reload_seconds: float = 10.0, retired_retention: int = 86400
+    ) -> None:
         self.store = store
         self.alg = alg
         self.reload_seconds = reload_seconds
@@ -99,8 +107,12 @@ class KeyManager:
             raise RuntimeError("no active signing key: run `fingrade migrate` and start the server once")
         active = actives[-1]  # during a rotation race the newest activation wins
         published = [k.public_jwk for k in keys]
-        self._view = KeyView(active=active, active_key=import_private(active.private_jwk), published=published,
-                             verify_set=KeySet.import_key_set({"keys": published}))
+        self._view = KeyView(
+            active=active,
+            active_key=import_private(active.private_jwk),
+            published=published,
+            verify_set=KeySet.import_key_set({"keys": published}),
+        )
         self._loaded_at = time.monotonic()
         return self._view
 
@@ -115,8 +127,9 @@ class KeyManager:
     async def verification_key(self, kid: str | None) -> Any:
         """Public key set for verifying our own tokens; reload once on an unknown kid (rotation elsewhere)."""
         view = await self.view()
-        if kid and not any(k.get("kid") == kid for k in view.published) \
-                and time.monotonic() - self._loaded_at > 1.0:  # random kids must not hammer the store
+        if (
+            kid and not any(k.get("kid") == kid for k in view.published) and time.monotonic() - self._loaded_at > 1.0
+        ):  # random kids must not hammer the store
             async with self._lock:
                 view = await self.reload()
         return view.verify_set

@@ -31,5 +31,7 @@ class Sealer:
             return self._aead.decrypt(sealed[1:13], sealed[13:], context)
         except InvalidTag:
             # GCM cannot tell a wrong key from altered data; a wrong key is by far the common case.
-            raise SealedDataError("sealed data does not open with the configured key_encryption_key "
-                                  "(sealed under another one, or altered)") from None
+            raise SealedDataError(
+                "sealed data does not open with the configured key_encryption_key "
+                "(sealed under another one, or altered)"
+            ) from None

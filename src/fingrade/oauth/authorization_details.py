@@ -70,16 +70,167 @@ def error(desc: str) -> OAuthError:
 # -- values ---------------------------------------------------------------------------------------------
 
 # ISO 4217 minor units: the number of decimals an amount may have. Absent here: an unknown currency.
-_ZERO_DECIMALS = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-                  "VUV", "XAF", "XOF", "XPF"}
+_ZERO_DECIMALS = {
+    "BIF",
+    "CLP",
+    "DJF",
+    "GNF",
+    "ISK",
+    "JPY",
+    "KMF",
+    "KRW",
+    "PYG",
+    "RWF",
+    "UGX",
+    "UYI",
+    "VND",
+    "VUV",
+    "XAF",
+    "XOF",
+    "XPF",
+}
 _THREE_DECIMALS = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
-_TWO_DECIMALS = set("""AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD
-CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL
-HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
-MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP
-SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW ZWG""".split())
-CURRENCY_DECIMALS = {**{c: 2 for c in _TWO_DECIMALS}, **{c: 0 for c in _ZERO_DECIMALS},
-                     **{c: 3 for c in _THREE_DECIMALS}}
+_TWO_DECIMALS = set(
+    [
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "ANG",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IRR",
+        "JMD",
+        "KES",
+        "KGS",
+        "KHR",
+        "KPW",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "USD",
+        "UYU",
+        "UZS",
+        "VES",
+        "WST",
+        "XCD",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+    ]
+)
+CURRENCY_DECIMALS = {
+    **{c: 2 for c in _TWO_DECIMALS},
+    **{c: 0 for c in _ZERO_DECIMALS},
+    **{c: 3 for c in _THREE_DECIMALS},
+}
 _SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$"}
 
 
@@ -112,8 +263,7 @@ def _text(value: Any, where: str, max_len: int = MAX_TEXT) -> str:
 
 
 def _string_list(value: Any, where: str, allowed: tuple[str, ...] | None = None, max_len: int = 10) -> list[str]:
-    if not isinstance(value, list) or not value or len(value) > max_len or \
-            not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not value or len(value) > max_len or not all(isinstance(v, str) for v in value):
         raise error(f"{where} must be a non-empty list of at most {max_len} strings")
     if len(set(value)) != len(value):
         raise error(f"{where} has a repeated value")
@@ -192,6 +342,7 @@ def _iso(epoch: int) -> str:
 
 # -- the types ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Context:
     now: int  # seconds since the epoch
@@ -203,8 +354,12 @@ class Context:
 def context_of(core: Core, *, defaults: bool = True) -> Context:
     """The validation context of this server: now, the resource its tokens are for, and the currencies
     it approves payments in."""
-    return Context(now=core.clock(), locations=frozenset({core.settings.audience}),
-                   currencies=frozenset(core.settings.payment_currencies), defaults=defaults)
+    return Context(
+        now=core.clock(),
+        locations=frozenset({core.settings.audience}),
+        currencies=frozenset(core.settings.payment_currencies),
+        defaults=defaults,
+    )
 
 
 def _locations(value: Any, ctx: Context, where: str) -> list[str]:
@@ -221,10 +376,16 @@ PAYMENT_ACTIONS = ("initiate", "status", "cancel")
 
 
 def _account_information(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    _obj(obj, "account_information", {"type", "actions"},
-         {"locations", "accounts", "expires_at", "transactions_from", "transactions_to"})
-    out: dict[str, Any] = {"type": "account_information",
-                           "actions": _string_list(obj["actions"], "actions", ACCOUNT_ACTIONS)}
+    _obj(
+        obj,
+        "account_information",
+        {"type", "actions"},
+        {"locations", "accounts", "expires_at", "transactions_from", "transactions_to"},
+    )
+    out: dict[str, Any] = {
+        "type": "account_information",
+        "actions": _string_list(obj["actions"], "actions", ACCOUNT_ACTIONS),
+    }
     if "locations" in obj:
         out["locations"] = _locations(obj["locations"], ctx, "locations")
     if "accounts" in obj:
@@ -241,7 +402,9 @@ def _account_information(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
             raise error(f"expires_at must be in the future and at most {MAX_VALIDITY.days} days away")
         out["expires_at"] = _iso(expires)
     elif ctx.defaults:
-        out["expires_at"] = _iso(ctx.now + int(DEFAULT_VALIDITY.total_seconds()))  # RFC 9396 §7.1: the AS may add details
+        out["expires_at"] = _iso(
+            ctx.now + int(DEFAULT_VALIDITY.total_seconds())
+        )  # RFC 9396 §7.1: the AS may add details
     if "transactions_from" in obj or "transactions_to" in obj:
         if "transactions" not in out["actions"]:
             raise error("a transaction date range needs the transactions action")
@@ -257,8 +420,12 @@ def _account_information(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _payment_initiation(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    _obj(obj, "payment_initiation", {"type", "instructedAmount", "creditorName", "creditorAccount"},
-         {"actions", "locations", "remittanceInformationUnstructured", "debtorAccount"})
+    _obj(
+        obj,
+        "payment_initiation",
+        {"type", "instructedAmount", "creditorName", "creditorAccount"},
+        {"actions", "locations", "remittanceInformationUnstructured", "debtorAccount"},
+    )
     out: dict[str, Any] = {"type": "payment_initiation"}
     if "actions" in obj:
         out["actions"] = _string_list(obj["actions"], "actions", PAYMENT_ACTIONS)
@@ -272,8 +439,9 @@ def _payment_initiation(obj: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out["creditorName"] = _text(obj["creditorName"], "creditorName")
     out["creditorAccount"] = account_ref(obj["creditorAccount"], "creditorAccount")
     if "remittanceInformationUnstructured" in obj:
-        out["remittanceInformationUnstructured"] = _text(obj["remittanceInformationUnstructured"],
-                                                         "remittanceInformationUnstructured")
+        out["remittanceInformationUnstructured"] = _text(
+            obj["remittanceInformationUnstructured"], "remittanceInformationUnstructured"
+        )
     if "debtorAccount" in obj:
         out["debtorAccount"] = account_ref(obj["debtorAccount"], "debtorAccount")
     return out
@@ -315,6 +483,7 @@ SUPPORTED_TYPES: tuple[str, ...] = tuple(TYPES)  # advertised as authorization_d
 
 
 # -- the parameter --------------------------------------------------------------------------------------
+
 
 def _load(raw: str) -> Any:
     if len(raw) > MAX_PARAM_LENGTH:
@@ -362,8 +531,16 @@ def narrow(raw: str, granted: Details, allowed_types: frozenset[str], ctx: Conte
     requested = parse(raw, allowed_types, replace(ctx, defaults=False))
     out = []
     for req in requested:
-        match = next((merged for g in granted if g["type"] == req["type"]
-                      for merged in [{**g, **req}] if TYPES[req["type"]].within(merged, g)), None)
+        match = next(
+            (
+                merged
+                for g in granted
+                if g["type"] == req["type"]
+                for merged in [{**g, **req}]
+                if TYPES[req["type"]].within(merged, g)
+            ),
+            None,
+        )
         if match is None:
             raise error("the requested authorization_details exceed what was authorized")
         out.append(match)
@@ -379,6 +556,7 @@ def unexpired(details: Details, now: int) -> Details:
 
 # -- plain words ----------------------------------------------------------------------------------------
 
+
 def format_amount(value: dict[str, str]) -> str:
     currency, number = value["currency"], Decimal(value["amount"])
     decimals = CURRENCY_DECIMALS.get(currency, 2)
@@ -390,7 +568,7 @@ def format_amount(value: dict[str, str]) -> str:
 def format_account(ref: dict[str, str]) -> str:
     if "iban" in ref:
         iban = ref["iban"]
-        return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+        return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
     number = ref["sortCodeAccountNumber"]
     return f"sort code {number[0:2]}-{number[2:4]}-{number[4:6]}, account {number[6:]}"
 
@@ -428,15 +606,23 @@ def describe(details: Details, payer_names: Mapping[int, str] | None = None) -> 
             if "cancel" in d.get("actions", []):
                 lines.append("The app may also cancel this payment before it is made")
         else:
-            which = ("these accounts: " + ", ".join(format_account(a) for a in d["accounts"])
-                     if "accounts" in d else "your accounts")
+            which = (
+                "these accounts: " + ", ".join(format_account(a) for a in d["accounts"])
+                if "accounts" in d
+                else "your accounts"
+            )
             title = f"See the {_join([_ACTION_WORDS[a] for a in d['actions']])} of {which}"
             lines = []
             if "transactions_from" in d or "transactions_to" in d:
                 start = _day(d["transactions_from"]) if "transactions_from" in d else None
                 end = _day(d["transactions_to"]) if "transactions_to" in d else None
-                lines.append(f"Transactions from {start} to {end}" if start and end else
-                             f"Transactions from {start} onwards" if start else f"Transactions up to {end}")
+                lines.append(
+                    f"Transactions from {start} to {end}"
+                    if start and end
+                    else f"Transactions from {start} onwards"
+                    if start
+                    else f"Transactions up to {end}"
+                )
             if "expires_at" in d:
                 lines.append(f"Until {_day(d['expires_at'])}")
         items.append({"title": title, "lines": lines})

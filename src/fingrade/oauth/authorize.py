@@ -98,8 +98,9 @@ async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None)
     try:
         await consent_resources.attach(core, client, req)
     except OAuthError as exc:
-        raise RedirectError(exc, req.redirect_uri, req.state, delivery_mode(params.get("response_mode"), client),
-                            client.client_id) from None
+        raise RedirectError(
+            exc, req.redirect_uri, req.state, delivery_mode(params.get("response_mode"), client), client.client_id
+        ) from None
     return req, client
 
 
@@ -108,12 +109,13 @@ async def _load_pushed(core: Core, client: Client, request_uri: str) -> tuple[di
     if not request_uri.startswith(PAR_PREFIX):
         # Only our own PAR URNs: a URL is never fetched (CVE-2020-10770, SSRF through request_uri).
         raise _page_error("request_uri_not_supported", "only request_uri values from the PAR endpoint are supported")
-    key = token_hash(request_uri[len(PAR_PREFIX):])
+    key = token_hash(request_uri[len(PAR_PREFIX) :])
     data = await core.onetime.get("par", key)
     # RFC 9126 §2.2/§4: bound to the client that pushed it, and short-lived.
     if data is None or data["client_id"] != client.client_id or data["expires_at"] <= core.clock():
-        raise _page_error("invalid_request_uri", "the request_uri is unknown, expired, already used "
-                          "or belongs to another client")
+        raise _page_error(
+            "invalid_request_uri", "the request_uri is unknown, expired, already used or belongs to another client"
+        )
     return {**data["params"], "client_id": client.client_id}, key
 
 
@@ -142,8 +144,9 @@ def validate_params(core: Core, client: Client, params: dict[str, str], *, pushe
         raise RedirectError(exc, redirect_uri, state, mode, client.client_id) from None
 
 
-def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: str,
-              state: str | None) -> AuthorizationRequest:
+def _validate(
+    core: Core, client: Client, params: dict[str, str], redirect_uri: str, state: str | None
+) -> AuthorizationRequest:
     if "request" in params:
         # Request objects are accepted only at the PAR endpoint (request_object.py, FAPI 2.0 Message
         # Signing 5.3.1); on the front channel they are refused (OIDC Core §3.1.2.6).
@@ -166,8 +169,9 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
     if unknown:
         raise invalid_scope("scope not allowed for this client: " + " ".join(unknown)[:100])
 
-    challenge = pkce.check_challenge(params.get("code_challenge"), params.get("code_challenge_method"),
-                                     required=pkce_required(client))
+    challenge = pkce.check_challenge(
+        params.get("code_challenge"), params.get("code_challenge_method"), required=pkce_required(client)
+    )
 
     nonce = params.get("nonce")
     if nonce is not None and len(nonce) > MAX_NONCE:
@@ -194,33 +198,52 @@ def _validate(core: Core, client: Client, params: dict[str, str], redirect_uri: 
 
     details = None
     if "authorization_details" in params:  # RFC 9396 §2; errors: invalid_authorization_details (§5)
-        details = authorization_details.parse(params["authorization_details"], authorization_details_types(client),
-                                              authorization_details.context_of(core))
+        details = authorization_details.parse(
+            params["authorization_details"], authorization_details_types(client), authorization_details.context_of(core)
+        )
     # OIDC Core §5.5; UK Open Banking names a lodged consent this way (resolved by consent_resources.attach).
     consent_id = claims_request.intent_id(params["claims"]) if "claims" in params else None
     if consent_id is not None and details is not None:
-        raise invalid_request("authorization_details cannot be combined with openbanking_intent_id: "
-                              "the consent says what is asked")
+        raise invalid_request(
+            "authorization_details cannot be combined with openbanking_intent_id: the consent says what is asked"
+        )
 
     return AuthorizationRequest(
-        client_id=client.client_id, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce,
-        code_challenge=challenge[0] if challenge else None, code_challenge_method=challenge[1] if challenge else None,
-        prompt=prompt, max_age=max_age, login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"),
-        dpop_jkt=dpop_jkt, authorization_details=details, response_mode=response_mode, consent_id=consent_id,
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        state=state,
+        nonce=nonce,
+        code_challenge=challenge[0] if challenge else None,
+        code_challenge_method=challenge[1] if challenge else None,
+        prompt=prompt,
+        max_age=max_age,
+        login_hint=params.get("login_hint"),
+        ui_locales=params.get("ui_locales"),
+        dpop_jkt=dpop_jkt,
+        authorization_details=details,
+        response_mode=response_mode,
+        consent_id=consent_id,
     )
 
 
 async def error_response(core: Core, err: RedirectError) -> AuthorizationResponse:
     """An error redirected to the verified URI (RFC 6749 §4.1.2.1), with `iss` (RFC 9207 §2), in the
     request's response mode (JARM §2.4)."""
-    return await authorization_response(core, err.client_id, err.redirect_uri, err.response_mode, {
-        "error": err.error.error, "error_description": err.error.description or None, "state": err.state})
+    return await authorization_response(
+        core,
+        err.client_id,
+        err.redirect_uri,
+        err.response_mode,
+        {"error": err.error.error, "error_description": err.error.description or None, "state": err.state},
+    )
 
 
 async def request_error(core: Core, req: AuthorizationRequest, error: OAuthError) -> AuthorizationResponse:
     """An error for a validated request (login_required, access_denied, ...)."""
-    return await error_response(core, RedirectError(error, req.redirect_uri, req.state, req.response_mode,
-                                                    req.client_id))
+    return await error_response(
+        core, RedirectError(error, req.redirect_uri, req.state, req.response_mode, req.client_id)
+    )
 
 
 def login_needed(req: AuthorizationRequest, session: Session | None, now: int) -> bool:
@@ -250,33 +273,59 @@ async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:
     completes, not when the page is first loaded (reloads before sign-in must work). The first
     completion takes it; any other interaction started from it then fails."""
     if req.pushed_key is not None and await core.onetime.take("par", req.pushed_key) is None:
-        raise _page_error("invalid_request_uri", "this sign-in request was already completed; "
-                          "return to the application and start again")
+        raise _page_error(
+            "invalid_request_uri",
+            "this sign-in request was already completed; return to the application and start again",
+        )
 
 
-async def issue_code(core: Core, req: AuthorizationRequest, user_id: str, auth_time: int,
-                     amr: list[str]) -> AuthorizationResponse:
+async def issue_code(
+    core: Core, req: AuthorizationRequest, user_id: str, auth_time: int, amr: list[str]
+) -> AuthorizationResponse:
     """Create the grant (the token family) and a single-use code bound to everything the token
     request must prove; return the authorization response carrying it."""
     await consume_pushed(core, req)
     now = core.clock()
     grant_id = new_token(16)
     scope = " ".join(req.scope)
-    grant = Grant(id=grant_id, client_id=req.client_id, user_id=user_id, scope=scope, auth_time=auth_time,
-                  created_at=now, authorization_details=req.authorization_details)
+    grant = Grant(
+        id=grant_id,
+        client_id=req.client_id,
+        user_id=user_id,
+        scope=scope,
+        auth_time=auth_time,
+        created_at=now,
+        authorization_details=req.authorization_details,
+    )
     if req.consent_id is None:
         await core.store.create_grant(grant)
-    elif not await core.store.authorise_consent_resource(req.consent_id, grant,
-                                                         now - core.settings.consent_resource_ttl):
+    elif not await core.store.authorise_consent_resource(
+        req.consent_id, grant, now - core.settings.consent_resource_ttl
+    ):
         # Authorised (or deleted) by another request meanwhile: one consent, one authorisation.
         return await request_error(core, req, invalid_request("the consent is no longer awaiting authorisation"))
     code = new_token(32)
-    await core.onetime.put("code", token_hash(code), {
-        "client_id": req.client_id, "redirect_uri": req.redirect_uri, "scope": scope, "user_id": user_id,
-        "auth_time": auth_time, "amr": amr, "nonce": req.nonce, "code_challenge": req.code_challenge,
-        "code_challenge_method": req.code_challenge_method, "grant_id": grant_id, "dpop_jkt": req.dpop_jkt,
-        "authorization_details": req.authorization_details, "expires_at": now + core.settings.code_ttl,
-        "consent_id": req.consent_id,
-    }, ttl=core.settings.code_ttl + CODE_REUSE_WINDOW)
-    return await authorization_response(core, req.client_id, req.redirect_uri, req.response_mode,
-                                        {"code": code, "state": req.state})
+    await core.onetime.put(
+        "code",
+        token_hash(code),
+        {
+            "client_id": req.client_id,
+            "redirect_uri": req.redirect_uri,
+            "scope": scope,
+            "user_id": user_id,
+            "auth_time": auth_time,
+            "amr": amr,
+            "nonce": req.nonce,
+            "code_challenge": req.code_challenge,
+            "code_challenge_method": req.code_challenge_method,
+            "grant_id": grant_id,
+            "dpop_jkt": req.dpop_jkt,
+            "authorization_details": req.authorization_details,
+            "expires_at": now + core.settings.code_ttl,
+            "consent_id": req.consent_id,
+        },
+        ttl=core.settings.code_ttl + CODE_REUSE_WINDOW,
+    )
+    return await authorization_response(
+        core, req.client_id, req.redirect_uri, req.response_mode, {"code": code, "state": req.state}
+    )

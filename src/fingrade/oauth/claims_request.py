@@ -45,8 +45,11 @@ def intent_id(raw: str) -> str | None:
             if "values" in spec and not isinstance(spec["values"], list):
                 raise invalid_request("values must be a JSON array")
             if name == INTENT_CLAIM:
-                if "values" in spec or not isinstance(spec.get("value"), str) \
-                        or not CONSENT_ID.fullmatch(spec["value"]):
+                if (
+                    "values" in spec
+                    or not isinstance(spec.get("value"), str)
+                    or not CONSENT_ID.fullmatch(spec["value"])
+                ):
                     raise invalid_request(f"{INTENT_CLAIM} needs one value: the consent id")
                 found.add(spec["value"])
     if len(found) > 1:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
 from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -22,9 +22,9 @@ from .crypto import equal, keyed_hash
 from .errors import invalid_client, invalid_request
 from .http import HttpRequest
 from .jose import ALLOWED_ALGS, check_key_strength
+from .models import Client
 from .mtls import TLS_AUTH_METHODS
 from .mtls import authenticate as authenticate_certificate
-from .models import Client
 from .profiles import get_profile
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -52,10 +52,15 @@ async def authenticate_client(core: Core, request: HttpRequest, params: dict[str
     """Return the authenticated client and the method used, or raise invalid_client (401)."""
     auth_header = request.header("authorization")
     basic = _basic_credentials(auth_header) if auth_header else None
-    used = [m for m, present in (("client_secret_basic", basic is not None),
-                                 ("client_secret_post", "client_secret" in params),
-                                 ("private_key_jwt", "client_assertion" in params or "client_assertion_type" in params))
-            if present]
+    used = [
+        m
+        for m, present in (
+            ("client_secret_basic", basic is not None),
+            ("client_secret_post", "client_secret" in params),
+            ("private_key_jwt", "client_assertion" in params or "client_assertion_type" in params),
+        )
+        if present
+    ]
     if len(used) > 1:
         raise invalid_request("use exactly one client authentication method (RFC 6749 §2.3)")
     method = used[0] if used else "none"
@@ -79,8 +84,9 @@ async def authenticate_client(core: Core, request: HttpRequest, params: dict[str
     if method == "none" and client.token_endpoint_auth_method in TLS_AUTH_METHODS:
         # RFC 8705 §2: client_id names the client, the TLS client certificate authenticates it.
         method = client.token_endpoint_auth_method
-        authenticate_certificate(client.metadata, method, client.jwks, request.client_cert,
-                                 core.settings.mtls_ca_file, core.clock())
+        authenticate_certificate(
+            client.metadata, method, client.jwks, request.client_cert, core.settings.mtls_ca_file, core.clock()
+        )
         return client, method
     if client.token_endpoint_auth_method != method:
         raise invalid_client(f"this client must authenticate with {client.token_endpoint_auth_method}")

@@ -66,12 +66,19 @@ def _status(core: Core, resource: ConsentResource, grant_revoked_at: int | None)
 
 def to_json(core: Core, resource: ConsentResource, grant_revoked_at: int | None) -> dict[str, Any]:
     state, since = _status(core, resource, grant_revoked_at)
-    return {"consent_id": resource.id, "client_id": resource.client_id, "status": state,
-            "created_at": resource.created_at, "status_updated_at": since,
-            "authorization_details": resource.authorization_details, "data": resource.data}
+    return {
+        "consent_id": resource.id,
+        "client_id": resource.client_id,
+        "status": state,
+        "created_at": resource.created_at,
+        "status_updated_at": since,
+        "authorization_details": resource.authorization_details,
+        "data": resource.data,
+    }
 
 
 # -- lodging, reading and deleting (the resource server's side) ------------------------------------
+
 
 async def create(core: Core, client_id: Any, details: Any, data: Any) -> dict[str, Any]:
     if not isinstance(client_id, str) or not client_id:
@@ -86,11 +93,19 @@ async def create(core: Core, client_id: Any, details: Any, data: Any) -> dict[st
     if not isinstance(details, list):
         raise authorization_details.error("authorization_details must be a JSON array")
     # The one validation of RFC 9396 details, with the app's registered types (§10.2).
-    parsed = authorization_details.parse(json.dumps(details), authorization_details_types(client) & LODGED_TYPES,
-                                         authorization_details.context_of(core))
+    parsed = authorization_details.parse(
+        json.dumps(details), authorization_details_types(client) & LODGED_TYPES, authorization_details.context_of(core)
+    )
     now = core.clock()
-    resource = ConsentResource(id="aac-" + new_token(16), client_id=client.client_id, status=AWAITING,
-                               authorization_details=parsed, data=data, created_at=now, status_updated_at=now)
+    resource = ConsentResource(
+        id="aac-" + new_token(16),
+        client_id=client.client_id,
+        status=AWAITING,
+        authorization_details=parsed,
+        data=data,
+        created_at=now,
+        status_updated_at=now,
+    )
     await core.store.create_consent_resource(resource)
     await core.store.audit("consent_lodged", now, client_id=client.client_id, detail={"consent_id": resource.id})
     return to_json(core, resource, None)
@@ -111,11 +126,17 @@ async def _revoke(core: Core, resource: ConsentResource, grant_revoked_at: int |
     """Revoked, with its grant and tokens in the same transaction; a Rejected or Revoked consent
     (stored or derived) stays as it is. Audited with who did it."""
     now = core.clock()
-    if _status(core, resource, grant_revoked_at)[0] in (AWAITING, AUTHORISED) and \
-            await core.store.set_consent_resource_status(resource.id, (AWAITING, AUTHORISED), REVOKED, now):
-        await core.store.audit("consent_revoked", now, client_id=resource.client_id, user_id=resource.user_id,
-                               detail={"by": by, "consent_id": resource.id,
-                                       "grants": [resource.grant_id] if resource.grant_id else []})
+    if _status(core, resource, grant_revoked_at)[0] in (
+        AWAITING,
+        AUTHORISED,
+    ) and await core.store.set_consent_resource_status(resource.id, (AWAITING, AUTHORISED), REVOKED, now):
+        await core.store.audit(
+            "consent_revoked",
+            now,
+            client_id=resource.client_id,
+            user_id=resource.user_id,
+            detail={"by": by, "consent_id": resource.id, "grants": [resource.grant_id] if resource.grant_id else []},
+        )
 
 
 async def read(core: Core, consent_id: str, client_id: str | None) -> dict[str, Any]:
@@ -172,6 +193,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 
 
 # -- the authorization (the customer's side) --------------------------------------------------------
+
 
 async def attach(core: Core, client: Client, req: AuthorizationRequest) -> None:
     """Resolve the consent an authorization request names: it must be this client's and awaiting

@@ -53,8 +53,7 @@ async def connections(core: Core, user_id: str) -> list[Connection]:
     for grant, refresh_until in await core.store.list_user_grants(user_id):
         if grant_state(core, grant, refresh_until, now) != "active":
             continue
-        conn = by_client.setdefault(grant.client_id, Connection(grant.client_id, grant.client_id,
-                                                                grant.created_at, []))
+        conn = by_client.setdefault(grant.client_id, Connection(grant.client_id, grant.client_id, grant.created_at, []))
         conn.since = min(conn.since, grant.created_at)
         conn.scopes = sorted(set(conn.scopes) | set(grant.scope.split()))
         conn.active_grants.append(grant.id)
@@ -76,8 +75,9 @@ async def revoke(core: Core, user_id: str, client_id: str, *, by: str, ip: str |
     app must ask again. Scoped to the user: another user's grants are out of reach. Audited."""
     now = core.clock()
     revoked = await core.store.revoke_client_access(user_id, client_id, now)
-    await core.store.audit("consent_revoked", now, client_id=client_id, user_id=user_id, ip=ip,
-                           detail={"by": by, "grants": revoked})
+    await core.store.audit(
+        "consent_revoked", now, client_id=client_id, user_id=user_id, ip=ip, detail={"by": by, "grants": revoked}
+    )
     return revoked
 
 
@@ -88,6 +88,11 @@ async def revoke_grant(core: Core, grant_id: str, *, by: str) -> Grant | None:
         return None
     now = core.clock()
     await core.store.revoke_grant(grant_id, now)
-    await core.store.audit("consent_revoked", now, client_id=grant.client_id, user_id=grant.user_id,
-                           detail={"by": by, "grants": [grant_id]})
+    await core.store.audit(
+        "consent_revoked",
+        now,
+        client_id=grant.client_id,
+        user_id=grant.user_id,
+        detail={"by": by, "grants": [grant_id]},
+    )
     return grant

@@ -67,8 +67,14 @@ def _check_nonce(core: ProofContext, nonce: Any) -> None:
     # The current and the previous window: a nonce handed out just before a window ends stays good.
     if not isinstance(nonce, str) or not any(equal(nonce, _nonce_for(core, e)) for e in (epoch, epoch - 1)):
         # §8: 400 use_dpop_nonce with the nonce to use (resources: 401 with a DPoP challenge, §9).
-        raise DPoPError("use_dpop_nonce", "use the nonce in the DPoP-Nonce header" if nonce is None
-                        else "the DPoP proof nonce is not valid (any more)", 400, headers=nonce_headers(core))
+        raise DPoPError(
+            "use_dpop_nonce",
+            "use the nonce in the DPoP-Nonce header"
+            if nonce is None
+            else "the DPoP proof nonce is not valid (any more)",
+            400,
+            headers=nonce_headers(core),
+        )
 
 
 def challenge(exc: OAuthError | None = None) -> str:
@@ -83,9 +89,11 @@ def challenge(exc: OAuthError | None = None) -> str:
 
 def _normalise_pct(text: str) -> str:
     """RFC 3986 §6.2.2.1/§6.2.2.2: upper-case escapes, decode escaped unreserved characters."""
+
     def fix(m: re.Match[str]) -> str:
         ch = chr(int(m.group(0)[1:], 16))
         return ch if _UNRESERVED.fullmatch(ch) else m.group(0).upper()
+
     return _PCT.sub(fix, text)
 
 
@@ -135,12 +143,13 @@ def _endpoint_urls(core: ProofContext, url: str) -> tuple[str | None, ...]:
     reached on the mutual-TLS host, and a proof names the URL the client actually used."""
     alias = core.settings.mtls_base_url
     if alias and url.startswith(core.issuer + "/"):
-        return normalise_htu(url), normalise_htu(alias + url[len(core.issuer):])
+        return normalise_htu(url), normalise_htu(alias + url[len(core.issuer) :])
     return (normalise_htu(url),)
 
 
-async def verify_proof(core: ProofContext, header_value: str | None, method: str, url: str,
-                       access_token: str | None = None) -> str:
+async def verify_proof(
+    core: ProofContext, header_value: str | None, method: str, url: str, access_token: str | None = None
+) -> str:
     """Check a DPoP proof per RFC 9449 §4.3 and return its key's RFC 7638 SHA-256 thumbprint (jkt).
     `url` is the endpoint URL built from our issuer, never from the Host header."""
     if header_value is None:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 # RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E (no '"' and no '\').
-_UNSAFE_DESCRIPTION = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE_DESCRIPTION = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
 def safe_description(text: str) -> str:

@@ -50,8 +50,14 @@ def parse_params(raw: bytes) -> dict[str, str]:
         raise invalid_request("request parameters have a malformed percent-encoding")
     try:
         text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8",
-                          errors="strict", max_num_fields=MAX_PARAMS)
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_PARAMS,
+        )
     except UnicodeDecodeError:
         raise invalid_request("request parameters are not valid UTF-8") from None
     except ValueError:

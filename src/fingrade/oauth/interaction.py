@@ -33,13 +33,24 @@ class Interaction:
     auth_time: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"request": self.request.to_dict(), "browser": self.browser, "login_forced": self.login_forced,
-                "user_id": self.user_id, "auth_time": self.auth_time}
+        return {
+            "request": self.request.to_dict(),
+            "browser": self.browser,
+            "login_forced": self.login_forced,
+            "user_id": self.user_id,
+            "auth_time": self.auth_time,
+        }
 
     @classmethod
     def from_dict(cls, iid: str, data: dict[str, Any]) -> Interaction:
-        return cls(id=iid, request=AuthorizationRequest.from_dict(data["request"]), browser=data["browser"],
-                   login_forced=data["login_forced"], user_id=data["user_id"], auth_time=data["auth_time"])
+        return cls(
+            id=iid,
+            request=AuthorizationRequest.from_dict(data["request"]),
+            browser=data["browser"],
+            login_forced=data["login_forced"],
+            user_id=data["user_id"],
+            auth_time=data["auth_time"],
+        )
 
 
 @dataclass
@@ -129,7 +140,7 @@ class ShowConsent:
 
 
 def _label(a: AccountChoice) -> str:
-    iban = " ".join(a.iban[i:i + 4] for i in range(0, len(a.iban), 4))
+    iban = " ".join(a.iban[i : i + 4] for i in range(0, len(a.iban), 4))
     return f"{a.name} · {iban}"
 
 
@@ -149,18 +160,28 @@ async def _offer(interaction: Interaction, user_id: str, port: AccountsPort | No
             if able:
                 names[i] = _label(able[0])
             else:
-                blocked = blocked or ("This payment cannot be approved: the account the app asks you to pay from "
-                                      "is not one of your accounts that can make it.")
+                blocked = blocked or (
+                    "This payment cannot be approved: the account the app asks you to pay from "
+                    "is not one of your accounts that can make it."
+                )
         else:  # one choice pays every payment without a named payer: the accounts that can pay them all
             debtors = able if debtors is None else [a for a in debtors if a.iban in {b.iban for b in able}]
     if debtors == []:
         blocked = blocked or "This payment cannot be approved: none of your accounts can make it."
-    return Offer(accounts=await port.accounts(user_id) if pick_accounts else None, debtors=debtors,
-                 payer_names=names, blocked=blocked)
+    return Offer(
+        accounts=await port.accounts(user_id) if pick_accounts else None,
+        debtors=debtors,
+        payer_names=names,
+        blocked=blocked,
+    )
 
 
-def _apply_selection(details: list[dict[str, Any]], offered_accounts: list[AccountChoice] | None,
-                     offered_debtors: list[AccountChoice] | None, selection: Selection) -> list[dict[str, Any]] | str:
+def _apply_selection(
+    details: list[dict[str, Any]],
+    offered_accounts: list[AccountChoice] | None,
+    offered_debtors: list[AccountChoice] | None,
+    selection: Selection,
+) -> list[dict[str, Any]] | str:
     """The approved details with the customer's choice written in (RFC 9396 §7.1: the AS may add to
     what it grants), or the message to show. Only accounts that were offered, i.e. the customer's own."""
     out = [dict(d) for d in details]
@@ -186,8 +207,11 @@ class InteractionGone(OAuthError):
 
 
 def gone() -> InteractionGone:
-    return InteractionGone("invalid_request", "this sign-in request has expired or was already completed; "
-                           "return to the application and start again", 400)
+    return InteractionGone(
+        "invalid_request",
+        "this sign-in request has expired or was already completed; return to the application and start again",
+        400,
+    )
 
 
 async def start(core: Core, req: AuthorizationRequest, session: Session | None, browser: str) -> Redirect | str:
@@ -201,8 +225,12 @@ async def start(core: Core, req: AuthorizationRequest, session: Session | None, 
         if await consent_needed(core, req, session.user_id):
             return await request_error(core, req, OAuthError("consent_required", "the user has not consented"))
         return await issue_code(core, req, session.user_id, session.auth_time, session.amr)
-    if not needs_login and session is not None and "consent" not in req.prompt \
-            and not await consent_needed(core, req, session.user_id):
+    if (
+        not needs_login
+        and session is not None
+        and "consent" not in req.prompt
+        and not await consent_needed(core, req, session.user_id)
+    ):
         return await issue_code(core, req, session.user_id, session.auth_time, session.amr)
     iid = new_token(24)
     interaction = Interaction(id=iid, request=req, browser=browser, login_forced=needs_login)
@@ -228,7 +256,9 @@ async def _client(core: Core, interaction: Interaction) -> Client:
     return client
 
 
-async def _current_user(core: Core, interaction: Interaction, session: Session | None) -> tuple[str, int, list[str]] | None:
+async def _current_user(
+    core: Core, interaction: Interaction, session: Session | None
+) -> tuple[str, int, list[str]] | None:
     """The user this interaction acts for: a login done inside it, else (if allowed) the session."""
     if interaction.user_id is not None and interaction.auth_time is not None:
         if session is None or session.user_id != interaction.user_id:
@@ -239,8 +269,9 @@ async def _current_user(core: Core, interaction: Interaction, session: Session |
     return session.user_id, session.auth_time, session.amr
 
 
-async def resume(core: Core, interaction: Interaction, session: Session | None,
-                 accounts: AccountsPort | None = None) -> ShowLogin | ShowConsent | Redirect:
+async def resume(
+    core: Core, interaction: Interaction, session: Session | None, accounts: AccountsPort | None = None
+) -> ShowLogin | ShowConsent | Redirect:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
@@ -263,8 +294,9 @@ async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time:
     return await issue_code(core, interaction.request, user_id, auth_time, amr)
 
 
-async def authenticate(core: Core, username: str, password: str, ip: str, client_id: str | None = None,
-                       device_cookie: str | None = None) -> SignedIn | LoginRefused:
+async def authenticate(
+    core: Core, username: str, password: str, ip: str, client_id: str | None = None, device_cookie: str | None = None
+) -> SignedIn | LoginRefused:
     """Check a password, throttled (login_throttle): the attempt is counted before the password is
     evaluated, so no burst of parallel requests gets more guesses than the limits allow."""
     s = core.settings
@@ -274,13 +306,20 @@ async def authenticate(core: Core, username: str, password: str, ip: str, client
     counted = login_throttle.limits(core, account, ip, device)
     wait = await core.onetime.reserve(counted, core.clock())
     if wait:
-        await core.store.audit("login_throttled", core.clock(), client_id=client_id, ip=ip,
-                               user_id=user.id if user else None, detail={"retry_after": wait})
+        await core.store.audit(
+            "login_throttled",
+            core.clock(),
+            client_id=client_id,
+            ip=ip,
+            user_id=user.id if user else None,
+            detail={"retry_after": wait},
+        )
         return LoginRefused(login_throttle.wait_message(wait), 429, wait)
     ok = await core.passwords.verify(user.password_hash if user else None, password[:256])
     if not ok or user is None or user.disabled:
-        await core.store.audit("login_failed", core.clock(), client_id=client_id, ip=ip,
-                               user_id=user.id if user else None)
+        await core.store.audit(
+            "login_failed", core.clock(), client_id=client_id, ip=ip, user_id=user.id if user else None
+        )
         return LoginRefused("The username or password is not correct.", 401)
     await login_throttle.succeeded(core, counted)
     now = core.clock()
@@ -288,29 +327,38 @@ async def authenticate(core: Core, username: str, password: str, ip: str, client
         user.password_hash = core.passwords.hash(password)
         await core.store.save_user(user)
     cookie = new_token(32)
-    session = Session(id_hash=token_hash(cookie), user_id=user.id, auth_time=now,
-                      expires_at=now + s.session_ttl, amr=["pwd"])
+    session = Session(
+        id_hash=token_hash(cookie), user_id=user.id, auth_time=now, expires_at=now + s.session_ttl, amr=["pwd"]
+    )
     await core.store.create_session(session)
     await core.store.audit("login", now, client_id=client_id, user_id=user.id, ip=ip)
     return SignedIn(session, cookie, login_throttle.remember_device(core, user.id, device_cookie))
 
 
-async def login(core: Core, interaction: Interaction, username: str, password: str,
-                ip: str, device_cookie: str | None = None) -> SignedIn | ShowLogin:
+async def login(
+    core: Core, interaction: Interaction, username: str, password: str, ip: str, device_cookie: str | None = None
+) -> SignedIn | ShowLogin:
     """Sign in inside an interaction."""
     client = await _client(core, interaction)
     result = await authenticate(core, username, password, ip, client.client_id, device_cookie)
     if isinstance(result, LoginRefused):
         return ShowLogin(interaction, client, result.message, result.status, result.retry_after)
     interaction.user_id, interaction.auth_time = result.session.user_id, result.session.auth_time
-    await core.onetime.put("interaction", token_hash(interaction.id), interaction.to_dict(),
-                           ttl=core.settings.interaction_ttl)
+    await core.onetime.put(
+        "interaction", token_hash(interaction.id), interaction.to_dict(), ttl=core.settings.interaction_ttl
+    )
     return result
 
 
-async def decide(core: Core, interaction: Interaction, session: Session | None, approve: bool,
-                 ip: str, selection: Selection | None = None,
-                 accounts: AccountsPort | None = None) -> Redirect | ShowLogin | ShowConsent:
+async def decide(
+    core: Core,
+    interaction: Interaction,
+    session: Session | None,
+    approve: bool,
+    ip: str,
+    selection: Selection | None = None,
+    accounts: AccountsPort | None = None,
+) -> Redirect | ShowLogin | ShowConsent:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
@@ -329,23 +377,25 @@ async def decide(core: Core, interaction: Interaction, session: Session | None, 
     if req.authorization_details:
         offer = await _offer(interaction, user_id, accounts)
         # A payment no account of the customer's can make is never approved, whatever the form says.
-        chosen = offer.blocked or _apply_selection(req.authorization_details, offer.accounts, offer.debtors,
-                                                   selection or Selection())
+        chosen = offer.blocked or _apply_selection(
+            req.authorization_details, offer.accounts, offer.debtors, selection or Selection()
+        )
         if isinstance(chosen, str):
             user = await core.store.get_user(user_id)
             if user is None:
                 return ShowLogin(interaction, client)
-            return ShowConsent(interaction, client, user, offer.accounts, offer.debtors, chosen,
-                               selection or Selection(), offer)
+            return ShowConsent(
+                interaction, client, user, offer.accounts, offer.debtors, chosen, selection or Selection(), offer
+            )
         req.authorization_details = chosen  # the grant keeps exactly what the customer approved
     # What the page asked about (offline_access only when shown as "Stay connected").
-    await core.store.save_consent(user_id, client.client_id,
-                                  frozenset(approved_scopes(client, req.scope, req.authorization_details)), now)
+    await core.store.save_consent(
+        user_id, client.client_id, frozenset(approved_scopes(client, req.scope, req.authorization_details)), now
+    )
     detail: dict[str, Any] = {"scope": " ".join(req.scope)}
     if req.authorization_details:
         detail["authorization_details"] = req.authorization_details  # what exactly was approved (RFC 9396)
-    await core.store.audit("consent_granted", now, client_id=client.client_id, user_id=user_id, ip=ip,
-                           detail=detail)
+    await core.store.audit("consent_granted", now, client_id=client.client_id, user_id=user_id, ip=ip, detail=detail)
     return await _finish(core, interaction, user_id, auth_time, amr)
 
 

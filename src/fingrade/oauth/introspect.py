@@ -36,8 +36,11 @@ def wants_jwt(request: HttpRequest) -> bool:
 async def signed_response(core: Core, client: Client, body: dict[str, Any]) -> HttpResponse:
     """RFC 9701 §5: a JWT (typ token-introspection+jwt) signed with the server's key, addressed to the
     caller, carrying the RFC 7662 response in `token_introspection` ({"active": false} when inactive)."""
-    token = await sign_server_jwt(core, "token-introspection+jwt", {
-        "iss": core.issuer, "aud": client.client_id, "iat": core.clock(), "token_introspection": body})
+    token = await sign_server_jwt(
+        core,
+        "token-introspection+jwt",
+        {"iss": core.issuer, "aud": client.client_id, "iat": core.clock(), "token_introspection": body},
+    )
     return HttpResponse(200, dict(NO_STORE), body=token.encode(), content_type=JWT_RESPONSE)
 
 
@@ -64,9 +67,27 @@ async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str,
             # certificate-bound one shows its cnf (x5t#S256) and stays a Bearer token; RFC 9396 §9.2 its
             # authorization_details.
             dpop_bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
-            body = {"active": True, "token_type": "DPoP" if dpop_bound else "Bearer", **{k: claims[k] for k in (
-                "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "cnf",
-                "authorization_details") if k in claims}}
+            body = {
+                "active": True,
+                "token_type": "DPoP" if dpop_bound else "Bearer",
+                **{
+                    k: claims[k]
+                    for k in (
+                        "scope",
+                        "client_id",
+                        "sub",
+                        "aud",
+                        "iss",
+                        "exp",
+                        "iat",
+                        "jti",
+                        "auth_time",
+                        "cnf",
+                        "authorization_details",
+                    )
+                    if k in claims
+                },
+            }
             return body, kind
         if kind == "refresh_token":
             found = await core.store.get_refresh_token(token_hash(token))
@@ -75,8 +96,16 @@ async def _describe(core: Core, token: str, hint: str | None) -> tuple[dict[str,
             rt, grant = found
             if rt.used_at is not None or grant.revoked_at is not None or rt.expires_at <= core.clock():
                 return None
-            body = {"active": True, "token_type": "refresh_token", "scope": rt.scope, "client_id": rt.client_id,
-                    "sub": rt.user_id, "iss": core.issuer, "exp": rt.expires_at, "iat": rt.created_at}
+            body = {
+                "active": True,
+                "token_type": "refresh_token",
+                "scope": rt.scope,
+                "client_id": rt.client_id,
+                "sub": rt.user_id,
+                "iss": core.issuer,
+                "exp": rt.expires_at,
+                "iat": rt.created_at,
+            }
             if grant.authorization_details:
                 body["authorization_details"] = grant.authorization_details  # RFC 9396 §9.2
             return body, kind
@@ -122,8 +151,9 @@ async def revocation_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
                         await core.store.revoke_grant(rt_grant[1].id, now)
                 else:
                     await core.store.revoke_access_token(info["jti"], int(info["exp"]))
-                await core.store.audit("token_revoked", now, client_id=client.client_id, user_id=info.get("sub"),
-                                       detail={"kind": kind})
+                await core.store.audit(
+                    "token_revoked", now, client_id=client.client_id, user_id=info.get("sub"), detail={"kind": kind}
+                )
         # §2.2: 200 whether or not the token was valid.
         return HttpResponse(200, dict(NO_STORE), json={})
     except OAuthError as exc:

@@ -26,8 +26,8 @@ from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jws import JWSRegistry
 from joserfc.jwk import guess_key
+from joserfc.jws import JWSRegistry
 
 from .strict_json import JsonError, loads_object
 
@@ -37,8 +37,30 @@ MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: the largest instant dat
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 # RFC 7515 §4.1.11: names defined by JWS and JWA must not appear in crit.
-_DEFINED_HEADERS = frozenset({"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
-                              "enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c"})
+_DEFINED_HEADERS = frozenset(
+    {
+        "alg",
+        "jku",
+        "jwk",
+        "kid",
+        "x5u",
+        "x5c",
+        "x5t",
+        "x5t#S256",
+        "typ",
+        "cty",
+        "crit",
+        "enc",
+        "zip",
+        "epk",
+        "apu",
+        "apv",
+        "iv",
+        "tag",
+        "p2s",
+        "p2c",
+    }
+)
 
 
 class JwtError(ValueError):
@@ -49,6 +71,7 @@ class JwtError(ValueError):
 @dataclass(frozen=True, slots=True)
 class JoseHeader:
     """The protected header, its registered members typed (RFC 7515 §4.1); `members` holds all."""
+
     alg: str
     kid: str | None
     typ: str | None
@@ -69,6 +92,7 @@ class CompactJwt:
 
 # -- shapes ---------------------------------------------------------------------------------------------
 
+
 def _is_str(value: Any) -> bool:
     return isinstance(value, str)
 
@@ -87,8 +111,11 @@ def _is_str_list(value: Any) -> bool:
 
 def _is_numeric_date(value: Any) -> bool:
     """RFC 7519 §2 NumericDate: a JSON number (not a boolean), here between 1970 and 9999."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
         and MIN_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
+    )
 
 
 def _is_audience(value: Any) -> bool:
@@ -98,8 +125,11 @@ def _is_audience(value: Any) -> bool:
 def _is_confirmation(value: Any) -> bool:
     """RFC 7800 §3.1 `cnf`: an object; the members we read are RFC 9449 §6.1 `jkt` and RFC 8705 §3.1
     `x5t#S256` (strings) and RFC 7800 §3.2 `jwk` (an object)."""
-    return isinstance(value, dict) and all(isinstance(value[name], str) for name in ("jkt", "x5t#S256")
-                                           if name in value) and ("jwk" not in value or isinstance(value["jwk"], dict))
+    return (
+        isinstance(value, dict)
+        and all(isinstance(value[name], str) for name in ("jkt", "x5t#S256") if name in value)
+        and ("jwk" not in value or isinstance(value["jwk"], dict))
+    )
 
 
 _HEADER_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -119,12 +149,24 @@ _HEADER_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 _CLAIM_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    **{name: (_is_str, "a string") for name in (
-        "iss", "sub", "jti",  # RFC 7519 §4.1
-        "client_id", "scope",  # RFC 8693 §4.3, §4.2 (RFC 9068 §2.2)
-        "htm", "htu", "ath",  # RFC 9449 §4.2 (a bad `nonce` is answered use_dpop_nonce, §8: dpop.py)
-        "azp", "acr", "sid", "at_hash",  # OIDC Core §2, §3.1.3.6
-        "grant_id")},  # ours: the token family of an access token
+    **{
+        name: (_is_str, "a string")
+        for name in (
+            "iss",
+            "sub",
+            "jti",  # RFC 7519 §4.1
+            "client_id",
+            "scope",  # RFC 8693 §4.3, §4.2 (RFC 9068 §2.2)
+            "htm",
+            "htu",
+            "ath",  # RFC 9449 §4.2 (a bad `nonce` is answered use_dpop_nonce, §8: dpop.py)
+            "azp",
+            "acr",
+            "sid",
+            "at_hash",  # OIDC Core §2, §3.1.3.6
+            "grant_id",
+        )
+    },  # ours: the token family of an access token
     "aud": (_is_audience, "a string or a non-empty list of strings"),
     **{name: (_is_numeric_date, "a NumericDate") for name in ("exp", "nbf", "iat", "auth_time")},
     "cnf": (_is_confirmation, "a confirmation object"),
@@ -192,9 +234,15 @@ def parse(token: str, *, max_length: int = MAX_LENGTH, understood_crit: Collecti
     x5c = header.get("x5c")
     return CompactJwt(
         token=token,
-        header=JoseHeader(alg=header["alg"], kid=header.get("kid"), typ=header.get("typ"), jwk=header.get("jwk"),
-                          x5c=tuple(x5c) if x5c is not None else None, x5t_s256=header.get("x5t#S256"),
-                          members=header),
+        header=JoseHeader(
+            alg=header["alg"],
+            kid=header.get("kid"),
+            typ=header.get("typ"),
+            jwk=header.get("jwk"),
+            x5c=tuple(x5c) if x5c is not None else None,
+            x5t_s256=header.get("x5t#S256"),
+            members=header,
+        ),
         claims=claims,
         signing_input=f"{head_b64}.{body_b64}".encode("ascii"),
         signature=_segment(sig_b64, "signature"),

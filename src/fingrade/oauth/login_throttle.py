@@ -48,8 +48,14 @@ def account_key(username: str) -> str:
 
 def _limit(core: Core, kind: str, key: str, free: int) -> AttemptLimit:
     s = core.settings
-    return AttemptLimit(kind=kind, key=key, free=free, backoff=s.login_backoff_seconds,
-                        max_wait=s.login_failure_window, window=s.login_failure_window)
+    return AttemptLimit(
+        kind=kind,
+        key=key,
+        free=free,
+        backoff=s.login_backoff_seconds,
+        max_wait=s.login_failure_window,
+        window=s.login_failure_window,
+    )
 
 
 def limits(core: Core, account: str, ip: str, device: str | None) -> list[AttemptLimit]:
@@ -93,6 +99,7 @@ def wait_message(seconds: int) -> str:
 
 # -- device cookies ------------------------------------------------------------------------------
 
+
 def _mac(core: Core, user_id: str, issued: str, device: str) -> str:
     return b64url(hmac.new(core.server_key, f"device|{user_id}|{issued}|{device}".encode(), "sha256").digest())
 
@@ -114,8 +121,7 @@ def known_device(core: Core, user_id: str, cookie: str | None) -> str | None:
     """The id of this browser if it signed in to `user_id` before (a valid, unexpired entry)."""
     now = core.clock()
     for issued, device, mac in _entries(cookie):
-        if now - DEVICE_TTL < int(issued) <= now + 60 and hmac.compare_digest(mac, _mac(core, user_id, issued,
-                                                                                            device)):
+        if now - DEVICE_TTL < int(issued) <= now + 60 and hmac.compare_digest(mac, _mac(core, user_id, issued, device)):
             return device
     return None
 

@@ -28,8 +28,13 @@ from .errors import OAuthError, invalid_client
 
 TLS_AUTH_METHODS = frozenset({"tls_client_auth", "self_signed_tls_client_auth"})
 # RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these.
-SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri",
-                  "tls_client_auth_san_ip", "tls_client_auth_san_email")
+SUBJECT_FIELDS = (
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
+)
 BOUND_TOKENS = "tls_client_certificate_bound_access_tokens"  # RFC 8705 §3.4 client metadata
 
 
@@ -50,6 +55,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
 
 
 # -- trust anchors for tls_client_auth (§2.1) --------------------------------------------------
+
 
 @lru_cache(maxsize=4)
 def _anchors(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
@@ -78,7 +84,8 @@ def _ee_policy() -> verification.ExtensionPolicy:
     # subject DN alone, so it may be absent. Everything else (EKU clientAuth when present, key usage,
     # basic constraints) keeps the defaults.
     return verification.ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None)
+        x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None
+    )
 
 
 def verify_chain(cert: x509.Certificate, anchors: tuple[x509.Certificate, ...], now: int) -> None:
@@ -87,17 +94,20 @@ def verify_chain(cert: x509.Certificate, anchors: tuple[x509.Certificate, ...], 
     if not anchors:
         raise invalid_client("no trust anchors are configured for tls_client_auth")
     try:
-        verifier = (verification.PolicyBuilder().store(verification.Store(list(anchors)))
-                    .time(dt.datetime.fromtimestamp(now, dt.timezone.utc))
-                    .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-                                        ee_policy=_ee_policy())
-                    .build_client_verifier())
+        verifier = (
+            verification.PolicyBuilder()
+            .store(verification.Store(list(anchors)))
+            .time(dt.datetime.fromtimestamp(now, dt.UTC))
+            .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(), ee_policy=_ee_policy())
+            .build_client_verifier()
+        )
         verifier.verify(cert, [])
     except verification.VerificationError as exc:
         raise invalid_client("the client certificate does not chain to a trusted CA", debug=str(exc)[:200]) from None
 
 
 # -- matching the registered subject (§2.1.2) --------------------------------------------------
+
 
 def _norm(value: str) -> str:
     # RFC 4517 caseIgnoreMatch as most directory attributes use it: case and surrounding or repeated
@@ -110,11 +120,19 @@ def _dn_key(name: x509.Name) -> tuple[frozenset[tuple[str, str]], ...]:
 
 
 # RFC 4514 §3: attribute type names are case-insensitive; cryptography knows the upper-case forms.
-_LOWER_NAMES = {"cn": NameOID.COMMON_NAME, "c": NameOID.COUNTRY_NAME, "l": NameOID.LOCALITY_NAME,
-                "st": NameOID.STATE_OR_PROVINCE_NAME, "o": NameOID.ORGANIZATION_NAME,
-                "ou": NameOID.ORGANIZATIONAL_UNIT_NAME, "street": NameOID.STREET_ADDRESS,
-                "dc": NameOID.DOMAIN_COMPONENT, "uid": NameOID.USER_ID, "serialnumber": NameOID.SERIAL_NUMBER,
-                "emailaddress": NameOID.EMAIL_ADDRESS}
+_LOWER_NAMES = {
+    "cn": NameOID.COMMON_NAME,
+    "c": NameOID.COUNTRY_NAME,
+    "l": NameOID.LOCALITY_NAME,
+    "st": NameOID.STATE_OR_PROVINCE_NAME,
+    "o": NameOID.ORGANIZATION_NAME,
+    "ou": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "street": NameOID.STREET_ADDRESS,
+    "dc": NameOID.DOMAIN_COMPONENT,
+    "uid": NameOID.USER_ID,
+    "serialnumber": NameOID.SERIAL_NUMBER,
+    "emailaddress": NameOID.EMAIL_ADDRESS,
+}
 
 
 def parse_dn(value: str) -> x509.Name:
@@ -154,6 +172,7 @@ def matches_subject(cert: x509.Certificate, meta: dict[str, Any]) -> bool:
 
 # -- self-signed certificates (§2.2) -----------------------------------------------------------
 
+
 def registered_certificates(jwks: dict[str, Any] | None) -> list[bytes]:
     """DER of the first `x5c` certificate of each key in a registered JWKS."""
     out = []
@@ -177,8 +196,9 @@ def matches_registered(der: bytes, jwks: dict[str, Any] | None) -> bool:
     return found
 
 
-def authenticate(client_meta: dict[str, Any], method: str, jwks: dict[str, Any] | None, der: bytes | None,
-                 ca_file: str, now: int) -> None:
+def authenticate(
+    client_meta: dict[str, Any], method: str, jwks: dict[str, Any] | None, der: bytes | None, ca_file: str, now: int
+) -> None:
     """Raise invalid_client unless `der` authenticates a client registered with `method` (§2)."""
     if der is None:
         raise invalid_client("this client authenticates with a TLS client certificate; none was presented")
@@ -196,8 +216,10 @@ def authenticate(client_meta: dict[str, Any], method: str, jwks: dict[str, Any] 
 
 # -- registration ------------------------------------------------------------------------------
 
-def validate_registration(meta: dict[str, Any], method: str, jwks: dict[str, Any] | None, *, public: bool,
-                          error: Any) -> dict[str, Any]:
+
+def validate_registration(
+    meta: dict[str, Any], method: str, jwks: dict[str, Any] | None, *, public: bool, error: Any
+) -> dict[str, Any]:
     """Client metadata of RFC 8705 §2.1.2 and §3.4; returns what to store in Client.metadata."""
     out: dict[str, Any] = {}
     present = [f for f in SUBJECT_FIELDS if f in meta]
@@ -262,11 +284,13 @@ def _check_x5c_keys(jwks: dict[str, Any], error: Any) -> None:
             raise error("x5c must be a list of base64 certificates")
         try:
             cert = x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
-            cert_key = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+            cert_key = cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             jwk_key = KeySet.import_key_set({"keys": [{k: v for k, v in jwk.items() if k != "x5c"}]}).keys[0]
-            raw = jwk_key.public_key.public_bytes(serialization.Encoding.DER,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+            raw = jwk_key.public_key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         except (binascii.Error, ValueError, JoseError, TypeError, KeyError, AttributeError):
             raise error("x5c does not hold a valid certificate") from None
         if cert_key != raw:
@@ -281,5 +305,4 @@ def bound_thumbprint(claims: dict[str, Any]) -> str | None:
 
 def certificate_mismatch() -> OAuthError:
     # RFC 8705 §3: the protected resource answers 401 invalid_token.
-    return OAuthError("invalid_token", "the access token is bound to a client certificate that was not presented",
-                      401)
+    return OAuthError("invalid_token", "the access token is bound to a client certificate that was not presented", 401)

@@ -60,9 +60,18 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
         ttl = core.settings.par_ttl
         # Kept past expires_at so that an interaction started in time can still take it when the
         # code is issued (authorize.consume_pushed); /authorize refuses it after expires_at.
-        await core.onetime.put("par", token_hash(secret), {
-            "client_id": client.client_id, "params": pushed, "expires_at": now + ttl,
-        }, ttl=ttl + 2 * core.settings.interaction_ttl)
-        return HttpResponse(201, {**NO_STORE, **dpop.nonce_headers(core)}, json={"request_uri": PAR_PREFIX + secret, "expires_in": ttl})
+        await core.onetime.put(
+            "par",
+            token_hash(secret),
+            {
+                "client_id": client.client_id,
+                "params": pushed,
+                "expires_at": now + ttl,
+            },
+            ttl=ttl + 2 * core.settings.interaction_ttl,
+        )
+        return HttpResponse(
+            201, {**NO_STORE, **dpop.nonce_headers(core)}, json={"request_uri": PAR_PREFIX + secret, "expires_in": ttl}
+        )
     except OAuthError as exc:
         return HttpResponse(exc.status, {**NO_STORE, **exc.headers}, json=exc.body())

@@ -11,8 +11,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 class Passwords:
     def __init__(self, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 4) -> None:
-        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
-                                      type=Type.ID)
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
         self._dummy = self._hasher.hash("fingrade dummy password for timing equalisation")
 
     def hash(self, password: str) -> str:

@@ -44,42 +44,76 @@ class Profile:
 CONFIDENTIAL_AUTH = frozenset({"client_secret_basic", "client_secret_post", "private_key_jwt"})
 
 NATIVE = Profile(
-    name="native", public=True, auth_methods=frozenset({"none"}), redirect_kind="native",
-    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_opt_out=False,
-    rotate_refresh_tokens=True, cors_at_token_endpoint=False, application_type="native",
+    name="native",
+    public=True,
+    auth_methods=frozenset({"none"}),
+    redirect_kind="native",
+    grant_types=frozenset({"authorization_code", "refresh_token"}),
+    pkce_opt_out=False,
+    rotate_refresh_tokens=True,
+    cors_at_token_endpoint=False,
+    application_type="native",
     identity_needs_proof=True,
 )
 SPA = Profile(
-    name="spa", public=True, auth_methods=frozenset({"none"}), redirect_kind="web",
-    grant_types=frozenset({"authorization_code", "refresh_token"}), pkce_opt_out=False,
-    rotate_refresh_tokens=True, cors_at_token_endpoint=True, application_type="web",
+    name="spa",
+    public=True,
+    auth_methods=frozenset({"none"}),
+    redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token"}),
+    pkce_opt_out=False,
+    rotate_refresh_tokens=True,
+    cors_at_token_endpoint=True,
+    application_type="web",
 )
 CONFIDENTIAL = Profile(
     # RFC 8705 §2: mutual TLS authenticates any confidential client, as an RFC 7591 client registering
     # with standard metadata expects (registration checks that the server offers mutual TLS). Nothing
     # infers a FAPI profile from it: FAPI 2.0 adds rules (PAR only, ...) the client did not ask for.
-    name="confidential", public=False, auth_methods=CONFIDENTIAL_AUTH | TLS_AUTH_METHODS, redirect_kind="web",
+    name="confidential",
+    public=False,
+    auth_methods=CONFIDENTIAL_AUTH | TLS_AUTH_METHODS,
+    redirect_kind="web",
     # RFC 9700 §2.1.1 lets a confidential client rely on the OIDC nonce instead of PKCE; we allow
     # it only when the client is registered so explicitly (PKCE stays the default).
-    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=True,
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}),
+    pkce_opt_out=True,
     # RFC 9700 §4.14.2: a confidential client's refresh token is bound to its authentication.
-    rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
+    rotate_refresh_tokens=False,
+    cors_at_token_endpoint=False,
+    application_type="web",
 )
 
 # FAPI 2.0 SP 5.3.2.1-6: private_key_jwt or mutual TLS (RFC 8705 §2), nothing else.
 FAPI2_AUTH = frozenset({"private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"})
 FAPI2 = Profile(
-    name="fapi2", public=False, auth_methods=FAPI2_AUTH, redirect_kind="web",
-    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=False,
+    name="fapi2",
+    public=False,
+    auth_methods=FAPI2_AUTH,
+    redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}),
+    pkce_opt_out=False,
     # FAPI 2.0 SP 5.3.2.1-9: no refresh token rotation.
-    rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
-    par_required=True, sender_constrained=True,
+    rotate_refresh_tokens=False,
+    cors_at_token_endpoint=False,
+    application_type="web",
+    par_required=True,
+    sender_constrained=True,
 )
 FAPI2_MESSAGE_SIGNING = Profile(
-    name="fapi2-message-signing", public=False, auth_methods=FAPI2_AUTH, redirect_kind="web",
-    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}), pkce_opt_out=False,
-    rotate_refresh_tokens=False, cors_at_token_endpoint=False, application_type="web",
-    par_required=True, sender_constrained=True, signed_requests=True, signed_responses=True,
+    name="fapi2-message-signing",
+    public=False,
+    auth_methods=FAPI2_AUTH,
+    redirect_kind="web",
+    grant_types=frozenset({"authorization_code", "refresh_token", "client_credentials"}),
+    pkce_opt_out=False,
+    rotate_refresh_tokens=False,
+    cors_at_token_endpoint=False,
+    application_type="web",
+    par_required=True,
+    sender_constrained=True,
+    signed_requests=True,
+    signed_responses=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL, FAPI2, FAPI2_MESSAGE_SIGNING)}
@@ -94,8 +128,11 @@ def pkce_required(client: Client) -> bool:
 def par_required(settings: Settings, client: Client) -> bool:
     """Authorization requests only through PAR: server-wide, for this client (RFC 9126 §5, §6) or for
     its profile (FAPI 2.0 SP 5.3.2.2-3)."""
-    return settings.require_pushed_authorization_requests or get_profile(client.profile).par_required or \
-        client.metadata.get("require_pushed_authorization_requests") is True
+    return (
+        settings.require_pushed_authorization_requests
+        or get_profile(client.profile).par_required
+        or client.metadata.get("require_pushed_authorization_requests") is True
+    )
 
 
 def dpop_required(client: Client) -> bool:

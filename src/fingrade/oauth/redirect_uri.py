@@ -22,7 +22,8 @@ _URI = re.compile(
     rf"//(?P<authority>[^/?#]*)(?P<abempty>(?:/{_PCHAR}*)*)"  # hier-part with an authority
     rf"|(?P<path>/?(?:{_PCHAR}+(?:/{_PCHAR}*)*)?)"  # path-absolute / path-rootless / path-empty
     r")"
-    rf"(?:\?(?P<query>(?:{_PCHAR}|[/?])*))?")
+    rf"(?:\?(?P<query>(?:{_PCHAR}|[/?])*))?"
+)
 # RFC 1123 §2.1 host name labels (lower case: matching is byte-exact, so the registered form is the form).
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _DEC_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
@@ -83,8 +84,10 @@ def parse(uri: str) -> ParsedUri:
         raise RedirectUriError("redirect URI must not contain a fragment (RFC 6749 §3.1.2)")
     m = _URI.fullmatch(uri)
     if m is None:
-        raise RedirectUriError("redirect URI is not an absolute URI (RFC 3986 §4.3): a character is not "
-                               "allowed or a percent-encoding is broken")
+        raise RedirectUriError(
+            "redirect URI is not an absolute URI (RFC 3986 §4.3): a character is not "
+            "allowed or a percent-encoding is broken"
+        )
     scheme = m.group("scheme")
     if scheme != scheme.lower():
         raise RedirectUriError("redirect URI needs a lower-case scheme")
@@ -145,10 +148,14 @@ def validate_registered(uri: str, kind: str) -> None:
     if scheme == "http":
         if not is_loopback(uri):
             # RFC 8252 §8.3: `localhost` is NOT RECOMMENDED; use the IP literal.
-            raise RedirectUriError("http redirect URIs must use a loopback IP literal: http://127.0.0.1/... or http://[::1]/...")
+            raise RedirectUriError(
+                "http redirect URIs must use a loopback IP literal: http://127.0.0.1/... or http://[::1]/..."
+            )
         return
     if not _PRIVATE_SCHEME.fullmatch(scheme):
-        raise RedirectUriError("a private-use URI scheme must be in reverse-domain form, e.g. com.example.app:/callback")
+        raise RedirectUriError(
+            "a private-use URI scheme must be in reverse-domain form, e.g. com.example.app:/callback"
+        )
 
 
 def matches(requested: str, registered: list[str]) -> bool:

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import strict_json
+from . import mtls, strict_json
 from .authorization_details import SUPPORTED_TYPES
 from .context import Core
 from .crypto import equal, keyed_hash, new_token, token_hash
 from .errors import OAuthError, invalid_token, method_not_allowed
 from .http import HttpRequest, HttpResponse
-from . import mtls
 from .jose import validate_client_jwks
 from .models import Client
 from .profiles import PROFILES, get_profile
@@ -65,19 +64,26 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
     profile = get_profile(profile_name)
     method = meta.get("token_endpoint_auth_method", "none" if profile.public else "client_secret_basic")
     if not isinstance(method, str) or not profile.allows_auth_method(method):
-        raise metadata_error(f"token_endpoint_auth_method {str(method)[:40]!r} is not allowed for {profile_name} clients")
+        raise metadata_error(
+            f"token_endpoint_auth_method {str(method)[:40]!r} is not allowed for {profile_name} clients"
+        )
     app_type = meta.get("application_type", profile.application_type)
     if app_type != profile.application_type:
         raise metadata_error(f"application_type must be {profile.application_type} for {profile_name} clients")
 
-    grant_types = _string_list(meta, "grant_types", ["authorization_code", "refresh_token"]
-                               if "refresh_token" in profile.grant_types else ["authorization_code"])
+    grant_types = _string_list(
+        meta,
+        "grant_types",
+        ["authorization_code", "refresh_token"] if "refresh_token" in profile.grant_types else ["authorization_code"],
+    )
     bad = [g for g in grant_types if g not in profile.grant_types]
     if bad or not grant_types:
         raise metadata_error(f"grant_types not allowed for {profile_name} clients: {' '.join(bad)[:80]}")
     if _string_list(meta, "response_types", ["code"] if "authorization_code" in grant_types else []) not in (
-            ["code"], []):
-        raise metadata_error("response_types must be [\"code\"]")
+        ["code"],
+        [],
+    ):
+        raise metadata_error('response_types must be ["code"]')
 
     redirect_uris = _string_list(meta, "redirect_uris", [])
     if "authorization_code" in grant_types and not redirect_uris:
@@ -109,19 +115,20 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
     if method in ("private_key_jwt", "self_signed_tls_client_auth") or profile.signed_requests:
         jwks = validate_client_jwks(meta.get("jwks"), metadata_error)
     elif "jwks" in meta:
-        raise metadata_error("jwks is only used with private_key_jwt, self_signed_tls_client_auth "
-                             "or signed request objects")
+        raise metadata_error(
+            "jwks is only used with private_key_jwt, self_signed_tls_client_auth or signed request objects"
+        )
     if method in mtls.TLS_AUTH_METHODS:
         # RFC 8705 §2: only where a client certificate can reach the server (and, for PKI-bound
         # certificates, where the trusted CAs are configured).
         if not core.settings.mtls_enabled:
-            raise metadata_error(f"{method} needs mutual TLS, which this server does not offer (mtls_port "
-                                 "or mtls_base_url)")
+            raise metadata_error(
+                f"{method} needs mutual TLS, which this server does not offer (mtls_port or mtls_base_url)"
+            )
         if method == "tls_client_auth" and not core.settings.mtls_ca_file:
             raise metadata_error("tls_client_auth needs the server's trusted CAs (mtls_ca_file)")
 
-    extra: dict[str, Any] = mtls.validate_registration(meta, method, jwks, public=profile.public,
-                                                       error=metadata_error)
+    extra: dict[str, Any] = mtls.validate_registration(meta, method, jwks, public=profile.public, error=metadata_error)
     if extra.get(mtls.BOUND_TOKENS) and not core.settings.mtls_enabled:
         raise metadata_error(f"{mtls.BOUND_TOKENS} needs mutual TLS, which this server does not offer")
     if "require_pkce" in meta:
@@ -187,12 +194,20 @@ def build_client(core: Core, meta: dict[str, Any], existing: Client | None = Non
         secret_hash = None
     client = Client(
         client_id=existing.client_id if existing else new_client_id(),
-        profile=profile_name, client_name=name.strip(), redirect_uris=redirect_uris,
-        token_endpoint_auth_method=method, grant_types=grant_types, scope=" ".join(scopes), secret_hash=secret_hash,
-        jwks=jwks, allowed_origins=origins, metadata=extra,
+        profile=profile_name,
+        client_name=name.strip(),
+        redirect_uris=redirect_uris,
+        token_endpoint_auth_method=method,
+        grant_types=grant_types,
+        scope=" ".join(scopes),
+        secret_hash=secret_hash,
+        jwks=jwks,
+        allowed_origins=origins,
+        metadata=extra,
         resource_server=existing.resource_server if existing else False,
         registration_token_hash=existing.registration_token_hash if existing else None,
-        created_at=existing.created_at if existing else now, updated_at=now,
+        created_at=existing.created_at if existing else now,
+        updated_at=now,
     )
     return client, secret
 
@@ -205,11 +220,17 @@ def new_client_id() -> str:
 
 def client_metadata(core: Core, client: Client) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "client_id": client.client_id, "client_name": client.client_name, "redirect_uris": client.redirect_uris,
-        "token_endpoint_auth_method": client.token_endpoint_auth_method, "grant_types": client.grant_types,
+        "client_id": client.client_id,
+        "client_name": client.client_name,
+        "redirect_uris": client.redirect_uris,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "grant_types": client.grant_types,
         "response_types": ["code"] if "authorization_code" in client.grant_types else [],
-        "scope": client.scope, "application_type": get_profile(client.profile).application_type,
-        "security_profile": client.profile, "client_id_issued_at": client.created_at, **client.metadata,
+        "scope": client.scope,
+        "application_type": get_profile(client.profile).application_type,
+        "security_profile": client.profile,
+        "client_id_issued_at": client.created_at,
+        **client.metadata,
     }
     if client.jwks:
         out["jwks"] = client.jwks
@@ -223,8 +244,11 @@ def client_metadata(core: Core, client: Client) -> dict[str, Any]:
 def client_information(core: Core, client: Client, registration_access_token: str) -> dict[str, Any]:
     """RFC 7592 §3: the client information response REQUIRES the management URI and token. Only the
     token's hash is stored, so reads and updates return the token the client presented."""
-    return {**client_metadata(core, client), "registration_access_token": registration_access_token,
-            "registration_client_uri": core.url("/register/" + client.client_id)}
+    return {
+        **client_metadata(core, client),
+        "registration_access_token": registration_access_token,
+        "registration_client_uri": core.url("/register/" + client.client_id),
+    }
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -283,8 +307,12 @@ async def manage_endpoint(core: Core, request: HttpRequest, client_id: str) -> H
         token = _bearer(request)
         client = await core.store.get_client(client_id) if token else None
         # §2: unknown client and wrong token look the same (no client enumeration).
-        if client is None or token is None or not client.registration_token_hash \
-                or not equal(token_hash(token), client.registration_token_hash):
+        if (
+            client is None
+            or token is None
+            or not client.registration_token_hash
+            or not equal(token_hash(token), client.registration_token_hash)
+        ):
             raise invalid_token("the registration access token is not valid")
         now = core.clock()
         if request.method == "GET":
@@ -296,11 +324,17 @@ async def manage_endpoint(core: Core, request: HttpRequest, client_id: str) -> H
         meta = _json_body(request)
         if not isinstance(meta, dict) or meta.get("client_id") != client_id:
             raise metadata_error("client_id in the body must match the client being updated")  # RFC 7592 §2.2
-        if "client_secret" in meta and (not client.secret_hash or not equal(
-                keyed_hash(core.server_key, str(meta["client_secret"])), client.secret_hash)):
+        if "client_secret" in meta and (
+            not client.secret_hash
+            or not equal(keyed_hash(core.server_key, str(meta["client_secret"])), client.secret_hash)
+        ):
             raise metadata_error("client_secret does not match")
-        for field in ("registration_access_token", "registration_client_uri", "client_secret_expires_at",
-                      "client_id_issued_at"):
+        for field in (
+            "registration_access_token",
+            "registration_client_uri",
+            "client_secret_expires_at",
+            "client_id_issued_at",
+        ):
             meta.pop(field, None)
         meta.pop("client_id")
         meta.pop("client_secret", None)
@@ -313,5 +347,3 @@ async def manage_endpoint(core: Core, request: HttpRequest, client_id: str) -> H
         return HttpResponse(200, dict(NO_STORE), json=body)
     except OAuthError as exc:
         return _error(exc)
-
-

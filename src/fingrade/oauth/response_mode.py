@@ -68,8 +68,9 @@ def _with_query(redirect_uri: str, params: dict[str, str]) -> str:
     return redirect_uri + ("&" if "?" in redirect_uri else "?") + query
 
 
-async def authorization_response(core: Core, client_id: str, redirect_uri: str, mode: str,
-                                 params: dict[str, str | None]) -> AuthorizationResponse:
+async def authorization_response(
+    core: Core, client_id: str, redirect_uri: str, mode: str, params: dict[str, str | None]
+) -> AuthorizationResponse:
     """Encode an authorization response (success or error) in `mode`. `iss` is always added
     (RFC 9207 §2); with JARM it is the JWT's `iss` claim and appears nowhere else (JARM §2.1)."""
     values = {k: v for k, v in params.items() if v is not None}

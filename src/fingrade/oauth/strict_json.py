@@ -64,8 +64,7 @@ def _constant(name: str) -> Any:
     raise JsonError("NaN and Infinity are not valid JSON")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int, parse_float=_float,
-                            parse_constant=_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_int, parse_float=_float, parse_constant=_constant)
 
 
 def _check_text(text: str) -> None:

@@ -11,14 +11,19 @@ from .claims_request import INTENT_CLAIM
 from .client_auth import authenticate_client
 from .context import Core
 from .crypto import token_hash
-from .errors import OAuthError, invalid_grant, invalid_request, method_not_allowed, \
-    unauthorized_client, unsupported_grant_type
+from .errors import (
+    OAuthError,
+    invalid_grant,
+    invalid_request,
+    method_not_allowed,
+    unauthorized_client,
+    unsupported_grant_type,
+)
 from .http import HttpRequest, HttpResponse, form_params
 from .models import Client, Grant, RefreshToken
 from .mtls import thumbprint
 from .offline_access import stays_connected
-from .profiles import authorization_details_types, binds_certificate, dpop_required, get_profile, \
-    tokens_must_be_bound
+from .profiles import authorization_details_types, binds_certificate, dpop_required, get_profile, tokens_must_be_bound
 from .scope import narrow
 from .tokens import mint_access_token, mint_id_token, new_refresh_token
 
@@ -55,8 +60,9 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         if tokens_must_be_bound(client) and bind is None:
             # FAPI 2.0 SP 5.3.2.1-4: no bearer tokens for this client (nor for one that registered
             # tls_client_certificate_bound_access_tokens, RFC 8705 §3.4).
-            raise invalid_request("this client's tokens must be sender-constrained: send a DPoP proof "
-                                  "or use mutual TLS")
+            raise invalid_request(
+                "this client's tokens must be sender-constrained: send a DPoP proof or use mutual TLS"
+            )
         x5t = thumbprint(request.client_cert) if request.client_cert is not None else None
         if grant_type == "authorization_code":
             body = await _authorization_code(core, client, params, jkt, bind, x5t)
@@ -99,8 +105,9 @@ def _require_binding(kind: str | None, bind: dict[str, Any] | None) -> None:
         return
     if kind == "dpop":
         raise dpop.invalid_dpop_proof("this grant's tokens are DPoP-bound: a DPoP proof is required")
-    raise invalid_request("this grant's tokens are bound to a client certificate: refresh over mutual TLS "
-                          "with the certificate")
+    raise invalid_request(
+        "this grant's tokens are bound to a client certificate: refresh over mutual TLS with the certificate"
+    )
 
 
 def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
@@ -113,8 +120,9 @@ def _require_key(bound: str | None, jkt: str | None, what: str) -> None:
         raise invalid_grant(f"the DPoP proof key does not match the key this {what} is bound to")
 
 
-async def _authorization_code(core: Core, client: Client, params: dict[str, str], jkt: str | None,
-                              bind: dict[str, Any] | None, x5t: str | None) -> dict[str, Any]:
+async def _authorization_code(
+    core: Core, client: Client, params: dict[str, str], jkt: str | None, bind: dict[str, Any] | None, x5t: str | None
+) -> dict[str, Any]:
     code = params.get("code")
     if code is None:
         raise invalid_request("code is missing")
@@ -134,8 +142,13 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
             return kept
         # RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice is stolen; revoke what it produced.
         await core.store.revoke_grant(data["grant_id"], now)
-        await core.store.audit("code_reuse", now, client_id=client.client_id, user_id=data["user_id"],
-                               detail={"grant_id": data["grant_id"]})
+        await core.store.audit(
+            "code_reuse",
+            now,
+            client_id=client.client_id,
+            user_id=data["user_id"],
+            detail={"grant_id": data["grant_id"]},
+        )
         raise invalid_grant("the authorization code has already been used")
     await token_retry.begin(core, retry)
     # From here on the code is spent whatever happens: a failed attempt burns it (no brute force).
@@ -152,12 +165,29 @@ async def _authorization_code(core: Core, client: Client, params: dict[str, str]
     # disabled, within the code's 60 s), it yields no tokens: fail closed.
     if not await core.store.grant_live(data["grant_id"]):
         raise invalid_grant("the authorization is no longer valid")
-    grant = Grant(id=data["grant_id"], client_id=client.client_id, user_id=data["user_id"], scope=data["scope"],
-                  auth_time=data["auth_time"], created_at=now, authorization_details=data.get("authorization_details"))
+    grant = Grant(
+        id=data["grant_id"],
+        client_id=client.client_id,
+        user_id=data["user_id"],
+        scope=data["scope"],
+        auth_time=data["auth_time"],
+        created_at=now,
+        authorization_details=data.get("authorization_details"),
+    )
     # UK Open Banking: the ID token names the consent the customer authorised.
     id_claims = {INTENT_CLAIM: data["consent_id"]} if data.get("consent_id") else None
-    body = await _issue(core, client, grant, nonce=data["nonce"], amr=data.get("amr"), with_refresh=True, jkt=jkt,
-                        bind=bind, details=_narrow_details(core, client, params, grant), id_claims=id_claims)
+    body = await _issue(
+        core,
+        client,
+        grant,
+        nonce=data["nonce"],
+        amr=data.get("amr"),
+        with_refresh=True,
+        jkt=jkt,
+        bind=bind,
+        details=_narrow_details(core, client, params, grant),
+        id_claims=id_claims,
+    )
     await token_retry.keep(core, retry, body)
     return body
 
@@ -175,39 +205,81 @@ def _narrow_details(core: Core, client: Client, params: dict[str, str], grant: G
         raise invalid_grant("the authorization has expired")
     if "authorization_details" not in params:
         return current
-    return authorization_details.narrow(params["authorization_details"], current,
-                                        authorization_details_types(client), authorization_details.context_of(core, defaults=False))
+    return authorization_details.narrow(
+        params["authorization_details"],
+        current,
+        authorization_details_types(client),
+        authorization_details.context_of(core, defaults=False),
+    )
 
 
-async def _issue(core: Core, client: Client, grant: Grant, *, nonce: str | None, amr: list[str] | None,
-                 with_refresh: bool, jkt: str | None, bind: dict[str, Any] | None,
-                 details: list[dict[str, Any]] | None, scope: str | None = None,
-                 refresh_token: str | None = None, id_claims: dict[str, Any] | None = None) -> dict[str, Any]:
+async def _issue(
+    core: Core,
+    client: Client,
+    grant: Grant,
+    *,
+    nonce: str | None,
+    amr: list[str] | None,
+    with_refresh: bool,
+    jkt: str | None,
+    bind: dict[str, Any] | None,
+    details: list[dict[str, Any]] | None,
+    scope: str | None = None,
+    refresh_token: str | None = None,
+    id_claims: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     scope = scope or grant.scope
     assert grant.user_id is not None
     extra = _cnf(bind) or {}
     if details:
         extra["authorization_details"] = details  # RFC 9396 §9.1
-    access_token, claims = await mint_access_token(core, sub=grant.user_id, client_id=client.client_id, scope=scope,
-                                                   grant_id=grant.id, auth_time=grant.auth_time, extra=extra)
-    body: dict[str, Any] = {"access_token": access_token, "token_type": _token_type(bind),
-                            "expires_in": core.settings.access_token_ttl, "scope": scope}
+    access_token, claims = await mint_access_token(
+        core,
+        sub=grant.user_id,
+        client_id=client.client_id,
+        scope=scope,
+        grant_id=grant.id,
+        auth_time=grant.auth_time,
+        extra=extra,
+    )
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": _token_type(bind),
+        "expires_in": core.settings.access_token_ttl,
+        "scope": scope,
+    }
     if details:
         body["authorization_details"] = details  # RFC 9396 §7: what the access token grants
     if "openid" in scope.split():
-        body["id_token"] = await mint_id_token(core, sub=grant.user_id, client_id=client.client_id, nonce=nonce,
-                                               auth_time=grant.auth_time or claims["iat"], access_token=access_token,
-                                               amr=amr, claims=id_claims)
+        body["id_token"] = await mint_id_token(
+            core,
+            sub=grant.user_id,
+            client_id=client.client_id,
+            nonce=nonce,
+            auth_time=grant.auth_time or claims["iat"],
+            access_token=access_token,
+            amr=amr,
+            claims=id_claims,
+        )
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
     elif with_refresh and stays_connected(client, grant.scope.split(), grant.authorization_details):
         rt = new_refresh_token()
-        await core.store.save_refresh_token(RefreshToken(
-            token_hash=token_hash(rt), grant_id=grant.id, client_id=client.client_id, user_id=grant.user_id,
-            scope=grant.scope, created_at=claims["iat"], expires_at=claims["iat"] + core.settings.refresh_token_ttl,
-            # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (a confidential
-            # client's is bound by its client authentication).
-            dpop_jkt=jkt if get_profile(client.profile).public else None, binding=_binding_kind(bind)))
+        await core.store.save_refresh_token(
+            RefreshToken(
+                token_hash=token_hash(rt),
+                grant_id=grant.id,
+                client_id=client.client_id,
+                user_id=grant.user_id,
+                scope=grant.scope,
+                created_at=claims["iat"],
+                expires_at=claims["iat"] + core.settings.refresh_token_ttl,
+                # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (a confidential
+                # client's is bound by its client authentication).
+                dpop_jkt=jkt if get_profile(client.profile).public else None,
+                binding=_binding_kind(bind),
+            )
+        )
         body["refresh_token"] = rt
     return body
 
@@ -221,8 +293,9 @@ def _token_type(bind: dict[str, Any] | None) -> str:
     return "DPoP" if bind is not None and "jkt" in bind else "Bearer"
 
 
-async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt: str | None,
-                         bind: dict[str, Any] | None, x5t: str | None) -> dict[str, Any]:
+async def _refresh_token(
+    core: Core, client: Client, params: dict[str, str], jkt: str | None, bind: dict[str, Any] | None, x5t: str | None
+) -> dict[str, Any]:
     presented = params.get("refresh_token")
     if presented is None:
         raise invalid_request("refresh_token is missing")
@@ -233,8 +306,9 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
     rt, grant = found
     if grant.revoked_at is not None or rt.expires_at <= now:
         raise invalid_grant("the refresh token has been revoked or has expired")
-    retry = token_retry.attempt(core, "refresh", rt.token_hash, client_id=client.client_id, jkt=jkt, x5t=x5t,
-                                params=params)
+    retry = token_retry.attempt(
+        core, "refresh", rt.token_hash, client_id=client.client_id, jkt=jkt, x5t=x5t, params=params
+    )
     if rt.used_at is not None:
         # Presented by anyone (another client included) after rotation: a retry whose answer was lost, or theft.
         return await _replayed_refresh(core, client, rt, grant, retry, wait=now - rt.used_at <= 2)
@@ -246,24 +320,62 @@ async def _refresh_token(core: Core, client: Client, params: dict[str, str], jkt
     details = _narrow_details(core, client, params, grant)  # RFC 9396 §6: never wider than the grant
     if get_profile(client.profile).rotate_refresh_tokens:
         new = new_refresh_token()
-        replacement = RefreshToken(token_hash=token_hash(new), grant_id=grant.id, client_id=client.client_id,
-                                   user_id=rt.user_id, scope=rt.scope, created_at=now, expires_at=rt.expires_at,
-                                   dpop_jkt=rt.dpop_jkt, binding=rt.binding)
+        replacement = RefreshToken(
+            token_hash=token_hash(new),
+            grant_id=grant.id,
+            client_id=client.client_id,
+            user_id=rt.user_id,
+            scope=rt.scope,
+            created_at=now,
+            expires_at=rt.expires_at,
+            dpop_jkt=rt.dpop_jkt,
+            binding=rt.binding,
+        )
         if not await core.store.rotate_refresh_token(rt.token_hash, replacement, now):
             # Lost the compare-and-set to a concurrent refresh with the same token: the same client's
             # retry (it gets the winner's answer) or a replay.
             return await _replayed_refresh(core, client, rt, grant, retry, wait=True, concurrent=True)
         await token_retry.begin(core, retry)
-        body = await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind,
-                            scope=scope, refresh_token=new, details=details)
+        body = await _issue(
+            core,
+            client,
+            grant,
+            nonce=None,
+            amr=None,
+            with_refresh=False,
+            jkt=jkt,
+            bind=bind,
+            scope=scope,
+            refresh_token=new,
+            details=details,
+        )
         await token_retry.keep(core, retry, body)
         return body
-    return await _issue(core, client, grant, nonce=None, amr=None, with_refresh=False, jkt=jkt, bind=bind, scope=scope,
-                        refresh_token=presented, details=details)
+    return await _issue(
+        core,
+        client,
+        grant,
+        nonce=None,
+        amr=None,
+        with_refresh=False,
+        jkt=jkt,
+        bind=bind,
+        scope=scope,
+        refresh_token=presented,
+        details=details,
+    )
 
 
-async def _replayed_refresh(core: Core, client: Client, rt: RefreshToken, grant: Grant, retry: token_retry.Attempt,
-                            *, wait: bool, concurrent: bool = False) -> dict[str, Any]:
+async def _replayed_refresh(
+    core: Core,
+    client: Client,
+    rt: RefreshToken,
+    grant: Grant,
+    retry: token_retry.Attempt,
+    *,
+    wait: bool,
+    concurrent: bool = False,
+) -> dict[str, Any]:
     """A rotated-away refresh token presented again. Only a DPoP-bound one can be a retry (an unbound
     one is its own only proof, so a thief's copy would pass as one)."""
     if rt.dpop_jkt is not None:
@@ -281,19 +393,24 @@ async def _replayed_refresh(core: Core, client: Client, rt: RefreshToken, grant:
     raise invalid_grant("the refresh token has already been used")
 
 
-async def _client_credentials(core: Core, client: Client, params: dict[str, str],
-                              bind: dict[str, Any] | None) -> dict[str, Any]:
+async def _client_credentials(
+    core: Core, client: Client, params: dict[str, str], bind: dict[str, Any] | None
+) -> dict[str, Any]:
     if "authorization_details" in params:
         # RFC 9396 §6 allows it, but our two types are a customer's accounts and payments: only the
         # customer can approve them, and client_credentials has no customer. Refused, not ignored.
-        raise authorization_details.error("authorization_details need the customer's approval: use the "
-                                          "authorization code flow")
+        raise authorization_details.error(
+            "authorization_details need the customer's approval: use the authorization code flow"
+        )
     allowed = [s for s in client.scope.split() if s in core.settings.scopes and s not in ("openid", "offline_access")]
     scope = narrow(params.get("scope"), allowed, "what this client may ask for")
     # No grant row: a client_credentials token stands alone and is revoked by its jti.
-    access_token, _claims = await mint_access_token(core, sub=client.client_id, client_id=client.client_id,
-                                                    scope=scope, grant_id=None, extra=_cnf(bind))
-    return {"access_token": access_token, "token_type": _token_type(bind), "expires_in": core.settings.access_token_ttl,
-            "scope": scope}
-
-
+    access_token, _claims = await mint_access_token(
+        core, sub=client.client_id, client_id=client.client_id, scope=scope, grant_id=None, extra=_cnf(bind)
+    )
+    return {
+        "access_token": access_token,
+        "token_type": _token_type(bind),
+        "expires_in": core.settings.access_token_ttl,
+        "scope": scope,
+    }

@@ -55,12 +55,19 @@ class Attempt:
     fingerprint: str
 
 
-def attempt(core: Core, what: str, secret_hash: str, *, client_id: str, jkt: str | None, x5t: str | None,
-            params: dict[str, str]) -> Attempt:
+def attempt(
+    core: Core, what: str, secret_hash: str, *, client_id: str, jkt: str | None, x5t: str | None, params: dict[str, str]
+) -> Attempt:
     """`what`: code | refresh; `secret_hash`: the stored hash of the code or refresh token."""
-    proof = orjson.dumps({"client_id": client_id, "jkt": jkt, "x5t": x5t,
-                          "params": {k: v for k, v in params.items() if k not in _NOT_FINGERPRINTED}},
-                         option=orjson.OPT_SORT_KEYS)
+    proof = orjson.dumps(
+        {
+            "client_id": client_id,
+            "jkt": jkt,
+            "x5t": x5t,
+            "params": {k: v for k, v in params.items() if k not in _NOT_FINGERPRINTED},
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
     # Keyed, so the store holds nothing that helps guess the verifier or the parameters.
     fingerprint = hmac.new(core.server_key, b"token-retry|" + proof, hashlib.sha256).hexdigest()
     return Attempt(key=f"{what}:{secret_hash}", fingerprint=fingerprint)
@@ -87,8 +94,12 @@ async def keep(core: Core, a: Attempt, body: dict[str, Any]) -> None:
         return
     assert core.sealer is not None
     sealed = core.sealer.seal(orjson.dumps(body), _context(a))
-    await core.onetime.put(KIND, a.key, {"fp": a.fingerprint, "sealed": base64.b64encode(sealed).decode()},
-                           core.settings.token_retry_grace_seconds)
+    await core.onetime.put(
+        KIND,
+        a.key,
+        {"fp": a.fingerprint, "sealed": base64.b64encode(sealed).decode()},
+        core.settings.token_retry_grace_seconds,
+    )
 
 
 async def replay(core: Core, a: Attempt, *, wait: bool) -> dict[str, Any] | None:

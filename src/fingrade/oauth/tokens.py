@@ -22,14 +22,28 @@ def _sign(key: Any, alg: str, kid: str, typ: str, claims: dict[str, Any]) -> str
     return jws.serialize_compact(header, orjson.dumps(claims), key, algorithms=[alg])
 
 
-async def mint_access_token(core: Core, *, sub: str, client_id: str, scope: str, grant_id: str | None,
-                            auth_time: int | None = None, extra: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+async def mint_access_token(
+    core: Core,
+    *,
+    sub: str,
+    client_id: str,
+    scope: str,
+    grant_id: str | None,
+    auth_time: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
     """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti (+ scope, auth_time)."""
     view = await core.keys.view()
     now = core.clock()
     claims: dict[str, Any] = {
-        "iss": core.issuer, "sub": sub, "aud": core.settings.audience, "client_id": client_id,
-        "iat": now, "exp": now + core.settings.access_token_ttl, "jti": new_token(16), "scope": scope,
+        "iss": core.issuer,
+        "sub": sub,
+        "aud": core.settings.audience,
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + core.settings.access_token_ttl,
+        "jti": new_token(16),
+        "scope": scope,
     }
     if auth_time is not None:
         claims["auth_time"] = auth_time
@@ -46,14 +60,28 @@ def token_hash_claim(value: str, alg: str) -> str:
     return b64url(digest[: len(digest) // 2])
 
 
-async def mint_id_token(core: Core, *, sub: str, client_id: str, nonce: str | None, auth_time: int,
-                        access_token: str | None, claims: dict[str, Any] | None = None,
-                        amr: list[str] | None = None) -> str:
+async def mint_id_token(
+    core: Core,
+    *,
+    sub: str,
+    client_id: str,
+    nonce: str | None,
+    auth_time: int,
+    access_token: str | None,
+    claims: dict[str, Any] | None = None,
+    amr: list[str] | None = None,
+) -> str:
     view = await core.keys.view()
     now = core.clock()
     body: dict[str, Any] = {
-        "iss": core.issuer, "sub": sub, "aud": client_id, "azp": client_id, "iat": now,
-        "exp": now + core.settings.id_token_ttl, "auth_time": auth_time, "acr": ACR_PASSWORD,
+        "iss": core.issuer,
+        "sub": sub,
+        "aud": client_id,
+        "azp": client_id,
+        "iat": now,
+        "exp": now + core.settings.id_token_ttl,
+        "auth_time": auth_time,
+        "acr": ACR_PASSWORD,
         "amr": amr or ["pwd"],
     }
     if nonce is not None:

@@ -28,8 +28,12 @@ async def disable(core: Core, user_id: str, *, by: str) -> StatusChange | None:
     if result is None:
         return None
     change = StatusChange(*result)
-    await core.store.audit("user_disabled", now, user_id=user_id,
-                           detail={"by": by, "sessions": change.sessions_ended, "grants": change.grants_revoked})
+    await core.store.audit(
+        "user_disabled",
+        now,
+        user_id=user_id,
+        detail={"by": by, "sessions": change.sessions_ended, "grants": change.grants_revoked},
+    )
     return change
 
 

@@ -30,9 +30,8 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
     tokens refused). Scheme names are case-insensitive (RFC 9110 §11.1); Bearer or DPoP."""
     if b"access_token=" in request.query:
         raise invalid_request("access tokens in the query string are not accepted")
-    if request.body and is_form(request):
-        if "access_token" in parse_params(request.body):
-            raise invalid_request("send the access token in the Authorization header")
+    if request.body and is_form(request) and "access_token" in parse_params(request.body):
+        raise invalid_request("send the access token in the Authorization header")
     header = request.header("authorization")
     if not header:
         raise OAuthError("missing_token", "", 401)
@@ -51,8 +50,14 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
 TokenVerifier = Callable[[str], Awaitable[dict[str, Any]]]
 
 
-async def authorize_resource(core: ProofContext, request: HttpRequest, scope: str, url: str,
-                             verify: TokenVerifier | None = None, accept_unbound: bool = True) -> dict[str, Any]:
+async def authorize_resource(
+    core: ProofContext,
+    request: HttpRequest,
+    scope: str,
+    url: str,
+    verify: TokenVerifier | None = None,
+    accept_unbound: bool = True,
+) -> dict[str, Any]:
     """Check the access token of a resource request to `url` (built from the configured public URL,
     for DPoP htu): scheme, DPoP proof and binding, certificate binding, the token itself and `scope`.
     `verify` checks the token and returns its claims; by default the authorization server's own
@@ -67,6 +72,7 @@ async def authorize_resource(core: ProofContext, request: HttpRequest, scope: st
 
         async def verify(token: str) -> dict[str, Any]:
             return await verify_access_token(as_core, token)
+
     scheme, token = extract_token(request)
     if scheme == "dpop":
         try:
@@ -75,8 +81,9 @@ async def authorize_resource(core: ProofContext, request: HttpRequest, scope: st
             claims = await verify(token)
             bound = (claims.get("cnf") or {}).get("jkt")
             if bound is None:
-                raise invalid_token("the access token is not DPoP-bound" +
-                                    ("; use the Bearer scheme" if accept_unbound else ""))
+                raise invalid_token(
+                    "the access token is not DPoP-bound" + ("; use the Bearer scheme" if accept_unbound else "")
+                )
             if bound != jkt:
                 raise dpop.invalid_dpop_proof("the DPoP proof key is not the key the access token is bound to")
         except dpop.DPoPError:
@@ -95,8 +102,11 @@ async def authorize_resource(core: ProofContext, request: HttpRequest, scope: st
         if x5t is None and not accept_unbound:
             # FAPI 2.0 SP 5.3.4: a stolen unbound token must be worth nothing here. The challenge says
             # how to come back: with a DPoP-bound token (RFC 9449 §7.1).
-            raise dpop.DPoPError("invalid_token", "only sender-constrained access tokens are accepted: "
-                                 "use a DPoP-bound or certificate-bound token", 401)
+            raise dpop.DPoPError(
+                "invalid_token",
+                "only sender-constrained access tokens are accepted: use a DPoP-bound or certificate-bound token",
+                401,
+            )
     if scope not in str(claims.get("scope", "")).split():
         exc = insufficient_scope(f"the token lacks the {scope} scope")
         raise dpop.DPoPError(exc.error, exc.description, exc.status) if scheme == "dpop" else exc
@@ -113,8 +123,11 @@ def resource_error(exc: OAuthError) -> HttpResponse:
         challenge = bearer_challenge(exc)
     # Error-specific headers (the DPoP-Nonce of use_dpop_nonce, RFC 9449 §9) are kept.
     headers = {**NO_STORE, **exc.headers, "WWW-Authenticate": challenge}
-    body = exc.body() if exc.error != "missing_token" else {"error": "invalid_token",
-                                                            "error_description": "an access token is required"}
+    body = (
+        exc.body()
+        if exc.error != "missing_token"
+        else {"error": "invalid_token", "error_description": "an access token is required"}
+    )
     return HttpResponse(status, headers, json=body)
 
 

@@ -93,6 +93,7 @@ class DurableStore(Protocol):
         """Disabling ends the user's sessions and revokes their live grants in the same transaction;
         (changed, sessions ended, grants revoked) or None for an unknown user. A disabled user's
         sessions, refresh tokens and grants (token_status) are not usable even if one slipped in."""
+
     async def create_session(self, session: Session) -> None: ...
     async def get_session(self, id_hash: str, now: int) -> Session | None: ...
     async def delete_session(self, id_hash: str) -> None: ...
@@ -107,13 +108,16 @@ class DurableStore(Protocol):
     async def get_grant(self, grant_id: str) -> Grant | None: ...
     async def list_user_grants(self, user_id: str | None = None) -> list[tuple[Grant, int | None]]:
         """Grants of a user (all users when None) with the expiry of their latest unused refresh token."""
+
     async def list_consents(self, user_id: str) -> list[tuple[str, frozenset[str], int]]: ...
     async def revoke_client_access(self, user_id: str, client_id: str, now: int) -> list[str]:
         """Revoke all of a user's live grants for a client and forget the consent; the revoked grant ids."""
+
     async def save_refresh_token(self, token: RefreshToken) -> None: ...
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None: ...
     async def rotate_refresh_token(self, old_hash: str, new: RefreshToken, now: int) -> bool:
         """Atomically mark `old_hash` used and store `new`; False if it had been used already."""
+
     async def revoke_access_token(self, jti: str, expires_at: int) -> None: ...
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
         """True when neither the token (by jti) nor its grant has been revoked."""
@@ -125,13 +129,17 @@ class DurableStore(Protocol):
     async def create_consent_resource(self, resource: ConsentResource) -> None: ...
     async def get_consent_resource(self, consent_id: str) -> tuple[ConsentResource, int | None] | None:
         """The consent and its grant's revoked_at (None: no grant or a live one)."""
+
     async def consent_resource_ids(self, grant_ids: list[str]) -> dict[str, str]:
         """grant id -> the consent resource it authorised (only grants that did)."""
+
     async def authorise_consent_resource(self, consent_id: str, grant: Grant, lodged_after: int) -> bool:
         """AwaitingAuthorisation (lodged after `lodged_after`) -> Authorised with the grant created,
         atomically; False: nothing written."""
-    async def set_consent_resource_status(self, consent_id: str, expected: tuple[str, ...], status: str, now: int,
-                                          user_id: str | None = None) -> bool:
+
+    async def set_consent_resource_status(
+        self, consent_id: str, expected: tuple[str, ...], status: str, now: int, user_id: str | None = None
+    ) -> bool:
         """Conditional status change; Revoked revokes the consent's grant in the same transaction."""
 
     # signing keys
@@ -140,13 +148,23 @@ class DurableStore(Protocol):
     async def delete_signing_key(self, kid: str) -> None: ...
 
     # registration initial access tokens (RFC 7591 §3)
-    async def create_registration_token(self, token_hash: str, label: str, expires_at: int | None, now: int) -> None: ...
+    async def create_registration_token(
+        self, token_hash: str, label: str, expires_at: int | None, now: int
+    ) -> None: ...
     async def registration_token_valid(self, token_hash: str, now: int) -> bool: ...
     async def revoke_registration_token(self, label: str) -> bool: ...
 
     # audit
-    async def audit(self, event: str, now: int, *, client_id: str | None = None, user_id: str | None = None,
-                    ip: str | None = None, detail: dict[str, Any] | None = None) -> None: ...
+    async def audit(
+        self,
+        event: str,
+        now: int,
+        *,
+        client_id: str | None = None,
+        user_id: str | None = None,
+        ip: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...
 
     async def purge_expired(self, now: int) -> int: ...
     async def close(self) -> None: ...

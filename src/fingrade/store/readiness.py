@@ -51,8 +51,11 @@ async def _write_and_read(store: OneTimeStore) -> None:
 class ReadinessProbe:
     def __init__(self, db: Database, onetime: OneTimeStore, extra: dict[str, Check] | None = None) -> None:
         database = SqlOneTimeStore(db)
-        self.checks: dict[str, Check] = {"database": lambda: _write_and_read(database),
-                                         "onetime": lambda: _write_and_read(onetime), **(extra or {})}
+        self.checks: dict[str, Check] = {
+            "database": lambda: _write_and_read(database),
+            "onetime": lambda: _write_and_read(onetime),
+            **(extra or {}),
+        }
         self._last: tuple[float, Readiness] | None = None
         self._lock = asyncio.Lock()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,18 +29,24 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
         raise too_large() from None
 
 
-async def to_core(request: Request, trusted_proxies: tuple[str, ...], read: bool = True,
-                  cert_header: str = "") -> HttpRequest:
+async def to_core(
+    request: Request, trusted_proxies: tuple[str, ...], read: bool = True, cert_header: str = ""
+) -> HttpRequest:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         if name == cert_header:
             continue  # the core never sees the forwarding header, only the vetted certificate
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     body = await read_body(request) if read and request.method in ("POST", "PUT", "PATCH") else b""
-    return HttpRequest(method=request.method, path=request.url.path, headers=headers,
-                       query=request.scope.get("query_string", b""), body=body,
-                       client_ip=client_ip(request, trusted_proxies),
-                       client_cert=client_certificate(request, trusted_proxies, cert_header))
+    return HttpRequest(
+        method=request.method,
+        path=request.url.path,
+        headers=headers,
+        query=request.scope.get("query_string", b""),
+        body=body,
+        client_ip=client_ip(request, trusted_proxies),
+        client_cert=client_certificate(request, trusted_proxies, cert_header),
+    )
 
 
 def to_starlette(resp: HttpResponse) -> Response:

@@ -26,6 +26,7 @@ from ..bank.payments import payers
 from ..bank.server import in_process_bank
 from ..body_limit import BodyLimit, BodyLimits
 from ..config import Settings
+from ..edge import is_trusted
 from ..failures import RETRY_AFTER, ErrorBoundary, describe, is_store_failure
 from ..oauth import consents
 from ..oauth import interaction as flow
@@ -38,9 +39,9 @@ from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
 from ..oauth.http import parse_params
 from ..oauth.introspect import introspection_endpoint, revocation_endpoint
 from ..oauth.login_throttle import DEVICE_COOKIE, DEVICE_TTL
-from ..oauth.par import par_endpoint
 from ..oauth.metadata import server_metadata
 from ..oauth.models import Session
+from ..oauth.par import par_endpoint
 from ..oauth.profiles import get_profile
 from ..oauth.registration import manage_endpoint, register_endpoint
 from ..oauth.response_mode import AuthorizationResponse
@@ -49,7 +50,6 @@ from ..oauth.userinfo import userinfo_endpoint
 from ..runtime import build_core, close_core, ensure_bank_client
 from ..store.readiness import ReadinessProbe
 from . import pages
-from ..edge import is_trusted
 from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette, too_large
 from .openapi import openapi
 from .security_headers import ProxyOnly, SecurityHeaders
@@ -112,19 +112,27 @@ async def _session(core: Core, request: Request) -> Session | None:
 
 # -- discovery --------------------------------------------------------------------------------
 
+
 async def metadata(request: Request) -> Response:
     body = request.app.state.metadata_json
-    return Response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
-                    media_type="application/json")
+    return Response(
+        body,
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+        media_type="application/json",
+    )
 
 
 async def jwks(request: Request) -> Response:
     view = await _core(request).keys.view()
-    return Response(orjson.dumps({"keys": view.published}), media_type="application/jwk-set+json",
-                    headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"})
+    return Response(
+        orjson.dumps({"keys": view.published}),
+        media_type="application/jwk-set+json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"},
+    )
 
 
 # -- authorization ----------------------------------------------------------------------------
+
 
 async def authorize(request: Request) -> Response:
     core = _core(request)
@@ -177,11 +185,23 @@ async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -
         csrf = flow.csrf_token(core, browser, "login:" + iid)
         return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
     csrf = flow.csrf_token(core, browser, "consent:" + iid)
-    return pages.consent_page(core.issuer, iid, step.client, step.user, step.interaction.request.scope,
-                              redirect_uri, csrf, step.interaction.request.authorization_details,
-                              pick_accounts=step.pick_accounts, pick_debtor=step.pick_debtor, error=step.error,
-                              selection=step.selection, payer_names=step.offer.payer_names,
-                              blocked=step.offer.blocked is not None, status=status)
+    return pages.consent_page(
+        core.issuer,
+        iid,
+        step.client,
+        step.user,
+        step.interaction.request.scope,
+        redirect_uri,
+        csrf,
+        step.interaction.request.authorization_details,
+        pick_accounts=step.pick_accounts,
+        pick_debtor=step.pick_debtor,
+        error=step.error,
+        selection=step.selection,
+        payer_names=step.offer.payer_names,
+        blocked=step.offer.blocked is not None,
+        status=status,
+    )
 
 
 class _LedgerAccounts:
@@ -193,12 +213,17 @@ class _LedgerAccounts:
         self.ledger = Ledger(core.store.db)  # type: ignore[attr-defined]  # every durable store is SQL
 
     async def accounts(self, user_id: str) -> list[flow.AccountChoice]:
-        return [flow.AccountChoice(a.iban, a.name, a.currency) for a in await self.ledger.list_accounts(user_id)
-                if a.status == ACCOUNT_OPEN]
+        return [
+            flow.AccountChoice(a.iban, a.name, a.currency)
+            for a in await self.ledger.list_accounts(user_id)
+            if a.status == ACCOUNT_OPEN
+        ]
 
     async def payers(self, user_id: str, payment: dict[str, Any]) -> list[flow.AccountChoice]:
-        return [flow.AccountChoice(a.iban, a.name, a.currency)
-                for a in payers(await self.ledger.list_accounts(user_id), payment)]
+        return [
+            flow.AccountChoice(a.iban, a.name, a.currency)
+            for a in payers(await self.ledger.list_accounts(user_id), payment)
+        ]
 
 
 def _accounts_port(core: Core) -> flow.AccountsPort:
@@ -240,14 +265,29 @@ async def login_submit(request: Request) -> Response:
         if not flow.check_csrf(core, browser, "login:" + interaction.id, form.get("csrf_token", "")):
             raise OAuthError("invalid_request", "the form has expired; go back and try again", 403)
         ip = (await to_core(request, _trusted(request), read=False)).client_ip
-        result = await flow.login(core, interaction, form.get("username", ""), form.get("password", ""), ip,
-                                  request.cookies.get(DEVICE_COOKIE))
+        result = await flow.login(
+            core,
+            interaction,
+            form.get("username", ""),
+            form.get("password", ""),
+            ip,
+            request.cookies.get(DEVICE_COOKIE),
+        )
         if isinstance(result, flow.ShowLogin):
             csrf = flow.csrf_token(core, browser, "login:" + interaction.id)
-            return _retry_after(pages.login_page(core.issuer, interaction.id, result.client,
-                                                 interaction.request.redirect_uri, csrf, result.error,
-                                                 username=form.get("username", "")[:100], status=result.status),
-                                result.retry_after)
+            return _retry_after(
+                pages.login_page(
+                    core.issuer,
+                    interaction.id,
+                    result.client,
+                    interaction.request.redirect_uri,
+                    csrf,
+                    result.error,
+                    username=form.get("username", "")[:100],
+                    status=result.status,
+                ),
+                result.retry_after,
+            )
         previous = request.cookies.get(SESSION_COOKIE)
         if previous and len(previous) <= 100:
             await core.store.delete_session(token_hash(previous))  # a new sign-in replaces the old session
@@ -267,8 +307,15 @@ async def consent_submit(request: Request) -> Response:
         if decision not in ("approve", "deny"):
             raise invalid_request("choose Allow or Deny")
         ip = (await to_core(request, _trusted(request), read=False)).client_ip
-        step = await flow.decide(core, interaction, await _session(core, request), decision == "approve", ip,
-                                 _selection(form), _accounts_port(core))
+        step = await flow.decide(
+            core,
+            interaction,
+            await _session(core, request),
+            decision == "approve",
+            ip,
+            _selection(form),
+            _accounts_port(core),
+        )
         return await _render_step(core, step, browser, 400 if isinstance(step, flow.ShowConsent) else 200)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
@@ -280,9 +327,14 @@ async def logout(request: Request) -> Response:
     if request.method == "GET":
         if not browser:
             browser = new_token(32)
-        response = pages.message_page(core.issuer, "Sign out", "Sign out of the bank on this browser?",
-                                      form_action="/logout", button="Sign out",
-                                      csrf=flow.csrf_token(core, browser, "logout"))
+        response = pages.message_page(
+            core.issuer,
+            "Sign out",
+            "Sign out of the bank on this browser?",
+            form_action="/logout",
+            button="Sign out",
+            csrf=flow.csrf_token(core, browser, "logout"),
+        )
         if not request.cookies.get(BROWSER_COOKIE):
             _set_cookie(response, BROWSER_COOKIE, browser, None)
         return response
@@ -331,12 +383,20 @@ async def account_login(request: Request) -> Response:
     except (OAuthError, BodyTooLarge) as exc:
         return pages.error_page(core.issuer, exc)
     ip = (await to_core(request, _trusted(request), read=False)).client_ip
-    result = await flow.authenticate(core, form.get("username", ""), form.get("password", ""), ip,
-                                     device_cookie=request.cookies.get(DEVICE_COOKIE))
+    result = await flow.authenticate(
+        core, form.get("username", ""), form.get("password", ""), ip, device_cookie=request.cookies.get(DEVICE_COOKIE)
+    )
     if isinstance(result, flow.LoginRefused):
-        return _retry_after(pages.account_login_page(core.issuer, flow.csrf_token(core, browser, "account-login"),
-                                                     result.message, form.get("username", "")[:100],
-                                                     status=result.status), result.retry_after)
+        return _retry_after(
+            pages.account_login_page(
+                core.issuer,
+                flow.csrf_token(core, browser, "account-login"),
+                result.message,
+                form.get("username", "")[:100],
+                status=result.status,
+            ),
+            result.retry_after,
+        )
     previous = request.cookies.get(SESSION_COOKIE)
     if previous and len(previous) <= 100:
         await core.store.delete_session(token_hash(previous))
@@ -355,8 +415,9 @@ async def connections_page(request: Request) -> Response:
     if revoked is not None and (client := await core.store.get_client(revoked)) is not None:
         notice = f"{client.client_name or client.client_id} can no longer access your bank."
     apps = await consents.connections(core, user.id)
-    response = pages.connections_page(core.issuer, user, apps, flow.csrf_token(core, browser, "connections:" + user.id),
-                                      notice)
+    response = pages.connections_page(
+        core.issuer, user, apps, flow.csrf_token(core, browser, "connections:" + user.id), notice
+    )
     if fresh:
         _set_cookie(response, BROWSER_COOKIE, fresh, None)
     return response
@@ -405,6 +466,7 @@ def _revoked_here(core: Core, request: Request, browser: str, user_id: str) -> s
 
 # -- back-channel endpoints -------------------------------------------------------------------
 
+
 def _cors(headers: dict[str, str], origin: str) -> None:
     headers["Access-Control-Allow-Origin"] = origin
     headers["Vary"] = "Origin"
@@ -420,9 +482,13 @@ async def token(request: Request) -> Response:
         headers = {"Vary": "Origin"}
         if origin and await core.store.origin_registered(origin):
             _cors(headers, origin)
-            headers.update({"Access-Control-Allow-Methods": "POST",
-                            "Access-Control-Allow-Headers": CORS_PREFLIGHT_HEADERS,
-                            "Access-Control-Max-Age": "600"})
+            headers.update(
+                {
+                    "Access-Control-Allow-Methods": "POST",
+                    "Access-Control-Allow-Headers": CORS_PREFLIGHT_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                }
+            )
         return Response(status_code=204, headers=headers)
     try:
         creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
@@ -441,6 +507,7 @@ async def token(request: Request) -> Response:
 def _endpoint(handler: Any, path_param: str | None = None) -> Any:
     """A core endpoint: the request as HttpRequest; with `path_param`, that path parameter too (None
     on a route without it)."""
+
     async def route(request: Request) -> Response:
         try:
             creq = await to_core(request, _trusted(request), cert_header=_cert_header(request))
@@ -449,6 +516,7 @@ def _endpoint(handler: Any, path_param: str | None = None) -> Any:
         if path_param is None:
             return to_starlette(await handler(_core(request), creq))
         return to_starlette(await handler(_core(request), creq, request.path_params.get(path_param)))
+
     return route
 
 
@@ -463,15 +531,22 @@ async def ready(request: Request) -> Response:
     result = await request.app.state.readiness.check()
     if result.ready:
         return Response(b'{"status":"ready"}', media_type="application/json", headers=dict(NO_STORE))
-    return Response(orjson.dumps({"status": "unavailable", "failed": list(result.failed)}), 503,
-                    media_type="application/json", headers={**NO_STORE, "Retry-After": RETRY_AFTER})
+    return Response(
+        orjson.dumps({"status": "unavailable", "failed": list(result.failed)}),
+        503,
+        media_type="application/json",
+        headers={**NO_STORE, "Retry-After": RETRY_AFTER},
+    )
 
 
 async def home(request: Request) -> Response:
     core = _core(request)
-    return pages.message_page(core.issuer, "Fingrade authorization server",
-                              "This server signs people in for the applications they use with their bank. "
-                              f"Metadata: {core.issuer}/.well-known/openid-configuration")
+    return pages.message_page(
+        core.issuer,
+        "Fingrade authorization server",
+        "This server signs people in for the applications they use with their bank. "
+        f"Metadata: {core.issuer}/.well-known/openid-configuration",
+    )
 
 
 ALL = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
@@ -489,15 +564,22 @@ def _failure(request: Request, store: bool) -> Response:
     headers = {"Retry-After": RETRY_AFTER} if store else {}
     if "text/html" in request.headers.get("accept", ""):
         try:
-            text = ("The bank cannot complete this right now. Please try again in a moment." if store
-                    else "Something went wrong on our side. Please try again later.")
+            text = (
+                "The bank cannot complete this right now. Please try again in a moment."
+                if store
+                else "Something went wrong on our side. Please try again later."
+            )
             page = pages.error_page(_core(request).issuer, OAuthError(error, text, status))
             page.headers.update(headers)
             return page
-        except Exception:  # noqa: BLE001 - the page is a courtesy; the JSON answer below always works
+        except Exception:
             log.exception("rendering the error page failed")
-    return Response(orjson.dumps({"error": error}), status, media_type="application/json",
-                    headers={"Cache-Control": "no-store", **headers})
+    return Response(
+        orjson.dumps({"error": error}),
+        status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", **headers},
+    )
 
 
 async def _janitor(core: Core) -> None:
@@ -509,7 +591,7 @@ async def _janitor(core: Core) -> None:
             await core.keys.purge_retired(now)
             if removed:
                 log.info("janitor removed %d expired rows", removed)
-        except Exception as exc:  # noqa: BLE001 - keep cleaning on the next round
+        except Exception as exc:
             if is_store_failure(exc):  # an outage: one line per round, not a traceback
                 log.error("janitor round failed: %s", describe(exc))
             else:
@@ -519,6 +601,7 @@ async def _janitor(core: Core) -> None:
 def _readiness(core: Core) -> ReadinessProbe:
     async def keys() -> None:
         await core.keys.view()
+
     return ReadinessProbe(core.store.db, core.onetime, {"keys": keys})  # type: ignore[attr-defined]
 
 
@@ -586,8 +669,11 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
     # Every route's body limit, checked before the route reads (the bank API has its own: bank/api.py).
-    limits = BodyLimits(settings.http_max_body_bytes, routes=(("/consent-resources", CONSENT_RESOURCE_MAX_BODY),),
-                        delegated=(BANK_PREFIX,) if bank_app is not None else ())
+    limits = BodyLimits(
+        settings.http_max_body_bytes,
+        routes=(("/consent-resources", CONSENT_RESOURCE_MAX_BODY),),
+        delegated=(BANK_PREFIX,) if bank_app is not None else (),
+    )
     app.add_middleware(BodyLimit, limits=limits, too_large=lambda: json_error(too_large()))
     # Inside the security headers: error answers carry them too (failures.py).
     app.add_middleware(ErrorBoundary, render=_failure, logger=log)

@@ -54,10 +54,14 @@ class ConnectionLimits:
     @classmethod
     def from_settings(cls, s: Settings) -> ConnectionLimits:
         headers = [*floor_headers(s.issuer.startswith("https://")), (b"content-security-policy", BASE_CSP.encode())]
-        return cls(max_header_bytes=s.http_max_header_bytes, max_header_line_bytes=s.http_max_header_line_bytes,
-                   header_timeout=s.http_header_timeout, body_timeout=s.http_body_timeout,
-                   max_body_bytes=s.http_max_body_bytes,
-                   answer_headers=b"".join(name + b": " + value + b"\r\n" for name, value in headers))
+        return cls(
+            max_header_bytes=s.http_max_header_bytes,
+            max_header_line_bytes=s.http_max_header_line_bytes,
+            header_timeout=s.http_header_timeout,
+            body_timeout=s.http_body_timeout,
+            max_body_bytes=s.http_max_body_bytes,
+            answer_headers=b"".join(name + b": " + value + b"\r\n" for name, value in headers),
+        )
 
 
 class OpenConnections:
@@ -104,9 +108,16 @@ class _CycleTransport:
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-                 _loop: asyncio.AbstractEventLoop | None = None, *, limits: ConnectionLimits,
-                 connections: OpenConnections) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: ConnectionLimits,
+        connections: OpenConnections,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
         self.open_connections = connections
@@ -253,8 +264,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- answers and closing ---------------------------------------------------------------------
 
-    def _refuse(self, status: int, description: str, error: str = "invalid_request", retry_after: bool = False
-                ) -> None:
+    def _refuse(self, status: int, description: str, error: str = "invalid_request", retry_after: bool = False) -> None:
         """Answer `status` from here and close. If the fault is in the body of the request under way,
         its application sees the client gone; if it is in a later (pipelined) request, or an answer has
         begun, the answer under way is finished first and the connection closed after it instead."""

@@ -26,5 +26,8 @@ def _served(issuer: str) -> bytes:
 
 
 async def openapi(request: Request) -> Response:
-    return Response(_served(request.app.state.core.issuer), media_type="application/json",
-                    headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
+    return Response(
+        _served(request.app.state.core.issuer),
+        media_type="application/json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+    )

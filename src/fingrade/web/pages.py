@@ -19,8 +19,11 @@ from ..oauth.models import Client, User
 from ..oauth.offline_access import consent_scopes
 from ..oauth.profiles import identity_assured
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                   autoescape=select_autoescape(["html"]), auto_reload=False)
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    auto_reload=False,
+)
 
 BANK_NAME = "Fingrade Bank"
 ACCOUNT_LOGIN = "/account/login"
@@ -37,8 +40,10 @@ SCOPE_WORDS = {
 
 
 def describe_scopes(scopes: list[str]) -> list[dict[str, str]]:
-    return [{"title": SCOPE_WORDS.get(s, (s, ""))[0], "detail": SCOPE_WORDS.get(s, ("", "Permission: " + s))[1]}
-            for s in scopes]
+    return [
+        {"title": SCOPE_WORDS.get(s, (s, ""))[0], "detail": SCOPE_WORDS.get(s, ("", "Permission: " + s))[1]}
+        for s in scopes
+    ]
 
 
 def page_csp(redirect_uri: str | None = None) -> str:
@@ -47,15 +52,19 @@ def page_csp(redirect_uri: str | None = None) -> str:
     if redirect_uri:
         parts = urlsplit(redirect_uri)
         targets.append(f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:")
-    return ("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-            f"form-action {' '.join(targets)}")
+    return (
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        f"form-action {' '.join(targets)}"
+    )
 
 
-def _render(name: str, status: int, csp: str, issuer: str, headers: dict[str, str] | None = None,
-            **context: object) -> HTMLResponse:
+def _render(
+    name: str, status: int, csp: str, issuer: str, headers: dict[str, str] | None = None, **context: object
+) -> HTMLResponse:
     html = _env.get_template(name).render(bank_name=BANK_NAME, issuer=issuer, **context)
-    return HTMLResponse(html, status, headers={**(headers or {}), "Content-Security-Policy": csp,
-                                               "Cache-Control": "no-store"})
+    return HTMLResponse(
+        html, status, headers={**(headers or {}), "Content-Security-Policy": csp, "Cache-Control": "no-store"}
+    )
 
 
 def _host(redirect_uri: str) -> str:
@@ -63,71 +72,165 @@ def _host(redirect_uri: str) -> str:
     return parts.netloc or f"{parts.scheme}:"
 
 
-def login_page(issuer: str, iid: str, client: Client, redirect_uri: str, csrf: str, error: str | None = None,
-               username: str = "", status: int = 200) -> HTMLResponse:
-    return _render("login.html", status, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
-                   csrf_token=csrf, error=error, username=username, redirect_host=_host(redirect_uri))
+def login_page(
+    issuer: str,
+    iid: str,
+    client: Client,
+    redirect_uri: str,
+    csrf: str,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    return _render(
+        "login.html",
+        status,
+        page_csp(redirect_uri),
+        issuer,
+        iid=iid,
+        client_name=client.client_name,
+        csrf_token=csrf,
+        error=error,
+        username=username,
+        redirect_host=_host(redirect_uri),
+    )
 
 
 def _choices(accounts: list[Any] | None) -> list[dict[str, str]] | None:
     if accounts is None:
         return None
-    return [{"iban": a.iban, "label": f"{a.name} · {authorization_details.format_account({'iban': a.iban})} "
-             f"({a.currency})"} for a in accounts]
+    return [
+        {"iban": a.iban, "label": f"{a.name} · {authorization_details.format_account({'iban': a.iban})} ({a.currency})"}
+        for a in accounts
+    ]
 
 
-def consent_page(issuer: str, iid: str, client: Client, user: User, scopes: list[str], redirect_uri: str,
-                 csrf: str, details: list[dict[str, Any]] | None = None, *, pick_accounts: list[Any] | None = None,
-                 pick_debtor: list[Any] | None = None, error: str | None = None, selection: Any = None,
-                 payer_names: dict[int, str] | None = None, blocked: bool = False,
-                 status: int = 200) -> HTMLResponse:
+def consent_page(
+    issuer: str,
+    iid: str,
+    client: Client,
+    user: User,
+    scopes: list[str],
+    redirect_uri: str,
+    csrf: str,
+    details: list[dict[str, Any]] | None = None,
+    *,
+    pick_accounts: list[Any] | None = None,
+    pick_debtor: list[Any] | None = None,
+    error: str | None = None,
+    selection: Any = None,
+    payer_names: dict[int, str] | None = None,
+    blocked: bool = False,
+    status: int = 200,
+) -> HTMLResponse:
     # RFC 9396: each authorization detail in words (plain text; the template escapes it). Account
     # selection: checkboxes for account access (all ticked at first), radio buttons for the payer.
     # `blocked`: the request cannot be approved (no account of the customer's can pay): no Allow.
     debtors = _choices(pick_debtor)
     chosen = set(selection.accounts) if selection is not None and (selection.accounts or error) else None
-    debtor = selection.debtor if selection is not None and selection.debtor else (
-        debtors[0]["iban"] if debtors else None)
-    return _render("consent.html", status, page_csp(redirect_uri), issuer, iid=iid, client_name=client.client_name,
-                   pick_accounts=_choices(pick_accounts), pick_debtor=debtors, error=error,
-                   chosen_accounts=chosen, chosen_debtor=debtor, blocked=blocked,
-                   user_name=user.name or user.username, csrf_token=csrf,
-                   # "Stay connected" exactly when a refresh token will be issued (oauth/offline_access.py).
-                   scopes=describe_scopes(consent_scopes(client, scopes, details)),
-                   details=authorization_details.describe(details, payer_names) if details else [],
-                   one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
-                   client_uri=client.metadata.get("client_uri"), redirect_host=_host(redirect_uri),
-                   confirm_app=not identity_assured(client, redirect_uri))
+    debtor = (
+        selection.debtor if selection is not None and selection.debtor else (debtors[0]["iban"] if debtors else None)
+    )
+    return _render(
+        "consent.html",
+        status,
+        page_csp(redirect_uri),
+        issuer,
+        iid=iid,
+        client_name=client.client_name,
+        pick_accounts=_choices(pick_accounts),
+        pick_debtor=debtors,
+        error=error,
+        chosen_accounts=chosen,
+        chosen_debtor=debtor,
+        blocked=blocked,
+        user_name=user.name or user.username,
+        csrf_token=csrf,
+        # "Stay connected" exactly when a refresh token will be issued (oauth/offline_access.py).
+        scopes=describe_scopes(consent_scopes(client, scopes, details)),
+        details=authorization_details.describe(details, payer_names) if details else [],
+        one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
+        client_uri=client.metadata.get("client_uri"),
+        redirect_host=_host(redirect_uri),
+        confirm_app=not identity_assured(client, redirect_uri),
+    )
 
 
-def account_login_page(issuer: str, csrf: str, error: str | None = None, username: str = "",
-                       status: int = 200) -> HTMLResponse:
+def account_login_page(
+    issuer: str, csrf: str, error: str | None = None, username: str = "", status: int = 200
+) -> HTMLResponse:
     """Sign-in for the customer's own pages (no app involved, so no redirect target)."""
-    return _render("login.html", status, page_csp(), issuer, form_action=ACCOUNT_LOGIN, client_name="",
-                   csrf_token=csrf, error=error, username=username)
+    return _render(
+        "login.html",
+        status,
+        page_csp(),
+        issuer,
+        form_action=ACCOUNT_LOGIN,
+        client_name="",
+        csrf_token=csrf,
+        error=error,
+        username=username,
+    )
 
 
 def connections_page(issuer: str, user: User, connections: list[Any], csrf: str, notice: str = "") -> HTMLResponse:
-    apps = [{"client_id": c.client_id, "client_name": c.client_name, "scopes": describe_scopes(c.scopes),
-             "details": authorization_details.describe(c.details) if c.details else [],
-             "since_iso": datetime.fromtimestamp(c.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "since_text": datetime.fromtimestamp(c.since, UTC).strftime("%-d %B %Y, %H:%M UTC")}
-            for c in connections]
-    return _render("connections.html", 200, page_csp(), issuer, user_name=user.name or user.username,
-                   connections=apps, csrf_token=csrf, notice=notice)
+    apps = [
+        {
+            "client_id": c.client_id,
+            "client_name": c.client_name,
+            "scopes": describe_scopes(c.scopes),
+            "details": authorization_details.describe(c.details) if c.details else [],
+            "since_iso": datetime.fromtimestamp(c.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "since_text": datetime.fromtimestamp(c.since, UTC).strftime("%-d %B %Y, %H:%M UTC"),
+        }
+        for c in connections
+    ]
+    return _render(
+        "connections.html",
+        200,
+        page_csp(),
+        issuer,
+        user_name=user.name or user.username,
+        connections=apps,
+        csrf_token=csrf,
+        notice=notice,
+    )
 
 
 def error_page(issuer: str, exc: OAuthError) -> HTMLResponse:
     # The Allow header of a 405 (RFC 9110 §15.5.6) goes with the page; no other header of the error does.
     allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-    return _render("error.html", exc.status if exc.status >= 400 else 400, page_csp(), issuer, headers=allow,
-                   error=exc.error, description=exc.description)
+    return _render(
+        "error.html",
+        exc.status if exc.status >= 400 else 400,
+        page_csp(),
+        issuer,
+        headers=allow,
+        error=exc.error,
+        description=exc.description,
+    )
 
 
-def message_page(issuer: str, heading: str, text: str, status: int = 200, form_action: str | None = None,
-                 button: str = "", csrf: str = "") -> HTMLResponse:
-    return _render("message.html", status, page_csp(), issuer, heading=heading, text=text, form_action=form_action,
-                   button=button, csrf_token=csrf)
+def message_page(
+    issuer: str,
+    heading: str,
+    text: str,
+    status: int = 200,
+    form_action: str | None = None,
+    button: str = "",
+    csrf: str = "",
+) -> HTMLResponse:
+    return _render(
+        "message.html",
+        status,
+        page_csp(),
+        issuer,
+        heading=heading,
+        text=text,
+        form_action=form_action,
+        button=button,
+        csrf_token=csrf,
+    )
 
 
 # JARM §2.3.3 (form_post.jwt, after OAuth 2.0 Form Post Response Mode §2): the page posts the
@@ -140,8 +243,21 @@ AUTO_SUBMIT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(AUTO_SUBMIT.encod
 
 def form_post_page(issuer: str, action: str, fields: dict[str, str]) -> HTMLResponse:
     html = _env.get_template("form_post.html").render(
-        bank_name=BANK_NAME, issuer=issuer, action=action, fields=fields, redirect_host=_host(action),
-        script=Markup(AUTO_SUBMIT))
+        bank_name=BANK_NAME,
+        issuer=issuer,
+        action=action,
+        fields=fields,
+        redirect_host=_host(action),
+        script=Markup(AUTO_SUBMIT),
+    )
     csp = page_csp(action) + f"; script-src '{AUTO_SUBMIT_HASH}'"
-    return HTMLResponse(html, 200, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store",
-                                            "Pragma": "no-cache", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(
+        html,
+        200,
+        headers={
+            "Content-Security-Policy": csp,
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

@@ -62,8 +62,9 @@ class ProxyOnly:
         if scope["type"] == "http" and not scope.get("fingrade.in_process"):
             peer = (scope.get("client") or ("", 0))[0]
             if not self.trusted(peer):
-                await send({"type": "http.response.start", "status": 403,
-                            "headers": [(b"content-type", b"application/json")]})
+                await send(
+                    {"type": "http.response.start", "status": 403, "headers": [(b"content-type", b"application/json")]}
+                )
                 await send({"type": "http.response.body", "body": b'{"error":"access_denied"}'})
                 return
         await self.app(scope, receive, send)

@@ -40,8 +40,10 @@ from .connection_limits import LINGER_SECONDS, ConnectionLimits, LimitedHttpTool
 
 log = logging.getLogger("fingrade.mtls")
 server_log = logging.getLogger("fingrade.web")
-FAPI_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-                      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384")
+FAPI_TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+)
 
 
 class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
@@ -55,8 +57,12 @@ class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         self._tls_extension = {
-            "server_cert": None, "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
-            "client_cert_name": None, "client_cert_error": None, "tls_version": None, "cipher_suite": None,
+            "server_cert": None,
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+            "client_cert_name": None,
+            "client_cert_error": None,
+            "tls_version": None,
+            "cipher_suite": None,
         }
 
     def on_message_begin(self) -> None:
@@ -87,16 +93,25 @@ class _Listener(uvicorn.Server):
 
         def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
             return config.http_protocol_class(  # type: ignore[call-arg]
-                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop,
-                limits=self.limits, connections=self.open_connections)
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+                limits=self.limits,
+                connections=self.open_connections,
+            )
 
         tls: dict[str, Any] = {}
         if config.ssl is not None:
-            tls = {"ssl": config.ssl, "ssl_handshake_timeout": self.limits.header_timeout,
-                   "ssl_shutdown_timeout": LINGER_SECONDS}
+            tls = {
+                "ssl": config.ssl,
+                "ssl_handshake_timeout": self.limits.header_timeout,
+                "ssl_shutdown_timeout": LINGER_SECONDS,
+            }
         try:
             server = await asyncio.get_running_loop().create_server(
-                create_protocol, host=config.host, port=config.port, backlog=config.backlog, **tls)
+                create_protocol, host=config.host, port=config.port, backlog=config.backlog, **tls
+            )
         except OSError as exc:
             server_log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
             await self.lifespan.shutdown()
@@ -145,7 +160,7 @@ class TrustStore:
             await asyncio.sleep(interval)
             try:
                 await self.refresh(app)
-            except Exception:  # noqa: BLE001 - try again next round
+            except Exception:
                 log.exception("refreshing the mTLS trust store failed")
 
 
@@ -172,10 +187,17 @@ def _mtls_context(settings: Settings, ssl_args: dict[str, Any]) -> ssl.SSLContex
 
 def serve(settings: Settings, app: Starlette, ssl_args: dict[str, Any]) -> None:
     # No WebSocket (ws none): an upgrade would leave these limits for another protocol's.
-    common: dict[str, Any] = {"host": settings.host, "access_log": settings.access_log, "loop": "uvloop",
-                              "proxy_headers": False, "server_header": False, "log_level": "warning",
-                              "timeout_graceful_shutdown": 5, "ws": "none",
-                              "timeout_keep_alive": settings.http_keep_alive_timeout}
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "access_log": settings.access_log,
+        "loop": "uvloop",
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 5,
+        "ws": "none",
+        "timeout_keep_alive": settings.http_keep_alive_timeout,
+    }
     limits = ConnectionLimits.from_settings(settings)
     connections = OpenConnections(settings.http_max_connections)
     _room_for(settings.http_max_connections)
@@ -225,4 +247,3 @@ def serve(settings: Settings, app: Starlette, ssl_args: dict[str, Any]) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-

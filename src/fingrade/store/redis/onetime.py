@@ -89,9 +89,13 @@ return 0
 
 class RedisOneTimeStore:
     def __init__(self, url: str, prefix: str = "fingrade:") -> None:
-        self.redis = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT,
-                                          socket_timeout=COMMAND_TIMEOUT,
-                                          maint_notifications_config=MaintNotificationsConfig(enabled=False))
+        self.redis = redis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
         self.prefix = prefix
         self._consume = self.redis.register_script(_CONSUME)
         self._incr = self.redis.register_script(_INCR)
@@ -110,13 +114,17 @@ class RedisOneTimeStore:
         try:
             config = await self.redis.config_get("appendonly")
         except ResponseError:  # CONFIG is often disabled on managed Redis
-            log.info("cannot read the Redis persistence settings (CONFIG refused): the replay caches need "
-                     "appendonly yes (README, Operations)")
+            log.info(
+                "cannot read the Redis persistence settings (CONFIG refused): the replay caches need "
+                "appendonly yes (README, Operations)"
+            )
             return
         if config.get(b"appendonly", config.get("appendonly")) in (b"no", "no"):
-            log.warning("Redis runs without an append-only file (appendonly no): after a Redis restart a DPoP proof, "
-                        "client assertion or request object used before it is accepted once more while still valid "
-                        "(replay caches are lost); configure appendonly yes (README, Operations)")
+            log.warning(
+                "Redis runs without an append-only file (appendonly no): after a Redis restart a DPoP proof, "
+                "client assertion or request object used before it is accepted once more while still valid "
+                "(replay caches are lost); configure appendonly yes (README, Operations)"
+            )
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
         k = self._k(kind, key)

@@ -36,8 +36,12 @@ class Database:
                 private_sqlite(Path(parsed.database))
             # One connection: the event loop is the only user in this process, so there is no
             # contention to pool for; other processes (the CLI) are serialised by SQLite's lock.
-            self.engine = create_engine(parsed.set(drivername="sqlite+pysqlite"), poolclass=StaticPool,
-                                        connect_args={"check_same_thread": False, "timeout": 5}, hide_parameters=True)
+            self.engine = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False, "timeout": 5},
+                hide_parameters=True,
+            )
             _configure_sqlite(self.engine)
             self.async_engine = None
         elif self.dialect == "postgresql":
@@ -47,9 +51,14 @@ class Database:
             # backend) - bank_balances on PostgreSQL went from 279 to 438 req/s without it
             # (docs/performance.md). Requests beyond the pool wait for a connection instead.
             # An unreachable server fails the request in seconds (a 503), not after asyncpg's 60 s default.
-            self.async_engine = create_async_engine(parsed.set(drivername="postgresql+asyncpg"),
-                                                    pool_size=pool_size, max_overflow=0, pool_recycle=3600,
-                                                    connect_args={"timeout": CONNECT_TIMEOUT}, hide_parameters=True)
+            self.async_engine = create_async_engine(
+                parsed.set(drivername="postgresql+asyncpg"),
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_recycle=3600,
+                connect_args={"timeout": CONNECT_TIMEOUT},
+                hide_parameters=True,
+            )
             # Reads are single indexed lookups: autocommit spares the BEGIN and COMMIT round trips.
             self._read_engine = self.async_engine.execution_options(isolation_level="AUTOCOMMIT")
         else:

@@ -30,4 +30,3 @@ def _upgrade(conn: Connection) -> None:
 
 async def upgrade(db: Database) -> None:
     await db.write(_upgrade)
-

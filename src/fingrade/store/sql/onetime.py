@@ -57,8 +57,7 @@ def _ensure_statement(dialect: str) -> Any:
 
 # Attempt counters: `used` is the count, `value` the time before which no attempt is allowed.
 _LOCK = select(onetime.c.used, onetime.c.value, onetime.c.expires_at).where(_K).with_for_update()
-_SET_COUNT = update(onetime).where(_K).values(used=bindparam("n"), value=bindparam("nb"),
-                                               expires_at=bindparam("exp"))
+_SET_COUNT = update(onetime).where(_K).values(used=bindparam("n"), value=bindparam("nb"), expires_at=bindparam("exp"))
 
 
 def _counter(conn: Connection, limit: AttemptLimit, now: int) -> tuple[int, int] | None:
@@ -83,6 +82,7 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> None:
             conn.execute(self._put, {"kind": kind, "key": key, "value": data, "used": 0, "expires_at": expires})
+
         await self.db.write_statement(q)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -90,6 +90,7 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> str | None:
             return conn.execute(_GET, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
+
         raw = await self.db.read(q)
         return orjson.loads(raw) if raw else None
 
@@ -98,6 +99,7 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> str | None:
             return conn.execute(_TAKE, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
+
         raw = await self.db.write_statement(q)
         return orjson.loads(raw) if raw else None
 
@@ -113,6 +115,7 @@ class SqlOneTimeStore:
                 return won, True
             seen = conn.execute(_GET, params).scalar()
             return (seen, False) if seen is not None else None
+
         got = await self.db.write_statement(q)
         if got is None:
             return None
@@ -123,9 +126,11 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> bool:
             # An expired leftover must not block a fresh value: the upsert takes it over.
-            row = conn.execute(self._add, {"kind": kind, "key": key, "value": None, "used": 0,
-                                           "expires_at": now + ttl, "k_now": now}).first()
+            row = conn.execute(
+                self._add, {"kind": kind, "key": key, "value": None, "used": 0, "expires_at": now + ttl, "k_now": now}
+            ).first()
             return row is not None
+
         return await self.db.write_statement(q)
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
@@ -143,13 +148,18 @@ class SqlOneTimeStore:
                 return 1
             except IntegrityError:  # a concurrent caller created it first
                 return int(conn.execute(bump).scalar() or 1)
+
         return await self.db.write(q)
 
     async def count(self, kind: str, key: str) -> int:
         now = int(time.time())
 
         def q(conn: Connection) -> int:
-            return conn.execute(select(onetime.c.used).where(and_(_key(kind, key), onetime.c.expires_at > now))).scalar() or 0
+            return (
+                conn.execute(select(onetime.c.used).where(and_(_key(kind, key), onetime.c.expires_at > now))).scalar()
+                or 0
+            )
+
         return int(await self.db.read(q))
 
     async def reserve(self, limits: Sequence[AttemptLimit], now: int) -> int:
@@ -158,8 +168,10 @@ class SqlOneTimeStore:
             wait = 0
             # One lock order for every caller, so two transactions never wait for each other in a cycle.
             for limit in sorted(limits, key=lambda lim: (lim.kind, lim.key)):
-                conn.execute(self._ensure, {"kind": limit.kind, "key": limit.key, "value": "0", "used": 0,
-                                            "expires_at": now + limit.window})
+                conn.execute(
+                    self._ensure,
+                    {"kind": limit.kind, "key": limit.key, "value": "0", "used": 0, "expires_at": now + limit.window},
+                )
                 count, not_before = _counter(conn, limit, now) or (0, 0)
                 wait = max(wait, not_before - now)
                 seen.append((limit, count))
@@ -167,9 +179,18 @@ class SqlOneTimeStore:
                 return wait  # all or none: nothing counted
             for limit, count in seen:
                 not_before = now + limit.wait_after(count + 1)
-                conn.execute(_SET_COUNT, {"k_kind": limit.kind, "k_key": limit.key, "n": count + 1,
-                                          "nb": str(not_before), "exp": max(now + limit.window, not_before)})
+                conn.execute(
+                    _SET_COUNT,
+                    {
+                        "k_kind": limit.kind,
+                        "k_key": limit.key,
+                        "n": count + 1,
+                        "nb": str(not_before),
+                        "exp": max(now + limit.window, not_before),
+                    },
+                )
             return 0
+
         return await self.db.write(q)
 
     async def release(self, limits: Sequence[AttemptLimit], now: int) -> None:
@@ -180,8 +201,10 @@ class SqlOneTimeStore:
                     continue
                 count = max(found[0] - 1, 0)
                 not_before = found[1] if count >= limit.free else 0
-                conn.execute(update(onetime).where(_key(limit.kind, limit.key))
-                             .values(used=count, value=str(not_before)))
+                conn.execute(
+                    update(onetime).where(_key(limit.kind, limit.key)).values(used=count, value=str(not_before))
+                )
+
         await self.db.write(q)
 
     async def forget(self, kind: str, prefix: str) -> int:
@@ -190,13 +213,18 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> int:
             # substr, not LIKE: exact on both databases (SQLite's LIKE ignores case), no wildcards to escape.
-            return conn.execute(delete(onetime).where(and_(
-                onetime.c.kind == kind, func.substr(onetime.c.key, 1, len(prefix)) == prefix))).rowcount
+            return conn.execute(
+                delete(onetime).where(
+                    and_(onetime.c.kind == kind, func.substr(onetime.c.key, 1, len(prefix)) == prefix)
+                )
+            ).rowcount
+
         return await self.db.write(q)
 
     async def delete(self, kind: str, key: str) -> None:
         def q(conn: Connection) -> None:
             conn.execute(delete(onetime).where(_key(kind, key)))
+
         await self.db.write(q)
 
     async def purge_expired(self) -> int:
@@ -204,6 +232,7 @@ class SqlOneTimeStore:
 
         def q(conn: Connection) -> int:
             return conn.execute(delete(onetime).where(onetime.c.expires_at <= now)).rowcount
+
         return await self.db.write(q)
 
     async def close(self) -> None:  # the Database is closed by its owner

@@ -1,12 +1,26 @@
 """Table definitions. Alembic migrations under migrations/ create exactly these."""
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, Date, ForeignKey, Index, Integer, LargeBinary,
-                        MetaData, String, Table, Text)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
 clients = Table(
-    "clients", metadata,
+    "clients",
+    metadata,
     Column("client_id", String(64), primary_key=True),
     Column("profile", String(32), nullable=False),
     Column("client_name", String(200), nullable=False),
@@ -24,13 +38,15 @@ clients = Table(
 )
 
 client_origins = Table(
-    "client_origins", metadata,
+    "client_origins",
+    metadata,
     Column("origin", String(300), primary_key=True),
     Column("client_id", String(64), primary_key=True),
 )
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("username", String(100), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
@@ -42,7 +58,8 @@ users = Table(
 )
 
 sessions = Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     Column("id_hash", String(64), primary_key=True),
     Column("user_id", String(64), nullable=False),
     Column("auth_time", BigInteger, nullable=False),
@@ -52,7 +69,8 @@ sessions = Table(
 )
 
 consents = Table(
-    "consents", metadata,
+    "consents",
+    metadata,
     Column("user_id", String(64), primary_key=True),
     Column("client_id", String(64), primary_key=True),
     Column("scope", Text, nullable=False),
@@ -60,7 +78,8 @@ consents = Table(
 )
 
 grants = Table(
-    "grants", metadata,
+    "grants",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("client_id", String(64), nullable=False),
     Column("user_id", String(64)),
@@ -76,7 +95,8 @@ grants = Table(
 # account-access-consents; oauth/consent_resources.py). The status moves only by conditional updates:
 # AwaitingAuthorisation -> Authorised (with the grant, in one transaction) | Rejected | Revoked.
 consent_resources = Table(
-    "consent_resources", metadata,
+    "consent_resources",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("client_id", String(64), nullable=False),
     Column("status", String(32), nullable=False),
@@ -90,7 +110,8 @@ consent_resources = Table(
 )
 
 refresh_tokens = Table(
-    "refresh_tokens", metadata,
+    "refresh_tokens",
+    metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("grant_id", String(64), nullable=False),
     Column("client_id", String(64), nullable=False),
@@ -106,13 +127,15 @@ refresh_tokens = Table(
 )
 
 revoked_tokens = Table(
-    "revoked_tokens", metadata,
+    "revoked_tokens",
+    metadata,
     Column("jti", String(64), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),
 )
 
 signing_keys = Table(
-    "signing_keys", metadata,
+    "signing_keys",
+    metadata,
     Column("kid", String(64), primary_key=True),
     Column("alg", String(16), nullable=False),
     Column("status", String(16), nullable=False),
@@ -124,7 +147,8 @@ signing_keys = Table(
 )
 
 registration_tokens = Table(
-    "registration_tokens", metadata,
+    "registration_tokens",
+    metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("label", String(100), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
@@ -133,7 +157,8 @@ registration_tokens = Table(
 )
 
 audit_events = Table(
-    "audit_events", metadata,
+    "audit_events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", BigInteger, nullable=False),
     Column("event", String(60), nullable=False),
@@ -145,7 +170,8 @@ audit_events = Table(
 )
 
 onetime = Table(
-    "onetime", metadata,
+    "onetime",
+    metadata,
     Column("kind", String(24), primary_key=True),
     Column("key", String(128), primary_key=True),
     Column("value", Text),
@@ -162,7 +188,8 @@ onetime = Table(
 # bank/ledger.py: even a bug there cannot leave a balance below its overdraft limit.
 
 bank_accounts = Table(
-    "bank_accounts", metadata,
+    "bank_accounts",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("owner_user_id", String(64)),  # NULL for the bank's internal clearing accounts
     Column("kind", String(16), nullable=False),  # current | savings | clearing
@@ -174,13 +201,16 @@ bank_accounts = Table(
     Column("balance", BigInteger, nullable=False),  # minor units; changed only by bank/ledger.py transfers
     Column("status", String(16), nullable=False),  # open | closed
     Column("created_at", BigInteger, nullable=False),
-    CheckConstraint("overdraft_limit IS NULL OR (overdraft_limit >= 0 AND balance >= -overdraft_limit)",
-                    name="ck_bank_accounts_overdraft"),
+    CheckConstraint(
+        "overdraft_limit IS NULL OR (overdraft_limit >= 0 AND balance >= -overdraft_limit)",
+        name="ck_bank_accounts_overdraft",
+    ),
     Index("ix_bank_accounts_owner", "owner_user_id"),
 )
 
 bank_transfers = Table(
-    "bank_transfers", metadata,
+    "bank_transfers",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),  # internal | outgoing | incoming
     Column("debtor_account_id", String(64), ForeignKey("bank_accounts.id"), nullable=False),
@@ -198,7 +228,8 @@ bank_transfers = Table(
 )
 
 bank_entries = Table(
-    "bank_entries", metadata,
+    "bank_entries",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("transfer_id", String(64), ForeignKey("bank_transfers.id"), nullable=False),
     Column("account_id", String(64), ForeignKey("bank_accounts.id"), nullable=False),
@@ -219,7 +250,8 @@ bank_entries = Table(
 # the transaction that books the transfer. Idempotency records are keyed by (client, key) and written
 # in that same transaction.
 bank_payments = Table(
-    "bank_payments", metadata,
+    "bank_payments",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("approval", String(64), nullable=False, unique=True),  # sha256(grant_id, approved detail)
     Column("client_id", String(255), nullable=False),
@@ -230,7 +262,8 @@ bank_payments = Table(
 )
 
 bank_idempotency = Table(
-    "bank_idempotency", metadata,
+    "bank_idempotency",
+    metadata,
     Column("client_id", String(255), primary_key=True),
     Column("key", String(64), primary_key=True),
     Column("fingerprint", String(64), nullable=False),  # sha256 of (approval, canonical body)

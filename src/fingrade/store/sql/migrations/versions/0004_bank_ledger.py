@@ -3,6 +3,7 @@
 Revision ID: 0004
 Revises: 0003
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,8 +27,10 @@ def upgrade() -> None:
         sa.Column("balance", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("overdraft_limit IS NULL OR (overdraft_limit >= 0 AND balance >= -overdraft_limit)",
-                           name="ck_bank_accounts_overdraft"),
+        sa.CheckConstraint(
+            "overdraft_limit IS NULL OR (overdraft_limit >= 0 AND balance >= -overdraft_limit)",
+            name="ck_bank_accounts_overdraft",
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("iban"),
     )
@@ -69,8 +72,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["transfer_id"], ["bank_transfers.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_bank_entries_account_booked", "bank_entries", ["account_id", "booked_at", "id"],
-                    unique=False)
+    op.create_index("ix_bank_entries_account_booked", "bank_entries", ["account_id", "booked_at", "id"], unique=False)
     op.create_index("ix_bank_entries_transfer", "bank_entries", ["transfer_id"], unique=False)
 
 
