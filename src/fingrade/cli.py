@@ -18,18 +18,20 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from .config import ConfigError, Settings, load_settings
-from .keys.sealing import SealedDataError
-from .oauth import consent_resources, consents, login_throttle, strict_json, user_status
-from .oauth.authorization_details import SUPPORTED_TYPES
-from .oauth.context import Core
-from .oauth.crypto import new_token, token_hash
-from .oauth.errors import OAuthError
-from .oauth.models import User
-from .oauth.passwords import check_password_policy
-from .oauth.profiles import IDENTITY_VERIFIED, PROFILES
-from .oauth.registration import build_client, client_metadata
-from .runtime import build_core, close_core
+from fingrade.config import ConfigError, Settings, load_settings
+from fingrade.keys.sealing import SealedDataError
+from fingrade.oauth import consent_lifecycle as consents
+from fingrade.oauth import consent_resources, login_throttle, user_status
+from fingrade.oauth.authorization_details import SUPPORTED_TYPES
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import User
+from fingrade.oauth.passwords import check_password_policy
+from fingrade.oauth.profiles import IDENTITY_VERIFIED, PROFILES
+from fingrade.oauth.registration import build_client, client_metadata
+from fingrade.protocol import strict_json
+from fingrade.protocol.crypto import new_token, token_hash
+from fingrade.protocol.errors import OAuthError
+from fingrade.runtime import build_core, close_core
 
 TLS_SUBJECT_FLAGS = {
     "--tls-subject-dn": "tls_client_auth_subject_dn",
@@ -63,9 +65,9 @@ def _print(data: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .devtls import ensure_dev_certificate
-    from .web.app import create_app
-    from .web.server import serve
+    from fingrade.devtls import ensure_dev_certificate
+    from fingrade.web.app import create_app
+    from fingrade.web.server import serve
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "issuer": args.issuer, "role": args.role}
     if args.http:
@@ -75,8 +77,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def prepare() -> None:
         if settings.role == "bank":  # no authorization server here: only the bank's tables
-            from .store.sql.db import Database
-            from .store.sql.migrate import upgrade
+            from fingrade.store.sql.db import Database
+            from fingrade.store.sql.migrate import upgrade
 
             db = Database(settings.database_url)
             try:
@@ -89,8 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if settings.onetime_backend == "redis":  # the replay caches' durability (store/redis/onetime.py)
                 await core.onetime.check_persistence()  # type: ignore[attr-defined]
             if args.demo:
-                from .bank.demo import seed_bank_demo
-                from .demo import seed_demo
+                from fingrade.bank.demo import seed_bank_demo
+                from fingrade.demo import seed_demo
 
                 await seed_demo(core)
                 await seed_bank_demo(core)
@@ -107,8 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif settings.tls == "files":
         ssl = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
     if settings.role == "bank":
-        from .bank.server import create_bank_server
-        from .web.security_headers import SecurityHeaders
+        from fingrade.bank.server import create_bank_server
+        from fingrade.web.security_headers import SecurityHeaders
 
         app: Any = create_bank_server(settings)
         app.add_middleware(SecurityHeaders, hsts=settings.bank_url.startswith("https://"))

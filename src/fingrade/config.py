@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .bank.money import MINOR_UNITS
-from .oauth.authorization_details import CURRENCY_DECIMALS
+from fingrade.finance.money import MINOR_UNITS
+from fingrade.oauth.authorization_details import CURRENCY_DECIMALS
 
 
 class ConfigError(ValueError):

@@ -8,9 +8,9 @@ import secrets
 import time
 from collections.abc import Callable
 
-from .oauth.context import Core
-from .oauth.crypto import keyed_hash
-from .oauth.models import Client, User
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client, User
+from fingrade.protocol.crypto import keyed_hash
 
 DEMO_CLIENTS = [
     Client(

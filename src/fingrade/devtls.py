@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .private_files import FILE_MODE, private_dir, private_file, tighten
+from fingrade.private_files import FILE_MODE, private_dir, private_file, tighten
 
 
 def ensure_dev_certificate(data_dir: Path, hostnames: list[str]) -> tuple[Path, Path]:

@@ -10,17 +10,17 @@ from pathlib import Path
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
-from .config import ConfigError, Settings
-from .keys.keystore import KeyManager
-from .keys.sealing import Sealer
-from .oauth.context import Core
-from .oauth.mtls import check_ca_file
-from .oauth.passwords import Passwords
-from .private_files import private_dir, secure_data_dir
-from .store.sql.db import Database
-from .store.sql.durable import SqlDurableStore
-from .store.sql.migrate import upgrade
-from .store.sql.onetime import SqlOneTimeStore
+from fingrade.config import ConfigError, Settings
+from fingrade.keys.keystore import KeyManager
+from fingrade.keys.sealing import Sealer
+from fingrade.oauth.context import Core
+from fingrade.oauth.mtls import check_ca_file
+from fingrade.oauth.passwords import Passwords
+from fingrade.private_files import private_dir, secure_data_dir
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.durable import SqlDurableStore
+from fingrade.store.sql.migrate import upgrade
+from fingrade.store.sql.onetime import SqlOneTimeStore
 
 log = logging.getLogger("fingrade")
 
@@ -77,7 +77,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     sealer = Sealer(kek)
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
     if settings.onetime_backend == "redis":
-        from .store.redis.onetime import RedisOneTimeStore
+        from fingrade.store.redis.onetime import RedisOneTimeStore
 
         onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
         await onetime.ping()
@@ -114,8 +114,8 @@ async def ensure_bank_client(core: Core) -> tuple[str, str]:
     import hashlib
     import hmac
 
-    from .oauth.crypto import b64url, keyed_hash
-    from .oauth.models import Client
+    from fingrade.oauth.models import Client
+    from fingrade.protocol.crypto import b64url, keyed_hash
 
     secret = b64url(hmac.new(core.server_key, b"fingrade-bank-introspection", hashlib.sha256).digest())
     wanted = keyed_hash(core.server_key, secret)

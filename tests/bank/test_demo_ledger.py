@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from fingrade.bank import ledger
 from fingrade.bank.demo import seed_ledger
-from fingrade.bank.iban import is_valid_iban
+from fingrade.finance.iban import is_valid_iban
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.schema import bank_accounts, bank_entries
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from fingrade.bank.errors import InvalidAmount, InvalidIban, UnsupportedCurrency
-from fingrade.bank.iban import IBAN_LENGTHS, format_iban, is_valid_iban, make_iban, normalize_iban
-from fingrade.bank.money import MAX_AMOUNT, check_amount, format_amount, parse_amount
+from fingrade.finance.iban import IBAN_LENGTHS, format_iban, is_valid_iban, make_iban, normalize_iban
+from fingrade.finance.money import MAX_AMOUNT, check_amount, format_amount, parse_amount
 
 # Published example IBANs (registry and textbook examples), all valid.
 VALID = [

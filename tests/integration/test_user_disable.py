@@ -19,9 +19,9 @@ from support.flow import CSRF, authorize_url, pkce_pair, query_of
 from support.server import Server
 
 from fingrade.config import load_settings
-from fingrade.oauth.crypto import new_token, token_hash
 from fingrade.oauth.models import Grant, RefreshToken, Session
-from fingrade.oauth.tokens import mint_access_token
+from fingrade.oauth.token_formats import mint_access_token
+from fingrade.protocol.crypto import new_token, token_hash
 from fingrade.runtime import build_core, close_core
 
 # Listed accounts: a fresh user owns none, so the consent page has nothing to pick (the bank answers []).

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingrade.oauth import authorization_details as ad
-from fingrade.oauth.errors import OAuthError
+from fingrade.protocol.errors import OAuthError
 
 NOW = 1_790_000_000  # 2026-09-21
 ALL = frozenset(ad.SUPPORTED_TYPES)
@@ -204,7 +204,7 @@ def test_account_information_needs_no_currency() -> None:
 
 def test_iso_4217_decimals_are_the_banks_for_every_booked_currency() -> None:
     """One decimals rule: an amount the approval accepts has as many decimals as the bank books."""
-    from fingrade.bank.money import MINOR_UNITS
+    from fingrade.finance.money import MINOR_UNITS
 
     assert {c: ad.CURRENCY_DECIMALS.get(c) for c in MINOR_UNITS} == MINOR_UNITS
 
@@ -382,7 +382,7 @@ def test_iso13616_checksum() -> None:
 
 def test_iso13616_country_length_is_the_banks_rule() -> None:
     """A checksum-valid IBAN of the wrong length for its country is refused at approval time, as the
-    bank refuses it at payment time (one rule: fingrade.bank.iban)."""
+    bank refuses it at payment time (one rule: fingrade.finance.iban)."""
     bban = "BUKB202015555555"  # a GB BBAN is 18 characters; this one is 16
     check = 98 - int("".join(str(int(ch, 36)) for ch in bban + "GB00")) % 97
     short = f"GB{check:02d}{bban}"

@@ -1,4 +1,4 @@
-"""The bank's interaction headers (fingrade.bank.interaction; FAPI 1.0 Part 1 §6.2.2, UK Open Banking
+"""The bank's interaction headers (fingrade.bank.fapi_headers; FAPI 1.0 Part 1 §6.2.2, UK Open Banking
 Read/Write API): what a client sends in them reaches the bank's log, so each is validated to its
 grammar and only the validated value is ever logged. Property: any header text is either refused
 (400 invalid_request) or becomes a value of that grammar — no text of the client's own choosing."""
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingrade.bank.interaction import auth_date, customer_ip, interaction_id
-from fingrade.oauth.errors import OAuthError
+from fingrade.bank.fapi_headers import auth_date, customer_ip, interaction_id
+from fingrade.protocol.errors import OAuthError
 
 IP_TEXT = re.compile(r"[0-9a-f:.]{2,45}")
 IMF_FIXDATE = re.compile(

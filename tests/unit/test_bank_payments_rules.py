@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fingrade.bank.iban import make_iban
 from fingrade.bank.ledger import BANK_CODE, Account
 from fingrade.bank.payments import (
     PaymentRefused,
@@ -16,6 +15,7 @@ from fingrade.bank.payments import (
     parse_body,
     payers,
 )
+from fingrade.finance.iban import make_iban
 
 DETAIL = {
     "type": "payment_initiation",

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingrade import rfc3339
 from fingrade.bank import ledger, query
-from fingrade.oauth.errors import OAuthError
+from fingrade.protocol import rfc3339
+from fingrade.protocol.errors import OAuthError
 
 INT64 = 2**63
 

@@ -19,10 +19,10 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OctKey
 
 from fingrade.bank import access
-from fingrade.bank.interaction import auth_date, customer_ip, interaction_id
+from fingrade.bank.fapi_headers import auth_date, customer_ip, interaction_id
 from fingrade.bank.trust import AsTrust
 from fingrade.config import ConfigError, load_settings
-from fingrade.oauth.errors import OAuthError
+from fingrade.protocol.errors import OAuthError
 
 ISSUER = "https://as.example.com"
 AUD = "https://bank.example.com/bank/v1"

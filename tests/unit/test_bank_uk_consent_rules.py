@@ -24,7 +24,7 @@ from fingrade.bank.uk_consents import (
     parse_request,
     require_client_credentials,
 )
-from fingrade.oauth.errors import OAuthError
+from fingrade.protocol.errors import OAuthError
 
 NOW = int(dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC).timestamp())
 TX = ["ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"]

@@ -19,8 +19,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from fingrade.bank.server import create_bank_server
-from fingrade.body_limit import BodyLimit, BodyLimits, BodyTooLarge, read_body
 from fingrade.config import load_settings
+from fingrade.protocol.body_limit import BodyLimit, BodyLimits, BodyTooLarge, read_body
 
 
 def test_limit_of_a_path() -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fingrade.oauth.claims_request import intent_id
-from fingrade.oauth.errors import OAuthError
+from fingrade.protocol.errors import OAuthError
 
 
 def ask(value: object, where: str = "id_token") -> str:

@@ -19,9 +19,9 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from fingrade.oauth.client_auth import ASSERTION_TYPE, authenticate_client, verify_client_jwt
 from fingrade.oauth.context import Core
-from fingrade.oauth.errors import OAuthError
-from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.models import Client
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest
 
 NOW = 1_800_000_000
 EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)

@@ -199,7 +199,7 @@ def test_consent_resource_ttl_bounds(ttl: int) -> None:
 def test_payment_currencies_default_to_the_banks_booked_currencies() -> None:
     """One source of truth: by default a payment may be approved in exactly the currencies the bank
     books (bank/money.py), so the bank never refuses an approved payment for its currency."""
-    from fingrade.bank.money import MINOR_UNITS
+    from fingrade.finance.money import MINOR_UNITS
 
     assert load().payment_currencies == sorted(MINOR_UNITS)
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from fingrade.oauth import consent_resources
-from fingrade.oauth.consents import grant_state
+from fingrade.oauth.consent_lifecycle import grant_state
 from fingrade.oauth.models import ConsentResource, Grant
 
 NOW = 1_800_000_000  # 2027-01-15T08:00:00Z

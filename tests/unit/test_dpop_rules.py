@@ -12,7 +12,7 @@ from joserfc.jwk import OctKey, OKPKey, RSAKey
 from support.dpop import DPoPKey
 
 from fingrade.oauth.context import Core
-from fingrade.oauth.dpop import DPoPError, current_nonce, normalise_htu, verify_proof
+from fingrade.protocol.dpop import DPoPError, current_nonce, normalise_htu, verify_proof
 
 TOKEN_URL = "https://as.example.com/token"
 
@@ -349,7 +349,7 @@ def test_4_3_6_cached_key_import_still_verifies_every_signature(run, base_core: 
     """§4.3 items 6-7 with the key-import cache warm: after a valid proof with a jwk, a proof that
     carries the same jwk but is signed by another key is still refused, and the same jwk written
     with extra members or in another order gives the same thumbprint (RFC 7638 §3)."""
-    from fingrade.oauth.dpop import _import_cached
+    from fingrade.protocol.dpop import _import_cached
 
     assert check(run, base_core, key.proof("POST", TOKEN_URL)) == key.jkt
     hits = _import_cached.cache_info().hits

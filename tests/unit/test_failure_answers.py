@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from fingrade.bank.api import bank_api
-from fingrade.failures import ErrorBoundary, describe, is_store_failure
+from fingrade.protocol.failures import ErrorBoundary, describe, is_store_failure
 from fingrade.web.app import _failure
 from fingrade.web.security_headers import SecurityHeaders
 
@@ -174,7 +174,7 @@ def test_the_log_line_is_one_line_whatever_the_path(path: str, failure: tuple[Ex
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("fingrade.failures.test")
+    logger = logging.getLogger("fingrade.protocol.failures.test")
     logger.addHandler(handler)
     try:
         asyncio.run(_call(ErrorBoundary(_raising(exc), render=_failure, logger=logger), "/" + path, ""))

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.jwk import ECKey, KeySet
 
-from fingrade.oauth import jwt
-from fingrade.oauth.jwt import MAX_NUMERIC_DATE, CompactJwt, JwtError
+from fingrade.protocol import jwt
+from fingrade.protocol.jwt import MAX_NUMERIC_DATE, CompactJwt, JwtError
 
 FAST = settings(max_examples=200, deadline=None)
 KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)

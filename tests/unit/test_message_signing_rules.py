@@ -16,8 +16,6 @@ from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from fingrade.oauth.context import Core
-from fingrade.oauth.errors import OAuthError
-from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.introspect import wants_jwt
 from fingrade.oauth.models import Client
 from fingrade.oauth.request_object import use_once, verify_request_object
@@ -29,6 +27,8 @@ from fingrade.oauth.response_mode import (
     check_mode,
     delivery_mode,
 )
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest
 
 NOW = 1_800_000_000
 ISSUER = "https://as.example.com"

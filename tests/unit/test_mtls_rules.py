@@ -14,14 +14,15 @@ import pytest
 from support.mtls import CA, ClientCert, self_signed
 
 from fingrade.config import ConfigError, load_settings
-from fingrade.edge import forwarded_certificate
 from fingrade.oauth import mtls
 from fingrade.oauth.client_auth import authenticate_client
 from fingrade.oauth.context import Core
-from fingrade.oauth.errors import OAuthError
-from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.metadata import server_metadata
 from fingrade.oauth.registration import build_client
+from fingrade.protocol import cert_binding
+from fingrade.protocol.edge import forwarded_certificate
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest
 
 NOW = 1_800_000_000
 
@@ -61,10 +62,10 @@ def test_rfc8705_s3_1_x5t_s256_is_base64url_sha256_of_der(tmp: Path) -> None:
     """RFC 8705 §3.1: x5t#S256 is the base64url-encoded (no padding) SHA-256 of the DER certificate."""
     cert = self_signed(tmp)
     expected = base64.urlsafe_b64encode(hashlib.sha256(cert.der).digest()).decode().rstrip("=")
-    assert mtls.thumbprint(cert.der) == expected == cert.x5t_s256
-    assert mtls.same_certificate(cert.der, expected)
-    assert not mtls.same_certificate(None, expected)
-    assert not mtls.same_certificate(self_signed(tmp).der, expected)
+    assert cert_binding.thumbprint(cert.der) == expected == cert.x5t_s256
+    assert cert_binding.same_certificate(cert.der, expected)
+    assert not cert_binding.same_certificate(None, expected)
+    assert not cert_binding.same_certificate(self_signed(tmp).der, expected)
 
 
 # -- §2.1.2 subject matching ---------------------------------------------------------------------

@@ -14,12 +14,12 @@ import pytest
 from fingrade.config import ConfigError, Settings, load_settings
 from fingrade.oauth.authorize import PAR_PREFIX, PageError, RedirectError, parse_request
 from fingrade.oauth.context import Core
-from fingrade.oauth.errors import OAuthError
-from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.models import Client
 from fingrade.oauth.par import par_endpoint
 from fingrade.oauth.profiles import par_required
 from fingrade.oauth.registration import build_client
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest
 
 NOW = 1_800_000_000
 REDIRECT = "http://127.0.0.1/callback"

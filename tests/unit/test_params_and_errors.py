@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fingrade.oauth.errors import OAuthError, invalid_client, method_not_allowed, safe_description
-from fingrade.oauth.http import HttpRequest, form_params, parse_params
+from fingrade.protocol.errors import OAuthError, invalid_client, method_not_allowed, safe_description
+from fingrade.protocol.http import HttpRequest, form_params, parse_params
 
 
 def refused(raw: bytes) -> OAuthError:

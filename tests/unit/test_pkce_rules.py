@@ -8,9 +8,9 @@ import hashlib
 import pytest
 
 from fingrade.oauth import pkce
-from fingrade.oauth.errors import OAuthError
 from fingrade.oauth.models import Client
 from fingrade.oauth.profiles import PROFILES, pkce_required
+from fingrade.protocol.errors import OAuthError
 
 # RFC 7636 Appendix B test vector.
 RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"

@@ -1,4 +1,4 @@
-"""RFC 3339 §5.6 date-times and dates (fingrade.rfc3339): the one parser behind RFC 9396 `expires_at`,
+"""RFC 3339 §5.6 date-times and dates (fingrade.protocol.rfc3339): the one parser behind RFC 9396 `expires_at`,
 the bank's query bounds and UK consent dates. Property: any text is an epoch second within years
 1-9999 (UTC) or InvalidDateTime — never OverflowError or another exception."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingrade import rfc3339
+from fingrade.protocol import rfc3339
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """The resource rule of the bank: only sender-constrained access tokens (FAPI 2.0 SP 5.3.4), checked
-on the protocol core's resource rules (`oauth.userinfo.authorize_resource`) with a stand-in token
+on the protocol core's resource rules (`protocol.resource.authorize_resource`) with a stand-in token
 verifier, and the setting that relaxes it for a deployment that is not FAPI."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from fingrade.config import load_settings
-from fingrade.oauth.dpop import DPoPError
-from fingrade.oauth.errors import OAuthError
-from fingrade.oauth.http import HttpRequest
-from fingrade.oauth.mtls import thumbprint
-from fingrade.oauth.userinfo import authorize_resource, resource_error
+from fingrade.protocol.cert_binding import thumbprint
+from fingrade.protocol.dpop import DPoPError
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest
+from fingrade.protocol.resource import authorize_resource, resource_error
 
 URL = "https://bank.example.com/bank/v1/accounts"
 CERT = b"0\x82 a DER certificate stands in here"

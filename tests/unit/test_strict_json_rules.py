@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingrade.oauth.strict_json import MAX_DEPTH, MAX_INT, JsonError, loads, loads_object
+from fingrade.protocol.strict_json import MAX_DEPTH, MAX_INT, JsonError, loads, loads_object
 
 FAST = settings(max_examples=150, deadline=None)
 

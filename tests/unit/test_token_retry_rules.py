@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fingrade.oauth import token_retry
 from fingrade.oauth.context import Core
-from fingrade.oauth.errors import OAuthError
+from fingrade.protocol.errors import OAuthError
 
 BODY = {"access_token": "at.secret.value", "token_type": "DPoP", "expires_in": 300, "refresh_token": "rt-secret"}
 BASE: dict[str, Any] = {

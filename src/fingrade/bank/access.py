@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from ..oauth.errors import insufficient_scope, invalid_token
+from fingrade.protocol.errors import insufficient_scope, invalid_token
 
 ACCOUNTS = "accounts"
 BALANCES = "balances"

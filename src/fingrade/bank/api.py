@@ -1,10 +1,10 @@
 """The bank's account information API (HTTP layer), mounted at /bank/v1.
 
 Every call: interaction headers (interaction.py), then the access token through the protocol core's
-resource rules (`oauth.userinfo.authorize_resource`: header-only token, Bearer / DPoP scheme, DPoP
+resource rules (`protocol.resource.authorize_resource`: header-only token, Bearer / DPoP scheme, DPoP
 proof with `htu` built from `bank_url`, binding, certificate binding) with this resource server's
 own token verifier (trust.py: JWKS + introspection), then the consent (access.py), then the ledger.
-Errors follow RFC 6750 §3.1 / RFC 9449 §7.1 (`oauth.userinfo.resource_error`).
+Errors follow RFC 6750 §3.1 / RFC 9449 §7.1 (`protocol.resource.resource_error`).
 
 Response shapes follow UK Open Banking's Read/Write API (Data / Links / Meta), trimmed to what the
 ledger knows; docs/banking-api.md documents them.
@@ -31,21 +31,21 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..body_limit import BodyLimit, BodyLimits
-from ..config import Settings
-from ..edge import client_certificate, client_ip
-from ..failures import RETRY_AFTER, ErrorBoundary
-from ..oauth import dpop
-from ..oauth.errors import OAuthError, method_not_allowed
-from ..oauth.http import HttpRequest, HttpResponse
-from ..oauth.userinfo import NO_STORE, authorize_resource, resource_error
-from ..store.interfaces import OneTimeStore
-from . import access, query
-from .errors import LedgerError
-from .interaction import AUTH_DATE, CUSTOMER_IP, INTERACTION_ID, auth_date, customer_ip, interaction_id
-from .ledger import Account, Entry, Ledger
-from .money import format_amount
-from .trust import AsTrust
+from fingrade.bank import access, query
+from fingrade.bank.errors import LedgerError
+from fingrade.bank.fapi_headers import AUTH_DATE, CUSTOMER_IP, INTERACTION_ID, auth_date, customer_ip, interaction_id
+from fingrade.bank.ledger import Account, Entry, Ledger
+from fingrade.bank.trust import AsTrust
+from fingrade.config import Settings
+from fingrade.finance.money import format_amount
+from fingrade.protocol import dpop
+from fingrade.protocol.body_limit import BodyLimit, BodyLimits
+from fingrade.protocol.edge import client_certificate, client_ip
+from fingrade.protocol.errors import OAuthError, method_not_allowed
+from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
+from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse
+from fingrade.protocol.resource import authorize_resource, resource_error
+from fingrade.store.interfaces import OneTimeStore
 
 log = logging.getLogger("fingrade.bank")
 
@@ -464,8 +464,8 @@ def _too_large() -> Response:
 def bank_api(max_body: int = MAX_BODY) -> tuple[Starlette, ASGIApp]:
     """The API application (its `state.bank` is set by whoever runs it) and the ASGI app to mount.
     `max_body`: the deployment's cap on request bodies (http_max_body_bytes); the bank's own is lower."""
-    from .consents_api import consent, create_consent  # imports this module
-    from .payments_api import create_payment, get_payment  # imports this module
+    from fingrade.bank.payments_api import create_payment, get_payment  # imports this module
+    from fingrade.bank.uk_consents_api import consent, create_consent  # imports this module
 
     allm = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes = [

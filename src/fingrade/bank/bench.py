@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from .ledger import Ledger
+from fingrade.bank.ledger import Ledger
 
 FUNDING = 10**12  # minor units per debtor account: never the limit in a benchmark
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..store.sql.db import Database
-from . import ledger
-from .iban import make_iban
+from fingrade.bank import ledger
+from fingrade.finance.iban import make_iban
+from fingrade.store.sql.db import Database
 
 SEED = 4  # fixed, so the demo ledger is the same on every start
 DAYS = 92

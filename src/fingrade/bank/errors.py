@@ -1,23 +1,27 @@
-"""Domain errors of the bank ledger. Each carries a stable `code`, which the coming HTTP layer maps
-to an open-banking error (status and error code); the message is safe to show to the client."""
+"""Domain errors of the bank ledger. Each carries a stable `code`, which the bank's HTTP layer maps
+to an open-banking error (status and error code); the message is safe to show to the client. The
+finance rules' errors (amounts, currencies, IBANs) are ledger errors too: one hierarchy to map."""
 
 from __future__ import annotations
 
+from fingrade.finance.errors import FinanceError, InvalidAmount, InvalidIban, UnsupportedCurrency
 
-class LedgerError(Exception):
-    code = "ledger_error"
+LedgerError = FinanceError
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidAmount(LedgerError):
-    code = "invalid_amount"
-
-
-class UnsupportedCurrency(LedgerError):
-    code = "unsupported_currency"
+__all__ = [
+    "AccountClosed",
+    "CurrencyMismatch",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "InvalidCursor",
+    "InvalidIban",
+    "InvalidQuery",
+    "InvalidText",
+    "LedgerError",
+    "SameAccount",
+    "UnknownAccount",
+    "UnsupportedCurrency",
+]
 
 
 class CurrencyMismatch(LedgerError):
@@ -38,10 +42,6 @@ class SameAccount(LedgerError):
 
 class InsufficientFunds(LedgerError):
     code = "insufficient_funds"
-
-
-class InvalidIban(LedgerError):
-    code = "invalid_iban"
 
 
 class InvalidText(LedgerError):

@@ -33,10 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ..rfc3339 import MAX_EPOCH, MIN_EPOCH
-from ..store.sql.db import Database
-from ..store.sql.schema import bank_accounts, bank_entries, bank_transfers
-from .errors import (
+from fingrade.bank.errors import (
     AccountClosed,
     CurrencyMismatch,
     InsufficientFunds,
@@ -47,8 +44,11 @@ from .errors import (
     SameAccount,
     UnknownAccount,
 )
-from .iban import make_iban, normalize_iban
-from .money import check_amount, check_currency
+from fingrade.finance.iban import make_iban, normalize_iban
+from fingrade.finance.money import check_amount, check_currency
+from fingrade.protocol.rfc3339 import MAX_EPOCH, MIN_EPOCH
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.schema import bank_accounts, bank_entries, bank_transfers
 
 OPEN = "open"
 CLOSED = "closed"

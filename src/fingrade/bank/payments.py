@@ -37,15 +37,15 @@ import orjson
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from ..oauth import authorization_details as ad
-from ..oauth import strict_json
-from ..oauth.errors import OAuthError
-from ..store.sql.db import Database
-from ..store.sql.schema import bank_idempotency, bank_payments
-from . import ledger
-from .errors import LedgerError
-from .iban import make_iban
-from .money import format_amount, parse_amount
+from fingrade.bank import ledger
+from fingrade.bank.errors import LedgerError
+from fingrade.finance.iban import make_iban
+from fingrade.finance.money import format_amount, parse_amount
+from fingrade.oauth import authorization_details as ad
+from fingrade.protocol import strict_json
+from fingrade.protocol.errors import OAuthError
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.schema import bank_idempotency, bank_payments
 
 SCOPE = "payments"
 TYPE = "payment_initiation"

@@ -11,12 +11,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..body_limit import BodyTooLarge, read_body
-from ..oauth import dpop
-from ..oauth.errors import insufficient_scope
-from ..oauth.userinfo import NO_STORE
-from .api import Bank, _auth_error, _json, verified_claims
-from .payments import (
+from fingrade.bank.api import Bank, _auth_error, _json, verified_claims
+from fingrade.bank.payments import (
     MAX_BODY,
     SCOPE,
     PaymentRefused,
@@ -28,9 +24,11 @@ from .payments import (
     match,
     parse_body,
 )
-from .payments import (
-    Request as PaymentRequest,
-)
+from fingrade.bank.payments import Request as PaymentRequest
+from fingrade.protocol import dpop
+from fingrade.protocol.body_limit import BodyTooLarge, read_body
+from fingrade.protocol.errors import insufficient_scope
+from fingrade.protocol.http import NO_STORE
 
 
 def _refused(request: Request, exc: PaymentRefused) -> Response:

@@ -20,11 +20,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from .. import rfc3339
-from ..oauth.errors import invalid_request
-from ..oauth.http import safe_name
-from . import ledger
-from .errors import InvalidCursor
+from fingrade.bank import ledger
+from fingrade.bank.errors import InvalidCursor
+from fingrade.protocol import rfc3339
+from fingrade.protocol.errors import invalid_request
+from fingrade.protocol.http import safe_name
 
 MAX_QUERY = 2048  # bytes of the raw query string
 MAX_VALUE = 300  # characters of one decoded value (the OpenAPI document's maxLength)

@@ -20,14 +20,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import Settings
-from ..failures import RETRY_AFTER, ErrorBoundary
-from ..store.interfaces import OneTimeStore
-from ..store.readiness import ReadinessProbe
-from ..store.sql.db import Database
-from .api import Bank, bank_api, bank_mount, failure_response
-from .ledger import Ledger
-from .trust import AsTrust
+from fingrade.bank.api import Bank, bank_api, bank_mount, failure_response
+from fingrade.bank.ledger import Ledger
+from fingrade.bank.trust import AsTrust
+from fingrade.config import Settings
+from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
+from fingrade.store.interfaces import OneTimeStore
+from fingrade.store.readiness import ReadinessProbe
+from fingrade.store.sql.db import Database
 
 log = logging.getLogger("fingrade.bank")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to the AS is too much (and has URLs)
@@ -92,21 +92,21 @@ def create_bank_server(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from ..runtime import load_secrets
-        from ..store.sql.migrate import upgrade
+        from fingrade.runtime import load_secrets
+        from fingrade.store.sql.migrate import upgrade
 
         server_key, _kek = load_secrets(settings)
         db = Database(settings.database_url, settings.database_pool_size)
         await upgrade(db)
         onetime: Any
         if settings.onetime_backend == "redis":
-            from ..store.redis.onetime import RedisOneTimeStore
+            from fingrade.store.redis.onetime import RedisOneTimeStore
 
             onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
             await onetime.ping()
             await onetime.check_persistence()
         else:
-            from ..store.sql.onetime import SqlOneTimeStore
+            from fingrade.store.sql.onetime import SqlOneTimeStore
 
             onetime = SqlOneTimeStore(db)
         http = httpx.AsyncClient(verify=_ssl_context(settings), timeout=TIMEOUT)

@@ -32,11 +32,11 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 
-from ..failures import RETRY_AFTER
-from ..oauth import jwt, strict_json
-from ..oauth.crypto import token_hash
-from ..oauth.errors import OAuthError, invalid_token
-from ..oauth.jose import ALLOWED_ALGS, check_key_strength, has_private_members
+from fingrade.protocol import jwt, strict_json
+from fingrade.protocol.crypto import token_hash
+from fingrade.protocol.errors import OAuthError, invalid_token
+from fingrade.protocol.failures import RETRY_AFTER
+from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength, has_private_members
 
 log = logging.getLogger("fingrade.bank")
 

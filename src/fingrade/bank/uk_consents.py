@@ -31,11 +31,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from .. import rfc3339
-from ..oauth import strict_json
-from ..oauth.authorization_details import MAX_VALIDITY
-from ..oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
-from ..oauth.errors import insufficient_scope, safe_description
+from fingrade.oauth.authorization_details import MAX_VALIDITY
+from fingrade.oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
+from fingrade.protocol import rfc3339, strict_json
+from fingrade.protocol.errors import insufficient_scope, safe_description
 
 MAX_BODY = 16 * 1024
 MAX_PERMISSIONS = 30

@@ -15,8 +15,8 @@ from typing import Any
 
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from ..oauth.models import SigningKey
-from ..store.interfaces import DurableStore
+from fingrade.oauth.models import SigningKey
+from fingrade.store.interfaces import DurableStore
 
 
 def generate_key(alg: str, now: int) -> SigningKey:

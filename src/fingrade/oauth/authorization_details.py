@@ -42,13 +42,12 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from .. import rfc3339
-from ..bank.iban import is_valid_iban
-from . import strict_json
-from .errors import OAuthError
+from fingrade.finance.iban import is_valid_iban
+from fingrade.protocol import rfc3339, strict_json
+from fingrade.protocol.errors import OAuthError
 
 if TYPE_CHECKING:
-    from .context import Core
+    from fingrade.oauth.context import Core
 
 MAX_PARAM_LENGTH = 4096  # characters of the JSON text (form parameters over 8192 are invalid_request, http.py)
 MAX_ENTRIES = 5

@@ -11,17 +11,17 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import authorization_details, claims_request, consent_resources, pkce
-from .context import Core
-from .crypto import new_token, token_hash
-from .errors import OAuthError, invalid_request, invalid_scope
-from .http import parse_params
-from .models import Client, Grant, Session
-from .offline_access import approved_scopes
-from .profiles import authorization_details_types, identity_assured, par_required, pkce_required
-from .redirect_uri import matches
-from .response_mode import QUERY, AuthorizationResponse, authorization_response, check_mode, delivery_mode
-from .scope import parse_scope
+from fingrade.oauth import authorization_details, claims_request, consent_resources, pkce
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client, Grant, Session
+from fingrade.oauth.offline_access import approved_scopes
+from fingrade.oauth.profiles import authorization_details_types, identity_assured, par_required, pkce_required
+from fingrade.oauth.redirect_uri import matches
+from fingrade.oauth.response_mode import QUERY, AuthorizationResponse, authorization_response, check_mode, delivery_mode
+from fingrade.oauth.scope import parse_scope
+from fingrade.protocol.crypto import new_token, token_hash
+from fingrade.protocol.errors import OAuthError, invalid_request, invalid_scope
+from fingrade.protocol.http import parse_params
 
 CODE_REUSE_WINDOW = 600  # a used code is remembered this long after it expires, to detect replays
 MAX_STATE = 2048

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from . import strict_json
-from .errors import invalid_request
+from fingrade.protocol import strict_json
+from fingrade.protocol.errors import invalid_request
 
 INTENT_CLAIM = "openbanking_intent_id"
 CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -16,16 +16,16 @@ from urllib.parse import unquote
 import orjson
 from joserfc.jwk import KeySet
 
-from . import jwt
-from .context import Core
-from .crypto import equal, keyed_hash
-from .errors import invalid_client, invalid_request
-from .http import HttpRequest
-from .jose import ALLOWED_ALGS, check_key_strength
-from .models import Client
-from .mtls import TLS_AUTH_METHODS
-from .mtls import authenticate as authenticate_certificate
-from .profiles import get_profile
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client
+from fingrade.oauth.mtls import TLS_AUTH_METHODS
+from fingrade.oauth.mtls import authenticate as authenticate_certificate
+from fingrade.oauth.profiles import get_profile
+from fingrade.protocol import jwt
+from fingrade.protocol.crypto import equal, keyed_hash
+from fingrade.protocol.errors import invalid_client, invalid_request
+from fingrade.protocol.http import HttpRequest
+from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 3600  # exp further out than this is refused (RFC 7523 §3 allows it)

@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import authorization_details, strict_json
-from .client_auth import authenticate_client
-from .context import Core
-from .crypto import new_token
-from .errors import OAuthError, invalid_request, method_not_allowed
-from .http import HttpRequest, HttpResponse, parse_params
-from .models import Client, ConsentResource
-from .profiles import authorization_details_types
-from .token import NO_STORE
+from fingrade.oauth import authorization_details
+from fingrade.oauth.client_auth import authenticate_client
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client, ConsentResource
+from fingrade.oauth.profiles import authorization_details_types
+from fingrade.protocol import strict_json
+from fingrade.protocol.crypto import new_token
+from fingrade.protocol.errors import OAuthError, invalid_request, method_not_allowed
+from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, parse_params
 
 if TYPE_CHECKING:
-    from .authorize import AuthorizationRequest
+    from fingrade.oauth.authorize import AuthorizationRequest
 
 AWAITING = "AwaitingAuthorisation"
 AUTHORISED = "Authorised"

@@ -5,32 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from ..config import Settings
-from ..keys.keystore import KeyManager
-from ..keys.sealing import Sealer
-from ..store.interfaces import DurableStore, OneTimeStore
-from .passwords import Passwords
+from fingrade.config import Settings
+from fingrade.keys.keystore import KeyManager
+from fingrade.keys.sealing import Sealer
+from fingrade.oauth.passwords import Passwords
+from fingrade.store.interfaces import DurableStore, OneTimeStore
 
 
 def _now() -> int:
     return int(time.time())
-
-
-class ProofContext(Protocol):
-    """What checking DPoP proofs needs (dpop.py): the settings (nonces), the shared one-time store
-    (replay), the server key (nonces) and the clock. The authorization server's Core is one; the
-    bank's resource server (fingrade.bank) has its own."""
-
-    settings: Settings
-    onetime: OneTimeStore
-    server_key: bytes
-    clock: Callable[[], int]
-
-    @property
-    def issuer(self) -> str:
-        """The base the endpoint URLs are built from (the AS issuer; mtls aliases are relative to it)."""
 
 
 @dataclass

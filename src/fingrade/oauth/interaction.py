@@ -10,14 +10,21 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import consent_resources, login_throttle
-from .authorize import AuthorizationRequest, consent_needed, consume_pushed, issue_code, login_needed, request_error
-from .context import Core
-from .crypto import equal, new_token, token_hash
-from .errors import OAuthError
-from .models import Client, Session, User
-from .offline_access import approved_scopes
-from .response_mode import AuthorizationResponse
+from fingrade.oauth import consent_resources, login_throttle
+from fingrade.oauth.authorize import (
+    AuthorizationRequest,
+    consent_needed,
+    consume_pushed,
+    issue_code,
+    login_needed,
+    request_error,
+)
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client, Session, User
+from fingrade.oauth.offline_access import approved_scopes
+from fingrade.oauth.response_mode import AuthorizationResponse
+from fingrade.protocol.crypto import equal, new_token, token_hash
+from fingrade.protocol.errors import OAuthError
 
 # Sending the browser back to the client: a redirect, or for form_post.jwt an auto-submitted form.
 Redirect = AuthorizationResponse

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client_auth import authenticate_client
-from .context import Core
-from .crypto import token_hash
-from .errors import OAuthError, invalid_client, invalid_request, method_not_allowed
-from .http import HttpRequest, HttpResponse, form_params
-from .models import Client
-from .profiles import get_profile
-from .token import NO_STORE
-from .tokens import sign_server_jwt, verify_access_token
+from fingrade.oauth.client_auth import authenticate_client
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client
+from fingrade.oauth.profiles import get_profile
+from fingrade.oauth.token_formats import sign_server_jwt, verify_access_token
+from fingrade.protocol.crypto import token_hash
+from fingrade.protocol.errors import OAuthError, invalid_client, invalid_request, method_not_allowed
+from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, form_params
 
 INACTIVE = {"active": False}
 JWT_RESPONSE = "application/token-introspection+jwt"  # RFC 9701 §4

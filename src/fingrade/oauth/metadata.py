@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import pkce, response_mode
-from .authorization_details import SUPPORTED_TYPES
-from .context import Core
-from .jose import ALLOWED_ALGS
-from .profiles import CONFIDENTIAL_AUTH
-from .tokens import ACR_PASSWORD
+from fingrade.oauth import pkce, response_mode
+from fingrade.oauth.authorization_details import SUPPORTED_TYPES
+from fingrade.oauth.context import Core
+from fingrade.oauth.profiles import CONFIDENTIAL_AUTH
+from fingrade.oauth.token_formats import ACR_PASSWORD
+from fingrade.protocol.jose import ALLOWED_ALGS
 
 PATHS = {
     "authorization_endpoint": "/authorize",

@@ -1,4 +1,5 @@
-"""Mutual-TLS client authentication and certificate-bound access tokens (RFC 8705).
+"""Mutual-TLS client authentication (RFC 8705 §2); the binding of tokens to certificates (§3) is
+fingrade.protocol.cert_binding, shared with resource servers.
 
 The web layer only delivers the DER of the certificate the client proved possession of in the TLS
 handshake (Fingrade's own listener, or a trusted TLS-terminating proxy); every trust decision is
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import ipaddress
 from functools import lru_cache
 from typing import Any
@@ -23,8 +23,9 @@ from cryptography.x509.oid import NameOID
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .crypto import equal
-from .errors import OAuthError, invalid_client
+from fingrade.protocol.cert_binding import thumbprint
+from fingrade.protocol.crypto import equal
+from fingrade.protocol.errors import invalid_client
 
 TLS_AUTH_METHODS = frozenset({"tls_client_auth", "self_signed_tls_client_auth"})
 # RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these.
@@ -36,15 +37,6 @@ SUBJECT_FIELDS = (
     "tls_client_auth_san_email",
 )
 BOUND_TOKENS = "tls_client_certificate_bound_access_tokens"  # RFC 8705 §3.4 client metadata
-
-
-def thumbprint(der: bytes) -> str:
-    """RFC 8705 §3.1: `x5t#S256`, the base64url SHA-256 of the DER certificate."""
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
-
-
-def same_certificate(der: bytes | None, x5t: str) -> bool:
-    return der is not None and equal(thumbprint(der), x5t)
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
@@ -295,14 +287,3 @@ def _check_x5c_keys(jwks: dict[str, Any], error: Any) -> None:
             raise error("x5c does not hold a valid certificate") from None
         if cert_key != raw:
             raise error("the x5c certificate's key does not match the JWK")
-
-
-def bound_thumbprint(claims: dict[str, Any]) -> str | None:
-    cnf = claims.get("cnf")
-    value = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def certificate_mismatch() -> OAuthError:
-    # RFC 8705 §3: the protected resource answers 401 invalid_token.
-    return OAuthError("invalid_token", "the access token is bound to a client certificate that was not presented", 401)

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .models import Client
-from .profiles import get_profile
+from fingrade.oauth.models import Client
+from fingrade.oauth.profiles import get_profile
 
 OFFLINE_ACCESS = "offline_access"
 _STANDING_CONSENTS = frozenset({"account_information"})

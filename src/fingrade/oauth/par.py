@@ -3,15 +3,15 @@ authenticated back channel and gets a short-lived `request_uri` to send the brow
 
 from __future__ import annotations
 
-from . import consent_resources, dpop, request_object
-from .authorize import PAR_PREFIX, PageError, RedirectError, validate_params
-from .client_auth import authenticate_client
-from .context import Core
-from .crypto import new_token, token_hash
-from .errors import OAuthError, invalid_request, method_not_allowed
-from .http import HttpRequest, HttpResponse, form_params
-from .profiles import get_profile
-from .token import NO_STORE
+from fingrade.oauth import consent_resources, request_object
+from fingrade.oauth.authorize import PAR_PREFIX, PageError, RedirectError, validate_params
+from fingrade.oauth.client_auth import authenticate_client
+from fingrade.oauth.context import Core
+from fingrade.oauth.profiles import get_profile
+from fingrade.protocol import dpop
+from fingrade.protocol.crypto import new_token, token_hash
+from fingrade.protocol.errors import OAuthError, invalid_request, method_not_allowed
+from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, form_params
 
 # Client authentication, not part of the authorization request that is stored.
 _AUTH_PARAMS = frozenset({"client_id", "client_secret", "client_assertion", "client_assertion_type"})

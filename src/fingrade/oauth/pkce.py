@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .crypto import equal, sha256_b64url
-from .errors import invalid_grant, invalid_request
+from fingrade.protocol.crypto import equal, sha256_b64url
+from fingrade.protocol.errors import invalid_grant, invalid_request
 
 # RFC 7636 §4.1: code-verifier = 43*128unreserved; §4.2: the challenge has the same grammar.
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")

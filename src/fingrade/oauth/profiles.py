@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Settings
-from .models import Client
-from .mtls import BOUND_TOKENS, TLS_AUTH_METHODS
+from fingrade.config import Settings
+from fingrade.oauth.models import Client
+from fingrade.oauth.mtls import BOUND_TOKENS, TLS_AUTH_METHODS
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import mtls, strict_json
-from .authorization_details import SUPPORTED_TYPES
-from .context import Core
-from .crypto import equal, keyed_hash, new_token, token_hash
-from .errors import OAuthError, invalid_token, method_not_allowed
-from .http import HttpRequest, HttpResponse
-from .jose import validate_client_jwks
-from .models import Client
-from .profiles import PROFILES, get_profile
-from .redirect_uri import RedirectUriError, validate_registered
-from .scope import parse_scope
+from fingrade.oauth import mtls
+from fingrade.oauth.authorization_details import SUPPORTED_TYPES
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client
+from fingrade.oauth.profiles import PROFILES, get_profile
+from fingrade.oauth.redirect_uri import RedirectUriError, validate_registered
+from fingrade.oauth.scope import parse_scope
+from fingrade.protocol import strict_json
+from fingrade.protocol.crypto import equal, keyed_hash, new_token, token_hash
+from fingrade.protocol.errors import OAuthError, invalid_token, method_not_allowed
+from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse
+from fingrade.protocol.jose import validate_client_jwks
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY = 64 * 1024
 _URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 _TEXT_FIELDS = ("software_id", "software_version")

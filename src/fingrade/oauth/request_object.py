@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
-from . import jwt
-from .client_auth import client_keyset
-from .context import Core
-from .errors import OAuthError
-from .jose import ALLOWED_ALGS, check_key_strength
-from .models import Client
+from fingrade.oauth.client_auth import client_keyset
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client
+from fingrade.protocol import jwt
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength
 
 TYP = "oauth-authz-req+jwt"  # RFC 9101 §10.8
 MAX_NBF_AGE = 3600  # FAPI 2.0 Message Signing 5.3.1: nbf no more than 60 minutes in the past

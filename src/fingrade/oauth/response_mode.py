@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .context import Core
-from .errors import invalid_request
-from .models import Client
-from .profiles import get_profile
-from .tokens import sign_server_jwt
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client
+from fingrade.oauth.profiles import get_profile
+from fingrade.oauth.token_formats import sign_server_jwt
+from fingrade.protocol.errors import invalid_request
 
 QUERY = "query"
 QUERY_JWT = "query.jwt"

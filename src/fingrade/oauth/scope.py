@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import invalid_scope
+from fingrade.protocol.errors import invalid_scope
 
 
 def parse_scope(value: str) -> list[str]:

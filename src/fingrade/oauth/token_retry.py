@@ -32,10 +32,10 @@ from typing import Any
 
 import orjson
 
-from ..keys.sealing import SealedDataError
-from .context import Core
-from .crypto import equal
-from .errors import invalid_grant
+from fingrade.keys.sealing import SealedDataError
+from fingrade.oauth.context import Core
+from fingrade.protocol.crypto import equal
+from fingrade.protocol.errors import invalid_grant
 
 log = logging.getLogger("fingrade.token")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .context import Core
+from fingrade.oauth.context import Core
 
 
 @dataclass

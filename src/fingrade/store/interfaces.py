@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..failures import describe
-from .interfaces import OneTimeStore
-from .sql.db import Database
-from .sql.onetime import SqlOneTimeStore
+from fingrade.protocol.failures import describe
+from fingrade.store.interfaces import OneTimeStore
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.onetime import SqlOneTimeStore
 
 log = logging.getLogger("fingrade.readiness")
 

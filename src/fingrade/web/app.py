@@ -18,41 +18,41 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..bank.api import PREFIX as BANK_PREFIX
-from ..bank.api import bank_api, bank_mount
-from ..bank.ledger import OPEN as ACCOUNT_OPEN
-from ..bank.ledger import Ledger
-from ..bank.payments import payers
-from ..bank.server import in_process_bank
-from ..body_limit import BodyLimit, BodyLimits
-from ..config import Settings
-from ..edge import is_trusted
-from ..failures import RETRY_AFTER, ErrorBoundary, describe, is_store_failure
-from ..oauth import consents
-from ..oauth import interaction as flow
-from ..oauth.authorize import PageError, RedirectError, error_response, parse_request
-from ..oauth.consent_resources import MAX_BODY as CONSENT_RESOURCE_MAX_BODY
-from ..oauth.consent_resources import consent_resource_endpoint
-from ..oauth.context import Core
-from ..oauth.crypto import new_token, token_hash
-from ..oauth.errors import OAuthError, invalid_request, method_not_allowed
-from ..oauth.http import parse_params
-from ..oauth.introspect import introspection_endpoint, revocation_endpoint
-from ..oauth.login_throttle import DEVICE_COOKIE, DEVICE_TTL
-from ..oauth.metadata import server_metadata
-from ..oauth.models import Session
-from ..oauth.par import par_endpoint
-from ..oauth.profiles import get_profile
-from ..oauth.registration import manage_endpoint, register_endpoint
-from ..oauth.response_mode import AuthorizationResponse
-from ..oauth.token import NO_STORE, token_endpoint
-from ..oauth.userinfo import userinfo_endpoint
-from ..runtime import build_core, close_core, ensure_bank_client
-from ..store.readiness import ReadinessProbe
-from . import pages
-from .adapters import BodyTooLarge, json_error, read_body, to_core, to_starlette, too_large
-from .openapi import openapi
-from .security_headers import ProxyOnly, SecurityHeaders
+from fingrade.bank.api import PREFIX as BANK_PREFIX
+from fingrade.bank.api import bank_api, bank_mount
+from fingrade.bank.ledger import OPEN as ACCOUNT_OPEN
+from fingrade.bank.ledger import Ledger
+from fingrade.bank.payments import payers
+from fingrade.bank.server import in_process_bank
+from fingrade.config import Settings
+from fingrade.oauth import consent_lifecycle as consents
+from fingrade.oauth import interaction as flow
+from fingrade.oauth.authorize import PageError, RedirectError, error_response, parse_request
+from fingrade.oauth.consent_resources import MAX_BODY as CONSENT_RESOURCE_MAX_BODY
+from fingrade.oauth.consent_resources import consent_resource_endpoint
+from fingrade.oauth.context import Core
+from fingrade.oauth.introspect import introspection_endpoint, revocation_endpoint
+from fingrade.oauth.login_throttle import DEVICE_COOKIE, DEVICE_TTL
+from fingrade.oauth.metadata import server_metadata
+from fingrade.oauth.models import Session
+from fingrade.oauth.par import par_endpoint
+from fingrade.oauth.profiles import get_profile
+from fingrade.oauth.registration import manage_endpoint, register_endpoint
+from fingrade.oauth.response_mode import AuthorizationResponse
+from fingrade.oauth.token_endpoint import token_endpoint
+from fingrade.oauth.userinfo import userinfo_endpoint
+from fingrade.protocol.asgi import BodyTooLarge, json_error, read_body, to_core, to_starlette, too_large
+from fingrade.protocol.body_limit import BodyLimit, BodyLimits
+from fingrade.protocol.crypto import new_token, token_hash
+from fingrade.protocol.edge import is_trusted
+from fingrade.protocol.errors import OAuthError, invalid_request, method_not_allowed
+from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary, describe, is_store_failure
+from fingrade.protocol.http import NO_STORE, parse_params
+from fingrade.runtime import build_core, close_core, ensure_bank_client
+from fingrade.store.readiness import ReadinessProbe
+from fingrade.web import pages
+from fingrade.web.openapi import openapi
+from fingrade.web.security_headers import ProxyOnly, SecurityHeaders
 
 log = logging.getLogger("fingrade.web")
 

@@ -34,8 +34,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from ..config import Settings
-from .security_headers import BASE_CSP, floor_headers
+from fingrade.config import Settings
+from fingrade.web.security_headers import BASE_CSP, floor_headers
 
 log = logging.getLogger("fingrade.web")
 

@@ -13,11 +13,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from ..oauth import authorization_details
-from ..oauth.errors import OAuthError
-from ..oauth.models import Client, User
-from ..oauth.offline_access import consent_scopes
-from ..oauth.profiles import identity_assured
+from fingrade.oauth import authorization_details
+from fingrade.oauth.models import Client, User
+from fingrade.oauth.offline_access import consent_scopes
+from fingrade.oauth.profiles import identity_assured
+from fingrade.protocol.errors import OAuthError
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),

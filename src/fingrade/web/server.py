@@ -34,9 +34,9 @@ from starlette.applications import Starlette
 from uvicorn._compat import asyncio_run
 from uvicorn.server import STARTUP_FAILURE
 
-from ..config import Settings
-from ..oauth.mtls import registered_certificates
-from .connection_limits import LINGER_SECONDS, ConnectionLimits, LimitedHttpToolsProtocol, OpenConnections
+from fingrade.config import Settings
+from fingrade.oauth.mtls import registered_certificates
+from fingrade.web.connection_limits import LINGER_SECONDS, ConnectionLimits, LimitedHttpToolsProtocol, OpenConnections
 
 log = logging.getLogger("fingrade.mtls")
 server_log = logging.getLogger("fingrade.web")

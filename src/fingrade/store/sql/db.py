@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from ...private_files import private_sqlite
+from fingrade.private_files import private_sqlite
 
 T = TypeVar("T")
 

@@ -9,10 +9,10 @@ import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, exists, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ...keys.sealing import SealedDataError, Sealer
-from ...oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
-from .db import Database
-from .schema import (
+from fingrade.keys.sealing import SealedDataError, Sealer
+from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.schema import (
     audit_events,
     client_origins,
     clients,

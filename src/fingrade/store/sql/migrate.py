@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 
-from .db import Database
+from fingrade.store.sql.db import Database
 
 _HERE = Path(__file__).parent
 _LOCK_ID = 0x46494E47  # "FING"

@@ -11,9 +11,9 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from ..interfaces import AttemptLimit
-from .db import Database
-from .schema import onetime
+from fingrade.store.interfaces import AttemptLimit
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.schema import onetime
 
 
 def _key(kind: str, key: str) -> Any:

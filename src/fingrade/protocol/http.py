@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .errors import invalid_request
+from fingrade.protocol.errors import invalid_request
+
+# RFC 6749 §5.1 / RFC 9110 §5.2: answers carrying tokens or secrets are never cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 MAX_PARAMS = 64
 MAX_PARAM_LENGTH = 8192

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from joserfc import jws
 
-from . import jwt
-from .context import Core
-from .crypto import b64url, new_token
-from .errors import invalid_token
-from .jose import ALLOWED_ALGS
+from fingrade.oauth.context import Core
+from fingrade.protocol import jwt
+from fingrade.protocol.crypto import b64url, new_token
+from fingrade.protocol.errors import invalid_token
+from fingrade.protocol.jose import ALLOWED_ALGS
 
 ACR_PASSWORD = "urn:fingrade:acr:password"
 

@@ -7,7 +7,8 @@ import functools
 import hashlib
 import hmac
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -15,12 +16,11 @@ from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 from joserfc.jws import JWSRegistry
 
-from . import jwt
-from .context import ProofContext
-from .crypto import b64url, equal, sha256_b64url, token_hash
-from .errors import OAuthError
-from .http import HttpRequest
-from .jose import ALLOWED_ALGS, check_key_strength, has_private_members
+from fingrade.protocol import jwt
+from fingrade.protocol.crypto import b64url, equal, sha256_b64url, token_hash
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest
+from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength, has_private_members
 
 MAX_AGE = 300  # §11.1: a proof is accepted this long after its iat
 FUTURE_LEEWAY = 10  # FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s ahead accepted (more is refused)
@@ -34,6 +34,48 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
 # ignored (§4.3), so the header check is not strict.
 _REGISTRY = JWSRegistry(algorithms=list(ALLOWED_ALGS), strict_check_header=False)
 _REGISTRY.max_header_length = 4096
+
+
+class DPoPSettings(Protocol):
+    """The settings proof checks read (fingrade.config.Settings is one)."""
+
+    @property
+    def dpop_nonce(self) -> bool: ...  # §8: require server nonces
+
+    @property
+    def dpop_nonce_lifetime(self) -> int: ...  # seconds a nonce window lasts
+
+    @property
+    def mtls_base_url(self) -> str: ...  # RFC 8705 §5 alias host of the endpoints, or ""
+
+
+class ReplayCache(Protocol):
+    """§11.1: remembers proof ids across all nodes (the shared one-time store is one)."""
+
+    async def add(self, kind: str, key: str, ttl: int) -> bool:
+        """True if `key` was not there yet (and is now, for `ttl` seconds)."""
+        ...
+
+
+class ProofContext(Protocol):
+    """What checking DPoP proofs needs: the settings (nonces, alias host), the shared replay cache,
+    the server key (nonces), the clock and the issuer the endpoint URLs are built from. The
+    authorization server's Core is one; the bank's resource server has its own."""
+
+    @property
+    def settings(self) -> DPoPSettings: ...
+
+    @property
+    def onetime(self) -> ReplayCache: ...
+
+    @property
+    def server_key(self) -> bytes: ...
+
+    @property
+    def clock(self) -> Callable[[], int]: ...
+
+    @property
+    def issuer(self) -> str: ...
 
 
 class DPoPError(OAuthError):

@@ -6,10 +6,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import body_limit
-from ..edge import client_certificate, client_ip
-from ..oauth.errors import OAuthError
-from ..oauth.http import HttpRequest, HttpResponse
+from fingrade.protocol import body_limit
+from fingrade.protocol.edge import client_certificate, client_ip
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import HttpRequest, HttpResponse
 
 MAX_BODY = 64 * 1024
 

@@ -6,12 +6,25 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import authorization_details, dpop, pkce, token_retry
-from .claims_request import INTENT_CLAIM
-from .client_auth import authenticate_client
-from .context import Core
-from .crypto import token_hash
-from .errors import (
+from fingrade.oauth import authorization_details, pkce, token_retry
+from fingrade.oauth.claims_request import INTENT_CLAIM
+from fingrade.oauth.client_auth import authenticate_client
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Client, Grant, RefreshToken
+from fingrade.oauth.offline_access import stays_connected
+from fingrade.oauth.profiles import (
+    authorization_details_types,
+    binds_certificate,
+    dpop_required,
+    get_profile,
+    tokens_must_be_bound,
+)
+from fingrade.oauth.scope import narrow
+from fingrade.oauth.token_formats import mint_access_token, mint_id_token, new_refresh_token
+from fingrade.protocol import dpop
+from fingrade.protocol.cert_binding import thumbprint
+from fingrade.protocol.crypto import token_hash
+from fingrade.protocol.errors import (
     OAuthError,
     invalid_grant,
     invalid_request,
@@ -19,17 +32,10 @@ from .errors import (
     unauthorized_client,
     unsupported_grant_type,
 )
-from .http import HttpRequest, HttpResponse, form_params
-from .models import Client, Grant, RefreshToken
-from .mtls import thumbprint
-from .offline_access import stays_connected
-from .profiles import authorization_details_types, binds_certificate, dpop_required, get_profile, tokens_must_be_bound
-from .scope import narrow
-from .tokens import mint_access_token, mint_id_token, new_refresh_token
+from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, form_params
 
 log = logging.getLogger("fingrade.token")
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 

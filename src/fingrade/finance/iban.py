@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidIban
+from fingrade.finance.errors import InvalidIban
 
 # IBAN lengths per country (SWIFT IBAN registry). A country missing here is refused: we cannot tell
 # a well-formed IBAN of it from a typo.

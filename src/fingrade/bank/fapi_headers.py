@@ -24,7 +24,7 @@ import ipaddress
 import re
 import uuid
 
-from ..oauth.errors import invalid_request
+from fingrade.protocol.errors import invalid_request
 
 INTERACTION_ID = "x-fapi-interaction-id"
 CUSTOMER_IP = "x-fapi-customer-ip-address"

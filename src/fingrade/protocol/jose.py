@@ -8,7 +8,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from .errors import OAuthError
+from fingrade.protocol.errors import OAuthError
 
 # FAPI 2.0 SP 5.4.1-1: PS256, ES256 and EdDSA only. RS256, HS* and `none` are refused everywhere.
 ALLOWED_ALGS = ("ES256", "PS256", "EdDSA")

@@ -29,7 +29,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import guess_key
 from joserfc.jws import JWSRegistry
 
-from .strict_json import JsonError, loads_object
+from fingrade.protocol.strict_json import JsonError, loads_object
 
 MAX_LENGTH = 16384  # characters of a whole compact JWS unless the caller bounds it tighter
 MIN_NUMERIC_DATE = 0

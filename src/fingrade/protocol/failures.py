@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("fingrade.failures")
+log = logging.getLogger("fingrade.protocol.failures")
 
 RETRY_AFTER = "2"  # seconds: a restart or failover of a store takes about that long to be noticed
 

@@ -2,7 +2,7 @@
 
 Where an error goes is decided by the endpoint: JSON for token-style endpoints, a redirect to a
 verified redirect URI (authorize.RedirectError), an error page (authorize.PageError), or a
-WWW-Authenticate challenge at protected resources (userinfo.resource_error)."""
+WWW-Authenticate challenge at protected resources (resource.resource_error)."""
 
 from __future__ import annotations
 

@@ -22,13 +22,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..body_limit import BodyTooLarge, read_body
-from ..oauth import dpop
-from ..oauth.errors import OAuthError
-from ..oauth.userinfo import NO_STORE
-from .api import SCOPE, Bank, _auth_error, _json, verified_claims
-from .trust import ConsentResources, unavailable
-from .uk_consents import (
+from fingrade.bank.api import SCOPE, Bank, _auth_error, _json, verified_claims
+from fingrade.bank.trust import ConsentResources, unavailable
+from fingrade.bank.uk_consents import (
     CONSENT_ID,
     MAX_BODY,
     ConsentRefused,
@@ -37,6 +33,10 @@ from .uk_consents import (
     parse_request,
     require_client_credentials,
 )
+from fingrade.protocol import dpop
+from fingrade.protocol.body_limit import BodyTooLarge, read_body
+from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.http import NO_STORE
 
 log = logging.getLogger("fingrade.bank")
 

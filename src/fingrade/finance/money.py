@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from .errors import InvalidAmount, UnsupportedCurrency
+from fingrade.finance.errors import InvalidAmount, UnsupportedCurrency
 
 # ISO 4217 minor units of the currencies the demo bank books. Extend as needed.
 MINOR_UNITS: dict[str, int] = {

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import authorization_details
-from .context import Core
-from .models import Grant
+from fingrade.oauth import authorization_details
+from fingrade.oauth.context import Core
+from fingrade.oauth.models import Grant
 
 State = Literal["active", "expired", "revoked"]
 
