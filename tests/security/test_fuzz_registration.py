@@ -286,7 +286,10 @@ def test_no_token_or_metadata_reaches_a_5xx_at_client_management(
             if method == "DELETE" and auth == b"Bearer " + token:
                 method = "GET"  # keep the client for the next examples
             if method == "PUT":
-                doc = json.loads(body) if body.startswith(b"{") else None
+                try:  # the generator also makes bodies too deep for the test's own JSON parser
+                    doc = json.loads(body) if body.startswith(b"{") else None
+                except (ValueError, RecursionError):
+                    doc = None
                 if isinstance(doc, dict) and "client_id" not in doc:
                     doc["client_id"] = info["client_id"]
                     body = json.dumps(doc).encode()
