@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fingrade.finance.money import MINOR_UNITS
-from fingrade.oauth.authorization_details import CURRENCY_DECIMALS
+from fingrade.finance.currencies import BOOKED_CURRENCIES, MINOR_UNITS
 
 
 class ConfigError(ValueError):
@@ -79,8 +78,8 @@ class Settings:
         default_factory=lambda: ["openid", "profile", "email", "offline_access", "accounts", "payments"]
     )
     # RFC 9396 payment_initiation: the currencies a customer may approve a payment in. Default: those
-    # the bank books (bank/money.py), so an approved payment is never refused for its currency.
-    payment_currencies: list[str] = field(default_factory=lambda: sorted(MINOR_UNITS))
+    # the bank books (finance/currencies.py), so an approved payment is never refused for its currency.
+    payment_currencies: list[str] = field(default_factory=lambda: sorted(BOOKED_CURRENCIES))
     # registration
     registration_open: bool = False
     # login throttling (oauth/login_throttle.py): failures counted before each further attempt waits
@@ -345,7 +344,7 @@ def _finish_payment_currencies(s: Settings) -> None:
             "payments is registered without payment_initiation)"
         )
     for code in s.payment_currencies:
-        if code not in CURRENCY_DECIMALS:
+        if code not in MINOR_UNITS:
             raise ConfigError(f"payment_currencies: {code!r} is not an ISO 4217 currency code (e.g. EUR)")
     s.payment_currencies = sorted(set(s.payment_currencies))
 

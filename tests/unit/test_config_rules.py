@@ -198,10 +198,10 @@ def test_consent_resource_ttl_bounds(ttl: int) -> None:
 
 def test_payment_currencies_default_to_the_banks_booked_currencies() -> None:
     """One source of truth: by default a payment may be approved in exactly the currencies the bank
-    books (bank/money.py), so the bank never refuses an approved payment for its currency."""
-    from fingrade.finance.money import MINOR_UNITS
+    books (finance/currencies.py), so the bank never refuses an approved payment for its currency."""
+    from fingrade.finance.currencies import BOOKED_CURRENCIES
 
-    assert load().payment_currencies == sorted(MINOR_UNITS)
+    assert load().payment_currencies == sorted(BOOKED_CURRENCIES)
 
 
 def test_payment_currencies_from_file_and_environment(tmp_path: Path) -> None:

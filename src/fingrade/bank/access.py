@@ -76,7 +76,7 @@ def grants(claims: dict[str, Any], now: int) -> list[AccountAccess]:
     for d in entries:
         expires = d.get("expires_at")
         if expires is not None and (not isinstance(expires, str) or expires <= cutoff):
-            continue  # same fixed format as the AS writes (authorization_details._iso): string order is time order
+            continue  # same fixed format as the AS writes (rfc3339.utc): string order is time order
         actions = d.get("actions")
         accounts = d.get("accounts")
         out.append(

@@ -39,18 +39,20 @@ from sqlalchemy.exc import IntegrityError
 
 from fingrade.bank import ledger
 from fingrade.bank.errors import LedgerError
+from fingrade.finance import open_banking
+from fingrade.finance.currencies import MINOR_UNITS
+from fingrade.finance.errors import InvalidDetail
 from fingrade.finance.iban import make_iban
 from fingrade.finance.money import format_amount, parse_amount
-from fingrade.oauth import authorization_details as ad
 from fingrade.protocol import strict_json
-from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.errors import safe_description
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.schema import bank_idempotency, bank_payments
 
 SCOPE = "payments"
-TYPE = "payment_initiation"
+TYPE = open_banking.PAYMENT_INITIATION
 STATUS_COMPLETED = "AcceptedSettlementCompleted"  # ISO 20022 / UK OB: booked, the money has moved
-ISO_4217 = frozenset(ad.CURRENCY_DECIMALS)
+ISO_4217 = frozenset(MINOR_UNITS)
 _KEY = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII without space
 MAX_BODY = 16 * 1024
 _BODY_FIELDS = {
@@ -116,13 +118,13 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         # Any ISO 4217 amount is normalised here; whether the bank books its currency is the ledger's
         # rule (unsupported_currency), and the body must equal an approval anyway.
         out: dict[str, Any] = {
-            "instructedAmount": ad.amount(body["instructedAmount"], "instructedAmount", ISO_4217),
-            "creditorAccount": ad.account_ref(body["creditorAccount"], "creditorAccount"),
+            "instructedAmount": open_banking.amount(body["instructedAmount"], "instructedAmount", ISO_4217),
+            "creditorAccount": open_banking.account_ref(body["creditorAccount"], "creditorAccount"),
         }
         if "debtorAccount" in body:
-            out["debtorAccount"] = ad.account_ref(body["debtorAccount"], "debtorAccount")
-    except OAuthError as exc:
-        raise PaymentRefused(400, "invalid_request", exc.description or "invalid payment") from None
+            out["debtorAccount"] = open_banking.account_ref(body["debtorAccount"], "debtorAccount")
+    except InvalidDetail as exc:
+        raise PaymentRefused(400, "invalid_request", safe_description(exc.message) or "invalid payment") from None
     for name in ("creditorName", "remittanceInformationUnstructured"):
         if name in body:
             if not isinstance(body[name], str) or not 0 < len(body[name]) <= ledger.MAX_TEXT:

@@ -31,8 +31,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from fingrade.oauth.authorization_details import MAX_VALIDITY
-from fingrade.oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
+from fingrade.finance.consent_ids import CONSENT_ID  # what the AS issues; anything else is not found
+from fingrade.finance.open_banking import FIRST_DAY, LAST_DAY, MAX_VALIDITY
 from fingrade.protocol import rfc3339, strict_json
 from fingrade.protocol.errors import insufficient_scope, safe_description
 
@@ -66,7 +66,6 @@ UNSUPPORTED = (
 )
 
 _DATA_FIELDS = ("Permissions", "ExpirationDateTime", "TransactionFromDateTime", "TransactionToDateTime")
-_FIRST_DAY, _LAST_DAY = dt.date(2000, 1, 1), dt.date(2100, 12, 31)  # the AS's range for transaction dates
 
 
 class ConsentRefused(Exception):
@@ -212,8 +211,8 @@ def parse_request(raw: bytes, now: int) -> ConsentRequest:
             if "transactions" not in acts:
                 raise ConsentRefused(f"Data.{name} needs {TX_DETAIL}")
             day = rfc3339.utc_date(_instant(data[name], name))
-            if not _FIRST_DAY <= day <= _LAST_DAY:
-                raise ConsentRefused(f"Data.{name} must be between {_FIRST_DAY.year} and {_LAST_DAY.year}")
+            if not FIRST_DAY <= day <= LAST_DAY:  # the AS's range for transaction dates
+                raise ConsentRefused(f"Data.{name} must be between {FIRST_DAY.year} and {LAST_DAY.year}")
             days[member] = day
             detail[member] = day.isoformat()
     if len(days) == 2 and days["transactions_from"] > days["transactions_to"]:

@@ -22,3 +22,10 @@ class UnsupportedCurrency(FinanceError):
 
 class InvalidIban(FinanceError):
     code = "invalid_iban"
+
+
+class InvalidDetail(FinanceError):
+    """An open-banking authorization detail (or its part: an account reference, an amount) that does
+    not conform to its type; the message names the member. RFC 9396 §5 at the AS."""
+
+    code = "invalid_detail"

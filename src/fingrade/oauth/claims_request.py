@@ -9,13 +9,11 @@ than half-read.
 
 from __future__ import annotations
 
-import re
-
+from fingrade.finance.consent_ids import CONSENT_ID
 from fingrade.protocol import strict_json
 from fingrade.protocol.errors import invalid_request
 
 INTENT_CLAIM = "openbanking_intent_id"
-CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MEMBERS = ("userinfo", "id_token")  # §5.5; other top-level members are ignored (extensions)
 
 

@@ -13,11 +13,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from fingrade.oauth import authorization_details
 from fingrade.oauth.models import Client, User
 from fingrade.oauth.offline_access import consent_scopes
 from fingrade.oauth.profiles import identity_assured
 from fingrade.protocol.errors import OAuthError
+from fingrade.web import consent_words
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -100,7 +100,7 @@ def _choices(accounts: list[Any] | None) -> list[dict[str, str]] | None:
     if accounts is None:
         return None
     return [
-        {"iban": a.iban, "label": f"{a.name} · {authorization_details.format_account({'iban': a.iban})} ({a.currency})"}
+        {"iban": a.iban, "label": f"{a.name} · {consent_words.format_account({'iban': a.iban})} ({a.currency})"}
         for a in accounts
     ]
 
@@ -148,7 +148,7 @@ def consent_page(
         csrf_token=csrf,
         # "Stay connected" exactly when a refresh token will be issued (oauth/offline_access.py).
         scopes=describe_scopes(consent_scopes(client, scopes, details)),
-        details=authorization_details.describe(details, payer_names) if details else [],
+        details=consent_words.describe(details, payer_names) if details else [],
         one_off_payment=any(d.get("type") == "payment_initiation" for d in details or []),
         client_uri=client.metadata.get("client_uri"),
         redirect_host=_host(redirect_uri),
@@ -179,7 +179,7 @@ def connections_page(issuer: str, user: User, connections: list[Any], csrf: str,
             "client_id": c.client_id,
             "client_name": c.client_name,
             "scopes": describe_scopes(c.scopes),
-            "details": authorization_details.describe(c.details) if c.details else [],
+            "details": consent_words.describe(c.details) if c.details else [],
             "since_iso": datetime.fromtimestamp(c.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "since_text": datetime.fromtimestamp(c.since, UTC).strftime("%-d %B %Y, %H:%M UTC"),
         }
