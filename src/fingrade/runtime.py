@@ -16,6 +16,7 @@ from .keys.sealing import Sealer
 from .oauth.context import Core
 from .oauth.mtls import check_ca_file
 from .oauth.passwords import Passwords
+from .oauth.ports import OneTimeStore
 from .private_files import private_dir, secure_data_dir
 from .store.sql.db import Database
 from .store.sql.durable import SqlDurableStore
@@ -76,6 +77,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
         await upgrade(db)
     sealer = Sealer(kek)
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
+    onetime: OneTimeStore
     if settings.onetime_backend == "redis":
         from .store.redis.onetime import RedisOneTimeStore
 

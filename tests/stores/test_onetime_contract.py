@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support.server import REDIS_URL, _create_pg_database, drop_pg_database
 
-from fingrade.store.interfaces import AttemptLimit
+from fingrade.oauth.ports import AttemptLimit
 from fingrade.store.redis.onetime import RedisOneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade

@@ -38,8 +38,8 @@ from ..failures import RETRY_AFTER, ErrorBoundary
 from ..oauth import dpop
 from ..oauth.errors import OAuthError, method_not_allowed
 from ..oauth.http import HttpRequest, HttpResponse
+from ..oauth.ports import OneTimeStore
 from ..oauth.userinfo import NO_STORE, authorize_resource, resource_error
-from ..store.interfaces import OneTimeStore
 from . import access, query
 from .errors import LedgerError
 from .interaction import AUTH_DATE, CUSTOMER_IP, INTERACTION_ID, auth_date, customer_ip, interaction_id

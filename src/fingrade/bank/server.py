@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..failures import RETRY_AFTER, ErrorBoundary
-from ..store.interfaces import OneTimeStore
+from ..oauth.ports import OneTimeStore
 from ..store.readiness import ReadinessProbe
 from ..store.sql.db import Database
 from .api import Bank, bank_api, bank_mount, failure_response

@@ -10,8 +10,8 @@ from typing import Protocol
 from ..config import Settings
 from ..keys.keystore import KeyManager
 from ..keys.sealing import Sealer
-from ..store.interfaces import DurableStore, OneTimeStore
 from .passwords import Passwords
+from .ports import DurableStore, OneTimeStore
 
 
 def _now() -> int:

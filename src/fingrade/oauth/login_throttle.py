@@ -26,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ..store.interfaces import AttemptLimit
 from .context import Core
 from .crypto import b64url, new_token
+from .ports import AttemptLimit
 
 DEVICE_COOKIE = "__Host-fg_device"
 DEVICE_TTL = 180 * 86400  # how long a browser stays known without signing in again

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..failures import describe
-from .interfaces import OneTimeStore
+from ..oauth.ports import OneTimeStore
 from .sql.db import Database
 from .sql.onetime import SqlOneTimeStore
 

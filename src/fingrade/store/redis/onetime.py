@@ -25,7 +25,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from ..interfaces import AttemptLimit
+from ...oauth.ports import AttemptLimit
 
 log = logging.getLogger("fingrade.redis")
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from ..interfaces import AttemptLimit
+from ...oauth.ports import AttemptLimit
 from .db import Database
 from .schema import onetime
 
