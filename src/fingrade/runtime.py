@@ -16,6 +16,7 @@ from fingrade.keys.sealing import Sealer
 from fingrade.oauth.context import Core
 from fingrade.oauth.mtls import check_ca_file
 from fingrade.oauth.passwords import Passwords
+from fingrade.oauth.ports import OneTimeStore
 from fingrade.private_files import private_dir, secure_data_dir
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
@@ -76,6 +77,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
         await upgrade(db)
     sealer = Sealer(kek)
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
+    onetime: OneTimeStore
     if settings.onetime_backend == "redis":
         from fingrade.store.redis.onetime import RedisOneTimeStore
 

@@ -12,7 +12,7 @@ import pytest
 from support.bank import PREFIX, account_information
 from support.fapi import FapiClient
 
-from .conftest import Deployment
+from mtls.conftest import Deployment
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from support.fapi import FapiClient, new_key
 from support.mtls import write_jwks
 
-from .conftest import Deployment
+from mtls.conftest import Deployment
 
 PROFILES = ["fapi2", "fapi2-message-signing"]
 COMBOS = ["private_key_jwt+dpop", "private_key_jwt+mtls", "tls_client_auth+mtls"]

@@ -11,7 +11,7 @@ from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient, new_key
 from support.mtls import write_jwks
 
-from .conftest import Deployment
+from mtls.conftest import Deployment
 
 MS = "fapi2-message-signing"
 

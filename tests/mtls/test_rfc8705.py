@@ -20,7 +20,7 @@ from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import run_flow
 from support.mtls import ClientCert, self_signed, write_jwks
 
-from .conftest import BACKENDS, CERT_HEADER, Deployment
+from mtls.conftest import BACKENDS, CERT_HEADER, Deployment
 
 
 @pytest.fixture(scope="module")

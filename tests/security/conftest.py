@@ -6,8 +6,8 @@ import httpx
 import pytest
 from support.server import Server
 
-from .fuzzkit import FuzzCredentials
-from .kit import Kit
+from security.fuzzkit import FuzzCredentials
+from security.kit import Kit
 
 
 @pytest.fixture(scope="session")

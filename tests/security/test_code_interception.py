@@ -10,7 +10,7 @@ import httpx
 from support.flow import pkce_pair, run_flow
 from support.server import DEMO_SECRET, Server
 
-from .kit import (
+from security.kit import (
     BACKEND,
     NATIVE,
     NATIVE_REDIRECT,

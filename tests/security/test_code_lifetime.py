@@ -12,7 +12,7 @@ import pytest
 from support.flow import run_flow
 from support.server import Server, drop_pg_database, start_server
 
-from .kit import NATIVE, NATIVE_REDIRECT, assert_oauth_error
+from security.kit import NATIVE, NATIVE_REDIRECT, assert_oauth_error
 
 
 @pytest.fixture(scope="module")

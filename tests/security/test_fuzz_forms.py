@@ -22,8 +22,8 @@ from support.flow import pkce_pair
 from support.pages import authorize_query, browser_form, interaction
 from support.server import Server
 
-from .fuzzgen import CONTENT_TYPES, form_body
-from .fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
+from security.fuzzgen import CONTENT_TYPES, form_body
+from security.fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
 
 BOUNDED = settings(
     max_examples=60, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.server import Server, free_port, start_server
 
-from .fuzzgen import FORM, HEADER_JUNK, ODD_CONTENT_TYPES, jws
-from .fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
+from security.fuzzgen import FORM, HEADER_JUNK, ODD_CONTENT_TYPES, jws
+from security.fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
 
 BOUNDED = settings(
     max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)

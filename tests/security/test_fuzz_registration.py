@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.server import Server
 
-from .fuzzgen import JSON, JSON_TEXT, TOKENS, redirect_uri
-from .fuzzkit import FuzzCredentials, Probe, probe
+from security.fuzzgen import JSON, JSON_TEXT, TOKENS, redirect_uri
+from security.fuzzkit import FuzzCredentials, Probe, probe
 
 BOUNDED = settings(
     max_examples=120, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)

@@ -18,7 +18,7 @@ from support.dpop import DPoPKey
 from support.fapi import ASSERTION_TYPE, FapiClient
 from support.server import DEMO_SECRET, Server
 
-from .kit import BACKEND
+from security.kit import BACKEND
 
 SECURITY_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 

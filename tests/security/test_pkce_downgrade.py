@@ -11,7 +11,7 @@ import pytest
 from support.flow import pkce_pair, query_of, run_flow
 from support.server import Server
 
-from .kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT, assert_oauth_error
+from security.kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT, assert_oauth_error
 
 CLIENTS = [(NATIVE, NATIVE_REDIRECT), (SPA, SPA_REDIRECT), (BACKEND, BACKEND_REDIRECT)]
 

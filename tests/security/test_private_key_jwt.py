@@ -19,7 +19,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 from support.server import Server
 
-from .kit import assert_oauth_error, race
+from security.kit import assert_oauth_error, race
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEY = ECKey.generate_key("P-256", parameters={"kid": "fintech-1", "alg": "ES256"}, private=True)

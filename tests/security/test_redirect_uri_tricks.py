@@ -16,7 +16,7 @@ from support.flow import pkce_pair
 from support.server import Server
 from support.uri_oracle import assert_page_csp_intact, assert_well_formed
 
-from .kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, assert_error_page
+from security.kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, assert_error_page
 
 _, CHALLENGE = pkce_pair()
 

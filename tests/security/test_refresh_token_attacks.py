@@ -7,7 +7,7 @@ from __future__ import annotations
 from support.flow import run_flow
 from support.server import DEMO_SECRET, Server
 
-from .kit import BACKEND, NATIVE, SPA, SPA_REDIRECT, Kit, assert_bearer_refused, assert_oauth_error, race
+from security.kit import BACKEND, NATIVE, SPA, SPA_REDIRECT, Kit, assert_bearer_refused, assert_oauth_error, race
 
 
 def _native_tokens(kit: Kit) -> dict:

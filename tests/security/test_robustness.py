@@ -15,7 +15,15 @@ from joserfc.jwk import ECKey
 from support.flow import pkce_pair
 from support.server import DEMO_SECRET, Server
 
-from .kit import BACKEND, NATIVE, NATIVE_REDIRECT, Kit, assert_bearer_refused, assert_error_page, assert_oauth_error
+from security.kit import (
+    BACKEND,
+    NATIVE,
+    NATIVE_REDIRECT,
+    Kit,
+    assert_bearer_refused,
+    assert_error_page,
+    assert_oauth_error,
+)
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 BACK_CHANNEL = ["/token", "/introspect", "/revoke"]

@@ -1,4 +1,5 @@
-"""The one-time store contract, on every implementation: SQL on SQLite, SQL on PostgreSQL, Redis.
+"""The one-time store contract, on every implementation: SQL on SQLite, SQL on PostgreSQL, Redis,
+and the in-memory store.
 Atomic take-once is what makes codes single-use (RFC 6749 §4.1.2) and replay caches work
 (RFC 7523 §3, OIDC Core §9) on one node or many."""
 
@@ -14,13 +15,14 @@ from pathlib import Path
 import pytest
 from support.server import REDIS_URL, _create_pg_database, drop_pg_database
 
-from fingrade.store.interfaces import AttemptLimit
+from fingrade.oauth.ports import AttemptLimit
+from fingrade.store.memory import MemoryOneTimeStore
 from fingrade.store.redis.onetime import RedisOneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
 from fingrade.store.sql.onetime import SqlOneTimeStore
 
-KINDS = ["sqlite", "postgres", "redis"]
+KINDS = ["sqlite", "postgres", "redis", "memory"]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,8 @@ async def _open(kind: str, tmp: Path, pg_url: str):
         store = RedisOneTimeStore(REDIS_URL, prefix=f"fgcontract:{secrets.token_hex(4)}:")
         await store.ping()
         return store, None
+    if kind == "memory":
+        return MemoryOneTimeStore(), None
     db = Database(f"sqlite:///{tmp / 'o.db'}" if kind == "sqlite" else pg_url)
     await upgrade(db)
     return SqlOneTimeStore(db), db

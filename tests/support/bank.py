@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from .fapi import FapiClient
-from .server import Server
+from support.fapi import FapiClient
+from support.server import Server
 
 PREFIX = "/bank/v1"
 

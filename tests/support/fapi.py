@@ -18,9 +18,9 @@ import httpx
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from .dpop import DPoPKey
-from .flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
-from .server import DEMO_PASSWORD, Server
+from support.dpop import DPoPKey
+from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
+from support.server import DEMO_PASSWORD, Server
 
 FAPI_REDIRECT = "https://localhost:9443/fapi-callback"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

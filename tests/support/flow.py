@@ -101,7 +101,7 @@ def run_flow(
     **extra: str,
 ) -> Authorized:
     """Authorization request -> login (if needed) -> consent (if needed) -> redirect back."""
-    from .server import DEMO_PASSWORD
+    from support.server import DEMO_PASSWORD
 
     verifier, chal = pkce_pair()
     resp = browser.get(authorize_url(client_id, redirect_uri, chal if challenge else None, scope, **extra))

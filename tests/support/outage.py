@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import PG_ADMIN_URL, Server, free_port
+from support.server import PG_ADMIN_URL, Server, free_port
 
 
 class RedisServer:

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from .flow import CSRF, login, pkce_pair, run_flow
-from .server import DEMO_PASSWORD, Server
+from support.flow import CSRF, login, pkce_pair, run_flow
+from support.server import DEMO_PASSWORD, Server
 
 NATIVE = "demo-native"
 NATIVE_REDIRECT = "http://127.0.0.1:51234/callback"

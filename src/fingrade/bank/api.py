@@ -38,6 +38,7 @@ from fingrade.bank.ledger import Account, Entry, Ledger
 from fingrade.bank.trust import AsTrust
 from fingrade.config import Settings
 from fingrade.finance.money import format_amount
+from fingrade.oauth.ports import OneTimeStore
 from fingrade.protocol import dpop
 from fingrade.protocol.body_limit import BodyLimit, BodyLimits
 from fingrade.protocol.edge import client_certificate, client_ip
@@ -45,7 +46,6 @@ from fingrade.protocol.errors import OAuthError, method_not_allowed
 from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
 from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse
 from fingrade.protocol.resource import authorize_resource, resource_error
-from fingrade.store.interfaces import OneTimeStore
 
 log = logging.getLogger("fingrade.bank")
 

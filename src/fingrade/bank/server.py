@@ -24,8 +24,8 @@ from fingrade.bank.api import Bank, bank_api, bank_mount, failure_response
 from fingrade.bank.ledger import Ledger
 from fingrade.bank.trust import AsTrust
 from fingrade.config import Settings
+from fingrade.oauth.ports import OneTimeStore
 from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
-from fingrade.store.interfaces import OneTimeStore
 from fingrade.store.readiness import ReadinessProbe
 from fingrade.store.sql.db import Database
 

@@ -16,7 +16,7 @@ from typing import Any
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from fingrade.oauth.models import SigningKey
-from fingrade.store.interfaces import DurableStore
+from fingrade.oauth.ports import SigningKeyStore
 
 
 def generate_key(alg: str, now: int) -> SigningKey:
@@ -58,7 +58,7 @@ class KeyView:
 
 class KeyManager:
     def __init__(
-        self, store: DurableStore, alg: str = "ES256", reload_seconds: float = 10.0, retired_retention: int = 86400
+        self, store: SigningKeyStore, alg: str = "ES256", reload_seconds: float = 10.0, retired_retention: int = 86400
     ) -> None:
         self.store = store
         self.alg = alg

@@ -10,7 +10,7 @@ from fingrade.config import Settings
 from fingrade.keys.keystore import KeyManager
 from fingrade.keys.sealing import Sealer
 from fingrade.oauth.passwords import Passwords
-from fingrade.store.interfaces import DurableStore, OneTimeStore
+from fingrade.oauth.ports import DurableStore, OneTimeStore
 
 
 def _now() -> int:

@@ -27,8 +27,8 @@ import hashlib
 import hmac
 
 from fingrade.oauth.context import Core
+from fingrade.oauth.ports import AttemptLimit
 from fingrade.protocol.crypto import b64url, new_token
-from fingrade.store.interfaces import AttemptLimit
 
 DEVICE_COOKIE = "__Host-fg_device"
 DEVICE_TTL = 180 * 86400  # how long a browser stays known without signing in again

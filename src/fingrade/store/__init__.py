@@ -1,1 +1,3 @@
-"""Stores behind narrow interfaces: durable (SQL) and one-time (SQL or Redis)."""
+"""Adapters of the core's storage ports (fingrade.oauth.ports): the durable store on SQL, the
+one-time store on SQL or Redis, and both in memory (memory.py: tests and embedding, not a backend
+the configuration offers)."""

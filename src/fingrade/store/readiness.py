@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from fingrade.oauth.ports import OneTimeStore
 from fingrade.protocol.failures import describe
-from fingrade.store.interfaces import OneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.onetime import SqlOneTimeStore
 

@@ -25,7 +25,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from fingrade.store.interfaces import AttemptLimit
+from fingrade.oauth.ports import AttemptLimit
 
 log = logging.getLogger("fingrade.redis")
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from fingrade.store.interfaces import AttemptLimit
+from fingrade.oauth.ports import AttemptLimit
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.schema import onetime
 

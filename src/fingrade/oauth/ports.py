@@ -1,8 +1,19 @@
-"""The narrow interfaces the protocol core talks to.
+"""The storage ports of the protocol core: what it needs from storage, one narrow interface per
+artifact.
 
-Durable state (clients, users, grants, consents, refresh tokens, keys, audit) lives in SQL.
-One-time state (codes, interactions, jti replay caches, throttling counters) lives in a store
-with atomic take-once semantics, backed by SQL or Redis.
+The core owns these interfaces; the adapters in :mod:`fingrade.store` implement them (SQL on
+SQLite or PostgreSQL, Redis for one-time state, and an in-memory store for tests and embedding).
+Adapters depend on the core, never the reverse: nothing in :mod:`fingrade.oauth` imports
+:mod:`fingrade.store`.
+
+Durable state (clients, users, sessions, consents, grants, refresh tokens, revoked access tokens,
+consent resources, signing keys, registration tokens, audit) is reached through `DurableStore`, the
+composition of the narrow ports below; a function that needs one artifact only takes that port
+(`KeyManager` takes a `SigningKeyStore`). One-time state (codes, interactions, jti replay caches,
+sign-in attempt counters) lives in a `OneTimeStore` with atomic take-once semantics.
+
+Times are integer seconds since the epoch. A method that is given `now` uses it; the others that
+need the time read the store's own clock.
 """
 
 from __future__ import annotations
@@ -12,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+
+# -- one-time state ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -76,56 +89,88 @@ class OneTimeStore(Protocol):
     async def close(self) -> None: ...
 
 
-class DurableStore(Protocol):
-    # clients
+# -- durable state, one port per artifact --------------------------------------------------------
+
+
+class ClientStore(Protocol):
+    """Registered clients (RFC 7591) and the browser origins they allow at the token endpoint."""
+
     async def get_client(self, client_id: str) -> Client | None: ...
     async def list_clients(self) -> list[Client]: ...
     async def save_client(self, client: Client) -> None: ...
-    async def delete_client(self, client_id: str) -> bool: ...
+    async def delete_client(self, client_id: str) -> bool:
+        """Remove the client, its origins and its remembered consents, and revoke its live grants;
+        False when there was no such client."""
+
     async def origin_registered(self, origin: str) -> bool: ...
 
-    # users and sessions
+
+class UserStore(Protocol):
+    """Users and their sign-in sessions."""
+
     async def get_user(self, user_id: str) -> User | None: ...
     async def get_user_by_username(self, username: str) -> User | None: ...
     async def list_users(self) -> list[User]: ...
-    async def save_user(self, user: User) -> None: ...
+    async def save_user(self, user: User) -> None:
+        """Create or update a user; an update never changes the disabled status (set_user_disabled does)."""
+
     async def set_user_disabled(self, user_id: str, disabled: bool, now: int) -> tuple[bool, int, list[str]] | None:
         """Disabling ends the user's sessions and revokes their live grants in the same transaction;
         (changed, sessions ended, grants revoked) or None for an unknown user. A disabled user's
         sessions, refresh tokens and grants (token_status) are not usable even if one slipped in."""
 
     async def create_session(self, session: Session) -> None: ...
-    async def get_session(self, id_hash: str, now: int) -> Session | None: ...
+    async def get_session(self, id_hash: str, now: int) -> Session | None:
+        """The session unless it expired or its user is disabled."""
+
     async def delete_session(self, id_hash: str) -> None: ...
 
-    # consents: remembered per user, client and scopes
-    async def get_consent(self, user_id: str, client_id: str) -> frozenset[str]: ...
-    async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str], now: int) -> None: ...
 
-    # grants and tokens (a grant keeps the RFC 9396 authorization_details the user approved)
+class ConsentStore(Protocol):
+    """Consents remembered per user and client (the scopes approved so far)."""
+
+    async def get_consent(self, user_id: str, client_id: str) -> frozenset[str]: ...
+    async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str], now: int) -> None:
+        """Add `scopes` to the remembered ones (concurrent saves merge, none is lost)."""
+
+    async def list_consents(self, user_id: str) -> list[tuple[str, frozenset[str], int]]:
+        """(client id, scopes, updated_at) of every consent the user remembers."""
+
+    async def revoke_client_access(self, user_id: str, client_id: str, now: int) -> list[str]:
+        """Revoke all of a user's live grants for a client and forget the consent; the revoked grant ids."""
+
+
+class GrantStore(Protocol):
+    """Grants (token families; a grant keeps the RFC 9396 authorization_details the user approved),
+    their refresh tokens and the revoked access-token ids."""
+
     async def create_grant(self, grant: Grant) -> None: ...
     async def revoke_grant(self, grant_id: str, now: int) -> None: ...
     async def get_grant(self, grant_id: str) -> Grant | None: ...
     async def list_user_grants(self, user_id: str | None = None) -> list[tuple[Grant, int | None]]:
         """Grants of a user (all users when None) with the expiry of their latest unused refresh token."""
 
-    async def list_consents(self, user_id: str) -> list[tuple[str, frozenset[str], int]]: ...
-    async def revoke_client_access(self, user_id: str, client_id: str, now: int) -> list[str]:
-        """Revoke all of a user's live grants for a client and forget the consent; the revoked grant ids."""
-
     async def save_refresh_token(self, token: RefreshToken) -> None: ...
-    async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None: ...
+    async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None:
+        """The token and its grant; None also when the grant is gone or the user disabled."""
+
     async def rotate_refresh_token(self, old_hash: str, new: RefreshToken, now: int) -> bool:
         """Atomically mark `old_hash` used and store `new`; False if it had been used already."""
 
-    async def revoke_access_token(self, jti: str, expires_at: int) -> None: ...
+    async def revoke_access_token(self, jti: str, expires_at: int) -> None:
+        """Remember the access token's jti as revoked until it expires; idempotent."""
+
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
         """True when neither the token (by jti) nor its grant has been revoked."""
 
     async def grant_live(self, grant_id: str) -> bool:
         """True when the grant exists, is not revoked and its user is not disabled."""
 
-    # consent resources lodged by a resource server (oauth/consent_resources.py)
+
+class ConsentResourceStore(Protocol):
+    """Consent resources lodged by a resource server (oauth/consent_resources.py): the status moves
+    by conditional updates only."""
+
     async def create_consent_resource(self, resource: ConsentResource) -> None: ...
     async def get_consent_resource(self, consent_id: str) -> tuple[ConsentResource, int | None] | None:
         """The consent and its grant's revoked_at (None: no grant or a live one)."""
@@ -142,19 +187,34 @@ class DurableStore(Protocol):
     ) -> bool:
         """Conditional status change; Revoked revokes the consent's grant in the same transaction."""
 
-    # signing keys
-    async def list_signing_keys(self) -> list[SigningKey]: ...
+
+class SigningKeyStore(Protocol):
+    """The authorization server's signing keys (private keys sealed at rest where the store persists)."""
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        """Oldest first."""
+
     async def save_signing_key(self, key: SigningKey) -> None: ...
     async def delete_signing_key(self, kid: str) -> None: ...
 
-    # registration initial access tokens (RFC 7591 §3)
+
+class RegistrationTokenStore(Protocol):
+    """Initial access tokens for dynamic client registration (RFC 7591 §3), by hash."""
+
     async def create_registration_token(
         self, token_hash: str, label: str, expires_at: int | None, now: int
     ) -> None: ...
     async def registration_token_valid(self, token_hash: str, now: int) -> bool: ...
-    async def revoke_registration_token(self, label: str) -> bool: ...
+    async def list_registration_tokens(self) -> list[dict[str, Any]]:
+        """Oldest first: {label, created_at, expires_at, revoked_at} (never the token or its hash)."""
 
-    # audit
+    async def revoke_registration_token(self, label: str) -> bool:
+        """False when no unrevoked token has this label."""
+
+
+class AuditLog(Protocol):
+    """Security events (logins, consents, reuse, revocations, client and key changes)."""
+
     async def audit(
         self,
         event: str,
@@ -166,5 +226,25 @@ class DurableStore(Protocol):
         detail: dict[str, Any] | None = None,
     ) -> None: ...
 
-    async def purge_expired(self, now: int) -> int: ...
+
+class Housekeeping(Protocol):
+    async def purge_expired(self, now: int) -> int:
+        """Remove what can no longer be used (sessions, refresh tokens and revoked jtis past their
+        expiry; grants left with nothing to present, a day after creation); how many."""
+
     async def close(self) -> None: ...
+
+
+class DurableStore(
+    ClientStore,
+    UserStore,
+    ConsentStore,
+    GrantStore,
+    ConsentResourceStore,
+    SigningKeyStore,
+    RegistrationTokenStore,
+    AuditLog,
+    Housekeeping,
+    Protocol,
+):
+    """Every durable port at once: what the wiring (runtime.py) builds and `Core.store` holds."""
