@@ -41,7 +41,7 @@ AREAS: list[tuple[str, str]] = [
     ("httptools", "httptools"),
     ("fingrade/store/", "fingrade stores"),
     ("fingrade/web/", "fingrade web layer"),
-    ("fingrade/keys/", "fingrade keys"),
+    ("fingrade/protocol/", "fingrade protocol"),
     ("fingrade/", "fingrade core"),
     ("orjson", "orjson"),
     ("asyncio/", "asyncio"),

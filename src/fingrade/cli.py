@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from fingrade.config import ConfigError, Settings, load_settings
-from fingrade.keys.sealing import SealedDataError
 from fingrade.oauth import consent_lifecycle as consents
 from fingrade.oauth import consent_resources, login_throttle, user_status
 from fingrade.oauth.authorization_details import SUPPORTED_TYPES
@@ -31,6 +30,7 @@ from fingrade.oauth.registration import build_client, client_metadata
 from fingrade.protocol import strict_json
 from fingrade.protocol.crypto import new_token, token_hash
 from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.sealing import SealedDataError
 from fingrade.runtime import build_core, close_core
 
 TLS_SUBJECT_FLAGS = {

@@ -11,13 +11,13 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from fingrade.config import ConfigError, Settings
-from fingrade.keys.keystore import KeyManager
-from fingrade.keys.sealing import Sealer
 from fingrade.oauth.context import Core
 from fingrade.oauth.mtls import check_ca_file
 from fingrade.oauth.passwords import Passwords
 from fingrade.oauth.ports import OneTimeStore
+from fingrade.oauth.signing_keys import KeyManager
 from fingrade.private_files import private_dir, secure_data_dir
+from fingrade.protocol.sealing import Sealer
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
 from fingrade.store.sql.migrate import upgrade

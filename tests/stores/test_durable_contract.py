@@ -17,9 +17,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from support.server import _create_pg_database, drop_pg_database
 
-from fingrade.keys.sealing import Sealer
 from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
 from fingrade.oauth.ports import DurableStore
+from fingrade.protocol.sealing import Sealer
 from fingrade.store.memory import DuplicateKeyError, MemoryDurableStore
 from fingrade.store.sql import schema
 from fingrade.store.sql.db import Database

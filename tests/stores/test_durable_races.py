@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from support.server import _create_pg_database, drop_pg_database
 
-from fingrade.keys.sealing import Sealer
 from fingrade.oauth.models import ConsentResource, Grant
+from fingrade.protocol.sealing import Sealer
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
 from fingrade.store.sql.migrate import upgrade

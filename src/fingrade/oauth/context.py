@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fingrade.config import Settings
-from fingrade.keys.keystore import KeyManager
-from fingrade.keys.sealing import Sealer
 from fingrade.oauth.passwords import Passwords
 from fingrade.oauth.ports import DurableStore, OneTimeStore
+from fingrade.oauth.signing_keys import KeyManager
+from fingrade.protocol.sealing import Sealer
 
 
 def _now() -> int:

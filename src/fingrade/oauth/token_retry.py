@@ -32,10 +32,10 @@ from typing import Any
 
 import orjson
 
-from fingrade.keys.sealing import SealedDataError
 from fingrade.oauth.context import Core
 from fingrade.protocol.crypto import equal
 from fingrade.protocol.errors import invalid_grant
+from fingrade.protocol.sealing import SealedDataError
 
 log = logging.getLogger("fingrade.token")
 

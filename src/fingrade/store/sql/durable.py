@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, and_, delete, exists
 
-from fingrade.keys.sealing import Sealer
 from fingrade.oauth.models import Client
+from fingrade.protocol.sealing import Sealer
 from fingrade.store.sql.audit import SqlAuditLog
 from fingrade.store.sql.clients import SqlClientStore
 from fingrade.store.sql.consent_resources import SqlConsentResourceStore

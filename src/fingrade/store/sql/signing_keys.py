@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, insert, select, update
 
-from fingrade.keys.sealing import SealedDataError, Sealer
 from fingrade.oauth.models import SigningKey
+from fingrade.protocol.sealing import SealedDataError, Sealer
 from fingrade.store.sql.common import SqlPart, dumps
 from fingrade.store.sql.schema import signing_keys
 

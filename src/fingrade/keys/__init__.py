@@ -1,1 +1,0 @@
-"""Signing keys: lifecycle (next -> active -> retired), rotation without restart, JWKS."""
