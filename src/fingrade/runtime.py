@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
+from fingrade.bank import migrate as bank_migrations
 from fingrade.config import ConfigError, Settings
 from fingrade.keys.keystore import KeyManager
 from fingrade.keys.sealing import Sealer
@@ -74,6 +75,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     db = Database(settings.database_url, settings.database_pool_size)
     if migrate:
         await upgrade(db)
+        await bank_migrations.upgrade(db)  # the bank's tables, in its own chain
     sealer = Sealer(kek)
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
     if settings.onetime_backend == "redis":

@@ -39,13 +39,13 @@ from sqlalchemy.exc import IntegrityError
 
 from fingrade.bank import ledger
 from fingrade.bank.errors import LedgerError
+from fingrade.bank.schema import bank_idempotency, bank_payments
 from fingrade.finance.iban import make_iban
 from fingrade.finance.money import format_amount, parse_amount
 from fingrade.oauth import authorization_details as ad
 from fingrade.protocol import strict_json
 from fingrade.protocol.errors import OAuthError
 from fingrade.store.sql.db import Database
-from fingrade.store.sql.schema import bank_idempotency, bank_payments
 
 SCOPE = "payments"
 TYPE = "payment_initiation"

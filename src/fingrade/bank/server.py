@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fingrade.bank import migrate as bank_migrations
 from fingrade.bank.api import Bank, bank_api, bank_mount, failure_response
 from fingrade.bank.ledger import Ledger
 from fingrade.bank.trust import AsTrust
@@ -28,6 +29,7 @@ from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
 from fingrade.store.interfaces import OneTimeStore
 from fingrade.store.readiness import ReadinessProbe
 from fingrade.store.sql.db import Database
+from fingrade.store.sql.migrate import upgrade
 
 log = logging.getLogger("fingrade.bank")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to the AS is too much (and has URLs)
@@ -81,6 +83,14 @@ def in_process_bank(
     )
 
 
+async def migrate_bank_database(db: Database) -> None:
+    """The schema the bank on its own (role bank) needs: the bank's tables (its own chain), and the
+    shared store tables of the authorization server's chain (`onetime`: the one-time store and the
+    readiness probe use it), which that chain creates."""
+    await upgrade(db)
+    await bank_migrations.upgrade(db)
+
+
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
     # Certificate and host name verification always on; bank_ca_file adds a private CA (dev cert).
     return ssl.create_default_context(cafile=settings.bank_ca_file or None)
@@ -93,11 +103,10 @@ def create_bank_server(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from fingrade.runtime import load_secrets
-        from fingrade.store.sql.migrate import upgrade
 
         server_key, _kek = load_secrets(settings)
         db = Database(settings.database_url, settings.database_pool_size)
-        await upgrade(db)
+        await migrate_bank_database(db)
         onetime: Any
         if settings.onetime_backend == "redis":
             from fingrade.store.redis.onetime import RedisOneTimeStore
