@@ -21,8 +21,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fingrade.bank import migrate as bank_migrations
-from fingrade.bank.api import Bank, bank_api, bank_mount, failure_response
+from fingrade.bank.context import Bank
 from fingrade.bank.ledger import Ledger
+from fingrade.bank.responses import failure_response
+from fingrade.bank.routes import bank_api, bank_mount
 from fingrade.bank.trust import AsTrust
 from fingrade.config import Settings
 from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
@@ -156,7 +158,7 @@ def create_bank_server(settings: Settings) -> Starlette:
         return Response(b'{"error":"not_found"}', 404, media_type="application/json")
 
     routes = [Route("/healthz", health, methods=["GET"]), Route("/readyz", ready, methods=["GET"]), bank_mount(mounted)]
-    # The API answers its own failures inside the mount (api.py); this covers the routes above. The
+    # The API answers its own failures inside the mount (routes.py); this covers the routes above. The
     # security headers are added around it by whoever serves it (cli.py), as for the AS.
     return Starlette(
         routes=routes,
