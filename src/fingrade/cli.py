@@ -76,13 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def prepare() -> None:
-        if settings.role == "bank":  # no authorization server here: only the bank's tables
+        if settings.role == "bank":  # no authorization server here: no keys, no demo users
+            from fingrade.bank.server import migrate_bank_database
             from fingrade.store.sql.db import Database
-            from fingrade.store.sql.migrate import upgrade
 
             db = Database(settings.database_url)
             try:
-                await upgrade(db)
+                await migrate_bank_database(db)
             finally:
                 await db.close()
             return

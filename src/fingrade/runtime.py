@@ -2,66 +2,26 @@
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
-from pathlib import Path
 
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
+from fingrade.bank import migrate as bank_migrations
 from fingrade.config import ConfigError, Settings
 from fingrade.oauth.context import Core
 from fingrade.oauth.mtls import check_ca_file
 from fingrade.oauth.passwords import Passwords
 from fingrade.oauth.ports import OneTimeStore
 from fingrade.oauth.signing_keys import KeyManager
-from fingrade.private_files import private_dir, secure_data_dir
+from fingrade.private_files import secure_data_dir
 from fingrade.protocol.sealing import Sealer
+from fingrade.server_secrets import load_secrets
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
 from fingrade.store.sql.migrate import upgrade
 from fingrade.store.sql.onetime import SqlOneTimeStore
 
 log = logging.getLogger("fingrade")
-
-
-def _decode_key(name: str, value: str) -> bytes:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except ValueError:
-        raise ConfigError(f"{name}: not base64url") from None
-    if len(raw) != 32:
-        raise ConfigError(f"{name}: must decode to 32 bytes (generate with `openssl rand -base64 32`)")
-    return raw
-
-
-def load_secrets(settings: Settings) -> tuple[bytes, bytes]:
-    """The server key and the key-encryption key: from configuration, or (single-node default)
-    generated once into the data directory with owner-only permissions."""
-    if settings.secret_key and settings.key_encryption_key:
-        return (
-            _decode_key("secret_key", settings.secret_key),
-            _decode_key("key_encryption_key", settings.key_encryption_key),
-        )
-    path = Path(settings.data_dir) / "secrets.json"
-    if path.exists():
-        data = orjson.loads(path.read_bytes())
-    else:
-        private_dir(path.parent)
-        data = {
-            name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("secret_key", "key_encryption_key")
-        }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(data))
-        log.warning(
-            "generated secrets in %s; a multi-node deployment must configure secret_key and key_encryption_key instead",
-            path,
-        )
-    server_key = settings.secret_key or data["secret_key"]
-    kek = settings.key_encryption_key or data["key_encryption_key"]
-    return _decode_key("secret_key", server_key), _decode_key("key_encryption_key", kek)
 
 
 async def build_core(settings: Settings, migrate: bool = True) -> Core:
@@ -75,6 +35,7 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
     db = Database(settings.database_url, settings.database_pool_size)
     if migrate:
         await upgrade(db)
+        await bank_migrations.upgrade(db)  # the bank's tables, in its own chain
     sealer = Sealer(kek)
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
     onetime: OneTimeStore

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fingrade.bank import ledger
+from fingrade.bank import migrate as bank_migrations
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
 
@@ -19,6 +20,7 @@ def run(url: str, body: Callable[[Database, ledger.Ledger], Awaitable[Any]]) -> 
         db = Database(url)
         try:
             await upgrade(db)
+            await bank_migrations.upgrade(db)
             return await body(db, ledger.Ledger(db))
         finally:
             await db.close()

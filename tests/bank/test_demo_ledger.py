@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from fingrade.bank import ledger
 from fingrade.bank.demo import seed_ledger
+from fingrade.bank.schema import bank_accounts, bank_entries
 from fingrade.finance.iban import is_valid_iban
 from fingrade.store.sql.db import Database
-from fingrade.store.sql.schema import bank_accounts, bank_entries
 
 
 async def _summary(db: Database, book: ledger.Ledger, alice: str, bob: str) -> dict[str, Any]:

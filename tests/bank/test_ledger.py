@@ -25,8 +25,8 @@ from fingrade.bank.errors import (
     UnknownAccount,
     UnsupportedCurrency,
 )
+from fingrade.bank.schema import bank_accounts, bank_entries, bank_transfers
 from fingrade.store.sql.db import Database
-from fingrade.store.sql.schema import bank_accounts, bank_entries, bank_transfers
 
 
 async def _counts(db: Database) -> tuple[int, int]:

@@ -33,8 +33,8 @@ from support.flow import pkce_pair
 from support.pages import authorize_query, browser_form, interaction
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
 
-from fingrade.bank.api import PREFIX as BANK_PREFIX
-from fingrade.bank.api import route_template
+from fingrade.bank.context import PREFIX as BANK_PREFIX
+from fingrade.bank.openapi import route_template
 from fingrade.config import load_settings
 from fingrade.web.app import create_app
 from fingrade.web.openapi import openapi_document

@@ -23,7 +23,8 @@ from schemathesis import GenerationMode, checks
 from support.bank import PREFIX, Fintech, account_information
 from support.server import Server
 
-from fingrade.bank.api import bank_api, openapi_document, route_template, served_document
+from fingrade.bank.openapi import openapi_document, route_template
+from fingrade.bank.routes import bank_api
 
 MAX_EXAMPLES = 50
 CHECKS = [
@@ -40,40 +41,23 @@ def _route_paths() -> frozenset[str]:
     return frozenset(route_template(r.path) for r in api.routes) - {"/openapi.json"}
 
 
-SERVED = served_document(_route_paths())
+DOC = openapi_document()
 
 
 def test_openapi_document_is_valid_openapi_3_1() -> None:
     """The document validates against the OpenAPI 3.1 meta-schema (openapi-spec-validator)."""
-    doc = openapi_document()
-    assert doc["openapi"].startswith("3.1.")
-    validate(doc)
-    validate(SERVED)
-
-
-def _pending() -> dict:
-    return {p: item for p, item in openapi_document().get("x-pending-paths", {}).items() if p.startswith("/")}
+    assert DOC["openapi"].startswith("3.1.")
+    validate(DOC)
 
 
 def test_openapi_document_describes_exactly_the_served_routes() -> None:
     """Every bank route is documented and every documented path is served: a new endpoint fails here
-    until it is documented, and the served document never promises a missing one. Endpoints written
-    ahead of their code wait in `x-pending-paths` and are served (and tested below) once their route
-    exists; `paths` itself must only hold served routes."""
-    assert {route_template(p) for p in SERVED["paths"]} == _route_paths()
-    assert {route_template(p) for p in openapi_document()["paths"]} <= _route_paths()
-    assert not set(openapi_document()["paths"]) & set(_pending())
-    for path, item in SERVED["paths"].items():
+    until it is documented, and the document never promises a missing one."""
+    assert {route_template(p) for p in DOC["paths"]} == _route_paths()
+    for path, item in DOC["paths"].items():
         for method, op in item.items():
             if method != "parameters":
                 assert "500" not in op["responses"], f"{method} {path}: a 500 is never a documented answer"
-
-
-def test_openapi_pending_paths_are_valid_openapi() -> None:
-    """The drafts in `x-pending-paths` validate as OpenAPI 3.1 paths, so moving them is all it takes."""
-    doc = copy.deepcopy(openapi_document())
-    doc["paths"].update(_pending())
-    validate(doc)
 
 
 def test_openapi_served_publicly_and_cacheable(http) -> None:
@@ -86,8 +70,7 @@ def test_openapi_served_publicly_and_cacheable(http) -> None:
     assert "x-fapi-interaction-id" in resp.headers
     doc = resp.json()
     assert doc["servers"] == [{"url": http.base_url.join(PREFIX).__str__().rstrip("/")}]
-    assert doc["paths"] == SERVED["paths"]
-    assert "x-pending-paths" not in doc
+    assert doc == {**DOC, "servers": doc["servers"]}
     assert http.post(PREFIX + "/openapi.json").status_code == 405
 
 
@@ -159,10 +142,6 @@ def payment_ids(fintech: Fintech, pay_token: str, server: Server) -> list[str]:
     return [resp.json()["Data"]["PaymentId"]]
 
 
-def _payments_documented() -> bool:
-    return any(p.startswith("/payments") for p in SERVED["paths"])
-
-
 CONSENTS = "/account-access-consents"
 CONSENT = {"Data": {"Permissions": ["ReadAccountsDetail", "ReadBalances"]}, "Risk": {}}
 
@@ -190,7 +169,7 @@ def _token_fixture(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def api_schema(server: Server):
-    doc = copy.deepcopy(SERVED)
+    doc = copy.deepcopy(DOC)
     doc["servers"] = [{"url": server.base_url + PREFIX}]
     config = schemathesis.config.SchemathesisConfig.from_dict(
         {
@@ -208,19 +187,15 @@ def api_schema(server: Server):
 
 
 @pytest.fixture(scope="module")
-def real_values(account_ids: list[str], request: pytest.FixtureRequest) -> dict[str, Any]:
+def real_values(account_ids: list[str], payment_ids: list[str], consent_ids: list[str]) -> dict[str, Any]:
     """Values of the customer's real resources, mixed into generation so that 2xx answers are exercised,
     not only 404s and 403s: path parameters, the approved payment with the key it was made with
     (a retry: the same 201 again), and a consent request the bank serves. Bodies and headers by path."""
-    real: dict[str, Any] = {"path": {"AccountId": account_ids[0]}, "body": {}, "headers": {}}
-    if _payments_documented():
-        real["path"]["PaymentId"] = request.getfixturevalue("payment_ids")[0]
-        real["body"]["/payments"] = PAYMENT
-        real["headers"]["/payments"] = {"Idempotency-Key": PAYMENT_KEY}
-    if CONSENTS in SERVED["paths"]:
-        real["path"]["ConsentId"] = request.getfixturevalue("consent_ids")[0]
-        real["body"][CONSENTS] = CONSENT
-    return real
+    return {
+        "path": {"AccountId": account_ids[0], "PaymentId": payment_ids[0], "ConsentId": consent_ids[0]},
+        "body": {"/payments": PAYMENT, CONSENTS: CONSENT},
+        "headers": {"/payments": {"Idempotency-Key": PAYMENT_KEY}},
+    }
 
 
 @pytest.fixture
@@ -232,7 +207,7 @@ def session(server: Server) -> Iterator[requests.Session]:
 
 
 OPERATIONS = [
-    (path, method.upper()) for path, item in SERVED["paths"].items() for method in item if method != "parameters"
+    (path, method.upper()) for path, item in DOC["paths"].items() for method in item if method != "parameters"
 ]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 BOUNDED = settings(
@@ -271,7 +246,7 @@ def _run(api_schema, path: str, method: str, mode: GenerationMode, call, real: d
 
 
 def _parameters(path: str, method: str) -> list[dict[str, Any]]:
-    doc = SERVED
+    doc = DOC
     item = doc["paths"][path]
     params = item.get("parameters", []) + item[method.lower()].get("parameters", [])
     return [doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in params]

@@ -18,7 +18,8 @@ import pytest
 from starlette.applications import Starlette
 from test_bank_rules import AUD, ISSUER, StandInAS
 
-from fingrade.bank.api import Bank, bank_api, bank_mount
+from fingrade.bank.context import Bank
+from fingrade.bank.routes import bank_api, bank_mount
 from fingrade.bank.trust import AsTrust
 from fingrade.config import load_settings
 

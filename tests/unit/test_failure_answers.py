@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from fingrade.bank.api import bank_api
+from fingrade.bank.routes import bank_api
 from fingrade.protocol.failures import ErrorBoundary, describe, is_store_failure
 from fingrade.web.app import _failure
 from fingrade.web.security_headers import SecurityHeaders

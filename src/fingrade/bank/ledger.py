@@ -44,11 +44,11 @@ from fingrade.bank.errors import (
     SameAccount,
     UnknownAccount,
 )
+from fingrade.bank.schema import bank_accounts, bank_entries, bank_transfers
 from fingrade.finance.iban import make_iban, normalize_iban
 from fingrade.finance.money import check_amount, check_currency
 from fingrade.protocol.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from fingrade.store.sql.db import Database
-from fingrade.store.sql.schema import bank_accounts, bank_entries, bank_transfers
 
 OPEN = "open"
 CLOSED = "closed"

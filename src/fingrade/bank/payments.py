@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fingrade.bank import ledger
 from fingrade.bank.errors import LedgerError
+from fingrade.bank.schema import bank_idempotency, bank_payments
 from fingrade.finance import open_banking
 from fingrade.finance.currencies import MINOR_UNITS
 from fingrade.finance.errors import InvalidDetail
@@ -47,7 +48,6 @@ from fingrade.finance.money import format_amount, parse_amount
 from fingrade.protocol import strict_json
 from fingrade.protocol.errors import safe_description
 from fingrade.store.sql.db import Database
-from fingrade.store.sql.schema import bank_idempotency, bank_payments
 
 SCOPE = "payments"
 TYPE = open_banking.PAYMENT_INITIATION

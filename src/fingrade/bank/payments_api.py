@@ -1,7 +1,7 @@
 """The bank's payment initiation API (HTTP layer): POST /payments and GET /payments/{id} below
-/bank/v1. Same request checks as the account API (api.py `verified_claims`: interaction headers, then the
-token through `authorize_resource` with this resource server's verifier), scope `payments`; the rules are in
-payments.py and docs/banking-api.md ("Payments")."""
+/bank/v1. Same request checks as the account API (request_checks.py `verified_claims`: interaction
+headers, then the token through `authorize_resource` with this resource server's verifier), scope
+`payments`; the rules are in payments.py and docs/banking-api.md ("Payments")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fingrade.bank.api import Bank, _auth_error, _json, verified_claims
+from fingrade.bank.context import Bank
 from fingrade.bank.payments import (
     MAX_BODY,
     SCOPE,
@@ -25,6 +25,8 @@ from fingrade.bank.payments import (
     parse_body,
 )
 from fingrade.bank.payments import Request as PaymentRequest
+from fingrade.bank.request_checks import verified_claims
+from fingrade.bank.responses import auth_error, json_response
 from fingrade.protocol import dpop
 from fingrade.protocol.body_limit import BodyTooLarge, read_body
 from fingrade.protocol.errors import insufficient_scope
@@ -33,8 +35,8 @@ from fingrade.protocol.http import NO_STORE
 
 def _refused(request: Request, exc: PaymentRefused) -> Response:
     if exc.error == "insufficient_scope":
-        return _auth_error(request, insufficient_scope(exc.description))
-    return _json(exc.status, exc.body())
+        return auth_error(request, insufficient_scope(exc.description))
+    return json_response(exc.status, exc.body())
 
 
 async def create_payment(request: Request) -> Response:
@@ -87,10 +89,10 @@ async def get_payment(request: Request) -> Response:
     if isinstance(claims, Response):
         return claims
     if not approved_payments(claims, "status"):
-        return _auth_error(request, insufficient_scope("the token carries no payment_initiation status approval"))
+        return auth_error(request, insufficient_scope("the token carries no payment_initiation status approval"))
     found = await Payments(bank.ledger.db).get(
         str(claims["client_id"]), str(claims["sub"]), request.path_params["payment_id"], bank.url("/payments")
     )
     if found is None:
-        return _json(404, {"error": "not_found", "error_description": "no such payment"})
-    return _json(200, found, dpop.nonce_headers(bank))
+        return json_response(404, {"error": "not_found", "error_description": "no such payment"})
+    return json_response(200, found, dpop.nonce_headers(bank))

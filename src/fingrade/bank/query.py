@@ -1,4 +1,4 @@
-"""The bank API's query parameters: one strict parser, used by every endpoint (`api.verified_claims`
+"""The bank API's query parameters: one strict parser, used by every endpoint (`request_checks.verified_claims`
 parses the query of each request against the parameters its endpoint declares).
 
 - The query string: at most MAX_QUERY bytes, `application/x-www-form-urlencoded` with strict

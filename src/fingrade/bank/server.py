@@ -20,14 +20,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fingrade.bank.api import Bank, bank_api, bank_mount, failure_response
+from fingrade.bank import migrate as bank_migrations
+from fingrade.bank.context import Bank
 from fingrade.bank.ledger import Ledger
+from fingrade.bank.responses import failure_response
+from fingrade.bank.routes import bank_api, bank_mount
 from fingrade.bank.trust import AsTrust
 from fingrade.config import Settings
-from fingrade.oauth.ports import OneTimeStore
+from fingrade.protocol.dpop import ReplayCache
 from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
+from fingrade.server_secrets import load_secrets
 from fingrade.store.readiness import ReadinessProbe
 from fingrade.store.sql.db import Database
+from fingrade.store.sql.migrate import upgrade
 
 log = logging.getLogger("fingrade.bank")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to the AS is too much (and has URLs)
@@ -63,7 +68,7 @@ def _trust(settings: Settings, http: httpx.AsyncClient, client_id: str, secret: 
 def in_process_bank(
     settings: Settings,
     as_app: ASGIApp,
-    onetime: OneTimeStore,
+    onetime: ReplayCache,
     server_key: bytes,
     db: Database,
     client_id: str,
@@ -81,6 +86,14 @@ def in_process_bank(
     )
 
 
+async def migrate_bank_database(db: Database) -> None:
+    """The schema the bank on its own (role bank) needs: the bank's tables (its own chain), and the
+    shared store tables of the authorization server's chain (`onetime`: the one-time store and the
+    readiness probe use it), which that chain creates."""
+    await upgrade(db)
+    await bank_migrations.upgrade(db)
+
+
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
     # Certificate and host name verification always on; bank_ca_file adds a private CA (dev cert).
     return ssl.create_default_context(cafile=settings.bank_ca_file or None)
@@ -92,12 +105,9 @@ def create_bank_server(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from fingrade.runtime import load_secrets
-        from fingrade.store.sql.migrate import upgrade
-
         server_key, _kek = load_secrets(settings)
         db = Database(settings.database_url, settings.database_pool_size)
-        await upgrade(db)
+        await migrate_bank_database(db)
         onetime: Any
         if settings.onetime_backend == "redis":
             from fingrade.store.redis.onetime import RedisOneTimeStore
@@ -147,7 +157,7 @@ def create_bank_server(settings: Settings) -> Starlette:
         return Response(b'{"error":"not_found"}', 404, media_type="application/json")
 
     routes = [Route("/healthz", health, methods=["GET"]), Route("/readyz", ready, methods=["GET"]), bank_mount(mounted)]
-    # The API answers its own failures inside the mount (api.py); this covers the routes above. The
+    # The API answers its own failures inside the mount (routes.py); this covers the routes above. The
     # security headers are added around it by whoever serves it (cli.py), as for the AS.
     return Starlette(
         routes=routes,

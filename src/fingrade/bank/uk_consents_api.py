@@ -10,9 +10,10 @@ there, in an authorization request naming the ConsentId (`openbanking_intent_id`
 the HTTP side; the UK <-> RFC 9396 mapping is uk_consents.py, the rules are in docs/banking-api.md
 ("UK Open Banking style consent resources").
 
-Same request checks as every bank endpoint (api.py `verified_claims`: method, interaction headers,
-the token with the `accounts` scope, DPoP / certificate binding), and the token must be the TPP's
-own client credentials token. A consent of another client answers 404 like an unknown id.
+Same request checks as every bank endpoint (request_checks.py `verified_claims`: method,
+interaction headers, the token with the `accounts` scope, DPoP / certificate binding), and the token
+must be the TPP's own client credentials token. A consent of another client answers 404 like an
+unknown id.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fingrade.bank.api import SCOPE, Bank, _auth_error, _json, verified_claims
+from fingrade.bank.accounts_api import SCOPE
+from fingrade.bank.context import Bank
+from fingrade.bank.request_checks import verified_claims
+from fingrade.bank.responses import auth_error, json_response
 from fingrade.bank.trust import ConsentResources, unavailable
 from fingrade.bank.uk_consents import (
     CONSENT_ID,
@@ -51,7 +55,7 @@ async def _body(request: Request) -> bytes:
 
 
 def _not_found() -> Response:
-    return _json(404, {"error": "not_found", "error_description": "no such consent"})
+    return json_response(404, {"error": "not_found", "error_description": "no such consent"})
 
 
 async def _tpp(request: Request, allow: tuple[str, ...]) -> str | Response:
@@ -62,13 +66,13 @@ async def _tpp(request: Request, allow: tuple[str, ...]) -> str | Response:
     try:
         return require_client_credentials(claims)
     except OAuthError as exc:
-        return _auth_error(request, exc)
+        return auth_error(request, exc)
 
 
 def _as_failed(request: Request, exc: OAuthError) -> Response:
     if exc.error == "temporarily_unavailable":
-        return _auth_error(request, exc)  # 503 with Retry-After
-    return _json(400, {"error": "invalid_request", "error_description": exc.description})
+        return auth_error(request, exc)  # 503 with Retry-After
+    return json_response(400, {"error": "invalid_request", "error_description": exc.description})
 
 
 async def create_consent(request: Request) -> Response:
@@ -79,7 +83,7 @@ async def create_consent(request: Request) -> Response:
     try:
         consent = parse_request(await _body(request), bank.clock())
     except ConsentRefused as exc:
-        return _json(exc.status, exc.body())
+        return json_response(exc.status, exc.body())
     try:
         resource = await ConsentResources(bank.trust).create(client_id, [consent.detail], consent.data)
     except OAuthError as exc:
@@ -88,7 +92,7 @@ async def create_consent(request: Request) -> Response:
         body = consent_json(resource, bank.url(PATH))
     except ValueError:
         log.error("consent resources: the authorization server's answer to a new consent is malformed")
-        return _auth_error(request, unavailable("the consent cannot be handled now"))
+        return auth_error(request, unavailable("the consent cannot be handled now"))
     self_url = body["Links"]["Self"]
     log.info(
         "account access consent lodged interaction=%s client=%s consent=%s",
@@ -96,7 +100,7 @@ async def create_consent(request: Request) -> Response:
         client_id,
         body["Data"]["ConsentId"],
     )
-    return _json(201, body, {**dpop.nonce_headers(bank), "Location": self_url})
+    return json_response(201, body, {**dpop.nonce_headers(bank), "Location": self_url})
 
 
 async def consent(request: Request) -> Response:
@@ -122,7 +126,7 @@ async def consent(request: Request) -> Response:
         if found.get("status") not in ("Rejected", "Revoked"):
             # 204 tells the TPP the consent is over: only when the AS says so.
             log.error("consent resources: the authorization server did not confirm the revocation")
-            return _auth_error(request, unavailable("the consent cannot be handled now"))
+            return auth_error(request, unavailable("the consent cannot be handled now"))
         log.info(
             "account access consent revoked by the TPP interaction=%s client=%s consent=%s",
             request.state.interaction_id,
@@ -137,5 +141,5 @@ async def consent(request: Request) -> Response:
         return _not_found()
     except ValueError:
         log.error("consent resources: the authorization server's answer for a consent is malformed")
-        return _auth_error(request, unavailable("the consent cannot be handled now"))
-    return _json(200, body, dpop.nonce_headers(bank))
+        return auth_error(request, unavailable("the consent cannot be handled now"))
+    return json_response(200, body, dpop.nonce_headers(bank))

@@ -18,11 +18,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fingrade.bank.api import PREFIX as BANK_PREFIX
-from fingrade.bank.api import bank_api, bank_mount
+from fingrade.bank.context import PREFIX as BANK_PREFIX
 from fingrade.bank.ledger import OPEN as ACCOUNT_OPEN
 from fingrade.bank.ledger import Ledger
 from fingrade.bank.payments import payers
+from fingrade.bank.routes import bank_api, bank_mount
 from fingrade.bank.server import in_process_bank
 from fingrade.config import Settings
 from fingrade.oauth import consent_lifecycle as consents
@@ -668,7 +668,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found})
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
-    # Every route's body limit, checked before the route reads (the bank API has its own: bank/api.py).
+    # Every route's body limit, checked before the route reads (the bank API has its own: bank/routes.py).
     limits = BodyLimits(
         settings.http_max_body_bytes,
         routes=(("/consent-resources", CONSENT_RESOURCE_MAX_BODY),),

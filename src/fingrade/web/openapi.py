@@ -3,7 +3,7 @@ GET /openapi.json like discovery: public, any origin, cacheable, `servers` namin
 
 tests/integration/test_as_openapi.py keeps it true: every route is documented and every documented path
 is served, and schemathesis checks the live server against it. The bank's API below /bank/v1 has its
-own document (fingrade.bank.api)."""
+own document (fingrade.bank.openapi)."""
 
 from __future__ import annotations
 

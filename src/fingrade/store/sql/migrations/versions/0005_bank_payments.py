@@ -1,11 +1,13 @@
-"""bank payment initiation: payments (one per approval) and idempotency records
+"""the bank's payment tables moved to the bank's own migration chain: nothing to do here
+
+This revision created bank_payments and bank_idempotency. The bank now owns its schema
+(fingrade/bank/schema.py) and creates them in its own chain (fingrade/bank/migrations), whose second
+revision adopts the tables this revision made in databases that have them. The revision stays in
+this chain so that databases recorded at it remain valid.
 
 Revision ID: 0005
 Revises: 0004
 """
-
-import sqlalchemy as sa
-from alembic import op
 
 revision = "0005"
 down_revision = "0004"
@@ -14,31 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "bank_payments",
-        sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("approval", sa.String(length=64), nullable=False),
-        sa.Column("client_id", sa.String(length=255), nullable=False),
-        sa.Column("customer", sa.String(length=64), nullable=False),
-        sa.Column("transfer_id", sa.String(length=64), nullable=False),
-        sa.Column("status", sa.String(length=40), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(["transfer_id"], ["bank_transfers.id"]),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("approval"),
-    )
-    op.create_table(
-        "bank_idempotency",
-        sa.Column("client_id", sa.String(length=255), nullable=False),
-        sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("status", sa.Integer(), nullable=False),
-        sa.Column("response", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("client_id", "key"),
-    )
+    pass
 
 
 def downgrade() -> None:
-    op.drop_table("bank_idempotency")
-    op.drop_table("bank_payments")
+    pass
