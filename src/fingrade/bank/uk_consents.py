@@ -33,12 +33,13 @@ from typing import Any
 
 from fingrade.oauth.authorization_details import MAX_VALIDITY
 from fingrade.oauth.claims_request import CONSENT_ID  # what the AS issues; anything else is not found
+from fingrade.oauth.models import ConsentStatus
 from fingrade.protocol import rfc3339, strict_json
 from fingrade.protocol.errors import insufficient_scope, safe_description
 
 MAX_BODY = 16 * 1024
 MAX_PERMISSIONS = 30
-STATUSES = ("AwaitingAuthorisation", "Authorised", "Rejected", "Revoked")
+STATUSES = tuple(ConsentStatus)  # as the authorization server reports them
 
 ACCOUNTS_BASIC, ACCOUNTS_DETAIL = "ReadAccountsBasic", "ReadAccountsDetail"
 BALANCES = "ReadBalances"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
@@ -65,6 +66,16 @@ class Grant:
     authorization_details: list[dict[str, Any]] | None = None
 
 
+class ConsentStatus(StrEnum):
+    """A lodged consent's status, as stored and as the resource server is told (UK Open Banking
+    Account and Transaction API, account-access-consents Status)."""
+
+    AWAITING_AUTHORISATION = "AwaitingAuthorisation"
+    AUTHORISED = "Authorised"
+    REJECTED = "Rejected"
+    REVOKED = "Revoked"
+
+
 @dataclass(slots=True)
 class ConsentResource:
     """A consent lodged by a resource server for a client before the customer sees it (UK Open
@@ -72,7 +83,7 @@ class ConsentResource:
 
     id: str
     client_id: str
-    status: str  # as stored: AwaitingAuthorisation | Authorised | Rejected | Revoked
+    status: ConsentStatus  # as stored (a derived one: consent_resources.status)
     authorization_details: list[dict[str, Any]]  # RFC 9396; once authorised, what the customer approved
     data: dict[str, Any]  # the resource server's own fields, returned unchanged
     created_at: int

@@ -28,18 +28,19 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from fingrade.keys.sealing import SealedDataError
 from fingrade.oauth.context import Core
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.protocol.crypto import equal
 from fingrade.protocol.errors import invalid_grant
 
 log = logging.getLogger("fingrade.token")
 
-KIND = "token_retry"
+KIND = OneTimeKind.TOKEN_RETRY
 WAIT_SECONDS = 1.5  # how long a retry waits for a concurrent first request to keep its answer
 _POLL_SECONDS = 0.05
 # Authentication parameters differ between a request and its retry (a client assertion is single use);
@@ -56,9 +57,16 @@ class Attempt:
 
 
 def attempt(
-    core: Core, what: str, secret_hash: str, *, client_id: str, jkt: str | None, x5t: str | None, params: dict[str, str]
+    core: Core,
+    what: Literal["code", "refresh"],
+    secret_hash: str,
+    *,
+    client_id: str,
+    jkt: str | None,
+    x5t: str | None,
+    params: dict[str, str],
 ) -> Attempt:
-    """`what`: code | refresh; `secret_hash`: the stored hash of the code or refresh token."""
+    """`what`: which credential; `secret_hash`: the stored hash of the code or refresh token."""
     proof = orjson.dumps(
         {
             "client_id": client_id,

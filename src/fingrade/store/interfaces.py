@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.oauth.models import Client, ConsentResource, ConsentStatus, Grant, RefreshToken, Session, SigningKey, User
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,12 @@ class DurableStore(Protocol):
         atomically; False: nothing written."""
 
     async def set_consent_resource_status(
-        self, consent_id: str, expected: tuple[str, ...], status: str, now: int, user_id: str | None = None
+        self,
+        consent_id: str,
+        expected: tuple[ConsentStatus, ...],
+        status: ConsentStatus,
+        now: int,
+        user_id: str | None = None,
     ) -> bool:
         """Conditional status change; Revoked revokes the consent's grant in the same transaction."""
 

@@ -10,7 +10,16 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, false, func,
 from sqlalchemy.exc import IntegrityError
 
 from fingrade.keys.sealing import SealedDataError, Sealer
-from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.oauth.models import (
+    Client,
+    ConsentResource,
+    ConsentStatus,
+    Grant,
+    RefreshToken,
+    Session,
+    SigningKey,
+    User,
+)
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.schema import (
     audit_events,
@@ -117,7 +126,7 @@ def _consent_resource_from_row(row: Any) -> ConsentResource:
     return ConsentResource(
         id=row.id,
         client_id=row.client_id,
-        status=row.status,
+        status=ConsentStatus(row.status),
         authorization_details=orjson.loads(row.authorization_details),
         data=orjson.loads(row.data),
         created_at=row.created_at,
@@ -572,12 +581,12 @@ class SqlDurableStore:
                         and_(
                             consent_resources.c.id == consent_id,
                             consent_resources.c.client_id == grant.client_id,
-                            consent_resources.c.status == "AwaitingAuthorisation",
+                            consent_resources.c.status == ConsentStatus.AWAITING_AUTHORISATION,
                             consent_resources.c.created_at > lodged_after,
                         )
                     )
                     .values(
-                        status="Authorised",
+                        status=ConsentStatus.AUTHORISED,
                         status_updated_at=grant.created_at,
                         user_id=grant.user_id,
                         grant_id=grant.id,
@@ -607,7 +616,12 @@ class SqlDurableStore:
         return await self.db.write(q)
 
     async def set_consent_resource_status(
-        self, consent_id: str, expected: tuple[str, ...], status: str, now: int, user_id: str | None = None
+        self,
+        consent_id: str,
+        expected: tuple[ConsentStatus, ...],
+        status: ConsentStatus,
+        now: int,
+        user_id: str | None = None,
     ) -> bool:
         """Move the consent to `status` if it is in one of `expected`; Revoked also revokes its grant
         in the same transaction (its tokens die at once). False when the status was not expected."""
@@ -624,7 +638,7 @@ class SqlDurableStore:
                 ).rowcount
                 == 1
             )
-            if done and status == "Revoked":
+            if done and status == ConsentStatus.REVOKED:
                 its_grant = select(consent_resources.c.grant_id).where(consent_resources.c.id == consent_id)
                 conn.execute(
                     update(grants)
