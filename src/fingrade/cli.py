@@ -89,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         core = await build_core(settings)
         try:
             if settings.onetime_backend == "redis":  # the replay caches' durability (store/redis/onetime.py)
-                await core.onetime.check_persistence()  # type: ignore[attr-defined]
+                await core.onetime.check_persistence()  # type: ignore[attr-defined]  # the Redis store's own
             if args.demo:
                 from fingrade.bank.demo import seed_bank_demo
                 from fingrade.demo import seed_demo

@@ -17,6 +17,7 @@ from fingrade.oauth.context import Core
 from fingrade.oauth.mtls import check_ca_file
 from fingrade.oauth.passwords import Passwords
 from fingrade.private_files import private_dir, secure_data_dir
+from fingrade.store.interfaces import OneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
 from fingrade.store.sql.migrate import upgrade
@@ -76,11 +77,13 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
         await upgrade(db)
     sealer = Sealer(kek)
     store = SqlDurableStore(db, sealer, settings.client_cache_seconds)
+    onetime: OneTimeStore
     if settings.onetime_backend == "redis":
         from fingrade.store.redis.onetime import RedisOneTimeStore
 
-        onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
-        await onetime.ping()
+        redis_store = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
+        await redis_store.ping()
+        onetime = redis_store
     else:
         onetime = SqlOneTimeStore(db)
     keys = KeyManager(

@@ -127,7 +127,9 @@ async def replay(core: Core, a: Attempt, *, wait: bool) -> dict[str, Any] | None
                 return None
             if isinstance(record.get("sealed"), str):
                 try:
-                    body = orjson.loads(core.sealer.open(base64.b64decode(record["sealed"]), _context(a)))
+                    body: dict[str, Any] = orjson.loads(
+                        core.sealer.open(base64.b64decode(record["sealed"]), _context(a))
+                    )
                 except (SealedDataError, ValueError):
                     # Not sealed by this deployment's key for this record: nothing to send, nothing to trust.
                     log.error("a kept token answer cannot be opened (key_encryption_key differs between nodes?)")

@@ -173,7 +173,7 @@ def import_public_jwk(jwk: dict[str, Any]) -> tuple[Any, str]:
     try:
         canonical = orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS)
     except (TypeError, ValueError):  # e.g. an integer orjson cannot encode: import without the cache
-        key = import_key(jwk)  # type: ignore[arg-type]
+        key = import_key(jwk)
         return key, key.thumbprint()
     return _import_cached(canonical)
 
