@@ -5,7 +5,7 @@ is checked against the table below (read from the source with `ast`, nothing is 
     finance    leaf (only protocol's RFC 3339 date grammar): currencies, IBAN, amounts, detail types
     config     settings; reads finance (currencies)
     oauth      the AS core, sans-I/O: protocol, finance, config — never web, bank or store adapters
-    store      adapters of the core's ports (oauth.ports, oauth.models)
+    store      adapters of the core's ports (oauth.ports, oauth.models); protocol, finance, config
     bank       the resource server: protocol, finance, config, store infrastructure — never oauth or web
     web, runtime, cli, demo   composition roots: may wire anything
 """
@@ -29,6 +29,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "oauth": ("fingrade.protocol", "fingrade.finance", "fingrade.config"),
     "store": (
         "fingrade.protocol",
+        "fingrade.finance",
         "fingrade.config",
         "fingrade.oauth.ports",
         "fingrade.oauth.models",

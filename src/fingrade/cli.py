@@ -89,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         core = await build_core(settings)
         try:
             if settings.onetime_backend == "redis":  # the replay caches' durability (store/redis/onetime.py)
-                await core.onetime.check_persistence()  # type: ignore[attr-defined]
+                await core.onetime.check_persistence()  # type: ignore[attr-defined]  # the Redis store's own
             if args.demo:
                 from fingrade.bank.demo import seed_bank_demo
                 from fingrade.demo import seed_demo
@@ -383,7 +383,7 @@ def cmd_consents(args: argparse.Namespace) -> int:
             (g, consents.grant_state(core, g, refresh_until, now))
             for g, refresh_until in await core.store.list_user_grants(user_id)
         ]
-        shown = [(g, state) for g, state in shown if args.all or state == "active"]
+        shown = [(g, state) for g, state in shown if args.all or state == consents.GrantState.ACTIVE]
         # The UK ConsentId a grant authorised, as the app and the customer know it (else null).
         lodged = await core.store.consent_resource_ids([g.id for g, _ in shown])
         _print(

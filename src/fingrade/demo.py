@@ -49,7 +49,7 @@ async def seed_demo(core: Core, say: Callable[[str], None] = print) -> None:
     now = int(time.time())
     password = os.environ.get("FINGRADE_DEMO_PASSWORD")
     generated = password is None
-    if generated:
+    if password is None:
         password = secrets.token_urlsafe(12)
     created_users = []
     for username, name in (("alice", "Alice Andersen"), ("bob", "Bob Berg")):

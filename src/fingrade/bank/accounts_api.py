@@ -173,7 +173,7 @@ async def get_balances(
         "Amount": _amount(b.booked, b.currency),
         "CreditDebitIndicator": _indicator(b.booked),
     }
-    available = {
+    available: dict[str, Any] = {
         "AccountId": b.account_id,
         "Type": "InterimAvailable",
         "DateTime": at,

@@ -147,7 +147,7 @@ class AsTrust:
             if jwk.get("use", "sig") != "sig" or (jwk.get("alg") is not None and jwk.get("alg") not in ALLOWED_ALGS):
                 continue
             try:
-                key = import_key(jwk)  # type: ignore[arg-type]
+                key = import_key(jwk)
                 check_key_strength(key, _key_error)
             except (JoseError, ValueError, TypeError, KeyError, OAuthError):
                 continue

@@ -31,14 +31,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from fingrade.finance.consent_ids import CONSENT_ID  # what the AS issues; anything else is not found
+from fingrade.finance.consent_ids import (
+    CONSENT_ID,  # what the AS issues; anything else is not found
+    ConsentStatus,
+)
 from fingrade.finance.open_banking import FIRST_DAY, LAST_DAY, MAX_VALIDITY
 from fingrade.protocol import rfc3339, strict_json
 from fingrade.protocol.errors import insufficient_scope, safe_description
 
 MAX_BODY = 16 * 1024
 MAX_PERMISSIONS = 30
-STATUSES = ("AwaitingAuthorisation", "Authorised", "Rejected", "Revoked")
+STATUSES = tuple(ConsentStatus)  # as the authorization server reports them
 
 ACCOUNTS_BASIC, ACCOUNTS_DETAIL = "ReadAccountsBasic", "ReadAccountsDetail"
 BALANCES = "ReadBalances"

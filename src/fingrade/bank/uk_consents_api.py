@@ -37,6 +37,7 @@ from fingrade.bank.uk_consents import (
     parse_request,
     require_client_credentials,
 )
+from fingrade.finance.consent_ids import ConsentStatus
 from fingrade.protocol import dpop
 from fingrade.protocol.body_limit import BodyTooLarge, read_body
 from fingrade.protocol.errors import OAuthError
@@ -123,7 +124,7 @@ async def consent(request: Request) -> Response:
     if found is None:
         return _not_found()
     if request.method == "DELETE":
-        if found.get("status") not in ("Rejected", "Revoked"):
+        if found.get("status") not in (ConsentStatus.REJECTED, ConsentStatus.REVOKED):
             # 204 tells the TPP the consent is over: only when the AS says so.
             log.error("consent resources: the authorization server did not confirm the revocation")
             return auth_error(request, unavailable("the consent cannot be handled now"))

@@ -34,6 +34,7 @@ Every refusal is InvalidDetail, its message naming the member; the AS answers it
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -84,10 +85,10 @@ def _obj(value: Any, where: str, required: set[str], optional: set[str]) -> dict
 def _text(value: Any, where: str, max_len: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
         raise InvalidDetail(f"{where} must be a string")
-    value = " ".join(value.split())  # no line breaks or runs of blanks on a consent page
-    if not value or len(value) > max_len or not value.isprintable():
+    text = " ".join(value.split())  # no line breaks or runs of blanks on a consent page
+    if not text or len(text) > max_len or not text.isprintable():
         raise InvalidDetail(f"{where} must be 1 to {max_len} printable characters")
-    return value
+    return text
 
 
 def _string_list(value: Any, where: str, allowed: tuple[str, ...] | None = None, max_len: int = 10) -> list[str]:
@@ -258,7 +259,7 @@ def account_information_within(req: dict[str, Any], granted: dict[str, Any]) -> 
         return False
     if req["expires_at"] > granted["expires_at"]:  # same fixed format: string order is time order
         return False
-    for key, wider in (("transactions_from", lambda r, g: r < g), ("transactions_to", lambda r, g: r > g)):
+    for key, wider in (("transactions_from", operator.lt), ("transactions_to", operator.gt)):
         if key in granted and (key not in req or wider(req[key], granted[key])):
             return False
     return True

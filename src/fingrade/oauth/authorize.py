@@ -8,13 +8,14 @@ redirected to the verified URI, with `iss` (RFC 9207) and `state`.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fingrade.oauth import authorization_details, claims_request, consent_resources, pkce
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client, Grant, Session
 from fingrade.oauth.offline_access import approved_scopes
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import authorization_details_types, identity_assured, par_required, pkce_required
 from fingrade.oauth.redirect_uri import matches
 from fingrade.oauth.response_mode import QUERY, AuthorizationResponse, authorization_response, check_mode, delivery_mode
@@ -42,8 +43,11 @@ class RedirectError(Exception):
     client_id: str = ""  # the JWT audience when the response mode is a JARM one
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuthorizationRequest:
+    """A validated authorization request. Parked inside an interaction (interaction.Interaction) in
+    the one-time store: the field names are the stored JSON's."""
+
     client_id: str
     redirect_uri: str
     scope: list[str]
@@ -61,12 +65,75 @@ class AuthorizationRequest:
     response_mode: str = QUERY  # the validated encoding of the response (response_mode.check_mode)
     consent_id: str | None = None  # a lodged consent (consent_resources.py) named by openbanking_intent_id
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+    def from_record(cls, data: dict[str, Any]) -> AuthorizationRequest:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class PushedRequest:
+    """A pushed authorization request (RFC 9126 §2.2), kept in the one-time store under the hash of
+    its request_uri's secret until the authorization completes (consume_pushed). `params`: the
+    authorization request parameters as pushed, client authentication aside."""
+
+    client_id: str
+    params: dict[str, str]
+    expires_at: int  # /authorize refuses the request_uri from then on
+
+    def to_record(self) -> dict[str, Any]:
+        return {"client_id": self.client_id, "params": self.params, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> PushedRequest:
+        return cls(client_id=data["client_id"], params=data["params"], expires_at=data["expires_at"])
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization code stands for (RFC 6749 §4.1.2), kept in the one-time store under the
+    code's hash: what the token request must prove (client, redirect URI, PKCE challenge, DPoP key)
+    and what the tokens carry. The field names are the stored JSON's: a code issued before an upgrade
+    is redeemed after it."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str  # space-separated, as granted
+    user_id: str
+    auth_time: int
+    grant_id: str  # the grant (token family) created with the code
+    expires_at: int
+    nonce: str | None  # OIDC Core §3.1.2.1
+    code_challenge: str | None  # RFC 7636 §4.4
+    code_challenge_method: str | None
+    amr: list[str] | None = None  # OIDC Core §2
+    dpop_jkt: str | None = None  # RFC 9449 §10
+    authorization_details: list[dict[str, Any]] | None = None  # RFC 9396, as approved
+    consent_id: str | None = None  # the lodged consent it authorised (consent_resources.py)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> CodeGrant:
+        return cls(
+            client_id=data["client_id"],
+            redirect_uri=data["redirect_uri"],
+            scope=data["scope"],
+            user_id=data["user_id"],
+            auth_time=data["auth_time"],
+            grant_id=data["grant_id"],
+            expires_at=data["expires_at"],
+            nonce=data["nonce"],
+            code_challenge=data["code_challenge"],
+            code_challenge_method=data["code_challenge_method"],
+            amr=data.get("amr"),
+            dpop_jkt=data.get("dpop_jkt"),
+            authorization_details=data.get("authorization_details"),
+            consent_id=data.get("consent_id"),
+        )
 
 
 def _page_error(error: str, desc: str) -> PageError:
@@ -93,10 +160,9 @@ async def parse_request(core: Core, raw_query: bytes, body: bytes | None = None)
     if "request_uri" in params:
         # RFC 9126 §4: only the pushed parameters count; anything else on this request is ignored.
         params, pushed_key = await _load_pushed(core, client, params["request_uri"])
-    req = validate_params(core, client, params, pushed=pushed_key is not None)
-    req.pushed_key = pushed_key
+    req = replace(validate_params(core, client, params, pushed=pushed_key is not None), pushed_key=pushed_key)
     try:
-        await consent_resources.attach(core, client, req)
+        req = await consent_resources.attach(core, client, req)
     except OAuthError as exc:
         raise RedirectError(
             exc, req.redirect_uri, req.state, delivery_mode(params.get("response_mode"), client), client.client_id
@@ -110,13 +176,14 @@ async def _load_pushed(core: Core, client: Client, request_uri: str) -> tuple[di
         # Only our own PAR URNs: a URL is never fetched (CVE-2020-10770, SSRF through request_uri).
         raise _page_error("request_uri_not_supported", "only request_uri values from the PAR endpoint are supported")
     key = token_hash(request_uri[len(PAR_PREFIX) :])
-    data = await core.onetime.get("par", key)
+    data = await core.onetime.get(OneTimeKind.PAR, key)
+    pushed = PushedRequest.from_record(data) if data is not None else None
     # RFC 9126 §2.2/§4: bound to the client that pushed it, and short-lived.
-    if data is None or data["client_id"] != client.client_id or data["expires_at"] <= core.clock():
+    if pushed is None or pushed.client_id != client.client_id or pushed.expires_at <= core.clock():
         raise _page_error(
             "invalid_request_uri", "the request_uri is unknown, expired, already used or belongs to another client"
         )
-    return {**data["params"], "client_id": client.client_id}, key
+    return {**pushed.params, "client_id": client.client_id}, key
 
 
 def validate_params(core: Core, client: Client, params: dict[str, str], *, pushed: bool) -> AuthorizationRequest:
@@ -272,7 +339,7 @@ async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:
     """RFC 9126 §4/§7.3, FAPI 2.0 SP note 3: a request_uri is used up when the authorization
     completes, not when the page is first loaded (reloads before sign-in must work). The first
     completion takes it; any other interaction started from it then fails."""
-    if req.pushed_key is not None and await core.onetime.take("par", req.pushed_key) is None:
+    if req.pushed_key is not None and await core.onetime.take(OneTimeKind.PAR, req.pushed_key) is None:
         raise _page_error(
             "invalid_request_uri",
             "this sign-in request was already completed; return to the application and start again",
@@ -305,26 +372,24 @@ async def issue_code(
         # Authorised (or deleted) by another request meanwhile: one consent, one authorisation.
         return await request_error(core, req, invalid_request("the consent is no longer awaiting authorisation"))
     code = new_token(32)
+    issued = CodeGrant(
+        client_id=req.client_id,
+        redirect_uri=req.redirect_uri,
+        scope=scope,
+        user_id=user_id,
+        auth_time=auth_time,
+        grant_id=grant_id,
+        expires_at=now + core.settings.code_ttl,
+        nonce=req.nonce,
+        code_challenge=req.code_challenge,
+        code_challenge_method=req.code_challenge_method,
+        amr=amr,
+        dpop_jkt=req.dpop_jkt,
+        authorization_details=req.authorization_details,
+        consent_id=req.consent_id,
+    )
     await core.onetime.put(
-        "code",
-        token_hash(code),
-        {
-            "client_id": req.client_id,
-            "redirect_uri": req.redirect_uri,
-            "scope": scope,
-            "user_id": user_id,
-            "auth_time": auth_time,
-            "amr": amr,
-            "nonce": req.nonce,
-            "code_challenge": req.code_challenge,
-            "code_challenge_method": req.code_challenge_method,
-            "grant_id": grant_id,
-            "dpop_jkt": req.dpop_jkt,
-            "authorization_details": req.authorization_details,
-            "expires_at": now + core.settings.code_ttl,
-            "consent_id": req.consent_id,
-        },
-        ttl=core.settings.code_ttl + CODE_REUSE_WINDOW,
+        OneTimeKind.CODE, token_hash(code), issued.to_record(), ttl=core.settings.code_ttl + CODE_REUSE_WINDOW
     )
     return await authorization_response(
         core, req.client_id, req.redirect_uri, req.response_mode, {"code": code, "state": req.state}

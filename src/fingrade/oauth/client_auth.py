@@ -20,6 +20,7 @@ from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client
 from fingrade.oauth.mtls import TLS_AUTH_METHODS
 from fingrade.oauth.mtls import authenticate as authenticate_certificate
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import get_profile
 from fingrade.protocol import jwt
 from fingrade.protocol.crypto import equal, keyed_hash
@@ -117,7 +118,7 @@ async def _private_key_jwt(core: Core, params: dict[str, str]) -> Client:
     claims = verify_client_jwt(core, assertion, client)
     # RFC 7523 §3 item 7 and OIDC Core §9: jti is single-use for as long as the assertion is valid.
     ttl = max(int(claims["exp"]) - core.clock() + EXPIRY_LEEWAY, 1)
-    if not await core.onetime.add("assertion_jti", f"{client.client_id}:{claims['jti']}", ttl):
+    if not await core.onetime.add(OneTimeKind.ASSERTION_JTI, f"{client.client_id}:{claims['jti']}", ttl):
         raise invalid_client("client_assertion has been used before")
     return client
 

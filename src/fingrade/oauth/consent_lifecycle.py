@@ -14,22 +14,29 @@ Three parties may revoke: the customer (the dashboard at /account/connections), 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from fingrade.oauth import authorization_details
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Grant
 
-State = Literal["active", "expired", "revoked"]
+
+class GrantState(StrEnum):
+    """A grant's state, as `fingrade consents list` shows it."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
 
 
-def grant_state(core: Core, grant: Grant, refresh_until: int | None, now: int) -> State:
+def grant_state(core: Core, grant: Grant, refresh_until: int | None, now: int) -> GrantState:
     if grant.revoked_at is not None:
-        return "revoked"
+        return GrantState.REVOKED
     if grant.authorization_details and not authorization_details.unexpired(grant.authorization_details, now):
-        return "expired"  # RFC 9396: every account access of it is past its expires_at
+        return GrantState.EXPIRED  # RFC 9396: every account access of it is past its expires_at
     tokens_until = max(refresh_until or 0, grant.created_at + core.settings.access_token_ttl)
-    return "active" if tokens_until > now else "expired"
+    return GrantState.ACTIVE if tokens_until > now else GrantState.EXPIRED
 
 
 @dataclass
@@ -51,7 +58,7 @@ async def connections(core: Core, user_id: str) -> list[Connection]:
     for client_id, scopes, updated_at in await core.store.list_consents(user_id):
         by_client[client_id] = Connection(client_id, client_id, updated_at, sorted(scopes))
     for grant, refresh_until in await core.store.list_user_grants(user_id):
-        if grant_state(core, grant, refresh_until, now) != "active":
+        if grant_state(core, grant, refresh_until, now) != GrantState.ACTIVE:
             continue
         conn = by_client.setdefault(grant.client_id, Connection(grant.client_id, grant.client_id, grant.created_at, []))
         conn.since = min(conn.since, grant.created_at)

@@ -17,11 +17,13 @@ or the bank with `fingrade consents revoke`). Revoked kills the grant's tokens a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from fingrade.finance.consent_ids import ConsentStatus
 from fingrade.oauth import authorization_details
 from fingrade.oauth.client_auth import authenticate_client
 from fingrade.oauth.context import Core
@@ -35,10 +37,6 @@ from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, parse_pa
 if TYPE_CHECKING:
     from fingrade.oauth.authorize import AuthorizationRequest
 
-AWAITING = "AwaitingAuthorisation"
-AUTHORISED = "Authorised"
-REJECTED = "Rejected"
-REVOKED = "Revoked"
 LODGED_TYPES = frozenset({"account_information"})  # what a lodged consent may ask for
 MAX_DATA = 4096  # bytes of the resource server's own JSON
 MAX_BODY = 16384
@@ -48,19 +46,19 @@ def not_found() -> OAuthError:
     return OAuthError("not_found", "no such consent", 404)
 
 
-def status(resource: ConsentResource, grant_revoked_at: int | None, now: int, ttl: int) -> tuple[str, int]:
+def status(resource: ConsentResource, grant_revoked_at: int | None, now: int, ttl: int) -> tuple[ConsentStatus, int]:
     """The consent's status and since when. Revoking the grant (dashboard, bank CLI, RFC 7009 on its
     refresh token) revokes the consent: one fact, kept in one place (the grant). A consent left
     awaiting authorisation for `ttl` seconds is Rejected: an old consent link (in a mailbox, a
     browser history) must not be approvable later."""
-    if resource.status == AUTHORISED and grant_revoked_at is not None:
-        return REVOKED, grant_revoked_at
-    if resource.status == AWAITING and resource.created_at + ttl <= now:
-        return REJECTED, resource.created_at + ttl
+    if resource.status == ConsentStatus.AUTHORISED and grant_revoked_at is not None:
+        return ConsentStatus.REVOKED, grant_revoked_at
+    if resource.status == ConsentStatus.AWAITING_AUTHORISATION and resource.created_at + ttl <= now:
+        return ConsentStatus.REJECTED, resource.created_at + ttl
     return resource.status, resource.status_updated_at
 
 
-def _status(core: Core, resource: ConsentResource, grant_revoked_at: int | None) -> tuple[str, int]:
+def _status(core: Core, resource: ConsentResource, grant_revoked_at: int | None) -> tuple[ConsentStatus, int]:
     return status(resource, grant_revoked_at, core.clock(), core.settings.consent_resource_ttl)
 
 
@@ -100,7 +98,7 @@ async def create(core: Core, client_id: Any, details: Any, data: Any) -> dict[st
     resource = ConsentResource(
         id="aac-" + new_token(16),
         client_id=client.client_id,
-        status=AWAITING,
+        status=ConsentStatus.AWAITING_AUTHORISATION,
         authorization_details=parsed,
         data=data,
         created_at=now,
@@ -126,10 +124,10 @@ async def _revoke(core: Core, resource: ConsentResource, grant_revoked_at: int |
     """Revoked, with its grant and tokens in the same transaction; a Rejected or Revoked consent
     (stored or derived) stays as it is. Audited with who did it."""
     now = core.clock()
-    if _status(core, resource, grant_revoked_at)[0] in (
-        AWAITING,
-        AUTHORISED,
-    ) and await core.store.set_consent_resource_status(resource.id, (AWAITING, AUTHORISED), REVOKED, now):
+    revocable = (ConsentStatus.AWAITING_AUTHORISATION, ConsentStatus.AUTHORISED)
+    if _status(core, resource, grant_revoked_at)[0] in revocable and await core.store.set_consent_resource_status(
+        resource.id, revocable, ConsentStatus.REVOKED, now
+    ):
         await core.store.audit(
             "consent_revoked",
             now,
@@ -195,25 +193,27 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 # -- the authorization (the customer's side) --------------------------------------------------------
 
 
-async def attach(core: Core, client: Client, req: AuthorizationRequest) -> None:
+async def attach(core: Core, client: Client, req: AuthorizationRequest) -> AuthorizationRequest:
     """Resolve the consent an authorization request names: it must be this client's and awaiting
-    authorisation; its authorization details become the request's. Raises invalid_request."""
+    authorisation; the request with the consent's authorization details. Raises invalid_request."""
     if req.consent_id is None:
-        return
+        return req
     found = await core.store.get_consent_resource(req.consent_id)
     if found is None or found[0].client_id != client.client_id:
         raise invalid_request("openbanking_intent_id names no consent of this client")
     resource, revoked_at = found
     state, _ = _status(core, resource, revoked_at)
-    if state != AWAITING:
+    if state != ConsentStatus.AWAITING_AUTHORISATION:
         raise invalid_request(f"the consent is {state}, not awaiting authorisation")
     details = authorization_details.unexpired(resource.authorization_details, core.clock())
     if not details:
         raise invalid_request("the consent has expired")
     if not {d["type"] for d in details} <= authorization_details_types(client):
         raise invalid_request("this client may no longer use the consent's authorization details type")
-    req.authorization_details = details
+    return dataclasses.replace(req, authorization_details=details)
 
 
 async def reject(core: Core, consent_id: str, user_id: str) -> None:
-    await core.store.set_consent_resource_status(consent_id, (AWAITING,), REJECTED, core.clock(), user_id=user_id)
+    await core.store.set_consent_resource_status(
+        consent_id, (ConsentStatus.AWAITING_AUTHORISATION,), ConsentStatus.REJECTED, core.clock(), user_id=user_id
+    )

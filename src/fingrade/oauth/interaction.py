@@ -7,7 +7,7 @@ bound to the browser that made it. The web layer renders pages; this module deci
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fingrade.oauth import consent_resources, login_throttle
@@ -22,6 +22,7 @@ from fingrade.oauth.authorize import (
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client, Session, User
 from fingrade.oauth.offline_access import approved_scopes
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.response_mode import AuthorizationResponse
 from fingrade.protocol.crypto import equal, new_token, token_hash
 from fingrade.protocol.errors import OAuthError
@@ -30,8 +31,11 @@ from fingrade.protocol.errors import OAuthError
 Redirect = AuthorizationResponse
 
 
-@dataclass
+@dataclass(frozen=True)
 class Interaction:
+    """An authorization request parked for the user (login, consent), kept in the one-time store
+    under the hash of its id. The record's field names are the stored JSON's."""
+
     id: str
     request: AuthorizationRequest
     browser: str  # hash of the browser-binding cookie
@@ -39,9 +43,9 @@ class Interaction:
     user_id: str | None = None  # set by a login inside this interaction
     auth_time: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, Any]:
         return {
-            "request": self.request.to_dict(),
+            "request": self.request.to_record(),
             "browser": self.browser,
             "login_forced": self.login_forced,
             "user_id": self.user_id,
@@ -49,15 +53,22 @@ class Interaction:
         }
 
     @classmethod
-    def from_dict(cls, iid: str, data: dict[str, Any]) -> Interaction:
+    def from_record(cls, iid: str, data: dict[str, Any]) -> Interaction:
         return cls(
             id=iid,
-            request=AuthorizationRequest.from_dict(data["request"]),
+            request=AuthorizationRequest.from_record(data["request"]),
             browser=data["browser"],
             login_forced=data["login_forced"],
             user_id=data["user_id"],
             auth_time=data["auth_time"],
         )
+
+
+@dataclass(frozen=True)
+class Parked:
+    """The request needs the user: the interaction to send the browser to."""
+
+    interaction_id: str
 
 
 @dataclass
@@ -183,26 +194,33 @@ async def _offer(interaction: Interaction, user_id: str, port: AccountsPort | No
     )
 
 
+@dataclass(frozen=True)
+class SelectionRefused:
+    """The customer's choice on the consent page cannot be approved: the message to show."""
+
+    message: str
+
+
 def _apply_selection(
     details: list[dict[str, Any]],
     offered_accounts: list[AccountChoice] | None,
     offered_debtors: list[AccountChoice] | None,
     selection: Selection,
-) -> list[dict[str, Any]] | str:
+) -> list[dict[str, Any]] | SelectionRefused:
     """The approved details with the customer's choice written in (RFC 9396 §7.1: the AS may add to
-    what it grants), or the message to show. Only accounts that were offered, i.e. the customer's own."""
+    what it grants). Only accounts that were offered, i.e. the customer's own."""
     out = [dict(d) for d in details]
     if offered_accounts is not None:
         own = {a.iban for a in offered_accounts}
         chosen = list(dict.fromkeys(selection.accounts))
         if not chosen or not set(chosen) <= own:
-            return "Choose at least one account to share."
+            return SelectionRefused("Choose at least one account to share.")
         for d in out:
             if d["type"] == "account_information" and "accounts" not in d:
                 d["accounts"] = [{"iban": iban} for iban in chosen]
     if offered_debtors is not None:
         if selection.debtor is None or selection.debtor not in {a.iban for a in offered_debtors}:
-            return "Choose the account to pay from."
+            return SelectionRefused("Choose the account to pay from.")
         for d in out:
             if d["type"] == "payment_initiation" and "debtorAccount" not in d:
                 d["debtorAccount"] = {"iban": selection.debtor}
@@ -221,8 +239,8 @@ def gone() -> InteractionGone:
     )
 
 
-async def start(core: Core, req: AuthorizationRequest, session: Session | None, browser: str) -> Redirect | str:
-    """Decide what an authorization request needs. Returns a Redirect, or an interaction id."""
+async def start(core: Core, req: AuthorizationRequest, session: Session | None, browser: str) -> Redirect | Parked:
+    """Decide what an authorization request needs: a Redirect back to the client, or the user."""
     now = core.clock()
     needs_login = login_needed(req, session, now) or "login" in req.prompt
     if "none" in req.prompt:
@@ -241,15 +259,17 @@ async def start(core: Core, req: AuthorizationRequest, session: Session | None, 
         return await issue_code(core, req, session.user_id, session.auth_time, session.amr)
     iid = new_token(24)
     interaction = Interaction(id=iid, request=req, browser=browser, login_forced=needs_login)
-    await core.onetime.put("interaction", token_hash(iid), interaction.to_dict(), ttl=core.settings.interaction_ttl)
-    return iid
+    await core.onetime.put(
+        OneTimeKind.INTERACTION, token_hash(iid), interaction.to_record(), ttl=core.settings.interaction_ttl
+    )
+    return Parked(iid)
 
 
 async def load(core: Core, iid: str, browser: str) -> Interaction:
-    data = await core.onetime.get("interaction", token_hash(iid))
+    data = await core.onetime.get(OneTimeKind.INTERACTION, token_hash(iid))
     if data is None:
         raise gone()
-    interaction = Interaction.from_dict(iid, data)
+    interaction = Interaction.from_record(iid, data)
     # Only the browser that started the request may finish it (no consent on someone else's request).
     if not equal(interaction.browser, browser):
         raise gone()
@@ -296,7 +316,7 @@ async def resume(
 
 async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time: int, amr: list[str]) -> Redirect:
     # Take the interaction: a double-submitted form yields one code, the second sees "expired".
-    if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
+    if await core.onetime.take(OneTimeKind.INTERACTION, token_hash(interaction.id)) is None:
         raise gone()
     return await issue_code(core, interaction.request, user_id, auth_time, amr)
 
@@ -350,9 +370,9 @@ async def login(
     result = await authenticate(core, username, password, ip, client.client_id, device_cookie)
     if isinstance(result, LoginRefused):
         return ShowLogin(interaction, client, result.message, result.status, result.retry_after)
-    interaction.user_id, interaction.auth_time = result.session.user_id, result.session.auth_time
+    signed_in = replace(interaction, user_id=result.session.user_id, auth_time=result.session.auth_time)
     await core.onetime.put(
-        "interaction", token_hash(interaction.id), interaction.to_dict(), ttl=core.settings.interaction_ttl
+        OneTimeKind.INTERACTION, token_hash(interaction.id), signed_in.to_record(), ttl=core.settings.interaction_ttl
     )
     return result
 
@@ -374,7 +394,7 @@ async def decide(
     req = interaction.request
     now = core.clock()
     if not approve:
-        if await core.onetime.take("interaction", token_hash(interaction.id)) is None:
+        if await core.onetime.take(OneTimeKind.INTERACTION, token_hash(interaction.id)) is None:
             raise gone()
         await consume_pushed(core, req)
         if req.consent_id is not None:
@@ -384,17 +404,28 @@ async def decide(
     if req.authorization_details:
         offer = await _offer(interaction, user_id, accounts)
         # A payment no account of the customer's can make is never approved, whatever the form says.
-        chosen = offer.blocked or _apply_selection(
-            req.authorization_details, offer.accounts, offer.debtors, selection or Selection()
+        chosen = (
+            SelectionRefused(offer.blocked)
+            if offer.blocked
+            else _apply_selection(req.authorization_details, offer.accounts, offer.debtors, selection or Selection())
         )
-        if isinstance(chosen, str):
+        if isinstance(chosen, SelectionRefused):
             user = await core.store.get_user(user_id)
             if user is None:
                 return ShowLogin(interaction, client)
             return ShowConsent(
-                interaction, client, user, offer.accounts, offer.debtors, chosen, selection or Selection(), offer
+                interaction,
+                client,
+                user,
+                offer.accounts,
+                offer.debtors,
+                chosen.message,
+                selection or Selection(),
+                offer,
             )
-        req.authorization_details = chosen  # the grant keeps exactly what the customer approved
+        # The grant keeps exactly what the customer approved.
+        req = replace(req, authorization_details=chosen)
+        interaction = replace(interaction, request=req)
     # What the page asked about (offline_access only when shown as "Stay connected").
     await core.store.save_consent(
         user_id, client.client_id, frozenset(approved_scopes(client, req.scope, req.authorization_details)), now

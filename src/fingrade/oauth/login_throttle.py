@@ -27,14 +27,13 @@ import hashlib
 import hmac
 
 from fingrade.oauth.context import Core
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.ports import AttemptLimit
 from fingrade.protocol.crypto import b64url, new_token
 
 DEVICE_COOKIE = "__Host-fg_device"
 DEVICE_TTL = 180 * 86400  # how long a browser stays known without signing in again
 MAX_DEVICES = 5  # accounts remembered per browser (a shared computer)
-
-ADDRESS, ACCOUNT, ACCOUNT_ADDRESS, DEVICE = "login_addr", "login_acct", "login_acct_addr", "login_device"
 
 
 def _h(value: str) -> str:
@@ -46,7 +45,7 @@ def account_key(username: str) -> str:
     return username.strip().lower()[:100]
 
 
-def _limit(core: Core, kind: str, key: str, free: int) -> AttemptLimit:
+def _limit(core: Core, kind: OneTimeKind, key: str, free: int) -> AttemptLimit:
     s = core.settings
     return AttemptLimit(
         kind=kind,
@@ -62,28 +61,34 @@ def limits(core: Core, account: str, ip: str, device: str | None) -> list[Attemp
     """The counters one password check is counted on."""
     s = core.settings
     acct = _h(account)
-    out = [_limit(core, ADDRESS, _h(ip), s.login_max_failures_per_address)]
+    out = [_limit(core, OneTimeKind.LOGIN_ADDRESS, _h(ip), s.login_max_failures_per_address)]
     if device is not None:
-        out.append(_limit(core, DEVICE, f"{acct}|{_h(device)}", s.login_max_failures_per_account_address))
+        out.append(
+            _limit(core, OneTimeKind.LOGIN_DEVICE, f"{acct}|{_h(device)}", s.login_max_failures_per_account_address)
+        )
     else:
-        out.append(_limit(core, ACCOUNT_ADDRESS, f"{acct}|{_h(ip)}", s.login_max_failures_per_account_address))
-        out.append(_limit(core, ACCOUNT, acct, s.login_max_failures_per_account))
+        out.append(
+            _limit(
+                core, OneTimeKind.LOGIN_ACCOUNT_ADDRESS, f"{acct}|{_h(ip)}", s.login_max_failures_per_account_address
+            )
+        )
+        out.append(_limit(core, OneTimeKind.LOGIN_ACCOUNT, acct, s.login_max_failures_per_account))
     return out
 
 
 async def succeeded(core: Core, counted: list[AttemptLimit]) -> None:
     """The attempt was right: taken back from the address, the account's counters cleared."""
-    await core.onetime.release([c for c in counted if c.kind == ADDRESS], core.clock())
+    await core.onetime.release([c for c in counted if c.kind == OneTimeKind.LOGIN_ADDRESS], core.clock())
     for c in counted:
-        if c.kind != ADDRESS:
+        if c.kind != OneTimeKind.LOGIN_ADDRESS:
             await core.onetime.delete(c.kind, c.key)
 
 
 async def unlock(core: Core, username: str) -> int:
     """An administrator's unlock: every counter of the account (all addresses, all browsers) forgotten."""
     acct = _h(account_key(username))
-    removed = await core.onetime.forget(ACCOUNT, acct)
-    for kind in (ACCOUNT_ADDRESS, DEVICE):
+    removed = await core.onetime.forget(OneTimeKind.LOGIN_ACCOUNT, acct)
+    for kind in (OneTimeKind.LOGIN_ACCOUNT_ADDRESS, OneTimeKind.LOGIN_DEVICE):
         removed += await core.onetime.forget(kind, acct + "|")
     return removed
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fingrade.finance.consent_ids import ConsentStatus
+
 
 @dataclass(slots=True)
 class Client:
@@ -72,7 +74,7 @@ class ConsentResource:
 
     id: str
     client_id: str
-    status: str  # as stored: AwaitingAuthorisation | Authorised | Rejected | Revoked
+    status: ConsentStatus  # as stored (a derived one: consent_resources.status)
     authorization_details: list[dict[str, Any]]  # RFC 9396; once authorised, what the customer approved
     data: dict[str, Any]  # the resource server's own fields, returned unchanged
     created_at: int

@@ -280,9 +280,10 @@ def _check_x5c_keys(jwks: dict[str, Any], error: Any) -> None:
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
             )
             jwk_key = KeySet.import_key_set({"keys": [{k: v for k, v in jwk.items() if k != "x5c"}]}).keys[0]
-            raw = jwk_key.public_key.public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            public = jwk_key.public_key
+            if isinstance(public, bytes):  # a symmetric (oct) key: no public key to compare
+                raise error("x5c does not hold a valid certificate")
+            raw = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         except (binascii.Error, ValueError, JoseError, TypeError, KeyError, AttributeError):
             raise error("x5c does not hold a valid certificate") from None
         if cert_key != raw:

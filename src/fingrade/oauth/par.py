@@ -4,9 +4,10 @@ authenticated back channel and gets a short-lived `request_uri` to send the brow
 from __future__ import annotations
 
 from fingrade.oauth import consent_resources, request_object
-from fingrade.oauth.authorize import PAR_PREFIX, PageError, RedirectError, validate_params
+from fingrade.oauth.authorize import PAR_PREFIX, PageError, PushedRequest, RedirectError, validate_params
 from fingrade.oauth.client_auth import authenticate_client
 from fingrade.oauth.context import Core
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import get_profile
 from fingrade.protocol import dpop
 from fingrade.protocol.crypto import new_token, token_hash
@@ -61,13 +62,9 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
         # Kept past expires_at so that an interaction started in time can still take it when the
         # code is issued (authorize.consume_pushed); /authorize refuses it after expires_at.
         await core.onetime.put(
-            "par",
+            OneTimeKind.PAR,
             token_hash(secret),
-            {
-                "client_id": client.client_id,
-                "params": pushed,
-                "expires_at": now + ttl,
-            },
+            PushedRequest(client_id=client.client_id, params=pushed, expires_at=now + ttl).to_record(),
             ttl=ttl + 2 * core.settings.interaction_ttl,
         )
         return HttpResponse(

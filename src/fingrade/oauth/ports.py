@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fingrade.finance.consent_ids import ConsentStatus
 from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
 
 # -- one-time state ------------------------------------------------------------------------------
@@ -45,7 +46,7 @@ class AttemptLimit:
         """The wait imposed by the `count`-th counted attempt."""
         if count < self.free:
             return 0
-        return min(self.backoff * 2 ** min(count - self.free, 40), self.max_wait)
+        return min(self.backoff << min(count - self.free, 40), self.max_wait)  # backoff * 2**n
 
 
 class OneTimeStore(Protocol):
@@ -183,7 +184,12 @@ class ConsentResourceStore(Protocol):
         atomically; False: nothing written."""
 
     async def set_consent_resource_status(
-        self, consent_id: str, expected: tuple[str, ...], status: str, now: int, user_id: str | None = None
+        self,
+        consent_id: str,
+        expected: tuple[ConsentStatus, ...],
+        status: ConsentStatus,
+        now: int,
+        user_id: str | None = None,
     ) -> bool:
         """Conditional status change; Revoked revokes the consent's grant in the same transaction."""
 

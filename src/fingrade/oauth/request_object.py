@@ -24,6 +24,7 @@ import orjson
 from fingrade.oauth.client_auth import client_keyset
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.protocol import jwt
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength
@@ -124,5 +125,5 @@ async def use_once(core: Core, client: Client, obj: RequestObject) -> None:
     if obj.jti is None:
         return
     ttl = max(obj.exp - core.clock() + EXPIRY_LEEWAY, 1)
-    if not await core.onetime.add("request_object_jti", f"{client.client_id}:{obj.jti}", ttl):
+    if not await core.onetime.add(OneTimeKind.REQUEST_OBJECT_JTI, f"{client.client_id}:{obj.jti}", ttl):
         raise invalid_request_object("this request object has been used before")

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
 
 from fingrade.oauth.models import SigningKey
 from fingrade.oauth.ports import SigningKeyStore
@@ -21,7 +21,7 @@ from fingrade.oauth.ports import SigningKeyStore
 
 def generate_key(alg: str, now: int) -> SigningKey:
     kid = secrets.token_urlsafe(12)
-    params = {"kid": kid, "alg": alg, "use": "sig"}
+    params: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
     if alg == "ES256":
         key: Any = ECKey.generate_key("P-256", parameters=params, private=True)
     elif alg == "PS256":
@@ -42,7 +42,8 @@ def generate_key(alg: str, now: int) -> SigningKey:
 
 def import_private(jwk: dict[str, Any]) -> Any:
     kty = jwk["kty"]
-    cls = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[kty]
+    classes: dict[str, type[ECKey | RSAKey | OKPKey]] = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
+    cls = classes[kty]
     return cls.import_key(jwk)
 
 

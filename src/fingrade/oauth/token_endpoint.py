@@ -7,11 +7,13 @@ import logging
 from typing import Any
 
 from fingrade.oauth import authorization_details, pkce, token_retry
+from fingrade.oauth.authorize import CodeGrant
 from fingrade.oauth.claims_request import INTENT_CLAIM
 from fingrade.oauth.client_auth import authenticate_client
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client, Grant, RefreshToken
 from fingrade.oauth.offline_access import stays_connected
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import (
     authorization_details_types,
     binds_certificate,
@@ -134,60 +136,61 @@ async def _authorization_code(
         raise invalid_request("code is missing")
     now = core.clock()
     code_hash = token_hash(code)
-    found = await core.onetime.consume("code", code_hash)
+    found = await core.onetime.consume(OneTimeKind.CODE, code_hash)
     if found is None:
         raise invalid_grant("the authorization code is invalid or expired")
-    data, first_use = found
+    record, first_use = found
+    issued = CodeGrant.from_record(record)
     retry = token_retry.attempt(core, "code", code_hash, client_id=client.client_id, jkt=jkt, x5t=x5t, params=params)
     if not first_use:
         # The same client with the same verifier and key, within the grace period: its answer was lost.
         kept = await token_retry.replay(core, retry, wait=True)
         if kept is not None:
-            if not await core.store.grant_live(data["grant_id"]):
+            if not await core.store.grant_live(issued.grant_id):
                 raise invalid_grant("the authorization code has already been used")
             return kept
         # RFC 6749 §4.1.2 / RFC 9700 §4.5: a code used twice is stolen; revoke what it produced.
-        await core.store.revoke_grant(data["grant_id"], now)
+        await core.store.revoke_grant(issued.grant_id, now)
         await core.store.audit(
             "code_reuse",
             now,
             client_id=client.client_id,
-            user_id=data["user_id"],
-            detail={"grant_id": data["grant_id"]},
+            user_id=issued.user_id,
+            detail={"grant_id": issued.grant_id},
         )
         raise invalid_grant("the authorization code has already been used")
     await token_retry.begin(core, retry)
     # From here on the code is spent whatever happens: a failed attempt burns it (no brute force).
-    if data["expires_at"] < now:
+    if issued.expires_at < now:
         raise invalid_grant("the authorization code has expired")
-    if data["client_id"] != client.client_id:
-        await core.store.revoke_grant(data["grant_id"], now)
+    if issued.client_id != client.client_id:
+        await core.store.revoke_grant(issued.grant_id, now)
         raise invalid_grant("the authorization code was issued to another client")
-    if params.get("redirect_uri") != data["redirect_uri"]:
+    if params.get("redirect_uri") != issued.redirect_uri:
         raise invalid_grant("redirect_uri does not match the authorization request")  # RFC 6749 §4.1.3
-    pkce.verify(params.get("code_verifier"), data["code_challenge"], data["code_challenge_method"])
-    _require_key(data.get("dpop_jkt"), jkt, "authorization code")  # RFC 9449 §10
+    pkce.verify(params.get("code_verifier"), issued.code_challenge, issued.code_challenge_method)
+    _require_key(issued.dpop_jkt, jkt, "authorization code")  # RFC 9449 §10
     # The grant was created with the code; revoked since (the customer revoked the app, or was
     # disabled, within the code's 60 s), it yields no tokens: fail closed.
-    if not await core.store.grant_live(data["grant_id"]):
+    if not await core.store.grant_live(issued.grant_id):
         raise invalid_grant("the authorization is no longer valid")
     grant = Grant(
-        id=data["grant_id"],
+        id=issued.grant_id,
         client_id=client.client_id,
-        user_id=data["user_id"],
-        scope=data["scope"],
-        auth_time=data["auth_time"],
+        user_id=issued.user_id,
+        scope=issued.scope,
+        auth_time=issued.auth_time,
         created_at=now,
-        authorization_details=data.get("authorization_details"),
+        authorization_details=issued.authorization_details,
     )
     # UK Open Banking: the ID token names the consent the customer authorised.
-    id_claims = {INTENT_CLAIM: data["consent_id"]} if data.get("consent_id") else None
+    id_claims = {INTENT_CLAIM: issued.consent_id} if issued.consent_id else None
     body = await _issue(
         core,
         client,
         grant,
-        nonce=data["nonce"],
-        amr=data.get("amr"),
+        nonce=issued.nonce,
+        amr=issued.amr,
         with_refresh=True,
         jkt=jkt,
         bind=bind,

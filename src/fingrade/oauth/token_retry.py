@@ -28,18 +28,19 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from fingrade.oauth.context import Core
+from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.protocol.crypto import equal
 from fingrade.protocol.errors import invalid_grant
 from fingrade.protocol.sealing import SealedDataError
 
 log = logging.getLogger("fingrade.token")
 
-KIND = "token_retry"
+KIND = OneTimeKind.TOKEN_RETRY
 WAIT_SECONDS = 1.5  # how long a retry waits for a concurrent first request to keep its answer
 _POLL_SECONDS = 0.05
 # Authentication parameters differ between a request and its retry (a client assertion is single use);
@@ -56,9 +57,16 @@ class Attempt:
 
 
 def attempt(
-    core: Core, what: str, secret_hash: str, *, client_id: str, jkt: str | None, x5t: str | None, params: dict[str, str]
+    core: Core,
+    what: Literal["code", "refresh"],
+    secret_hash: str,
+    *,
+    client_id: str,
+    jkt: str | None,
+    x5t: str | None,
+    params: dict[str, str],
 ) -> Attempt:
-    """`what`: code | refresh; `secret_hash`: the stored hash of the code or refresh token."""
+    """`what`: which credential; `secret_hash`: the stored hash of the code or refresh token."""
     proof = orjson.dumps(
         {
             "client_id": client_id,
@@ -119,7 +127,9 @@ async def replay(core: Core, a: Attempt, *, wait: bool) -> dict[str, Any] | None
                 return None
             if isinstance(record.get("sealed"), str):
                 try:
-                    body = orjson.loads(core.sealer.open(base64.b64decode(record["sealed"]), _context(a)))
+                    body: dict[str, Any] = orjson.loads(
+                        core.sealer.open(base64.b64decode(record["sealed"]), _context(a))
+                    )
                 except (SealedDataError, ValueError):
                     # Not sealed by this deployment's key for this record: nothing to send, nothing to trust.
                     log.error("a kept token answer cannot be opened (key_encryption_key differs between nodes?)")

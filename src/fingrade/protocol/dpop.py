@@ -26,6 +26,8 @@ MAX_AGE = 300  # §11.1: a proof is accepted this long after its iat
 FUTURE_LEEWAY = 10  # FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s ahead accepted (more is refused)
 MAX_PROOF_LENGTH = 8192
 MAX_JTI_LENGTH = 256  # §11.1: huge jti values are refused rather than stored
+# §11.1: the one-time store kind of the proof replay cache (oauth.onetime_kinds.OneTimeKind.DPOP_JTI).
+REPLAY_KIND = "dpop_jti"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
@@ -171,7 +173,7 @@ def import_public_jwk(jwk: dict[str, Any]) -> tuple[Any, str]:
     try:
         canonical = orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS)
     except (TypeError, ValueError):  # e.g. an integer orjson cannot encode: import without the cache
-        key = import_key(jwk)  # type: ignore[arg-type]
+        key = import_key(jwk)
         return key, key.thumbprint()
     return _import_cached(canonical)
 
@@ -233,7 +235,7 @@ async def verify_proof(
         _check_nonce(core, claims.get("nonce"))
     # §11.1: each proof once, across all nodes (the one-time store is shared). Kept for the whole
     # acceptance window of the proof.
-    if not await core.onetime.add("dpop_jti", token_hash(f"{jkt}:{claims['jti']}"), MAX_AGE + FUTURE_LEEWAY):
+    if not await core.onetime.add(REPLAY_KIND, token_hash(f"{jkt}:{claims['jti']}"), MAX_AGE + FUTURE_LEEWAY):
         raise invalid_dpop_proof("the DPoP proof has already been used")
     return jkt
 

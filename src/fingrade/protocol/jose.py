@@ -53,7 +53,7 @@ def validate_client_jwks(jwks: Any, error: Callable[[str], OAuthError]) -> dict[
     if len(jwks["keys"]) > 1 and (None in kids or len(set(kids)) != len(kids)):
         raise error("jwks with several keys need a unique kid on each")
     try:
-        keyset = KeySet.import_key_set(jwks)
+        keyset = KeySet.import_key_set({"keys": jwks["keys"]})
     except (JoseError, ValueError, TypeError, KeyError):
         raise error("jwks could not be parsed") from None
     for key in keyset.keys:

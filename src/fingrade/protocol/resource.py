@@ -97,8 +97,8 @@ async def authorize_resource(
                 401,
             )
     if scope not in str(claims.get("scope", "")).split():
-        exc = insufficient_scope(f"the token lacks the {scope} scope")
-        raise dpop.DPoPError(exc.error, exc.description, exc.status) if scheme == "dpop" else exc
+        refused = insufficient_scope(f"the token lacks the {scope} scope")
+        raise dpop.DPoPError(refused.error, refused.description, refused.status) if scheme == "dpop" else refused
     return claims
 
 

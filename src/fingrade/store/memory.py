@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from fingrade.finance.consent_ids import ConsentStatus
 from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
 from fingrade.oauth.ports import AttemptLimit
 
@@ -398,13 +399,13 @@ class MemoryDurableStore:
         if (
             resource is None
             or resource.client_id != grant.client_id
-            or resource.status != "AwaitingAuthorisation"
+            or resource.status != ConsentStatus.AWAITING_AUTHORISATION
             or resource.created_at <= lodged_after
         ):
             return False
         if grant.id in self._grants:
             raise DuplicateKeyError("grant exists")  # nothing written, as a rolled-back transaction
-        resource.status = "Authorised"
+        resource.status = ConsentStatus.AUTHORISED
         resource.status_updated_at = grant.created_at
         resource.user_id = grant.user_id
         resource.grant_id = grant.id
@@ -413,7 +414,12 @@ class MemoryDurableStore:
         return True
 
     async def set_consent_resource_status(
-        self, consent_id: str, expected: tuple[str, ...], status: str, now: int, user_id: str | None = None
+        self,
+        consent_id: str,
+        expected: tuple[ConsentStatus, ...],
+        status: ConsentStatus,
+        now: int,
+        user_id: str | None = None,
     ) -> bool:
         resource = self._consent_resources.get(consent_id)
         if resource is None or resource.status not in expected:

@@ -162,7 +162,7 @@ async def authorize(request: Request) -> Response:
         return pages.error_page(core.issuer, exc)
     if isinstance(outcome, flow.Redirect):
         return _deliver(core, outcome)
-    response = _see_other(f"/interaction/{outcome}")
+    response = _see_other(f"/interaction/{outcome.interaction_id}")
     if new_browser:
         _set_cookie(response, BROWSER_COOKIE, new_browser, None)
     return response

@@ -133,7 +133,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- connection ------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's: a stream
         super().connection_made(transport)
         self._cycle_transport = _CycleTransport(self)
         if not self.open_connections.admit(self):
@@ -211,7 +211,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._dropped = 0
         super().on_headers_complete()
         if self.cycle is not None:
-            self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
+            self.cycle.transport = self._cycle_transport  # type: ignore[assignment]  # a Transport by duck typing
 
     def on_body(self, body: bytes) -> None:
         if self.cycle.response_complete:  # answered without reading it: drop, up to the limit

@@ -52,11 +52,12 @@ class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
     asyncio calls connection_made after the TLS handshake, so the peer certificate is known here and
     is the same for every request on the connection."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's: a stream
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        self._tls_extension = {
+        # The ASGI TLS extension's members (uvicorn's scope type: dict[object, object]).
+        self._tls_extension: dict[object, object] = {
             "server_cert": None,
             "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
             "client_cert_name": None,
@@ -67,7 +68,7 @@ class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {"tls": dict(self._tls_extension)}  # type: ignore[typeddict-unknown-key]
+        self.scope["extensions"] = {"tls": dict(self._tls_extension)}
 
 
 class _Listener(uvicorn.Server):
@@ -92,6 +93,7 @@ class _Listener(uvicorn.Server):
         config = self.config
 
         def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            # uvicorn types the class as asyncio.Protocol; ours takes uvicorn's arguments and the limits.
             return config.http_protocol_class(  # type: ignore[call-arg]
                 config=config,
                 server_state=self.server_state,

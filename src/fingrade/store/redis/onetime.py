@@ -112,7 +112,8 @@ class RedisOneTimeStore:
         """Warn (once, at start) when Redis keeps no append-only file: a restart would forget the
         replay caches. RDB snapshots alone lose everything since the last one."""
         try:
-            config = await self.redis.config_get("appendonly")
+            # Keys are bytes (decode_responses=False), whatever redis-py's annotation says.
+            config: dict[Any, Any] = await self.redis.config_get("appendonly")
         except ResponseError:  # CONFIG is often disabled on managed Redis
             log.info(
                 "cannot read the Redis persistence settings (CONFIG refused): the replay caches need "

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, insert, select, update
 
+from fingrade.finance.consent_ids import ConsentStatus
 from fingrade.oauth.models import ConsentResource, Grant
 from fingrade.store.sql.common import SqlPart, dumps
 from fingrade.store.sql.grants import INSERT_GRANT
@@ -17,7 +18,7 @@ def _consent_resource_from_row(row: Any) -> ConsentResource:
     return ConsentResource(
         id=row.id,
         client_id=row.client_id,
-        status=row.status,
+        status=ConsentStatus(row.status),
         authorization_details=orjson.loads(row.authorization_details),
         data=orjson.loads(row.data),
         created_at=row.created_at,
@@ -90,12 +91,12 @@ class SqlConsentResourceStore(SqlPart):
                         and_(
                             consent_resources.c.id == consent_id,
                             consent_resources.c.client_id == grant.client_id,
-                            consent_resources.c.status == "AwaitingAuthorisation",
+                            consent_resources.c.status == ConsentStatus.AWAITING_AUTHORISATION,
                             consent_resources.c.created_at > lodged_after,
                         )
                     )
                     .values(
-                        status="Authorised",
+                        status=ConsentStatus.AUTHORISED,
                         status_updated_at=grant.created_at,
                         user_id=grant.user_id,
                         grant_id=grant.id,
@@ -125,7 +126,12 @@ class SqlConsentResourceStore(SqlPart):
         return await self.db.write(q)
 
     async def set_consent_resource_status(
-        self, consent_id: str, expected: tuple[str, ...], status: str, now: int, user_id: str | None = None
+        self,
+        consent_id: str,
+        expected: tuple[ConsentStatus, ...],
+        status: ConsentStatus,
+        now: int,
+        user_id: str | None = None,
     ) -> bool:
         """Move the consent to `status` if it is in one of `expected`; Revoked also revokes its grant
         in the same transaction (its tokens die at once). False when the status was not expected."""
@@ -142,7 +148,7 @@ class SqlConsentResourceStore(SqlPart):
                 ).rowcount
                 == 1
             )
-            if done and status == "Revoked":
+            if done and status == ConsentStatus.REVOKED:
                 its_grant = select(consent_resources.c.grant_id).where(consent_resources.c.id == consent_id)
                 conn.execute(
                     update(grants)

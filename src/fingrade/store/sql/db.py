@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from fingrade.private_files import private_sqlite
@@ -31,6 +31,8 @@ class Database:
     def __init__(self, url: str, pool_size: int = 20) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self.engine: Engine | None  # SQLite: inline on the loop
+        self.async_engine: AsyncEngine | None  # PostgreSQL: asyncpg
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
                 private_sqlite(Path(parsed.database))

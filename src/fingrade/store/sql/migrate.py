@@ -28,7 +28,7 @@ def alembic_config(conn: Connection, script_location: Path = MIGRATIONS) -> Conf
     return cfg
 
 
-def own_tables(metadata: MetaData) -> Callable[[str | None, str, dict[str, str | None]], bool]:
+def own_tables(metadata: MetaData) -> Callable[..., bool]:
     """Alembic's `include_name` for a chain's environment: autogenerate compares only the chain's own
     tables, and never proposes to drop the other chain's."""
     return lambda name, type_, _parent: type_ != "table" or name in metadata.tables
