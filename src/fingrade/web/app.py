@@ -19,14 +19,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fingrade.bank.api import PREFIX as BANK_PREFIX
-from fingrade.bank.api import bank_api, bank_mount
-from fingrade.bank.ledger import OPEN as ACCOUNT_OPEN
+from fingrade.bank.api import Bank, bank_api, bank_mount
+from fingrade.bank.customer_accounts import LedgerCustomerAccounts
 from fingrade.bank.ledger import Ledger
-from fingrade.bank.payments import payers
 from fingrade.bank.server import in_process_bank
 from fingrade.config import Settings
 from fingrade.oauth import consent_lifecycle as consents
 from fingrade.oauth import interaction as flow
+from fingrade.oauth.accounts import AccountChoice, CustomerAccounts
 from fingrade.oauth.authorize import PageError, RedirectError, error_response, parse_request
 from fingrade.oauth.consent_resources import MAX_BODY as CONSENT_RESOURCE_MAX_BODY
 from fingrade.oauth.consent_resources import consent_resource_endpoint
@@ -50,6 +50,8 @@ from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary, describe, is_
 from fingrade.protocol.http import NO_STORE, parse_params
 from fingrade.runtime import build_core, close_core, ensure_bank_client
 from fingrade.store.readiness import ReadinessProbe
+from fingrade.store.sql.db import Database
+from fingrade.store.sql.durable import SqlDurableStore
 from fingrade.web import pages
 from fingrade.web.openapi import openapi
 from fingrade.web.security_headers import ProxyOnly, SecurityHeaders
@@ -204,30 +206,8 @@ async def _render_step(core: Core, step: Any, browser: str, status: int = 200) -
     )
 
 
-class _LedgerAccounts:
-    """The customer's accounts from the bank's ledger (same database), for account selection at
-    consent, and the payers the bank takes by its own rule (`bank.payments.payers`); the protocol
-    core only sees this port (flow.AccountsPort)."""
-
-    def __init__(self, core: Core) -> None:
-        self.ledger = Ledger(core.store.db)  # type: ignore[attr-defined]  # every durable store is SQL
-
-    async def accounts(self, user_id: str) -> list[flow.AccountChoice]:
-        return [
-            flow.AccountChoice(a.iban, a.name, a.currency)
-            for a in await self.ledger.list_accounts(user_id)
-            if a.status == ACCOUNT_OPEN
-        ]
-
-    async def payers(self, user_id: str, payment: dict[str, Any]) -> list[flow.AccountChoice]:
-        return [
-            flow.AccountChoice(a.iban, a.name, a.currency)
-            for a in payers(await self.ledger.list_accounts(user_id), payment)
-        ]
-
-
-def _accounts_port(core: Core) -> flow.AccountsPort:
-    return _LedgerAccounts(core)
+def _accounts_port(request: Request) -> CustomerAccounts:
+    return request.app.state.customer_accounts
 
 
 MAX_ACCOUNT_CHOICES = 50
@@ -244,7 +224,7 @@ async def interaction_page(request: Request) -> Response:
     core = _core(request)
     try:
         interaction, browser = await _load_interaction(core, request)
-        step = await flow.resume(core, interaction, await _session(core, request), _accounts_port(core))
+        step = await flow.resume(core, interaction, await _session(core, request), _accounts_port(request))
         return await _render_step(core, step, browser)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
@@ -314,7 +294,7 @@ async def consent_submit(request: Request) -> Response:
             decision == "approve",
             ip,
             _selection(form),
-            _accounts_port(core),
+            _accounts_port(request),
         )
         return await _render_step(core, step, browser, 400 if isinstance(step, flow.ShowConsent) else 200)
     except OAuthError as exc:
@@ -598,19 +578,33 @@ async def _janitor(core: Core) -> None:
                 log.exception("janitor round failed")
 
 
-def _readiness(core: Core) -> ReadinessProbe:
+def _database(core: Core) -> Database:
+    """The SQL database under the durable store: readiness writes to it, and the bank's tables are there."""
+    if not isinstance(core.store, SqlDurableStore):
+        raise TypeError("the durable store must be SqlDurableStore")
+    return core.store.db
+
+
+def _readiness(core: Core, db: Database) -> ReadinessProbe:
     async def keys() -> None:
         await core.keys.view()
 
-    return ReadinessProbe(core.store.db, core.onetime, {"keys": keys})  # type: ignore[attr-defined]
+    return ReadinessProbe(db, core.onetime, {"keys": keys})
 
 
-async def _bank(settings: Settings, app: Starlette, core: Core) -> Any:
+async def _bank(settings: Settings, app: Starlette, core: Core, db: Database) -> Bank:
     client_id, secret = settings.bank_client_id, settings.bank_client_secret
     if not client_id:
         client_id, secret = await ensure_bank_client(core)
-    db = core.store.db  # type: ignore[attr-defined]  # every durable store is SQL (bank tables live there)
     return in_process_bank(settings, app, core.onetime, core.server_key, db, client_id, secret)
+
+
+def _customer_accounts(bank: Bank | None, db: Database) -> CustomerAccounts:
+    """The consent page's accounts (oauth/accounts.py). Role all: the in-process bank's ledger. Role
+    as: the bank runs as its own process on the deployment's database (docs/banking-api.md, "Roles"),
+    so the ledger tables are read there, through the AS's own connection to that database."""
+    ledger = bank.ledger if bank is not None else Ledger(db)
+    return LedgerCustomerAccounts(ledger, AccountChoice)
 
 
 def create_app(settings: Settings, core: Core | None = None) -> Starlette:
@@ -618,13 +612,15 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = core is None
         app.state.core = core or await build_core(settings)
+        db = _database(app.state.core)
         app.state.metadata_json = orjson.dumps(server_metadata(app.state.core))
-        app.state.readiness = _readiness(app.state.core)
+        app.state.readiness = _readiness(app.state.core, db)
         task = asyncio.create_task(_janitor(app.state.core))
         bank = None
         if bank_app is not None:
-            bank = await _bank(settings, app, app.state.core)
+            bank = await _bank(settings, app, app.state.core, db)
             bank_app.state.bank = bank
+        app.state.customer_accounts = _customer_accounts(bank, db)
         try:
             yield
         finally:
