@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from fingrade.bank.routes import bank_api
 from fingrade.protocol.failures import ErrorBoundary, describe, is_store_failure
-from fingrade.web.app import _failure
+from fingrade.web.errors import render_failure
 from fingrade.web.security_headers import SecurityHeaders
 
 SECRET = "s3cr3t-parameter-value"
@@ -123,7 +123,7 @@ def _check(status: int, headers: dict[str, str], body: bytes, store: bool, page:
 def test_as_answers_every_failure_completely(failure: tuple[Exception, bool], accept: str) -> None:
     exc, store = failure
     assert is_store_failure(exc) is store
-    app = SecurityHeaders(ErrorBoundary(_raising(exc), render=_failure), hsts=True)
+    app = SecurityHeaders(ErrorBoundary(_raising(exc), render=render_failure), hsts=True)
     status, headers, body = asyncio.run(_call(app, "/token", accept))
     _check(status, headers, body, store, page="text/html" in accept)
 
@@ -162,7 +162,7 @@ def test_a_failure_after_the_response_started_is_raised_so_the_server_ends_the_c
         raise ValueError("late")
 
     with caplog.at_level(logging.ERROR), pytest.raises(ValueError):
-        asyncio.run(_call(ErrorBoundary(half, render=_failure), "/x", ""))
+        asyncio.run(_call(ErrorBoundary(half, render=render_failure), "/x", ""))
     assert caplog.text.count("unhandled error") == 1
 
 
@@ -177,7 +177,7 @@ def test_the_log_line_is_one_line_whatever_the_path(path: str, failure: tuple[Ex
     logger = logging.getLogger("fingrade.protocol.failures.test")
     logger.addHandler(handler)
     try:
-        asyncio.run(_call(ErrorBoundary(_raising(exc), render=_failure, logger=logger), "/" + path, ""))
+        asyncio.run(_call(ErrorBoundary(_raising(exc), render=render_failure, logger=logger), "/" + path, ""))
     finally:
         logger.removeHandler(handler)
     (record,) = records

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from fingrade.oauth import consent_resources, login_throttle
+from fingrade.oauth.accounts import AccountChoice, CustomerAccounts
 from fingrade.oauth.authorize import (
     AuthorizationRequest,
     consent_needed,
@@ -95,29 +96,6 @@ class LoginRefused:
 
 
 @dataclass(frozen=True)
-class AccountChoice:
-    """One of the customer's accounts, as offered on the consent page."""
-
-    iban: str
-    name: str
-    currency: str
-
-
-class AccountsPort(Protocol):
-    """The customer's accounts, as the bank sees them. The web layer passes the bank's ledger and its
-    payer rule in: the core never imports them."""
-
-    async def accounts(self, user_id: str) -> list[AccountChoice]:
-        """The customer's open accounts (to share)."""
-        ...
-
-    async def payers(self, user_id: str, payment: dict[str, Any]) -> list[AccountChoice]:
-        """The customer's accounts the bank takes as the payer of this `payment_initiation` detail
-        (for one that names its `debtorAccount`: that account, if it can pay it)."""
-        ...
-
-
-@dataclass(frozen=True)
 class Selection:
     """What the customer ticked on the consent page: accounts to share, the account to pay from."""
 
@@ -162,7 +140,7 @@ def _label(a: AccountChoice) -> str:
     return f"{a.name} · {iban}"
 
 
-async def _offer(interaction: Interaction, user_id: str, port: AccountsPort | None) -> Offer:
+async def _offer(interaction: Interaction, user_id: str, port: CustomerAccounts | None) -> Offer:
     details = interaction.request.authorization_details or []
     if port is None:
         return Offer()
@@ -297,7 +275,7 @@ async def _current_user(
 
 
 async def resume(
-    core: Core, interaction: Interaction, session: Session | None, accounts: AccountsPort | None = None
+    core: Core, interaction: Interaction, session: Session | None, accounts: CustomerAccounts | None = None
 ) -> ShowLogin | ShowConsent | Redirect:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
@@ -384,7 +362,7 @@ async def decide(
     approve: bool,
     ip: str,
     selection: Selection | None = None,
-    accounts: AccountsPort | None = None,
+    accounts: CustomerAccounts | None = None,
 ) -> Redirect | ShowLogin | ShowConsent:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)

@@ -1,0 +1,193 @@
+"""The browser's part of an authorization: the authorization endpoint, the sign-in and consent pages
+of an interaction (oauth/interaction.py decides, these routes render), and sign-out."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fingrade.oauth import interaction as flow
+from fingrade.oauth.authorize import PageError, RedirectError, error_response, parse_request
+from fingrade.oauth.context import Core
+from fingrade.oauth.response_mode import AuthorizationResponse
+from fingrade.protocol.asgi import BodyTooLarge, read_body
+from fingrade.protocol.crypto import token_hash
+from fingrade.protocol.errors import OAuthError, invalid_request, method_not_allowed
+from fingrade.web import cookies, pages
+from fingrade.web import request_context as ctx
+from fingrade.web.forms import read_form, see_other, with_retry_after
+
+MAX_ACCOUNT_CHOICES = 50
+
+
+def _deliver(core: Core, resp: AuthorizationResponse) -> Response:
+    """An authorization response: a redirect, or the auto-submitting form of form_post.jwt (JARM §2.3.3)."""
+    if resp.form is None:
+        return see_other(resp.url)
+    return pages.form_post_page(core.issuer, resp.url, resp.form)
+
+
+async def authorize(request: Request) -> Response:
+    core = ctx.core(request)
+    if request.method not in ("GET", "POST"):
+        return pages.error_page(core.issuer, method_not_allowed("GET, POST"))
+    try:
+        if request.method == "POST":
+            body = await read_body(request)
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/x-www-form-urlencoded":
+                raise PageError("invalid_request", "the request body must be a form", 400)
+            req, _client = await parse_request(core, b"", body)
+        else:
+            req, _client = await parse_request(core, request.scope.get("query_string", b""))
+    except (PageError, BodyTooLarge) as exc:
+        return pages.error_page(core.issuer, exc)
+    except RedirectError as err:
+        return _deliver(core, await error_response(core, err))
+    session = await cookies.session(core, request)
+    browser, fresh = cookies.browser_secret_or_new(request)
+    try:
+        outcome = await flow.start(core, req, session, token_hash(browser))
+    except OAuthError as exc:  # e.g. a pushed request used up by a concurrent completion
+        return pages.error_page(core.issuer, exc)
+    if isinstance(outcome, flow.Redirect):
+        return _deliver(core, outcome)
+    return cookies.remember_browser(see_other(f"/interaction/{outcome.interaction_id}"), fresh)
+
+
+async def _load_interaction(core: Core, request: Request) -> tuple[flow.Interaction, str]:
+    """The interaction of the path, if this browser started it; with the browser's secret."""
+    browser = cookies.browser_secret(request)
+    iid = request.path_params["iid"]
+    if not browser or len(iid) > 64:
+        raise flow.gone()
+    return await flow.load(core, iid, token_hash(browser)), browser
+
+
+async def _render_step(
+    core: Core, step: flow.ShowLogin | flow.ShowConsent | flow.Redirect, browser: str, status: int = 200
+) -> Response:
+    if isinstance(step, flow.Redirect):
+        return _deliver(core, step)
+    iid = step.interaction.id
+    redirect_uri = step.interaction.request.redirect_uri
+    if isinstance(step, flow.ShowLogin):
+        csrf = cookies.csrf_token(core, browser, "login:" + iid)
+        return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
+    csrf = cookies.csrf_token(core, browser, "consent:" + iid)
+    return pages.consent_page(
+        core.issuer,
+        iid,
+        step.client,
+        step.user,
+        step.interaction.request.scope,
+        redirect_uri,
+        csrf,
+        step.interaction.request.authorization_details,
+        pick_accounts=step.pick_accounts,
+        pick_debtor=step.pick_debtor,
+        error=step.error,
+        selection=step.selection,
+        payer_names=step.offer.payer_names,
+        blocked=step.offer.blocked is not None,
+        status=status,
+    )
+
+
+def _selection(form: dict[str, str]) -> flow.Selection:
+    """Checkboxes account_1..account_N (distinct names: duplicated parameters are refused) and the
+    debtor_account radio group."""
+    chosen = tuple(form[f"account_{i}"] for i in range(1, MAX_ACCOUNT_CHOICES + 1) if f"account_{i}" in form)
+    return flow.Selection(accounts=chosen, debtor=form.get("debtor_account"))
+
+
+async def interaction_page(request: Request) -> Response:
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        session = await cookies.session(core, request)
+        step = await flow.resume(core, interaction, session, ctx.customer_accounts(request))
+        return await _render_step(core, step, browser)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def login_submit(request: Request) -> Response:
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, "login:" + interaction.id, form)
+        result = await flow.login(
+            core,
+            interaction,
+            form.get("username", ""),
+            form.get("password", ""),
+            ctx.client_ip(request),
+            cookies.device_cookie(request),
+        )
+        if isinstance(result, flow.ShowLogin):
+            csrf = cookies.csrf_token(core, browser, "login:" + interaction.id)
+            return with_retry_after(
+                pages.login_page(
+                    core.issuer,
+                    interaction.id,
+                    result.client,
+                    interaction.request.redirect_uri,
+                    csrf,
+                    result.error,
+                    username=form.get("username", "")[:100],
+                    status=result.status,
+                ),
+                result.retry_after,
+            )
+        await cookies.end_session(core, request)  # a new sign-in replaces the old session
+        return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def consent_submit(request: Request) -> Response:
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, "consent:" + interaction.id, form)
+        decision = form.get("decision")
+        if decision not in ("approve", "deny"):
+            raise invalid_request("choose Allow or Deny")
+        step = await flow.decide(
+            core,
+            interaction,
+            await cookies.session(core, request),
+            decision == "approve",
+            ctx.client_ip(request),
+            _selection(form),
+            ctx.customer_accounts(request),
+        )
+        return await _render_step(core, step, browser, 400 if isinstance(step, flow.ShowConsent) else 200)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def logout(request: Request) -> Response:
+    core = ctx.core(request)
+    if request.method == "GET":
+        browser, fresh = cookies.browser_secret_or_new(request)
+        response = pages.message_page(
+            core.issuer,
+            "Sign out",
+            "Sign out of the bank on this browser?",
+            form_action="/logout",
+            button="Sign out",
+            csrf=cookies.csrf_token(core, browser, "logout"),
+        )
+        return cookies.remember_browser(response, fresh)
+    try:
+        form = await read_form(request)
+        cookies.check_csrf(core, cookies.browser_secret(request), "logout", form, "the form has expired")
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+    await cookies.end_session(core, request)
+    response = pages.message_page(core.issuer, "Signed out", "You are signed out of the bank on this browser.")
+    return cookies.signed_out(response)
