@@ -1,5 +1,5 @@
 """`fingrade serve` with no configuration at all, and configuration errors: clear message, exit
-code 2, no traceback (issue §1: configuration validated at start with clear errors)."""
+code 2, no traceback (configuration is validated at start, with clear errors)."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
-    """Issue §1: `fingrade serve` with no configuration starts HTTPS with a self-signed certificate,
+    """`fingrade serve` with no configuration starts HTTPS with a self-signed certificate,
     SQLite and signing keys in the data directory; `--demo` seeds alice and bob with a generated
     password printed once."""
     port = free_port()

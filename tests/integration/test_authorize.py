@@ -322,7 +322,7 @@ def test_bad_max_age_is_invalid_request(server: Server, browser: httpx.Client, v
 
 
 def test_consent_is_remembered_per_user_client_and_scopes(server: Server) -> None:
-    """Issue §6 (remembered consent per user, client and scopes; FAPI 2.0 SP 5.3.2.2-13 consent shows
+    """Remembered consent (per user, client and scopes; FAPI 2.0 SP 5.3.2.2-13 consent shows
     the client and scopes): a remembered consent covers only what was approved."""
     user_a, password_a = new_user(server)
     user_b, password_b = new_user(server)
@@ -450,8 +450,8 @@ def test_redirect_uri_query_is_kept(server: Server, browser: httpx.Client) -> No
 
 @pytest.mark.parametrize("length", [64, 65, 200, 512])
 def test_long_nonce_is_returned_unchanged(browser: httpx.Client, length: int) -> None:
-    """OIDC Core §3.1.2.1/§3.1.3.6: the nonce is passed through unmodified (the issue asks for at least
-    64 characters)."""
+    """OIDC Core §3.1.2.1/§3.1.3.6: the nonce is passed through unmodified (nonces of at least
+    64 characters are kept whole)."""
     alphabet = "abcXYZ019-._~+/=!$&'()*,;:@ %"
     nonce = "".join(secrets.choice(alphabet) for _ in range(length))
     got = run_flow(browser, "demo-native", NATIVE_REDIRECT, scope="openid", nonce=nonce)
@@ -474,7 +474,7 @@ def test_authorization_endpoint_never_sends_cors_headers(browser: httpx.Client) 
 
 
 def test_login_and_consent_are_audited(server: Server, browser: httpx.Client) -> None:
-    """Issue §7: audit events are written for login and consent."""
+    """Audit events are written for login and consent."""
     username, password = new_user(server)
     c1, _ = new_confidential_client(server)
     steps = authorize_steps(browser, c1, BACKEND_REDIRECT, "openid", username, password)

@@ -42,7 +42,7 @@ def _onetime_exists(server: Server, kind: str, key: str) -> bool:
 
 
 def test_expired_one_time_rows_are_removed(server: Server, http: httpx.Client, tmp_path: Path) -> None:
-    """Issue §7: expired rows are cleaned up by the server itself. A client assertion's jti is kept
+    """Expired rows are cleaned up by the server itself. A client assertion's jti is kept
     (RFC 7523 §3 replay cache) only until the assertion expires, then the entry disappears."""
     key = signing_key("ES256")
     cid = jwks_client(server, key, tmp_path)
@@ -79,7 +79,7 @@ def test_expired_sessions_are_removed(tuned_server: Server) -> None:
 
 
 def test_security_events_are_audited(server: Server, http: httpx.Client, browser: httpx.Client) -> None:
-    """Issue §7: the audit log records login, consent, code reuse, token revocation and client
+    """The audit log records login, consent, code reuse, token revocation and client
     registration, each with the client and (where there is one) the user."""
     username, password = new_user(server)
     uid = user_id(server, username)

@@ -91,7 +91,7 @@ def test_rotation_switches_the_running_server_and_old_tokens_still_verify(tuned_
 
 
 def test_private_keys_are_encrypted_at_rest(server: Server) -> None:
-    """Issue: private keys at rest are encrypted with a key from configuration. The stored blob holds
+    """Private keys at rest are encrypted with a key from configuration. The stored blob holds
     neither a private member name nor the public coordinates that a plaintext JWK would carry."""
     rows = db_rows(server, "SELECT kid, private_jwk_encrypted, public_jwk FROM signing_keys")
     assert len(rows) >= 2

@@ -37,7 +37,7 @@ def _refresh(http: httpx.Client, refresh_token: str, auth=BASIC, **data: str) ->
 
 
 def test_default_access_token_lifetime_is_five_minutes(http: httpx.Client) -> None:
-    """Issue §5: access tokens live 5 minutes by default; expires_in (RFC 6749 §5.1) says so."""
+    """Access tokens live 5 minutes by default; expires_in (RFC 6749 §5.1) says so."""
     body = client_credentials(http, "accounts")
     claims = _claims(http, body["access_token"])
     assert body["expires_in"] == 300 and claims["exp"] - claims["iat"] == 300

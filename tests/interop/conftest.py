@@ -12,7 +12,7 @@ from interop.helpers import NODE_DIR
 @pytest.fixture(scope="session")
 def node() -> str:
     """The node binary, with openid-client installed next to the script. Missing either is a failure,
-    never a skip: the issue requires this interop test to run."""
+    never a skip: interoperability with clients nobody here wrote is a requirement, so this test must run."""
     exe = shutil.which("node")
     if exe is None:
         pytest.fail("node is not installed: the openid-client interop tests need Node.js >= 20 on PATH")

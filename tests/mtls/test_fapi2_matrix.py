@@ -1,4 +1,4 @@
-"""The FAPI 2.0 happy flows the issue names, each with and without message signing: client
+"""The FAPI 2.0 happy flows of the conformance plans, each with and without message signing: client
 authentication × sender constraint = private_key_jwt + DPoP, private_key_jwt + mTLS, mTLS + mTLS;
 profile `fapi2` (FAPI 2.0 SP) and `fapi2-message-signing` (plus JAR at PAR and JARM). Every flow
 ends with the token used at /userinfo with its proof of possession, and refused without it
