@@ -8,7 +8,7 @@ from typing import Any
 
 from fingrade.finance.open_banking import Context
 from fingrade.oauth import authorization_details as ad
-from fingrade.web.consent_words import describe, format_account, format_amount
+from fingrade.web.consent_words import describe, display_amount, format_account
 
 NOW = 1_790_000_000  # 2026-09-21
 CTX = Context(
@@ -65,9 +65,9 @@ def test_an_account_the_app_names_is_called_the_customers_only_when_the_bank_con
 
 def test_amounts_and_accounts_in_words() -> None:
     """Amounts with the currency's ISO 4217 decimals and thousands separators; IBANs in groups of four."""
-    assert format_amount({"currency": "GBP", "amount": "1234567.5"}) == "£1,234,567.50"
-    assert format_amount({"currency": "JPY", "amount": "1500"}) == "1,500 JPY"
-    assert format_amount({"currency": "KWD", "amount": "1.5"}) == "1.500 KWD"
+    assert display_amount({"currency": "GBP", "amount": "1234567.5"}) == "£1,234,567.50"
+    assert display_amount({"currency": "JPY", "amount": "1500"}) == "1,500 JPY"
+    assert display_amount({"currency": "KWD", "amount": "1.5"}) == "1.500 KWD"
     assert format_account({"iban": IBAN}) == "GB33 BUKB 2020 1555 5555 55"
     assert format_account({"sortCodeAccountNumber": "20155512345678"}) == "sort code 20-15-55, account 12345678"
 

@@ -17,7 +17,7 @@ _SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$"}
 _ACTION_WORDS = {"accounts": "names and numbers", "balances": "balances", "transactions": "transactions"}
 
 
-def format_amount(value: dict[str, str]) -> str:
+def display_amount(value: dict[str, str]) -> str:
     """`{"currency": "CHF", "amount": "1250.5"}` -> "1,250.50 CHF"; EUR, GBP and USD by their symbol."""
     currency, number = value["currency"], Decimal(value["amount"])
     decimals = MINOR_UNITS.get(currency, 2)
@@ -51,7 +51,7 @@ def describe(details: list[dict[str, Any]], payer_names: Mapping[int, str] | Non
     items = []
     for i, d in enumerate(details):
         if d["type"] == PAYMENT_INITIATION:
-            title = f"Pay {format_amount(d['instructedAmount'])} to {d['creditorName']}"
+            title = f"Pay {display_amount(d['instructedAmount'])} to {d['creditorName']}"
             lines = [f"To account {format_account(d['creditorAccount'])}"]
             if "remittanceInformationUnstructured" in d:
                 lines.append(f"Reference: “{d['remittanceInformationUnstructured']}”")
