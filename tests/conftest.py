@@ -3,13 +3,11 @@ embedded default (SQLite, SQL one-time store) and once on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
+from support.backends import BACKENDS
 from support.server import Server, drop_pg_database, start_server
-
-BACKENDS = os.environ.get("FINGRADE_TEST_BACKENDS", "sqlite,postgres").split(",")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

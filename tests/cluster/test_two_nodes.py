@@ -194,8 +194,8 @@ def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(
     DPoP proof (RFC 9449 §11.1) accepted by node A at the PAR endpoint or the token endpoint is
     refused when replayed on node B, and the other way round. Every request here is otherwise valid
     (the other credential fresh), so the replay is the only reason for the refusal."""
-    from security.kit import assert_oauth_error
     from support.fapi import FapiClient
+    from support.refusals import assert_oauth_error
 
     a, b = nodes
     fapi = FapiClient.register(a, tmp_path)  # aud and htu are the shared issuer (node A's URL)

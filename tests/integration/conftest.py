@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from integration_helpers import BACKENDS, client_credentials, dedicated_server
-from support.server import Server
+from support.backends import BACKENDS
+from support.server import Server, dedicated_server
+from support.tokens import client_credentials
 
 TUNED_ENV = {
     "FINGRADE_KEY_RELOAD_SECONDS": "1",  # a rotation reaches the running server within a second

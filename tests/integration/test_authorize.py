@@ -10,22 +10,14 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    NATIVE_REDIRECT,
-    SPA_ORIGIN,
-    SPA_REDIRECT,
-    audit_events,
-    authorize_steps,
-    exchange,
-    new_confidential_client,
-    new_user,
-    user_id,
-)
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from support.flow import authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.database import audit_events, user_id
+from support.demo import BACKEND_REDIRECT, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT
+from support.flow import authorize_steps, authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.operator import new_confidential_client, new_user
 from support.server import DEMO_PASSWORD, Server
+from support.tokens import exchange
 
 # RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")

@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from integration_helpers import wait_for, www_authenticate
 from support.bank import PREFIX, Fintech, account_information
+from support.polling import wait_for
+from support.refusals import www_authenticate
 from support.server import Server
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

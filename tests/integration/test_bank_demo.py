@@ -3,7 +3,7 @@ accounts and months of bookings, and the books balance — read straight from th
 
 from __future__ import annotations
 
-from integration_helpers import db_rows, user_id
+from support.database import db_rows, user_id
 from support.server import Server
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, dedicated_server, www_authenticate
+from support.backends import BACKENDS
 from support.bank import PREFIX, Fintech, account_information
-from support.server import Server, start_server
+from support.refusals import www_authenticate
+from support.server import Server, dedicated_server, start_server
 from test_bank_consent_resources import CONSENTS, authorise, request_body
 
 TUNED = {

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import authorize_url, follow_to_client, pkce_pair, query_of
+from support.refusals import assert_oauth_error
 from support.server import Server
 
 

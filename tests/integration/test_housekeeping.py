@@ -9,24 +9,14 @@ import json
 from pathlib import Path
 
 import httpx
-from integration_helpers import (
-    ASSERTION_TYPE,
-    BACKEND_REDIRECT,
-    audit_events,
-    authorize_steps,
-    bearer,
-    client_assertion,
-    db_rows,
-    exchange,
-    jwks_client,
-    new_confidential_client,
-    new_user,
-    signing_key,
-    user_id,
-    wait_for,
-)
-from support.flow import pkce_pair
+from support.database import audit_events, db_rows, user_id
+from support.demo import BACKEND_REDIRECT
+from support.fapi import ASSERTION_TYPE, client_assertion, new_key
+from support.flow import authorize_steps, pkce_pair
+from support.operator import jwks_client, new_confidential_client, new_user
+from support.polling import wait_for
 from support.server import Server
+from support.tokens import bearer, exchange
 
 
 def _onetime_exists(server: Server, kind: str, key: str) -> bool:
@@ -44,7 +34,7 @@ def _onetime_exists(server: Server, kind: str, key: str) -> bool:
 def test_expired_one_time_rows_are_removed(server: Server, http: httpx.Client, tmp_path: Path) -> None:
     """Issue §7: expired rows are cleaned up by the server itself. A client assertion's jti is kept
     (RFC 7523 §3 replay cache) only until the assertion expires, then the entry disappears."""
-    key = signing_key("ES256")
+    key = new_key("ES256")
     cid = jwks_client(server, key, tmp_path)
     assertion = client_assertion(key, "ES256", cid, server.issuer, lifetime=1)
     jti = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "=="))["jti"]

@@ -6,16 +6,10 @@ import time
 
 import httpx
 import pytest
-from integration_helpers import (
-    BASIC,
-    backend_tokens,
-    bearer,
-    client_credentials,
-    introspect,
-    new_confidential_client,
-    user_tokens,
-)
+from support.demo import BASIC
+from support.operator import new_confidential_client
 from support.server import DEMO_SECRET, Server
+from support.tokens import backend_tokens, bearer, client_credentials, introspect, user_tokens
 
 
 def test_caller_must_authenticate(http: httpx.Client) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 
 import httpx
-from integration_helpers import BASIC, NATIVE_REDIRECT, client_credentials, db_rows, exchange, introspect, wait_for
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
+from support.database import db_rows
+from support.demo import BASIC, NATIVE_REDIRECT
 from support.flow import run_flow
+from support.polling import wait_for
 from support.server import Server
+from support.tokens import client_credentials, exchange, introspect
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, audit_events, dedicated_server, new_user, user_id
+from support.backends import BACKENDS
+from support.database import audit_events, user_id
 from support.flow import CSRF, authorize_url, login, pkce_pair
-from support.server import DEMO_PASSWORD, Server
+from support.operator import new_user
+from support.server import DEMO_PASSWORD, Server, dedicated_server
 
 WRONG = "wrong-password-123"
 LIMITS = {

@@ -11,21 +11,14 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    BACKENDS,
-    BASIC,
-    NATIVE_REDIRECT,
-    client_assertion,
-    dedicated_server,
-    exchange,
-    jwks_client,
-    new_confidential_client,
-    signing_key,
-)
-from security.kit import assert_error_page, assert_oauth_error
+from support.backends import BACKENDS
+from support.demo import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT
+from support.fapi import client_assertion, new_key
 from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of, run_flow
-from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
+from support.operator import jwks_client, new_confidential_client
+from support.refusals import assert_error_page, assert_oauth_error
+from support.server import DEMO_PASSWORD, DEMO_SECRET, Server, dedicated_server
+from support.tokens import exchange
 
 URN = "urn:ietf:params:oauth:request_uri:"
 
@@ -117,7 +110,7 @@ def test_rfc9126_s2_1_confidential_client_secret_basic(server: Server, browser: 
 
 def test_rfc9126_s2_1_private_key_jwt_client(server: Server, browser: httpx.Client, tmp_path: Path) -> None:
     """RFC 9126 §2.1 with RFC 7523 client assertions at both the PAR and the token endpoint."""
-    key = signing_key("ES256")
+    key = new_key("ES256")
     client_id = jwks_client(server, key, tmp_path, "--grant-type", "authorization_code", "--scope", "openid accounts")
     verifier, params = _request(client_id, BACKEND_REDIRECT, "openid accounts")
     params.update(

@@ -11,22 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKENDS,
-    SPA_ORIGIN,
-    audit_events,
-    authorize_steps,
-    bearer,
-    db_rows,
-    dedicated_server,
-    exchange,
-    introspect,
-    new_user,
-    signing_key,
-    www_authenticate,
-)
-from support.flow import authorize_url, pkce_pair, query_of, run_flow
-from support.server import Server
+from support.backends import BACKENDS
+from support.database import audit_events, db_rows
+from support.demo import SPA_ORIGIN
+from support.fapi import new_key
+from support.flow import authorize_steps, authorize_url, pkce_pair, query_of, run_flow
+from support.operator import new_user
+from support.refusals import www_authenticate
+from support.server import Server, dedicated_server
+from support.tokens import bearer, exchange, introspect
 
 NATIVE_META = {
     "client_name": "Registered mobile app",
@@ -181,7 +174,7 @@ def test_client_id_is_chosen_by_the_server(http: httpx.Client, iat: str) -> None
 
 def test_private_key_jwt_client_with_public_jwks(http: httpx.Client, iat: str) -> None:
     """RFC 7591 §2 `jwks` by value with public keys is accepted for private_key_jwt."""
-    key = signing_key("ES256")
+    key = new_key("ES256")
     meta = {
         **CONFIDENTIAL_META,
         "token_endpoint_auth_method": "private_key_jwt",
@@ -225,7 +218,7 @@ def test_invalid_redirect_uri(http: httpx.Client, iat: str, uris: list[str], pro
 
 
 def _rsa_private_jwk() -> dict:
-    return signing_key("PS256").as_dict(private=True)
+    return new_key("PS256").as_dict(private=True)
 
 
 @pytest.mark.parametrize(

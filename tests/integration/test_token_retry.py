@@ -16,21 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, audit_events, db_rows, dedicated_server
-from security.kit import (
-    BACKEND,
-    BACKEND_REDIRECT,
-    NATIVE,
-    NATIVE_REDIRECT,
-    SPA,
-    Kit,
-    assert_bearer_refused,
-    assert_oauth_error,
-    race,
-)
+from support.backends import BACKENDS
+from support.database import audit_events, db_rows
+from support.demo import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA
 from support.dpop import DPoPKey
 from support.flow import pkce_pair, run_flow
-from support.server import DEMO_SECRET, REDIS_URL, Server
+from support.refusals import assert_bearer_refused, assert_oauth_error
+from support.server import DEMO_SECRET, REDIS_URL, Server, dedicated_server
+from support.tokens import Kit, race
 
 
 @pytest.fixture(scope="module")

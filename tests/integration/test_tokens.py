@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    BASIC,
-    NATIVE_REDIRECT,
-    SPA_ORIGIN,
-    SPA_REDIRECT,
-    backend_tokens,
-    client_credentials,
-    exchange,
-    new_confidential_client,
-    new_user,
-    user_tokens,
-)
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from support.demo import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT
 from support.flow import Authorized, authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.operator import new_confidential_client, new_user
 from support.server import Server
+from support.tokens import backend_tokens, client_credentials, exchange, user_tokens
 
 
 def _claims(http: httpx.Client, token: str) -> dict:

@@ -13,10 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import BASIC, NATIVE_REDIRECT, audit_events, bearer, introspect, new_user, user_id, wait_for
 from support.bank import Fintech, account_information
+from support.database import audit_events, user_id
+from support.demo import BASIC, NATIVE_REDIRECT
 from support.flow import CSRF, authorize_url, pkce_pair, query_of
+from support.operator import new_user
+from support.polling import wait_for
 from support.server import Server
+from support.tokens import bearer, introspect
 
 from fingrade.config import load_settings
 from fingrade.oauth.crypto import new_token, token_hash

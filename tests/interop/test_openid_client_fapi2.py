@@ -216,7 +216,7 @@ def nonce_server(server: Server, tmp_path: Path) -> Iterator[Server]:
         pytest.skip(
             "the server has no DPoP nonce support yet (no boolean *dpop*nonce* setting in fingrade.config.Settings)"
         )
-    from integration.integration_helpers import dedicated_server
+    from support.server import dedicated_server
 
     with dedicated_server(tmp_path, server.backend, dict([setting])) as srv:
         yield srv

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from support.server import Server
+from support.tokens import Kit
 
 from .fuzzkit import FuzzCredentials
-from .kit import Kit
 
 
 @pytest.fixture(scope="session")

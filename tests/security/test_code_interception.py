@@ -7,20 +7,11 @@ import base64
 import hashlib
 
 import httpx
+from support.demo import BACKEND, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT
 from support.flow import pkce_pair, run_flow
+from support.refusals import assert_bearer_refused, assert_oauth_error
 from support.server import DEMO_SECRET, Server
-
-from .kit import (
-    BACKEND,
-    NATIVE,
-    NATIVE_REDIRECT,
-    SPA,
-    SPA_REDIRECT,
-    Kit,
-    assert_bearer_refused,
-    assert_oauth_error,
-    race,
-)
+from support.tokens import Kit, race
 
 
 def test_intercepted_native_code_without_verifier_is_useless_rfc7636_4_6(kit: Kit) -> None:

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from support.demo import NATIVE, NATIVE_REDIRECT
 from support.flow import run_flow
+from support.refusals import assert_oauth_error
 from support.server import Server, drop_pg_database, start_server
-
-from .kit import NATIVE, NATIVE_REDIRECT, assert_oauth_error
 
 
 @pytest.fixture(scope="module")

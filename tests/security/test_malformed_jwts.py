@@ -14,11 +14,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.demo import BACKEND
 from support.dpop import DPoPKey
 from support.fapi import ASSERTION_TYPE, FapiClient
 from support.server import DEMO_SECRET, Server
-
-from .kit import BACKEND
 
 SECURITY_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 

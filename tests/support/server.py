@@ -1,7 +1,9 @@
-"""Start the real server (`fingrade serve`) in a subprocess on a free loopback port."""
+"""Start the real server (`fingrade serve`) in a subprocess on a free loopback port; dedicated
+servers with settings the shared one must not have; PostgreSQL databases of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -10,10 +12,12 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 DEMO_PASSWORD = "demo-password-for-tests"
 DEMO_SECRET = "demo-backend-secret-for-tests-0123456789abcdef"
@@ -171,3 +175,27 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"server did not start: {(data_dir / 'server.log').read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def dedicated_server(tmp: Path, backend: str, extra_env: dict[str, str]) -> Iterator[Server]:
+    """A server of our own with settings the shared one must not have."""
+    srv = start_server(tmp, backend=backend, extra_env=extra_env)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if srv.backend == "postgres":
+            drop_pg_database(srv.env["FINGRADE_DATABASE_URL"])
+
+
+def uncached_bank_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> contextlib.AbstractContextManager[Server]:
+    """A dedicated server (backend = the fixture's param) whose bank introspects on every call, so a
+    revocation shows at the bank API at once."""
+    return dedicated_server(
+        tmp_path_factory.mktemp(f"{label}-{request.param}"),
+        request.param,
+        {"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0"},
+    )
