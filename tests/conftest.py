@@ -1,12 +1,15 @@
 """Shared fixtures. Integration tests run against the real server on loopback, once on the
-embedded default (SQLite, SQL one-time store) and once on PostgreSQL + Redis."""
+embedded default (SQLite, SQL one-time store) and once on PostgreSQL + Redis. Expiry rules run on
+`clocked_server`, the application in this process on a clock the test moves (support/inprocess.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from support.backends import BACKENDS
+from support.inprocess import InProcessServer, start_in_process
 from support.server import Server, drop_pg_database, start_server
 
 
@@ -30,3 +33,26 @@ def browser(server: Server) -> Iterator:
 def http(server: Server) -> Iterator:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture
+def start_clocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., InProcessServer]]:
+    """Start the demo server in this process, on SQLite and a clock of its own, with FINGRADE_*
+    settings of the test's choosing: `srv = start_clocked({...}); srv.clock.advance(seconds)`.
+    One per test (the clock stands in for the time of the whole process)."""
+    started: list[InProcessServer] = []
+
+    def start(extra_env: dict[str, str] | None = None) -> InProcessServer:
+        assert not started, "one clocked server per test"
+        started.append(start_in_process(tmp_path, monkeypatch, extra_env))
+        return started[0]
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def clocked_server(start_clocked: Callable[..., InProcessServer]) -> InProcessServer:
+    """The demo server in this process with the test settings: `clocked_server.clock.advance(seconds)`."""
+    return start_clocked()

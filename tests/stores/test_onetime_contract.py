@@ -1,6 +1,7 @@
 """The one-time store contract, on every implementation: SQL on SQLite, SQL on PostgreSQL, Redis.
 Atomic take-once is what makes codes single-use (RFC 6749 §4.1.2) and replay caches work
-(RFC 7523 §3, OIDC Core §9) on one node or many."""
+(RFC 7523 §3, OIDC Core §9) on one node or many. Expiry is checked without waiting: `Elapse` moves
+the SQL stores' clock, and shortens the TTLs Redis keeps."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from support.clock import Clock, set_clock
 from support.server import REDIS_URL, _create_pg_database, drop_pg_database
 
 from fingrade.store.interfaces import AttemptLimit
 from fingrade.store.redis.onetime import RedisOneTimeStore
+from fingrade.store.sql import onetime as sql_onetime
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
 from fingrade.store.sql.onetime import SqlOneTimeStore
+from fingrade.store.sql.schema import onetime
 
 KINDS = ["sqlite", "postgres", "redis"]
 
@@ -51,6 +56,37 @@ def run(kind: str, tmp: Path, pg_url: str, body) -> None:
                 await db.close()
 
     asyncio.run(main())
+
+
+class Elapse:
+    """Lets `seconds` pass for the store. The SQL store compares its expiry times with time.time(),
+    which reads a frozen `Clock` here (set_clock); Redis expires keys by itself, so each key named
+    has its remaining TTL (PTTL) shortened by that much, and is dropped if it runs out, as Redis
+    would do. A key without a TTL fails: it would never expire."""
+
+    def __init__(self, store, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    async def __call__(self, seconds: int, *keys: tuple[str, str]) -> None:
+        self.clock.advance(seconds)
+        if not isinstance(self.store, RedisOneTimeStore):
+            return
+        for kind, key in keys:
+            k = self.store._k(kind, key)
+            left = await self.store.redis.pttl(k)
+            assert left != -1, f"{k} has no expiry"
+            if 0 <= left <= seconds * 1000:
+                await self.store.redis.delete(k)
+            elif left > 0:
+                await self.store.redis.pexpire(k, left - seconds * 1000)
+
+
+def run_timed(kind: str, tmp: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, body) -> None:
+    """`run` for expiry tests: body(store, elapse, clock), the SQL store on a frozen clock."""
+    clock = Clock()
+    clock.freeze()
+    set_clock(monkeypatch, clock, (sql_onetime,))
+    run(kind, tmp, pg_url, lambda s: body(s, Elapse(s, clock), clock))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -102,18 +138,29 @@ def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_expiry(kind: str, tmp_path: Path, pg_url: str) -> None:
-    async def body(s) -> None:
+def test_expiry(kind: str, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value and a replay-cache entry live `ttl` seconds, not less and not more; an expired entry
+    does not block a new one, and purge_expired removes it."""
+
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
         key = secrets.token_hex(8)
-        await s.put("t", key, {"a": 1}, ttl=1)
-        assert await s.add("jti", key, ttl=1) is True
-        await asyncio.sleep(2.1)
+        await s.put("t", key, {"a": 1}, ttl=10)
+        assert await s.add("jti", key, ttl=10) is True
+        await elapse(9, ("t", key), ("jti", key))
+        assert await s.get("t", key) == {"a": 1}
+        assert await s.add("jti", key, ttl=30) is False
+        await elapse(2, ("t", key), ("jti", key))
         assert await s.get("t", key) is None and await s.take("t", key) is None
         assert await s.consume("t", key) is None
         assert await s.add("jti", key, ttl=30) is True  # an expired entry does not block a new one
+        await s.put("t", key, {"a": 2}, ttl=1)
+        await elapse(2, ("t", key))
         await s.purge_expired()
+        if kind != "redis":  # Redis drops expired keys itself; the SQL store deletes its rows here
+            rows = select(onetime.c.key).where(onetime.c.kind == "t", onetime.c.key == key)
+            assert await s.db.read(lambda conn: conn.execute(rows).all()) == []
 
-    run(kind, tmp_path, pg_url, body)
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -131,19 +178,21 @@ def test_counters(kind: str, tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_add_does_not_extend_a_live_entry(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_add_does_not_extend_a_live_entry(
+    kind: str, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A refused add (replay) leaves the first entry as it was: it still expires on time, and then
     the key is free again (RFC 9449 §11.1: the replay window is the proof's acceptance window)."""
 
-    async def body(s) -> None:
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
         key = secrets.token_hex(8)
-        assert await s.add("jti", key, ttl=1) is True
+        assert await s.add("jti", key, ttl=5) is True
         assert await s.add("jti", key, ttl=60) is False
-        await asyncio.sleep(2.1)
+        await elapse(6, ("jti", key))
         assert await s.add("jti", key, ttl=60) is True
         assert await s.add("jti", key, ttl=60) is False
 
-    run(kind, tmp_path, pg_url, body)
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
 
 
 @contextlib.contextmanager
@@ -281,17 +330,22 @@ def test_release_takes_back_one_attempt(kind: str, tmp_path: Path, pg_url: str) 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_attempts_are_forgotten_after_the_window(kind: str, tmp_path: Path, pg_url: str) -> None:
-    async def body(s) -> None:
-        lim = _limit("att", secrets.token_hex(8), free=1, backoff=1, window=1)
-        now = int(time.time())
-        assert await s.reserve([lim], now) == 0
-        assert await s.reserve([lim], now) == 1
-        await asyncio.sleep(2.1)
-        now = int(time.time())
-        assert await s.reserve([lim], now) == 0
+def test_attempts_are_forgotten_after_the_window(
+    kind: str, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`window` seconds after its last counted attempt a counter is gone: counting starts again with
+    the free attempts (a counter kept would impose the next, doubled wait)."""
 
-    run(kind, tmp_path, pg_url, body)
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
+        key = secrets.token_hex(8)
+        lim = _limit("att", key, free=2, backoff=1, window=5)
+        now = clock()
+        assert [await s.reserve([lim], now) for _ in range(3)] == [0, 0, 1]
+        await elapse(6, ("att", key))
+        now = clock()
+        assert [await s.reserve([lim], now) for _ in range(3)] == [0, 0, 1]
+
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
