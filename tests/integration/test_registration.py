@@ -16,6 +16,7 @@ from support.database import audit_events, db_rows
 from support.demo import SPA_ORIGIN
 from support.fapi import new_key
 from support.flow import authorize_steps, authorize_url, pkce_pair, query_of, run_flow
+from support.inprocess import InProcessServer
 from support.operator import new_user
 from support.refusals import www_authenticate
 from support.server import Server, dedicated_server
@@ -92,11 +93,19 @@ def test_registration_token_create_list_revoke(server: Server, http: httpx.Clien
     assert server.cli("registration-token", "revoke", label, check=False).returncode == 1
 
 
-def test_expired_initial_access_token_is_refused(server: Server, http: httpx.Client) -> None:
-    """An initial access token created with --expires-in stops working when it expires."""
-    token, _ = initial_access_token(server, "--expires-in", "1")
-    time.sleep(2.1)
-    resp = register(http, CONFIDENTIAL_META, token)
+def test_expired_initial_access_token_is_refused(clocked_server: InProcessServer) -> None:
+    """An initial access token created with --expires-in works until it expires, then no more. The
+    server runs in this process on a clock the test moves (to the second)."""
+    token, label = initial_access_token(clocked_server, "--expires-in", "60")
+    sql = "SELECT created_at, expires_at FROM registration_tokens WHERE label = ?"
+    created_at, expires_at = db_rows(clocked_server, sql, label)[0]
+    assert expires_at == created_at + 60
+    clocked_server.clock.freeze()
+    clocked_server.clock.advance(expires_at - 1 - clocked_server.clock())
+    with clocked_server.client() as http:
+        assert register(http, CONFIDENTIAL_META, token).status_code == 201
+        clocked_server.clock.advance(1)
+        resp = register(http, CONFIDENTIAL_META, token)
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
 
 
