@@ -9,8 +9,9 @@ subprocess server of server.py.
 
 Where the server reads the time, the `Clock` stands in: it is the core's injected clock
 (`Core.clock`: lifetimes of codes, request_uris, tokens and sessions, DPoP nonce windows, sign-in
-throttling), and the `time.time` of the modules that read it themselves, the SQL one-time store (TTLs:
-kept token answers, replay caches) and the bank (consent expiry, access token lifetime)."""
+throttling), and the `time` of the modules that read it themselves: the SQL one-time store (TTLs:
+kept token answers, replay caches) and the bank (consent expiry, access token lifetime, its
+introspection cache and JWKS refresh limit)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import pytest
 
 from fingrade.bank import api as bank_api
 from fingrade.bank import server as bank_server
+from fingrade.bank import trust as bank_trust
 from fingrade.bank.demo import seed_bank_demo
 from fingrade.config import load_settings
 from fingrade.demo import seed_demo
@@ -41,8 +43,8 @@ from .clock import Clock, set_clock
 from .server import DEMO_PASSWORD, DEMO_SECRET, Server, server_env
 
 ISSUER = "https://as.example.com"
-# The modules that call time.time() themselves (everything else asks Core.clock).
-TIME_READERS: tuple[ModuleType, ...] = (sql_onetime, bank_api, bank_server)
+# The modules that read the time themselves (everything else asks Core.clock).
+TIME_READERS: tuple[ModuleType, ...] = (sql_onetime, bank_api, bank_server, bank_trust)
 
 
 class _AppTransport(httpx.BaseTransport):
