@@ -13,6 +13,13 @@ from support.inprocess import InProcessServer, start_in_process
 from support.server import Server, drop_pg_database, start_server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the clocked in-process server need no services: `make check` selects them (-m inprocess)."""
+    for item in items:
+        if {"clocked_server", "start_clocked"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.inprocess)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp(request.param), backend=request.param)

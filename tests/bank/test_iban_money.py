@@ -11,6 +11,8 @@ from fingrade.bank.errors import InvalidAmount, InvalidIban, UnsupportedCurrency
 from fingrade.bank.iban import IBAN_LENGTHS, format_iban, is_valid_iban, make_iban, normalize_iban
 from fingrade.bank.money import MAX_AMOUNT, check_amount, format_amount, parse_amount
 
+pytestmark = pytest.mark.bank
+
 # Published example IBANs (registry and textbook examples), all valid.
 VALID = [
     "GB82WEST12345698765432",

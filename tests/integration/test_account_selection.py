@@ -18,6 +18,8 @@ from support.database import db_rows
 from support.flow import CSRF, Authorized, checked_choices, consent, follow_to_client, login, query_of
 from support.server import DEMO_PASSWORD, Server
 
+pytestmark = [pytest.mark.consent, pytest.mark.rar, pytest.mark.payments]
+
 PAYMENT = {
     "type": "payment_initiation",
     "instructedAmount": {"currency": "EUR", "amount": "12.50"},

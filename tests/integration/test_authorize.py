@@ -19,6 +19,8 @@ from support.operator import new_confidential_client, new_user
 from support.server import DEMO_PASSWORD, Server
 from support.tokens import exchange
 
+pytestmark = [pytest.mark.login, pytest.mark.consent]
+
 # RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 

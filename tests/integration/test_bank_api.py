@@ -22,6 +22,8 @@ from support.polling import wait_for
 from support.refusals import www_authenticate
 from support.server import Server
 
+pytestmark = pytest.mark.bank
+
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 

@@ -29,6 +29,8 @@ from support.refusals import www_authenticate
 from support.server import DEMO_PASSWORD, Server, uncached_bank_server
 from test_consent_dashboard import CONNECTIONS, dashboard, revoke_form
 
+pytestmark = [pytest.mark.bank, pytest.mark.consent]
+
 CONSENTS = "/account-access-consents"
 TX = ["ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"]
 ALL = ["ReadAccountsBasic", "ReadAccountsDetail", "ReadBalances", *TX]

@@ -25,6 +25,8 @@ from support.server import Server
 
 from fingrade.bank.api import bank_api, openapi_document, route_template, served_document
 
+pytestmark = [pytest.mark.bank, pytest.mark.fuzz]
+
 MAX_EXAMPLES = 50
 CHECKS = [
     checks.not_a_server_error,

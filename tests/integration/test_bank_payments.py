@@ -18,6 +18,8 @@ from support.flow import Authorized, consent, follow_to_client, login, query_of
 from support.refusals import www_authenticate
 from support.server import DEMO_PASSWORD, Server
 
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
+
 
 @pytest.fixture(scope="module")
 def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:

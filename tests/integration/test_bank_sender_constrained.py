@@ -10,6 +10,7 @@ import json
 import uuid
 
 import httpx
+import pytest
 from support.bank import PREFIX, account_information, payment_body, payment_initiation
 from support.database import db_rows
 from support.demo import BACKEND_REDIRECT, BASIC
@@ -18,6 +19,8 @@ from support.flow import run_flow
 from support.refusals import www_authenticate
 from support.server import Server
 from support.tokens import exchange
+
+pytestmark = [pytest.mark.bank, pytest.mark.dpop]
 
 
 def _backend_token(server: Server, browser: httpx.Client, scope: str, detail: dict, key: DPoPKey | None = None) -> dict:

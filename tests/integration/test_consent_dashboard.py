@@ -21,6 +21,8 @@ from support.database import db_rows
 from support.flow import CSRF
 from support.server import DEMO_PASSWORD, Server, uncached_bank_server
 
+pytestmark = [pytest.mark.consent, pytest.mark.revocation]
+
 CONNECTIONS = "/account/connections"
 
 

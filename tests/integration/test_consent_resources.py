@@ -22,6 +22,8 @@ from support.server import Server
 from support.tokens import exchange, introspect
 from test_rich_authorization_requests import PAYMENT, accounts_detail, authorized, claims, request_params, to_consent
 
+pytestmark = pytest.mark.consent
+
 
 @pytest.fixture(scope="module")
 def rs(server: Server) -> tuple[str, str]:

@@ -18,6 +18,8 @@ from support.server import Server
 from support.tokens import exchange
 from test_par import _request, finish, push, start
 
+pytestmark = pytest.mark.dpop
+
 
 def _dpop_tokens(
     server: Server, browser: httpx.Client, key: DPoPKey, client_id: str = "demo-native", **extra: str

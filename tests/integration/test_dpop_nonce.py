@@ -17,6 +17,8 @@ from support.refusals import assert_oauth_error, www_authenticate
 from support.server import Server, dedicated_server, start_server
 from support.tokens import exchange
 
+pytestmark = pytest.mark.dpop
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def nonce_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

@@ -23,6 +23,8 @@ from support.flow import authorize_url, consent, follow_to_client, login, query_
 from support.refusals import assert_oauth_error
 from support.server import DEMO_PASSWORD, Server
 
+pytestmark = [pytest.mark.jar, pytest.mark.jarm, pytest.mark.introspection]
+
 MS = "fapi2-message-signing"
 NOW = lambda: int(time.time())  # noqa: E731
 

@@ -15,6 +15,8 @@ from support.flow import authorize_url, follow_to_client, pkce_pair, query_of
 from support.refusals import assert_oauth_error
 from support.server import Server
 
+pytestmark = [pytest.mark.par, pytest.mark.dpop, pytest.mark.client_auth]
+
 
 @pytest.fixture(scope="module")
 def fapi(server: Server, tmp_path_factory: pytest.TempPathFactory) -> FapiClient:

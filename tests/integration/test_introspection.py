@@ -12,6 +12,8 @@ from support.operator import new_confidential_client
 from support.server import DEMO_SECRET, Server
 from support.tokens import backend_tokens, bearer, client_credentials, introspect, user_tokens
 
+pytestmark = pytest.mark.introspection
+
 
 def test_caller_must_authenticate(http: httpx.Client) -> None:
     """RFC 7662 §2.1/§2.3: the endpoint requires client authentication; without it → 401 invalid_client

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 from support.database import db_rows
@@ -14,6 +15,8 @@ from support.flow import run_flow
 from support.polling import wait_for
 from support.server import Server
 from support.tokens import client_credentials, exchange, introspect
+
+pytestmark = pytest.mark.keys
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 

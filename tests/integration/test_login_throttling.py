@@ -20,6 +20,8 @@ from support.inprocess import InProcessServer
 from support.operator import new_user
 from support.server import DEMO_PASSWORD, Server, dedicated_server
 
+pytestmark = [pytest.mark.login, pytest.mark.throttle]
+
 WRONG = "wrong-password-123"
 LIMITS = {
     "FINGRADE_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS": "3",

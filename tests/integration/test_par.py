@@ -20,6 +20,8 @@ from support.refusals import assert_error_page, assert_oauth_error
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server, dedicated_server
 from support.tokens import exchange
 
+pytestmark = pytest.mark.par
+
 URN = "urn:ietf:params:oauth:request_uri:"
 
 

@@ -22,6 +22,8 @@ from support.refusals import www_authenticate
 from support.server import Server, dedicated_server
 from support.tokens import bearer, exchange, introspect
 
+pytestmark = pytest.mark.registration
+
 NATIVE_META = {
     "client_name": "Registered mobile app",
     "application_type": "native",

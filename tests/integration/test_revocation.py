@@ -9,6 +9,8 @@ from support.operator import new_confidential_client
 from support.server import Server
 from support.tokens import backend_tokens, bearer, client_credentials, introspect, user_tokens
 
+pytestmark = pytest.mark.revocation
+
 
 def _revoke(http: httpx.Client, token: str, auth=BASIC, **data: str) -> httpx.Response:
     return http.post("/revoke", auth=auth, data={"token": token, **data})

@@ -25,6 +25,8 @@ from support.refusals import assert_oauth_error
 from support.server import DEMO_PASSWORD, Server, dedicated_server
 from support.tokens import exchange, introspect
 
+pytestmark = pytest.mark.rar
+
 IBAN = "GB33BUKB20201555555555"
 PAYMENT = {
     "type": "payment_initiation",

@@ -24,6 +24,8 @@ from support.refusals import assert_bearer_refused, assert_oauth_error
 from support.server import DEMO_SECRET, REDIS_URL, Server
 from support.tokens import Kit, race
 
+pytestmark = pytest.mark.refresh
+
 
 @pytest.fixture(scope="module")
 def resource_server(server: Server) -> tuple[str, str]:

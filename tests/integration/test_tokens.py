@@ -13,6 +13,8 @@ from support.operator import new_confidential_client, new_user
 from support.server import Server
 from support.tokens import backend_tokens, client_credentials, exchange, user_tokens
 
+pytestmark = pytest.mark.refresh
+
 
 def _claims(http: httpx.Client, token: str) -> dict:
     return jwt.decode(token, KeySet.import_key_set(http.get("/jwks").json())).claims

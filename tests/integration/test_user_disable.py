@@ -28,6 +28,8 @@ from fingrade.oauth.models import Grant, RefreshToken, Session
 from fingrade.oauth.tokens import mint_access_token
 from fingrade.runtime import build_core, close_core
 
+pytestmark = [pytest.mark.login, pytest.mark.revocation]
+
 # Listed accounts: a fresh user owns none, so the consent page has nothing to pick (the bank answers []).
 DETAIL = account_information(accounts=[{"iban": "GB33BUKB20201555555555"}])
 

@@ -24,7 +24,7 @@ from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import query_of
 from support.server import Server
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.par, pytest.mark.dpop]
 
 TIMEOUT = 90
 

@@ -13,6 +13,8 @@ from support.refusals import assert_oauth_error
 
 from .conftest import Deployment
 
+pytestmark = [pytest.mark.mtls, pytest.mark.jar, pytest.mark.jarm]
+
 MS = "fapi2-message-signing"
 
 

@@ -23,6 +23,8 @@ from support.refusals import assert_oauth_error
 
 from .conftest import CERT_HEADER, Deployment
 
+pytestmark = pytest.mark.mtls
+
 
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:

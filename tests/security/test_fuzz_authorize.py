@@ -27,6 +27,8 @@ from support.server import Server
 from .fuzzgen import AUTHORIZATION_DETAILS, CLAIMS_REQUEST, FORM, form_body, redirect_uri
 from .fuzzkit import FuzzCredentials, check_oauth_error, probe
 
+pytestmark = pytest.mark.fuzz
+
 BOUNDED = settings(
     max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
 )

@@ -26,6 +26,8 @@ from support.server import Server
 from .fuzzgen import CONTENT_TYPES, form_body
 from .fuzzkit import FuzzCredentials, probe
 
+pytestmark = pytest.mark.fuzz
+
 BOUNDED = settings(
     max_examples=60, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
 )

@@ -29,6 +29,8 @@ from support.server import Server, free_port, start_server
 from .fuzzgen import FORM, HEADER_JUNK, ODD_CONTENT_TYPES, jws
 from .fuzzkit import FuzzCredentials, probe
 
+pytestmark = pytest.mark.fuzz
+
 BOUNDED = settings(
     max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
 )

@@ -13,6 +13,8 @@ from support.flow import pkce_pair, query_of, run_flow
 from support.refusals import assert_oauth_error
 from support.server import Server
 
+pytestmark = pytest.mark.pkce
+
 CLIENTS = [(NATIVE, NATIVE_REDIRECT), (SPA, SPA_REDIRECT), (BACKEND, BACKEND_REDIRECT)]
 
 

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from fingrade.oauth import authorization_details as ad
 from fingrade.oauth.errors import OAuthError
 
+pytestmark = pytest.mark.rar
+
 NOW = 1_790_000_000  # 2026-09-21
 ALL = frozenset(ad.SUPPORTED_TYPES)
 CURRENCIES = frozenset({"CHF", "EUR", "GBP", "JPY", "KWD"})  # settings.payment_currencies

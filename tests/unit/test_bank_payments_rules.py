@@ -17,6 +17,8 @@ from fingrade.bank.payments import (
     payers,
 )
 
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
+
 DETAIL = {
     "type": "payment_initiation",
     "actions": ["initiate", "status"],

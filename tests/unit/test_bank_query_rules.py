@@ -15,6 +15,8 @@ from fingrade import rfc3339
 from fingrade.bank import ledger, query
 from fingrade.oauth.errors import OAuthError
 
+pytestmark = [pytest.mark.bank, pytest.mark.fuzz]
+
 INT64 = 2**63
 
 

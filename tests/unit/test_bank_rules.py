@@ -26,6 +26,8 @@ from fingrade.bank.trust import AsTrust
 from fingrade.config import ConfigError, load_settings
 from fingrade.oauth.errors import OAuthError
 
+pytestmark = pytest.mark.bank
+
 ISSUER = "https://as.example.com"
 AUD = "https://bank.example.com/bank/v1"
 

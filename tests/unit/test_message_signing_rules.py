@@ -30,6 +30,8 @@ from fingrade.oauth.response_mode import (
     delivery_mode,
 )
 
+pytestmark = [pytest.mark.jar, pytest.mark.jarm]
+
 NOW = 1_800_000_000
 ISSUER = "https://as.example.com"
 KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)

@@ -23,6 +23,8 @@ from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.metadata import server_metadata
 from fingrade.oauth.registration import build_client
 
+pytestmark = pytest.mark.mtls
+
 NOW = 1_800_000_000
 
 

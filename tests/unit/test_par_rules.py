@@ -21,6 +21,8 @@ from fingrade.oauth.par import par_endpoint
 from fingrade.oauth.profiles import par_required
 from fingrade.oauth.registration import build_client
 
+pytestmark = pytest.mark.par
+
 NOW = 1_800_000_000
 REDIRECT = "http://127.0.0.1/callback"
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"

@@ -17,6 +17,8 @@ from fingrade.oauth.http import HttpRequest
 from fingrade.oauth.mtls import thumbprint
 from fingrade.oauth.userinfo import authorize_resource, resource_error
 
+pytestmark = [pytest.mark.bank, pytest.mark.dpop, pytest.mark.mtls]
+
 URL = "https://bank.example.com/bank/v1/accounts"
 CERT = b"0\x82 a DER certificate stands in here"
 
