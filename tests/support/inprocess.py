@@ -10,8 +10,8 @@ subprocess server of server.py.
 Where the server reads the time, the `Clock` stands in: it is the core's injected clock
 (`Core.clock`: lifetimes of codes, request_uris, tokens and sessions, DPoP nonce windows, sign-in
 throttling), and the `time` of the modules that read it themselves: the SQL one-time store (TTLs:
-kept token answers, replay caches), the durable store's client cache, and the bank (consent expiry,
-access token lifetime, its introspection cache and JWKS refresh limit)."""
+kept token answers, replay caches), the durable store's client cache, the signing keys' reload, and
+the bank (consent expiry, access token lifetime, its introspection cache and JWKS refresh limit)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from fingrade.bank import trust as bank_trust
 from fingrade.bank.demo import seed_bank_demo
 from fingrade.config import load_settings
 from fingrade.demo import seed_demo
+from fingrade.keys import keystore
 from fingrade.oauth.context import Core
 from fingrade.runtime import build_core, close_core
 from fingrade.store.sql import durable as sql_durable
@@ -45,7 +46,7 @@ from .server import DEMO_PASSWORD, DEMO_SECRET, Server, server_env
 
 ISSUER = "https://as.example.com"
 # The modules that read the time themselves (everything else asks Core.clock).
-TIME_READERS: tuple[ModuleType, ...] = (sql_onetime, sql_durable, bank_api, bank_server, bank_trust)
+TIME_READERS: tuple[ModuleType, ...] = (sql_onetime, sql_durable, keystore, bank_api, bank_server, bank_trust)
 
 
 class _AppTransport(httpx.BaseTransport):
