@@ -1,4 +1,4 @@
-"""Helpers shared by several test suites (importable as `support.*`; pytest puts tests/ on the path):
+"""Test support shared by several suites (importable as `support.*`; pytest puts tests/ on the path):
 
 - server.py: the real server (`fingrade serve`) in a subprocess, dedicated servers, PostgreSQL databases
 - backends.py: the backends the server-backed tests run on (FINGRADE_TEST_BACKENDS)
@@ -13,6 +13,6 @@
   and nginx, a fintech at the bank API, the server's forms
 - outage.py, uri_oracle.py: store outages; an independent RFC 3986 / CSP oracle
 
-A suite's own helpers sit next to it: bank/bank_helpers.py (the ledger), browser/browserkit.py
+A suite's own support modules sit next to it: bank/bank_helpers.py (the ledger), browser/browserkit.py
 (Chromium), interop/helpers.py (third-party clients), security/fuzzkit.py and fuzzgen.py (the fuzz
 campaign's invariants and generators)."""

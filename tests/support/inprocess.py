@@ -2,7 +2,7 @@
 clock past the lifetime, not by waiting it out.
 
 `InProcessServer` is the application of `fingrade serve --demo` (create_app with its lifespan, role
-all: the bank API included) on an SQLite file, driven through an httpx transport, so every helper
+all: the bank API included) on an SQLite file, driven through an httpx transport, so every function
 that takes a `Server` works with it: `client()`, `cli()` (the real command line on the same
 database), `add_client()`, `issuer`, `data_dir`. It has no socket and no TLS: tests of those keep the
 subprocess server of server.py.
