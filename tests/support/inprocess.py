@@ -16,10 +16,8 @@ the bank (consent expiry, access token lifetime, its introspection cache and JWK
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -95,24 +93,11 @@ class InProcessServer(Server):
             assert self.core is not None
             await close_core(self.core)
 
-        self.call(down())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop = None
-
-
-@contextlib.contextmanager
-def _demo_environ() -> Iterator[None]:
-    """seed_demo reads the demo credentials from the environment."""
-    saved = {k: os.environ.get(k) for k in ("FINGRADE_DEMO_PASSWORD", "FINGRADE_DEMO_CLIENT_SECRET")}
-    os.environ.update({"FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD, "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            self.call(down())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
 
 
 def start_in_process(
@@ -132,17 +117,23 @@ def start_in_process(
     threading.Thread(target=serve, daemon=True, name="in-process-server").start()
     srv = InProcessServer(backend="sqlite", base_url=ISSUER, data_dir=data_dir, env=env, _loop=loop)
     set_clock(monkeypatch, srv.clock, TIME_READERS)
+    # seed_demo reads the demo credentials from the environment.
+    monkeypatch.setenv("FINGRADE_DEMO_PASSWORD", DEMO_PASSWORD)
+    monkeypatch.setenv("FINGRADE_DEMO_CLIENT_SECRET", DEMO_SECRET)
 
     async def up() -> None:
         core = await build_core(settings)
         core.clock = srv.clock
-        with _demo_environ():
-            await seed_demo(core, say=lambda _: None)
-            await seed_bank_demo(core, say=lambda _: None)
+        await seed_demo(core, say=lambda _: None)
+        await seed_bank_demo(core, say=lambda _: None)
         srv.core = core
         srv.app = create_app(settings, core)
         srv._lifespan = srv.app.router.lifespan_context(srv.app)
         await srv._lifespan.__aenter__()
 
-    srv.call(up())
+    try:
+        srv.call(up())
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        raise
     return srv
