@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from support.backends import BACKENDS
-from support.inprocess import InProcessServer, start_in_process
 from support.server import Server, drop_pg_database, start_server
+
+if TYPE_CHECKING:  # the application is imported only by the tests that start it
+    from support.inprocess import InProcessServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,6 +53,8 @@ def start_clocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     started: list[InProcessServer] = []
 
     def start(extra_env: dict[str, str] | None = None) -> InProcessServer:
+        from support.inprocess import start_in_process
+
         assert not started, "one clocked server per test"
         started.append(start_in_process(tmp_path, monkeypatch, extra_env))
         return started[0]
