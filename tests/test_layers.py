@@ -118,5 +118,5 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
         SRC = saved
     assert found == ["fingrade.oauth.context", "fingrade.bank.ledger", "fingrade.web"]
     assert not any(_allowed("protocol", name) for name in found)
-    assert not _allowed("bank", "fingrade.oauth.errors") and _allowed("bank", "fingrade.protocol.errors")
+    assert not _allowed("bank", "fingrade.oauth.token_endpoint") and _allowed("bank", "fingrade.protocol.errors")
     assert not _allowed("oauth", "fingrade.web.app") and not _allowed("oauth", "fingrade.store.sql.db")

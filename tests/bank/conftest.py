@@ -3,14 +3,12 @@ per session (tests there use their own fresh accounts, and the ledger invariants
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.backends import BACKENDS
 from support.server import _create_pg_database, drop_pg_database
-
-BACKENDS = os.environ.get("FINGRADE_TEST_BACKENDS", "sqlite,postgres").split(",")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ from fingrade.bank import ledger
 from fingrade.bank.errors import InsufficientFunds
 from fingrade.store.sql.db import Database
 
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
+
 
 def _race(db_url: str, calls: list[Callable[[Any], Any]]) -> list[Any]:
     """Run each call(conn) in its own write transaction, all at once; return results or exceptions."""

@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from bank_helpers import run
 from sqlalchemy import func, select
 
@@ -16,6 +17,8 @@ from fingrade.bank.demo import seed_ledger
 from fingrade.bank.schema import bank_accounts, bank_entries
 from fingrade.finance.iban import is_valid_iban
 from fingrade.store.sql.db import Database
+
+pytestmark = pytest.mark.bank
 
 
 async def _summary(db: Database, book: ledger.Ledger, alice: str, bob: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from fingrade.bank.errors import (
 from fingrade.bank.schema import bank_accounts, bank_entries, bank_transfers
 from fingrade.store.sql.db import Database
 
+pytestmark = pytest.mark.bank
+
 
 async def _counts(db: Database) -> tuple[int, int]:
     def q(conn: Any) -> tuple[int, int]:

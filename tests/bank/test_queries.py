@@ -16,6 +16,8 @@ from fingrade.bank import ledger
 from fingrade.bank.errors import InvalidCursor, InvalidQuery
 from fingrade.store.sql.db import Database
 
+pytestmark = pytest.mark.bank
+
 
 def test_a_customer_sees_only_their_own_accounts(db_url: str) -> None:
     async def body(db: Database, book: ledger.Ledger) -> None:

@@ -22,6 +22,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 from support.bank import PREFIX, Fintech, account_information, payment_body, payment_initiation
 from support.server import Server
 
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
+
 SHARED, OTHER = "Rainy day savings", "Everyday account"  # alice's demo accounts (bank/demo.py)
 
 

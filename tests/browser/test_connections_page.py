@@ -14,6 +14,8 @@ from support.bank import Fintech, account_information
 from support.server import Server
 from test_pages import CONTRAST_JS
 
+pytestmark = [pytest.mark.consent, pytest.mark.revocation]
+
 
 @pytest.fixture(scope="module")
 def fintech(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Fintech:

@@ -15,6 +15,8 @@ from joserfc.jwk import KeySet
 from playwright.sync_api import Browser, Page, expect
 from support.server import Server
 
+pytestmark = pytest.mark.jarm
+
 
 def _received(server: Server, sites: Sites, redirect_uri: str, state: str) -> dict:
     with server.client() as http:

@@ -26,6 +26,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 from support.flow import query_of
 from support.server import Server
 
+pytestmark = [pytest.mark.login, pytest.mark.consent]
+
 SESSION_COOKIE = "__Host-fg_session"
 
 

@@ -11,6 +11,8 @@ from browserkit import Person, Sites, decide, on_consent_page, sign_in, start_au
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from support.server import Server
 
+pytestmark = [pytest.mark.login, pytest.mark.consent]
+
 # WCAG 2.x relative luminance and contrast ratio, computed in the page on the rendered styles.
 CONTRAST_JS = """
 () => {

@@ -13,6 +13,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from support.server import Server
 from test_pages import CONTRAST_JS
 
+pytestmark = [pytest.mark.rar, pytest.mark.consent, pytest.mark.payments]
+
 BACKEND_REDIRECT = "https://localhost:9443/callback"  # demo-backend; the test stops at the consent page
 PAYMENT = {
     "type": "payment_initiation",

@@ -112,6 +112,7 @@ def _signing_kid(node: Server) -> str:
         return jws.extract_compact(resp.json()["access_token"].encode()).protected["kid"]
 
 
+@pytest.mark.keys
 def test_key_rotation_reaches_both_nodes_without_restart(nodes: tuple[Server, Server]) -> None:
     a, b = nodes
     with a.client() as c:
@@ -127,6 +128,8 @@ def test_key_rotation_reaches_both_nodes_without_restart(nodes: tuple[Server, Se
     assert before <= after and len(after) == len(before) + 1
 
 
+@pytest.mark.dpop
+@pytest.mark.client_auth
 def test_replays_are_refused_on_the_other_node(nodes: tuple[Server, Server], tmp_path: Path) -> None:
     """The replay caches are shared by all nodes (one-time store on Redis): a client assertion
     (RFC 7523 §3, OIDC Core §9) or a DPoP proof (RFC 9449 §11.1) used on node A is refused on node B."""
@@ -187,6 +190,9 @@ def test_replays_are_refused_on_the_other_node(nodes: tuple[Server, Server], tmp
         assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"
 
 
+@pytest.mark.dpop
+@pytest.mark.par
+@pytest.mark.client_auth
 def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(
     nodes: tuple[Server, Server], tmp_path: Path
 ) -> None:
@@ -194,8 +200,8 @@ def test_fapi2_replays_at_par_and_token_are_refused_on_the_other_node(
     DPoP proof (RFC 9449 §11.1) accepted by node A at the PAR endpoint or the token endpoint is
     refused when replayed on node B, and the other way round. Every request here is otherwise valid
     (the other credential fresh), so the replay is the only reason for the refusal."""
-    from security.kit import assert_oauth_error
     from support.fapi import FapiClient
+    from support.refusals import assert_oauth_error
 
     a, b = nodes
     fapi = FapiClient.register(a, tmp_path)  # aud and htu are the shared issuer (node A's URL)

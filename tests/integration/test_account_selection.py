@@ -13,10 +13,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import db_rows
 from support.bank import Fintech, account_information, payment_body
+from support.database import db_rows
 from support.flow import CSRF, Authorized, checked_choices, consent, follow_to_client, login, query_of
 from support.server import DEMO_PASSWORD, Server
+
+pytestmark = [pytest.mark.consent, pytest.mark.rar, pytest.mark.payments]
 
 PAYMENT = {
     "type": "payment_initiation",

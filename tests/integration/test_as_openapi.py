@@ -39,6 +39,8 @@ from fingrade.config import load_settings
 from fingrade.web.app import create_app
 from fingrade.web.openapi import openapi_document
 
+pytestmark = pytest.mark.fuzz
+
 MAX_EXAMPLES = 25
 CHECKS = [
     checks.not_a_server_error,

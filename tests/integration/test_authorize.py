@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    NATIVE_REDIRECT,
-    SPA_ORIGIN,
-    SPA_REDIRECT,
-    audit_events,
-    authorize_steps,
-    exchange,
-    new_confidential_client,
-    new_user,
-    user_id,
-)
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from support.flow import authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.database import audit_events, user_id
+from support.demo import BACKEND_REDIRECT, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT
+from support.flow import authorize_steps, authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.inprocess import InProcessServer
+from support.operator import new_confidential_client, new_user
 from support.server import DEMO_PASSWORD, Server
+from support.tokens import exchange
+
+pytestmark = [pytest.mark.login, pytest.mark.consent]
 
 # RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
@@ -247,67 +241,65 @@ def test_rfc8252_8_6_verified_native_app_and_claimed_https_go_straight_back(
     assert _prompt_none(browser, unverified, "http://127.0.0.1:40111/callback")["error"] == "consent_required"
 
 
-def test_rfc8252_8_6_operator_verifies_and_unverifies_a_native_app(server: Server, browser: httpx.Client) -> None:
-    """`fingrade clients verify|unverify <client_id>` switch the rule (within the client cache time)."""
-    username, password = new_user(server)
-    cid = _native_client(server)
-    authorize_steps(browser, cid, NATIVE_REDIRECT, "openid", username, password)
-    assert _prompt_none(browser, cid, NATIVE_REDIRECT)["error"] == "consent_required"
-    assert '"identity_verified": true' in server.cli("clients", "verify", cid).stdout
-    deadline = time.monotonic() + 15
-    while "code" not in _prompt_none(browser, cid, NATIVE_REDIRECT):
-        assert time.monotonic() < deadline, "verification not picked up"
-        time.sleep(0.5)
-    server.cli("clients", "unverify", cid)
-    while "code" in _prompt_none(browser, cid, NATIVE_REDIRECT):
-        assert time.monotonic() < deadline + 15, "unverification not picked up"
-        time.sleep(0.5)
+def test_rfc8252_8_6_operator_verifies_and_unverifies_a_native_app(clocked_server: InProcessServer) -> None:
+    """`fingrade clients verify|unverify <client_id>` switch the rule on a running server within its
+    client cache time (client_cache_seconds, 5 s). The server runs in this process on a clock the
+    test moves; the command line is another process, as in production."""
+    clock = clocked_server.clock
+    cid = _native_client(clocked_server)
+    clock.freeze()
+    with clocked_server.client(follow_redirects=False) as browser:
+        authorize_steps(browser, cid, NATIVE_REDIRECT, "openid")
+        assert _prompt_none(browser, cid, NATIVE_REDIRECT)["error"] == "consent_required"
+        assert '"identity_verified": true' in clocked_server.cli("clients", "verify", cid).stdout
+        clock.advance(5)
+        assert "code" in _prompt_none(browser, cid, NATIVE_REDIRECT)
+        clocked_server.cli("clients", "unverify", cid)
+        clock.advance(5)
+        assert _prompt_none(browser, cid, NATIVE_REDIRECT)["error"] == "consent_required"
 
 
-def test_max_age(server: Server, browser: httpx.Client) -> None:
+def test_max_age(clocked_server: InProcessServer) -> None:
     """OIDC Core §3.1.2.1 max_age: if the last active authentication is older, the user signs in again;
-    the ID token carries auth_time (§2) of the authentication that counted."""
-    username, password = new_user(server)
-    before_first = int(time.time())
-    first = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password)
-    assert first.saw_login
-    first_auth = _id_token(browser, exchange(browser, first.result, client_id="demo-native").json())["auth_time"]
-    assert first_auth >= before_first
-    time.sleep(2.1)
-    # A generous max_age: the session is recent enough, no login.
-    recent = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, max_age="3600")
-    assert not recent.saw_login
-    tokens = exchange(browser, recent.result, client_id="demo-native").json()
-    assert _id_token(browser, tokens)["auth_time"] == first_auth
-    # prompt=none cannot sign the user in again: login_required.
-    resp = browser.get("/authorize?" + urlencode(_params(prompt="none", max_age="1")))
-    assert query_of(resp.headers["location"])["error"] == "login_required"
-    # max_age=1 after two seconds: sign in again, and auth_time moves.
-    stale = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", username, password, max_age="1")
-    assert stale.saw_login
-    tokens = exchange(browser, stale.result, client_id="demo-native").json()
-    assert _id_token(browser, tokens)["auth_time"] > first_auth
+    the ID token carries auth_time (§2) of the authentication that counted. The server runs in this
+    process on a clock the test moves (to the second)."""
+    clock = clocked_server.clock
+    clock.freeze()
+    with clocked_server.client(follow_redirects=False) as browser:
+        first = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid")
+        assert first.saw_login
+        first_auth = _id_token(browser, exchange(browser, first.result, client_id="demo-native").json())["auth_time"]
+        assert first_auth == clock()
+        clock.advance(1)
+        # A generous max_age, or one the session is exactly as old as: no login.
+        for max_age in ("3600", "1"):
+            recent = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", max_age=max_age)
+            assert not recent.saw_login, max_age
+            tokens = exchange(browser, recent.result, client_id="demo-native").json()
+            assert _id_token(browser, tokens)["auth_time"] == first_auth
+        clock.advance(1)
+        # prompt=none cannot sign the user in again: login_required.
+        resp = browser.get("/authorize?" + urlencode(_params(prompt="none", max_age="1")))
+        assert query_of(resp.headers["location"])["error"] == "login_required"
+        # max_age=1 after two seconds: sign in again, and auth_time moves.
+        stale = authorize_steps(browser, "demo-native", NATIVE_REDIRECT, "openid", max_age="1")
+        assert stale.saw_login
+        tokens = exchange(browser, stale.result, client_id="demo-native").json()
+        assert _id_token(browser, tokens)["auth_time"] == first_auth + 2
 
 
-def test_max_age_zero_is_prompt_login(server: Server, browser: httpx.Client) -> None:
+def test_max_age_zero_is_prompt_login(clocked_server: InProcessServer) -> None:
     """OIDC Core §3.1.2.1 (errata set 2): "max_age=0 is equivalent to prompt=login", even for a
-    session that is less than a second old."""
-    username, password = new_user(server)
-    assert authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password).saw_login
-    # Sign in again at the start of a second, so that the next request comes within the same second
-    # as auth_time (an "older than max_age" comparison alone would then not ask again).
-    page = follow_to_client(
-        browser,
-        browser.get(authorize_url("demo-spa", SPA_REDIRECT, pkce_pair()[1], "openid", prompt="login")),
-        SPA_REDIRECT,
-    )
-    time.sleep(1 - time.time() % 1)
-    resp = follow_to_client(browser, login(browser, page, username, password), SPA_REDIRECT)
-    assert query_of(resp.headers["location"])["code"]
-    steps = authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", username, password, max_age="0")
-    assert steps.saw_login and steps.result.code
-    resp = browser.get("/authorize?" + urlencode(_params("demo-spa", SPA_REDIRECT, prompt="none", max_age="0")))
-    assert query_of(resp.headers["location"])["error"] == "login_required"
+    session that is less than a second old. The server runs in this process on a frozen clock: the
+    next request comes within the same second as auth_time (an "older than max_age" comparison
+    alone would then not ask again)."""
+    clocked_server.clock.freeze()
+    with clocked_server.client(follow_redirects=False) as browser:
+        assert authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid").saw_login
+        steps = authorize_steps(browser, "demo-spa", SPA_REDIRECT, "openid", max_age="0")
+        assert steps.saw_login and steps.result.code
+        resp = browser.get("/authorize?" + urlencode(_params("demo-spa", SPA_REDIRECT, prompt="none", max_age="0")))
+        assert query_of(resp.headers["location"])["error"] == "login_required"
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5", "9" * 12])

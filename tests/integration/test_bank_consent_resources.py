@@ -20,13 +20,16 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, uncached_bank_server, www_authenticate
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from support.backends import BACKENDS
 from support.bank import PREFIX, Fintech, account_information
 from support.flow import Authorized, checked_choices, consent, follow_to_client, login, query_of
-from support.server import DEMO_PASSWORD, Server
+from support.refusals import www_authenticate
+from support.server import DEMO_PASSWORD, Server, uncached_bank_server
 from test_consent_dashboard import CONNECTIONS, dashboard, revoke_form
+
+pytestmark = [pytest.mark.bank, pytest.mark.consent]
 
 CONSENTS = "/account-access-consents"
 TX = ["ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"]

@@ -3,8 +3,11 @@ accounts and months of bookings, and the books balance — read straight from th
 
 from __future__ import annotations
 
-from integration_helpers import db_rows, user_id
+import pytest
+from support.database import db_rows, user_id
 from support.server import Server
+
+pytestmark = pytest.mark.bank
 
 
 def test_serve_demo_seeds_a_balanced_bank_ledger(server: Server) -> None:

@@ -26,6 +26,8 @@ from support.server import Server
 from fingrade.bank.openapi import openapi_document, route_template
 from fingrade.bank.routes import bank_api
 
+pytestmark = [pytest.mark.bank, pytest.mark.fuzz]
+
 MAX_EXAMPLES = 50
 CHECKS = [
     checks.not_a_server_error,

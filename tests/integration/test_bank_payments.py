@@ -12,10 +12,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import db_rows, user_id, www_authenticate
 from support.bank import Fintech, account_information, payment_body, payment_initiation
+from support.database import db_rows, user_id
 from support.flow import Authorized, consent, follow_to_client, login, query_of
+from support.refusals import www_authenticate
 from support.server import DEMO_PASSWORD, Server
+
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from support.bank import PREFIX, Fintech, account_information, payment_initiation
 from support.server import Server
 
+pytestmark = [pytest.mark.bank, pytest.mark.fuzz]
+
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 

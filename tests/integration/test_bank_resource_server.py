@@ -12,10 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, dedicated_server, www_authenticate
+from support.backends import BACKENDS
 from support.bank import PREFIX, Fintech, account_information
-from support.server import Server, start_server
+from support.refusals import www_authenticate
+from support.server import Server, dedicated_server, start_server
 from test_bank_consent_resources import CONSENTS, authorise, request_body
+
+pytestmark = [pytest.mark.bank, pytest.mark.introspection]
 
 TUNED = {
     "FINGRADE_KEY_RELOAD_SECONDS": "1",  # a rotation reaches the AS within a second
@@ -101,6 +104,7 @@ def test_rfc7662_revoked_token_refused_at_once_with_cache_0(fintech: Fintech, au
     assert www_authenticate(resp)["error"] == "invalid_token"
 
 
+@pytest.mark.keys
 def test_jwks_rotation_new_kid_is_fetched(fintech: Fintech, auth_server: Server) -> None:
     """`fingrade keys rotate` (twice: the first activates the already-published next key) makes the
     AS sign with a key the bank has never seen; the unknown kid makes the bank refresh the JWKS."""

@@ -10,11 +10,17 @@ import json
 import uuid
 
 import httpx
-from integration_helpers import BACKEND_REDIRECT, BASIC, db_rows, exchange, www_authenticate
+import pytest
 from support.bank import PREFIX, account_information, payment_body, payment_initiation
+from support.database import db_rows
+from support.demo import BACKEND_REDIRECT, BASIC
 from support.dpop import DPoPKey
 from support.flow import run_flow
+from support.refusals import www_authenticate
 from support.server import Server
+from support.tokens import exchange
+
+pytestmark = [pytest.mark.bank, pytest.mark.dpop]
 
 
 def _backend_token(server: Server, browser: httpx.Client, scope: str, detail: dict, key: DPoPKey | None = None) -> dict:

@@ -4,10 +4,13 @@ RFC 7636, OIDC Core §3.1)."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from support.flow import run_flow
 from support.server import DEMO_SECRET, Server
+
+pytestmark = pytest.mark.pkce
 
 NATIVE_REDIRECT = "http://127.0.0.1:51234/callback"
 

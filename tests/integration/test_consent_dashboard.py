@@ -15,10 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, db_rows, uncached_bank_server
+from support.backends import BACKENDS
 from support.bank import Fintech, account_information
+from support.database import db_rows
 from support.flow import CSRF
-from support.server import DEMO_PASSWORD, Server
+from support.server import DEMO_PASSWORD, Server, uncached_bank_server
+
+pytestmark = [pytest.mark.consent, pytest.mark.revocation]
 
 CONNECTIONS = "/account/connections"
 

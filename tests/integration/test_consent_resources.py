@@ -14,10 +14,15 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import BACKEND_REDIRECT, db_rows, exchange, introspect, new_confidential_client
+from support.database import db_rows
+from support.demo import BACKEND_REDIRECT
 from support.flow import checked_choices, consent, query_of
+from support.operator import new_confidential_client
 from support.server import Server
+from support.tokens import exchange, introspect
 from test_rich_authorization_requests import PAYMENT, accounts_detail, authorized, claims, request_params, to_consent
+
+pytestmark = pytest.mark.consent
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import (
-    ASSERTION_TYPE,
-    BASIC,
-    NATIVE_REDIRECT,
-    client_assertion,
-    client_credentials,
-    exchange,
-    jwks_client,
-    new_confidential_client,
-    signing_key,
-)
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from support.demo import BASIC, NATIVE_REDIRECT
+from support.fapi import ASSERTION_TYPE, client_assertion, new_key
 from support.flow import run_flow
+from support.operator import jwks_client, new_confidential_client
 from support.server import Server
+from support.tokens import client_credentials, exchange
 
 WELL_KNOWN = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 
@@ -146,7 +139,7 @@ def test_private_key_jwt_with_every_advertised_alg(
     """RFC 8414 §2 token_endpoint_auth_signing_alg_values_supported: each listed alg authenticates a
     private_key_jwt client (RFC 7523 §2.2, aud = issuer per FAPI 2.0 SP 5.3.2.1-8)."""
     assert alg in meta["token_endpoint_auth_signing_alg_values_supported"]
-    key = signing_key(alg)
+    key = new_key(alg)
     cid = jwks_client(server, key, tmp_path)
     resp = http.post(
         "/token",

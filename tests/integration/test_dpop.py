@@ -8,14 +8,17 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT, exchange, www_authenticate
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from security.kit import assert_oauth_error
+from support.demo import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT
 from support.dpop import DPoPKey
 from support.flow import Authorized, run_flow
+from support.refusals import assert_oauth_error, www_authenticate
 from support.server import Server
+from support.tokens import exchange
 from test_par import _request, finish, push, start
+
+pytestmark = pytest.mark.dpop
 
 
 def _dpop_tokens(

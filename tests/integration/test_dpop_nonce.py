@@ -8,20 +8,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKENDS,
-    NATIVE_REDIRECT,
-    SPA_ORIGIN,
-    SPA_REDIRECT,
-    dedicated_server,
-    exchange,
-    www_authenticate,
-)
-from security.kit import assert_oauth_error
+from support.backends import BACKENDS
+from support.demo import NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT
 from support.dpop import DPoPKey
 from support.fapi import FapiClient
 from support.flow import run_flow
-from support.server import Server, start_server
+from support.refusals import assert_oauth_error, www_authenticate
+from support.server import Server, dedicated_server, start_server
+from support.tokens import exchange
+
+pytestmark = pytest.mark.dpop
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import dedicated_server
 from support.fapi import FAPI_REDIRECT
 from support.flow import checked_choices, consent, follow_to_client, login
-from support.server import DEMO_PASSWORD, Server, free_port
+from support.server import DEMO_PASSWORD, Server, dedicated_server, free_port
+
+pytestmark = [pytest.mark.par, pytest.mark.dpop]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fapi2_client.py"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "banking-api.md"

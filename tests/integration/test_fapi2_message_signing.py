@@ -15,13 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import BACKEND_REDIRECT, BASIC
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey
-from security.kit import assert_oauth_error
+from support.demo import BACKEND_REDIRECT, BASIC
 from support.fapi import FAPI_REDIRECT, FapiClient, form_post_fields, new_key
 from support.flow import authorize_url, consent, follow_to_client, login, query_of, run_flow
+from support.refusals import assert_oauth_error
 from support.server import DEMO_PASSWORD, Server
+
+pytestmark = [pytest.mark.jar, pytest.mark.jarm, pytest.mark.introspection]
 
 MS = "fapi2-message-signing"
 NOW = lambda: int(time.time())  # noqa: E731

@@ -10,10 +10,12 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import authorize_url, follow_to_client, pkce_pair, query_of
+from support.refusals import assert_oauth_error
 from support.server import Server
+
+pytestmark = [pytest.mark.par, pytest.mark.dpop, pytest.mark.client_auth]
 
 
 @pytest.fixture(scope="module")

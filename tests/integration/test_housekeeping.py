@@ -1,81 +1,86 @@
-"""What the server does by itself: the janitor removes expired one-time rows and sessions
-(FINGRADE_JANITOR_INTERVAL is 2 s in tests), and security events are written to the audit log."""
+"""What the server does by itself: the janitor removes expired one-time rows and sessions, and
+security events are written to the audit log."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from integration_helpers import (
-    ASSERTION_TYPE,
-    BACKEND_REDIRECT,
-    audit_events,
-    authorize_steps,
-    bearer,
-    client_assertion,
-    db_rows,
-    exchange,
-    jwks_client,
-    new_confidential_client,
-    new_user,
-    signing_key,
-    user_id,
-    wait_for,
-)
-from support.flow import pkce_pair
+from support.database import audit_events, db_rows, user_id
+from support.demo import BACKEND_REDIRECT
+from support.fapi import ASSERTION_TYPE, client_assertion, new_key
+from support.flow import authorize_steps, pkce_pair
+from support.inprocess import InProcessServer
+from support.operator import jwks_client, new_confidential_client, new_user
+from support.polling import wait_for
 from support.server import Server
+from support.tokens import bearer, exchange
+
+# The janitor is the server's own timer, in real time: the expiry tests wait for its next round.
+JANITOR_EVERY_SECOND = {"FINGRADE_JANITOR_INTERVAL": "1"}
 
 
-def _onetime_exists(server: Server, kind: str, key: str) -> bool:
-    if server.backend == "postgres":  # the one-time store is Redis there
-        import redis
-
-        r = redis.Redis.from_url(server.env["FINGRADE_REDIS_URL"])
-        try:
-            return bool(r.exists(f"{server.env['FINGRADE_REDIS_PREFIX']}{kind}:{key}"))
-        finally:
-            r.close()
-    return bool(db_rows(server, "SELECT 1 FROM onetime WHERE kind = ? AND key = ?", kind, key))
+def _onetime_expiry(server: Server, kind: str, key: str) -> int | None:
+    """expires_at of a row of the SQL one-time store, None when there is none."""
+    rows = db_rows(server, "SELECT expires_at FROM onetime WHERE kind = ? AND key = ?", kind, key)
+    return rows[0][0] if rows else None
 
 
-def test_expired_one_time_rows_are_removed(server: Server, http: httpx.Client, tmp_path: Path) -> None:
-    """Expired rows are cleaned up by the server itself. A client assertion's jti is kept
-    (RFC 7523 §3 replay cache) only until the assertion expires, then the entry disappears."""
-    key = signing_key("ES256")
-    cid = jwks_client(server, key, tmp_path)
-    assertion = client_assertion(key, "ES256", cid, server.issuer, lifetime=1)
-    jti = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "=="))["jti"]
-    resp = http.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "scope": "accounts",
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-        },
-    )
+def test_expired_one_time_rows_are_removed(start_clocked: Callable[..., InProcessServer], tmp_path: Path) -> None:
+    """Expired rows are cleaned up by the server itself. A client assertion's jti is kept (RFC 7523
+    §3 replay cache) only until the assertion expires (exp plus 5 s of leeway), then the janitor
+    removes the entry. The server runs in this process on a clock the test moves."""
+    srv = start_clocked(JANITOR_EVERY_SECOND)
+    srv.clock.freeze()
+    key = new_key("ES256")
+    cid = jwks_client(srv, key, tmp_path)
+    assertion = client_assertion(key, "ES256", cid, srv.issuer, lifetime=60)
+    claims = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "=="))
+    data = {"grant_type": "client_credentials", "scope": "accounts"}
+    with srv.client() as http:
+        resp = http.post(
+            "/token", data={**data, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+        )
     assert resp.status_code == 200, resp.text
-    assert _onetime_exists(server, "assertion_jti", f"{cid}:{jti}")
-    # exp + 5 s leeway, then at most one janitor round (2 s ± 20 %).
-    wait_for(lambda: not _onetime_exists(server, "assertion_jti", f"{cid}:{jti}"), timeout=15)
+    entry = f"{cid}:{claims['jti']}"
+    assert _onetime_expiry(srv, "assertion_jti", entry) == claims["exp"] + 5
+    srv.clock.advance(claims["exp"] + 5 - srv.clock())
+    wait_for(lambda: _onetime_expiry(srv, "assertion_jti", entry) is None, timeout=5, interval=0.1)
 
 
-def test_expired_sessions_are_removed(tuned_server: Server) -> None:
-    """Sessions live session_ttl (6 s on this server); the janitor deletes them afterwards, and the
-    user has to sign in again."""
-    srv = tuned_server
-    username, password = new_user(srv)
-    uid = user_id(srv, username)
+def test_expired_session_asks_to_sign_in_again(start_clocked: Callable[..., InProcessServer]) -> None:
+    """A session lives session_ttl (8 h by default), then the user has to sign in again. The server
+    runs in this process on a clock the test moves (its janitor idle, so only the rule decides)."""
+    srv = start_clocked({"FINGRADE_JANITOR_INTERVAL": "3600"})
+    srv.clock.freeze()
     with srv.client(follow_redirects=False) as browser:
-        first = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid", username, password)
+        assert authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid").saw_login
+        srv.clock.advance(8 * 3600 - 1)
+        assert not authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid").saw_login
+        srv.clock.advance(1)
+        assert authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid").saw_login
+
+
+def test_expired_sessions_are_removed(start_clocked: Callable[..., InProcessServer]) -> None:
+    """The janitor deletes sessions once they have expired (session_ttl, 8 h by default). The server
+    runs in this process on a clock the test moves."""
+    srv = start_clocked(JANITOR_EVERY_SECOND)
+    srv.clock.freeze()
+    uid = user_id(srv, "alice")
+
+    def sessions() -> list:
+        return db_rows(srv, "SELECT expires_at FROM sessions WHERE user_id = ?", uid)
+
+    with srv.client(follow_redirects=False) as browser:
+        first = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid")
         assert first.saw_login and first.result.code
-        assert db_rows(srv, "SELECT expires_at FROM sessions WHERE user_id = ?", uid)
-        wait_for(lambda: not db_rows(srv, "SELECT 1 FROM sessions WHERE user_id = ?", uid), timeout=20)
-        again = authorize_steps(browser, "demo-native", "http://127.0.0.1:5000/callback", "openid", username, password)
-        assert again.saw_login
+    assert sessions() == [(srv.clock() + 8 * 3600,)]
+    srv.clock.advance(8 * 3600)
+    wait_for(lambda: not sessions(), timeout=5, interval=0.1)
 
 
 def test_security_events_are_audited(server: Server, http: httpx.Client, browser: httpx.Client) -> None:

@@ -6,16 +6,13 @@ import time
 
 import httpx
 import pytest
-from integration_helpers import (
-    BASIC,
-    backend_tokens,
-    bearer,
-    client_credentials,
-    introspect,
-    new_confidential_client,
-    user_tokens,
-)
+from support.demo import BASIC
+from support.inprocess import InProcessServer
+from support.operator import new_confidential_client
 from support.server import DEMO_SECRET, Server
+from support.tokens import backend_tokens, bearer, client_credentials, introspect, user_tokens
+
+pytestmark = pytest.mark.introspection
 
 
 def test_caller_must_authenticate(http: httpx.Client) -> None:
@@ -118,11 +115,15 @@ def test_other_clients_token_is_inactive_for_a_non_resource_server(
         assert body["active"] is True and body["client_id"] == owner
 
 
-def test_expired_access_token_is_inactive(tuned_server: Server) -> None:
-    """RFC 7662 §2.2: an expired token is inactive (access_token_ttl is 30 s on this server)."""
-    with tuned_server.client() as http:
-        token = tuned_server.extra["early_token"]  # minted when the server started
+def test_expired_access_token_is_inactive(clocked_server: InProcessServer) -> None:
+    """RFC 7662 §2.2: an expired token is inactive. Access tokens live access_token_ttl (300 s by
+    default); the server runs in this process on a clock the test moves."""
+    clocked_server.clock.freeze()  # to the second: exp is iat + 300
+    with clocked_server.client() as http:
+        token = client_credentials(http, "accounts")["access_token"]
         claims = introspect(http, token).json()
-        assert claims["active"] is True and claims["exp"] - claims["iat"] == 30
-        time.sleep(max(0.0, claims["exp"] - time.time()) + 1.1)
+        assert claims["active"] is True and claims["exp"] - claims["iat"] == 300
+        clocked_server.clock.advance(299)
+        assert introspect(http, token).json()["active"] is True
+        clocked_server.clock.advance(1)
         assert introspect(http, token).json() == {"active": False}

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from integration_helpers import BACKENDS, audit_events, dedicated_server, new_user, user_id
+from support.backends import BACKENDS
+from support.database import audit_events, user_id
 from support.flow import CSRF, authorize_url, login, pkce_pair
-from support.server import DEMO_PASSWORD, Server
+from support.inprocess import InProcessServer
+from support.operator import new_user
+from support.server import DEMO_PASSWORD, Server, dedicated_server
+
+pytestmark = [pytest.mark.login, pytest.mark.throttle]
 
 WRONG = "wrong-password-123"
 LIMITS = {
@@ -156,23 +160,27 @@ def test_a_strangers_failures_do_not_lock_the_owner_out_of_their_browser(strict:
         assert sign_in(password).status_code == 429
 
 
-def test_per_address_back_off_doubles(strict: Server) -> None:
+def test_per_address_back_off_doubles(start_clocked: Callable[..., InProcessServer]) -> None:
     """One address trying many accounts: after 5 failures each further attempt waits, twice as long
-    each time; other addresses are not affected; successes are not counted."""
+    each time; other addresses are not affected; successes are not counted. The server runs in this
+    process with these limits, on a clock the test moves (to the second)."""
+    srv = start_clocked(LIMITS)
+    srv.clock.freeze()
     ip = address()
     for _ in range(7):  # successful sign-ins are not failures
-        assert attempt(strict, ip, "alice", DEMO_PASSWORD).status_code == 303
+        assert attempt(srv, ip, "alice", DEMO_PASSWORD).status_code == 303
     for _ in range(5):
-        assert attempt(strict, ip, "nobody-" + secrets.token_hex(4), WRONG).status_code == 401
-    refused = attempt(strict, ip, "alice", DEMO_PASSWORD)
-    assert refused.status_code == 429
-    first = int(refused.headers["retry-after"])
-    assert 1 <= first <= 3
-    assert attempt(strict, address(), "alice", DEMO_PASSWORD).status_code == 303
-    time.sleep(first)
-    assert attempt(strict, ip, "nobody-" + secrets.token_hex(4), WRONG).status_code == 401
-    again = attempt(strict, ip, "alice", DEMO_PASSWORD)
-    assert again.status_code == 429 and 4 <= int(again.headers["retry-after"]) <= 6
+        assert attempt(srv, ip, "nobody-" + secrets.token_hex(4), WRONG).status_code == 401
+    refused = attempt(srv, ip, "alice", DEMO_PASSWORD)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "3"
+    assert attempt(srv, address(), "alice", DEMO_PASSWORD).status_code == 303
+    srv.clock.advance(2)
+    waiting = attempt(srv, ip, "alice", DEMO_PASSWORD)
+    assert waiting.status_code == 429 and waiting.headers["retry-after"] == "1"
+    srv.clock.advance(1)
+    assert attempt(srv, ip, "nobody-" + secrets.token_hex(4), WRONG).status_code == 401
+    again = attempt(srv, ip, "alice", DEMO_PASSWORD)
+    assert again.status_code == 429 and again.headers["retry-after"] == "6"
 
 
 def test_unlock_clears_the_accounts_counters(strict: Server) -> None:

@@ -3,29 +3,24 @@ authorization endpoint with request_uri (§4), requiring PAR (§5, §6) and meta
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    BACKENDS,
-    BASIC,
-    NATIVE_REDIRECT,
-    client_assertion,
-    dedicated_server,
-    exchange,
-    jwks_client,
-    new_confidential_client,
-    signing_key,
-)
-from security.kit import assert_error_page, assert_oauth_error
+from support.backends import BACKENDS
+from support.demo import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT
+from support.fapi import client_assertion, new_key
 from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of, run_flow
-from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
+from support.inprocess import InProcessServer
+from support.operator import jwks_client, new_confidential_client
+from support.refusals import assert_error_page, assert_oauth_error
+from support.server import DEMO_PASSWORD, DEMO_SECRET, Server, dedicated_server
+from support.tokens import exchange
+
+pytestmark = pytest.mark.par
 
 URN = "urn:ietf:params:oauth:request_uri:"
 
@@ -117,7 +112,7 @@ def test_rfc9126_s2_1_confidential_client_secret_basic(server: Server, browser: 
 
 def test_rfc9126_s2_1_private_key_jwt_client(server: Server, browser: httpx.Client, tmp_path: Path) -> None:
     """RFC 9126 §2.1 with RFC 7523 client assertions at both the PAR and the token endpoint."""
-    key = signing_key("ES256")
+    key = new_key("ES256")
     client_id = jwks_client(server, key, tmp_path, "--grant-type", "authorization_code", "--scope", "openid accounts")
     verifier, params = _request(client_id, BACKEND_REDIRECT, "openid accounts")
     params.update(
@@ -290,19 +285,13 @@ def test_rfc9126_s5_metadata(http: httpx.Client, server: Server) -> None:
     assert doc["request_uri_parameter_supported"] is True and doc["request_parameter_supported"] is False
 
 
-# -- a server that requires PAR for everyone, with the shortest request_uri lifetime ---------
+# -- a server that requires PAR for everyone -----------------------------------------------------
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def par_only_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"FINGRADE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS": "true", "FINGRADE_PAR_TTL": "10"}
+    env = {"FINGRADE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS": "true"}
     with dedicated_server(tmp_path_factory.mktemp("par-" + request.param), request.param, env) as srv:
-        # Pushed at start, so the expiry test waits only for what is left of its 10 s.
-        with srv.client() as http:
-            _, params = _request("demo-native", NATIVE_REDIRECT)
-            resp = push(http, params)
-            assert resp.status_code == 201 and resp.json()["expires_in"] == 10, resp.text
-            srv.extra["early_uri"] = (resp.json()["request_uri"], time.monotonic())
         yield srv
 
 
@@ -320,11 +309,22 @@ def test_rfc9126_s5_server_requiring_par(par_only_server: Server) -> None:
         assert finish(browser, start(browser, "demo-backend", uri), BACKEND_REDIRECT, verifier).code
 
 
-def test_rfc9126_s2_2_request_uri_expires(par_only_server: Server) -> None:
-    """RFC 9126 §2.2: after expires_in seconds the request_uri is refused with an error page."""
-    uri, pushed_at = par_only_server.extra["early_uri"]
-    time.sleep(max(0.0, pushed_at + 11 - time.monotonic()))
-    with par_only_server.client(follow_redirects=False) as browser:
+def test_rfc9126_s2_2_request_uri_expires(start_clocked: Callable[..., InProcessServer]) -> None:
+    """RFC 9126 §2.2: the request_uri lives expires_in seconds (par_ttl, here its shortest, 10 s), then
+    /authorize refuses it with an error page. The server runs in this process on a clock the test moves."""
+    srv = start_clocked({"FINGRADE_PAR_TTL": "10"})
+    srv.clock.freeze()  # to the second: pushed at t, usable until t + 10
+    with srv.client(follow_redirects=False) as browser:
+        _, params = _request("demo-native", NATIVE_REDIRECT)
+        resp = push(browser, params)
+        assert resp.status_code == 201 and resp.json()["expires_in"] == 10, resp.text
+        uri = resp.json()["request_uri"]
+        live = pushed_uri(browser, _request("demo-native", NATIVE_REDIRECT)[1])
+        srv.clock.advance(9)
+        # Control: inside its lifetime the request_uri starts the sign-in.
+        resp = start(browser, "demo-native", live)
+        assert resp.status_code == 303 and resp.headers["location"].startswith("/interaction/"), resp.text
+        srv.clock.advance(1)
         resp = start(browser, "demo-native", uri)
         assert_error_page(resp)
         assert "invalid_request_uri" in resp.text

@@ -11,22 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKENDS,
-    SPA_ORIGIN,
-    audit_events,
-    authorize_steps,
-    bearer,
-    db_rows,
-    dedicated_server,
-    exchange,
-    introspect,
-    new_user,
-    signing_key,
-    www_authenticate,
-)
-from support.flow import authorize_url, pkce_pair, query_of, run_flow
-from support.server import Server
+from support.backends import BACKENDS
+from support.database import audit_events, db_rows
+from support.demo import SPA_ORIGIN
+from support.fapi import new_key
+from support.flow import authorize_steps, authorize_url, pkce_pair, query_of, run_flow
+from support.inprocess import InProcessServer
+from support.operator import new_user
+from support.refusals import www_authenticate
+from support.server import Server, dedicated_server
+from support.tokens import bearer, exchange, introspect
+
+pytestmark = pytest.mark.registration
 
 NATIVE_META = {
     "client_name": "Registered mobile app",
@@ -99,11 +95,19 @@ def test_registration_token_create_list_revoke(server: Server, http: httpx.Clien
     assert server.cli("registration-token", "revoke", label, check=False).returncode == 1
 
 
-def test_expired_initial_access_token_is_refused(server: Server, http: httpx.Client) -> None:
-    """An initial access token created with --expires-in stops working when it expires."""
-    token, _ = initial_access_token(server, "--expires-in", "1")
-    time.sleep(2.1)
-    resp = register(http, CONFIDENTIAL_META, token)
+def test_expired_initial_access_token_is_refused(clocked_server: InProcessServer) -> None:
+    """An initial access token created with --expires-in works until it expires, then no more. The
+    server runs in this process on a clock the test moves (to the second)."""
+    token, label = initial_access_token(clocked_server, "--expires-in", "60")
+    sql = "SELECT created_at, expires_at FROM registration_tokens WHERE label = ?"
+    created_at, expires_at = db_rows(clocked_server, sql, label)[0]
+    assert expires_at == created_at + 60
+    clocked_server.clock.freeze()
+    clocked_server.clock.advance(expires_at - 1 - clocked_server.clock())
+    with clocked_server.client() as http:
+        assert register(http, CONFIDENTIAL_META, token).status_code == 201
+        clocked_server.clock.advance(1)
+        resp = register(http, CONFIDENTIAL_META, token)
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
 
 
@@ -181,7 +185,7 @@ def test_client_id_is_chosen_by_the_server(http: httpx.Client, iat: str) -> None
 
 def test_private_key_jwt_client_with_public_jwks(http: httpx.Client, iat: str) -> None:
     """RFC 7591 §2 `jwks` by value with public keys is accepted for private_key_jwt."""
-    key = signing_key("ES256")
+    key = new_key("ES256")
     meta = {
         **CONFIDENTIAL_META,
         "token_endpoint_auth_method": "private_key_jwt",
@@ -225,7 +229,7 @@ def test_invalid_redirect_uri(http: httpx.Client, iat: str, uris: list[str], pro
 
 
 def _rsa_private_jwk() -> dict:
-    return signing_key("PS256").as_dict(private=True)
+    return new_key("PS256").as_dict(private=True)
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from integration_helpers import (
-    BASIC,
-    backend_tokens,
-    bearer,
-    client_credentials,
-    introspect,
-    new_confidential_client,
-    user_tokens,
-)
+from support.demo import BASIC
+from support.operator import new_confidential_client
 from support.server import Server
+from support.tokens import backend_tokens, bearer, client_credentials, introspect, user_tokens
+
+pytestmark = pytest.mark.revocation
 
 
 def _revoke(http: httpx.Client, token: str, auth=BASIC, **data: str) -> httpx.Response:

@@ -15,19 +15,17 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    BACKENDS,
-    db_rows,
-    dedicated_server,
-    exchange,
-    introspect,
-    new_confidential_client,
-)
-from security.kit import assert_oauth_error
+from support.backends import BACKENDS
+from support.database import db_rows
+from support.demo import BACKEND_REDIRECT
 from support.fapi import FapiClient
 from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
-from support.server import DEMO_PASSWORD, Server
+from support.operator import new_confidential_client
+from support.refusals import assert_oauth_error
+from support.server import DEMO_PASSWORD, Server, dedicated_server
+from support.tokens import exchange, introspect
+
+pytestmark = pytest.mark.rar
 
 IBAN = "GB33BUKB20201555555555"
 PAYMENT = {

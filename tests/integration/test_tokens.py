@@ -3,25 +3,20 @@ client_credentials scopes, grant-type errors, and CORS for browser apps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
-from integration_helpers import (
-    BACKEND_REDIRECT,
-    BASIC,
-    NATIVE_REDIRECT,
-    SPA_ORIGIN,
-    SPA_REDIRECT,
-    backend_tokens,
-    client_credentials,
-    exchange,
-    new_confidential_client,
-    new_user,
-    user_tokens,
-)
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from support.demo import BACKEND_REDIRECT, BASIC, NATIVE_REDIRECT, SPA_ORIGIN, SPA_REDIRECT
 from support.flow import Authorized, authorize_url, consent, follow_to_client, login, pkce_pair, query_of, run_flow
+from support.inprocess import InProcessServer
+from support.operator import new_confidential_client, new_user
 from support.server import Server
+from support.tokens import backend_tokens, client_credentials, exchange, user_tokens
+
+pytestmark = pytest.mark.refresh
 
 
 def _claims(http: httpx.Client, token: str) -> dict:
@@ -43,9 +38,11 @@ def test_default_access_token_lifetime_is_five_minutes(http: httpx.Client) -> No
     assert body["expires_in"] == 300 and claims["exp"] - claims["iat"] == 300
 
 
-def test_access_token_lifetime_is_configurable(tuned_server: Server) -> None:
-    """FINGRADE_ACCESS_TOKEN_TTL=30: expires_in and exp follow it for every grant."""
-    with tuned_server.client(follow_redirects=False) as browser:
+def test_access_token_lifetime_is_configurable(start_clocked: Callable[..., InProcessServer]) -> None:
+    """FINGRADE_ACCESS_TOKEN_TTL=30 (the shortest allowed): expires_in and exp follow it for every
+    grant. On the server in this process."""
+    srv = start_clocked({"FINGRADE_ACCESS_TOKEN_TTL": "30"})
+    with srv.client(follow_redirects=False) as browser:
         for body in (
             client_credentials(browser, "accounts"),
             backend_tokens(browser, "openid offline_access accounts"),

@@ -13,16 +13,22 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import BASIC, NATIVE_REDIRECT, audit_events, bearer, introspect, new_user, user_id, wait_for
 from support.bank import Fintech, account_information
+from support.database import audit_events, user_id
+from support.demo import BASIC, NATIVE_REDIRECT
 from support.flow import CSRF, authorize_url, pkce_pair, query_of
+from support.operator import new_user
+from support.polling import wait_for
 from support.server import Server
+from support.tokens import bearer, introspect
 
 from fingrade.config import load_settings
 from fingrade.oauth.models import Grant, RefreshToken, Session
 from fingrade.oauth.token_formats import mint_access_token
 from fingrade.protocol.crypto import new_token, token_hash
 from fingrade.runtime import build_core, close_core
+
+pytestmark = [pytest.mark.login, pytest.mark.revocation]
 
 # Listed accounts: a fresh user owns none, so the consent page has nothing to pick (the bank answers []).
 DETAIL = account_information(accounts=[{"iban": "GB33BUKB20201555555555"}])
@@ -110,7 +116,8 @@ def test_disable_ends_sessions_grants_and_tokens_at_once(server: Server, fintech
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
         assert userinfo(fintech, http, access) == 401
         assert not active(fintech, http, access) and not active(fintech, http, rt)
-        # At the bank: within its introspection cache time.
+        # At the bank: within its introspection cache time (2 s of the running server's own clock;
+        # test_bank_api.py checks the cache's lapse to the second on a moved clock).
         wait_for(lambda: fintech.get(http, "/accounts", access).status_code == 401, timeout=4, interval=0.2)
         assert time.monotonic() - disabled_at <= server_cache_seconds(server) + 2
         assert not can_sign_in(server, username, password)

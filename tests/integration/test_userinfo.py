@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from integration_helpers import bearer, client_credentials, user_tokens, www_authenticate
+from support.refusals import www_authenticate
 from support.server import Server
+from support.tokens import bearer, client_credentials, user_tokens
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import query_of
 from support.server import Server
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.par, pytest.mark.dpop]
 
 TIMEOUT = 90
 
@@ -216,7 +216,7 @@ def nonce_server(server: Server, tmp_path: Path) -> Iterator[Server]:
         pytest.skip(
             "the server has no DPoP nonce support yet (no boolean *dpop*nonce* setting in fingrade.config.Settings)"
         )
-    from integration.integration_helpers import dedicated_server
+    from support.server import dedicated_server
 
     with dedicated_server(tmp_path, server.backend, dict([setting])) as srv:
         yield srv

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import ssl
 import time
 from collections.abc import Iterator
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.backends import BACKENDS
 from support.mtls import CA, ClientCert, Nginx, start_nginx
 from support.server import Server, drop_pg_database, free_port, start_server
 
-BACKENDS = os.environ.get("FINGRADE_TEST_BACKENDS", "sqlite,postgres").split(",")
 CERT_HEADER = "X-Client-Cert"
 
 

@@ -14,6 +14,8 @@ from support.fapi import FapiClient
 
 from mtls.conftest import Deployment
 
+pytestmark = [pytest.mark.mtls, pytest.mark.bank]
+
 
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -17,6 +17,8 @@ from support.mtls import write_jwks
 
 from mtls.conftest import Deployment
 
+pytestmark = [pytest.mark.mtls, pytest.mark.dpop, pytest.mark.jar, pytest.mark.jarm]
+
 PROFILES = ["fapi2", "fapi2-message-signing"]
 COMBOS = ["private_key_jwt+dpop", "private_key_jwt+mtls", "tls_client_auth+mtls"]
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from security.kit import assert_oauth_error
 from support.fapi import FAPI_REDIRECT, FapiClient, new_key
 from support.mtls import write_jwks
+from support.refusals import assert_oauth_error
 
 from mtls.conftest import Deployment
+
+pytestmark = [pytest.mark.mtls, pytest.mark.jar, pytest.mark.jarm]
 
 MS = "fapi2-message-signing"
 

@@ -15,12 +15,15 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from security.kit import assert_oauth_error
+from support.backends import BACKENDS
 from support.fapi import FAPI_REDIRECT, FapiClient
 from support.flow import run_flow
 from support.mtls import ClientCert, self_signed, write_jwks
+from support.refusals import assert_oauth_error
 
-from mtls.conftest import BACKENDS, CERT_HEADER, Deployment
+from .conftest import CERT_HEADER, Deployment
+
+pytestmark = pytest.mark.mtls
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from support.server import Server
+from support.tokens import Kit
 
-from security.fuzzkit import FuzzCredentials
-from security.kit import Kit
+from .fuzzkit import FuzzCredentials
 
 
 @pytest.fixture(scope="session")

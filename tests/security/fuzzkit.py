@@ -24,11 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
-from support.pages import NATIVE, NATIVE_REDIRECT
+from support.demo import BACKEND, NATIVE, NATIVE_REDIRECT
 from support.server import DEMO_SECRET, Server
-
-BACKEND = "demo-backend"
-BACKEND_REDIRECT = "https://localhost:9443/callback"
 
 # -- registered error codes ---------------------------------------------------------------------------
 RFC6749_TOKEN = {

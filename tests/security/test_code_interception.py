@@ -7,20 +7,14 @@ import base64
 import hashlib
 
 import httpx
+import pytest
+from support.demo import BACKEND, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT
 from support.flow import pkce_pair, run_flow
+from support.refusals import assert_bearer_refused, assert_oauth_error
 from support.server import DEMO_SECRET, Server
+from support.tokens import Kit, race
 
-from security.kit import (
-    BACKEND,
-    NATIVE,
-    NATIVE_REDIRECT,
-    SPA,
-    SPA_REDIRECT,
-    Kit,
-    assert_bearer_refused,
-    assert_oauth_error,
-    race,
-)
+pytestmark = pytest.mark.pkce
 
 
 def test_intercepted_native_code_without_verifier_is_useless_rfc7636_4_6(kit: Kit) -> None:

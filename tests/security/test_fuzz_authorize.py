@@ -20,11 +20,14 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.demo import BACKEND, BACKEND_REDIRECT
 from support.flow import pkce_pair
 from support.server import Server
 
-from security.fuzzgen import AUTHORIZATION_DETAILS, CLAIMS_REQUEST, FORM, form_body, redirect_uri
-from security.fuzzkit import BACKEND, BACKEND_REDIRECT, FuzzCredentials, check_oauth_error, probe
+from .fuzzgen import AUTHORIZATION_DETAILS, CLAIMS_REQUEST, FORM, form_body, redirect_uri
+from .fuzzkit import FuzzCredentials, check_oauth_error, probe
+
+pytestmark = pytest.mark.fuzz
 
 BOUNDED = settings(
     max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)

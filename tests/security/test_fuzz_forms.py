@@ -18,12 +18,15 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.demo import BACKEND_REDIRECT
 from support.flow import pkce_pair
 from support.pages import authorize_query, browser_form, interaction
 from support.server import Server
 
-from security.fuzzgen import CONTENT_TYPES, form_body
-from security.fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
+from .fuzzgen import CONTENT_TYPES, form_body
+from .fuzzkit import FuzzCredentials, probe
+
+pytestmark = pytest.mark.fuzz
 
 BOUNDED = settings(
     max_examples=60, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)

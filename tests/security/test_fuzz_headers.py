@@ -23,10 +23,13 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.demo import BACKEND_REDIRECT
 from support.server import Server, free_port, start_server
 
-from security.fuzzgen import FORM, HEADER_JUNK, ODD_CONTENT_TYPES, jws
-from security.fuzzkit import BACKEND_REDIRECT, FuzzCredentials, probe
+from .fuzzgen import FORM, HEADER_JUNK, ODD_CONTENT_TYPES, jws
+from .fuzzkit import FuzzCredentials, probe
+
+pytestmark = pytest.mark.fuzz
 
 BOUNDED = settings(
     max_examples=150, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)

@@ -26,6 +26,8 @@ from support.server import Server
 from security.fuzzgen import JSON, JSON_TEXT, TOKENS, redirect_uri
 from security.fuzzkit import FuzzCredentials, Probe, probe
 
+pytestmark = [pytest.mark.registration, pytest.mark.fuzz]
+
 BOUNDED = settings(
     max_examples=120, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
 )

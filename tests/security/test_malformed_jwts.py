@@ -14,11 +14,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.demo import BACKEND
 from support.dpop import DPoPKey
 from support.fapi import ASSERTION_TYPE, FapiClient
 from support.server import DEMO_SECRET, Server
 
-from security.kit import BACKEND
+pytestmark = pytest.mark.fuzz
 
 SECURITY_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
@@ -308,6 +309,7 @@ def test_generated_malformed_jwts_never_get_a_5xx(server: Server, signer: FapiCl
         check()
 
 
+@pytest.mark.dpop
 def test_dpop_proof_with_valid_signature_and_malformed_claims_rfc9449_4_3(server: Server) -> None:
     """Well signed, wrong claim types: still invalid_dpop_proof, not a 5xx (RFC 9449 §4.3 items 3, 11)."""
     key = DPoPKey()
@@ -333,6 +335,7 @@ def test_dpop_proof_with_valid_signature_and_malformed_claims_rfc9449_4_3(server
             assert resp.status_code == 400 and resp.json()["error"] == "invalid_dpop_proof", (claims, resp.text)
 
 
+@pytest.mark.jar
 def test_signed_request_object_with_malformed_claims_rfc9101_6_2(server: Server, signer: FapiClient) -> None:
     """Well signed by the client, wrong claim types: invalid_request_object (RFC 9126 §2.3)."""
     params, _ = signer.request_params()

@@ -8,10 +8,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from support.demo import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT
 from support.flow import pkce_pair, query_of, run_flow
+from support.refusals import assert_oauth_error
 from support.server import Server
 
-from security.kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, SPA, SPA_REDIRECT, assert_oauth_error
+pytestmark = pytest.mark.pkce
 
 CLIENTS = [(NATIVE, NATIVE_REDIRECT), (SPA, SPA_REDIRECT), (BACKEND, BACKEND_REDIRECT)]
 

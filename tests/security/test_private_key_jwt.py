@@ -17,9 +17,11 @@ import httpx
 import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
+from support.refusals import assert_oauth_error
 from support.server import Server
+from support.tokens import race
 
-from security.kit import assert_oauth_error, race
+pytestmark = pytest.mark.client_auth
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEY = ECKey.generate_key("P-256", parameters={"kid": "fintech-1", "alg": "ES256"}, private=True)

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.demo import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT
 from support.flow import pkce_pair
+from support.refusals import assert_error_page
 from support.server import Server
 from support.uri_oracle import assert_page_csp_intact, assert_well_formed
-
-from security.kit import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT, assert_error_page
 
 _, CHALLENGE = pkce_pair()
 

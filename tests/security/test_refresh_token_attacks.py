@@ -4,10 +4,14 @@ their authentication, RFC 9700 §4.14.2, FAPI 2.0 SP 5.3.2.1-9)."""
 
 from __future__ import annotations
 
+import pytest
+from support.demo import BACKEND, NATIVE, SPA, SPA_REDIRECT
 from support.flow import run_flow
+from support.refusals import assert_bearer_refused, assert_oauth_error
 from support.server import DEMO_SECRET, Server
+from support.tokens import Kit, race
 
-from security.kit import BACKEND, NATIVE, SPA, SPA_REDIRECT, Kit, assert_bearer_refused, assert_oauth_error, race
+pytestmark = pytest.mark.refresh
 
 
 def _native_tokens(kit: Kit) -> dict:

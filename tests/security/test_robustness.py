@@ -12,18 +12,11 @@ import httpx
 import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
+from support.demo import BACKEND, NATIVE, NATIVE_REDIRECT
 from support.flow import pkce_pair
+from support.refusals import assert_bearer_refused, assert_error_page, assert_oauth_error
 from support.server import DEMO_SECRET, Server
-
-from security.kit import (
-    BACKEND,
-    NATIVE,
-    NATIVE_REDIRECT,
-    Kit,
-    assert_bearer_refused,
-    assert_error_page,
-    assert_oauth_error,
-)
+from support.tokens import Kit
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 BACK_CHANNEL = ["/token", "/introspect", "/revoke"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import time
 from collections.abc import Iterable, Iterator
@@ -28,10 +27,11 @@ from itertools import chain
 
 import httpx
 import pytest
+from support.backends import BACKENDS
 from support.bank import PREFIX, Fintech, payment_body, payment_initiation
 from support.server import Server, drop_pg_database, free_port, start_server
 
-BACKEND = os.environ.get("FINGRADE_TEST_BACKENDS", "sqlite,postgres").split(",")[0]
+BACKEND = BACKENDS[0]
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 3.0
 KEEP_ALIVE = 2.0

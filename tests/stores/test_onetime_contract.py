@@ -1,7 +1,8 @@
 """The one-time store contract, on every implementation: SQL on SQLite, SQL on PostgreSQL, Redis,
 and the in-memory store.
 Atomic take-once is what makes codes single-use (RFC 6749 §4.1.2) and replay caches work
-(RFC 7523 §3, OIDC Core §9) on one node or many."""
+(RFC 7523 §3, OIDC Core §9) on one node or many. Expiry is checked without waiting: `Elapse` moves
+the SQL stores' clock, and shortens the TTLs Redis keeps."""
 
 from __future__ import annotations
 
@@ -9,44 +10,60 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from support.backends import BACKENDS
+from support.clock import Clock, set_clock
 from support.server import REDIS_URL, _create_pg_database, drop_pg_database
 
 from fingrade.oauth.ports import AttemptLimit
 from fingrade.store.memory import MemoryOneTimeStore
 from fingrade.store.redis.onetime import RedisOneTimeStore
+from fingrade.store.sql import onetime as sql_onetime
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.migrate import upgrade
 from fingrade.store.sql.onetime import SqlOneTimeStore
+from fingrade.store.sql.schema import onetime
 
-KINDS = ["sqlite", "postgres", "redis", "memory"]
+# PostgreSQL and Redis when the run includes the postgres backend (`make check` runs without services).
+KINDS = ["sqlite", "memory"] + (["postgres", "redis"] if "postgres" in BACKENDS else [])
 
 
 @pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    url = _create_pg_database()
+def pg_url() -> Iterator[Callable[[], str]]:
+    """The URL of a fresh PostgreSQL database, created when a test first asks for it."""
+    made: list[str] = []
+
+    def url() -> str:
+        if not made:
+            made.append(_create_pg_database())
+        return made[0]
+
     yield url
-    drop_pg_database(url)
+    if made:
+        drop_pg_database(made[0])
 
 
-async def _open(kind: str, tmp: Path, pg_url: str):
+async def _open(kind: str, tmp: Path, pg_url: str | None, clock: Clock | None = None):
     if kind == "redis":
         store = RedisOneTimeStore(REDIS_URL, prefix=f"fgcontract:{secrets.token_hex(4)}:")
         await store.ping()
         return store, None
     if kind == "memory":
-        return MemoryOneTimeStore(), None
-    db = Database(f"sqlite:///{tmp / 'o.db'}" if kind == "sqlite" else pg_url)
+        return (MemoryOneTimeStore(clock) if clock else MemoryOneTimeStore()), None
+    db = Database(f"sqlite:///{tmp / 'o.db'}" if kind == "sqlite" else str(pg_url))
     await upgrade(db)
     return SqlOneTimeStore(db), db
 
 
-def run(kind: str, tmp: Path, pg_url: str, body) -> None:
+def run(kind: str, tmp: Path, pg_url: Callable[[], str], body, clock: Clock | None = None) -> None:
+    url = pg_url() if kind == "postgres" else None  # made outside the test's event loop
+
     async def main() -> None:
-        store, db = await _open(kind, tmp, pg_url)
+        store, db = await _open(kind, tmp, url, clock)
         try:
             await body(store)
         finally:
@@ -57,8 +74,40 @@ def run(kind: str, tmp: Path, pg_url: str, body) -> None:
     asyncio.run(main())
 
 
+class Elapse:
+    """Lets `seconds` pass for the store. The SQL store compares its expiry times with time.time(),
+    which reads a frozen `Clock` here (set_clock), and the memory store is given that clock; Redis expires keys by itself, so each key named
+    has its remaining TTL (PTTL) shortened by that much, and is dropped if it runs out, as Redis
+    would do. A key without a TTL fails: it would never expire."""
+
+    def __init__(self, store, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    async def __call__(self, seconds: int, *keys: tuple[str, str]) -> None:
+        self.clock.advance(seconds)
+        if not isinstance(self.store, RedisOneTimeStore):
+            return
+        for kind, key in keys:
+            k = self.store._k(kind, key)
+            left = await self.store.redis.pttl(k)
+            assert left != -1, f"{k} has no expiry"
+            if 0 <= left <= seconds * 1000:
+                await self.store.redis.delete(k)
+            elif left > 0:
+                await self.store.redis.pexpire(k, left - seconds * 1000)
+
+
+def run_timed(kind: str, tmp: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch, body) -> None:
+    """`run` for expiry tests: body(store, elapse, clock), the SQL store on a frozen clock, the memory
+    store with it injected."""
+    clock = Clock()
+    clock.freeze()
+    set_clock(monkeypatch, clock, (sql_onetime,))
+    run(kind, tmp, pg_url, lambda s: body(s, Elapse(s, clock), clock), clock)
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_put_get_take(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_put_get_take(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         key = secrets.token_hex(8)
         await s.put("t", key, {"a": 1}, ttl=30)
@@ -71,7 +120,7 @@ def test_put_get_take(kind: str, tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_consume_has_exactly_one_first_use(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_consume_has_exactly_one_first_use(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         key = secrets.token_hex(8)
         await s.put("code", key, {"grant_id": "g"}, ttl=30)
@@ -84,7 +133,7 @@ def test_consume_has_exactly_one_first_use(kind: str, tmp_path: Path, pg_url: st
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_concurrent_take_has_one_winner(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_concurrent_take_has_one_winner(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         key = secrets.token_hex(8)
         await s.put("i", key, {"x": 1}, ttl=30)
@@ -95,7 +144,7 @@ def test_concurrent_take_has_one_winner(kind: str, tmp_path: Path, pg_url: str) 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         key = secrets.token_hex(8)
         results = await asyncio.gather(*(s.add("jti", key, ttl=30) for _ in range(10)))
@@ -106,22 +155,35 @@ def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_expiry(kind: str, tmp_path: Path, pg_url: str) -> None:
-    async def body(s) -> None:
+def test_expiry(kind: str, tmp_path: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value and a replay-cache entry live `ttl` seconds, not less and not more; an expired entry
+    does not block a new one, and purge_expired removes it."""
+
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
         key = secrets.token_hex(8)
-        await s.put("t", key, {"a": 1}, ttl=1)
-        assert await s.add("jti", key, ttl=1) is True
-        await asyncio.sleep(2.1)
+        await s.put("t", key, {"a": 1}, ttl=10)
+        assert await s.add("jti", key, ttl=10) is True
+        await elapse(9, ("t", key), ("jti", key))
+        assert await s.get("t", key) == {"a": 1}
+        assert await s.add("jti", key, ttl=30) is False
+        await elapse(2, ("t", key), ("jti", key))
         assert await s.get("t", key) is None and await s.take("t", key) is None
         assert await s.consume("t", key) is None
         assert await s.add("jti", key, ttl=30) is True  # an expired entry does not block a new one
-        await s.purge_expired()
+        await s.put("t", key, {"a": 2}, ttl=1)
+        await elapse(2, ("t", key))
+        assert await s.purge_expired() >= (0 if kind == "redis" else 1)
+        if kind == "memory":
+            assert ("t", key) not in s._entries
+        elif kind != "redis":  # Redis drops expired keys itself; the SQL store deletes its rows here
+            rows = select(onetime.c.key).where(onetime.c.kind == "t", onetime.c.key == key)
+            assert await s.db.read(lambda conn: conn.execute(rows).all()) == []
 
-    run(kind, tmp_path, pg_url, body)
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_counters(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_counters(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         key = secrets.token_hex(8)
         assert await s.count("fail", key) == 0
@@ -135,19 +197,21 @@ def test_counters(kind: str, tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_add_does_not_extend_a_live_entry(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_add_does_not_extend_a_live_entry(
+    kind: str, tmp_path: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A refused add (replay) leaves the first entry as it was: it still expires on time, and then
     the key is free again (RFC 9449 §11.1: the replay window is the proof's acceptance window)."""
 
-    async def body(s) -> None:
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
         key = secrets.token_hex(8)
-        assert await s.add("jti", key, ttl=1) is True
+        assert await s.add("jti", key, ttl=5) is True
         assert await s.add("jti", key, ttl=60) is False
-        await asyncio.sleep(2.1)
+        await elapse(6, ("jti", key))
         assert await s.add("jti", key, ttl=60) is True
         assert await s.add("jti", key, ttl=60) is False
 
-    run(kind, tmp_path, pg_url, body)
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
 
 
 @contextlib.contextmanager
@@ -169,7 +233,7 @@ def _statements(s) -> Iterator[list[str]]:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     """The replay-cache insert runs on every client assertion and DPoP proof (twice per token request
     of a FAPI 2.0 client): one INSERT ... ON CONFLICT DO UPDATE ... WHERE expired, no separate
     delete of an expired leftover and no savepoint (bench: cc_jwt_dpop profile)."""
@@ -186,7 +250,9 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: str) -> Non
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_sql_per_request_writes_are_single_autocommit_statements(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_sql_per_request_writes_are_single_autocommit_statements(
+    kind: str, tmp_path: Path, pg_url: Callable[[], str]
+) -> None:
     """put, add, take and consume are each one statement, atomic on its own, run without an explicit
     BEGIN ... COMMIT (db.write_statement): a FAPI flow makes about ten of them (bench: fapi_flow)."""
 
@@ -211,7 +277,9 @@ def _limit(kind: str, key: str, free: int = 3, backoff: int = 10, window: int = 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_reserve_counts_free_attempts_then_backs_off_exponentially(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_reserve_counts_free_attempts_then_backs_off_exponentially(
+    kind: str, tmp_path: Path, pg_url: Callable[[], str]
+) -> None:
     async def body(s) -> None:
         lim = _limit("att", secrets.token_hex(8), free=3, backoff=10, window=300)
         now = int(time.time())
@@ -235,7 +303,7 @@ def test_reserve_counts_free_attempts_then_backs_off_exponentially(kind: str, tm
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_reserve_is_all_or_none(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_reserve_is_all_or_none(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     """One limit that refuses means nothing is counted on the others."""
 
     async def body(s) -> None:
@@ -252,7 +320,7 @@ def test_reserve_is_all_or_none(kind: str, tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_concurrent_reserve_never_exceeds_the_limit(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_concurrent_reserve_never_exceeds_the_limit(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     """The race a check-then-count design loses: of 30 concurrent attempts exactly `free` are counted."""
 
     async def body(s) -> None:
@@ -270,7 +338,7 @@ def test_concurrent_reserve_never_exceeds_the_limit(kind: str, tmp_path: Path, p
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_release_takes_back_one_attempt(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_release_takes_back_one_attempt(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         lim = _limit("att", secrets.token_hex(8), free=2)
         now = int(time.time())
@@ -285,21 +353,26 @@ def test_release_takes_back_one_attempt(kind: str, tmp_path: Path, pg_url: str) 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_attempts_are_forgotten_after_the_window(kind: str, tmp_path: Path, pg_url: str) -> None:
-    async def body(s) -> None:
-        lim = _limit("att", secrets.token_hex(8), free=1, backoff=1, window=1)
-        now = int(time.time())
-        assert await s.reserve([lim], now) == 0
-        assert await s.reserve([lim], now) == 1
-        await asyncio.sleep(2.1)
-        now = int(time.time())
-        assert await s.reserve([lim], now) == 0
+def test_attempts_are_forgotten_after_the_window(
+    kind: str, tmp_path: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`window` seconds after its last counted attempt a counter is gone: counting starts again with
+    the free attempts (a counter kept would impose the next, doubled wait)."""
 
-    run(kind, tmp_path, pg_url, body)
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
+        key = secrets.token_hex(8)
+        lim = _limit("att", key, free=2, backoff=1, window=5)
+        now = clock()
+        assert [await s.reserve([lim], now) for _ in range(3)] == [0, 0, 1]
+        await elapse(6, ("att", key))
+        now = clock()
+        assert [await s.reserve([lim], now) for _ in range(3)] == [0, 0, 1]
+
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_forget_deletes_by_key_prefix_only(kind: str, tmp_path: Path, pg_url: str) -> None:
+def test_forget_deletes_by_key_prefix_only(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         base = secrets.token_hex(8)
         now = int(time.time())

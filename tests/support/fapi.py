@@ -29,6 +29,20 @@ FORM = re.compile(r'<form method="post" action="([^"]+)" id="authorization-respo
 FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
+def client_assertion(key: Any, alg: str, client_id: str, audience: str, lifetime: int = 60) -> str:
+    """RFC 7523 §3 / OIDC Core §9 client assertion (private_key_jwt) of any client."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": secrets.token_urlsafe(16),
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    return jwt.encode({"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg])
+
+
 def form_post_fields(page: str) -> tuple[str, dict[str, str]]:
     """The action and the hidden fields of a form_post.jwt page (JARM §2.3.3)."""
     found = FORM.search(page)

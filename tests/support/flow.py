@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from .server import DEMO_PASSWORD
+
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -101,8 +103,6 @@ def run_flow(
     **extra: str,
 ) -> Authorized:
     """Authorization request -> login (if needed) -> consent (if needed) -> redirect back."""
-    from support.server import DEMO_PASSWORD
-
     verifier, chal = pkce_pair()
     resp = browser.get(authorize_url(client_id, redirect_uri, chal if challenge else None, scope, **extra))
     resp = follow_to_client(browser, resp, redirect_uri.split("?")[0])
@@ -117,4 +117,47 @@ def run_flow(
     params = query_of(location)
     return Authorized(
         code=params.get("code"), params=params, verifier=verifier, redirect_uri=redirect_uri, location=location
+    )
+
+
+@dataclass
+class Steps:
+    """What a browser saw on its way through one authorization request."""
+
+    saw_login: bool
+    saw_consent: bool
+    result: Authorized
+
+
+def authorize_steps(
+    browser: httpx.Client,
+    client_id: str,
+    redirect_uri: str,
+    scope: str = "openid",
+    username: str = "alice",
+    password: str = DEMO_PASSWORD,
+    decision: str = "approve",
+    **extra: str,
+) -> Steps:
+    """Like `run_flow`, but records whether a login form and a consent page were shown."""
+    verifier, challenge = pkce_pair()
+    resp = browser.get(authorize_url(client_id, redirect_uri, challenge, scope, **extra))
+    resp = follow_to_client(browser, resp, redirect_uri)
+    saw_login = saw_consent = False
+    if resp.status_code == 200 and 'name="password"' in resp.text:
+        saw_login = True
+        resp = follow_to_client(browser, login(browser, resp, username, password), redirect_uri)
+    if resp.status_code == 200 and 'name="decision"' in resp.text:
+        saw_consent = True
+        resp = consent(browser, resp, decision)
+    assert resp.status_code == 303, (resp.status_code, resp.text[:300])
+    location = resp.headers["location"]
+    assert location.startswith(redirect_uri), location
+    params = query_of(location)
+    return Steps(
+        saw_login,
+        saw_consent,
+        Authorized(
+            code=params.get("code"), params=params, verifier=verifier, redirect_uri=redirect_uri, location=location
+        ),
     )

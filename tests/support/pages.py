@@ -10,11 +10,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from support.flow import CSRF, login, pkce_pair, run_flow
-from support.server import DEMO_PASSWORD, Server
-
-NATIVE = "demo-native"
-NATIVE_REDIRECT = "http://127.0.0.1:51234/callback"
+from .demo import NATIVE, NATIVE_REDIRECT
+from .flow import CSRF, login, pkce_pair, run_flow
+from .server import DEMO_PASSWORD, Server
 
 
 @dataclass(frozen=True)

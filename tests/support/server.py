@@ -1,7 +1,9 @@
-"""Start the real server (`fingrade serve`) in a subprocess on a free loopback port."""
+"""Start the real server (`fingrade serve`) in a subprocess on a free loopback port; dedicated
+servers with settings the shared one must not have; PostgreSQL databases of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -10,10 +12,12 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 DEMO_PASSWORD = "demo-password-for-tests"
 DEMO_SECRET = "demo-backend-secret-for-tests-0123456789abcdef"
@@ -96,6 +100,29 @@ def drop_pg_database(url: str) -> None:
     _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
+def server_env(data_dir: Path, issuer: str) -> dict[str, str]:
+    """The environment of a test server and of the command line run on its configuration: this
+    process's environment without the developer's FINGRADE_* variables, plus the test settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGRADE_")}
+    env.update(
+        {
+            "FINGRADE_DATA_DIR": str(data_dir),
+            "FINGRADE_ISSUER": issuer,
+            "FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD,
+            "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET,
+            # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
+            "FINGRADE_ARGON2_MEMORY_KIB": "8192",
+            "FINGRADE_ARGON2_TIME_COST": "1",
+            "FINGRADE_ARGON2_PARALLELISM": "1",
+            "FINGRADE_JANITOR_INTERVAL": "2",
+            # Every test logs in from 127.0.0.1: the per-address limit gets its own server in
+            # tests/integration/test_login_throttling.py.
+            "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+        }
+    )
+    return env
+
+
 def start_server(
     tmp: Path,
     backend: str = "sqlite",
@@ -112,25 +139,8 @@ def start_server(
     port = port or free_port()
     data_dir = tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGRADE_")}
-    env.update(
-        {
-            "FINGRADE_DATA_DIR": str(data_dir),
-            "FINGRADE_PORT": str(port),
-            "FINGRADE_HOST": "127.0.0.1",
-            "FINGRADE_ISSUER": f"https://localhost:{port}",
-            "FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD,
-            "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET,
-            # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
-            "FINGRADE_ARGON2_MEMORY_KIB": "8192",
-            "FINGRADE_ARGON2_TIME_COST": "1",
-            "FINGRADE_ARGON2_PARALLELISM": "1",
-            "FINGRADE_JANITOR_INTERVAL": "2",
-            # Every test logs in from 127.0.0.1: the per-address limit gets its own server in
-            # tests/integration/test_login_throttling.py.
-            "FINGRADE_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
-        }
-    )
+    env = server_env(data_dir, f"https://localhost:{port}")
+    env.update({"FINGRADE_PORT": str(port), "FINGRADE_HOST": "127.0.0.1"})
     if backend == "postgres":
         env["FINGRADE_DATABASE_URL"] = database_url or _create_pg_database()
         env["FINGRADE_ONETIME_BACKEND"] = "redis"
@@ -171,3 +181,27 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"server did not start: {(data_dir / 'server.log').read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def dedicated_server(tmp: Path, backend: str, extra_env: dict[str, str]) -> Iterator[Server]:
+    """A server of our own with settings the shared one must not have."""
+    srv = start_server(tmp, backend=backend, extra_env=extra_env)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if srv.backend == "postgres":
+            drop_pg_database(srv.env["FINGRADE_DATABASE_URL"])
+
+
+def uncached_bank_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> contextlib.AbstractContextManager[Server]:
+    """A dedicated server (backend = the fixture's param) whose bank introspects on every call, so a
+    revocation shows at the bank API at once."""
+    return dedicated_server(
+        tmp_path_factory.mktemp(f"{label}-{request.param}"),
+        request.param,
+        {"FINGRADE_BANK_INTROSPECTION_CACHE_SECONDS": "0"},
+    )

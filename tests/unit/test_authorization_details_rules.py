@@ -11,34 +11,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.details import IBAN, NOW, accounts, payment
 
 from fingrade.finance import open_banking
 from fingrade.oauth import authorization_details as ad
 from fingrade.protocol.errors import OAuthError
 
-NOW = 1_790_000_000  # 2026-09-21
+pytestmark = pytest.mark.rar
+
 ALL = frozenset(ad.SUPPORTED_TYPES)
 CURRENCIES = frozenset({"CHF", "EUR", "GBP", "JPY", "KWD"})  # settings.payment_currencies
 CTX = ad.Context(now=NOW, locations=frozenset({"https://as.example.com"}), currencies=CURRENCIES)
-IBAN = "GB33BUKB20201555555555"
-
-
-def payment(**over: Any) -> dict[str, Any]:
-    d = {
-        "type": "payment_initiation",
-        "instructedAmount": {"currency": "EUR", "amount": "25.00"},
-        "creditorName": "Acme Ltd",
-        "creditorAccount": {"iban": IBAN},
-        "remittanceInformationUnstructured": "Invoice 123",
-    }
-    d.update(over)
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def accounts(**over: Any) -> dict[str, Any]:
-    d = {"type": "account_information", "actions": ["accounts", "balances", "transactions"]}
-    d.update(over)
-    return {k: v for k, v in d.items() if v is not None}
 
 
 def parse(value: Any, allowed: frozenset[str] = ALL) -> list[dict[str, Any]]:

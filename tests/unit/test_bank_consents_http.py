@@ -23,6 +23,8 @@ from fingrade.bank.routes import bank_api, bank_mount
 from fingrade.bank.trust import AsTrust
 from fingrade.config import load_settings
 
+pytestmark = [pytest.mark.bank, pytest.mark.consent]
+
 CONSENTS = "/bank/v1/account-access-consents"
 BODY = {"Data": {"Permissions": ["ReadAccountsDetail", "ReadBalances"]}, "Risk": {}}
 

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from fingrade.bank.fapi_headers import auth_date, customer_ip, interaction_id
 from fingrade.protocol.errors import OAuthError
 
+pytestmark = pytest.mark.bank
+
 IP_TEXT = re.compile(r"[0-9a-f:.]{2,45}")
 IMF_FIXDATE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "

@@ -17,6 +17,8 @@ from fingrade.bank.payments import (
 )
 from fingrade.finance.iban import make_iban
 
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
+
 DETAIL = {
     "type": "payment_initiation",
     "actions": ["initiate", "status"],

@@ -15,6 +15,8 @@ from fingrade.bank import ledger, query
 from fingrade.protocol import rfc3339
 from fingrade.protocol.errors import OAuthError
 
+pytestmark = [pytest.mark.bank, pytest.mark.fuzz]
+
 INT64 = 2**63
 
 

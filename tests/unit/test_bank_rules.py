@@ -17,12 +17,16 @@ import orjson
 import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey, OctKey
+from support.clock import Clock, set_clock
 
 from fingrade.bank import access
+from fingrade.bank import trust as trust_module
 from fingrade.bank.fapi_headers import auth_date, customer_ip, interaction_id
 from fingrade.bank.trust import AsTrust
 from fingrade.config import ConfigError, load_settings
 from fingrade.protocol.errors import OAuthError
+
+pytestmark = pytest.mark.bank
 
 ISSUER = "https://as.example.com"
 AUD = "https://bank.example.com/bank/v1"
@@ -167,13 +171,21 @@ def test_signature_by_unknown_key_refused_after_one_refresh() -> None:
     assert s.jwks_fetches == 1  # rate-limited: the refresh interval has not passed
 
 
-def test_unknown_kid_refreshes_jwks() -> None:
+def test_unknown_kid_refreshes_jwks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new kid is fetched once the refresh limit (jwks_refresh_seconds) has passed; the trust's
+    monotonic clock is a test clock, moved instead of waited for."""
+    clock = Clock()
+    clock.freeze()
+    set_clock(monkeypatch, clock, (trust_module,))
     s = StandInAS()
-    trust = trust_for(s, refresh=0.5)
+    trust = trust_for(s, refresh=10)
     verify(trust, s.token())
     new = ECKey.generate_key("P-256", parameters={"kid": "k2", "use": "sig"}, private=True)
     s.published = [s.key, new]
-    time.sleep(0.6)
+    clock.advance(9)
+    assert "unknown key" in refused(trust, s.token(key=new))
+    assert s.jwks_fetches == 1
+    clock.advance(1)
     verify(trust, s.token(key=new))
     assert s.jwks_fetches == 2
 

@@ -26,6 +26,8 @@ from fingrade.bank.uk_consents import (
 )
 from fingrade.protocol.errors import OAuthError
 
+pytestmark = [pytest.mark.bank, pytest.mark.consent]
+
 NOW = int(dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC).timestamp())
 TX = ["ReadTransactionsDetail", "ReadTransactionsCredits", "ReadTransactionsDebits"]
 ALL = ["ReadAccountsDetail", "ReadBalances", *TX]

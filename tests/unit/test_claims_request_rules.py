@@ -10,6 +10,8 @@ import pytest
 from fingrade.oauth.claims_request import intent_id
 from fingrade.protocol.errors import OAuthError
 
+pytestmark = pytest.mark.consent
+
 
 def ask(value: object, where: str = "id_token") -> str:
     return json.dumps({where: {"openbanking_intent_id": {"value": value, "essential": True}}})

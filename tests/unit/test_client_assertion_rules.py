@@ -23,6 +23,8 @@ from fingrade.oauth.models import Client
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 
+pytestmark = pytest.mark.client_auth
+
 NOW = 1_800_000_000
 EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)
 OTHER_EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)  # same kid, other key

@@ -10,6 +10,8 @@ from fingrade.oauth import consent_resources
 from fingrade.oauth.consent_lifecycle import grant_state
 from fingrade.oauth.models import ConsentResource, Grant
 
+pytestmark = pytest.mark.consent
+
 NOW = 1_800_000_000  # 2027-01-15T08:00:00Z
 CORE = SimpleNamespace(settings=SimpleNamespace(access_token_ttl=300))
 

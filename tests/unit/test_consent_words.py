@@ -6,33 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from support.details import IBAN, NOW, accounts, payment
+
 from fingrade.finance.open_banking import Context
 from fingrade.oauth import authorization_details as ad
 from fingrade.web.consent_words import describe, display_amount, format_account
 
-NOW = 1_790_000_000  # 2026-09-21
+pytestmark = [pytest.mark.rar, pytest.mark.consent]
+
 CTX = Context(
     now=NOW, locations=frozenset({"https://as.example.com"}), currencies=frozenset({"CHF", "EUR", "GBP", "JPY", "KWD"})
 )
-IBAN = "GB33BUKB20201555555555"
-
-
-def payment(**over: Any) -> dict[str, Any]:
-    d = {
-        "type": "payment_initiation",
-        "instructedAmount": {"currency": "EUR", "amount": "25.00"},
-        "creditorName": "Acme Ltd",
-        "creditorAccount": {"iban": IBAN},
-        "remittanceInformationUnstructured": "Invoice 123",
-    }
-    d.update(over)
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def accounts(**over: Any) -> dict[str, Any]:
-    d = {"type": "account_information", "actions": ["accounts", "balances", "transactions"]}
-    d.update(over)
-    return {k: v for k, v in d.items() if v is not None}
 
 
 def parse(value: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from support.dpop import DPoPKey
 from fingrade.oauth.context import Core
 from fingrade.protocol.dpop import DPoPError, current_nonce, normalise_htu, verify_proof
 
+pytestmark = pytest.mark.dpop
+
 TOKEN_URL = "https://as.example.com/token"
 
 

@@ -32,6 +32,8 @@ from fingrade.protocol.http import HttpRequest, HttpResponse
 from fingrade.protocol.sealing import Sealer
 from fingrade.store.memory import MemoryDurableStore, MemoryOneTimeStore
 
+pytestmark = [pytest.mark.par, pytest.mark.pkce, pytest.mark.refresh]
+
 CLIENT = next(c for c in DEMO_CLIENTS if c.client_id == "demo-backend")  # confidential, client_secret_basic
 SECRET = "s3cret-for-the-memory-store-tests"
 REDIRECT = CLIENT.redirect_uris[0]

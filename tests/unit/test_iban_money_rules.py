@@ -23,6 +23,8 @@ from fingrade.finance.money import (
     to_minor_units,
 )
 
+pytestmark = [pytest.mark.bank, pytest.mark.payments]
+
 # Published example IBANs (registry and textbook examples), all valid.
 VALID = [
     "GB82WEST12345698765432",

@@ -18,6 +18,8 @@ from joserfc.jwk import ECKey, KeySet
 from fingrade.protocol import jwt
 from fingrade.protocol.jwt import MAX_NUMERIC_DATE, CompactJwt, JwtError
 
+pytestmark = pytest.mark.fuzz
+
 FAST = settings(max_examples=200, deadline=None)
 KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)
 OTHER = ECKey.generate_key("P-256", parameters={"kid": "k2"}, private=True)

@@ -3,12 +3,15 @@ cookie (an HMAC under the server key binding a browser id to one user; OWASP dev
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingrade.config import load_settings
 from fingrade.oauth import login_throttle
 from fingrade.oauth.context import Core
+
+pytestmark = [pytest.mark.login, pytest.mark.throttle]
 
 NOW = 1_800_000_000
 

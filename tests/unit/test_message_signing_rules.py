@@ -30,6 +30,8 @@ from fingrade.oauth.response_mode import (
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 
+pytestmark = [pytest.mark.jar, pytest.mark.jarm]
+
 NOW = 1_800_000_000
 ISSUER = "https://as.example.com"
 KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)

@@ -24,6 +24,8 @@ from fingrade.protocol.edge import forwarded_certificate
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 
+pytestmark = pytest.mark.mtls
+
 NOW = 1_800_000_000
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import details
 
 from fingrade.bank.payments import PaymentRefused, parse_body
 from fingrade.config import Settings
@@ -20,20 +21,14 @@ from fingrade.finance.money import format_amount, parse_amount
 from fingrade.oauth import authorization_details as ad
 from fingrade.protocol.errors import OAuthError
 
-NOW = 1_790_000_000  # 2026-09-21
-IBAN = "GB33BUKB20201555555555"
+pytestmark = [pytest.mark.rar, pytest.mark.payments]
+
+NOW, IBAN = details.NOW, details.IBAN
 CTX = ob.Context(now=NOW, locations=frozenset({"https://as.example.com"}), currencies=frozenset({"EUR", "GBP"}))
 
 
 def payment(**over: Any) -> dict[str, Any]:
-    d = {
-        "type": "payment_initiation",
-        "instructedAmount": {"currency": "EUR", "amount": "25.00"},
-        "creditorName": "Acme Ltd",
-        "creditorAccount": {"iban": IBAN},
-    }
-    d.update(over)
-    return {k: v for k, v in d.items() if v is not None}
+    return details.payment(**{"remittanceInformationUnstructured": None, **over})
 
 
 def test_refusals_are_finance_errors_naming_the_member() -> None:

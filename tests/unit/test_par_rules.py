@@ -21,6 +21,8 @@ from fingrade.oauth.registration import build_client
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 
+pytestmark = pytest.mark.par
+
 NOW = 1_800_000_000
 REDIRECT = "http://127.0.0.1/callback"
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"

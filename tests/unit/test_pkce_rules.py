@@ -12,6 +12,8 @@ from fingrade.oauth.models import Client
 from fingrade.oauth.profiles import PROFILES, pkce_required
 from fingrade.protocol.errors import OAuthError
 
+pytestmark = pytest.mark.pkce
+
 # RFC 7636 Appendix B test vector.
 RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 RFC_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"

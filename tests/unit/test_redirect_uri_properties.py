@@ -17,6 +17,8 @@ from support.uri_oracle import assert_page_csp_intact, assert_well_formed
 from fingrade.oauth.redirect_uri import RedirectUriError, validate_registered
 from fingrade.web.pages import page_csp
 
+pytestmark = [pytest.mark.registration, pytest.mark.fuzz]
+
 BOUNDED = settings(
     max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -7,6 +7,8 @@ import pytest
 
 from fingrade.oauth.redirect_uri import RedirectUriError, matches, validate_registered
 
+pytestmark = pytest.mark.registration
+
 # -- registration ------------------------------------------------------------------------------
 
 NATIVE_OK = [

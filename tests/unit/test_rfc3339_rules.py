@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from fingrade.protocol import rfc3339
 
+pytestmark = pytest.mark.fuzz
+
 
 @pytest.mark.parametrize(
     "text, expected",

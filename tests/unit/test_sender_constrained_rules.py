@@ -17,6 +17,8 @@ from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 from fingrade.protocol.resource import authorize_resource, resource_error
 
+pytestmark = [pytest.mark.bank, pytest.mark.dpop, pytest.mark.mtls]
+
 URL = "https://bank.example.com/bank/v1/accounts"
 CERT = b"0\x82 a DER certificate stands in here"
 

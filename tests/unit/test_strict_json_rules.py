@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from fingrade.protocol.strict_json import MAX_DEPTH, MAX_INT, JsonError, loads, loads_object
 
+pytestmark = pytest.mark.fuzz
+
 FAST = settings(max_examples=150, deadline=None)
 
 # JSON values the reader accepts: finite numbers in range, strings without U+0000 or surrogates.

@@ -14,6 +14,8 @@ from fingrade.oauth import token_retry
 from fingrade.oauth.context import Core
 from fingrade.protocol.errors import OAuthError
 
+pytestmark = pytest.mark.refresh
+
 BODY = {"access_token": "at.secret.value", "token_type": "DPoP", "expires_in": 300, "refresh_token": "rt-secret"}
 BASE: dict[str, Any] = {
     "client_id": "c1",

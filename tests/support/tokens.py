@@ -1,5 +1,6 @@
-"""The steps every attack repeats: get a code, redeem it, check a token; and the assertions
-that say how a refusal must look."""
+"""Getting and using tokens the way clients do: redeem a code (RFC 6749 §4.1.3), the code flow to
+tokens, client credentials, introspection, a bearer header; `Kit`, the steps every attack and retry
+test repeats; and `race`, for requests that must arrive at the same moment."""
 
 from __future__ import annotations
 
@@ -9,19 +10,75 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from support.flow import Authorized, run_flow
-from support.server import DEMO_SECRET, Server
 
-NATIVE = "demo-native"
-NATIVE_REDIRECT = "http://127.0.0.1:51234/callback"
-SPA = "demo-spa"
-SPA_REDIRECT = "https://localhost:3000/callback"
-BACKEND = "demo-backend"
-BACKEND_REDIRECT = "https://localhost:9443/callback"
+from .demo import BACKEND, BACKEND_REDIRECT, BASIC, NATIVE, NATIVE_REDIRECT
+from .flow import Authorized, run_flow
+from .server import DEMO_SECRET, Server
+
+
+def exchange(
+    client: httpx.Client,
+    got: Authorized,
+    client_id: str | None = None,
+    auth: Any = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """Redeem the code of a finished authorization (RFC 6749 §4.1.3)."""
+    assert got.code, got.params
+    data = {
+        "grant_type": "authorization_code",
+        "code": got.code,
+        "redirect_uri": got.redirect_uri,
+        "code_verifier": got.verifier,
+    }
+    if client_id is not None:
+        data["client_id"] = client_id
+    return client.post("/token", data=data, auth=auth, headers=headers)
+
+
+def user_tokens(
+    browser: httpx.Client,
+    client_id: str = NATIVE,
+    redirect_uri: str = NATIVE_REDIRECT,
+    scope: str = "openid profile",
+    auth: Any = None,
+    **extra: str,
+) -> dict[str, Any]:
+    """Run the code flow for a user and return the token response. `auth` for confidential clients."""
+    got = run_flow(browser, client_id, redirect_uri, scope=scope, **extra)
+    resp = exchange(browser, got, client_id=None if auth else client_id, auth=auth)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def backend_tokens(
+    browser: httpx.Client, scope: str = "openid profile offline_access accounts", **extra: str
+) -> dict[str, Any]:
+    """Tokens of the confidential demo client (with offline_access, a non-rotating refresh token)."""
+    return user_tokens(browser, BACKEND, BACKEND_REDIRECT, scope, auth=BASIC, **extra)
+
+
+def client_credentials(http: httpx.Client, scope: str | None = None, auth: Any = BASIC) -> dict[str, Any]:
+    data = {"grant_type": "client_credentials"}
+    if scope is not None:
+        data["scope"] = scope
+    resp = http.post("/token", auth=auth, data=data)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def introspect(http: httpx.Client, token: str, auth: Any = BASIC, **extra: str) -> httpx.Response:
+    return http.post("/introspect", auth=auth, data={"token": token, **extra})
+
+
+def bearer(token: str, scheme: str = "Bearer") -> dict[str, str]:
+    return {"Authorization": f"{scheme} {token}"}
 
 
 @dataclass
 class Kit:
+    """A server, a cookie-keeping browser on it and a resource server's credentials (RFC 7662 §4)."""
+
     server: Server
     browser: httpx.Client
     rs: tuple[str, str]
@@ -73,29 +130,6 @@ class Kit:
 
     def userinfo(self, access_token: str) -> httpx.Response:
         return self.browser.get("/userinfo", headers={"Authorization": "Bearer " + access_token})
-
-
-def assert_oauth_error(resp: httpx.Response, error: str, status: int = 400) -> None:
-    """RFC 6749 §5.2: the status, a JSON body with `error`, and no caching."""
-    assert resp.status_code == status, (resp.status_code, resp.text[:300])
-    assert resp.headers["content-type"].startswith("application/json")
-    assert resp.json()["error"] == error, resp.text[:300]
-    assert resp.headers.get("cache-control") == "no-store"
-
-
-def assert_bearer_refused(resp: httpx.Response) -> None:
-    """RFC 6750 §3.1: 401 invalid_token with a Bearer challenge that says so."""
-    assert resp.status_code == 401, (resp.status_code, resp.text[:300])
-    challenge = resp.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
-    assert resp.json()["error"] == "invalid_token"
-
-
-def assert_error_page(resp: httpx.Response, status: int = 400) -> None:
-    """RFC 6749 §4.1.2.1, RFC 9700 §4.11: an untrusted redirect URI gets a page, never a redirect."""
-    assert resp.status_code == status, (resp.status_code, resp.headers.get("location"), resp.text[:300])
-    assert "location" not in resp.headers
-    assert resp.headers["content-type"].startswith("text/html")
 
 
 def race(server: Server, n: int, call: Callable[[httpx.Client], httpx.Response]) -> list[httpx.Response]:
