@@ -465,7 +465,7 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
     return _run(args, {"create": create, "revoke": revoke, "list": list_}[args.action])
 
 
-# The commands whose only argument is an identifier. Grant ids are base64url (oauth/crypto.new_token),
+# The commands whose only argument is an identifier. Grant ids are base64url (protocol/crypto.new_token),
 # so one in 64 begins with "-", which argparse would take for an unknown option; a client id chosen
 # with --client-id, or a token label, may begin with one too.
 _ID_COMMANDS = {
