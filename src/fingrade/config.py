@@ -88,6 +88,12 @@ class Settings:
     login_max_failures_per_address: int = 20  # one address, whatever the account
     login_backoff_seconds: int = 30  # the first wait; doubles with each further failure, up to the window
     login_failure_window: int = 900  # failures are forgotten this long after the last one
+    # strong customer authentication (docs/sca.md): required = every sign-in takes two factors and a
+    # customer without a second factor enrols one first | optional = customers who enrolled one, and
+    # requests that ask for SCA (fapi2 clients, payments, acr_values), take two | off = password only
+    sca: str = "required"
+    sca_reauth_days: int = 90  # long-lived account access needs a fresh SCA this often (PSD2 RTS Art. 10)
+    max_factors: int = 10  # second factors one customer may enrol
     # password hashing (argon2id; RFC 9106 §4 second recommended option by default)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -295,6 +301,12 @@ def _finish(s: Settings) -> None:
             raise ConfigError(f"scopes: {scope!r} is not a valid scope token (RFC 6749 §3.3)")
     _finish_payment_currencies(s)
     _finish_login(s)
+    if s.sca not in ("required", "optional", "off"):
+        raise ConfigError("sca: must be required, optional or off")
+    if not 1 <= s.sca_reauth_days <= 180:
+        raise ConfigError("sca_reauth_days: must be 1-180 days")
+    if not 1 <= s.max_factors <= 50:
+        raise ConfigError("max_factors: must be 1-50")
     if s.argon2_memory_kib < 8192 or s.argon2_time_cost < 1:
         raise ConfigError("argon2: memory at least 8192 KiB and time cost at least 1")
     _finish_bank(s)

@@ -17,7 +17,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from support.server import _create_pg_database, drop_pg_database
 
-from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.oauth.models import (
+    Client,
+    ConsentResource,
+    Factor,
+    FactorKind,
+    Grant,
+    RefreshToken,
+    Session,
+    SigningKey,
+    User,
+)
 from fingrade.oauth.ports import DurableStore
 from fingrade.protocol.sealing import Sealer
 from fingrade.store.memory import DuplicateKeyError, MemoryDurableStore
@@ -38,6 +48,8 @@ _TABLES = [
     schema.clients,
     schema.users,
     schema.sessions,
+    schema.authn_factors,
+    schema.recovery_codes,
     schema.consents,
     schema.grants,
     schema.consent_resources,
@@ -649,5 +661,145 @@ def test_purge_expired_removes_only_what_can_no_longer_be_used(run: Callable[[Bo
         kept = [g for g in ("g-old-rt", "g-old-expired-rt", "g-old", "g-young") if await s.get_grant(g)]
         assert kept == ["g-old-rt", "g-young"]
         assert await s.purge_expired(now) == 0
+
+    run(body)
+
+
+def _totp(fid: str, user: str = "alice", created_at: int = 100) -> Factor:
+    return Factor(id=fid, user_id=user, kind=FactorKind.TOTP, name="Phone", created_at=created_at, secret=b"s" * 20)
+
+
+def _passkey(fid: str, cred: bytes, user: str = "alice", count: int = 0) -> Factor:
+    return Factor(
+        id=fid,
+        user_id=user,
+        kind=FactorKind.PASSKEY,
+        name="Laptop",
+        created_at=200,
+        credential_id=cred,
+        credential=b"attested-credential-data",
+        sign_count=count,
+        backup_eligible=True,
+    )
+
+
+def test_factors_round_trip_and_are_listed_per_user_oldest_first(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        await s.save_user(_user("bob"))
+        assert await s.add_factor(_passkey("f2", b"\x01cred"), limit=5)
+        assert await s.add_factor(_totp("f1"), limit=5)
+        assert await s.add_factor(_totp("f3", user="bob"), limit=5)
+        mine = await s.list_factors("alice")
+        assert [f.id for f in mine] == ["f1", "f2"]
+        assert mine[0] == _totp("f1")  # the secret opens again
+        assert mine[1] == _passkey("f2", b"\x01cred")
+        assert await s.factor_by_credential(b"\x01cred") == _passkey("f2", b"\x01cred")
+        assert await s.factor_by_credential(b"\x02") is None
+
+    run(body)
+
+
+def test_factor_limit_and_unique_credential(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        await s.save_user(_user("bob"))
+        assert await s.add_factor(_totp("f1"), limit=2)
+        assert await s.add_factor(_totp("f2"), limit=2)
+        assert not await s.add_factor(_totp("f3"), limit=2)
+        assert [f.id for f in await s.list_factors("alice")] == ["f1", "f2"]
+        assert await s.add_factor(_passkey("p1", b"same", user="bob"), limit=5)
+        # One credential belongs to one account (W3C WebAuthn §7.1 step 22).
+        with pytest.raises(DUPLICATE):
+            await s.add_factor(_passkey("p2", b"same", user="bob"), limit=5)
+
+    run(body)
+
+
+def test_factor_removal_is_per_user(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        assert await s.add_factor(_totp("f1"), limit=5)
+        assert not await s.remove_factor("bob", "f1")
+        assert await s.remove_factor("alice", "f1")
+        assert not await s.remove_factor("alice", "f1")
+        assert await s.list_factors("alice") == []
+
+    run(body)
+
+
+def test_passkey_counter_only_moves_forward(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        assert await s.add_factor(_passkey("p1", b"c", count=5), limit=5)
+        assert not await s.factor_used("p1", 300, sign_count=5)  # a clone, or a replay
+        assert not await s.factor_used("p1", 300, sign_count=4)
+        assert await s.factor_used("p1", 300, sign_count=6)
+        (f,) = await s.list_factors("alice")
+        assert (f.sign_count, f.last_used_at) == (6, 300)
+        assert await s.add_factor(_totp("t1"), limit=5)
+        assert await s.factor_used("t1", 400)
+        assert not await s.factor_used("missing", 400)
+
+    run(body)
+
+
+def test_recovery_codes_are_single_use_and_replaced(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        await s.save_user(_user("bob"))
+        await s.set_recovery_codes("alice", ["h1", "h2"], 100)
+        await s.set_recovery_codes("bob", ["h3"], 100)
+        assert await s.recovery_codes_left("alice") == 2
+        assert not await s.use_recovery_code("alice", "h3")  # bob's
+        assert await s.use_recovery_code("alice", "h1")
+        assert not await s.use_recovery_code("alice", "h1")
+        assert await s.recovery_codes_left("alice") == 1
+        await s.set_recovery_codes("alice", ["h4"], 200)
+        assert not await s.use_recovery_code("alice", "h2")  # replaced
+        assert await s.recovery_codes_left("alice") == 1
+
+    run(body)
+
+
+def test_concurrent_uses_of_one_recovery_code_succeed_once(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        await s.set_recovery_codes("alice", ["h1"], 100)
+        results = await asyncio.gather(*(s.use_recovery_code("alice", "h1") for _ in range(8)))
+        assert sorted(results) == [False] * 7 + [True]
+
+    run(body)
+
+
+def test_reset_removes_factors_and_recovery_codes_of_one_user(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        await s.save_user(_user("alice"))
+        await s.save_user(_user("bob"))
+        assert await s.add_factor(_totp("f1"), limit=5)
+        assert await s.add_factor(_passkey("p1", b"c"), limit=5)
+        assert await s.add_factor(_totp("f2", user="bob"), limit=5)
+        await s.set_recovery_codes("alice", ["h1"], 100)
+        assert await s.reset_factors("alice") == 2
+        assert await s.list_factors("alice") == [] and await s.recovery_codes_left("alice") == 0
+        assert len(await s.list_factors("bob")) == 1
+
+    run(body)
+
+
+def test_grant_keeps_how_the_customer_authenticated(run: Callable[[Body], None]) -> None:
+    async def body(s: DurableStore) -> None:
+        g = _grant(
+            "g1",
+            acr="urn:fingrade:acr:sca",
+            amr=["pwd", "otp", "mfa"],
+            linked_details_hash="ab" * 16,
+            linked_factors=["f1"],
+        )
+        await s.create_grant(g)
+        assert await s.get_grant("g1") == g
+        plain = _grant("g2")
+        await s.create_grant(plain)
+        assert await s.get_grant("g2") == plain
 
     run(body)

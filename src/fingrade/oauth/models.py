@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from fingrade.finance.consent_ids import ConsentStatus
@@ -52,6 +53,30 @@ class Session:
     amr: list[str] = field(default_factory=lambda: ["pwd"])
 
 
+class FactorKind(StrEnum):
+    """A second factor of strong customer authentication (docs/sca.md)."""
+
+    TOTP = "totp"  # RFC 6238 one-time codes from an authenticator app: possession
+    PASSKEY = "passkey"  # a WebAuthn credential: possession, and inherence or knowledge with user verification
+
+
+@dataclass(slots=True)
+class Factor:
+    """A customer's enrolled second factor."""
+
+    id: str
+    user_id: str
+    kind: FactorKind
+    name: str  # the customer's name for it ("Work phone")
+    created_at: int
+    secret: bytes | None = None  # TOTP: the shared secret; sealed at rest, in clear only in memory
+    credential_id: bytes | None = None  # passkey: the WebAuthn credential id (looked up at sign-in)
+    credential: bytes | None = None  # passkey: the attested credential data (AAGUID, id, COSE key) as given
+    sign_count: int = 0  # passkey: the authenticator's signature counter (clone detection)
+    backup_eligible: bool = False  # passkey: may be synced to other devices (amr swk, else hwk)
+    last_used_at: int | None = None
+
+
 @dataclass(slots=True)
 class Grant:
     """A token family: everything issued from one authorization code (or one client_credentials call)."""
@@ -65,6 +90,14 @@ class Grant:
     revoked_at: int | None = None
     # RFC 9396: the authorization details the user approved (normalised JSON objects), or None
     authorization_details: list[dict[str, Any]] | None = None
+    # How the customer authenticated for this grant (OIDC Core §2, RFC 8176): carried by every token
+    # the grant issues, refreshed ones included.
+    acr: str | None = None
+    amr: list[str] | None = None
+    # Dynamic linking (PSD2 RTS Art. 5): the hash of the payment details a fresh strong authentication
+    # approved, and the factors that did (oauth/dynamic_linking.py). None for grants without a payment.
+    linked_details_hash: str | None = None
+    linked_factors: list[str] | None = None
 
 
 @dataclass(slots=True)

@@ -24,3 +24,7 @@ class OneTimeKind(StrEnum):
     LOGIN_ACCOUNT = "login_acct"
     LOGIN_ACCOUNT_ADDRESS = "login_acct_addr"
     LOGIN_DEVICE = "login_device"
+    # Second factors (factors.py).
+    TOTP_STEP = "totp_step"  # RFC 6238 §5.2: a time step's code accepted once per factor
+    FACTOR_FAILURES = "factor_fail"  # wrong second-factor codes of one customer, throttled like passwords
+    PASSKEY_CEREMONY = "passkey_ceremony"  # a WebAuthn challenge in flight, taken once (passkeys.py)

@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fingrade.finance.consent_ids import ConsentStatus
-from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.oauth.models import (
+    Client,
+    ConsentResource,
+    Factor,
+    Grant,
+    RefreshToken,
+    Session,
+    SigningKey,
+    User,
+)
 
 # -- one-time state ------------------------------------------------------------------------------
 
@@ -125,6 +134,36 @@ class UserStore(Protocol):
         """The session unless it expired or its user is disabled."""
 
     async def delete_session(self, id_hash: str) -> None: ...
+
+
+class FactorStore(Protocol):
+    """Customers' second factors (TOTP secrets sealed at rest, passkeys as given) and their recovery
+    codes (stored as hashes). oauth/factors.py holds the rules."""
+
+    async def list_factors(self, user_id: str) -> list[Factor]:
+        """The user's factors, oldest first."""
+
+    async def factor_by_credential(self, credential_id: bytes) -> Factor | None:
+        """The passkey with this WebAuthn credential id (a discoverable credential names no user)."""
+
+    async def add_factor(self, factor: Factor, limit: int) -> bool:
+        """Enrol a factor unless the user has `limit` already (False then); atomically."""
+
+    async def remove_factor(self, user_id: str, factor_id: str) -> bool: ...
+    async def factor_used(self, factor_id: str, now: int, sign_count: int | None = None) -> bool:
+        """Record a successful use. For a passkey with a counter, only if `sign_count` is above the
+        stored one (compare-and-set: two sign-ins racing with one counter value cannot both pass,
+        W3C WebAuthn §6.1.1); False then, and nothing changes."""
+
+    async def set_recovery_codes(self, user_id: str, code_hashes: list[str], now: int) -> None:
+        """Replace the user's recovery codes with these."""
+
+    async def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        """Remove the code if the user has it; True exactly once per code, whatever the concurrency."""
+
+    async def recovery_codes_left(self, user_id: str) -> int: ...
+    async def reset_factors(self, user_id: str) -> int:
+        """Remove every factor and recovery code of the user (an operator's reset); how many factors."""
 
 
 class ConsentStore(Protocol):
@@ -244,6 +283,7 @@ class Housekeeping(Protocol):
 class DurableStore(
     ClientStore,
     UserStore,
+    FactorStore,
     ConsentStore,
     GrantStore,
     ConsentResourceStore,

@@ -17,6 +17,11 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def b64url_decode(text: str) -> bytes:
+    """Unpadded base64url to bytes (binascii.Error on a malformed value)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def sha256_b64url(value: str) -> str:
     return b64url(hashlib.sha256(value.encode("ascii")).digest())
 

@@ -30,7 +30,16 @@ from typing import Any, TypeVar
 import orjson
 
 from fingrade.finance.consent_ids import ConsentStatus
-from fingrade.oauth.models import Client, ConsentResource, Grant, RefreshToken, Session, SigningKey, User
+from fingrade.oauth.models import (
+    Client,
+    ConsentResource,
+    Factor,
+    Grant,
+    RefreshToken,
+    Session,
+    SigningKey,
+    User,
+)
 from fingrade.oauth.ports import AttemptLimit
 
 T = TypeVar("T")
@@ -191,6 +200,8 @@ class MemoryDurableStore:
         self._users: dict[str, User] = {}
         self._user_ids: dict[str, str] = {}  # username -> id
         self._sessions: dict[str, Session] = {}
+        self._factors: dict[str, Factor] = {}
+        self._recovery_codes: dict[str, str] = {}  # code hash -> user id
         self._consents: dict[tuple[str, str], tuple[frozenset[str], int]] = {}  # (user, client) -> scopes, at
         self._grants: dict[str, Grant] = {}
         self._refresh_tokens: dict[str, RefreshToken] = {}
@@ -291,6 +302,59 @@ class MemoryDurableStore:
 
     async def delete_session(self, id_hash: str) -> None:
         self._sessions.pop(id_hash, None)
+
+    # -- second factors ----------------------------------------------------------------------
+    async def list_factors(self, user_id: str) -> list[Factor]:
+        mine = [f for f in self._factors.values() if f.user_id == user_id]
+        return [_copy(f) for f in sorted(mine, key=lambda f: (f.created_at, f.id))]
+
+    async def factor_by_credential(self, credential_id: bytes) -> Factor | None:
+        found = [f for f in self._factors.values() if f.credential_id == credential_id]
+        return _copy(found[0]) if found else None
+
+    async def add_factor(self, factor: Factor, limit: int) -> bool:
+        if factor.id in self._factors or (
+            factor.credential_id is not None and any(f.credential_id == factor.credential_id for f in self._factors.values())
+        ):
+            raise DuplicateKeyError("factor exists")
+        if sum(f.user_id == factor.user_id for f in self._factors.values()) >= limit:
+            return False
+        self._factors[factor.id] = _copy(factor)
+        return True
+
+    async def remove_factor(self, user_id: str, factor_id: str) -> bool:
+        factor = self._factors.get(factor_id)
+        if factor is None or factor.user_id != user_id:
+            return False
+        del self._factors[factor_id]
+        return True
+
+    async def factor_used(self, factor_id: str, now: int, sign_count: int | None = None) -> bool:
+        factor = self._factors.get(factor_id)
+        if factor is None or (sign_count is not None and sign_count <= factor.sign_count):
+            return False
+        factor.last_used_at = now
+        if sign_count is not None:
+            factor.sign_count = sign_count
+        return True
+
+    async def set_recovery_codes(self, user_id: str, code_hashes: list[str], now: int) -> None:
+        _drop(self._recovery_codes, lambda owner: owner == user_id)
+        for h in code_hashes:
+            self._recovery_codes[h] = user_id
+
+    async def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        if self._recovery_codes.get(code_hash) != user_id:
+            return False
+        del self._recovery_codes[code_hash]
+        return True
+
+    async def recovery_codes_left(self, user_id: str) -> int:
+        return sum(owner == user_id for owner in self._recovery_codes.values())
+
+    async def reset_factors(self, user_id: str) -> int:
+        _drop(self._recovery_codes, lambda owner: owner == user_id)
+        return _drop(self._factors, lambda f: f.user_id == user_id)
 
     # -- consents ----------------------------------------------------------------------------
     async def get_consent(self, user_id: str, client_id: str) -> frozenset[str]:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, insert, select, update
 from fingrade.finance.consent_ids import ConsentStatus
 from fingrade.oauth.models import ConsentResource, Grant
 from fingrade.store.sql.common import SqlPart, dumps
-from fingrade.store.sql.grants import INSERT_GRANT
+from fingrade.store.sql.grants import INSERT_GRANT, grant_values
 from fingrade.store.sql.schema import consent_resources, grants
 
 
@@ -106,21 +106,7 @@ class SqlConsentResourceStore(SqlPart):
                 == 1
             )
             if done:
-                conn.execute(
-                    INSERT_GRANT,
-                    dict(
-                        id=grant.id,
-                        client_id=grant.client_id,
-                        user_id=grant.user_id,
-                        scope=grant.scope,
-                        auth_time=grant.auth_time,
-                        created_at=grant.created_at,
-                        revoked_at=None,
-                        authorization_details=dumps(grant.authorization_details)
-                        if grant.authorization_details
-                        else None,
-                    ),
-                )
+                conn.execute(INSERT_GRANT, {**grant_values(grant), "revoked_at": None})
             return done
 
         return await self.db.write(q)

@@ -1,6 +1,6 @@
 """The durable store on SQL (SQLite or PostgreSQL): the composition of one part per artifact.
 
-Each part (clients.py, users.py, consents.py, grants.py, consent_resources.py, signing_keys.py,
+Each part (clients.py, users.py, factors.py, consents.py, grants.py, consent_resources.py, signing_keys.py,
 registration_tokens.py, audit.py) implements one port of fingrade.oauth.ports as plain methods on
 this one object: a call is one method lookup and one transaction, as before the split.
 """
@@ -16,6 +16,7 @@ from fingrade.store.sql.clients import SqlClientStore
 from fingrade.store.sql.consent_resources import SqlConsentResourceStore
 from fingrade.store.sql.consents import SqlConsentStore
 from fingrade.store.sql.db import Database
+from fingrade.store.sql.factors import SqlFactorStore
 from fingrade.store.sql.grants import SqlGrantStore
 from fingrade.store.sql.registration_tokens import SqlRegistrationTokenStore
 from fingrade.store.sql.schema import grants, refresh_tokens, revoked_tokens, sessions
@@ -26,6 +27,7 @@ from fingrade.store.sql.users import SqlUserStore
 class SqlDurableStore(
     SqlClientStore,
     SqlUserStore,
+    SqlFactorStore,
     SqlConsentStore,
     SqlGrantStore,
     SqlConsentResourceStore,

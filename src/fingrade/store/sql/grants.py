@@ -43,6 +43,28 @@ def _grant_from_row(row: Any) -> Grant:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         authorization_details=orjson.loads(row.authorization_details) if row.authorization_details else None,
+        acr=row.acr,
+        amr=row.amr.split() if row.amr else None,
+        linked_details_hash=row.linked_details_hash,
+        linked_factors=orjson.loads(row.linked_factors) if row.linked_factors else None,
+    )
+
+
+def grant_values(grant: Grant) -> dict[str, Any]:
+    """The row of a new grant."""
+    return dict(
+        id=grant.id,
+        client_id=grant.client_id,
+        user_id=grant.user_id,
+        scope=grant.scope,
+        auth_time=grant.auth_time,
+        created_at=grant.created_at,
+        revoked_at=grant.revoked_at,
+        authorization_details=dumps(grant.authorization_details) if grant.authorization_details else None,
+        acr=grant.acr,
+        amr=" ".join(grant.amr) if grant.amr else None,
+        linked_details_hash=grant.linked_details_hash,
+        linked_factors=dumps(grant.linked_factors) if grant.linked_factors is not None else None,
     )
 
 
@@ -66,19 +88,7 @@ class SqlGrantStore(SqlPart):
 
     async def create_grant(self, grant: Grant) -> None:
         def q(conn: Connection) -> None:
-            conn.execute(
-                INSERT_GRANT,
-                dict(
-                    id=grant.id,
-                    client_id=grant.client_id,
-                    user_id=grant.user_id,
-                    scope=grant.scope,
-                    auth_time=grant.auth_time,
-                    created_at=grant.created_at,
-                    revoked_at=grant.revoked_at,
-                    authorization_details=dumps(grant.authorization_details) if grant.authorization_details else None,
-                ),
-            )
+            conn.execute(INSERT_GRANT, grant_values(grant))
 
         await self.db.write(q)
 

@@ -66,6 +66,35 @@ sessions = Table(
     Index("ix_sessions_expires_at", "expires_at"),
 )
 
+# Second factors of strong customer authentication (oauth/factors.py). A TOTP secret is sealed with
+# the key-encryption key (the factor id as associated data); a passkey is kept as its authenticator
+# gave it (public data).
+authn_factors = Table(
+    "authn_factors",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("secret_sealed", LargeBinary),
+    Column("credential_id", String(1400), unique=True),  # base64url of up to 1023 bytes
+    Column("credential", LargeBinary),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("backup_eligible", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger),
+    Index("ix_authn_factors_user", "user_id"),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_recovery_codes_user", "user_id"),
+)
+
 consents = Table(
     "consents",
     metadata,
@@ -86,6 +115,10 @@ grants = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
     Column("authorization_details", Text),  # JSON list, RFC 9396 (migration 0003)
+    Column("acr", String(64)),  # how the customer authenticated (migration 0008)
+    Column("amr", String(100)),  # space-separated RFC 8176 values
+    Column("linked_details_hash", String(64)),  # dynamic linking: the payment details authenticated
+    Column("linked_factors", Text),  # JSON list of the factor ids that authenticated them
     Index("ix_grants_user_client", "user_id", "client_id"),
 )
 
