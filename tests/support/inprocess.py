@@ -41,7 +41,7 @@ from fingrade.store.sql import onetime as sql_onetime
 from fingrade.web.app import create_app
 
 from .clock import Clock, set_clock
-from .server import DEMO_PASSWORD, DEMO_SECRET, Server, server_env
+from .server import DEMO_PASSWORD, DEMO_SECRET, DEMO_TOTP_SECRET, Server, server_env
 
 ISSUER = "https://as.example.com"
 # The modules that read the time themselves (everything else asks Core.clock).
@@ -129,6 +129,7 @@ def start_in_process(
     # seed_demo reads the demo credentials from the environment.
     monkeypatch.setenv("FINGRADE_DEMO_PASSWORD", DEMO_PASSWORD)
     monkeypatch.setenv("FINGRADE_DEMO_CLIENT_SECRET", DEMO_SECRET)
+    monkeypatch.setenv("FINGRADE_DEMO_TOTP_SECRET", DEMO_TOTP_SECRET)
 
     async def up() -> None:
         core = await build_core(settings)

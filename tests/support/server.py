@@ -21,6 +21,8 @@ import pytest
 
 DEMO_PASSWORD = "demo-password-for-tests"
 DEMO_SECRET = "demo-backend-secret-for-tests-0123456789abcdef"
+# The demo users' authenticator app (base32, 160 bits): tests compute its codes (support/sca.py).
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PG_ADMIN_URL = os.environ.get("FINGRADE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FINGRADE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -110,6 +112,12 @@ def server_env(data_dir: Path, issuer: str) -> dict[str, str]:
             "FINGRADE_ISSUER": issuer,
             "FINGRADE_DEMO_PASSWORD": DEMO_PASSWORD,
             "FINGRADE_DEMO_CLIENT_SECRET": DEMO_SECRET,
+            "FINGRADE_DEMO_TOTP_SECRET": DEMO_TOTP_SECRET,
+            # Strong customer authentication is off unless a test turns it on: each TOTP code signs
+            # in once (RFC 6238 §5.2), and most tests sign alice in many times a minute. The tests
+            # of SCA itself (tests/**/test_sca_*.py, the Chromium journey) run with the default,
+            # `required` (support/sca.py SCA_ON).
+            "FINGRADE_SCA": "off",
             # Cheap password hashing keeps the suite fast; the benchmark uses the production default.
             "FINGRADE_ARGON2_MEMORY_KIB": "8192",
             "FINGRADE_ARGON2_TIME_COST": "1",

@@ -84,7 +84,14 @@ def world(tmp_path: Any) -> Iterator[World]:
     run(store.save_client(client))
     user = User(id="u_alice", username="alice", password_hash="x", name="Alice", created_at=clock.now)
     run(store.save_user(user))
-    session = Session(id_hash="h" * 43, user_id=user.id, auth_time=clock.now, expires_at=clock.now + 3600)
+    # Signed in with password and an authenticator app: strong customer authentication (docs/sca.md).
+    session = Session(
+        id_hash="h" * 43,
+        user_id=user.id,
+        auth_time=clock.now,
+        expires_at=clock.now + 3600,
+        amr=["pwd", "otp", "mfa"],
+    )
     run(store.create_session(session))
     run(store.save_consent(user.id, CLIENT.client_id, frozenset({"openid"}), clock.now))
     yield World(core, clock, user, session)

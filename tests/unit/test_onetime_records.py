@@ -29,6 +29,9 @@ STORED_KINDS = {
     "LOGIN_ACCOUNT": "login_acct",
     "LOGIN_ACCOUNT_ADDRESS": "login_acct_addr",
     "LOGIN_DEVICE": "login_device",
+    "TOTP_STEP": "totp_step",
+    "FACTOR_FAILURES": "factor_fail",
+    "PASSKEY_CEREMONY": "passkey_ceremony",
 }
 
 # A code's record as issued by authorize.issue_code (every field written).
@@ -47,6 +50,7 @@ CODE_RECORD: dict[str, Any] = {
     "authorization_details": [{"type": "account_information", "actions": ["read_balances"]}],
     "expires_at": 1_800_000_060,
     "consent_id": None,
+    "linked_details_hash": None,
 }
 
 REQUEST_RECORD: dict[str, Any] = {
@@ -66,6 +70,7 @@ REQUEST_RECORD: dict[str, Any] = {
     "authorization_details": None,
     "response_mode": "query",
     "consent_id": None,
+    "acr": "urn:fingrade:acr:sca",
 }
 
 
@@ -88,21 +93,45 @@ def test_code_record_round_trip_keeps_the_field_names() -> None:
 
 
 def test_code_record_without_the_later_optional_fields_is_read() -> None:
-    """amr, dpop_jkt, authorization_details and consent_id may be absent (read as none)."""
-    minimal = {
-        k: v for k, v in CODE_RECORD.items() if k not in ("amr", "dpop_jkt", "authorization_details", "consent_id")
-    }
+    """amr, dpop_jkt, authorization_details, consent_id and linked_details_hash may be absent (read as none)."""
+    later = ("amr", "dpop_jkt", "authorization_details", "consent_id", "linked_details_hash")
+    minimal = {k: v for k, v in CODE_RECORD.items() if k not in later}
     code = CodeGrant.from_record(minimal)
-    assert (code.amr, code.dpop_jkt, code.authorization_details, code.consent_id) == (None, None, None, None)
+    assert (code.amr, code.dpop_jkt, code.authorization_details, code.consent_id, code.linked_details_hash) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_pushed_request_and_interaction_records_round_trip() -> None:
     pushed = {"client_id": "c1", "params": {"response_type": "code", "scope": "openid"}, "expires_at": 1_800_000_090}
     assert PushedRequest.from_record(pushed).to_record() == pushed
-    parked = {"request": REQUEST_RECORD, "browser": "b", "login_forced": False, "user_id": None, "auth_time": None}
+    parked = {
+        "request": REQUEST_RECORD,
+        "browser": "b",
+        "login_forced": False,
+        "user_id": None,
+        "auth_time": None,
+        "pending_user_id": "u1",
+        "password_at": 1_800_000_000,
+        "enrolment": None,
+        "approved_details": [{"type": "payment_initiation"}],
+    }
     interaction = Interaction.from_record("iid", parked)
     assert interaction.request == AuthorizationRequest(**REQUEST_RECORD)
     assert interaction.to_record() == parked
+
+
+def test_records_parked_before_strong_customer_authentication_are_read() -> None:
+    """An interaction and request parked by the version before: no acr, no factor fields."""
+    request = {k: v for k, v in REQUEST_RECORD.items() if k != "acr"}
+    parked = {"request": request, "browser": "b", "login_forced": False, "user_id": None, "auth_time": None}
+    interaction = Interaction.from_record("iid", parked)
+    assert interaction.request.acr is None and interaction.pending_user_id is None
+    assert interaction.approved_details is None and interaction.enrolment is None
 
 
 def test_an_entry_stored_under_the_plain_kind_string_is_found_by_the_enum(base_core: Core, run: Any) -> None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from fingrade.oauth import authorization_details, claims_request, consent_resources, pkce
+from fingrade.oauth import authn_level, authorization_details, claims_request, consent_resources, pkce, sca_policy
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client, Grant, Session
 from fingrade.oauth.offline_access import approved_scopes
@@ -64,6 +64,9 @@ class AuthorizationRequest:
     authorization_details: list[dict[str, Any]] | None = None  # RFC 9396 §2, validated and normalised
     response_mode: str = QUERY  # the validated encoding of the response (response_mode.check_mode)
     consent_id: str | None = None  # a lodged consent (consent_resources.py) named by openbanking_intent_id
+    # The authentication the request needs (sca_policy.requested_acr: settings, client, acr_values,
+    # an essential acr claim); None in requests parked before strong customer authentication existed.
+    acr: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +115,7 @@ class CodeGrant:
     dpop_jkt: str | None = None  # RFC 9449 §10
     authorization_details: list[dict[str, Any]] | None = None  # RFC 9396, as approved
     consent_id: str | None = None  # the lodged consent it authorised (consent_resources.py)
+    linked_details_hash: str | None = None  # dynamic linking: the payment a fresh SCA approved
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +137,7 @@ class CodeGrant:
             dpop_jkt=data.get("dpop_jkt"),
             authorization_details=data.get("authorization_details"),
             consent_id=data.get("consent_id"),
+            linked_details_hash=data.get("linked_details_hash"),
         )
 
 
@@ -269,7 +274,12 @@ def _validate(
             params["authorization_details"], authorization_details_types(client), authorization_details.context_of(core)
         )
     # OIDC Core §5.5; UK Open Banking names a lodged consent this way (resolved by consent_resources.attach).
-    consent_id = claims_request.intent_id(params["claims"]) if "claims" in params else None
+    claims = claims_request.parse(params["claims"]) if "claims" in params else claims_request.ClaimsRequest()
+    consent_id = claims.intent_id
+    acr_values = params.get("acr_values")
+    if acr_values is not None and len(acr_values) > 1000:
+        raise invalid_request("acr_values is too long")
+    acr = sca_policy.requested_acr(core.settings, client, acr_values, claims.essential_acr)
     if consent_id is not None and details is not None:
         raise invalid_request(
             "authorization_details cannot be combined with openbanking_intent_id: the consent says what is asked"
@@ -291,6 +301,7 @@ def _validate(
         authorization_details=details,
         response_mode=response_mode,
         consent_id=consent_id,
+        acr=acr,
     )
 
 
@@ -346,8 +357,22 @@ async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:
         )
 
 
+@dataclass(frozen=True)
+class LinkedApproval:
+    """A payment approved with dynamic linking (PSD2 RTS Art. 5): the hash of the approved details
+    (finance/dynamic_linking.py) and the factors whose fresh authentication was bound to it."""
+
+    details_hash: str
+    factors: list[str]
+
+
 async def issue_code(
-    core: Core, req: AuthorizationRequest, user_id: str, auth_time: int, amr: list[str]
+    core: Core,
+    req: AuthorizationRequest,
+    user_id: str,
+    auth_time: int,
+    amr: list[str],
+    linked: LinkedApproval | None = None,
 ) -> AuthorizationResponse:
     """Create the grant (the token family) and a single-use code bound to everything the token
     request must prove; return the authorization response carrying it."""
@@ -363,6 +388,10 @@ async def issue_code(
         auth_time=auth_time,
         created_at=now,
         authorization_details=req.authorization_details,
+        acr=authn_level.acr_for(amr),
+        amr=amr,
+        linked_details_hash=linked.details_hash if linked else None,
+        linked_factors=linked.factors if linked else None,
     )
     if req.consent_id is None:
         await core.store.create_grant(grant)
@@ -387,6 +416,7 @@ async def issue_code(
         dpop_jkt=req.dpop_jkt,
         authorization_details=req.authorization_details,
         consent_id=req.consent_id,
+        linked_details_hash=linked.details_hash if linked else None,
     )
     await core.onetime.put(
         OneTimeKind.CODE, token_hash(code), issued.to_record(), ttl=core.settings.code_ttl + CODE_REUSE_WINDOW

@@ -1,6 +1,7 @@
-"""The OpenID Connect `claims` request parameter (OIDC Core §5.5), for the one claim this server acts
+"""The OpenID Connect `claims` request parameter (OIDC Core §5.5), for the two claims this server acts
 on: `openbanking_intent_id`, by which a UK Open Banking client names the consent resource the
-customer is asked to authorise (oauth/consent_resources.py).
+customer is asked to authorise (oauth/consent_resources.py), and an essential `acr` of the ID token
+(§5.5.1.1), which the authentication must meet (oauth/sca_policy.py).
 
 Every other requested claim is ignored, as §5.5 allows ("the OP MAY ... not return" a claim, even an
 essential one), and the parameter's structure is still checked, so a malformed one is refused rather
@@ -8,6 +9,8 @@ than half-read.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fingrade.finance.consent_ids import CONSENT_ID
 from fingrade.protocol import strict_json
@@ -17,9 +20,21 @@ INTENT_CLAIM = "openbanking_intent_id"
 _MEMBERS = ("userinfo", "id_token")  # §5.5; other top-level members are ignored (extensions)
 
 
+@dataclass(frozen=True)
+class ClaimsRequest:
+    intent_id: str | None = None  # the consent the request names
+    essential_acr: list[str] | None = None  # values of an essential ID token acr, any one of which must be met
+
+
 def intent_id(raw: str) -> str | None:
-    """The consent id the `claims` parameter names, or None. Raises invalid_request when the
-    parameter is not a §5.5 claims request or names two different consents."""
+    """The consent id the `claims` parameter names, or None."""
+    return parse(raw).intent_id
+
+
+def parse(raw: str) -> ClaimsRequest:
+    """What this server acts on in a `claims` parameter. Raises invalid_request when the parameter
+    is not a §5.5 claims request, names two different consents, or asks for an essential acr
+    without a value."""
     try:
         value = strict_json.loads(raw)  # repeated members refused: parsers disagree on which value wins
     except strict_json.JsonError as exc:
@@ -27,6 +42,7 @@ def intent_id(raw: str) -> str | None:
     if not isinstance(value, dict):
         raise invalid_request("claims must be a JSON object (OIDC Core 5.5)")
     found: set[str] = set()
+    acr: list[str] | None = None
     for member in _MEMBERS:
         requests = value.get(member)
         if requests is None:
@@ -50,6 +66,11 @@ def intent_id(raw: str) -> str | None:
                 ):
                     raise invalid_request(f"{INTENT_CLAIM} needs one value: the consent id")
                 found.add(spec["value"])
+            if name == "acr" and member == "id_token" and spec.get("essential") is True:
+                values = spec["values"] if "values" in spec else [spec.get("value")]
+                if not values or not all(isinstance(v, str) and v for v in values):
+                    raise invalid_request("an essential acr needs its value or values")
+                acr = [str(v) for v in values]
     if len(found) > 1:
         raise invalid_request(f"{INTENT_CLAIM} names two different consents")
-    return found.pop() if found else None
+    return ClaimsRequest(found.pop() if found else None, acr)

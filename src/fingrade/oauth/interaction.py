@@ -10,10 +10,12 @@ import hmac
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fingrade.oauth import consent_resources, login_throttle
+from fingrade.finance import dynamic_linking
+from fingrade.oauth import authn_level, consent_resources, factors, login_throttle, sca_policy
 from fingrade.oauth.accounts import AccountChoice, CustomerAccounts
 from fingrade.oauth.authorize import (
     AuthorizationRequest,
+    LinkedApproval,
     consent_needed,
     consume_pushed,
     issue_code,
@@ -21,7 +23,7 @@ from fingrade.oauth.authorize import (
     request_error,
 )
 from fingrade.oauth.context import Core
-from fingrade.oauth.models import Client, Session, User
+from fingrade.oauth.models import Client, Factor, Session, User
 from fingrade.oauth.offline_access import approved_scopes
 from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.response_mode import AuthorizationResponse
@@ -43,6 +45,14 @@ class Interaction:
     login_forced: bool  # prompt=login or max_age exceeded: the session alone is not enough
     user_id: str | None = None  # set by a login inside this interaction
     auth_time: int | None = None
+    # Strong customer authentication (docs/sca.md). The password was right, a second factor is due
+    # before there is a session: whose, and when the password was given.
+    pending_user_id: str | None = None
+    password_at: int | None = None  # the password was given inside this interaction (a fresh element)
+    enrolment: str | None = None  # a TOTP secret offered for enrolment (sealed; factors.TotpEnrolment)
+    # A payment the customer approved on the consent page, awaiting the fresh authentication bound to
+    # it (dynamic linking): the details as approved, account choices written in.
+    approved_details: list[dict[str, Any]] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -51,6 +61,10 @@ class Interaction:
             "login_forced": self.login_forced,
             "user_id": self.user_id,
             "auth_time": self.auth_time,
+            "pending_user_id": self.pending_user_id,
+            "password_at": self.password_at,
+            "enrolment": self.enrolment,
+            "approved_details": self.approved_details,
         }
 
     @classmethod
@@ -62,6 +76,10 @@ class Interaction:
             login_forced=data["login_forced"],
             user_id=data["user_id"],
             auth_time=data["auth_time"],
+            pending_user_id=data.get("pending_user_id"),
+            password_at=data.get("password_at"),
+            enrolment=data.get("enrolment"),
+            approved_details=data.get("approved_details"),
         )
 
 
@@ -79,6 +97,47 @@ class ShowLogin:
     error: str | None = None
     status: int = 200  # 401 after a wrong password, 429 when throttled
     retry_after: int | None = None  # seconds, when throttled
+
+
+@dataclass
+class ShowSecondFactor:
+    """The second factor step: a code from the customer's authenticator app (or a recovery code), or
+    a passkey. With `payment`, it is the payment's confirmation: the amount and payee are shown and
+    the authentication is bound to them (dynamic linking)."""
+
+    interaction: Interaction
+    client: Client
+    user: User
+    factors: list[Factor]
+    payment: list[dict[str, Any]] | None = None
+    password_needed: bool = False  # the password too: it was not given inside this interaction
+    error: str | None = None
+    status: int = 200
+    retry_after: int | None = None
+
+
+@dataclass
+class ShowEnrolment:
+    """Setting up a second factor before the first strong sign-in: an authenticator app's QR code
+    and key (the sealed secret travels with the interaction), or a passkey."""
+
+    interaction: Interaction
+    client: Client
+    user: User
+    secret: bytes
+    error: str | None = None
+    status: int = 200
+    retry_after: int | None = None
+
+
+@dataclass
+class EnrolmentDone:
+    """A second factor enrolled and the customer signed in with it; their recovery codes, shown once
+    when this was their first factor. The browser goes on with the interaction."""
+
+    interaction: Interaction
+    recovery_codes: list[str] | None
+    signed_in: SignedIn
 
 
 @dataclass
@@ -221,6 +280,13 @@ async def start(core: Core, req: AuthorizationRequest, session: Session | None, 
     """Decide what an authorization request needs: a Redirect back to the client, or the user."""
     now = core.clock()
     needs_login = login_needed(req, session, now) or "login" in req.prompt
+    if session is not None and not authn_level.meets(
+        authn_level.acr_for(session.amr), req.acr or authn_level.ACR_PASSWORD
+    ):
+        needs_login = needs_login or "none" in req.prompt  # a step-up needs the customer
+        if not needs_login and "consent" not in req.prompt:
+            # Signed in, but not as strongly as this request needs: the factor step (resume).
+            return await _park(core, req, browser, needs_login)
     if "none" in req.prompt:
         # OIDC Core §3.1.2.6: prompt=none never shows a page.
         if needs_login or session is None:
@@ -235,11 +301,12 @@ async def start(core: Core, req: AuthorizationRequest, session: Session | None, 
         and not await consent_needed(core, req, session.user_id)
     ):
         return await issue_code(core, req, session.user_id, session.auth_time, session.amr)
+    return await _park(core, req, browser, needs_login)
+
+
+async def _park(core: Core, req: AuthorizationRequest, browser: str, login_forced: bool) -> Parked:
     iid = new_token(24)
-    interaction = Interaction(id=iid, request=req, browser=browser, login_forced=needs_login)
-    await core.onetime.put(
-        OneTimeKind.INTERACTION, token_hash(iid), interaction.to_record(), ttl=core.settings.interaction_ttl
-    )
+    await _save(core, Interaction(id=iid, request=req, browser=browser, login_forced=login_forced))
     return Parked(iid)
 
 
@@ -261,6 +328,12 @@ async def _client(core: Core, interaction: Interaction) -> Client:
     return client
 
 
+async def _save(core: Core, interaction: Interaction) -> None:
+    await core.onetime.put(
+        OneTimeKind.INTERACTION, token_hash(interaction.id), interaction.to_record(), ttl=core.settings.interaction_ttl
+    )
+
+
 async def _current_user(
     core: Core, interaction: Interaction, session: Session | None
 ) -> tuple[str, int, list[str]] | None:
@@ -274,17 +347,70 @@ async def _current_user(
     return session.user_id, session.auth_time, session.amr
 
 
+def _needed_acr(interaction: Interaction) -> str:
+    return interaction.request.acr or authn_level.ACR_PASSWORD
+
+
+def _payment(core: Core, interaction: Interaction) -> bool:
+    """A payment is confirmed by its own fresh authentication (dynamic linking), after the consent
+    page: the sign-in before it does not take the second factor (a customer would otherwise type
+    two codes, waiting for the second)."""
+    return sca_policy.payment_needs_fresh_sca(core.settings, interaction.request.authorization_details)
+
+
+async def _active_user(core: Core, user_id: str) -> User | None:
+    user = await core.store.get_user(user_id)
+    return None if user is None or user.disabled else user
+
+
+async def _second_factor_step(
+    core: Core, interaction: Interaction, client: Client, user: User, payment: list[dict[str, Any]] | None = None
+) -> ShowSecondFactor | ShowEnrolment:
+    """The factor step for `user`: their factors, or enrolment when they have none."""
+    factors = await core.store.list_factors(user.id)
+    if not factors:
+        return await _enrolment(core, interaction, client, user)
+    # A payment confirmed on a session from before this interaction: the password again, so that
+    # both elements are fresh (an existing session never approves a payment alone). A passkey with
+    # user verification is two elements by itself (authn_level.py).
+    password_needed = payment is not None and interaction.password_at is None
+    return ShowSecondFactor(interaction, client, user, factors, payment, password_needed)
+
+
+async def _enrolment(core: Core, interaction: Interaction, client: Client, user: User) -> ShowEnrolment:
+    offered = (
+        factors.TotpEnrolment.from_record(core, interaction.enrolment, interaction.id)
+        if interaction.enrolment
+        else None
+    )
+    if offered is None:
+        offered = factors.new_enrolment()
+        await _save(core, replace(interaction, enrolment=offered.to_record(core, interaction.id)))
+    return ShowEnrolment(interaction, client, user, offered.secret)
+
+
+Step = ShowLogin | ShowSecondFactor | ShowEnrolment | ShowConsent | Redirect
+
+
 async def resume(
     core: Core, interaction: Interaction, session: Session | None, accounts: CustomerAccounts | None = None
-) -> ShowLogin | ShowConsent | Redirect:
+) -> Step:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
+        pending = await _active_user(core, interaction.pending_user_id) if interaction.pending_user_id else None
+        if pending is not None:
+            return await _second_factor_step(core, interaction, client, pending)
         return ShowLogin(interaction, client)
     user_id, auth_time, amr = current
-    user = await core.store.get_user(user_id)
-    if user is None or user.disabled:
+    user = await _active_user(core, user_id)
+    if user is None:
         return ShowLogin(interaction, client)
+    if not _payment(core, interaction) and not authn_level.meets(authn_level.acr_for(amr), _needed_acr(interaction)):
+        # Step-up (OIDC Core §3.1.2.1 acr_values, RFC 9470): signed in, but not strongly enough.
+        return await _second_factor_step(core, interaction, client, user)
+    if interaction.approved_details is not None:
+        return await _second_factor_step(core, interaction, client, user, interaction.approved_details)
     req = interaction.request
     if "consent" not in req.prompt and not await consent_needed(core, req, user_id):
         return await _finish(core, interaction, user_id, auth_time, amr)
@@ -292,19 +418,33 @@ async def resume(
     return ShowConsent(interaction, client, user, offer.accounts, offer.debtors, offer.blocked, offer=offer)
 
 
-async def _finish(core: Core, interaction: Interaction, user_id: str, auth_time: int, amr: list[str]) -> Redirect:
+async def _finish(
+    core: Core,
+    interaction: Interaction,
+    user_id: str,
+    auth_time: int,
+    amr: list[str],
+    linked: LinkedApproval | None = None,
+) -> Redirect:
     # Take the interaction: a double-submitted form yields one code, the second sees "expired".
     if await core.onetime.take(OneTimeKind.INTERACTION, token_hash(interaction.id)) is None:
         raise gone()
-    return await issue_code(core, interaction.request, user_id, auth_time, amr)
+    return await issue_code(core, interaction.request, user_id, auth_time, amr, linked)
 
 
-async def authenticate(
+@dataclass
+class PasswordChecked:
+    """The password was right (throttling counted, audited); no session yet."""
+
+    user: User
+    device_cookie: str  # this browser's device cookie, now knowing the user (login_throttle)
+
+
+async def check_password(
     core: Core, username: str, password: str, ip: str, client_id: str | None = None, device_cookie: str | None = None
-) -> SignedIn | LoginRefused:
+) -> PasswordChecked | LoginRefused:
     """Check a password, throttled (login_throttle): the attempt is counted before the password is
     evaluated, so no burst of parallel requests gets more guesses than the limits allow."""
-    s = core.settings
     account = login_throttle.account_key(username)
     user = await core.store.get_user_by_username(account) if username and len(username) <= 100 else None
     device = login_throttle.known_device(core, user.id, device_cookie) if user is not None else None
@@ -327,32 +467,184 @@ async def authenticate(
         )
         return LoginRefused("The username or password is not correct.", 401)
     await login_throttle.succeeded(core, counted)
-    now = core.clock()
     if core.passwords.needs_rehash(user.password_hash):
         user.password_hash = core.passwords.hash(password)
         await core.store.save_user(user)
+    await core.store.audit("password_accepted", core.clock(), client_id=client_id, user_id=user.id, ip=ip)
+    return PasswordChecked(user, login_throttle.remember_device(core, user.id, device_cookie))
+
+
+async def start_session(
+    core: Core, user_id: str, amr: list[str], device_cookie: str, ip: str, client_id: str | None = None
+) -> SignedIn:
+    """A signed-in session after every factor this sign-in takes."""
+    now = core.clock()
     cookie = new_token(32)
     session = Session(
-        id_hash=token_hash(cookie), user_id=user.id, auth_time=now, expires_at=now + s.session_ttl, amr=["pwd"]
+        id_hash=token_hash(cookie), user_id=user_id, auth_time=now, expires_at=now + core.settings.session_ttl, amr=amr
     )
     await core.store.create_session(session)
-    await core.store.audit("login", now, client_id=client_id, user_id=user.id, ip=ip)
-    return SignedIn(session, cookie, login_throttle.remember_device(core, user.id, device_cookie))
+    await core.store.audit("login", now, client_id=client_id, user_id=user_id, ip=ip, detail={"amr": amr})
+    return SignedIn(session, cookie, device_cookie)
+
+
+async def authenticate(
+    core: Core, username: str, password: str, ip: str, client_id: str | None = None, device_cookie: str | None = None
+) -> SignedIn | LoginRefused:
+    """A password sign-in that needs nothing more (the account area)."""
+    checked = await check_password(core, username, password, ip, client_id, device_cookie)
+    if isinstance(checked, LoginRefused):
+        return checked
+    return await start_session(core, checked.user.id, [authn_level.PWD], checked.device_cookie, ip, client_id)
+
+
+@dataclass
+class SecondFactorDue:
+    """The password was right; the browser goes on to the second factor (or enrolment) step."""
+
+    device_cookie: str
 
 
 async def login(
     core: Core, interaction: Interaction, username: str, password: str, ip: str, device_cookie: str | None = None
-) -> SignedIn | ShowLogin:
-    """Sign in inside an interaction."""
+) -> SignedIn | SecondFactorDue | ShowLogin:
+    """Sign in inside an interaction: the password, then (docs/sca.md) a second factor when due."""
     client = await _client(core, interaction)
-    result = await authenticate(core, username, password, ip, client.client_id, device_cookie)
-    if isinstance(result, LoginRefused):
-        return ShowLogin(interaction, client, result.message, result.status, result.retry_after)
-    signed_in = replace(interaction, user_id=result.session.user_id, auth_time=result.session.auth_time)
-    await core.onetime.put(
-        OneTimeKind.INTERACTION, token_hash(interaction.id), signed_in.to_record(), ttl=core.settings.interaction_ttl
+    checked = await check_password(core, username, password, ip, client.client_id, device_cookie)
+    if isinstance(checked, LoginRefused):
+        return ShowLogin(interaction, client, checked.message, checked.status, checked.retry_after)
+    user, now = checked.user, core.clock()
+    has_factors = bool(await core.store.list_factors(user.id))
+    if not _payment(core, interaction) and sca_policy.sign_in_needs_second_factor(
+        core.settings, _needed_acr(interaction), has_factors
+    ):
+        await _save(core, replace(interaction, pending_user_id=user.id, password_at=now, user_id=None, auth_time=None))
+        return SecondFactorDue(checked.device_cookie)
+    result = await start_session(core, user.id, [authn_level.PWD], checked.device_cookie, ip, client.client_id)
+    signed_in = replace(
+        interaction, user_id=user.id, auth_time=result.session.auth_time, password_at=now, pending_user_id=None
     )
+    await _save(core, signed_in)
     return result
+
+
+async def _factor_user(core: Core, interaction: Interaction, session: Session | None) -> tuple[User, list[str]] | None:
+    """Whose second factor this step checks, and the amr they have so far: the customer whose password
+    was just accepted, or the signed-in customer stepping up or confirming a payment."""
+    if interaction.pending_user_id is not None:
+        user = await _active_user(core, interaction.pending_user_id)
+        return (user, [authn_level.PWD]) if user else None
+    current = await _current_user(core, interaction, session)
+    if current is None:
+        return None
+    user = await _active_user(core, current[0])
+    return (user, current[2]) if user else None
+
+
+@dataclass
+class FactorAccepted:
+    """The second factor was right: a new session with both factors (or, for a payment
+    confirmation, the authorization response with the approval linked to the payment)."""
+
+    signed_in: SignedIn | None
+    redirect: Redirect | None = None
+
+
+async def second_factor(
+    core: Core,
+    interaction: Interaction,
+    session: Session | None,
+    code: str,
+    ip: str,
+    device_cookie: str,
+    password: str | None = None,
+) -> FactorAccepted | ShowSecondFactor | ShowEnrolment | ShowLogin:
+    """A code typed at the second factor step (sign-in, step-up or payment confirmation)."""
+    client = await _client(core, interaction)
+    who = await _factor_user(core, interaction, session)
+    if who is None:
+        return ShowLogin(interaction, client)
+    user, amr_so_far = who
+    payment = interaction.approved_details if interaction.pending_user_id is None else None
+    step = await _second_factor_step(core, interaction, client, user, payment)
+    if isinstance(step, ShowEnrolment):
+        return step
+    if step.password_needed:
+        # The password again, for a payment confirmed on a session from before (both elements fresh).
+        checked = await check_password(core, user.username, password or "", ip, client.client_id)
+        if isinstance(checked, LoginRefused):
+            return replace(step, error=checked.message, status=checked.status, retry_after=checked.retry_after)
+    result = await factors.verify_code(core, user.id, code, ip, client.client_id)
+    if isinstance(result, factors.Refused):
+        return replace(step, error=result.message, status=result.status, retry_after=result.retry_after)
+    if payment is not None:
+        return FactorAccepted(None, await _confirm_payment(core, interaction, user, amr_so_far, result, payment))
+    amr = authn_level.combine(amr_so_far, result.amr)
+    signed_in = await start_session(core, user.id, amr, device_cookie, ip, client.client_id)
+    await _save(
+        core,
+        replace(
+            interaction,
+            user_id=user.id,
+            auth_time=signed_in.session.auth_time,
+            pending_user_id=None,
+            enrolment=None,
+        ),
+    )
+    return FactorAccepted(signed_in)
+
+
+async def _confirm_payment(
+    core: Core,
+    interaction: Interaction,
+    user: User,
+    amr_so_far: list[str],
+    result: factors.Verified,
+    payment: list[dict[str, Any]],
+) -> Redirect:
+    """Issue the code for a payment whose fresh strong authentication was bound to its details
+    (PSD2 RTS Art. 5): the grant records the details hash and the factors."""
+    now = core.clock()
+    amr = authn_level.combine([authn_level.PWD], result.amr)  # this interaction's password, or the one just given
+    linked = LinkedApproval(dynamic_linking.details_hash(payment), [result.factor_id])
+    await core.store.audit(
+        "payment_authenticated",
+        now,
+        client_id=interaction.request.client_id,
+        user_id=user.id,
+        detail={"details_hash": linked.details_hash, "factors": linked.factors, "amr": amr},
+    )
+    approved = replace(interaction, request=replace(interaction.request, authorization_details=payment))
+    return await _finish(core, approved, user.id, now, amr, linked)
+
+
+async def enrol(
+    core: Core, interaction: Interaction, session: Session | None, code: str, name: str, ip: str, device_cookie: str
+) -> EnrolmentDone | ShowEnrolment | ShowLogin:
+    """Confirm the authenticator app offered at the enrolment step with a code from it. The code
+    proves the customer holds the app: with the password before it, that is the strong sign-in."""
+    client = await _client(core, interaction)
+    who = await _factor_user(core, interaction, session)
+    offered = (
+        factors.TotpEnrolment.from_record(core, interaction.enrolment, interaction.id)
+        if interaction.enrolment
+        else None
+    )
+    if who is None or offered is None:
+        return ShowLogin(interaction, client)
+    user, amr_so_far = who
+    result = await factors.confirm_totp(core, user.id, offered, code, name, ip)
+    if isinstance(result, factors.Refused):
+        return ShowEnrolment(
+            interaction, client, user, offered.secret, result.message, result.status, result.retry_after
+        )
+    amr = authn_level.combine(amr_so_far, [authn_level.OTP])
+    signed_in = await start_session(core, user.id, amr, device_cookie, ip, client.client_id)
+    done = replace(
+        interaction, user_id=user.id, auth_time=signed_in.session.auth_time, pending_user_id=None, enrolment=None
+    )
+    await _save(core, done)
+    return EnrolmentDone(done, result.recovery_codes, signed_in)
 
 
 async def decide(
@@ -363,7 +655,7 @@ async def decide(
     ip: str,
     selection: Selection | None = None,
     accounts: CustomerAccounts | None = None,
-) -> Redirect | ShowLogin | ShowConsent:
+) -> Step:
     client = await _client(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
@@ -379,6 +671,8 @@ async def decide(
             await consent_resources.reject(core, req.consent_id, user_id)
         await core.store.audit("consent_denied", now, client_id=client.client_id, user_id=user_id, ip=ip)
         return await request_error(core, req, OAuthError("access_denied", "the user denied the request"))
+    if not _payment(core, interaction) and not authn_level.meets(authn_level.acr_for(amr), _needed_acr(interaction)):
+        return await resume(core, interaction, session, accounts)  # not strong enough: the factor step first
     if req.authorization_details:
         offer = await _offer(interaction, user_id, accounts)
         # A payment no account of the customer's can make is never approved, whatever the form says.
@@ -412,6 +706,14 @@ async def decide(
     if req.authorization_details:
         detail["authorization_details"] = req.authorization_details  # what exactly was approved (RFC 9396)
     await core.store.audit("consent_granted", now, client_id=client.client_id, user_id=user_id, ip=ip, detail=detail)
+    if _payment(core, interaction):
+        # Dynamic linking: the payment as approved waits for its own fresh strong authentication.
+        confirming = replace(interaction, approved_details=req.authorization_details)
+        await _save(core, confirming)
+        user = await _active_user(core, user_id)
+        if user is None:
+            return ShowLogin(interaction, client)
+        return await _second_factor_step(core, confirming, client, user, req.authorization_details)
     return await _finish(core, interaction, user_id, auth_time, amr)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fingrade.oauth import pkce, response_mode
+from fingrade.oauth import pkce, response_mode, sca_policy
 from fingrade.oauth.authorization_details import SUPPORTED_TYPES
 from fingrade.oauth.context import Core
 from fingrade.oauth.profiles import CONFIDENTIAL_AUTH
-from fingrade.oauth.token_formats import ACR_PASSWORD
 from fingrade.protocol.jose import ALLOWED_ALGS
 
 PATHS = {
@@ -98,7 +97,7 @@ def server_metadata(core: Core) -> dict[str, Any]:
             # Only request_uri values issued by our PAR endpoint (RFC 9126 §4); URLs are never fetched.
             "request_uri_parameter_supported": True,
             "require_pushed_authorization_requests": core.settings.require_pushed_authorization_requests,
-            "acr_values_supported": [ACR_PASSWORD],
+            "acr_values_supported": sca_policy.supported(core.settings),
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "ui_locales_supported": ["en"],
             "authorization_details_types_supported": list(SUPPORTED_TYPES),  # RFC 9396 §10.1

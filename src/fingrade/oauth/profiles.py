@@ -36,6 +36,9 @@ class Profile:
     # loopback port or a private-use scheme), so a repeated request is never processed automatically
     # unless identity_assured says otherwise.
     identity_needs_proof: bool = False
+    # Strong customer authentication for every authorization, even where the deployment's `sca` is
+    # `optional` (docs/sca.md): a FAPI 2.0 client is a regulated fintech reaching bank accounts.
+    sca_by_default: bool = False
 
     def allows_auth_method(self, method: str) -> bool:
         return method in self.auth_methods
@@ -99,6 +102,7 @@ FAPI2 = Profile(
     application_type="web",
     par_required=True,
     sender_constrained=True,
+    sca_by_default=True,
 )
 FAPI2_MESSAGE_SIGNING = Profile(
     name="fapi2-message-signing",
@@ -114,6 +118,7 @@ FAPI2_MESSAGE_SIGNING = Profile(
     sender_constrained=True,
     signed_requests=True,
     signed_responses=True,
+    sca_by_default=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (NATIVE, SPA, CONFIDENTIAL, FAPI2, FAPI2_MESSAGE_SIGNING)}

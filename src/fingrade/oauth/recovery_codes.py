@@ -14,6 +14,7 @@ COUNT = 10
 # Crockford's base32 alphabet, lower case: no i, l, o or u to misread.
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _LENGTH = 10  # characters, 5 bits each
+_MISREAD = str.maketrans("oil", "011")
 
 
 def generate() -> list[str]:
@@ -29,7 +30,7 @@ def normalise(typed: str) -> str | None:
     """A typed code as stored: case, spaces and dashes ignored, the misread letters mapped (Crockford);
     None if it cannot be a code."""
     text = "".join(c for c in typed[:40].lower() if c not in " -\t")
-    text = text.translate(str.maketrans({"o": "0", "i": "1", "l": "1"}))
+    text = text.translate(_MISREAD)
     if len(text) != _LENGTH or any(c not in _ALPHABET for c in text):
         return None
     return text

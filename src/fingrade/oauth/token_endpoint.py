@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fingrade.oauth import authorization_details, pkce, token_retry
+from fingrade.oauth import authn_level, authorization_details, pkce, sca_policy, token_retry
 from fingrade.oauth.authorize import CodeGrant
 from fingrade.oauth.claims_request import INTENT_CLAIM
 from fingrade.oauth.client_auth import authenticate_client
@@ -182,6 +182,9 @@ async def _authorization_code(
         auth_time=issued.auth_time,
         created_at=now,
         authorization_details=issued.authorization_details,
+        acr=authn_level.acr_for(issued.amr or [authn_level.PWD]),
+        amr=issued.amr,
+        linked_details_hash=issued.linked_details_hash,
     )
     # UK Open Banking: the ID token names the consent the customer authorised.
     id_claims = {INTENT_CLAIM: issued.consent_id} if issued.consent_id else None
@@ -190,7 +193,6 @@ async def _authorization_code(
         client,
         grant,
         nonce=issued.nonce,
-        amr=issued.amr,
         with_refresh=True,
         jkt=jkt,
         bind=bind,
@@ -228,7 +230,6 @@ async def _issue(
     grant: Grant,
     *,
     nonce: str | None,
-    amr: list[str] | None,
     with_refresh: bool,
     jkt: str | None,
     bind: dict[str, Any] | None,
@@ -240,6 +241,12 @@ async def _issue(
     scope = scope or grant.scope
     assert grant.user_id is not None
     extra = _cnf(bind) or {}
+    # RFC 9068 §2.2.3.1: how the customer authenticated, for the resource server's step-up
+    # decisions (RFC 9470); a payment's dynamic linking (the bank checks it before executing).
+    acr, amr = grant.acr or authn_level.ACR_PASSWORD, grant.amr or [authn_level.PWD]
+    extra.update(acr=acr, amr=amr)
+    if grant.linked_details_hash:
+        extra["linked_details_hash"] = grant.linked_details_hash
     if details:
         extra["authorization_details"] = details  # RFC 9396 §9.1
     access_token, claims = await mint_access_token(
@@ -267,6 +274,7 @@ async def _issue(
             nonce=nonce,
             auth_time=grant.auth_time or claims["iat"],
             access_token=access_token,
+            acr=acr,
             amr=amr,
             claims=id_claims,
         )
@@ -325,6 +333,9 @@ async def _refresh_token(
         raise invalid_grant("the refresh token was issued to another client")
     _require_key(rt.dpop_jkt, jkt, "refresh token")
     _require_binding(rt.binding, bind)
+    if sca_policy.reauthentication_due(core.settings, grant, now):
+        # PSD2 RTS Art. 10: long-lived access is renewed by a fresh strong authentication.
+        raise invalid_grant("the customer must authenticate again to keep this access")
     scope = narrow(params.get("scope"), rt.scope.split(), "the scope of the grant")
     details = _narrow_details(core, client, params, grant)  # RFC 9396 §6: never wider than the grant
     if get_profile(client.profile).rotate_refresh_tokens:
@@ -350,7 +361,6 @@ async def _refresh_token(
             client,
             grant,
             nonce=None,
-            amr=None,
             with_refresh=False,
             jkt=jkt,
             bind=bind,
@@ -365,7 +375,6 @@ async def _refresh_token(
         client,
         grant,
         nonce=None,
-        amr=None,
         with_refresh=False,
         jkt=jkt,
         bind=bind,

@@ -8,13 +8,12 @@ from typing import Any
 import orjson
 from joserfc import jws
 
+from fingrade.oauth.authn_level import ACR_PASSWORD, PWD
 from fingrade.oauth.context import Core
 from fingrade.protocol import jwt
 from fingrade.protocol.crypto import b64url, new_token
 from fingrade.protocol.errors import invalid_token
 from fingrade.protocol.jose import ALLOWED_ALGS
-
-ACR_PASSWORD = "urn:fingrade:acr:password"
 
 
 def _sign(key: Any, alg: str, kid: str, typ: str, claims: dict[str, Any]) -> str:
@@ -69,6 +68,7 @@ async def mint_id_token(
     auth_time: int,
     access_token: str | None,
     claims: dict[str, Any] | None = None,
+    acr: str = ACR_PASSWORD,
     amr: list[str] | None = None,
 ) -> str:
     view = await core.keys.view()
@@ -81,8 +81,8 @@ async def mint_id_token(
         "iat": now,
         "exp": now + core.settings.id_token_ttl,
         "auth_time": auth_time,
-        "acr": ACR_PASSWORD,
-        "amr": amr or ["pwd"],
+        "acr": acr,
+        "amr": amr or [PWD],
     }
     if nonce is not None:
         body["nonce"] = nonce  # returned unmodified (OIDC Core §3.1.3.6)

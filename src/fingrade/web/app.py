@@ -74,6 +74,8 @@ def _routes() -> list[BaseRoute]:
         Route("/interaction/{iid}", interaction_routes.interaction_page, methods=["GET"]),
         Route("/interaction/{iid}/login", interaction_routes.login_submit, methods=["POST"]),
         Route("/interaction/{iid}/consent", interaction_routes.consent_submit, methods=["POST"]),
+        Route("/interaction/{iid}/second-factor", interaction_routes.second_factor_submit, methods=["POST"]),
+        Route("/interaction/{iid}/enrol", interaction_routes.enrol_submit, methods=["POST"]),
         Route("/logout", interaction_routes.logout, methods=["GET", "POST"]),
         Route(pages.ACCOUNT_LOGIN, dashboard.account_login, methods=["GET", "POST"]),
         Route(dashboard.CONNECTIONS, dashboard.connections_page, methods=["GET"]),

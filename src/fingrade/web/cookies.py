@@ -107,6 +107,12 @@ def signed_in(core: Core, response: Response, result: flow.SignedIn) -> Response
     return response
 
 
+def device_known(response: Response, device_cookie: str) -> Response:
+    """Only the device cookie: the password was right, the sign-in goes on to a second factor."""
+    _set(response, DEVICE_COOKIE, device_cookie, DEVICE_TTL)
+    return response
+
+
 def signed_out(response: Response) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response

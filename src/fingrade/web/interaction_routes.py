@@ -64,9 +64,7 @@ async def _load_interaction(core: Core, request: Request) -> tuple[flow.Interact
     return await flow.load(core, iid, token_hash(browser)), browser
 
 
-async def _render_step(
-    core: Core, step: flow.ShowLogin | flow.ShowConsent | flow.Redirect, browser: str, status: int = 200
-) -> Response:
+async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 200) -> Response:
     if isinstance(step, flow.Redirect):
         return _deliver(core, step)
     iid = step.interaction.id
@@ -74,6 +72,31 @@ async def _render_step(
     if isinstance(step, flow.ShowLogin):
         csrf = cookies.csrf_token(core, browser, "login:" + iid)
         return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
+    if isinstance(step, flow.ShowSecondFactor):
+        page = pages.second_factor_page(
+            core.issuer,
+            iid,
+            step.client,
+            redirect_uri,
+            cookies.csrf_token(core, browser, "second-factor:" + iid),
+            step.payment,
+            step.password_needed,
+            step.error,
+            status=step.status if step.error else status,
+        )
+        return with_retry_after(page, step.retry_after)
+    if isinstance(step, flow.ShowEnrolment):
+        page = pages.enrolment_page(
+            core.issuer,
+            f"/interaction/{iid}/enrol",
+            step.user,
+            step.secret,
+            cookies.csrf_token(core, browser, "enrol:" + iid),
+            redirect_uri,
+            error=step.error,
+            status=step.status if step.error else status,
+        )
+        return with_retry_after(page, step.retry_after)
     csrf = cookies.csrf_token(core, browser, "consent:" + iid)
     return pages.consent_page(
         core.issuer,
@@ -142,7 +165,67 @@ async def login_submit(request: Request) -> Response:
                 result.retry_after,
             )
         await cookies.end_session(core, request)  # a new sign-in replaces the old session
+        if isinstance(result, flow.SecondFactorDue):
+            return cookies.device_known(see_other(f"/interaction/{interaction.id}"), result.device_cookie)
         return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def second_factor_submit(request: Request) -> Response:
+    """The code of the second factor step: a sign-in's second factor, a step-up, or a payment's
+    confirmation (oauth/interaction.py second_factor)."""
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, "second-factor:" + interaction.id, form)
+        result = await flow.second_factor(
+            core,
+            interaction,
+            await cookies.session(core, request),
+            form.get("code", ""),
+            ctx.client_ip(request),
+            cookies.device_cookie(request) or "",
+            form.get("password"),
+        )
+        if not isinstance(result, flow.FactorAccepted):
+            return await _render_step(core, result, browser)
+        if result.redirect is not None:
+            return _deliver(core, result.redirect)
+        assert result.signed_in is not None
+        await cookies.end_session(core, request)  # the stronger session replaces the old one
+        return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result.signed_in)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def enrol_submit(request: Request) -> Response:
+    """Confirming the authenticator app offered at the enrolment step; then the recovery codes."""
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, "enrol:" + interaction.id, form)
+        result = await flow.enrol(
+            core,
+            interaction,
+            await cookies.session(core, request),
+            form.get("code", ""),
+            form.get("name", ""),
+            ctx.client_ip(request),
+            cookies.device_cookie(request) or "",
+        )
+        if not isinstance(result, flow.EnrolmentDone):
+            return await _render_step(core, result, browser)
+        await cookies.end_session(core, request)
+        next_url = f"/interaction/{interaction.id}"
+        page = (
+            pages.recovery_codes_page(core.issuer, result.recovery_codes, next_url)
+            if result.recovery_codes
+            else see_other(next_url)
+        )
+        return cookies.signed_in(core, page, result.signed_in)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
 

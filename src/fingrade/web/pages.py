@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
+from fingrade.oauth import totp
 from fingrade.oauth.models import Client, User
 from fingrade.oauth.offline_access import consent_scopes
 from fingrade.oauth.profiles import identity_assured
@@ -154,6 +156,78 @@ def consent_page(
         redirect_host=_host(redirect_uri),
         confirm_app=not identity_assured(client, redirect_uri),
     )
+
+
+def _payment_lines(details: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What a payment confirmation shows (dynamic linking, PSD2 RTS Art. 5(1)(a)): amount and payee."""
+    return [
+        {
+            "amount": consent_words.display_amount(d["instructedAmount"]),
+            "payee": d["creditorName"],
+            "account": consent_words.format_account(d["creditorAccount"]),
+        }
+        for d in details
+        if d.get("type") == "payment_initiation"
+    ]
+
+
+def second_factor_page(
+    issuer: str,
+    iid: str,
+    client: Client,
+    redirect_uri: str,
+    csrf: str,
+    payment: list[dict[str, Any]] | None = None,
+    password_needed: bool = False,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return _render(
+        "second_factor.html",
+        status,
+        page_csp(redirect_uri),
+        issuer,
+        iid=iid,
+        client_name=client.client_name,
+        csrf_token=csrf,
+        payments=_payment_lines(payment) if payment else None,
+        password_needed=password_needed,
+        error=error,
+    )
+
+
+def _qr_svg(uri: str) -> Markup:
+    # segno writes the SVG (paths only, no script, no inline style); the otpauth URI is ours.
+    return Markup(segno.make(uri, error="m").svg_inline(scale=4, title="QR code for your authenticator app"))
+
+
+def enrolment_page(
+    issuer: str,
+    form_action: str,
+    user: User,
+    secret: bytes,
+    csrf: str,
+    redirect_uri: str | None = None,
+    password_needed: bool = False,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return _render(
+        "enrol.html",
+        status,
+        page_csp(redirect_uri),
+        issuer,
+        form_action=form_action,
+        csrf_token=csrf,
+        qr_svg=_qr_svg(totp.provisioning_uri(secret, user.username, BANK_NAME)),
+        manual_key=totp.manual_key(secret),
+        password_needed=password_needed,
+        error=error,
+    )
+
+
+def recovery_codes_page(issuer: str, codes: list[str], next_url: str) -> HTMLResponse:
+    return _render("recovery_codes.html", 200, page_csp(), issuer, codes=codes, next_url=next_url)
 
 
 def account_login_page(
