@@ -29,7 +29,7 @@ def normalise(typed: str) -> str | None:
     """A typed code as stored: case, spaces and dashes ignored, the misread letters mapped (Crockford);
     None if it cannot be a code."""
     text = "".join(c for c in typed[:40].lower() if c not in " -\t")
-    text = text.translate(str.maketrans({"o": "0", "i": "1", "l": "1"}))
+    text = text.translate(str.maketrans("oil", "011"))
     if len(text) != _LENGTH or any(c not in _ALPHABET for c in text):
         return None
     return text

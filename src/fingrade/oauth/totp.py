@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import secrets
 
-from cryptography.exceptions import InvalidToken
 from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor import InvalidToken
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 STEP = 30  # seconds (RFC 6238 §5.2 recommends 30)

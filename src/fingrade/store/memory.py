@@ -314,7 +314,8 @@ class MemoryDurableStore:
 
     async def add_factor(self, factor: Factor, limit: int) -> bool:
         if factor.id in self._factors or (
-            factor.credential_id is not None and any(f.credential_id == factor.credential_id for f in self._factors.values())
+            factor.credential_id is not None
+            and any(f.credential_id == factor.credential_id for f in self._factors.values())
         ):
             raise DuplicateKeyError("factor exists")
         if sum(f.user_id == factor.user_id for f in self._factors.values()) >= limit:

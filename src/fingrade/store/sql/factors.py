@@ -105,7 +105,8 @@ class SqlFactorStore(SqlPart):
             conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
             if code_hashes:
                 conn.execute(
-                    insert(recovery_codes), [{"code_hash": h, "user_id": user_id, "created_at": now} for h in code_hashes]
+                    insert(recovery_codes),
+                    [{"code_hash": h, "user_id": user_id, "created_at": now} for h in code_hashes],
                 )
 
         await self.db.write(q)
