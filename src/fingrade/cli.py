@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fingrade.config import ConfigError, Settings, load_settings
 from fingrade.oauth import consent_lifecycle as consents
-from fingrade.oauth import consent_resources, login_throttle, user_status
+from fingrade.oauth import consent_resources, factors, login_throttle, user_status
 from fingrade.oauth.authorization_details import SUPPORTED_TYPES
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import User
@@ -273,6 +273,10 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
+def _when(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
 def cmd_users(args: argparse.Namespace) -> int:
     async def add(core: Core) -> int:
         username = args.username.strip().lower()
@@ -349,6 +353,24 @@ def cmd_users(args: argparse.Namespace) -> int:
         print(f"sign-in throttling of {user.username} cleared")
         return 0
 
+    async def mfa(core: Core) -> int:
+        user = await _user(core)
+        if user is None:
+            return 1
+        if args.mfa_action == "reset":
+            removed = await factors.reset(core, user.id, by="cli")
+            print(
+                f"{removed} second factor(s) and the recovery codes of {user.username} removed; "
+                "they set up a new one at their next sign-in"
+            )
+            return 0
+        listed = await core.store.list_factors(user.id)
+        for f in listed:
+            used = _when(f.last_used_at) if f.last_used_at else "never used"
+            print(f"{f.id}\t{f.kind.value}\t{f.name}\tadded {_when(f.created_at)}\t{used}")
+        print(f"{await core.store.recovery_codes_left(user.id)} recovery codes left")
+        return 0
+
     try:
         return _run(
             args,
@@ -359,6 +381,7 @@ def cmd_users(args: argparse.Namespace) -> int:
                 "disable": disable,
                 "enable": enable,
                 "unlock": unlock,
+                "mfa": mfa,
             }[args.action],
         )
     except ValueError as exc:
@@ -595,6 +618,15 @@ def parser() -> argparse.ArgumentParser:
     u.add_parser("unlock", help="clear the user's sign-in throttling (all addresses and browsers)").add_argument(
         "username"
     )
+    mf = u.add_parser("mfa", help="the user's second factors (docs/sca.md)").add_subparsers(
+        dest="mfa_action", required=True
+    )
+    mf.add_parser("list", help="the user's second factors and how many recovery codes are left").add_argument(
+        "username"
+    )
+    mf.add_parser(
+        "reset", help="remove every second factor and recovery code (audited); the user enrols anew at next sign-in"
+    ).add_argument("username")
     sub.choices["users"].set_defaults(fn=cmd_users)
 
     cs = sub.add_parser("consents", help="customers' grants: list, revoke").add_subparsers(dest="action", required=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fingrade.finance.authentication import ACR_SCA
 from fingrade.finance.currencies import BOOKED_CURRENCIES, MINOR_UNITS
 
 
@@ -115,6 +116,9 @@ class Settings:
     # FAPI 2.0 SP 5.3.4: the bank accepts only sender-constrained (DPoP or certificate-bound) tokens.
     # true is for a deployment that is not FAPI and accepts unbound Bearer tokens too.
     bank_accept_bearer_tokens: bool = False
+    # The acr a token must carry for the bank to execute a payment, with its dynamic linking
+    # (docs/sca.md): default urn:fingrade:acr:sca, or none when role all runs with sca = off; "none": no check.
+    bank_payment_acr: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -364,6 +368,10 @@ def _finish_payment_currencies(s: Settings) -> None:
 def _finish_bank(s: Settings) -> None:
     if s.role not in ("all", "as", "bank"):
         raise ConfigError("role: must be all, as or bank")
+    if not s.bank_payment_acr:
+        s.bank_payment_acr = "none" if s.role == "all" and s.sca == "off" else ACR_SCA
+    if s.bank_payment_acr != "none" and not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}", s.bank_payment_acr):
+        raise ConfigError("bank_payment_acr: must be an acr value (no spaces or quotes) or none")
     if not s.bank_url:
         s.bank_url = s.issuer + "/bank/v1"
     parts = urlsplit(s.bank_url)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from fingrade.bank import ledger
 from fingrade.bank.errors import LedgerError
 from fingrade.bank.schema import bank_idempotency, bank_payments
-from fingrade.finance import open_banking
+from fingrade.finance import dynamic_linking, open_banking
 from fingrade.finance.currencies import MINOR_UNITS
 from fingrade.finance.errors import InvalidDetail
 from fingrade.finance.iban import make_iban
@@ -81,6 +82,27 @@ def check_idempotency_key(value: str | None) -> str:
     if not _KEY.fullmatch(value):
         raise PaymentRefused(400, "invalid_request", "Idempotency-Key must be 1-64 printable ASCII characters")
     return value
+
+
+def check_strong_authentication(claims: dict[str, Any], required_acr: str) -> None:
+    """PSD2 RTS Art. 4-5 at the bank: a payment is executed only on a token whose authentication was
+    strong (`acr`) and bound to exactly the payments the token carries (dynamic linking: the hash the
+    authorization server recorded when the customer authenticated for them; docs/sca.md). Otherwise
+    RFC 9470 insufficient_user_authentication, whose challenge names the acr to ask for."""
+    if required_acr == "none":
+        return
+    if claims.get("acr") != required_acr:
+        raise PaymentRefused(
+            401, "insufficient_user_authentication", "this payment needs strong customer authentication"
+        )
+    linked = claims.get("linked_details_hash")
+    expected = dynamic_linking.details_hash(claims.get("authorization_details") or [])
+    if not isinstance(linked, str) or not hmac.compare_digest(linked.encode(), expected.encode()):
+        raise PaymentRefused(
+            401,
+            "insufficient_user_authentication",
+            "the customer's authentication does not cover this payment's details",
+        )
 
 
 def approved_payments(claims: dict[str, Any], action: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from fingrade.bank.payments import (
     approval_key,
     approved_payments,
     check_idempotency_key,
+    check_strong_authentication,
     fingerprint,
     match,
     parse_body,
@@ -29,13 +30,15 @@ from fingrade.bank.request_checks import verified_claims
 from fingrade.bank.responses import auth_error, json_response
 from fingrade.protocol import dpop
 from fingrade.protocol.body_limit import BodyTooLarge, read_body
-from fingrade.protocol.errors import insufficient_scope
+from fingrade.protocol.errors import insufficient_scope, insufficient_user_authentication
 from fingrade.protocol.http import NO_STORE
 
 
-def _refused(request: Request, exc: PaymentRefused) -> Response:
+def _refused(request: Request, exc: PaymentRefused, required_acr: str) -> Response:
     if exc.error == "insufficient_scope":
         return auth_error(request, insufficient_scope(exc.description))
+    if exc.error == "insufficient_user_authentication":
+        return auth_error(request, insufficient_user_authentication(exc.description, required_acr))
     return json_response(exc.status, exc.body())
 
 
@@ -48,6 +51,7 @@ async def create_payment(request: Request) -> Response:
         approved = approved_payments(claims, "initiate")
         if not approved or not isinstance(claims.get("grant_id"), str):
             raise PaymentRefused(403, "insufficient_scope", "the token carries no payment_initiation approval")
+        check_strong_authentication(claims, bank.settings.bank_payment_acr)
         key = check_idempotency_key(request.headers.get("idempotency-key"))
         try:
             raw = await read_body(request, MAX_BODY)  # streamed: never more than the limit is read
@@ -72,7 +76,7 @@ async def create_payment(request: Request) -> Response:
             req = replace(req, approval=approval_key(claims["grant_id"], detail), detail=detail)
             status, raw = await payments.execute(req)
     except PaymentRefused as exc:
-        return _refused(request, exc)
+        return _refused(request, exc, bank.settings.bank_payment_acr)
     headers = {**NO_STORE, **dpop.nonce_headers(bank)}
     if status == 201:
         headers["Location"] = orjson_self(raw)

@@ -30,7 +30,9 @@ def auth_error(request: Request, exc: OAuthError) -> Response:
     if exc.error == "temporarily_unavailable":
         return json_response(503, exc.body(), {"Retry-After": RETRY_AFTER})
     if not isinstance(exc, dpop.DPoPError) and _dpop_scheme(request):
-        exc = dpop.DPoPError(exc.error, exc.description, exc.status, headers=exc.headers)
+        exc = dpop.DPoPError(
+            exc.error, exc.description, exc.status, headers=exc.headers, challenge_params=exc.challenge_params
+        )
     return from_core(resource_error(exc))
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-ACR_PASSWORD = "urn:fingrade:acr:password"  # one element: the password
-ACR_SCA = "urn:fingrade:acr:sca"  # strong customer authentication: two elements of different categories
+from fingrade.finance.authentication import ACR_PASSWORD as ACR_PASSWORD
+from fingrade.finance.authentication import ACR_SCA as ACR_SCA
+
 # Weakest first: a request for one is met by it or any after it.
 ACR_VALUES = (ACR_PASSWORD, ACR_SCA)
 

@@ -214,9 +214,9 @@ async def remove(core: Core, user_id: str, factor_id: str, ip: str) -> bool:
     return removed
 
 
-async def reset(core: Core, user_id: str) -> int:
+async def reset(core: Core, user_id: str, by: str) -> int:
     """An operator's reset (`fingrade users mfa reset`): every factor and recovery code removed; the
     customer enrols anew at their next sign-in."""
     removed = await core.store.reset_factors(user_id)
-    await core.store.audit("factors_reset", core.clock(), user_id=user_id, detail={"removed": removed})
+    await core.store.audit("factors_reset", core.clock(), user_id=user_id, detail={"removed": removed, "by": by})
     return removed

@@ -128,6 +128,7 @@ def challenge(exc: OAuthError | None = None) -> str:
         parts.append(f'error="{exc.error}"')
         if exc.description:
             parts.append(f'error_description="{exc.description}"')
+        parts.extend(f'{k}="{v}"' for k, v in exc.challenge_params.items())
     return ", ".join(parts)
 
 

@@ -26,6 +26,9 @@ class OAuthError(Exception):
     status: int = 400
     debug: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # Auth-params a resource's WWW-Authenticate challenge carries besides error and description
+    # (RFC 9470 §3: acr_values, max_age of a step-up). Values are ours: no quotes or backslashes.
+    challenge_params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.description = safe_description(self.description)
@@ -73,6 +76,11 @@ def invalid_token(desc: str = "the access token is invalid", debug: str = "") ->
 
 def insufficient_scope(desc: str) -> OAuthError:
     return OAuthError("insufficient_scope", desc, 403)
+
+
+def insufficient_user_authentication(desc: str, acr_values: str) -> OAuthError:
+    # RFC 9470 §3: the resource needs a stronger authentication; the challenge says which.
+    return OAuthError("insufficient_user_authentication", desc, 401, challenge_params={"acr_values": acr_values})
 
 
 def method_not_allowed(allowed: str) -> OAuthError:

@@ -20,6 +20,7 @@ def bearer_challenge(exc: OAuthError) -> str:
         parts.append(f'error="{exc.error}"')
         if exc.description:
             parts.append(f'error_description="{exc.description}"')
+        parts.extend(f'{k}="{v}"' for k, v in exc.challenge_params.items())
     return ", ".join(parts)
 
 
