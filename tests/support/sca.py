@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 
 import httpx
 
 from fingrade.oauth import totp
 
-from .flow import CSRF
-from .server import DEMO_TOTP_SECRET
+from .flow import CSRF, consent, follow_to_client, login
+from .server import DEMO_PASSWORD, DEMO_TOTP_SECRET
 
 SCA_ON = {"FINGRADE_SCA": "required"}
 DEMO_TOTP = base64.b32decode(DEMO_TOTP_SECRET)
@@ -57,3 +58,67 @@ def submit_enrolment(browser: httpx.Client, page: httpx.Response, typed: str, na
 
 def recovery_codes(page: httpx.Response) -> list[str]:
     return re.findall(r"<li><code>([0-9a-z]{5}-[0-9a-z]{5})</code></li>", page.text)
+
+
+class Authenticator:
+    """An authenticator app: its secret, and the time steps whose codes it has shown already (the
+    server accepts each once, RFC 6238 §5.2), so that the next code is always a fresh one."""
+
+    def __init__(self, secret: bytes = DEMO_TOTP) -> None:
+        self.secret = secret
+        self.used: set[int] = set()
+
+    def next_code(self, now: int) -> str:
+        for step in (now // 30, now // 30 + 1):  # the window reaches one step ahead (a clock a bit fast)
+            if step not in self.used:
+                self.used.add(step)
+                return totp.code_at(self.secret, step * 30)
+        raise AssertionError("both steps of the window are used: move the clock on")
+
+
+PASSWORD_FIELD = 'name="password"'
+
+
+def walk(
+    browser: httpx.Client,
+    resp: httpx.Response,
+    redirect_prefix: str,
+    now: Callable[[], int],
+    app: Authenticator | None,
+    username: str = "alice",
+    password: str = DEMO_PASSWORD,
+    decision: str = "approve",
+    seen: list[str] | None = None,
+) -> httpx.Response:
+    """Follow an authorization through every page as a customer would - sign-in, second factor (or
+    enrolment: `app` then takes the offered secret), recovery codes, consent, payment confirmation -
+    until the redirect back to the client. `seen` collects the pages' names in order."""
+    seen = seen if seen is not None else []
+    for _ in range(12):
+        resp = follow_to_client(browser, resp, redirect_prefix)
+        if resp.status_code in (302, 303) or resp.status_code >= 400 and not seen:
+            return resp
+        text = resp.text
+        if "/login" in text and 'name="username"' in text:
+            seen.append("login")
+            resp = login(browser, resp, username, password)
+        elif 'id="totp-key"' in text:
+            seen.append("enrol")
+            assert app is not None
+            app.secret = offered_secret(resp)
+            resp = submit_enrolment(browser, resp, app.next_code(now()))
+        elif "recovery-codes" in text:
+            seen.append("recovery_codes")
+            resp = browser.get(re.search(r'href="(/interaction/[^"]+)"', text).group(1))
+        elif "/second-factor" in text:
+            seen.append("confirm_payment" if "Confirm payment" in text else "second_factor")
+            assert app is not None
+            resp = submit_code(browser, resp, app.next_code(now()), password if PASSWORD_FIELD in text else None)
+            if resp.status_code != 303:
+                return resp
+        elif 'name="decision"' in text:
+            seen.append("consent")
+            resp = consent(browser, resp, decision)
+        else:
+            return resp
+    raise AssertionError(f"no end after {seen}")
