@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from support.fapi import FapiClient
+from support.sca import Authenticator
 from support.server import Server
 
 PREFIX = "/bank/v1"
@@ -57,7 +58,9 @@ class Fintech:
         self.server = server
         self.client = FapiClient.register(server, tmp, "--authorization-details-type", "account_information", *extra)
 
-    def token(self, *details: dict, username: str = "alice", scope: str = "openid accounts") -> str:
+    def token(
+        self, *details: dict, username: str = "alice", scope: str = "openid accounts", app: Authenticator | None = None
+    ) -> str:
         extra: dict[str, str] = {"scope": scope}
         if details:
             extra["authorization_details"] = json.dumps(list(details))
@@ -65,7 +68,7 @@ class Fintech:
             params, verifier = self.client.request_params(**extra)
             pushed = self.client.push(http, params)
             assert pushed.status_code == 201, pushed.text
-            got = self.client.authorize(browser, pushed.json()["request_uri"], verifier, username=username)
+            got = self.client.authorize(browser, pushed.json()["request_uri"], verifier, username=username, app=app)
             assert got.code, got.params
             resp = self.client.redeem(http, got)
         assert resp.status_code == 200, resp.text

@@ -20,6 +20,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from support.dpop import DPoPKey
 from support.flow import Authorized, consent, follow_to_client, login, pkce_pair, query_of
+from support.sca import Authenticator, walk
 from support.server import DEMO_PASSWORD, Server
 
 FAPI_REDIRECT = "https://localhost:9443/fapi-callback"
@@ -243,10 +244,19 @@ class FapiClient:
         return http.post("/par", data={**params, **(auth if auth is not None else self.auth_params())}, headers=hdrs)
 
     def authorize(
-        self, browser: httpx.Client, request_uri: str, verifier: str, username: str = "alice", decision: str = "approve"
+        self,
+        browser: httpx.Client,
+        request_uri: str,
+        verifier: str,
+        username: str = "alice",
+        decision: str = "approve",
+        app: Authenticator | None = None,
     ) -> Authorized:
-        """The browser leg: only client_id and request_uri travel (FAPI 2.0 SP 5.3.3.2)."""
+        """The browser leg: only client_id and request_uri travel (FAPI 2.0 SP 5.3.3.2). `app`: the
+        customer's authenticator app, for a server with strong customer authentication on."""
         resp = browser.get("/authorize?" + urlencode({"client_id": self.client_id, "request_uri": request_uri}))
+        if app is not None:
+            resp = walk(browser, resp, self.redirect_uri, lambda: int(time.time()), app, username, decision=decision)
         resp = follow_to_client(browser, resp, self.redirect_uri)
         if resp.status_code == 200 and 'name="password"' in resp.text:
             resp = follow_to_client(browser, login(browser, resp, username, DEMO_PASSWORD), self.redirect_uri)

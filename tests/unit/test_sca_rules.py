@@ -364,7 +364,9 @@ def test_enrolment_stops_at_the_factor_limit(world: World) -> None:
     world.core.settings.max_factors = 1
     offered = factors.new_enrolment()
     refused = run(
-        factors.confirm_totp(world.core, world.user.id, offered, totp.code_at(offered.secret, world.clock.now), "", "ip")
+        factors.confirm_totp(
+            world.core, world.user.id, offered, totp.code_at(offered.secret, world.clock.now), "", "ip"
+        )
     )
     assert isinstance(refused, factors.Refused) and refused.status == 409
 
