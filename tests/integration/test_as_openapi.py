@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from support.bank import Fintech, account_information
 from support.dpop import DPoPKey
 from support.flow import pkce_pair
 from support.pages import authorize_query, browser_form, interaction
+from support.sca import code as sca_code
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
 
 from fingrade.bank.context import PREFIX as BANK_PREFIX
@@ -306,6 +308,18 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
             real={
                 "path_parameters": {"iid": iid},
                 "body": {"csrf_token": form.csrf, "username": "alice", "password": DEMO_PASSWORD},
+            },
+        )
+    if path in ("/interaction/{iid}/second-factor", "/interaction/{iid}/enrol"):
+        # Signed in as alice (password only: the test servers run with SCA off), who has the demo
+        # authenticator app: her current code is a real second factor (a step-up), and enrolment
+        # without an offered key answers with the page the interaction is at.
+        iid, form = interaction(server, signed_in=True)
+        return Credentials(
+            cookies=form.cookies,
+            real={
+                "path_parameters": {"iid": iid},
+                "body": {"csrf_token": form.csrf, "code": sca_code(int(time.time()))},
             },
         )
     if path == "/interaction/{iid}/consent":

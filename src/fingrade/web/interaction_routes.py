@@ -20,6 +20,12 @@ from fingrade.web.forms import read_form, see_other, with_retry_after
 MAX_ACCOUNT_CHOICES = 50
 
 
+def _purpose(iid: str) -> str:
+    """The CSRF purpose of every form of one interaction: bound to this browser and this interaction
+    (a token of another interaction, or of another browser, is refused)."""
+    return "interaction:" + iid
+
+
 def _deliver(core: Core, resp: AuthorizationResponse) -> Response:
     """An authorization response: a redirect, or the auto-submitting form of form_post.jwt (JARM §2.3.3)."""
     if resp.form is None:
@@ -70,7 +76,7 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
     iid = step.interaction.id
     redirect_uri = step.interaction.request.redirect_uri
     if isinstance(step, flow.ShowLogin):
-        csrf = cookies.csrf_token(core, browser, "login:" + iid)
+        csrf = cookies.csrf_token(core, browser, _purpose(iid))
         return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
     if isinstance(step, flow.ShowSecondFactor):
         page = pages.second_factor_page(
@@ -78,7 +84,7 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
             iid,
             step.client,
             redirect_uri,
-            cookies.csrf_token(core, browser, "second-factor:" + iid),
+            cookies.csrf_token(core, browser, _purpose(iid)),
             step.payment,
             step.password_needed,
             step.error,
@@ -91,13 +97,13 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
             f"/interaction/{iid}/enrol",
             step.user,
             step.secret,
-            cookies.csrf_token(core, browser, "enrol:" + iid),
+            cookies.csrf_token(core, browser, _purpose(iid)),
             redirect_uri,
             error=step.error,
             status=step.status if step.error else status,
         )
         return with_retry_after(page, step.retry_after)
-    csrf = cookies.csrf_token(core, browser, "consent:" + iid)
+    csrf = cookies.csrf_token(core, browser, _purpose(iid))
     return pages.consent_page(
         core.issuer,
         iid,
@@ -140,7 +146,7 @@ async def login_submit(request: Request) -> Response:
     try:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
-        cookies.check_csrf(core, browser, "login:" + interaction.id, form)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
         result = await flow.login(
             core,
             interaction,
@@ -150,7 +156,7 @@ async def login_submit(request: Request) -> Response:
             cookies.device_cookie(request),
         )
         if isinstance(result, flow.ShowLogin):
-            csrf = cookies.csrf_token(core, browser, "login:" + interaction.id)
+            csrf = cookies.csrf_token(core, browser, _purpose(interaction.id))
             return with_retry_after(
                 pages.login_page(
                     core.issuer,
@@ -179,7 +185,7 @@ async def second_factor_submit(request: Request) -> Response:
     try:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
-        cookies.check_csrf(core, browser, "second-factor:" + interaction.id, form)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
         result = await flow.second_factor(
             core,
             interaction,
@@ -206,7 +212,7 @@ async def enrol_submit(request: Request) -> Response:
     try:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
-        cookies.check_csrf(core, browser, "enrol:" + interaction.id, form)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
         result = await flow.enrol(
             core,
             interaction,
@@ -235,7 +241,7 @@ async def consent_submit(request: Request) -> Response:
     try:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
-        cookies.check_csrf(core, browser, "consent:" + interaction.id, form)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
         decision = form.get("decision")
         if decision not in ("approve", "deny"):
             raise invalid_request("choose Allow or Deny")
