@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from support.bank import payment_initiation
 from support.database import audit_events
 from support.demo import BACKEND, BACKEND_REDIRECT, BASIC, NATIVE, NATIVE_REDIRECT
-from support.flow import authorize_url, follow_to_client, login, pkce_pair, query_of
+from support.flow import authorize_url, consent, follow_to_client, login, pkce_pair, query_of
 from support.inprocess import InProcessServer
 from support.operator import new_user
 from support.sca import (
@@ -24,8 +24,10 @@ from support.sca import (
     code,
     is_enrolment_page,
     is_factor_page,
+    offered_secret,
     recovery_codes,
     submit_code,
+    submit_enrolment,
     walk,
 )
 from support.server import DEMO_PASSWORD
@@ -163,8 +165,6 @@ def test_enrolment_shows_the_recovery_codes_once_and_they_sign_in(sca_server: In
     page = follow_to_client(browser, browser.get(authorize_url(NATIVE, NATIVE_REDIRECT, challenge, "openid")), "http:")
     page = follow_to_client(browser, login(browser, page, username, password), "http:")
     assert is_enrolment_page(page)
-    from support.sca import offered_secret, submit_enrolment
-
     app.secret = offered_secret(page)
     wrong = submit_enrolment(browser, page, "000000" if code(sca_server.clock(), app.secret) != "000000" else "111111")
     assert wrong.status_code == 401 and is_enrolment_page(wrong)
@@ -280,8 +280,6 @@ def test_the_confirmation_page_shows_amount_and_payee(sca_server: InProcessServe
     )
     page = follow_to_client(browser, browser.get(url), BACKEND_REDIRECT)
     page = follow_to_client(browser, login(browser, page, "alice", DEMO_PASSWORD), BACKEND_REDIRECT)
-    from support.flow import consent
-
     confirm = consent(browser, page)
     assert confirm.status_code == 200
     assert "Confirm €1,250.50 to Acme GmbH" in confirm.text
@@ -300,8 +298,6 @@ def test_an_existing_session_never_approves_a_payment_alone(sca_server: InProces
     browser = alice.browser
     page = follow_to_client(browser, browser.get(url), BACKEND_REDIRECT)
     assert 'name="decision"' in page.text  # no sign-in page: the session is there
-    from support.flow import consent
-
     confirm = consent(browser, page)
     assert 'name="password"' in confirm.text  # both elements again, fresh
     missing = submit_code(browser, confirm, alice.app.next_code(sca_server.clock()), "wrong-password")
@@ -320,3 +316,20 @@ def test_payments_without_sca_when_it_is_off(start_clocked: Callable[..., InProc
     with srv.client() as http:
         access = _claims(http, tokens["access_token"])
     assert access["acr"] == ACR_PASSWORD and "linked_details_hash" not in access
+
+
+def test_the_customer_can_cancel_at_the_payment_confirmation(sca_server: InProcessServer) -> None:
+    alice = Customer(sca_server)
+    _, challenge = pkce_pair()
+    detail = payment_initiation("7.00")
+    url = authorize_url(
+        BACKEND, BACKEND_REDIRECT, challenge, "openid payments", authorization_details=json.dumps([detail])
+    )
+    browser = alice.browser
+    page = follow_to_client(browser, browser.get(url), BACKEND_REDIRECT)
+    page = follow_to_client(browser, login(browser, page, "alice", DEMO_PASSWORD), BACKEND_REDIRECT)
+    confirm = consent(browser, page)
+    assert "Cancel the payment" in confirm.text
+    cancelled = consent(browser, confirm, "deny")
+    assert cancelled.status_code == 303
+    assert query_of(cancelled.headers["location"])["error"] == "access_denied"
