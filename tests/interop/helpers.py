@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +16,27 @@ from typing import Any
 import httpx
 import pytest
 from support.flow import consent, follow_to_client, login
+from support.sca import Authenticator, walk
 from support.server import DEMO_PASSWORD
 
 NODE_DIR = Path(__file__).parent / "node"
 
 
 def user_part(
-    browser: httpx.Client, url: str, redirect_uri: str, username: str = "alice", decision: str = "approve"
+    browser: httpx.Client,
+    url: str,
+    redirect_uri: str,
+    username: str = "alice",
+    decision: str = "approve",
+    app: Authenticator | None = None,
 ) -> str:
     """What the user does between the client's authorization URL and the redirect back to it:
-    log in and consent. Returns the callback URL (the Location of the redirect to the client)."""
+    log in and consent (and, with `app`, the second factor on a server with SCA on). Returns the
+    callback URL (the Location of the redirect to the client)."""
     prefix = redirect_uri.split("?")[0]
     resp = follow_to_client(browser, browser.get(url), prefix)
+    if app is not None:
+        resp = walk(browser, resp, prefix, lambda: int(time.time()), app, username, decision=decision)
     if resp.status_code == 200 and 'name="password"' in resp.text:
         resp = login(browser, resp, username, DEMO_PASSWORD)
         assert resp.status_code == 303, resp.text[:500]
@@ -56,6 +66,7 @@ def converse(
     timeout: float,
     tamper: Callable[[str], str] | None = None,
     decision: str = "approve",
+    app: Authenticator | None = None,
 ) -> NodeRun:
     """The protocol of the Node scripts: they print {"step": "authorize", "url": ...}, read the
     callback URL on stdin and end with one JSON result line. The user's part happens in between."""
@@ -68,7 +79,7 @@ def converse(
             proc.kill()
             stderr = proc.stderr.read() if proc.stderr else ""
             pytest.fail(f"openid-client did not produce an authorization URL: {first} {stderr}")
-        callback = user_part(browser, first["url"], redirect_uri, decision=decision)
+        callback = user_part(browser, first["url"], redirect_uri, decision=decision, app=app)
         if tamper is not None:
             callback = tamper(callback)
         out, err = proc.communicate(callback + "\n")

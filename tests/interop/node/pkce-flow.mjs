@@ -5,6 +5,7 @@
 //   OIDC_CLIENT_SECRET in the environment makes it a confidential client (client_secret_basic);
 //   without it the client is public (token_endpoint_auth_method "none").
 //   OIDC_PROMPT, if set, is sent as the prompt parameter (e.g. "consent").
+//   OIDC_ACR_VALUES, if set, is sent as acr_values (OIDC Core §3.1.2.1).
 //   The secret is read from the environment only, so that it never shows in a process listing.
 //
 // Protocol on stdio, one JSON object per line:
@@ -24,6 +25,7 @@ const redirectUri = redirectArg ?? process.env.OIDC_REDIRECT_URI
 const scope = scopeArg ?? process.env.OIDC_SCOPE ?? 'openid profile email offline_access'
 const clientSecret = process.env.OIDC_CLIENT_SECRET
 const prompt = process.env.OIDC_PROMPT
+const acrValues = process.env.OIDC_ACR_VALUES
 
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
@@ -61,6 +63,7 @@ async function main() {
     nonce,
   }
   if (prompt) params.prompt = prompt
+  if (acrValues) params.acr_values = acrValues
   const url = client.buildAuthorizationUrl(config, params)
   emit({ step: 'authorize', url: url.href, state, nonce, server: config.serverMetadata() })
 
