@@ -11,6 +11,7 @@
 - polling.py: waiting for what another process does in its own time
 - fapi.py, dpop.py, mtls.py, bank.py, pages.py: a FAPI 2.0 client, DPoP proofs, client certificates
   and nginx, a fintech at the bank API, the server's forms
+- passkey_device.py: a passkey in software (WebAuthn registration and assertion answers)
 - outage.py, uri_oracle.py: store outages; an independent RFC 3986 / CSP oracle
 
 A suite's own support modules sit next to it: bank/bank_helpers.py (the ledger), browser/browserkit.py

@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,10 +140,12 @@ def start_server(
     secrets_from: Server | None = None,
     plain_http: bool = False,
     serve_args: tuple[str, ...] = ("--demo",),
+    prepare: Callable[[dict[str, str]], None] | None = None,
 ) -> Server:
     """`plain_http`: `serve --http` behind a TLS-terminating proxy (set FINGRADE_ISSUER and
     FINGRADE_TRUSTED_PROXIES in extra_env); base_url is then the plain-HTTP address. `serve_args`:
-    the options of `fingrade serve` (e.g. `--role bank`)."""
+    the options of `fingrade serve` (e.g. `--role bank`). `prepare(env)`: run before the server
+    starts (and seeds the demo data), with the server's environment, e.g. command-line set-up."""
     port = port or free_port()
     data_dir = tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +161,8 @@ def start_server(
         env["FINGRADE_SECRET_KEY"] = shared["secret_key"]
         env["FINGRADE_KEY_ENCRYPTION_KEY"] = shared["key_encryption_key"]
     env.update(extra_env or {})
+    if prepare is not None:
+        prepare(env)
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 -- the server process writes to it while it runs
     args = [sys.executable, "-m", "fingrade.cli", "serve", *serve_args] + (["--http"] if plain_http else [])
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -192,9 +196,11 @@ def start_server(
 
 
 @contextlib.contextmanager
-def dedicated_server(tmp: Path, backend: str, extra_env: dict[str, str]) -> Iterator[Server]:
+def dedicated_server(
+    tmp: Path, backend: str, extra_env: dict[str, str], prepare: Callable[[dict[str, str]], None] | None = None
+) -> Iterator[Server]:
     """A server of our own with settings the shared one must not have."""
-    srv = start_server(tmp, backend=backend, extra_env=extra_env)
+    srv = start_server(tmp, backend=backend, extra_env=extra_env, prepare=prepare)
     try:
         yield srv
     finally:

@@ -8,28 +8,18 @@ import contextlib
 import copy
 import hashlib
 import json
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from fido2.cose import ES256, ES384, CoseKey, EdDSA
 from fido2.utils import websafe_decode, websafe_encode
 from fido2.webauthn import (
-    Aaguid,
-    AttestationObject,
     AttestedCredentialData,
-    AuthenticationResponse,
-    AuthenticatorAssertionResponse,
-    AuthenticatorAttestationResponse,
-    AuthenticatorData,
-    CollectedClientData,
-    RegistrationResponse,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.passkey_device import UP_UV, Flag, SoftAuthenticator
 
 from fingrade.finance.dynamic_linking import details_hash
 from fingrade.oauth import passkeys
@@ -39,93 +29,6 @@ from fingrade.oauth.passkeys import PasskeyCloned, PasskeyError, RelyingParty
 RP = RelyingParty.for_issuer("https://localhost:8443")
 NOW = 1_700_000_000
 USER = "user-7f3a"
-Flag = AuthenticatorData.FLAG
-UP_UV = Flag.UP | Flag.UV
-OWN = b"(the authenticator's own user handle)"
-
-
-@dataclass
-class SoftAuthenticator:
-    """A passkey in software: one key pair, one credential id, a counter, and flags to set."""
-
-    key: Any = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-    credential_id: bytes = field(default_factory=lambda: os.urandom(32))
-    counter: int = 0
-    user_handle: bytes | None = None
-
-    def cose(self) -> CoseKey:
-        if isinstance(self.key, ed25519.Ed25519PrivateKey):
-            return EdDSA.from_cryptography_key(self.key.public_key())
-        if isinstance(self.key.curve, ec.SECP384R1):
-            return ES384.from_cryptography_key(self.key.public_key())
-        return ES256.from_cryptography_key(self.key.public_key())
-
-    def sign(self, data: bytes) -> bytes:
-        if isinstance(self.key, ed25519.Ed25519PrivateKey):
-            return self.key.sign(data)
-        digest = hashes.SHA384() if isinstance(self.key.curve, ec.SECP384R1) else hashes.SHA256()
-        return self.key.sign(data, ec.ECDSA(digest))
-
-    def create(
-        self,
-        options: dict[str, Any],
-        *,
-        flags: Flag = UP_UV,
-        origin: str = RP.origin,
-        rp_id: str | None = None,
-        challenge: bytes | None = None,
-        **client: Any,
-    ) -> dict[str, Any]:
-        """navigator.credentials.create() and PublicKeyCredential.toJSON(), attestation `none`."""
-        self.user_handle = websafe_decode(options["user"]["id"])
-        client_data = CollectedClientData.create(
-            type="webauthn.create",
-            challenge=challenge if challenge is not None else websafe_decode(options["challenge"]),
-            origin=origin,
-            **client,
-        )
-        credential = AttestedCredentialData.create(Aaguid.NONE, self.credential_id, self.cose())
-        auth_data = AuthenticatorData.create(
-            _rp_hash(rp_id or options["rp"]["id"]), flags | Flag.AT, self.counter, credential
-        )
-        attestation = AttestationObject.create("none", auth_data, {})
-        response = RegistrationResponse(
-            raw_id=self.credential_id,
-            response=AuthenticatorAttestationResponse(client_data=client_data, attestation_object=attestation),
-        )
-        return json.loads(json.dumps(dict(response)))
-
-    def get(
-        self,
-        options: dict[str, Any],
-        *,
-        flags: Flag = UP_UV,
-        origin: str = RP.origin,
-        rp_id: str | None = None,
-        user_handle: bytes | None = OWN,
-        counter_step: int = 1,
-    ) -> dict[str, Any]:
-        """navigator.credentials.get() and PublicKeyCredential.toJSON(); the counter goes up by
-        `counter_step` (0: an authenticator that keeps no counter)."""
-        self.counter += counter_step
-        client_data = CollectedClientData.create(
-            type="webauthn.get", challenge=websafe_decode(options["challenge"]), origin=origin
-        )
-        auth_data = AuthenticatorData.create(_rp_hash(rp_id or options["rpId"]), flags, self.counter)
-        response = AuthenticationResponse(
-            raw_id=self.credential_id,
-            response=AuthenticatorAssertionResponse(
-                client_data=client_data,
-                authenticator_data=auth_data,
-                signature=self.sign(auth_data + client_data.hash),
-                user_handle=self.user_handle if user_handle == OWN else user_handle,
-            ),
-        )
-        return json.loads(json.dumps(dict(response)))
-
-
-def _rp_hash(rp_id: str) -> bytes:
-    return hashlib.sha256(rp_id.encode()).digest()
 
 
 def _enrol(auth: SoftAuthenticator, flags: Flag = UP_UV, existing: list[Factor] | None = None) -> Factor:

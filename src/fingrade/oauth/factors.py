@@ -54,17 +54,9 @@ def _limit(core: Core, user_id: str) -> AttemptLimit:
     )
 
 
-def factor_name(typed: str, default: str) -> str:
-    """A customer's name for a factor: printable, trimmed, at most MAX_NAME characters."""
-    name = " ".join("".join(c for c in typed if c.isprintable()).split())[:MAX_NAME]
-    return name or default
-
-
-async def verify_code(
-    core: Core, user_id: str, typed: str, ip: str, client_id: str | None = None
-) -> Verified | Refused:
-    """A code typed at the second-factor step: a TOTP code of one of the customer's authenticator
-    apps, or one of their recovery codes."""
+async def reserve_attempt(core: Core, user_id: str, ip: str, client_id: str | None = None) -> AttemptLimit | Refused:
+    """Count one try at a second factor of `user_id` before it is checked (a code or a passkey's
+    answer): the counter to clear when it was right, or the refusal while the customer must wait."""
     limit = _limit(core, user_id)
     wait = await core.onetime.reserve([limit], core.clock())
     if wait:
@@ -77,6 +69,28 @@ async def verify_code(
             detail={"retry_after": wait},
         )
         return Refused(wait_message(wait), 429, wait)
+    return limit
+
+
+async def attempt_succeeded(core: Core, limit: AttemptLimit) -> None:
+    """A right answer clears the customer's counter of wrong ones."""
+    await core.onetime.delete(limit.kind, limit.key)
+
+
+def factor_name(typed: str, default: str) -> str:
+    """A customer's name for a factor: printable, trimmed, at most MAX_NAME characters."""
+    name = " ".join("".join(c for c in typed if c.isprintable()).split())[:MAX_NAME]
+    return name or default
+
+
+async def verify_code(
+    core: Core, user_id: str, typed: str, ip: str, client_id: str | None = None
+) -> Verified | Refused:
+    """A code typed at the second-factor step: a TOTP code of one of the customer's authenticator
+    apps, or one of their recovery codes."""
+    limit = await reserve_attempt(core, user_id, ip, client_id)
+    if isinstance(limit, Refused):
+        return limit
     code = totp.normalise(typed)
     result: Verified | Refused | None = None
     if totp.well_formed(code):
@@ -84,7 +98,7 @@ async def verify_code(
     else:
         result = await _recovery(core, user_id, typed)
     if isinstance(result, Verified):
-        await core.onetime.delete(limit.kind, limit.key)  # a right code clears the counter
+        await attempt_succeeded(core, limit)  # a right code clears the counter
         await core.store.audit(
             "second_factor",
             core.clock(),

@@ -76,8 +76,7 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
     iid = step.interaction.id
     redirect_uri = step.interaction.request.redirect_uri
     if isinstance(step, flow.ShowLogin):
-        csrf = cookies.csrf_token(core, browser, _purpose(iid))
-        return pages.login_page(core.issuer, iid, step.client, redirect_uri, csrf, step.error, status=status)
+        return await _login_page(core, step, browser, status=step.status if step.error else status)
     if isinstance(step, flow.ShowSecondFactor):
         page = pages.second_factor_page(
             core.issuer,
@@ -89,6 +88,7 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
             step.password_needed,
             step.error,
             status=step.status if step.error else status,
+            passkey=await flow.passkey_offer(core, step),
         )
         return with_retry_after(page, step.retry_after)
     if isinstance(step, flow.ShowEnrolment):
@@ -101,6 +101,8 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
             redirect_uri,
             error=step.error,
             status=step.status if step.error else status,
+            passkey=await flow.passkey_offer(core, step),
+            passkey_action=f"/interaction/{iid}/enrol-passkey",
         )
         return with_retry_after(page, step.retry_after)
     csrf = cookies.csrf_token(core, browser, _purpose(iid))
@@ -121,6 +123,25 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
         blocked=step.offer.blocked is not None,
         status=status,
     )
+
+
+async def _login_page(
+    core: Core, step: flow.ShowLogin, browser: str, username: str = "", status: int = 200
+) -> Response:
+    """The login page of an interaction: a passkey first (when offered), the password form after it."""
+    iid = step.interaction.id
+    page = pages.login_page(
+        core.issuer,
+        iid,
+        step.client,
+        step.interaction.request.redirect_uri,
+        cookies.csrf_token(core, browser, _purpose(iid)),
+        step.error,
+        username=username,
+        status=status,
+        passkey=await flow.passkey_offer(core, step),
+    )
+    return with_retry_after(page, step.retry_after)
 
 
 def _selection(form: dict[str, str]) -> flow.Selection:
@@ -156,20 +177,7 @@ async def login_submit(request: Request) -> Response:
             cookies.device_cookie(request),
         )
         if isinstance(result, flow.ShowLogin):
-            csrf = cookies.csrf_token(core, browser, _purpose(interaction.id))
-            return with_retry_after(
-                pages.login_page(
-                    core.issuer,
-                    interaction.id,
-                    result.client,
-                    interaction.request.redirect_uri,
-                    csrf,
-                    result.error,
-                    username=form.get("username", "")[:100],
-                    status=result.status,
-                ),
-                result.retry_after,
-            )
+            return await _login_page(core, result, browser, form.get("username", "")[:100], result.status)
         await cookies.end_session(core, request)  # a new sign-in replaces the old session
         if isinstance(result, flow.SecondFactorDue):
             return cookies.device_known(see_other(f"/interaction/{interaction.id}"), result.device_cookie)
@@ -195,13 +203,99 @@ async def second_factor_submit(request: Request) -> Response:
             cookies.device_cookie(request) or "",
             form.get("password"),
         )
-        if not isinstance(result, flow.FactorAccepted):
+        return await _factor_result(core, request, interaction, browser, result)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def passkey_login_submit(request: Request) -> Response:
+    """A passkey on the login page, instead of the password (oauth/interaction.py passkey_sign_in)."""
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
+        result = await flow.passkey_sign_in(
+            core, interaction, form.get("credential", ""), ctx.client_ip(request), cookies.device_cookie(request)
+        )
+        if isinstance(result, flow.ShowLogin):
             return await _render_step(core, result, browser)
-        if result.redirect is not None:
-            return _deliver(core, result.redirect)
-        assert result.signed_in is not None
-        await cookies.end_session(core, request)  # the stronger session replaces the old one
-        return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result.signed_in)
+        await cookies.end_session(core, request)  # a new sign-in replaces the old session
+        return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def passkey_submit(request: Request) -> Response:
+    """A passkey at the second factor step: a sign-in's second factor, a step-up, or a payment's
+    confirmation (oauth/interaction.py passkey_second_factor)."""
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
+        result = await flow.passkey_second_factor(
+            core,
+            interaction,
+            await cookies.session(core, request),
+            form.get("credential", ""),
+            ctx.client_ip(request),
+            cookies.device_cookie(request) or "",
+        )
+        return await _factor_result(core, request, interaction, browser, result)
+    except OAuthError as exc:
+        return pages.error_page(core.issuer, exc)
+
+
+async def _factor_result(
+    core: Core,
+    request: Request,
+    interaction: flow.Interaction,
+    browser: str,
+    result: flow.FactorAccepted | flow.ShowSecondFactor | flow.ShowEnrolment | flow.ShowLogin,
+) -> Response:
+    if not isinstance(result, flow.FactorAccepted):
+        return await _render_step(core, result, browser)
+    if result.redirect is not None:
+        return _deliver(core, result.redirect)
+    assert result.signed_in is not None
+    await cookies.end_session(core, request)  # the stronger session replaces the old one
+    return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result.signed_in)
+
+
+async def _enrolled(
+    core: Core, request: Request, interaction: flow.Interaction, result: flow.EnrolmentDone
+) -> Response:
+    """Signed in with the new factor: the recovery codes first when they are new, then the interaction."""
+    await cookies.end_session(core, request)
+    next_url = f"/interaction/{interaction.id}"
+    page = (
+        pages.recovery_codes_page(core.issuer, result.recovery_codes, next_url)
+        if result.recovery_codes
+        else see_other(next_url)
+    )
+    return cookies.signed_in(core, page, result.signed_in)
+
+
+async def passkey_enrol_submit(request: Request) -> Response:
+    """A passkey created at the enrolment step (oauth/interaction.py enrol_passkey); then the
+    recovery codes."""
+    core = ctx.core(request)
+    try:
+        interaction, browser = await _load_interaction(core, request)
+        form = await read_form(request)
+        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
+        result = await flow.enrol_passkey(
+            core,
+            interaction,
+            await cookies.session(core, request),
+            form.get("credential", ""),
+            ctx.client_ip(request),
+            cookies.device_cookie(request) or "",
+        )
+        if not isinstance(result, flow.EnrolmentDone):
+            return await _render_step(core, result, browser)
+        return await _enrolled(core, request, interaction, result)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
 
@@ -224,14 +318,7 @@ async def enrol_submit(request: Request) -> Response:
         )
         if not isinstance(result, flow.EnrolmentDone):
             return await _render_step(core, result, browser)
-        await cookies.end_session(core, request)
-        next_url = f"/interaction/{interaction.id}"
-        page = (
-            pages.recovery_codes_page(core.issuer, result.recovery_codes, next_url)
-            if result.recovery_codes
-            else see_other(next_url)
-        )
-        return cookies.signed_in(core, page, result.signed_in)
+        return await _enrolled(core, request, interaction, result)
     except OAuthError as exc:
         return pages.error_page(core.issuer, exc)
 

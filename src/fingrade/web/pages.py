@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,16 +49,27 @@ def describe_scopes(scopes: list[str]) -> list[dict[str, str]]:
     ]
 
 
-def page_csp(redirect_uri: str | None = None) -> str:
-    """The forms on a page may submit to us, and the responses may redirect to the client."""
+def page_csp(redirect_uri: str | None = None, script: bool = False) -> str:
+    """The forms on a page may submit to us, and the responses may redirect to the client. `script`:
+    the page runs our own static script (PASSKEY_SCRIPT), and nothing else."""
     targets = ["'self'"]
     if redirect_uri:
         parts = urlsplit(redirect_uri)
         targets.append(f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:")
     return (
         "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-        f"form-action {' '.join(targets)}"
+        f"form-action {' '.join(targets)}" + ("; script-src 'self'" if script else "")
     )
+
+
+# The one script of the sign-in pages: it runs the WebAuthn ceremony of a passkey form and submits
+# the form; without it (or without WebAuthn) the pages work with passwords and codes.
+PASSKEY_SCRIPT = "/static/passkey.js"
+
+
+def _passkey_json(options: dict[str, Any] | None) -> str | None:
+    """WebAuthn options for a page's data attribute (the template escapes it as an attribute value)."""
+    return json.dumps(options, separators=(",", ":")) if options is not None else None
 
 
 def _render(
@@ -83,13 +95,16 @@ def login_page(
     error: str | None = None,
     username: str = "",
     status: int = 200,
+    passkey: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     return _render(
         "login.html",
         status,
-        page_csp(redirect_uri),
+        page_csp(redirect_uri, script=passkey is not None),
         issuer,
         iid=iid,
+        passkey_options=_passkey_json(passkey),
+        passkey_script=PASSKEY_SCRIPT,
         client_name=client.client_name,
         csrf_token=csrf,
         error=error,
@@ -181,12 +196,15 @@ def second_factor_page(
     password_needed: bool = False,
     error: str | None = None,
     status: int = 200,
+    passkey: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     return _render(
         "second_factor.html",
         status,
-        page_csp(redirect_uri),
+        page_csp(redirect_uri, script=passkey is not None),
         issuer,
+        passkey_options=_passkey_json(passkey),
+        passkey_script=PASSKEY_SCRIPT,
         iid=iid,
         client_name=client.client_name,
         csrf_token=csrf,
@@ -211,13 +229,19 @@ def enrolment_page(
     password_needed: bool = False,
     error: str | None = None,
     status: int = 200,
+    passkey: dict[str, Any] | None = None,
+    passkey_action: str | None = None,
 ) -> HTMLResponse:
+    offer = passkey is not None and passkey_action is not None
     return _render(
         "enrol.html",
         status,
-        page_csp(redirect_uri),
+        page_csp(redirect_uri, script=offer),
         issuer,
         form_action=form_action,
+        passkey_options=_passkey_json(passkey) if offer else None,
+        passkey_action=passkey_action,
+        passkey_script=PASSKEY_SCRIPT,
         csrf_token=csrf,
         qr_svg=_qr_svg(totp.provisioning_uri(secret, user.username, BANK_NAME)),
         manual_key=totp.manual_key(secret),
