@@ -17,7 +17,7 @@ import pytest
 from browserkit import ALICE, Person, Sites, decide, on_consent_page, on_login_page, sign_in, start_authorization
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, Playwright, expect, sync_playwright
 from support.flow import query_of
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server, dedicated_server
 from test_login_consent import redeem
@@ -61,6 +61,14 @@ def sca(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         prepare=_alice_without_an_app,
     ) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def playwright_driver(sca: Server) -> Iterator[Playwright]:
+    # This module's server first: its PostgreSQL database is made with asyncio.run(), which fails
+    # once Playwright's sync API runs its event loop in this thread (tests/browser/conftest.py).
+    with sync_playwright() as p:
+        yield p
 
 
 @pytest.fixture

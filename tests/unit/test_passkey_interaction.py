@@ -21,7 +21,7 @@ from support.passkey_device import UP_UV, Flag, SoftAuthenticator
 from fingrade.config import load_settings
 from fingrade.demo import DEMO_CLIENTS
 from fingrade.finance.dynamic_linking import details_hash
-from fingrade.oauth import authn_level, passkeys
+from fingrade.oauth import authn_level, passkey_steps, passkeys
 from fingrade.oauth import interaction as flow
 from fingrade.oauth.authorize import AuthorizationRequest
 from fingrade.oauth.context import Core
@@ -94,7 +94,7 @@ class World:
     def enrol(self, auth: SoftAuthenticator, user: User | None = None) -> Factor:
         """A passkey the customer enrolled before (straight through the ceremony rules)."""
         owner = user or self.user
-        rp = flow.relying_party(self.core)
+        rp = passkey_steps.relying_party(self.core)
         options, state = passkeys.registration_options(rp, owner.id, owner.username, owner.name, [], self.clock.now)
         factor = passkeys.complete_registration(
             rp, state, auth.create(options), "Phone", "f-" + os.urandom(4).hex(), owner.id, self.clock.now
@@ -129,7 +129,7 @@ def world(tmp_path: Any) -> Iterator[World]:
 
 
 def _login_options(w: World, interaction: flow.Interaction) -> dict[str, Any]:
-    options = run(flow.passkey_offer(w.core, flow.ShowLogin(interaction, CLIENT)))
+    options = run(passkey_steps.passkey_offer(w.core, flow.ShowLogin(interaction, CLIENT)))
     assert options is not None
     return options
 
@@ -160,7 +160,7 @@ def test_login_page_asks_for_any_discoverable_passkey_with_user_verification(wor
 
 def test_login_page_offers_no_passkey_when_sca_is_off(world: World) -> None:
     off = dataclasses.replace(world.core, settings=dataclasses.replace(world.core.settings, sca="off"))
-    assert run(flow.passkey_offer(off, flow.ShowLogin(world.park(), CLIENT))) is None
+    assert run(passkey_steps.passkey_offer(off, flow.ShowLogin(world.park(), CLIENT))) is None
 
 
 def test_passkey_first_signs_in_strongly_without_a_password(world: World) -> None:
@@ -171,7 +171,7 @@ def test_passkey_first_signs_in_strongly_without_a_password(world: World) -> Non
     factor = world.enrol(auth)
     interaction = world.park()
     answer = auth.get(_login_options(world, interaction))
-    signed_in = run(flow.passkey_sign_in(world.core, interaction, json.dumps(answer), IP))
+    signed_in = run(passkey_steps.passkey_sign_in(world.core, interaction, json.dumps(answer), IP))
     assert isinstance(signed_in, flow.SignedIn), signed_in
     assert signed_in.session.amr == ["hwk", "user", "mfa"]
     assert authn_level.acr_for(signed_in.session.amr) == authn_level.ACR_SCA
@@ -188,8 +188,8 @@ def test_the_challenge_answers_once(world: World) -> None:
     world.enrol(auth)
     interaction = world.park()
     answer = json.dumps(auth.get(_login_options(world, interaction)))
-    assert isinstance(run(flow.passkey_sign_in(world.core, interaction, answer, IP)), flow.SignedIn)
-    again = run(flow.passkey_sign_in(world.core, world.reload(interaction), answer, IP))
+    assert isinstance(run(passkey_steps.passkey_sign_in(world.core, interaction, answer, IP)), flow.SignedIn)
+    again = run(passkey_steps.passkey_sign_in(world.core, world.reload(interaction), answer, IP))
     assert isinstance(again, flow.ShowLogin) and again.status == 400 and again.error
 
 
@@ -199,7 +199,9 @@ def test_a_disabled_customer_never_signs_in_with_a_passkey(world: World) -> None
     run(world.store.set_user_disabled(world.user.id, True, world.clock.now))
     interaction = world.park()
     refused = run(
-        flow.passkey_sign_in(world.core, interaction, json.dumps(auth.get(_login_options(world, interaction))), IP)
+        passkey_steps.passkey_sign_in(
+            world.core, interaction, json.dumps(auth.get(_login_options(world, interaction))), IP
+        )
     )
     assert isinstance(refused, flow.ShowLogin) and refused.status == 401
     assert not world.events("login")
@@ -210,7 +212,9 @@ def test_an_unknown_passkey_is_refused(world: World) -> None:
     stranger = SoftAuthenticator()
     stranger.user_handle = world.user.id.encode()
     refused = run(
-        flow.passkey_sign_in(world.core, interaction, json.dumps(stranger.get(_login_options(world, interaction))), IP)
+        passkey_steps.passkey_sign_in(
+            world.core, interaction, json.dumps(stranger.get(_login_options(world, interaction))), IP
+        )
     )
     assert isinstance(refused, flow.ShowLogin) and refused.status == 401
     assert world.events("passkey_failed")[-1]["detail"] == {"reason": "unknown credential"}
@@ -246,7 +250,7 @@ def test_an_unknown_passkey_is_refused(world: World) -> None:
 def test_a_malformed_answer_is_a_400_page_never_an_exception(world: World, credential: str) -> None:
     interaction = world.park()
     _login_options(world, interaction)
-    refused = run(flow.passkey_sign_in(world.core, interaction, credential, IP))
+    refused = run(passkey_steps.passkey_sign_in(world.core, interaction, credential, IP))
     assert isinstance(refused, flow.ShowLogin) and refused.status == 400 and refused.error
 
 
@@ -257,7 +261,7 @@ def test_a_counter_that_did_not_go_up_is_a_suspected_clone(world: World) -> None
     world.enrol(auth)
     interaction = world.park()
     answer = auth.get(_login_options(world, interaction), counter_step=0)
-    refused = run(flow.passkey_sign_in(world.core, interaction, json.dumps(answer), IP))
+    refused = run(passkey_steps.passkey_sign_in(world.core, interaction, json.dumps(answer), IP))
     assert isinstance(refused, flow.ShowLogin) and refused.status == 403
     assert world.events("passkey_clone_suspected")
     assert not world.events("login")
@@ -279,7 +283,9 @@ def test_a_counter_lost_to_a_concurrent_sign_in_is_a_suspected_clone(
     monkeypatch.setattr(world.store, "factor_by_credential", read_before_the_other)
     interaction = world.park()
     refused = run(
-        flow.passkey_sign_in(world.core, interaction, json.dumps(auth.get(_login_options(world, interaction))), IP)
+        passkey_steps.passkey_sign_in(
+            world.core, interaction, json.dumps(auth.get(_login_options(world, interaction))), IP
+        )
     )
     assert isinstance(refused, flow.ShowLogin) and refused.status == 403
     assert world.events("passkey_clone_suspected")[-1]["detail"] == {"reason": "counter lost the compare-and-set"}
@@ -294,7 +300,7 @@ def test_second_factor_step_asks_for_the_customers_own_passkeys(world: World) ->
     auth = SoftAuthenticator()
     world.enrol(auth)
     step = _factor_step(world, _password(world, world.park()))
-    options = run(flow.passkey_offer(world.core, step))
+    options = run(passkey_steps.passkey_offer(world.core, step))
     assert options is not None
     assert [c["id"] for c in options["allowCredentials"]] == [websafe_encode(auth.credential_id)]
 
@@ -303,8 +309,10 @@ def test_password_then_passkey_signs_in_with_both(world: World) -> None:
     auth = SoftAuthenticator()
     world.enrol(auth)
     interaction = _password(world, world.park())
-    options = run(flow.passkey_offer(world.core, _factor_step(world, interaction)))
-    result = run(flow.passkey_second_factor(world.core, interaction, None, json.dumps(auth.get(options)), IP, "dev"))
+    options = run(passkey_steps.passkey_offer(world.core, _factor_step(world, interaction)))
+    result = run(
+        passkey_steps.passkey_second_factor(world.core, interaction, None, json.dumps(auth.get(options)), IP, "dev")
+    )
     assert isinstance(result, flow.FactorAccepted) and result.signed_in is not None
     assert result.signed_in.session.amr == ["pwd", "hwk", "user", "mfa"]
     after = world.reload(interaction)
@@ -319,8 +327,10 @@ def test_another_customers_passkey_is_not_a_second_factor(world: World) -> None:
     run(world.store.save_user(bob))
     world.enrol(theirs, bob)
     interaction = _password(world, world.park())
-    options = run(flow.passkey_offer(world.core, _factor_step(world, interaction)))
-    result = run(flow.passkey_second_factor(world.core, interaction, None, json.dumps(theirs.get(options)), IP, "dev"))
+    options = run(passkey_steps.passkey_offer(world.core, _factor_step(world, interaction)))
+    result = run(
+        passkey_steps.passkey_second_factor(world.core, interaction, None, json.dumps(theirs.get(options)), IP, "dev")
+    )
     assert isinstance(result, flow.ShowSecondFactor) and result.status == 401 and result.error
     assert not world.events("login")
 
@@ -335,9 +345,11 @@ def test_wrong_passkey_answers_are_throttled_like_codes(world: World) -> None:
     interaction = _password(world, world.park())
     statuses = []
     for _ in range(world.core.settings.login_max_failures_per_account_address + 1):
-        options = run(flow.passkey_offer(world.core, _factor_step(world, interaction)))
+        options = run(passkey_steps.passkey_offer(world.core, _factor_step(world, interaction)))
         result = run(
-            flow.passkey_second_factor(world.core, interaction, None, json.dumps(forger.get(options)), IP, "dev")
+            passkey_steps.passkey_second_factor(
+                world.core, interaction, None, json.dumps(forger.get(options)), IP, "dev"
+            )
         )
         assert isinstance(result, flow.ShowSecondFactor)
         statuses.append(result.status)
@@ -352,13 +364,15 @@ def _payment_confirmation(w: World, auth: SoftAuthenticator) -> tuple[flow.Inter
     """Signed in with the passkey, consent given: the payment waits for its own authentication."""
     w.enrol(auth)
     interaction = w.park([PAYMENT])
-    signed_in = run(flow.passkey_sign_in(w.core, interaction, json.dumps(auth.get(_login_options(w, interaction))), IP))
+    signed_in = run(
+        passkey_steps.passkey_sign_in(w.core, interaction, json.dumps(auth.get(_login_options(w, interaction))), IP)
+    )
     assert isinstance(signed_in, flow.SignedIn)
     confirming = dataclasses.replace(w.reload(interaction), approved_details=[PAYMENT])
-    run(flow._save(w.core, confirming))
+    run(flow.save(w.core, confirming))
     step = _factor_step(w, confirming, signed_in.session)
     assert step.payment == [PAYMENT] and step.password_needed
-    options = run(flow.passkey_offer(w.core, step))
+    options = run(passkey_steps.passkey_offer(w.core, step))
     assert options is not None
     return confirming, signed_in.session, options
 
@@ -369,7 +383,9 @@ def test_payment_confirmed_with_a_passkey_is_linked_to_its_details(world: World)
     elements, so the password is not asked again."""
     auth = SoftAuthenticator()
     confirming, session, options = _payment_confirmation(world, auth)
-    result = run(flow.passkey_second_factor(world.core, confirming, session, json.dumps(auth.get(options)), IP, "dev"))
+    result = run(
+        passkey_steps.passkey_second_factor(world.core, confirming, session, json.dumps(auth.get(options)), IP, "dev")
+    )
     assert isinstance(result, flow.FactorAccepted) and result.redirect is not None
     code = parse_qs(urlsplit(result.redirect.url).query)["code"][0]
     record = run(world.core.onetime.get(OneTimeKind.CODE, token_hash(code)))
@@ -386,8 +402,10 @@ def test_a_challenge_made_for_one_payment_does_not_confirm_another(world: World)
     confirming, session, options = _payment_confirmation(world, auth)
     other = dict(PAYMENT, instructedAmount={"currency": "EUR", "amount": "2500.00"})
     changed = dataclasses.replace(confirming, approved_details=[other])
-    run(flow._save(world.core, changed))
-    result = run(flow.passkey_second_factor(world.core, changed, session, json.dumps(auth.get(options)), IP, "dev"))
+    run(flow.save(world.core, changed))
+    result = run(
+        passkey_steps.passkey_second_factor(world.core, changed, session, json.dumps(auth.get(options)), IP, "dev")
+    )
     assert isinstance(result, flow.ShowSecondFactor) and result.status >= 400
     assert not world.events("payment_authenticated")
 
@@ -399,7 +417,7 @@ def _enrolment(w: World) -> tuple[flow.Interaction, dict[str, Any]]:
     interaction = _password(w, w.park())
     step = run(flow.resume(w.core, interaction, None))
     assert isinstance(step, flow.ShowEnrolment), step
-    options = run(flow.passkey_offer(w.core, step))
+    options = run(passkey_steps.passkey_offer(w.core, step))
     assert options is not None
     return w.reload(interaction), options
 
@@ -413,7 +431,7 @@ def test_enrolment_creates_a_discoverable_passkey_and_signs_in(world: World) -> 
     assert options["authenticatorSelection"]["userVerification"] == "required"
     assert websafe_decode(options["user"]["id"]) == world.user.id.encode()
     auth = SoftAuthenticator()
-    done = run(flow.enrol_passkey(world.core, interaction, None, json.dumps(auth.create(options)), IP, "dev"))
+    done = run(passkey_steps.enrol_passkey(world.core, interaction, None, json.dumps(auth.create(options)), IP, "dev"))
     assert isinstance(done, flow.EnrolmentDone), done
     assert done.recovery_codes and len(done.recovery_codes) >= 8
     assert done.signed_in.session.amr == ["pwd", "hwk", "user", "mfa"]
@@ -426,7 +444,7 @@ def test_a_synced_passkey_counts_as_software_key(world: World) -> None:
     """W3C WebAuthn §6.1 BE flag: a backup-eligible passkey may be synced: amr swk (RFC 8176)."""
     interaction, options = _enrolment(world)
     answer = SoftAuthenticator().create(options, flags=UP_UV | Flag.BE)
-    done = run(flow.enrol_passkey(world.core, interaction, None, json.dumps(answer), IP, "dev"))
+    done = run(passkey_steps.enrol_passkey(world.core, interaction, None, json.dumps(answer), IP, "dev"))
     assert isinstance(done, flow.EnrolmentDone)
     assert done.signed_in.session.amr == ["pwd", "swk", "user", "mfa"]
 
@@ -435,7 +453,7 @@ def test_enrolment_without_user_verification_is_refused(world: World) -> None:
     """W3C WebAuthn §7.1 step 15: user verification required."""
     interaction, options = _enrolment(world)
     answer = SoftAuthenticator().create(options, flags=Flag.UP)
-    refused = run(flow.enrol_passkey(world.core, interaction, None, json.dumps(answer), IP, "dev"))
+    refused = run(passkey_steps.enrol_passkey(world.core, interaction, None, json.dumps(answer), IP, "dev"))
     assert isinstance(refused, flow.ShowEnrolment) and refused.status == 400 and refused.error
     assert not run(world.store.list_factors(world.user.id))
 
@@ -445,7 +463,9 @@ def test_a_password_alone_never_adds_a_passkey_next_to_a_factor(world: World) ->
     interaction, options = _enrolment(world)
     world.enrol(SoftAuthenticator())  # enrolled meanwhile (another tab)
     result = run(
-        flow.enrol_passkey(world.core, interaction, None, json.dumps(SoftAuthenticator().create(options)), IP, "dev")
+        passkey_steps.enrol_passkey(
+            world.core, interaction, None, json.dumps(SoftAuthenticator().create(options)), IP, "dev"
+        )
     )
     assert isinstance(result, flow.ShowSecondFactor)
     assert len(run(world.store.list_factors(world.user.id))) == 1
@@ -459,6 +479,8 @@ def test_a_credential_registered_already_is_refused(world: World) -> None:
     world.enrol(theirs, bob)
     interaction, options = _enrolment(world)
     copy = SoftAuthenticator(credential_id=theirs.credential_id)
-    refused = run(flow.enrol_passkey(world.core, interaction, None, json.dumps(copy.create(options)), IP, "dev"))
+    refused = run(
+        passkey_steps.enrol_passkey(world.core, interaction, None, json.dumps(copy.create(options)), IP, "dev")
+    )
     assert isinstance(refused, flow.ShowEnrolment) and refused.status == 409
     assert not run(world.store.list_factors(world.user.id))

@@ -7,12 +7,11 @@ bound to the browser that made it. The web layer renders pages; this module deci
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fingrade.finance import dynamic_linking
-from fingrade.oauth import authn_level, consent_resources, factors, login_throttle, passkeys, sca_policy
+from fingrade.oauth import authn_level, consent_resources, factors, login_throttle, sca_policy
 from fingrade.oauth.accounts import AccountChoice, CustomerAccounts
 from fingrade.oauth.authorize import (
     AuthorizationRequest,
@@ -24,7 +23,7 @@ from fingrade.oauth.authorize import (
     request_error,
 )
 from fingrade.oauth.context import Core
-from fingrade.oauth.models import Client, Factor, FactorKind, Session, User
+from fingrade.oauth.models import Client, Factor, Session, User
 from fingrade.oauth.offline_access import approved_scopes
 from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.response_mode import AuthorizationResponse
@@ -307,7 +306,7 @@ async def start(core: Core, req: AuthorizationRequest, session: Session | None, 
 
 async def _park(core: Core, req: AuthorizationRequest, browser: str, login_forced: bool) -> Parked:
     iid = new_token(24)
-    await _save(core, Interaction(id=iid, request=req, browser=browser, login_forced=login_forced))
+    await save(core, Interaction(id=iid, request=req, browser=browser, login_forced=login_forced))
     return Parked(iid)
 
 
@@ -322,14 +321,14 @@ async def load(core: Core, iid: str, browser: str) -> Interaction:
     return interaction
 
 
-async def _client(core: Core, interaction: Interaction) -> Client:
+async def client_of(core: Core, interaction: Interaction) -> Client:
     client = await core.store.get_client(interaction.request.client_id)
     if client is None:
         raise gone()
     return client
 
 
-async def _save(core: Core, interaction: Interaction) -> None:
+async def save(core: Core, interaction: Interaction) -> None:
     await core.onetime.put(
         OneTimeKind.INTERACTION, token_hash(interaction.id), interaction.to_record(), ttl=core.settings.interaction_ttl
     )
@@ -359,12 +358,12 @@ def _payment(core: Core, interaction: Interaction) -> bool:
     return sca_policy.payment_needs_fresh_sca(core.settings, interaction.request.authorization_details)
 
 
-async def _active_user(core: Core, user_id: str) -> User | None:
+async def active_user(core: Core, user_id: str) -> User | None:
     user = await core.store.get_user(user_id)
     return None if user is None or user.disabled else user
 
 
-async def _second_factor_step(
+async def factor_step(
     core: Core, interaction: Interaction, client: Client, user: User, payment: list[dict[str, Any]] | None = None
 ) -> ShowSecondFactor | ShowEnrolment:
     """The factor step for `user`: their factors, or enrolment when they have none."""
@@ -386,7 +385,7 @@ async def _enrolment(core: Core, interaction: Interaction, client: Client, user:
     )
     if offered is None:
         offered = factors.new_enrolment()
-        await _save(core, replace(interaction, enrolment=offered.to_record(core, interaction.id)))
+        await save(core, replace(interaction, enrolment=offered.to_record(core, interaction.id)))
     return ShowEnrolment(interaction, client, user, offered.secret)
 
 
@@ -396,22 +395,22 @@ Step = ShowLogin | ShowSecondFactor | ShowEnrolment | ShowConsent | Redirect
 async def resume(
     core: Core, interaction: Interaction, session: Session | None, accounts: CustomerAccounts | None = None
 ) -> Step:
-    client = await _client(core, interaction)
+    client = await client_of(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
-        pending = await _active_user(core, interaction.pending_user_id) if interaction.pending_user_id else None
+        pending = await active_user(core, interaction.pending_user_id) if interaction.pending_user_id else None
         if pending is not None:
-            return await _second_factor_step(core, interaction, client, pending)
+            return await factor_step(core, interaction, client, pending)
         return ShowLogin(interaction, client)
     user_id, auth_time, amr = current
-    user = await _active_user(core, user_id)
+    user = await active_user(core, user_id)
     if user is None:
         return ShowLogin(interaction, client)
     if not _payment(core, interaction) and not authn_level.meets(authn_level.acr_for(amr), _needed_acr(interaction)):
         # Step-up (OIDC Core §3.1.2.1 acr_values, RFC 9470): signed in, but not strongly enough.
-        return await _second_factor_step(core, interaction, client, user)
+        return await factor_step(core, interaction, client, user)
     if interaction.approved_details is not None:
-        return await _second_factor_step(core, interaction, client, user, interaction.approved_details)
+        return await factor_step(core, interaction, client, user, interaction.approved_details)
     req = interaction.request
     if "consent" not in req.prompt and not await consent_needed(core, req, user_id):
         return await _finish(core, interaction, user_id, auth_time, amr)
@@ -510,7 +509,7 @@ async def login(
     core: Core, interaction: Interaction, username: str, password: str, ip: str, device_cookie: str | None = None
 ) -> SignedIn | SecondFactorDue | ShowLogin:
     """Sign in inside an interaction: the password, then (docs/sca.md) a second factor when due."""
-    client = await _client(core, interaction)
+    client = await client_of(core, interaction)
     checked = await check_password(core, username, password, ip, client.client_id, device_cookie)
     if isinstance(checked, LoginRefused):
         return ShowLogin(interaction, client, checked.message, checked.status, checked.retry_after)
@@ -519,26 +518,26 @@ async def login(
     if not _payment(core, interaction) and sca_policy.sign_in_needs_second_factor(
         core.settings, _needed_acr(interaction), has_factors
     ):
-        await _save(core, replace(interaction, pending_user_id=user.id, password_at=now, user_id=None, auth_time=None))
+        await save(core, replace(interaction, pending_user_id=user.id, password_at=now, user_id=None, auth_time=None))
         return SecondFactorDue(checked.device_cookie)
     result = await start_session(core, user.id, [authn_level.PWD], checked.device_cookie, ip, client.client_id)
     signed_in = replace(
         interaction, user_id=user.id, auth_time=result.session.auth_time, password_at=now, pending_user_id=None
     )
-    await _save(core, signed_in)
+    await save(core, signed_in)
     return result
 
 
-async def _factor_user(core: Core, interaction: Interaction, session: Session | None) -> tuple[User, list[str]] | None:
+async def factor_user(core: Core, interaction: Interaction, session: Session | None) -> tuple[User, list[str]] | None:
     """Whose second factor this step checks, and the amr they have so far: the customer whose password
     was just accepted, or the signed-in customer stepping up or confirming a payment."""
     if interaction.pending_user_id is not None:
-        user = await _active_user(core, interaction.pending_user_id)
+        user = await active_user(core, interaction.pending_user_id)
         return (user, [authn_level.PWD]) if user else None
     current = await _current_user(core, interaction, session)
     if current is None:
         return None
-    user = await _active_user(core, current[0])
+    user = await active_user(core, current[0])
     return (user, current[2]) if user else None
 
 
@@ -561,13 +560,13 @@ async def second_factor(
     password: str | None = None,
 ) -> FactorAccepted | ShowSecondFactor | ShowEnrolment | ShowLogin:
     """A code typed at the second factor step (sign-in, step-up or payment confirmation)."""
-    client = await _client(core, interaction)
-    who = await _factor_user(core, interaction, session)
+    client = await client_of(core, interaction)
+    who = await factor_user(core, interaction, session)
     if who is None:
         return ShowLogin(interaction, client)
     user, amr_so_far = who
     payment = interaction.approved_details if interaction.pending_user_id is None else None
-    step = await _second_factor_step(core, interaction, client, user, payment)
+    step = await factor_step(core, interaction, client, user, payment)
     if isinstance(step, ShowEnrolment):
         return step
     if step.password_needed:
@@ -581,13 +580,13 @@ async def second_factor(
     if payment is not None:
         # This interaction's password, or the one just given, and the code.
         amr = authn_level.combine([authn_level.PWD], result.amr)
-        return FactorAccepted(None, await _confirm_payment(core, interaction, user, amr, result.factor_id, payment))
+        return FactorAccepted(None, await confirm_payment(core, interaction, user, amr, result.factor_id, payment))
     amr = authn_level.combine(amr_so_far, result.amr)
-    signed_in, _ = await _factor_signed_in(core, interaction, user, amr, ip, device_cookie, client)
+    signed_in, _ = await factor_signed_in(core, interaction, user, amr, ip, device_cookie, client)
     return FactorAccepted(signed_in)
 
 
-async def _factor_signed_in(
+async def factor_signed_in(
     core: Core, interaction: Interaction, user: User, amr: list[str], ip: str, device_cookie: str, client: Client
 ) -> tuple[SignedIn, Interaction]:
     """A session with every factor of this sign-in, recorded in the interaction."""
@@ -595,11 +594,11 @@ async def _factor_signed_in(
     done = replace(
         interaction, user_id=user.id, auth_time=signed_in.session.auth_time, pending_user_id=None, enrolment=None
     )
-    await _save(core, done)
+    await save(core, done)
     return signed_in, done
 
 
-async def _confirm_payment(
+async def confirm_payment(
     core: Core,
     interaction: Interaction,
     user: User,
@@ -628,8 +627,8 @@ async def enrol(
 ) -> EnrolmentDone | ShowEnrolment | ShowLogin:
     """Confirm the authenticator app offered at the enrolment step with a code from it. The code
     proves the customer holds the app: with the password before it, that is the strong sign-in."""
-    client = await _client(core, interaction)
-    who = await _factor_user(core, interaction, session)
+    client = await client_of(core, interaction)
+    who = await factor_user(core, interaction, session)
     offered = (
         factors.TotpEnrolment.from_record(core, interaction.enrolment, interaction.id)
         if interaction.enrolment
@@ -648,7 +647,7 @@ async def enrol(
     done = replace(
         interaction, user_id=user.id, auth_time=signed_in.session.auth_time, pending_user_id=None, enrolment=None
     )
-    await _save(core, done)
+    await save(core, done)
     return EnrolmentDone(done, result.recovery_codes, signed_in)
 
 
@@ -657,296 +656,6 @@ async def enrol(
 # A page that offers a passkey carries the ceremony's options; its state waits in the one-time store
 # under the interaction and the page's purpose, and is taken by the first answer (right or wrong): a
 # challenge answers once, and the page shown again makes a new one.
-
-PASSKEY_SIGN_IN = "sign-in"  # the login page: any of this site's passkeys, the customer not yet known
-PASSKEY_FACTOR = "second-factor"  # the factor step: the customer's own passkeys (and a payment's link)
-PASSKEY_ENROL = "enrol"  # the enrolment step: a new passkey for the customer
-MAX_CREDENTIAL_JSON = 8000  # a PublicKeyCredential's JSON (the form's limit is 8 KiB)
-
-_PASSKEY_EXPIRED = "This passkey request has expired. Please try again."
-_PASSKEY_UNREADABLE = "The passkey's answer could not be read. Please try again."
-_PASSKEY_UNKNOWN = "This passkey cannot be used to sign in here. Try another passkey, or your password."
-_PASSKEY_NOT_YOURS = "This passkey is not one of yours. Try another passkey, or a code."
-_PASSKEY_CLONED = "This passkey cannot be used: it may have been copied. Please contact us."
-
-
-def relying_party(core: Core) -> passkeys.RelyingParty:
-    """The WebAuthn Relying Party of this server: the issuer's host and origin."""
-    return passkeys.RelyingParty.for_issuer(core.issuer)
-
-
-def _ceremony_key(interaction: Interaction, purpose: str) -> str:
-    return token_hash(f"{interaction.id}|{purpose}")
-
-
-async def _keep_ceremony(
-    core: Core, interaction: Interaction, purpose: str, state: dict[str, Any], user_id: str | None
-) -> None:
-    record = {"state": state, "user_id": user_id}
-    await core.onetime.put(
-        OneTimeKind.PASSKEY_CEREMONY, _ceremony_key(interaction, purpose), record, ttl=passkeys.TIMEOUT
-    )
-
-
-async def passkey_offer(core: Core, step: Step) -> dict[str, Any] | None:
-    """The WebAuthn options for the page of `step` (the JSON that `PublicKeyCredential.parse…FromJSON`
-    reads), with the ceremony's state kept; None when the page offers no passkey. The login page
-    asks for any passkey of this site (a discoverable credential names its customer); the factor step
-    for the customer's own, bound to the payment being confirmed; enrolment makes a new one."""
-    now = core.clock()
-    if isinstance(step, ShowLogin):
-        if core.settings.sca == "off":
-            return None
-        options, state = passkeys.authentication_options(relying_party(core), None, None, now)
-        await _keep_ceremony(core, step.interaction, PASSKEY_SIGN_IN, state, None)
-        return options
-    if isinstance(step, ShowSecondFactor):
-        own = [f for f in step.factors if f.kind == FactorKind.PASSKEY]
-        if not own:
-            return None
-        linked = dynamic_linking.details_hash(step.payment) if step.payment is not None else None
-        options, state = passkeys.authentication_options(relying_party(core), own, linked, now)
-        await _keep_ceremony(core, step.interaction, PASSKEY_FACTOR, state, step.user.id)
-        return options
-    if isinstance(step, ShowEnrolment):
-        existing = await core.store.list_factors(step.user.id)
-        try:
-            options, state = passkeys.registration_options(
-                relying_party(core),
-                step.user.id,
-                step.user.username,
-                step.user.name or step.user.username,
-                existing,
-                now,
-            )
-        except ValueError:  # a user id that cannot be a WebAuthn user handle: the app's codes only
-            return None
-        await _keep_ceremony(core, step.interaction, PASSKEY_ENROL, state, step.user.id)
-        return options
-    return None
-
-
-def _credential_json(text: str) -> dict[str, Any] | None:
-    """The browser's `PublicKeyCredential.toJSON()`, as the form carries it; None if it is not one."""
-    if not text or len(text) > MAX_CREDENTIAL_JSON:
-        return None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-async def _take_ceremony(
-    core: Core, interaction: Interaction, purpose: str, user_id: str | None
-) -> dict[str, Any] | None:
-    """The kept state of the page's ceremony, taken (once); None if there is none for this customer."""
-    kept = await core.onetime.take(OneTimeKind.PASSKEY_CEREMONY, _ceremony_key(interaction, purpose))
-    if kept is None or kept.get("user_id") != user_id or not isinstance(kept.get("state"), dict):
-        return None
-    state: dict[str, Any] = kept["state"]
-    return state
-
-
-async def _passkey_refused(
-    core: Core, event: str, reason: str, ip: str, client_id: str, user_id: str | None, message: str, status: int
-) -> factors.Refused:
-    # The reason says which check failed; never the credential or its JSON.
-    await core.store.audit(event, core.clock(), client_id=client_id, user_id=user_id, ip=ip, detail={"reason": reason})
-    return factors.Refused(message, status)
-
-
-async def _check_passkey(
-    core: Core,
-    interaction: Interaction,
-    purpose: str,
-    credential: str,
-    user: User | None,
-    linked_hash: str | None,
-    ip: str,
-    client_id: str,
-) -> tuple[User, passkeys.Verified] | factors.Refused:
-    """A passkey's answer to the page's challenge: whose it is (`user`, or with None any active
-    customer's discoverable credential) and that it passes every rule of WebAuthn §7.2. A wrong
-    answer counts on the customer's throttle like a wrong code; a counter that did not go up (or
-    lost the compare-and-set to a concurrent sign-in) is a suspected clone (§6.1.1)."""
-    expected = user.id if user is not None else None
-    state = await _take_ceremony(core, interaction, purpose, expected)
-    if state is None:
-        return await _passkey_refused(
-            core, "passkey_failed", "no ceremony", ip, client_id, expected, _PASSKEY_EXPIRED, 400
-        )
-    response = _credential_json(credential)
-    if response is None:
-        return await _passkey_refused(
-            core, "passkey_failed", "unreadable answer", ip, client_id, expected, _PASSKEY_UNREADABLE, 400
-        )
-    try:
-        credential_id = passkeys.credential_id_of(response)
-    except passkeys.PasskeyError as exc:
-        return await _passkey_refused(core, "passkey_failed", exc.reason, ip, client_id, expected, exc.message, 400)
-    factor = await core.store.factor_by_credential(credential_id)
-    owner = await _active_user(core, factor.user_id) if factor is not None else None
-    if factor is None or factor.kind != FactorKind.PASSKEY or owner is None:
-        # Unknown, removed, or a disabled customer's: the same answer for each.
-        return await _passkey_refused(
-            core, "passkey_failed", "unknown credential", ip, client_id, expected, _PASSKEY_UNKNOWN, 401
-        )
-    if user is not None and owner.id != user.id:
-        return await _passkey_refused(
-            core, "passkey_failed", "another customer's credential", ip, client_id, expected, _PASSKEY_NOT_YOURS, 401
-        )
-    limit = await factors.reserve_attempt(core, owner.id, ip, client_id)
-    if isinstance(limit, factors.Refused):
-        return limit
-    now = core.clock()
-    try:
-        verified = passkeys.complete_authentication(relying_party(core), state, response, factor, linked_hash, now)
-    except passkeys.PasskeyCloned as exc:
-        return await _passkey_refused(
-            core, "passkey_clone_suspected", exc.reason, ip, client_id, owner.id, exc.message, 403
-        )
-    except passkeys.PasskeyError as exc:
-        return await _passkey_refused(core, "passkey_failed", exc.reason, ip, client_id, owner.id, exc.message, 401)
-    if not await core.store.factor_used(factor.id, now, verified.sign_count):
-        if verified.sign_count is not None:  # another sign-in used this counter value first
-            return await _passkey_refused(
-                core,
-                "passkey_clone_suspected",
-                "counter lost the compare-and-set",
-                ip,
-                client_id,
-                owner.id,
-                _PASSKEY_CLONED,
-                403,
-            )
-        return await _passkey_refused(  # removed meanwhile
-            core, "passkey_failed", "factor removed", ip, client_id, owner.id, _PASSKEY_UNKNOWN, 401
-        )
-    await factors.attempt_succeeded(core, limit)
-    await core.store.audit(
-        "passkey_accepted",
-        now,
-        client_id=client_id,
-        user_id=owner.id,
-        ip=ip,
-        detail={"factor": factor.id, "amr": verified.amr, "step": purpose},
-    )
-    return owner, verified
-
-
-async def passkey_sign_in(
-    core: Core, interaction: Interaction, credential: str, ip: str, device_cookie: str | None = None
-) -> SignedIn | ShowLogin:
-    """A passkey as the first step on the login page ("passkeys first"): a discoverable credential
-    names its customer, and with user verification it is strong customer authentication on its own
-    (authn_level.py), so the customer is signed in without a password."""
-    client = await _client(core, interaction)
-    checked = await _check_passkey(core, interaction, PASSKEY_SIGN_IN, credential, None, None, ip, client.client_id)
-    if isinstance(checked, factors.Refused):
-        return ShowLogin(interaction, client, checked.message, checked.status, checked.retry_after)
-    user, verified = checked
-    device = login_throttle.remember_device(core, user.id, device_cookie)
-    signed_in, _ = await _factor_signed_in(
-        core, interaction, user, authn_level.combine(verified.amr), ip, device, client
-    )
-    return signed_in
-
-
-async def passkey_second_factor(
-    core: Core, interaction: Interaction, session: Session | None, credential: str, ip: str, device_cookie: str
-) -> FactorAccepted | ShowSecondFactor | ShowEnrolment | ShowLogin:
-    """A passkey at the factor step, as `second_factor` takes a code: after the password, for a
-    step-up, or to confirm a payment. A payment's challenge was bound to its details hash (dynamic
-    linking); a passkey with user verification is both elements, so no password is asked again."""
-    client = await _client(core, interaction)
-    who = await _factor_user(core, interaction, session)
-    if who is None:
-        return ShowLogin(interaction, client)
-    user, amr_so_far = who
-    payment = interaction.approved_details if interaction.pending_user_id is None else None
-    step = await _second_factor_step(core, interaction, client, user, payment)
-    if isinstance(step, ShowEnrolment):
-        return step
-    linked = dynamic_linking.details_hash(payment) if payment is not None else None
-    checked = await _check_passkey(core, interaction, PASSKEY_FACTOR, credential, user, linked, ip, client.client_id)
-    if isinstance(checked, factors.Refused):
-        return replace(step, error=checked.message, status=checked.status, retry_after=checked.retry_after)
-    _, verified = checked
-    if payment is not None:
-        password = [authn_level.PWD] if interaction.password_at is not None else []
-        amr = authn_level.combine(password, verified.amr)
-        return FactorAccepted(None, await _confirm_payment(core, interaction, user, amr, verified.factor_id, payment))
-    signed_in, _ = await _factor_signed_in(
-        core, interaction, user, authn_level.combine(amr_so_far, verified.amr), ip, device_cookie, client
-    )
-    return FactorAccepted(signed_in)
-
-
-async def enrol_passkey(
-    core: Core, interaction: Interaction, session: Session | None, credential: str, ip: str, device_cookie: str
-) -> EnrolmentDone | ShowEnrolment | ShowSecondFactor | ShowLogin:
-    """A passkey created at the enrolment step (WebAuthn §7.1). Made with user verification, it is
-    possession and inherence (or knowledge) in itself: with the password before it, the customer is
-    signed in strongly. Enrolment at sign-in is for a customer with no factor yet: one who has a
-    factor uses it (a password alone never adds a factor next to an existing one)."""
-    client = await _client(core, interaction)
-    who = await _factor_user(core, interaction, session)
-    if who is None:
-        return ShowLogin(interaction, client)
-    user, amr_so_far = who
-    step = await _second_factor_step(core, interaction, client, user)
-    if not isinstance(step, ShowEnrolment):
-        await _take_ceremony(core, interaction, PASSKEY_ENROL, user.id)
-        return step
-    state = await _take_ceremony(core, interaction, PASSKEY_ENROL, user.id)
-    response = _credential_json(credential)
-    if state is None or response is None:
-        reason, message = (
-            ("no ceremony", _PASSKEY_EXPIRED) if state is None else ("unreadable answer", _PASSKEY_UNREADABLE)
-        )
-        refused = await _passkey_refused(
-            core, "passkey_enrolment_failed", reason, ip, client.client_id, user.id, message, 400
-        )
-        return replace(step, error=refused.message, status=refused.status)
-    limit = await factors.reserve_attempt(core, user.id, ip, client.client_id)
-    if isinstance(limit, factors.Refused):
-        return replace(step, error=limit.message, status=limit.status, retry_after=limit.retry_after)
-    now = core.clock()
-    try:
-        factor = passkeys.complete_registration(relying_party(core), state, response, "", new_token(12), user.id, now)
-    except passkeys.PasskeyError as exc:
-        refused = await _passkey_refused(
-            core, "passkey_enrolment_failed", exc.reason, ip, client.client_id, user.id, exc.message, 400
-        )
-        return replace(step, error=refused.message, status=refused.status)
-    # §7.1 step 26: a credential id registered already (to anyone) is refused.
-    if factor.credential_id is None or await core.store.factor_by_credential(factor.credential_id) is not None:
-        refused = await _passkey_refused(
-            core,
-            "passkey_enrolment_failed",
-            "credential registered already",
-            ip,
-            client.client_id,
-            user.id,
-            "This passkey is registered already.",
-            409,
-        )
-        return replace(step, error=refused.message, status=refused.status)
-    first = not await core.store.list_factors(user.id)
-    if not await core.store.add_factor(factor, core.settings.max_factors):
-        message = f"You have {core.settings.max_factors} ways to confirm it's you. Remove one first."
-        return replace(step, error=message, status=409)
-    await factors.attempt_succeeded(core, limit)
-    codes = await factors.renew_recovery_codes(core, user.id) if first else None
-    await core.store.audit(
-        "factor_enrolled", now, user_id=user.id, ip=ip, detail={"kind": "passkey", "factor": factor.id}
-    )
-    amr = authn_level.combine(
-        amr_so_far, [authn_level.SWK if factor.backup_eligible else authn_level.HWK, authn_level.USER]
-    )
-    signed_in, done = await _factor_signed_in(core, interaction, user, amr, ip, device_cookie, client)
-    return EnrolmentDone(done, codes, signed_in)
 
 
 async def decide(
@@ -958,7 +667,7 @@ async def decide(
     selection: Selection | None = None,
     accounts: CustomerAccounts | None = None,
 ) -> Step:
-    client = await _client(core, interaction)
+    client = await client_of(core, interaction)
     current = await _current_user(core, interaction, session)
     if current is None:
         return ShowLogin(interaction, client)
@@ -1011,11 +720,11 @@ async def decide(
     if _payment(core, interaction):
         # Dynamic linking: the payment as approved waits for its own fresh strong authentication.
         confirming = replace(interaction, approved_details=req.authorization_details)
-        await _save(core, confirming)
-        user = await _active_user(core, user_id)
+        await save(core, confirming)
+        user = await active_user(core, user_id)
         if user is None:
             return ShowLogin(interaction, client)
-        return await _second_factor_step(core, confirming, client, user, req.authorization_details)
+        return await factor_step(core, confirming, client, user, req.authorization_details)
     return await _finish(core, interaction, user_id, auth_time, amr)
 
 

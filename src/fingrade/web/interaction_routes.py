@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fingrade.oauth import interaction as flow
+from fingrade.oauth import passkey_steps
 from fingrade.oauth.authorize import PageError, RedirectError, error_response, parse_request
 from fingrade.oauth.context import Core
 from fingrade.oauth.response_mode import AuthorizationResponse
@@ -88,7 +89,7 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
             step.password_needed,
             step.error,
             status=step.status if step.error else status,
-            passkey=await flow.passkey_offer(core, step),
+            passkey=await passkey_steps.passkey_offer(core, step),
         )
         return with_retry_after(page, step.retry_after)
     if isinstance(step, flow.ShowEnrolment):
@@ -101,7 +102,7 @@ async def _render_step(core: Core, step: flow.Step, browser: str, status: int = 
             redirect_uri,
             error=step.error,
             status=step.status if step.error else status,
-            passkey=await flow.passkey_offer(core, step),
+            passkey=await passkey_steps.passkey_offer(core, step),
             passkey_action=f"/interaction/{iid}/enrol-passkey",
         )
         return with_retry_after(page, step.retry_after)
@@ -139,7 +140,7 @@ async def _login_page(
         step.error,
         username=username,
         status=status,
-        passkey=await flow.passkey_offer(core, step),
+        passkey=await passkey_steps.passkey_offer(core, step),
     )
     return with_retry_after(page, step.retry_after)
 
@@ -215,7 +216,7 @@ async def passkey_login_submit(request: Request) -> Response:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
         cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await flow.passkey_sign_in(
+        result = await passkey_steps.passkey_sign_in(
             core, interaction, form.get("credential", ""), ctx.client_ip(request), cookies.device_cookie(request)
         )
         if isinstance(result, flow.ShowLogin):
@@ -234,7 +235,7 @@ async def passkey_submit(request: Request) -> Response:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
         cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await flow.passkey_second_factor(
+        result = await passkey_steps.passkey_second_factor(
             core,
             interaction,
             await cookies.session(core, request),
@@ -285,7 +286,7 @@ async def passkey_enrol_submit(request: Request) -> Response:
         interaction, browser = await _load_interaction(core, request)
         form = await read_form(request)
         cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await flow.enrol_passkey(
+        result = await passkey_steps.enrol_passkey(
             core,
             interaction,
             await cookies.session(core, request),
