@@ -550,6 +550,35 @@ class FactorAccepted:
     redirect: Redirect | None = None
 
 
+@dataclass(frozen=True)
+class FactorStep:
+    """Where a factor's answer lands: whose factor it is, the amr they have so far, the payment it
+    confirms (dynamic linking) if any, and the page to show again when the answer is refused."""
+
+    client: Client
+    user: User
+    amr_so_far: list[str]
+    payment: list[dict[str, Any]] | None
+    page: ShowSecondFactor
+
+
+async def at_factor_step(
+    core: Core, interaction: Interaction, session: Session | None
+) -> FactorStep | ShowEnrolment | ShowLogin:
+    """The factor step an answer (a code, a passkey) is for; or the page the interaction is at
+    instead (sign-in when there is nobody, enrolment when the customer has no factor)."""
+    client = await client_of(core, interaction)
+    who = await factor_user(core, interaction, session)
+    if who is None:
+        return ShowLogin(interaction, client)
+    user, amr_so_far = who
+    payment = interaction.approved_details if interaction.pending_user_id is None else None
+    page = await factor_step(core, interaction, client, user, payment)
+    if isinstance(page, ShowEnrolment):
+        return page
+    return FactorStep(client, user, amr_so_far, payment, page)
+
+
 async def second_factor(
     core: Core,
     interaction: Interaction,
@@ -560,15 +589,10 @@ async def second_factor(
     password: str | None = None,
 ) -> FactorAccepted | ShowSecondFactor | ShowEnrolment | ShowLogin:
     """A code typed at the second factor step (sign-in, step-up or payment confirmation)."""
-    client = await client_of(core, interaction)
-    who = await factor_user(core, interaction, session)
-    if who is None:
-        return ShowLogin(interaction, client)
-    user, amr_so_far = who
-    payment = interaction.approved_details if interaction.pending_user_id is None else None
-    step = await factor_step(core, interaction, client, user, payment)
-    if isinstance(step, ShowEnrolment):
-        return step
+    at = await at_factor_step(core, interaction, session)
+    if not isinstance(at, FactorStep):
+        return at
+    client, user, amr_so_far, payment, step = at.client, at.user, at.amr_so_far, at.payment, at.page
     if step.password_needed:
         # The password again, for a payment confirmed on a session from before (both elements fresh).
         checked = await check_password(core, user.username, password or "", ip, client.client_id)

@@ -16,6 +16,7 @@ from fingrade.oauth.context import Core
 from fingrade.oauth.interaction import (
     EnrolmentDone,
     FactorAccepted,
+    FactorStep,
     Interaction,
     ShowEnrolment,
     ShowLogin,
@@ -23,6 +24,7 @@ from fingrade.oauth.interaction import (
     SignedIn,
     Step,
     active_user,
+    at_factor_step,
     client_of,
     confirm_payment,
     factor_signed_in,
@@ -234,15 +236,10 @@ async def passkey_second_factor(
     """A passkey at the factor step, as `second_factor` takes a code: after the password, for a
     step-up, or to confirm a payment. A payment's challenge was bound to its details hash (dynamic
     linking); a passkey with user verification is both elements, so no password is asked again."""
-    client = await client_of(core, interaction)
-    who = await factor_user(core, interaction, session)
-    if who is None:
-        return ShowLogin(interaction, client)
-    user, amr_so_far = who
-    payment = interaction.approved_details if interaction.pending_user_id is None else None
-    step = await factor_step(core, interaction, client, user, payment)
-    if isinstance(step, ShowEnrolment):
-        return step
+    at = await at_factor_step(core, interaction, session)
+    if not isinstance(at, FactorStep):
+        return at
+    client, user, amr_so_far, payment, step = at.client, at.user, at.amr_so_far, at.payment, at.page
     linked = dynamic_linking.details_hash(payment) if payment is not None else None
     checked = await _check_passkey(core, interaction, PASSKEY_FACTOR, credential, user, linked, ip, client.client_id)
     if isinstance(checked, factors.Refused):

@@ -3,6 +3,9 @@ of an interaction (oauth/interaction.py decides, these routes render), and sign-
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -145,6 +148,27 @@ async def _login_page(
     return with_retry_after(page, step.retry_after)
 
 
+FormHandler = Callable[[Core, Request, flow.Interaction, str, dict[str, str]], Awaitable[Response]]
+
+
+def _interaction_form(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of one of an interaction's forms: the interaction of the path, if this browser
+    started it; the form, with its CSRF token checked; an OAuthError shown as the error page."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        core = ctx.core(request)
+        try:
+            interaction, browser = await _load_interaction(core, request)
+            form = await read_form(request)
+            cookies.check_csrf(core, browser, _purpose(interaction.id), form)
+            return await handler(core, request, interaction, browser, form)
+        except OAuthError as exc:
+            return pages.error_page(core.issuer, exc)
+
+    return endpoint
+
+
 def _selection(form: dict[str, str]) -> flow.Selection:
     """Checkboxes account_1..account_N (distinct names: duplicated parameters are refused) and the
     debtor_account radio group."""
@@ -163,89 +187,73 @@ async def interaction_page(request: Request) -> Response:
         return pages.error_page(core.issuer, exc)
 
 
-async def login_submit(request: Request) -> Response:
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await flow.login(
-            core,
-            interaction,
-            form.get("username", ""),
-            form.get("password", ""),
-            ctx.client_ip(request),
-            cookies.device_cookie(request),
-        )
-        if isinstance(result, flow.ShowLogin):
-            return await _login_page(core, result, browser, form.get("username", "")[:100], result.status)
-        await cookies.end_session(core, request)  # a new sign-in replaces the old session
-        if isinstance(result, flow.SecondFactorDue):
-            return cookies.device_known(see_other(f"/interaction/{interaction.id}"), result.device_cookie)
-        return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+@_interaction_form
+async def login_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
+    result = await flow.login(
+        core,
+        interaction,
+        form.get("username", ""),
+        form.get("password", ""),
+        ctx.client_ip(request),
+        cookies.device_cookie(request),
+    )
+    if isinstance(result, flow.ShowLogin):
+        return await _login_page(core, result, browser, form.get("username", "")[:100], result.status)
+    await cookies.end_session(core, request)  # a new sign-in replaces the old session
+    if isinstance(result, flow.SecondFactorDue):
+        return cookies.device_known(see_other(f"/interaction/{interaction.id}"), result.device_cookie)
+    return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
 
 
-async def second_factor_submit(request: Request) -> Response:
+@_interaction_form
+async def second_factor_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
     """The code of the second factor step: a sign-in's second factor, a step-up, or a payment's
     confirmation (oauth/interaction.py second_factor)."""
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await flow.second_factor(
-            core,
-            interaction,
-            await cookies.session(core, request),
-            form.get("code", ""),
-            ctx.client_ip(request),
-            cookies.device_cookie(request) or "",
-            form.get("password"),
-        )
-        return await _factor_result(core, request, interaction, browser, result)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+    result = await flow.second_factor(
+        core,
+        interaction,
+        await cookies.session(core, request),
+        form.get("code", ""),
+        ctx.client_ip(request),
+        cookies.device_cookie(request) or "",
+        form.get("password"),
+    )
+    return await _factor_result(core, request, interaction, browser, result)
 
 
-async def passkey_login_submit(request: Request) -> Response:
+@_interaction_form
+async def passkey_login_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
     """A passkey on the login page, instead of the password (oauth/interaction.py passkey_sign_in)."""
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await passkey_steps.passkey_sign_in(
-            core, interaction, form.get("credential", ""), ctx.client_ip(request), cookies.device_cookie(request)
-        )
-        if isinstance(result, flow.ShowLogin):
-            return await _render_step(core, result, browser)
-        await cookies.end_session(core, request)  # a new sign-in replaces the old session
-        return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+    result = await passkey_steps.passkey_sign_in(
+        core, interaction, form.get("credential", ""), ctx.client_ip(request), cookies.device_cookie(request)
+    )
+    if isinstance(result, flow.ShowLogin):
+        return await _render_step(core, result, browser)
+    await cookies.end_session(core, request)  # a new sign-in replaces the old session
+    return cookies.signed_in(core, see_other(f"/interaction/{interaction.id}"), result)
 
 
-async def passkey_submit(request: Request) -> Response:
+@_interaction_form
+async def passkey_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
     """A passkey at the second factor step: a sign-in's second factor, a step-up, or a payment's
     confirmation (oauth/interaction.py passkey_second_factor)."""
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await passkey_steps.passkey_second_factor(
-            core,
-            interaction,
-            await cookies.session(core, request),
-            form.get("credential", ""),
-            ctx.client_ip(request),
-            cookies.device_cookie(request) or "",
-        )
-        return await _factor_result(core, request, interaction, browser, result)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+    result = await passkey_steps.passkey_second_factor(
+        core,
+        interaction,
+        await cookies.session(core, request),
+        form.get("credential", ""),
+        ctx.client_ip(request),
+        cookies.device_cookie(request) or "",
+    )
+    return await _factor_result(core, request, interaction, browser, result)
 
 
 async def _factor_result(
@@ -278,73 +286,61 @@ async def _enrolled(
     return cookies.signed_in(core, page, result.signed_in)
 
 
-async def passkey_enrol_submit(request: Request) -> Response:
+@_interaction_form
+async def passkey_enrol_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
     """A passkey created at the enrolment step (oauth/interaction.py enrol_passkey); then the
     recovery codes."""
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await passkey_steps.enrol_passkey(
-            core,
-            interaction,
-            await cookies.session(core, request),
-            form.get("credential", ""),
-            ctx.client_ip(request),
-            cookies.device_cookie(request) or "",
-        )
-        if not isinstance(result, flow.EnrolmentDone):
-            return await _render_step(core, result, browser)
-        return await _enrolled(core, request, interaction, result)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+    result = await passkey_steps.enrol_passkey(
+        core,
+        interaction,
+        await cookies.session(core, request),
+        form.get("credential", ""),
+        ctx.client_ip(request),
+        cookies.device_cookie(request) or "",
+    )
+    if not isinstance(result, flow.EnrolmentDone):
+        return await _render_step(core, result, browser)
+    return await _enrolled(core, request, interaction, result)
 
 
-async def enrol_submit(request: Request) -> Response:
+@_interaction_form
+async def enrol_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
     """Confirming the authenticator app offered at the enrolment step; then the recovery codes."""
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        result = await flow.enrol(
-            core,
-            interaction,
-            await cookies.session(core, request),
-            form.get("code", ""),
-            form.get("name", ""),
-            ctx.client_ip(request),
-            cookies.device_cookie(request) or "",
-        )
-        if not isinstance(result, flow.EnrolmentDone):
-            return await _render_step(core, result, browser)
-        return await _enrolled(core, request, interaction, result)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+    result = await flow.enrol(
+        core,
+        interaction,
+        await cookies.session(core, request),
+        form.get("code", ""),
+        form.get("name", ""),
+        ctx.client_ip(request),
+        cookies.device_cookie(request) or "",
+    )
+    if not isinstance(result, flow.EnrolmentDone):
+        return await _render_step(core, result, browser)
+    return await _enrolled(core, request, interaction, result)
 
 
-async def consent_submit(request: Request) -> Response:
-    core = ctx.core(request)
-    try:
-        interaction, browser = await _load_interaction(core, request)
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, _purpose(interaction.id), form)
-        decision = form.get("decision")
-        if decision not in ("approve", "deny"):
-            raise invalid_request("choose Allow or Deny")
-        step = await flow.decide(
-            core,
-            interaction,
-            await cookies.session(core, request),
-            decision == "approve",
-            ctx.client_ip(request),
-            _selection(form),
-            ctx.customer_accounts(request),
-        )
-        return await _render_step(core, step, browser, 400 if isinstance(step, flow.ShowConsent) else 200)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
+@_interaction_form
+async def consent_submit(
+    core: Core, request: Request, interaction: flow.Interaction, browser: str, form: dict[str, str]
+) -> Response:
+    decision = form.get("decision")
+    if decision not in ("approve", "deny"):
+        raise invalid_request("choose Allow or Deny")
+    step = await flow.decide(
+        core,
+        interaction,
+        await cookies.session(core, request),
+        decision == "approve",
+        ctx.client_ip(request),
+        _selection(form),
+        ctx.customer_accounts(request),
+    )
+    return await _render_step(core, step, browser, 400 if isinstance(step, flow.ShowConsent) else 200)
 
 
 async def logout(request: Request) -> Response:
