@@ -9,28 +9,23 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
-import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from support.memory_core import Clock, memory_core
 
-from fingrade.config import load_settings
 from fingrade.demo import DEMO_CLIENTS
 from fingrade.oauth import interaction as flow
 from fingrade.oauth.authorize import PageError, parse_request
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Session, User
 from fingrade.oauth.par import par_endpoint
-from fingrade.oauth.passwords import Passwords
-from fingrade.oauth.signing_keys import KeyManager
 from fingrade.oauth.token_endpoint import token_endpoint
 from fingrade.protocol.crypto import keyed_hash
 from fingrade.protocol.http import HttpRequest, HttpResponse
-from fingrade.protocol.sealing import Sealer
-from fingrade.store.memory import MemoryDurableStore, MemoryOneTimeStore
 
 pytestmark = [pytest.mark.par, pytest.mark.pkce, pytest.mark.refresh]
 
@@ -38,14 +33,6 @@ CLIENT = next(c for c in DEMO_CLIENTS if c.client_id == "demo-backend")  # confi
 SECRET = "s3cret-for-the-memory-store-tests"
 REDIRECT = CLIENT.redirect_uris[0]
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @dataclasses.dataclass
@@ -65,18 +52,8 @@ _LOOP = asyncio.new_event_loop()
 @pytest.fixture
 def world(tmp_path: Any) -> Iterator[World]:
     clock = Clock()
-    settings = load_settings(overrides={"data_dir": str(tmp_path), "issuer": "https://as.example.com"}, environ={})
-    store = MemoryDurableStore(clock)
-    core = Core(
-        settings=settings,
-        store=store,
-        onetime=MemoryOneTimeStore(clock),
-        keys=KeyManager(store),
-        server_key=os.urandom(32),
-        passwords=Passwords(1, 8192, 1),
-        clock=clock,
-        sealer=Sealer(os.urandom(32)),
-    )
+    core = memory_core(tmp_path, clock)
+    store = core.store
     run = _LOOP.run_until_complete
     run(core.keys.ensure_keys())
     client = dataclasses.replace(CLIENT, created_at=clock.now, updated_at=clock.now)

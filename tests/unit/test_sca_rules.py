@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.details import payment
+from support.memory_core import Clock, memory_core
 
 from fingrade.bank.payments import PaymentRefused, check_strong_authentication
 from fingrade.config import ConfigError, load_settings
@@ -26,11 +26,7 @@ from fingrade.oauth.authn_level import ACR_PASSWORD, ACR_SCA
 from fingrade.oauth.claims_request import parse
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Factor, FactorKind, Grant, User
-from fingrade.oauth.passwords import Passwords
-from fingrade.oauth.signing_keys import KeyManager
 from fingrade.protocol.errors import OAuthError
-from fingrade.protocol.sealing import Sealer
-from fingrade.store.memory import MemoryDurableStore, MemoryOneTimeStore
 
 pytestmark = [pytest.mark.sca, pytest.mark.login]
 
@@ -246,14 +242,6 @@ def test_the_bank_executes_only_payments_whose_sca_covers_them() -> None:
 # -- checking codes: replay, throttling, recovery codes ------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_010
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @dataclasses.dataclass
 class World:
     core: Core
@@ -264,19 +252,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Any) -> Iterator[World]:
-    clock = Clock()
-    settings = load_settings(overrides={"data_dir": str(tmp_path), "issuer": "https://as.example.com"}, environ={})
-    store = MemoryDurableStore(clock)
-    core = Core(
-        settings=settings,
-        store=store,
-        onetime=MemoryOneTimeStore(clock),
-        keys=KeyManager(store),
-        server_key=os.urandom(32),
-        passwords=Passwords(1, 8192, 1),
-        clock=clock,
-        sealer=Sealer(os.urandom(32)),
-    )
+    clock = Clock(1800000010)
+    core = memory_core(tmp_path, clock)
+    store = core.store
     user = User(id="u_alice", username="alice", password_hash="x", created_at=clock.now)
     run(store.save_user(user))
     secret = totp.new_secret()
