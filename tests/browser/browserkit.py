@@ -13,15 +13,17 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from playwright.sync_api import Browser, Page, Playwright, Response, Route
+from playwright.sync_api import Browser, Page, Playwright, Response, Route, expect
 from support.bank import Fintech
 from support.flow import Authorized, authorize_url, pkce_pair, query_of
+from support.sca import Authenticator
 from support.server import DEMO_PASSWORD, Server
 
 CHROMIUM = os.environ.get("FINGRADE_CHROMIUM", "/usr/bin/chromium")
@@ -266,6 +268,19 @@ def on_login_page(page: Page) -> bool:
     )
 
 
+def on_factor_page(page: Page) -> bool:
+    return page.locator('input[name="code"]').count() == 1
+
+
+def type_code(page: Page, app: Authenticator, button: str, person: Person = ALICE) -> None:
+    """Type the authenticator app's current code into the second-factor page (and the password, when
+    it asks: a payment confirmed on a session from before) and submit it."""
+    if page.locator('input[name="password"]').count():
+        page.get_by_label("Password").fill(person.password)
+    page.get_by_label("Code from your authenticator app").fill(app.next_code(int(time.time())))
+    page.get_by_role("button", name=button).click()
+
+
 def on_consent_page(page: Page) -> bool:
     return page.locator('button[name="decision"][value="approve"]').count() == 1
 
@@ -281,13 +296,16 @@ def fintech_connects(
     person: Person = ALICE,
     choose: Callable[[Page], None] | None = None,
     login: bool | None = None,
+    authenticator: Authenticator | None = None,
 ) -> dict[str, Any]:
     """One authorization of a FAPI 2.0 app: the app pushes its request (PAR with private_key_jwt and a
     DPoP proof), Chromium opens /authorize with only client_id and request_uri (FAPI 2.0 SP 5.3.3.2),
     signs in if asked (`login`: True, the login page must come; False, it must not, the session
     holds; None, either), `choose(page)` picks accounts on the consent page, Allow. The app's redirect
     URI (a stub route: nothing listens there) receives code, state and iss (RFC 9207), and the app
-    redeems the code with a DPoP proof. Returns the token response."""
+    redeems the code with a DPoP proof. With `authenticator` (the customer's app, on a server with
+    strong customer authentication) she types its codes: after the password, and to confirm a
+    payment, whose amount and payee the page shows. Returns the token response."""
     fc = fintech.client
     arrived: list[str] = []
 
@@ -308,10 +326,18 @@ def fintech_connects(
             assert login is None or asked == login, f"login page shown: {asked}"
             if asked:
                 sign_in(page, person)
+            if authenticator is not None and on_factor_page(page):
+                type_code(page, authenticator, "Continue", person)
             assert on_consent_page(page)
             if choose is not None:
                 choose(page)
             page.get_by_role("button", name="Allow").click()
+            if authenticator is not None and any(d["type"] == "payment_initiation" for d in details):
+                for d in details:
+                    amount = d["instructedAmount"]["amount"]
+                    expect(page.locator(".payment-confirmation")).to_contain_text(amount)
+                    expect(page.locator(".payment-confirmation")).to_contain_text(d["creditorName"])
+                type_code(page, authenticator, "Confirm payment", person)
             page.wait_for_url(fc.redirect_uri + "?**")
             back = query_of(arrived[-1])
             assert back["state"] == params["state"] and back["iss"] == fintech.server.issuer, back

@@ -4,7 +4,11 @@ fintech developer: a FAPI 2.0 app (private_key_jwt, DPoP, PAR) asks for account 
 and allows → the app redeems the code and reads that account (balances; transactions by date range,
 page by page) and nothing else → a second PAR for a `payment_initiation` → the customer picks the
 account to pay from → the app pays with an Idempotency-Key, asks the status and sees the debit in the
-balances → the customer revokes the app on /account/connections and the bank API answers 401."""
+balances → the customer revokes the app on /account/connections and the bank API answers 401.
+
+On a server with strong customer authentication on (its default): alice signs in with her password
+and a code from her authenticator app, and confirms the payment with a fresh code on a page that
+shows its amount and payee (docs/sca.md); the bank pays only what she confirmed."""
 
 from __future__ import annotations
 
@@ -12,17 +16,34 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import httpx
 import pytest
 from browserkit import fintech_connects
 from playwright.sync_api import BrowserContext, Page, expect
+from support.backends import BACKENDS
 from support.bank import PREFIX, Fintech, account_information, payment_body, payment_initiation
-from support.server import Server
+from support.sca import SCA_ON, Authenticator
+from support.server import Server, drop_pg_database, start_server
 
-pytestmark = [pytest.mark.bank, pytest.mark.payments]
+pytestmark = [pytest.mark.bank, pytest.mark.payments, pytest.mark.sca]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """This module's own server, with strong customer authentication on (the shared one runs with it
+    off); made before Playwright starts (its PostgreSQL database needs asyncio.run)."""
+    backend = str(request.param)
+    srv = start_server(tmp_path_factory.mktemp(f"journey-{backend}"), backend=backend, extra_env=SCA_ON)
+    yield srv
+    srv.stop()
+    if srv.backend == "postgres":
+        drop_pg_database(srv.env["FINGRADE_DATABASE_URL"])
+
+
+APP = Authenticator(wait=True)  # alice's authenticator app: each code once, waiting for the next
 
 SHARED, OTHER = "Rainy day savings", "Everyday account"  # alice's demo accounts (bank/demo.py)
 
@@ -75,7 +96,7 @@ def account_ids(server: Server, tmp: pytest.TempPathFactory) -> dict[str, str]:
     """{IBAN: AccountId} of all of alice's accounts, as the bank knows them: the test's own view,
     through another app she lets see everything (no database peeking from a Playwright thread)."""
     oracle = Fintech(server, tmp.mktemp("journey-oracle"))
-    token = oracle.token(account_information(("accounts",)))  # the consent form as it comes: all ticked
+    token = oracle.token(account_information(("accounts",)), app=APP)  # the consent form as it comes: all ticked
     with server.client() as http:
         resp = oracle.get(http, "/accounts", token)
     assert resp.status_code == 200, resp.text
@@ -107,7 +128,13 @@ def test_journey_par_login_account_selection_consent_api_payment_revocation(
         chosen["iban"], chosen["other"] = iban_of(p, "checkbox", SHARED), iban_of(p, "checkbox", OTHER)
 
     ais = fintech_connects(
-        page, fintech, [account_information()], "openid accounts", choose=share_savings_only, login=True
+        page,
+        fintech,
+        [account_information()],
+        "openid accounts",
+        choose=share_savings_only,
+        login=True,
+        authenticator=APP,
     )
     # RFC 9396 §7.1: the AS wrote the customer's choice into the approved detail.
     assert ais["authorization_details"][0]["accounts"] == [{"iban": chosen["iban"]}]
@@ -150,7 +177,9 @@ def test_journey_par_login_account_selection_consent_api_payment_revocation(
         expect(group.get_by_role("radio").first).to_be_checked()  # the first account, at first
         group.get_by_role("radio", name=re.compile("^" + SHARED)).check()
 
-    pis = fintech_connects(page, fintech, [detail], "openid payments", choose=pay_from_savings, login=False)
+    pis = fintech_connects(
+        page, fintech, [detail], "openid payments", choose=pay_from_savings, login=False, authenticator=APP
+    )
     assert pis["authorization_details"][0]["debtorAccount"] == {"iban": chosen["iban"]}
     pay_token, key = pis["access_token"], str(uuid.uuid4())
     with server.client() as http:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -64,15 +65,19 @@ class Authenticator:
     """An authenticator app: its secret, and the time steps whose codes it has shown already (the
     server accepts each once, RFC 6238 §5.2), so that the next code is always a fresh one."""
 
-    def __init__(self, secret: bytes = DEMO_TOTP) -> None:
+    def __init__(self, secret: bytes = DEMO_TOTP, wait: bool = False) -> None:
         self.secret = secret
         self.used: set[int] = set()
+        self.wait = wait  # on the wall clock: wait for the next step rather than fail
 
     def next_code(self, now: int) -> str:
         for step in (now // 30, now // 30 + 1):  # the window reaches one step ahead (a clock a bit fast)
             if step not in self.used:
                 self.used.add(step)
                 return totp.code_at(self.secret, step * 30)
+        if self.wait:  # a customer waits for the app to show a new code
+            time.sleep(30 - now % 30 + 1)
+            return self.next_code(int(time.time()))
         raise AssertionError("both steps of the window are used: move the clock on")
 
 
