@@ -18,6 +18,8 @@ from support.operator import new_user
 from support.sca import SCA_ON, Authenticator, code, offered_secret, recovery_codes
 from support.server import DEMO_PASSWORD
 
+from fingrade.oauth.models import Factor, FactorKind
+
 pytestmark = [pytest.mark.sca, pytest.mark.login]
 
 SESSION = "__Host-fg_session"
@@ -278,3 +280,22 @@ def test_bad_inputs_get_a_clean_page(sca_server: InProcessServer) -> None:
     _password(fresh, "alice", DEMO_PASSWORD)
     assert fresh.post("/account/second-factor", data={"code": "000000"}).status_code == 403
     assert fresh.post("/account/enrol", data={"code": "000000", "csrf_token": "x"}).status_code == 403
+
+
+def test_a_customer_with_only_passkeys_is_told_to_use_a_recovery_code(sca_server: InProcessServer) -> None:
+    username, password = new_user(sca_server)
+    assert sca_server.core is not None
+    passkey = Factor(
+        id="pk1",
+        user_id=user_id(sca_server, username),
+        kind=FactorKind.PASSKEY,
+        name="Laptop",
+        created_at=sca_server.clock(),
+        credential_id=b"\x01" * 16,
+        credential=b"\x00",
+    )
+    assert sca_server.call(sca_server.core.store.add_factor(passkey, 10))
+    browser = sca_server.client()
+    _password(browser, username, password)
+    page = browser.get("/account/second-factor")
+    assert page.status_code == 200 and "Passkeys cannot be used on this page yet" in page.text

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from fingrade.oauth import account_sign_in as account
 from fingrade.oauth import interaction as flow
 from fingrade.oauth.context import Core
+from fingrade.oauth.models import FactorKind
 from fingrade.protocol.crypto import token_hash
 from fingrade.protocol.errors import OAuthError
 from fingrade.web import cookies, pages
@@ -93,8 +94,9 @@ async def _pending(core: Core, request: Request) -> tuple[account.Pending, str] 
 def _render(core: Core, step: account.Step, browser: str) -> Response:
     csrf = cookies.csrf_token(core, browser, _purpose(step.pending.id))
     if isinstance(step, account.ShowCode):
+        passkeys_only = all(f.kind == FactorKind.PASSKEY for f in step.factors)
         page = pages.account_second_factor_page(
-            core.issuer, SECOND_FACTOR, csrf, step.error, step.status if step.error else 200
+            core.issuer, SECOND_FACTOR, csrf, step.error, step.status if step.error else 200, passkeys_only
         )
     else:
         page = pages.enrolment_page(

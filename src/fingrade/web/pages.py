@@ -285,9 +285,10 @@ def account_login_page(
 
 
 def account_second_factor_page(
-    issuer: str, form_action: str, csrf: str, error: str | None = None, status: int = 200
+    issuer: str, form_action: str, csrf: str, error: str | None = None, status: int = 200, passkeys_only: bool = False
 ) -> HTMLResponse:
-    """The second factor of a sign-in to the customer's own pages: a code or a recovery code."""
+    """The second factor of a sign-in to the customer's own pages: a code or a recovery code (no
+    passkey here: `passkeys_only` says so to a customer who has nothing else)."""
     return _render(
         "second_factor.html",
         status,
@@ -300,6 +301,7 @@ def account_second_factor_page(
         payments=None,
         password_needed=False,
         error=error,
+        passkeys_only=passkeys_only,
     )
 
 
