@@ -30,7 +30,8 @@ from schemathesis import GenerationMode, checks
 from starlette.routing import Mount, Route
 from support.bank import Fintech, account_information
 from support.dpop import DPoPKey
-from support.flow import pkce_pair
+from support.flow import CSRF, pkce_pair
+from support.operator import new_user
 from support.pages import authorize_query, browser_form, interaction
 from support.sca import code as sca_code
 from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
@@ -38,6 +39,7 @@ from support.server import DEMO_PASSWORD, DEMO_SECRET, Server
 from fingrade.bank.context import PREFIX as BANK_PREFIX
 from fingrade.bank.openapi import route_template
 from fingrade.config import load_settings
+from fingrade.oauth import totp
 from fingrade.web.app import create_app
 from fingrade.web.openapi import openapi_document
 
@@ -354,6 +356,13 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
             if method == "POST"
             else {},
         )
+    if path in ("/account/second-factor", "/account/enrol"):
+        # The shared server runs with SCA off: a password signs in at once, so no sign-in ever waits
+        # for its second factor here and these answer 303 to /account/login (test_sca_account.py has
+        # them with SCA on).
+        return Credentials()
+    if path.startswith("/account/security"):
+        return _security_credentials(server, path, method)
     if path.startswith("/account/connections"):
         form = browser_form(server, "/account/connections", sign_in=True)
         return Credentials(
@@ -365,6 +374,46 @@ def _credentials(path: str, method: str, request: pytest.FixtureRequest) -> Cred
     if path == "/static/{path}":
         return Credentials(real={"path_parameters": {"path": "style.css"}})
     return Credentials()
+
+
+def _security_credentials(server: Server, path: str, method: str) -> Credentials:
+    """A customer of their own (nobody else's factors change) signed in to the security page, with an
+    authenticator app added there; for adding another, a fresh offer and its current code; for
+    removing, a second app to remove."""
+    username, password = new_user(server)
+    with server.client(follow_redirects=False) as browser:
+        page = browser.get("/account/login")
+        signed = browser.post(
+            "/account/login",
+            data={"username": username, "password": password, "csrf_token": CSRF.search(page.text).group(1)},
+        )
+        assert signed.status_code == 303, signed.text
+
+        def add_app() -> dict[str, str]:
+            offer = browser.get("/account/security/add-app")
+            key = re.search(r'<code id="totp-key">([A-Z2-7 ]+)</code>', offer.text).group(1).replace(" ", "")
+            secret = base64.b32decode(key + "=" * (-len(key) % 8))
+            return {
+                "csrf_token": CSRF.search(offer.text).group(1),
+                "enrolment": re.search(r'name="enrolment" value="([^"]+)"', offer.text).group(1),
+                "code": totp.code_at(secret, int(time.time())),
+                "password": password,
+            }
+
+        assert browser.post("/account/security/add-app", data=add_app()).status_code == 200  # recovery codes
+        body: dict[str, str] = {}
+        if path == "/account/security/add-app" and method == "POST":
+            body = add_app()
+        elif path == "/account/security/remove":
+            before = set(re.findall(r'name="factor_id" value="([^"]+)"', browser.get("/account/security").text))
+            assert browser.post("/account/security/add-app", data=add_app()).status_code == 303
+            page = browser.get("/account/security")
+            (added,) = set(re.findall(r'name="factor_id" value="([^"]+)"', page.text)) - before
+            body = {"csrf_token": CSRF.search(page.text).group(1), "factor_id": added, "password": password}
+        elif path == "/account/security/recovery-codes":
+            page = browser.get("/account/security")
+            body = {"csrf_token": CSRF.search(page.text).group(1), "password": password}
+        return Credentials(cookies=dict(browser.cookies.items()), real={"body": body} if method == "POST" else {})
 
 
 # -- schemathesis against the live server ------------------------------------------------------------

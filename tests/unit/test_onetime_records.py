@@ -32,6 +32,8 @@ STORED_KINDS = {
     "TOTP_STEP": "totp_step",
     "FACTOR_FAILURES": "factor_fail",
     "PASSKEY_CEREMONY": "passkey_ceremony",
+    "ACCOUNT_SIGN_IN": "account_sign_in",
+    "ACCOUNT_ENROLMENT": "account_enrolment",
 }
 
 # A code's record as issued by authorize.issue_code (every field written).

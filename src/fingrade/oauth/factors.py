@@ -205,17 +205,17 @@ async def confirm_totp(
         return Refused(f"You have {core.settings.max_factors} ways to confirm it's you. Remove one first.", 409)
     # The code that confirmed the enrolment is used: it cannot also sign in.
     await core.onetime.add(OneTimeKind.TOTP_STEP, f"{factor.id}|{step}", ttl=_STEP_MEMORY)
-    codes = await renew_recovery_codes(core, user_id) if first else None
+    codes = await renew_recovery_codes(core, user_id, ip) if first else None
     await core.store.audit("factor_enrolled", now, user_id=user_id, ip=ip, detail={"kind": "totp", "factor": factor.id})
     return Enrolled(factor, codes)
 
 
-async def renew_recovery_codes(core: Core, user_id: str) -> list[str]:
+async def renew_recovery_codes(core: Core, user_id: str, ip: str | None = None) -> list[str]:
     """New recovery codes, replacing the old ones; returned once, stored as keyed hashes."""
     codes = recovery_codes.generate()
     hashes = [recovery_codes.code_hash(core.server_key, recovery_codes.normalise(c) or "") for c in codes]
     await core.store.set_recovery_codes(user_id, hashes, core.clock())
-    await core.store.audit("recovery_codes_renewed", core.clock(), user_id=user_id)
+    await core.store.audit("recovery_codes_renewed", core.clock(), user_id=user_id, ip=ip)
     return codes
 
 

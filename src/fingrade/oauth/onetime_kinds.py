@@ -28,3 +28,6 @@ class OneTimeKind(StrEnum):
     TOTP_STEP = "totp_step"  # RFC 6238 §5.2: a time step's code accepted once per factor
     FACTOR_FAILURES = "factor_fail"  # wrong second-factor codes of one customer, throttled like passwords
     PASSKEY_CEREMONY = "passkey_ceremony"  # a WebAuthn challenge in flight, taken once (passkeys.py)
+    # The customer's own pages (account_sign_in.py, account_security.py).
+    ACCOUNT_SIGN_IN = "account_sign_in"  # a password accepted, the second factor still due
+    ACCOUNT_ENROLMENT = "account_enrolment"  # an authenticator app offered on the security page, added once

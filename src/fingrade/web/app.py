@@ -3,7 +3,8 @@ runs beside the routes, composed from the web layer's modules:
 
 - oauth_routes.py: discovery, JWKS and the back-channel endpoints (token, PAR, userinfo, ...);
 - interaction_routes.py: the authorization endpoint, sign-in and consent pages, sign-out;
-- dashboard.py: the customer's account area (connected apps);
+- dashboard.py, account_sign_in.py, security_page.py: the customer's account area (connected apps,
+  its strong sign-in, the second factors);
 - cookies.py, forms.py, cors.py: the browser's cookies and CSRF check, forms, CORS;
 - errors.py, health.py, housekeeping.py: failure answers, liveness and readiness, the janitor;
 - bank_wiring.py: the bank API in this process (role all) and the customer-accounts port.
@@ -35,7 +36,17 @@ from fingrade.protocol.failures import ErrorBoundary
 from fingrade.runtime import build_core, close_core
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
-from fingrade.web import bank_wiring, dashboard, health, housekeeping, interaction_routes, oauth_routes, pages
+from fingrade.web import (
+    account_sign_in,
+    bank_wiring,
+    dashboard,
+    health,
+    housekeeping,
+    interaction_routes,
+    oauth_routes,
+    pages,
+    security_page,
+)
 from fingrade.web import request_context as ctx
 from fingrade.web.errors import not_found, render_failure
 from fingrade.web.openapi import openapi
@@ -80,7 +91,13 @@ def _routes() -> list[BaseRoute]:
         Route("/interaction/{iid}/passkey", interaction_routes.passkey_submit, methods=["POST"]),
         Route("/interaction/{iid}/enrol-passkey", interaction_routes.passkey_enrol_submit, methods=["POST"]),
         Route("/logout", interaction_routes.logout, methods=["GET", "POST"]),
-        Route(pages.ACCOUNT_LOGIN, dashboard.account_login, methods=["GET", "POST"]),
+        Route(pages.ACCOUNT_LOGIN, account_sign_in.account_login, methods=["GET", "POST"]),
+        Route(account_sign_in.SECOND_FACTOR, account_sign_in.second_factor, methods=["GET", "POST"]),
+        Route(account_sign_in.ENROL, account_sign_in.enrol_submit, methods=["POST"]),
+        Route(security_page.SECURITY, security_page.security_page, methods=["GET"]),
+        Route(security_page.REMOVE, security_page.remove_submit, methods=["POST"]),
+        Route(security_page.ADD_APP, security_page.add_app, methods=["GET", "POST"]),
+        Route(security_page.RECOVERY_CODES, security_page.recovery_codes_submit, methods=["POST"]),
         Route(dashboard.CONNECTIONS, dashboard.connections_page, methods=["GET"]),
         Route(dashboard.CONNECTIONS + "/revoke", dashboard.connections_revoke, methods=["POST"]),
         Route("/token", oauth_routes.token, methods=ALL),

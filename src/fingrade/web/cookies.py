@@ -3,6 +3,8 @@
 - `__Host-fg_browser`: a random secret that binds an interaction to the browser that started it and
   keys this browser's CSRF tokens; set by the first page that needs it, for the browser's session.
 - `__Host-fg_session`: the sign-in session (oauth/interaction.py `authenticate`), `session_ttl`.
+- `__Host-fg_account_sign_in`: the id of a sign-in to the customer's own pages whose password was
+  right and whose second factor is due (oauth/account_sign_in.py), `interaction_ttl`.
 - `__Host-fg_device`: the device cookie that lets this browser past the account's shared throttling
   counter next time (oauth/login_throttle.py), `DEVICE_TTL`.
 
@@ -23,11 +25,13 @@ from fingrade.protocol.crypto import new_token, token_hash
 from fingrade.protocol.errors import OAuthError
 
 SESSION_COOKIE = "__Host-fg_session"
+ACCOUNT_SIGN_IN_COOKIE = "__Host-fg_account_sign_in"
 BROWSER_COOKIE = "__Host-fg_browser"
 MAX_VALUE = 100
 FORM_EXPIRED = "the form has expired; go back and try again"
 
 __all__ = [
+    "ACCOUNT_SIGN_IN_COOKIE",
     "BROWSER_COOKIE",
     "DEVICE_COOKIE",
     "FORM_EXPIRED",
@@ -36,7 +40,10 @@ __all__ = [
     "browser_secret_or_new",
     "check_csrf",
     "csrf_token",
+    "account_sign_in",
     "device_cookie",
+    "forget_account_sign_in",
+    "remember_account_sign_in",
     "end_session",
     "remember_browser",
     "session",
@@ -115,6 +122,21 @@ def device_known(response: Response, device_cookie: str) -> Response:
 
 def signed_out(response: Response) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+def account_sign_in(request: Request) -> str:
+    """The id of this browser's waiting account sign-in; "" without one."""
+    return _value(request, ACCOUNT_SIGN_IN_COOKIE)
+
+
+def remember_account_sign_in(core: Core, response: Response, pending_id: str) -> Response:
+    _set(response, ACCOUNT_SIGN_IN_COOKIE, pending_id, core.settings.interaction_ttl)
+    return response
+
+
+def forget_account_sign_in(response: Response) -> Response:
+    response.delete_cookie(ACCOUNT_SIGN_IN_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
 
 

@@ -1,5 +1,6 @@
-"""The customer's own account area: sign-in to it, the connected apps (/account/connections) and
-revoking an app's access (oauth/consent_lifecycle.py)."""
+"""The customer's own account area: the connected apps (/account/connections) and revoking an app's
+access (oauth/consent_lifecycle.py). Signing in to it is account_sign_in.py; the second factors are
+security_page.py."""
 
 from __future__ import annotations
 
@@ -8,59 +9,30 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fingrade.oauth import account_sign_in as account
 from fingrade.oauth import consent_lifecycle as consents
 from fingrade.oauth import interaction as flow
 from fingrade.oauth.context import Core
 from fingrade.protocol.errors import OAuthError, invalid_request
 from fingrade.web import cookies, pages
 from fingrade.web import request_context as ctx
-from fingrade.web.forms import read_form, see_other, with_retry_after
+from fingrade.web.forms import read_form, see_other
 
 CONNECTIONS = "/account/connections"
 REVOKED_NOTICE_SECONDS = 300
-
-
-async def account_login(request: Request) -> Response:
-    core = ctx.core(request)
-    if await cookies.session(core, request) is not None and request.method == "GET":
-        return see_other(CONNECTIONS)
-    if request.method == "GET":
-        browser, fresh = cookies.browser_secret_or_new(request)
-        page = pages.account_login_page(core.issuer, cookies.csrf_token(core, browser, "account-login"))
-        return cookies.remember_browser(page, fresh)
-    browser = cookies.browser_secret(request)
-    try:
-        form = await read_form(request)
-        cookies.check_csrf(core, browser, "account-login", form)
-    except OAuthError as exc:
-        return pages.error_page(core.issuer, exc)
-    result = await flow.authenticate(
-        core,
-        form.get("username", ""),
-        form.get("password", ""),
-        ctx.client_ip(request),
-        device_cookie=cookies.device_cookie(request),
-    )
-    if isinstance(result, flow.LoginRefused):
-        return with_retry_after(
-            pages.account_login_page(
-                core.issuer,
-                cookies.csrf_token(core, browser, "account-login"),
-                result.message,
-                form.get("username", "")[:100],
-                status=result.status,
-            ),
-            result.retry_after,
-        )
-    await cookies.end_session(core, request)  # a new sign-in replaces the old session
-    return cookies.signed_in(core, see_other(CONNECTIONS), result)
 
 
 async def connections_page(request: Request) -> Response:
     core = ctx.core(request)
     session = await cookies.session(core, request)
     user = await core.store.get_user(session.user_id) if session else None
-    if session is None or user is None or user.disabled:
+    # A session from before SCA was required is not enough: sign in again.
+    if (
+        session is None
+        or user is None
+        or user.disabled
+        or not account.session_enough(core.settings, session, "connections")
+    ):
         return see_other(pages.ACCOUNT_LOGIN)
     browser, fresh = cookies.browser_secret_or_new(request)
     notice = ""
@@ -77,7 +49,7 @@ async def connections_page(request: Request) -> Response:
 async def connections_revoke(request: Request) -> Response:
     core = ctx.core(request)
     session = await cookies.session(core, request)
-    if session is None:
+    if session is None or not account.session_enough(core.settings, session, "connections"):
         return see_other(pages.ACCOUNT_LOGIN)
     browser = cookies.browser_secret(request)
     try:

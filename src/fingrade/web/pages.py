@@ -16,7 +16,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from fingrade.oauth import totp
-from fingrade.oauth.models import Client, User
+from fingrade.oauth.models import Client, Factor, FactorKind, User
 from fingrade.oauth.offline_access import consent_scopes
 from fingrade.oauth.profiles import identity_assured
 from fingrade.protocol.errors import OAuthError
@@ -231,7 +231,12 @@ def enrolment_page(
     status: int = 200,
     passkey: dict[str, Any] | None = None,
     passkey_action: str | None = None,
+    sealed_offer: str | None = None,
+    heading: str | None = None,
+    back_url: str | None = None,
 ) -> HTMLResponse:
+    """`sealed_offer`: the offered secret as the form carries it back (the security page's
+    add-an-app form); an interaction keeps it server-side instead."""
     offer = passkey is not None and passkey_action is not None
     return _render(
         "enrol.html",
@@ -239,6 +244,9 @@ def enrolment_page(
         page_csp(redirect_uri, script=offer),
         issuer,
         form_action=form_action,
+        offer=sealed_offer,
+        heading=heading,
+        back_url=back_url,
         passkey_options=_passkey_json(passkey) if offer else None,
         passkey_action=passkey_action,
         passkey_script=PASSKEY_SCRIPT,
@@ -255,7 +263,12 @@ def recovery_codes_page(issuer: str, codes: list[str], next_url: str) -> HTMLRes
 
 
 def account_login_page(
-    issuer: str, csrf: str, error: str | None = None, username: str = "", status: int = 200
+    issuer: str,
+    csrf: str,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+    form_action: str = ACCOUNT_LOGIN,
 ) -> HTMLResponse:
     """Sign-in for the customer's own pages (no app involved, so no redirect target)."""
     return _render(
@@ -263,11 +276,84 @@ def account_login_page(
         status,
         page_csp(),
         issuer,
-        form_action=ACCOUNT_LOGIN,
+        form_action=form_action,
         client_name="",
         csrf_token=csrf,
         error=error,
         username=username,
+    )
+
+
+def account_second_factor_page(
+    issuer: str, form_action: str, csrf: str, error: str | None = None, status: int = 200, passkeys_only: bool = False
+) -> HTMLResponse:
+    """The second factor of a sign-in to the customer's own pages: a code or a recovery code (no
+    passkey here: `passkeys_only` says so to a customer who has nothing else)."""
+    return _render(
+        "second_factor.html",
+        status,
+        page_csp(),
+        issuer,
+        form_action=form_action,
+        iid="",
+        client_name="",
+        csrf_token=csrf,
+        payments=None,
+        password_needed=False,
+        error=error,
+        passkeys_only=passkeys_only,
+    )
+
+
+FACTOR_KINDS = {FactorKind.TOTP: "Authenticator app", FactorKind.PASSKEY: "Passkey"}
+
+
+def _when(ts: int) -> tuple[str, str]:
+    """A moment in words for the page, and in ISO 8601 for <time datetime>."""
+    at = datetime.fromtimestamp(ts, UTC)
+    return at.strftime("%-d %B %Y, %H:%M UTC"), at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def security_page(
+    issuer: str,
+    user: User,
+    factors: list[Factor],
+    recovery_codes_left: int,
+    csrf: str,
+    last_removable: bool,
+    notice: str = "",
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The customer's second factors and recovery codes, with the forms that change them.
+    `last_removable`: whether the only factor may go (not when SCA is required)."""
+    lines = []
+    for f in factors:
+        added, added_iso = _when(f.created_at)
+        used, used_iso = _when(f.last_used_at) if f.last_used_at is not None else ("", "")
+        lines.append(
+            {
+                "id": f.id,
+                "kind": FACTOR_KINDS.get(f.kind, "Second step"),
+                "name": f.name,
+                "added": added,
+                "added_iso": added_iso,
+                "last_used": used,
+                "last_used_iso": used_iso,
+                "removable": len(factors) > 1 or last_removable,
+            }
+        )
+    return _render(
+        "security.html",
+        status,
+        page_csp(),
+        issuer,
+        user_name=user.name or user.username,
+        factors=lines,
+        recovery_codes_left=recovery_codes_left,
+        csrf_token=csrf,
+        notice=notice,
+        error=error,
     )
 
 
