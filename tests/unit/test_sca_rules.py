@@ -172,10 +172,15 @@ def test_claims_parameter_essential_acr() -> None:
     assert parse(json.dumps({"id_token": {"acr": {"essential": True, "value": ACR_SCA}}})).essential_acr == [ACR_SCA]
     assert parse(json.dumps({"id_token": {"acr": {"values": [ACR_SCA]}}})).essential_acr is None  # voluntary
     assert parse(json.dumps({"userinfo": {"acr": {"essential": True, "value": ACR_SCA}}})).essential_acr is None
-    with pytest.raises(OAuthError):
-        parse(json.dumps({"id_token": {"acr": {"essential": True}}}))
-    with pytest.raises(OAuthError):
-        parse(json.dumps({"id_token": {"acr": {"essential": True, "values": [1]}}}))
+    # Essential without a value: any acr will do (UK Open Banking clients ask this way).
+    assert parse(json.dumps({"id_token": {"acr": {"essential": True}}})).essential_acr is None
+    for bad in (
+        {"essential": True, "values": [1]},
+        {"essential": True, "values": []},
+        {"essential": True, "value": ""},
+    ):
+        with pytest.raises(OAuthError):
+            parse(json.dumps({"id_token": {"acr": bad}}))
 
 
 def test_settings_are_checked() -> None:

@@ -33,8 +33,8 @@ def intent_id(raw: str) -> str | None:
 
 def parse(raw: str) -> ClaimsRequest:
     """What this server acts on in a `claims` parameter. Raises invalid_request when the parameter
-    is not a §5.5 claims request, names two different consents, or asks for an essential acr
-    without a value."""
+    is not a §5.5 claims request, names two different consents, or gives an essential acr values
+    that are not strings."""
     try:
         value = strict_json.loads(raw)  # repeated members refused: parsers disagree on which value wins
     except strict_json.JsonError as exc:
@@ -67,10 +67,13 @@ def parse(raw: str) -> ClaimsRequest:
                     raise invalid_request(f"{INTENT_CLAIM} needs one value: the consent id")
                 found.add(spec["value"])
             if name == "acr" and member == "id_token" and spec.get("essential") is True:
-                values = spec["values"] if "values" in spec else [spec.get("value")]
-                if not values or not all(isinstance(v, str) and v for v in values):
-                    raise invalid_request("an essential acr needs its value or values")
-                acr = [str(v) for v in values]
+                # §5.5.1.1: with a value or values, the acr issued must be one of them; without, any
+                # acr will do (every ID token carries one).
+                if "values" in spec or "value" in spec:
+                    values = spec["values"] if "values" in spec else [spec["value"]]
+                    if not values or not all(isinstance(v, str) and v for v in values):
+                        raise invalid_request("the values of an essential acr must be non-empty strings")
+                    acr = [str(v) for v in values]
     if len(found) > 1:
         raise invalid_request(f"{INTENT_CLAIM} names two different consents")
     return ClaimsRequest(found.pop() if found else None, acr)
