@@ -24,7 +24,7 @@ from test_login_consent import redeem
 
 from fingrade.finance.dynamic_linking import details_hash
 
-pytestmark = [pytest.mark.login, pytest.mark.payments]
+pytestmark = [pytest.mark.sca, pytest.mark.login, pytest.mark.payments]
 
 ACR_SCA = "urn:fingrade:acr:sca"
 BACKEND_REDIRECT = "https://localhost:9443/callback"  # demo-backend's; answered by a stub route

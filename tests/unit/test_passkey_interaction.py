@@ -33,7 +33,7 @@ from fingrade.protocol.crypto import token_hash
 from fingrade.protocol.sealing import Sealer
 from fingrade.store.memory import MemoryDurableStore, MemoryOneTimeStore
 
-pytestmark = [pytest.mark.login, pytest.mark.payments]
+pytestmark = [pytest.mark.sca, pytest.mark.login, pytest.mark.payments]
 
 ISSUER = "https://localhost:8443"  # the software authenticator's default origin
 CLIENT = next(c for c in DEMO_CLIENTS if c.client_id == "demo-backend")

@@ -30,6 +30,8 @@ RP = RelyingParty.for_issuer("https://localhost:8443")
 NOW = 1_700_000_000
 USER = "user-7f3a"
 
+pytestmark = [pytest.mark.sca]
+
 
 def _enrol(auth: SoftAuthenticator, flags: Flag = UP_UV, existing: list[Factor] | None = None) -> Factor:
     options, state = passkeys.registration_options(RP, USER, "alice", "Alice", existing or [], NOW)
