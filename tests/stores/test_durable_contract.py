@@ -709,9 +709,10 @@ def test_factor_limit_and_unique_credential(run: Callable[[Body], None]) -> None
         assert not await s.add_factor(_totp("f3"), limit=2)
         assert [f.id for f in await s.list_factors("alice")] == ["f1", "f2"]
         assert await s.add_factor(_passkey("p1", b"same", user="bob"), limit=5)
-        # One credential belongs to one account (W3C WebAuthn §7.1 step 22).
-        with pytest.raises(DUPLICATE):
-            await s.add_factor(_passkey("p2", b"same", user="bob"), limit=5)
+        # One credential belongs to one account (W3C WebAuthn §7.1 step 26): refused, never an error.
+        assert not await s.add_factor(_passkey("p2", b"same", user="bob"), limit=5)
+        assert not await s.add_factor(_passkey("p3", b"same", user="alice"), limit=5)
+        assert [f.id for f in await s.list_factors("bob")] == ["p1"]
 
     run(body)
 

@@ -66,14 +66,14 @@ def parse(raw: str) -> ClaimsRequest:
                 ):
                     raise invalid_request(f"{INTENT_CLAIM} needs one value: the consent id")
                 found.add(spec["value"])
-            if name == "acr" and member == "id_token" and spec.get("essential") is True:
-                # §5.5.1.1: with a value or values, the acr issued must be one of them; without, any
-                # acr will do (every ID token carries one).
-                if "values" in spec or "value" in spec:
-                    values = spec["values"] if "values" in spec else [spec["value"]]
-                    if not values or not all(isinstance(v, str) and v for v in values):
-                        raise invalid_request("the values of an essential acr must be non-empty strings")
-                    acr = [str(v) for v in values]
+            # §5.5.1.1: with a value or values, the acr issued must be one of them; without, any acr
+            # will do (every ID token carries one).
+            essential = name == "acr" and member == "id_token" and spec.get("essential") is True
+            if essential and ("values" in spec or "value" in spec):
+                values = spec["values"] if "values" in spec else [spec["value"]]
+                if not values or not all(isinstance(v, str) and v for v in values):
+                    raise invalid_request("the values of an essential acr must be non-empty strings")
+                acr = [str(v) for v in values]
     if len(found) > 1:
         raise invalid_request(f"{INTENT_CLAIM} names two different consents")
     return ClaimsRequest(found.pop() if found else None, acr)

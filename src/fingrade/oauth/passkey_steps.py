@@ -307,8 +307,9 @@ async def enrol_passkey(
         return replace(step, error=refused.message, status=refused.status)
     first = not await core.store.list_factors(user.id)
     if not await core.store.add_factor(factor, core.settings.max_factors):
-        message = f"You have {core.settings.max_factors} ways to confirm it's you. Remove one first."
-        return replace(step, error=message, status=409)
+        # The customer had no factor (enrolment is for them only), so not the limit: the same
+        # credential registered by a concurrent request.
+        return replace(step, error="This passkey is registered already.", status=409)
     await factors.attempt_succeeded(core, limit)
     codes = await factors.renew_recovery_codes(core, user.id) if first else None
     await core.store.audit(

@@ -147,7 +147,8 @@ class FactorStore(Protocol):
         """The passkey with this WebAuthn credential id (a discoverable credential names no user)."""
 
     async def add_factor(self, factor: Factor, limit: int) -> bool:
-        """Enrol a factor unless the user has `limit` already (False then); atomically."""
+        """Enrol a factor unless the user has `limit` already or its credential id is another
+        factor's (False then); atomically."""
 
     async def remove_factor(self, user_id: str, factor_id: str) -> bool: ...
     async def factor_used(self, factor_id: str, now: int, sign_count: int | None = None) -> bool:

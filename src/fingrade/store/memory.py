@@ -313,11 +313,12 @@ class MemoryDurableStore:
         return _copy(found[0]) if found else None
 
     async def add_factor(self, factor: Factor, limit: int) -> bool:
-        if factor.id in self._factors or (
-            factor.credential_id is not None
-            and any(f.credential_id == factor.credential_id for f in self._factors.values())
-        ):
+        if factor.id in self._factors:
             raise DuplicateKeyError("factor exists")
+        if factor.credential_id is not None and any(
+            f.credential_id == factor.credential_id for f in self._factors.values()
+        ):
+            return False  # as the SQL store: the credential id is another factor's
         if sum(f.user_id == factor.user_id for f in self._factors.values()) >= limit:
             return False
         self._factors[factor.id] = _copy(factor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fingrade.oauth.models import Factor, FactorKind
 from fingrade.protocol.crypto import b64url, b64url_decode
@@ -80,7 +81,10 @@ class SqlFactorStore(SqlPart):
             conn.execute(insert(authn_factors).values(**values))
             return True
 
-        return await self.db.write(q)
+        try:
+            return await self.db.write(q)
+        except IntegrityError:  # the credential id is another factor's (WebAuthn §7.1 step 26)
+            return False
 
     async def remove_factor(self, user_id: str, factor_id: str) -> bool:
         def q(conn: Connection) -> bool:
