@@ -488,16 +488,6 @@ async def start_session(
     return SignedIn(session, cookie, device_cookie)
 
 
-async def authenticate(
-    core: Core, username: str, password: str, ip: str, client_id: str | None = None, device_cookie: str | None = None
-) -> SignedIn | LoginRefused:
-    """A password sign-in that needs nothing more (the account area)."""
-    checked = await check_password(core, username, password, ip, client_id, device_cookie)
-    if isinstance(checked, LoginRefused):
-        return checked
-    return await start_session(core, checked.user.id, [authn_level.PWD], checked.device_cookie, ip, client_id)
-
-
 @dataclass
 class SecondFactorDue:
     """The password was right; the browser goes on to the second factor (or enrolment) step."""
