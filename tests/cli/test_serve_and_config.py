@@ -3,6 +3,7 @@ code 2, no traceback (configuration is validated at start, with clear errors).""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -17,8 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from support.flow import run_flow
+from support.flow import authorize_url, pkce_pair, query_of
+from support.sca import Authenticator, walk
 from support.server import free_port
+
+from fingrade.oauth.authn_level import ACR_PASSWORD, ACR_SCA
 
 FINGRADE = str(Path(sys.executable).parent / "fingrade")
 
@@ -130,10 +134,23 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _sign_in(browser: httpx.Client, password: str, app: Authenticator) -> dict[str, str]:
+    """alice's authorization of the native demo app: password, authenticator-app code, consent."""
+    _, challenge = pkce_pair()
+    first = browser.get(authorize_url("demo-native", REDIRECT, challenge, "openid"))
+    seen: list[str] = []
+    end = walk(browser, first, REDIRECT, lambda: int(time.time()), app, "alice", password, seen=seen)
+    assert seen[:2] == ["login", "second_factor"] and end.status_code == 303, (seen, end.status_code)
+    return query_of(end.headers["location"])
+
+
+REDIRECT = "http://127.0.0.1:7000/callback"
+
+
 def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
     """`fingrade serve` with no configuration starts HTTPS with a self-signed certificate,
     SQLite and signing keys in the data directory; `--demo` seeds alice and bob with a generated
-    password printed once."""
+    password and authenticator-app key printed once; strong customer authentication is on."""
     port = free_port()
     proc, out = _start(tmp_path, port)
     try:
@@ -152,6 +169,8 @@ def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
         assert len(printed) == 1, first
         password = printed[0]
         assert len(password) >= 12
+        [key] = re.findall(r"have an authenticator app \(TOTP, RFC 6238\); key: ([A-Z2-7]+)", first)
+        app = Authenticator(base64.b32decode(key + "=" * (-len(key) % 8)), wait=True)
         with httpx.Client(
             base_url=f"https://localhost:{port}",
             verify=_tls(data / "dev-tls-cert.pem"),
@@ -160,8 +179,9 @@ def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
         ) as browser:
             meta = browser.get("/.well-known/openid-configuration").json()
             assert meta["issuer"] == f"https://localhost:{port}"
-            got = run_flow(browser, "demo-native", "http://127.0.0.1:7000/callback", password=password)
-            assert got.code and got.params["iss"] == meta["issuer"]
+            assert meta["acr_values_supported"] == [ACR_PASSWORD, ACR_SCA]
+            got = _sign_in(browser, password, app)
+            assert got["code"] and got["iss"] == meta["issuer"]
             # HTTPS only: the port does not speak plain HTTP.
             with pytest.raises(httpx.HTTPError):
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
@@ -179,7 +199,7 @@ def test_serve_in_an_empty_directory(tmp_path: Path) -> None:
             follow_redirects=False,
             timeout=30,
         ) as browser:
-            got = run_flow(browser, "demo-native", "http://127.0.0.1:7000/callback", password=password)
-            assert got.code  # the password printed on the first start still works
+            # The password and the key printed on the first start still work.
+            assert _sign_in(browser, password, app)["code"]
     finally:
         _stop(proc)
