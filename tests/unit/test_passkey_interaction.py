@@ -484,3 +484,12 @@ def test_a_credential_registered_already_is_refused(world: World) -> None:
     )
     assert isinstance(refused, flow.ShowEnrolment) and refused.status == 409
     assert not run(world.store.list_factors(world.user.id))
+
+
+def test_a_passkey_keeps_the_name_the_customer_gave_it(world: World) -> None:
+    """Credential names: the customer's, made printable and short; "Passkey" when none is given."""
+    interaction, options = _enrolment(world)
+    answer = json.dumps(SoftAuthenticator().create(options))
+    done = run(passkey_steps.enrol_passkey(world.core, interaction, None, answer, IP, "dev", " Work\x07 laptop "))
+    assert isinstance(done, flow.EnrolmentDone), done
+    assert [f.name for f in run(world.store.list_factors(world.user.id))] == ["Work laptop"]

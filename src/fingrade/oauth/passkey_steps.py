@@ -256,7 +256,13 @@ async def passkey_second_factor(
 
 
 async def enrol_passkey(
-    core: Core, interaction: Interaction, session: Session | None, credential: str, ip: str, device_cookie: str
+    core: Core,
+    interaction: Interaction,
+    session: Session | None,
+    credential: str,
+    ip: str,
+    device_cookie: str,
+    name: str = "",
 ) -> EnrolmentDone | ShowEnrolment | ShowSecondFactor | ShowLogin:
     """A passkey created at the enrolment step (WebAuthn §7.1). Made with user verification, it is
     possession and inherence (or knowledge) in itself: with the password before it, the customer is
@@ -286,7 +292,11 @@ async def enrol_passkey(
         return replace(step, error=limit.message, status=limit.status, retry_after=limit.retry_after)
     now = core.clock()
     try:
-        factor = passkeys.complete_registration(relying_party(core), state, response, "", new_token(12), user.id, now)
+        # The customer's name for it, made printable and short rather than refused: the ceremony is spent.
+        named = factors.factor_name(name, passkeys.DEFAULT_NAME)
+        factor = passkeys.complete_registration(
+            relying_party(core), state, response, named, new_token(12), user.id, now
+        )
     except passkeys.PasskeyError as exc:
         refused = await _passkey_refused(
             core, "passkey_enrolment_failed", exc.reason, ip, client.client_id, user.id, exc.message, 400

@@ -299,6 +299,7 @@ async def passkey_enrol_submit(
         form.get("credential", ""),
         ctx.client_ip(request),
         cookies.device_cookie(request) or "",
+        form.get("name", ""),
     )
     if not isinstance(result, flow.EnrolmentDone):
         return await _render_step(core, result, browser)
