@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fingrade.oauth import authn_level, recovery_codes, totp
 from fingrade.oauth.context import Core
-from fingrade.oauth.login_throttle import wait_message
+from fingrade.oauth.login_throttle import attempt_limit, wait_message
 from fingrade.oauth.models import Factor, FactorKind
 from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.ports import AttemptLimit
@@ -43,15 +43,8 @@ class Refused:
 
 
 def _limit(core: Core, user_id: str) -> AttemptLimit:
-    s = core.settings
-    return AttemptLimit(
-        kind=OneTimeKind.FACTOR_FAILURES,
-        key=user_id,
-        free=s.login_max_failures_per_account_address,
-        backoff=s.login_backoff_seconds,
-        max_wait=s.login_failure_window,
-        window=s.login_failure_window,
-    )
+    free = core.settings.login_max_failures_per_account_address
+    return attempt_limit(core, OneTimeKind.FACTOR_FAILURES, user_id, free)
 
 
 async def reserve_attempt(core: Core, user_id: str, ip: str, client_id: str | None = None) -> AttemptLimit | Refused:
@@ -181,16 +174,15 @@ async def confirm_totp(
     core: Core, user_id: str, enrolment: TotpEnrolment, typed: str, name: str, ip: str
 ) -> Enrolled | Refused:
     """Enrol the authenticator app once it shows the right code (proof that the customer has it)."""
-    limit = _limit(core, user_id)
-    wait = await core.onetime.reserve([limit], core.clock())
-    if wait:
-        return Refused(wait_message(wait), 429, wait)
+    limit = await reserve_attempt(core, user_id, ip)
+    if isinstance(limit, Refused):
+        return limit
     now = core.clock()
     factor_id = new_token(12)
     step = totp.matching_step(enrolment.secret, totp.normalise(typed), now)
     if step is None:
         return Refused("That code is not right. Check the time on your phone and type the code your app shows.", 401)
-    await core.onetime.delete(limit.kind, limit.key)
+    await attempt_succeeded(core, limit)
     first = not await core.store.list_factors(user_id)
     factor = Factor(
         id=factor_id,

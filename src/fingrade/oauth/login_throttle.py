@@ -45,7 +45,8 @@ def account_key(username: str) -> str:
     return username.strip().lower()[:100]
 
 
-def _limit(core: Core, kind: OneTimeKind, key: str, free: int) -> AttemptLimit:
+def attempt_limit(core: Core, kind: OneTimeKind, key: str, free: int) -> AttemptLimit:
+    """A counter with the sign-in back-off: `free` failures, then waits doubling up to the window."""
     s = core.settings
     return AttemptLimit(
         kind=kind,
@@ -61,18 +62,20 @@ def limits(core: Core, account: str, ip: str, device: str | None) -> list[Attemp
     """The counters one password check is counted on."""
     s = core.settings
     acct = _h(account)
-    out = [_limit(core, OneTimeKind.LOGIN_ADDRESS, _h(ip), s.login_max_failures_per_address)]
+    out = [attempt_limit(core, OneTimeKind.LOGIN_ADDRESS, _h(ip), s.login_max_failures_per_address)]
     if device is not None:
         out.append(
-            _limit(core, OneTimeKind.LOGIN_DEVICE, f"{acct}|{_h(device)}", s.login_max_failures_per_account_address)
+            attempt_limit(
+                core, OneTimeKind.LOGIN_DEVICE, f"{acct}|{_h(device)}", s.login_max_failures_per_account_address
+            )
         )
     else:
         out.append(
-            _limit(
+            attempt_limit(
                 core, OneTimeKind.LOGIN_ACCOUNT_ADDRESS, f"{acct}|{_h(ip)}", s.login_max_failures_per_account_address
             )
         )
-        out.append(_limit(core, OneTimeKind.LOGIN_ACCOUNT, acct, s.login_max_failures_per_account))
+        out.append(attempt_limit(core, OneTimeKind.LOGIN_ACCOUNT, acct, s.login_max_failures_per_account))
     return out
 
 
