@@ -37,10 +37,12 @@ const signingKey = {
 };
 
 // Consent policy: the library asks a native app's user to confirm every authorization (RFC 8252
-// §8.6) unless the operator vouches for the app; Fingrade's bench verifies demo-native the same way.
+// §8.6). Here the operator vouches for the bench's native app (verified_native), as Fingrade's bench
+// verifies demo-native, so its returning user goes straight back with a code like any other client's.
 const policy = interactionPolicy.base();
 const consent = policy.get('consent');
 const nativePrompt = consent.checks.get('native_client_prompt');
+const nativeAt = consent.checks.indexOf(nativePrompt);
 consent.checks.remove('native_client_prompt');
 consent.checks.add(new interactionPolicy.Check(
   'native_client_prompt',
@@ -49,7 +51,7 @@ consent.checks.add(new interactionPolicy.Check(
   (ctx) => (verifiedNative.has(ctx.oidc.client.clientId)
     ? interactionPolicy.Check.NO_NEED_TO_PROMPT
     : nativePrompt.check(ctx)),
-), 0);
+), nativeAt);
 
 const jwtAccessTokens = config.access_token_format === 'jwt';
 const API = `${config.issuer}/api`; // the resource indicator of JWT access tokens (jwt mode only)
