@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
 
 from fingrade.oauth.models import SigningKey
 from fingrade.oauth.ports import SigningKeyStore
+from fingrade.protocol.jws_signatures import VerificationKeySet, key_set
 
 
 def generate_key(alg: str, now: int) -> SigningKey:
@@ -54,7 +55,7 @@ class KeyView:
     active: SigningKey
     active_key: Any  # joserfc key object for signing
     published: list[dict[str, Any]]
-    verify_set: KeySet
+    verify_set: VerificationKeySet  # every published key, to verify our own tokens
 
 
 class KeyManager:
@@ -112,7 +113,7 @@ class KeyManager:
             active=active,
             active_key=import_private(active.private_jwk),
             published=published,
-            verify_set=KeySet.import_key_set({"keys": published}),
+            verify_set=key_set({"keys": published}),
         )
         self._loaded_at = time.monotonic()
         return self._view
