@@ -1,7 +1,9 @@
 """JWS signatures on `cryptography` (protocol/jws_signatures.py, reached through protocol/jwt.verify)
-held against joserfc, which verified every token here before: differential properties.
+held against joserfc, which signed and verified every token here before: differential properties.
 
-- What joserfc signs (ES256, PS256, EdDSA) verifies under ours.
+- What the server signs (ES256, PS256, EdDSA) verifies under joserfc and under our verifier, and its
+  header and payload are byte for byte what joserfc writes (RFC 7515 §7.1).
+- What joserfc signs verifies under ours.
 - A token is accepted by `jwt.parse` + `jwt.verify` exactly when it was accepted by `jwt.parse` +
   joserfc's `deserialize_compact` (RFC 7515 §5.2): after any bit or byte of any segment is changed,
   after truncation, with the wrong key, the wrong alg, an alg that does not fit the key type, high-S
@@ -30,12 +32,15 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey, guess_key
 from joserfc.jws import JWSRegistry
 
+from fingrade.oauth.context import Core
+from fingrade.oauth.token_formats import mint_access_token, mint_id_token
 from fingrade.protocol import jwt
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength
 from fingrade.protocol.jws_signatures import (
     KEY_CACHE_SIZE,
     JwkError,
+    Signer,
     VerificationKey,
     VerificationKeySet,
     _cached_key,
@@ -69,6 +74,12 @@ X25519 = OKPKey.generate_key("X25519", parameters={"kid": "x"}, private=True)
 POOL = [EC1, EC2, EC384, RSA1, RSA2, ED1, ED2, ED448, WEAK_RSA]
 ALG_OF = {"EC": "ES256", "RSA": "PS256", "OKP": "EdDSA"}
 SIGNING = [(EC1, "ES256"), (RSA1, "PS256"), (ED1, "EdDSA"), (ED448, "EdDSA"), (EC384, "ES384")]
+SIGNERS = {
+    alg: (key, Signer(key.as_dict(private=True), alg, key.kid or ""))
+    for key, alg in [(EC1, "ES256"), (RSA1, "PS256"), (ED1, "EdDSA")]
+}
+SIGNERS["Ed448"] = (ED448, Signer(ED448.as_dict(private=True), "EdDSA", "ed448"))
+
 # The DPoP rules on both sides: any header member, a 4096-character header (RFC 9449 §4.3).
 DPOP_REGISTRY = JWSRegistry(algorithms=list(ALLOWED_ALGS), strict_check_header=False)
 DPOP_REGISTRY.max_header_length = 4096
@@ -151,7 +162,27 @@ claims_st = st.dictionaries(st.sampled_from(["sub", "iss", "jti", "scope", "x", 
 signing_st = st.sampled_from(SIGNING)
 
 
-# -- what joserfc signs --------------------------------------------------------------------------------
+# -- (a) what we sign, (b) what joserfc signs ----------------------------------------------------------
+
+
+@FAST
+@given(st.sampled_from(sorted(SIGNERS)), claims_st, st.sampled_from(["at+jwt", "JWT", "token-introspection+jwt"]))
+def test_our_signatures_verify_under_joserfc_and_ours_rfc7515_5_1(which: str, claims: Any, typ: str) -> None:
+    """RFC 7518 §3.4 (ES256 R || S), §3.5 (PS256, 32-octet salt), RFC 8037 §3.1 (Ed25519, Ed448)."""
+    key, signer = SIGNERS[which]
+    token = signer.sign(typ, orjson.dumps(claims))
+    obj = jws.deserialize_compact(token, public_jose(key), algorithms=[signer.alg])
+    assert obj.protected == {"alg": signer.alg, "kid": signer.kid, "typ": typ}
+    assert orjson.loads(obj.payload) == claims
+    assert now(token, public(key), [signer.alg]) is public(key)
+    # The same header and payload, to the byte, as joserfc writes them; EdDSA is deterministic, so
+    # its whole token is the same.
+    theirs = jws.serialize_compact(
+        {"alg": signer.alg, "kid": signer.kid, "typ": typ}, orjson.dumps(claims), key, algorithms=[signer.alg]
+    )
+    assert token.rsplit(".", 1)[0] == theirs.rsplit(".", 1)[0]
+    if signer.alg == "EdDSA":
+        assert token == theirs
 
 
 def public_jose(key: Any) -> Any:
@@ -167,7 +198,18 @@ def test_joserfc_signatures_verify_under_ours_rfc7515_5_2(signing: Any, claims: 
     assert accepted == (key is not EC384)  # ES256 is P-256 only (RFC 7518 §3.4)
 
 
-# -- the same refusals ---------------------------------------------------------------------------------
+def test_a_signing_key_must_fit_its_algorithm_as_joserfc_requires() -> None:
+    for key, alg in [(EC384, "ES256"), (RSA1, "ES256"), (EC1, "PS256"), (EC1, "EdDSA"), (X25519, "EdDSA")]:
+        with pytest.raises(JwkError):
+            Signer(key.as_dict(private=True), alg, "k")
+    for members in [{"use": "enc"}, {"alg": "PS256"}, {"key_ops": ["verify"]}]:
+        with pytest.raises(JwkError):
+            Signer({**EC1.as_dict(private=True), **members}, "ES256", "k")
+    with pytest.raises(JwkError):
+        Signer(EC1.as_dict(private=False), "ES256", "k")  # no private key
+
+
+# -- (c) the same refusals -----------------------------------------------------------------------------
 
 
 @FAST
@@ -530,3 +572,29 @@ def test_key_objects_are_built_once_per_distinct_jwk() -> None:
     assert first.thumbprint == ED2.thumbprint()
     assert verification_key({**jwk, "use": "sig"}) is not first  # other members: another entry
     assert verification_key({**jwk, "use": "sig"}).thumbprint == first.thumbprint  # same RFC 7638 identity
+
+
+# -- the server's own tokens ---------------------------------------------------------------------------
+
+
+def test_minted_tokens_keep_their_form_and_verify_under_joserfc_rfc9068_2_1(run, base_core: Core) -> None:
+    """Access tokens and ID tokens from the active key: the header {"alg", "kid", "typ"} written as
+    joserfc wrote it, verifiable by joserfc with the published JWKS and by our own check."""
+    view = run(base_core.keys.view())
+    published = KeySet.import_key_set({"keys": view.published})
+    access, claims = run(mint_access_token(base_core, sub="u", client_id="c", scope="accounts", grant_id=None))
+    id_token = run(
+        mint_id_token(base_core, sub="u", client_id="c", nonce="n", auth_time=claims["iat"], access_token=access)
+    )
+    for token, typ in ((access, "at+jwt"), (id_token, "JWT")):
+        expected = {"alg": view.active.alg, "kid": view.active.kid, "typ": typ}
+        assert unb64(token.split(".")[0]) == json.dumps(expected, separators=(",", ":")).encode()
+        obj = jws.deserialize_compact(token, published, algorithms=list(ALLOWED_ALGS))
+        assert jwt.verify(jwt.parse(token), view.verify_set, ALLOWED_ALGS).kid == view.active.kid
+    assert orjson.loads(jws.deserialize_compact(access, published, algorithms=list(ALLOWED_ALGS)).payload) == claims
+    assert obj.protected["typ"] == "JWT"
+
+
+def test_the_signing_key_objects_are_kept_across_reloads(run, base_core: Core) -> None:
+    first = run(base_core.keys.view())
+    assert run(base_core.keys.reload()).signer is first.signer

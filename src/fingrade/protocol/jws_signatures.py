@@ -1,9 +1,9 @@
-"""JWS signatures (RFC 7515) of the three algorithms FAPI 2.0 SP 5.4.1 allows, checked with
+"""JWS signatures (RFC 7515) of the three algorithms FAPI 2.0 SP 5.4.1 allows, made and checked with
 `cryptography` directly, on key objects built once per distinct key rather than once per token.
 
 - ES256 (RFC 7518 §3.4): ECDSA with SHA-256 on P-256 only; the JWS signature is R || S, 32 octets
-  each (big-endian), turned into DER by cryptography's `encode_dss_signature`. Any other length is
-  refused before OpenSSL sees it.
+  each (big-endian), turned to and from DER by cryptography's `encode_dss_signature` /
+  `decode_dss_signature`. Any other length is refused before OpenSSL sees it.
 - PS256 (RFC 7518 §3.5): RSASSA-PSS with SHA-256, MGF1 with SHA-256 and a 32-octet salt.
 - EdDSA (RFC 8037 §3.1): Ed25519 or Ed448 (RFC 8032).
 
@@ -11,6 +11,9 @@ Keys come from JWKs (RFC 7517). joserfc imports and validates each distinct JWK 
 path (its members, the point on its curve, its RFC 7638 thumbprint); what the hot path needs, the
 cryptography key object and the few members that restrict it, is kept in a bounded LRU cache keyed by
 the JWK's canonical JSON. Strength (RSA size, curves) is the caller's policy: `jose.check_key_strength`.
+
+The server's own key is a `Signer`: its private key object is built when the key is loaded, each
+protected header once, and tokens keep the exact form joserfc gave them.
 
 A key verifies only under the one algorithm its type allows (EC P-256: ES256, RSA: PS256, OKP
 Ed25519/Ed448: EdDSA), and only if its JWK does not say otherwise: `use` other than `sig`
@@ -20,19 +23,26 @@ refuse. A `VerificationKeySet` picks the key by `kid` exactly as joserfc's KeySe
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, SECP256R1, EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ec import (
+    ECDSA,
+    SECP256R1,
+    EllipticCurvePrivateKey,
+    EllipticCurvePublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, PSS
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
@@ -53,6 +63,9 @@ _ES256_HALF = 32  # octets of R and of S on P-256 (RFC 7518 §3.4)
 class JwkError(ValueError):
     """A JWK that cannot be a key here (malformed, private, symmetric, or of an unknown type).
     `str(exc)` never repeats the key."""
+
+
+# -- verification ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -193,3 +206,64 @@ def verify(alg: str, key: VerificationKey, message: bytes, signature: bytes) -> 
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+# -- signing -----------------------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+class Signer:
+    """The server's signing key, ready to produce compact JWS (RFC 7515 §7.1): the cryptography
+    private key object is built once, when the key is loaded, and so is each protected header."""
+
+    __slots__ = ("_headers", "_private", "alg", "kid")
+
+    def __init__(self, private_jwk: Mapping[str, Any], alg: str, kid: str) -> None:
+        """`private_jwk` is imported and validated by joserfc, and must fit `alg` as joserfc
+        requires on every signature (key type and curve, `use`, `alg`, `key_ops`). Raises JwkError."""
+        try:
+            private = import_key(dict(private_jwk)).private_key
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise JwkError("the signing JWK is not a valid key") from None
+        fits = {
+            "ES256": isinstance(private, EllipticCurvePrivateKey) and isinstance(private.curve, SECP256R1),
+            "PS256": isinstance(private, RSAPrivateKey),
+            "EdDSA": isinstance(private, (Ed25519PrivateKey, Ed448PrivateKey)),
+        }
+        use, designed, key_ops = private_jwk.get("use"), private_jwk.get("alg"), private_jwk.get("key_ops")
+        if not fits.get(alg) or (use and use != "sig") or (designed and designed != alg):
+            raise JwkError(f"the signing key cannot sign with {alg}")
+        if key_ops is not None and "sign" not in key_ops:
+            raise JwkError("the signing key's key_ops do not allow signing")
+        self._private: Any = private
+        self.alg = alg
+        self.kid = kid
+        self._headers: dict[str, bytes] = {}
+
+    def _header(self, typ: str) -> bytes:
+        """BASE64URL of the protected header {"alg", "kid", "typ"}, written as joserfc writes it
+        (members in this order, no spaces, non-ASCII escaped), so tokens keep their exact form."""
+        header = self._headers.get(typ)
+        if header is None:
+            text = json.dumps({"alg": self.alg, "kid": self.kid, "typ": typ}, ensure_ascii=True, separators=(",", ":"))
+            header = self._headers[typ] = _b64url(text.encode("ascii"))
+        return header
+
+    def signature(self, message: bytes) -> bytes:
+        """The JWS signature of `message` (RFC 7518 §3.4, §3.5; RFC 8037 §3.1)."""
+        private = self._private
+        if self.alg == "ES256":
+            r, s = decode_dss_signature(private.sign(message, _ECDSA_SHA256))
+            return r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
+        if self.alg == "PS256":
+            return bytes(private.sign(message, _PSS_SHA256, _SHA256))
+        return bytes(private.sign(message))
+
+    def sign(self, typ: str, payload: bytes) -> str:
+        """A compact JWS of `payload` with the protected header {"alg", "kid", "typ"}. `typ` is one
+        of the caller's constants (each one's header is kept)."""
+        signing_input = self._header(typ) + b"." + _b64url(payload)
+        return (signing_input + b"." + _b64url(self.signature(signing_input))).decode("ascii")
