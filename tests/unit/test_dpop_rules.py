@@ -351,12 +351,12 @@ def test_4_3_6_cached_key_import_still_verifies_every_signature(run, base_core: 
     """§4.3 items 6-7 with the key-import cache warm: after a valid proof with a jwk, a proof that
     carries the same jwk but is signed by another key is still refused, and the same jwk written
     with extra members or in another order gives the same thumbprint (RFC 7638 §3)."""
-    from fingrade.protocol.dpop import _import_cached
+    from fingrade.protocol.jws_signatures import _cached_key
 
     assert check(run, base_core, key.proof("POST", TOKEN_URL)) == key.jkt
-    hits = _import_cached.cache_info().hits
+    hits = _cached_key.cache_info().hits
     assert check(run, base_core, key.proof("POST", TOKEN_URL)) == key.jkt
-    assert _import_cached.cache_info().hits == hits + 1  # the second proof did not re-import the key
+    assert _cached_key.cache_info().hits == hits + 1  # the second proof did not re-import the key
     other = DPoPKey()
     forged = other.proof("POST", TOKEN_URL, header={"jwk": key.key.as_dict(private=False)})
     assert "signature" in refused(run, base_core, forged)

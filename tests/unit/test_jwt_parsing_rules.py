@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc import jws
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey
 
 from fingrade.protocol import jwt
+from fingrade.protocol.jws_signatures import key_set, verification_key
 from fingrade.protocol.jwt import MAX_NUMERIC_DATE, CompactJwt, JwtError
 
 pytestmark = pytest.mark.fuzz
@@ -23,6 +24,12 @@ pytestmark = pytest.mark.fuzz
 FAST = settings(max_examples=200, deadline=None)
 KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)
 OTHER = ECKey.generate_key("P-256", parameters={"kid": "k2"}, private=True)
+VKEY = verification_key(KEY.as_dict(private=False))
+VOTHER = verification_key(OTHER.as_dict(private=False))
+
+
+def keys(*members: ECKey) -> Any:
+    return key_set({"keys": [k.as_dict(private=False) for k in members]})
 
 
 def b64(data: bytes) -> str:
@@ -189,7 +196,7 @@ def test_verify_never_raises_anything_but_jwt_error(noise: bytes) -> None:
     """Shape-valid tokens with random signatures, against a key and a key set."""
     token = f"{b64(json.dumps({'alg': 'ES256', 'kid': 'k1'}).encode())}.{b64(b'{}')}.{b64(noise)}"
     parsed = jwt.parse(token)
-    for key in (KEY, KeySet([KEY, OTHER])):
+    for key in (VKEY, keys(KEY, OTHER)):
         with pytest.raises(JwtError):
             jwt.verify(parsed, key, ["ES256"])
 
@@ -364,21 +371,21 @@ def test_parse_returns_typed_values_and_verify_returns_the_key() -> None:
     head, body, sig = token.split(".")
     assert parsed.signing_input == f"{head}.{body}".encode()
     assert b64(parsed.signature) == sig
-    assert jwt.verify(parsed, KeySet([OTHER, KEY]), ["ES256"]).kid == "k1"
-    assert jwt.verify(parsed, KEY, ["ES256"]) is KEY
+    assert jwt.verify(parsed, keys(OTHER, KEY), ["ES256"]).kid == "k1"
+    assert jwt.verify(parsed, VKEY, ["ES256"]) is VKEY
 
 
 @pytest.mark.parametrize("case", ["other-key", "alg-not-allowed", "unknown-kid", "tampered"])
 def test_verify_refusals_are_jwt_error_rfc7515_5_2(case: str) -> None:
     token = signed({"sub": "x"})
-    key: Any = KEY
+    key: Any = VKEY
     algs = ["ES256"]
     if case == "other-key":
-        key = OTHER
+        key = VOTHER
     elif case == "alg-not-allowed":
         algs = ["PS256"]
     elif case == "unknown-kid":
-        key = KeySet([OTHER])
+        key = keys(OTHER)
     else:
         head, _, sig = token.split(".")
         token = f"{head}.{b64(json.dumps({'sub': 'y'}).encode())}.{sig}"

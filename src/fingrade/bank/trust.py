@@ -29,10 +29,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from joserfc.errors import JoseError
-from joserfc.jwk import import_key
 
-from fingrade.protocol import jwt, strict_json
+from fingrade.protocol import jws_signatures, jwt, strict_json
 from fingrade.protocol.crypto import token_hash
 from fingrade.protocol.errors import OAuthError, invalid_token
 from fingrade.protocol.failures import RETRY_AFTER
@@ -91,7 +89,7 @@ class AsTrust:
         self.jwks_refresh_seconds = jwks_refresh_seconds
         self.clock = clock
         self._meta: dict[str, Any] | None = None
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, jws_signatures.VerificationKey] = {}
         self._jwks_at = float("-inf")  # monotonic time of the last fetch attempt
         self._jwks_ok_at = float("-inf")  # ... and of the last successful one
         self._lock = asyncio.Lock()
@@ -140,23 +138,23 @@ class AsTrust:
         data = await self._get_json(meta["jwks_uri"])
         if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
             raise unavailable("the authorization server JWKS is malformed")
-        keys: dict[str, Any] = {}
+        keys: dict[str, jws_signatures.VerificationKey] = {}
         for jwk in data["keys"]:
             if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or has_private_members(jwk):
                 continue
             if jwk.get("use", "sig") != "sig" or (jwk.get("alg") is not None and jwk.get("alg") not in ALLOWED_ALGS):
                 continue
             try:
-                key = import_key(jwk)
-                check_key_strength(key, _key_error)
-            except (JoseError, ValueError, TypeError, KeyError, OAuthError):
+                key = jws_signatures.verification_key(jwk)
+                check_key_strength(key.public, _key_error)
+            except (jws_signatures.JwkError, OAuthError):
                 continue
             keys[jwk["kid"]] = key
         self._keys = keys
         self._jwks_ok_at = time.monotonic()
         log.info("fetched the authorization server's JWKS: %d keys", len(keys))
 
-    async def key(self, kid: str) -> Any:
+    async def key(self, kid: str) -> jws_signatures.VerificationKey:
         """The AS's public key `kid`; refreshes the set when the kid is unknown (rate-limited) or the
         set is old. Unknown after that: the token was not signed by the AS."""
         now = time.monotonic()

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
-
-import orjson
-from joserfc.jwk import KeySet
 
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client
@@ -22,7 +18,7 @@ from fingrade.oauth.mtls import TLS_AUTH_METHODS
 from fingrade.oauth.mtls import authenticate as authenticate_certificate
 from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import get_profile
-from fingrade.protocol import jwt
+from fingrade.protocol import jws_signatures, jwt
 from fingrade.protocol.crypto import equal, keyed_hash
 from fingrade.protocol.errors import invalid_client, invalid_request
 from fingrade.protocol.http import HttpRequest
@@ -123,15 +119,11 @@ async def _private_key_jwt(core: Core, params: dict[str, str]) -> Client:
     return client
 
 
-@lru_cache(maxsize=1024)
-def _keyset_for(jwks_json: bytes) -> KeySet:
-    return KeySet.import_key_set(orjson.loads(jwks_json))
-
-
-def client_keyset(client: Client) -> KeySet:
-    # Parsing a JWKS costs about as much as checking a signature; keyed by content, so a changed
-    # registration never meets a stale key set.
-    return _keyset_for(orjson.dumps(client.jwks))
+def client_keyset(client: Client) -> jws_signatures.VerificationKeySet:
+    """The client's registered JWKS as verification keys. Building them costs more than checking a
+    signature, so they are cached by the JWKS content: a changed registration never meets a stale
+    key set. Registration validated the JWKS, so this does not fail for a registered client."""
+    return jws_signatures.key_set(client.jwks or {})
 
 
 def verify_client_jwt(core: Core, token: str | jwt.CompactJwt, client: Client) -> dict[str, Any]:
@@ -142,11 +134,11 @@ def verify_client_jwt(core: Core, token: str | jwt.CompactJwt, client: Client) -
         raise invalid_client("client_assertion is not a well-formed JWT", debug=str(exc)) from None
     keyset = client_keyset(client)
     try:
-        # The key joserfc verified with (by kid, or the only key when there is no kid), whatever the header says.
+        # The key that verified it (by kid, or the only key when there is no kid), whatever the header says.
         key = jwt.verify(parsed, keyset, ALLOWED_ALGS)
     except jwt.JwtError:
         raise invalid_client("client_assertion signature is not valid") from None
-    check_key_strength(key, invalid_client)
+    check_key_strength(key.public, invalid_client)
     claims = parsed.claims
     now = core.clock()
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:

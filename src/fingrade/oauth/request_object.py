@@ -87,7 +87,7 @@ def verify_request_object(core: Core, client: Client, token: str) -> RequestObje
         key = jwt.verify(parsed, keyset, ALLOWED_ALGS)
     except jwt.JwtError:
         raise invalid_request_object("the request object signature is not valid by a key of this client") from None
-    check_key_strength(key, invalid_request_object)
+    check_key_strength(key.public, invalid_request_object)
     claims = parsed.claims
 
     if claims.get("client_id") != client.client_id:

@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
 
 from fingrade.oauth.models import SigningKey
 from fingrade.oauth.ports import SigningKeyStore
+from fingrade.protocol.jws_signatures import Signer, VerificationKeySet, key_set
 
 
 def generate_key(alg: str, now: int) -> SigningKey:
@@ -40,21 +41,15 @@ def generate_key(alg: str, now: int) -> SigningKey:
     )
 
 
-def import_private(jwk: dict[str, Any]) -> Any:
-    kty = jwk["kty"]
-    classes: dict[str, type[ECKey | RSAKey | OKPKey]] = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
-    cls = classes[kty]
-    return cls.import_key(jwk)
-
-
 @dataclass
 class KeyView:
-    """What a node signs and publishes at one moment."""
+    """What a node signs and publishes at one moment. The key objects are built here, once per
+    reload, never per token."""
 
     active: SigningKey
-    active_key: Any  # joserfc key object for signing
+    signer: Signer  # the active key, ready to sign
     published: list[dict[str, Any]]
-    verify_set: KeySet
+    verify_set: VerificationKeySet  # every published key, to verify our own tokens
 
 
 class KeyManager:
@@ -110,12 +105,20 @@ class KeyManager:
         published = [k.public_jwk for k in keys]
         self._view = KeyView(
             active=active,
-            active_key=import_private(active.private_jwk),
+            signer=self._signer_for(active),
             published=published,
-            verify_set=KeySet.import_key_set({"keys": published}),
+            verify_set=key_set({"keys": published}),
         )
         self._loaded_at = time.monotonic()
         return self._view
+
+    def _signer_for(self, active: SigningKey) -> Signer:
+        """The active key ready to sign; while it stays the active key, reloads keep its objects."""
+        kept = self._view
+        same = kept is not None and (kept.active.kid, kept.active.alg) == (active.kid, active.alg)
+        if kept is not None and same and kept.active.private_jwk == active.private_jwk:
+            return kept.signer
+        return Signer(active.private_jwk, active.alg, active.kid)
 
     async def view(self) -> KeyView:
         if self._view is None or time.monotonic() - self._loaded_at > self.reload_seconds:

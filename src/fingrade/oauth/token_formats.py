@@ -6,7 +6,6 @@ import hashlib
 from typing import Any
 
 import orjson
-from joserfc import jws
 
 from fingrade.oauth.authn_level import ACR_PASSWORD, PWD
 from fingrade.oauth.context import Core
@@ -14,11 +13,12 @@ from fingrade.protocol import jwt
 from fingrade.protocol.crypto import b64url, new_token
 from fingrade.protocol.errors import invalid_token
 from fingrade.protocol.jose import ALLOWED_ALGS
+from fingrade.protocol.jws_signatures import Signer
 
 
-def _sign(key: Any, alg: str, kid: str, typ: str, claims: dict[str, Any]) -> str:
-    header = {"alg": alg, "kid": kid, "typ": typ}
-    return jws.serialize_compact(header, orjson.dumps(claims), key, algorithms=[alg])
+def _sign(signer: Signer, typ: str, claims: dict[str, Any]) -> str:
+    """A compact JWS with the protected header {"alg", "kid", "typ"} of the active key."""
+    return signer.sign(typ, orjson.dumps(claims))
 
 
 async def mint_access_token(
@@ -50,7 +50,7 @@ async def mint_access_token(
         claims["grant_id"] = grant_id
     if extra:
         claims.update(extra)
-    return _sign(view.active_key, view.active.alg, view.active.kid, "at+jwt", claims), claims
+    return _sign(view.signer, "at+jwt", claims), claims
 
 
 def token_hash_claim(value: str, alg: str) -> str:
@@ -90,13 +90,13 @@ async def mint_id_token(
         body["at_hash"] = token_hash_claim(access_token, view.active.alg)
     if claims:
         body.update(claims)
-    return _sign(view.active_key, view.active.alg, view.active.kid, "JWT", body)
+    return _sign(view.signer, "JWT", body)
 
 
 async def sign_server_jwt(core: Core, typ: str, claims: dict[str, Any]) -> str:
     """A JWT signed with the server's active key, as ID tokens are (JARM responses, RFC 9701 responses)."""
     view = await core.keys.view()
-    return _sign(view.active_key, view.active.alg, view.active.kid, typ, claims)
+    return _sign(view.signer, typ, claims)
 
 
 def new_refresh_token() -> str:

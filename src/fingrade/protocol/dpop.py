@@ -1,9 +1,8 @@
-"""DPoP proof validation (RFC 9449 §4.3) and server-provided nonces (§8, §9). joserfc parses and
-verifies the JWS; this module holds the policy."""
+"""DPoP proof validation (RFC 9449 §4.3) and server-provided nonces (§8, §9). `jwt` parses and
+verifies the JWS (its key built once per distinct jwk by `jws_signatures`); this module holds the policy."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -11,12 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
-from joserfc.errors import JoseError
-from joserfc.jwk import import_key
-from joserfc.jws import JWSRegistry
-
-from fingrade.protocol import jwt
+from fingrade.protocol import jws_signatures, jwt
 from fingrade.protocol.crypto import b64url, equal, sha256_b64url, token_hash
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
@@ -32,10 +26,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
 
-# joserfc's default 512-byte header limit is too small for an RSA jwk; unknown header members are
+# The default 512-character header limit is too small for an RSA jwk; unknown header members are
 # ignored (§4.3), so the header check is not strict.
-_REGISTRY = JWSRegistry(algorithms=list(ALLOWED_ALGS), strict_check_header=False)
-_REGISTRY.max_header_length = 4096
+_HEADER_RULES = jwt.HeaderRules(registered_only=False, max_header_segment=4096)
 
 
 class DPoPSettings(Protocol):
@@ -160,25 +153,6 @@ def normalise_htu(url: str) -> str | None:
     return urlunsplit((scheme, netloc, _normalise_pct(parts.path) or "/", "", ""))
 
 
-@functools.lru_cache(maxsize=1024)
-def _import_cached(canonical: bytes) -> tuple[Any, str]:
-    key = import_key(orjson.loads(canonical))
-    return key, key.thumbprint()
-
-
-def import_public_jwk(jwk: dict[str, Any]) -> tuple[Any, str]:
-    """Import a proof's public jwk and compute its RFC 7638 thumbprint. A client signs every proof
-    with the same key, and importing it (point validation) costs more than verifying the signature,
-    so imports are cached by the jwk's exact content (bounded; failures are not cached). The cache
-    only saves parsing: the caller still checks the key's strength and verifies every signature."""
-    try:
-        canonical = orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, ValueError):  # e.g. an integer orjson cannot encode: import without the cache
-        key = import_key(jwk)
-        return key, key.thumbprint()
-    return _import_cached(canonical)
-
-
 def proof_header(request: HttpRequest) -> str | None:
     return request.header("dpop")
 
@@ -222,12 +196,16 @@ async def verify_proof(
     if has_private_members(jwk):  # item 7
         raise invalid_dpop_proof("the DPoP proof jwk must not contain a private key")
     try:
-        key, jkt = import_public_jwk(jwk)
-    except (JoseError, ValueError, TypeError, KeyError):
+        # A client signs every proof with the same key, and importing it (point validation) costs
+        # more than checking a signature: the key is built once per distinct jwk (bounded cache).
+        # The strength check and the signature check below still run on every proof.
+        key = jws_signatures.verification_key(jwk)
+    except jws_signatures.JwkError:
         raise invalid_dpop_proof("the DPoP proof jwk is not a valid key") from None
-    check_key_strength(key, invalid_dpop_proof)
+    jkt = key.thumbprint  # RFC 7638, the proof key's identity (§6.1)
+    check_key_strength(key.public, invalid_dpop_proof)
     try:  # item 6: signed by the embedded key, with the alg the header names
-        jwt.verify(proof, key, [alg], registry=_REGISTRY)
+        jwt.verify(proof, key, [alg], _HEADER_RULES)
     except jwt.JwtError:
         raise invalid_dpop_proof("the DPoP proof signature is not valid") from None
     claims = proof.claims

@@ -1,12 +1,19 @@
-"""JOSE policy shared by every place that verifies or accepts keys (joserfc does the cryptography)."""
+"""JOSE policy shared by every place that verifies or accepts keys (the signatures themselves are
+`protocol/jws_signatures.py`; joserfc validates the JWKs clients register)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, SECP384R1, SECP521R1, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.x448 import X448PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import KeySet
 
 from fingrade.protocol.errors import OAuthError
 
@@ -20,17 +27,19 @@ def has_private_members(jwk: dict[str, Any]) -> bool:
     return bool(_PRIVATE_MEMBERS & jwk.keys())
 
 
-def check_key_strength(key: Any, error: Callable[[str], OAuthError]) -> None:
-    """FAPI 2.0 SP 5.4.1: RSA keys at least 2048 bits, elliptic curves at least P-256."""
-    if isinstance(key, RSAKey):
-        if key.public_key.key_size < 2048:
+def check_key_strength(public: Any, error: Callable[[str], OAuthError]) -> None:
+    """FAPI 2.0 SP 5.4.1: RSA keys at least 2048 bits, elliptic curves at least P-256. `public` is
+    the cryptography public key object (a verification key's `public`, a joserfc key's `public_key`)."""
+    if isinstance(public, RSAPublicKey):
+        if public.key_size < 2048:
             raise error("RSA keys must be at least 2048 bits")
-    elif isinstance(key, ECKey):
-        if key.curve_name not in ("P-256", "P-384", "P-521"):
+    elif isinstance(public, EllipticCurvePublicKey):
+        if not isinstance(public.curve, (SECP256R1, SECP384R1, SECP521R1)):
             raise error("EC keys must use P-256, P-384 or P-521")
-    elif isinstance(key, OKPKey):
-        if key.curve_name != "Ed25519" and key.curve_name != "Ed448":
-            raise error("OKP keys must be Ed25519 or Ed448")
+    elif isinstance(public, (Ed25519PublicKey, Ed448PublicKey)):
+        pass
+    elif isinstance(public, (X25519PublicKey, X448PublicKey)):
+        raise error("OKP keys must be Ed25519 or Ed448")
     else:
         raise error("only RSA, EC and OKP public keys are accepted")
 
@@ -57,5 +66,5 @@ def validate_client_jwks(jwks: Any, error: Callable[[str], OAuthError]) -> dict[
     except (JoseError, ValueError, TypeError, KeyError):
         raise error("jwks could not be parsed") from None
     for key in keyset.keys:
-        check_key_strength(key, error)
+        check_key_strength(key.public_key, error)
     return {"keys": [dict(k) for k in jwks["keys"]]}

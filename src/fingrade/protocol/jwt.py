@@ -9,10 +9,16 @@ set is a JSON object (RFC 7519 §7.2 step 10) whose registered claims have their
 (NumericDates are finite numbers between 1970 and 9999, so date conversions cannot overflow).
 Duplicate members anywhere are refused (RFC 7515 §5.2 step 4, RFC 7519 §4) by `strict_json`.
 
-`verify` then has joserfc check the signature: cryptography is never done here. Every failure of
-either, whatever joserfc, base64, JSON or Unicode raised inside, is one `JwtError`, which each caller
-turns into its own protocol error (invalid_token, invalid_dpop_proof, invalid_client,
-invalid_request_object).
+`verify` then checks the already-parsed token, never parsing it again: the header rules of
+`HeaderRules` (the sizes, registered members only, URL-valued `jku`/`x5u`), the algorithm against the
+caller's list, the key (one key, or chosen from a key set by `kid`), and the signature, which
+`jws_signatures` checks with `cryptography` on cached key objects. These are the rules joserfc applied
+when it verified tokens here, so the same tokens are accepted and refused (the differential tests in
+tests/unit/test_jws_signature_rules.py hold the two side by side).
+
+Every failure of either, whatever base64, JSON, Unicode or cryptography raised inside, is one
+`JwtError`, which each caller turns into its own protocol error (invalid_token, invalid_dpop_proof,
+invalid_client, invalid_request_object).
 """
 
 from __future__ import annotations
@@ -24,11 +30,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import guess_key
-from joserfc.jws import JWSRegistry
-
+from fingrade.protocol import jws_signatures
+from fingrade.protocol.jws_signatures import VerificationKey, VerificationKeySet
 from fingrade.protocol.strict_json import JsonError, loads_object
 
 MAX_LENGTH = 16384  # characters of a whole compact JWS unless the caller bounds it tighter
@@ -249,12 +252,61 @@ def parse(token: str, *, max_length: int = MAX_LENGTH, understood_crit: Collecti
     )
 
 
-def verify(parsed: CompactJwt, key: Any, algorithms: Collection[str], registry: JWSRegistry | None = None) -> Any:
-    """Check the signature with joserfc, by `key` (a key or a KeySet, chosen by kid as joserfc does)
-    and one of `algorithms`; return the key that verified it. Raises JwtError only."""
-    try:
-        obj = jws.deserialize_compact(parsed.token, key, algorithms=list(algorithms), registry=registry)
-        return guess_key(key, obj, use="sig")
-    except (JoseError, ValueError, TypeError, KeyError):
-        # Bad signature, unknown kid, wrong key type for alg, header refused by the registry.
-        raise JwtError("the JWT signature is not valid") from None
+# RFC 7515 §4.1 and RFC 7797 §3: the header members a strict verifier knows (`HeaderRules.registered_only`).
+REGISTERED_HEADERS = frozenset(
+    {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "b64"}
+)
+MAX_HEADER_SEGMENT = 512  # base64url characters of a protected header, unless the caller allows more
+MAX_PAYLOAD_SEGMENT = 128000  # ... of the payload
+MAX_SIGNATURE_SEGMENT = 1024  # ... of the signature (an RSA key of up to 6144 bits)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRules:
+    """What `verify` asks of the protected header, beyond the shape `parse` checked."""
+
+    registered_only: bool = True  # refuse members not in REGISTERED_HEADERS (RFC 9449 §4.3 proofs: False)
+    max_header_segment: int = MAX_HEADER_SEGMENT
+
+
+STRICT = HeaderRules()
+
+
+def _check_header(parsed: CompactJwt, rules: HeaderRules) -> None:
+    token = parsed.token
+    head_end, sig_start = token.index("."), token.rindex(".") + 1
+    payload_length = sig_start - 1 - (head_end + 1)
+    if (
+        head_end > rules.max_header_segment
+        or payload_length > MAX_PAYLOAD_SEGMENT
+        or len(token) - sig_start > MAX_SIGNATURE_SEGMENT
+        or len(token) > rules.max_header_segment + MAX_PAYLOAD_SEGMENT + MAX_SIGNATURE_SEGMENT
+    ):
+        raise JwtError("the JWT is too large")
+    members = parsed.header.members
+    if rules.registered_only and not members.keys() <= REGISTERED_HEADERS:
+        raise JwtError("the JWT header has members this server does not know")
+    if any(name not in REGISTERED_HEADERS for name in members.get("crit", ())):
+        raise JwtError("header member crit names an extension this server does not understand")
+    for name in ("jku", "x5u"):  # RFC 7515 §4.1.2, §4.1.5: URLs
+        if name in members and not members[name].startswith(("http://", "https://")):
+            raise JwtError(f"header member {name} must be a URL")
+
+
+def verify(
+    parsed: CompactJwt,
+    key: VerificationKey | VerificationKeySet,
+    algorithms: Collection[str],
+    rules: HeaderRules = STRICT,
+) -> VerificationKey:
+    """Check the signature of a parsed JWT by `key` (a key, or a key set chosen from by kid) under
+    one of `algorithms` (an empty collection allows none); return the key that verified it.
+    Raises JwtError only."""
+    _check_header(parsed, rules)
+    alg = parsed.header.alg
+    if alg not in algorithms:
+        raise JwtError("the JWT algorithm is not accepted")
+    chosen = key.select(parsed.header.kid, alg) if isinstance(key, VerificationKeySet) else key
+    if chosen is None or not jws_signatures.verify(alg, chosen, parsed.signing_input, parsed.signature):
+        raise JwtError("the JWT signature is not valid")
+    return chosen
