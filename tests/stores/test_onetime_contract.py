@@ -225,11 +225,16 @@ def _statements(s) -> Iterator[list[str]]:
     def count(_conn, _cursor, statement, *_args) -> None:
         seen.append(statement.split()[0].upper())
 
+    def count_direct(statement: str) -> None:  # the hot statements run on the driver (direct.py)
+        seen.append(statement.split()[0].upper())
+
     event.listen(engine, "before_cursor_execute", count)
+    s.db.direct.listeners.append(count_direct)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", count)
+        s.db.direct.listeners.remove(count_direct)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

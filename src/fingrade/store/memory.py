@@ -16,7 +16,7 @@ against both.
   client, revoking a registration token) read `clock`, integer seconds, the wall clock unless one is
   injected. Every other method uses the `now` it is given.
 - A write that would duplicate a key raises `DuplicateKeyError` where the SQL store's constraint
-  raises `IntegrityError` (a second user with one username, a second grant with one id).
+  raises its driver's integrity error (a second user with one username, a second grant with one id).
 """
 
 from __future__ import annotations
