@@ -105,6 +105,14 @@ class MemoryOneTimeStore:
         del self._entries[(kind, key)]
         return orjson.loads(entry.value) if entry.value is not None else None
 
+    async def exchange(self, kind: str, key: str, new_kind: str, new_key: str, value: dict[str, Any], ttl: int) -> bool:
+        now = self.clock()
+        if self._live(kind, key, now) is None:
+            return False
+        del self._entries[(kind, key)]
+        self._entries[(new_kind, new_key)] = _Entry(orjson.dumps(value), 0, now + ttl)
+        return True
+
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
         entry = self._live(kind, key, self.clock())
         if entry is None or entry.value is None:

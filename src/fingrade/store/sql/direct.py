@@ -153,9 +153,10 @@ class PgDirect(Traced):
                 self._opening = asyncio.Lock()
             async with self._opening:
                 if self._pool is None:
-                    # min_size=1: an idle node holds one connection, not a whole pool.
+                    # min_size=0: connections are opened on demand, so the pool has no background task
+                    # reconnecting during a database outage (each request fails fast with a 503 instead).
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.size, timeout=self.connect_timeout
+                        self.dsn, min_size=0, max_size=self.size, timeout=self.connect_timeout
                     )
         # A pool with no free connection in time is a store failure (TimeoutError, a 503), not a hang.
         return self._pool.acquire(timeout=self.acquire_timeout)

@@ -27,6 +27,12 @@ _TAKE = Statement("DELETE FROM onetime WHERE kind = :kind AND key = :key AND exp
 _CONSUME = Statement(
     "UPDATE onetime SET used = 1 WHERE kind = :kind AND key = :key AND expires_at > :now AND used = 0 RETURNING value"
 )
+# The live entry becomes the new one: the row itself is rekeyed, so using up the first and storing
+# the second are one statement (a pushed request turns into its code).
+_EXCHANGE = Statement(
+    "UPDATE onetime SET kind = :new_kind, key = :new_key, value = :value, used = 0, expires_at = :expires_at "
+    "WHERE kind = :kind AND key = :key AND expires_at > :now RETURNING used"
+)
 # Store a value under a key, replacing whatever was there (upsert).
 _PUT = Statement(
     "INSERT INTO onetime (kind, key, value, used, expires_at) VALUES (:kind, :key, :value, 0, :expires_at) "
@@ -80,6 +86,14 @@ class SqlOneTimeStore:
     async def take(self, kind: str, key: str) -> dict[str, Any] | None:
         row = await self.sql.one(_TAKE, kind=kind, key=key, now=int(time.time()))
         return orjson.loads(row[0]) if row and row[0] else None
+
+    async def exchange(self, kind: str, key: str, new_kind: str, new_key: str, value: dict[str, Any], ttl: int) -> bool:
+        now = int(time.time())
+        data = orjson.dumps(value).decode()
+        row = await self.sql.one(
+            _EXCHANGE, new_kind=new_kind, new_key=new_key, value=data, expires_at=now + ttl, kind=kind, key=key, now=now
+        )
+        return row is not None
 
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
         now = int(time.time())
