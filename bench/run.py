@@ -64,6 +64,7 @@ PRESIGNED = (
     "fapi_flow",
     "bank_balances",
     "bank_payment",
+    "userinfo",
 )  # scenarios with a pool of pre-signed assertions
 DEFAULT_CONCURRENCY = {"login": 8}  # argon2id-bound: more connections only queue in the thread pool
 
@@ -86,7 +87,15 @@ def taskset(core: int | None) -> list[str]:
 
 
 class Server:
-    def __init__(self, backend: str, http: bool, pin: bool, keep: bool, counted: bool = False) -> None:
+    def __init__(
+        self,
+        backend: str,
+        http: bool,
+        pin: bool,
+        keep: bool,
+        counted: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.backend, self.http, self.keep, self.counted = backend, http, keep, counted
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="fingrade-bench-"))
@@ -107,6 +116,7 @@ class Server:
                 # benchmarks do; 32 connections signing in two customers at once would each need a
                 # TOTP code of its own (a code works once, RFC 6238 §5.2). SCA: docs/performance.md.
                 "FINGRADE_SCA": "off",
+                **(extra_env or {}),
             }
         )
         if backend == "postgres":

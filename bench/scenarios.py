@@ -10,7 +10,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -48,6 +48,10 @@ class Bench:
     dpop_key: ec.EllipticCurvePrivateKey | None = None
     dpop_jwk: dict[str, str] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # per-scenario state across runs
+    # How a worker becomes a returning user of a client ("native" or "fapi"): signed in, consent
+    # remembered. Default: Fingrade's login and consent pages (`fingrade_returning_user`); another
+    # server under test brings its own (bench/side_by_side.py).
+    returning_user: Callable[[Bench, Connection, CookieJar, str, str], Awaitable[None]] | None = None
 
     @property
     def issuer(self) -> str:
@@ -375,6 +379,20 @@ async def sign_in_once(b: Bench, conn: Connection, jar: CookieJar, username: str
     raise HttpError("sign-in did not come back to the client")
 
 
+async def fingrade_returning_user(b: Bench, conn: Connection, jar: CookieJar, username: str, client: str) -> None:
+    """Fingrade's login page, then its consent page for demo-native (`client` "native") or for
+    the fapi2 client ("fapi")."""
+    await sign_in_once(b, conn, jar, username)
+    if client == "fapi":
+        await fapi_consent_once(b, conn, jar)
+
+
+async def returning_user(b: Bench, conn: Connection, jar: CookieJar, username: str, client: str) -> None:
+    """Make `jar` a returning user of `client` ("native": demo-native, "fapi": the fapi2 client):
+    signed in, consent remembered, so authorization requests come straight back with a code."""
+    await (b.returning_user or fingrade_returning_user)(b, conn, jar, username, client)
+
+
 async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
     """The returning user: GET /authorize -> 303 with the code -> POST /token (PKCE, public client)."""
     token_path = b.path("token_endpoint")
@@ -391,7 +409,7 @@ async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
         if jar is None:
             jar = jars[i] = CookieJar()
             async with sign_in_lock:
-                await sign_in_once(b, conn, jar, ("alice", "bob")[i % 2])
+                await returning_user(b, conn, jar, ("alice", "bob")[i % 2], "native")
 
         async def op(c: Connection, n: int) -> None:
             verifier, challenge = pkce_pair()
@@ -403,6 +421,79 @@ async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
             if params.get("state") != state or "code" not in params:
                 raise HttpError(f"bad authorization response {loc[:200]}")
             # The token request is the app's, not the browser's: no cookies.
+            resp = await c.send(
+                build_request(
+                    b.target,
+                    "POST",
+                    token_path,
+                    None,
+                    form(
+                        {
+                            "grant_type": "authorization_code",
+                            "code": params["code"],
+                            "redirect_uri": REDIRECT_URI,
+                            "code_verifier": verifier,
+                            "client_id": "demo-native",
+                        }
+                    ),
+                )
+            )
+            _expect(resp, 200, "token")
+            if b'"id_token"' not in resp.body:
+                raise HttpError("no id_token in the token response")
+
+        return op
+
+    return make
+
+
+def native_par_request(b: Bench, challenge: str, state: str, nonce: str) -> bytes:
+    """PAR (RFC 9126 §2) by the public native client: no client authentication, only client_id."""
+    params = {
+        "response_type": "code",
+        "client_id": "demo-native",
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile",
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return build_request(b.target, "POST", b.path("pushed_authorization_request_endpoint"), None, form(params))
+
+
+async def native_authorize(b: Bench, c: Connection, jar: CookieJar, challenge: str, state: str, nonce: str) -> str:
+    """PAR, then the front channel with client_id and request_uri; returns where /authorize redirects."""
+    resp = await c.send(native_par_request(b, challenge, state, nonce))  # back channel: no cookies
+    _expect(resp, 201, "par")
+    query = urlencode({"client_id": "demo-native", "request_uri": orjson.loads(resp.body)["request_uri"]})
+    return _location(await _get(b, c, jar, b.path("authorization_endpoint") + "?" + query))
+
+
+async def prepare_code_flow_par(b: Bench, run: int) -> MakeOp:
+    """The returning user of the public native client, through PAR: POST /par (client_id, PKCE S256) ->
+    GET /authorize?client_id=..&request_uri=.. with the session cookie -> 303 with the code (`state` and
+    `iss` checked) -> POST /token (authorization_code + code_verifier); the answer must hold an id_token."""
+    token_path = b.path("token_endpoint")
+    jars: dict[int, CookieJar] = b.state.setdefault("code_flow_par_jars", {})
+    sign_in_lock = b.state.setdefault("sign_in_lock", asyncio.Lock())  # see prepare_code_flow
+
+    async def make(i: int, conn: Connection) -> Op:
+        jar = jars.get(i)
+        if jar is None:
+            jar = jars[i] = CookieJar()
+            async with sign_in_lock:
+                await returning_user(b, conn, jar, ("alice", "bob")[i % 2], "native")
+
+        async def op(c: Connection, n: int) -> None:
+            verifier, challenge = pkce_pair()
+            state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+            loc = await native_authorize(b, c, jar, challenge, state, nonce)
+            if not loc.startswith(REDIRECT_URI + "?"):
+                raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
+            params = query_of(loc)
+            if params.get("state") != state or "code" not in params or params.get("iss") != b.issuer:
+                raise HttpError(f"bad authorization response {loc[:200]}")
             resp = await c.send(
                 build_request(
                     b.target,
@@ -445,7 +536,7 @@ class FapiItem:
     token_proof: str
 
 
-def fapi_item(b: Bench, now: int) -> FapiItem:
+def fapi_item(b: Bench, now: int, scope: str = "openid accounts") -> FapiItem:
     """PAR (RFC 9126 §2) with private_key_jwt and a DPoP proof (RFC 9449 §10.1), PKCE S256, plus a fresh
     assertion and proof for the token request that will follow."""
     verifier, challenge = pkce_pair()
@@ -455,7 +546,7 @@ def fapi_item(b: Bench, now: int) -> FapiItem:
             "response_type": "code",
             "client_id": b.fapi_client_id,
             "redirect_uri": FAPI_REDIRECT,
-            "scope": "openid accounts",
+            "scope": scope,
             "state": state,
             "nonce": secrets.token_urlsafe(12),
             "code_challenge": challenge,
@@ -509,7 +600,6 @@ async def prepare_fapi_flow(b: Bench, run: int, warmup: float, duration: float) 
     client_id + request_uri and the session cookie -> 303 with the code -> POST /token (private_key_jwt +
     DPoP + PKCE). The assertions and proofs are pre-signed like cc_jwt's."""
     next_item = _presign(b, "fapi_flow", 400.0, warmup, duration, lambda now: fapi_item(b, now))
-    token_path = b.path("token_endpoint")
     jars: dict[int, CookieJar] = b.state.setdefault("fapi_flow_jars", {})
     sign_in_lock = b.state.setdefault("sign_in_lock", asyncio.Lock())  # see prepare_code_flow
 
@@ -518,42 +608,47 @@ async def prepare_fapi_flow(b: Bench, run: int, warmup: float, duration: float) 
         if jar is None:
             jar = jars[i] = CookieJar()
             async with sign_in_lock:
-                await sign_in_once(b, conn, jar, ("alice", "bob")[i % 2])
-                await fapi_consent_once(b, conn, jar)
+                await returning_user(b, conn, jar, ("alice", "bob")[i % 2], "fapi")
 
         async def op(c: Connection, n: int) -> None:
-            item = next_item()
-            loc = await fapi_authorize(b, c, jar, item)
-            if not loc.startswith(FAPI_REDIRECT + "?"):
-                raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
-            params = query_of(loc)
-            if params.get("state") != item.state or "code" not in params or params.get("iss") != b.issuer:
-                raise HttpError(f"bad authorization response {loc[:200]}")
-            resp = await c.send(
-                build_request(
-                    b.target,
-                    "POST",
-                    token_path,
-                    {"DPoP": item.token_proof},
-                    form(
-                        {
-                            "grant_type": "authorization_code",
-                            "code": params["code"],
-                            "redirect_uri": FAPI_REDIRECT,
-                            "code_verifier": item.verifier,
-                            "client_assertion_type": ASSERTION_TYPE,
-                            "client_assertion": item.token_assertion,
-                        }
-                    ),
-                )
-            )
-            _expect(resp, 200, "token")
-            if b'"id_token"' not in resp.body or b'"DPoP"' not in resp.body:
-                raise HttpError(f"expected a DPoP token and an id_token: {resp.body[:200]!r}")
+            await fapi_code_flow(b, c, jar, next_item())
 
         return op
 
     return make
+
+
+async def fapi_code_flow(b: Bench, c: Connection, jar: CookieJar, item: FapiItem) -> dict[str, Any]:
+    """One returning-user flow of the fapi2 client (PAR -> authorize -> token), every answer checked;
+    returns the token response."""
+    loc = await fapi_authorize(b, c, jar, item)
+    if not loc.startswith(FAPI_REDIRECT + "?"):
+        raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
+    params = query_of(loc)
+    if params.get("state") != item.state or "code" not in params or params.get("iss") != b.issuer:
+        raise HttpError(f"bad authorization response {loc[:200]}")
+    resp = await c.send(
+        build_request(
+            b.target,
+            "POST",
+            b.path("token_endpoint"),
+            {"DPoP": item.token_proof},
+            form(
+                {
+                    "grant_type": "authorization_code",
+                    "code": params["code"],
+                    "redirect_uri": FAPI_REDIRECT,
+                    "code_verifier": item.verifier,
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": item.token_assertion,
+                }
+            ),
+        )
+    )
+    _expect(resp, 200, "token")
+    if b'"id_token"' not in resp.body or b'"DPoP"' not in resp.body:
+        raise HttpError(f"expected a DPoP token and an id_token: {resp.body[:200]!r}")
+    return orjson.loads(resp.body)
 
 
 # -- the bank API: GET balances with a DPoP-bound token -----------------------------------
@@ -652,15 +747,20 @@ async def bank_token(
     return orjson.loads(resp.body)["access_token"]
 
 
-def bank_request(b: Bench, token: str, path: str, now: int) -> bytes:
-    """GET on the bank API with a fresh DPoP proof (htu: the API URL, ath: the token hash)."""
+def dpop_get(b: Bench, token: str, url: str, path: str, now: int) -> bytes:
+    """GET `path` with a DPoP-bound token and a fresh proof (RFC 9449 §7: htu `url`, ath the token hash)."""
     assert b.dpop_key is not None
     proof = es256(
         b.dpop_key,
         {"typ": "dpop+jwt", "alg": "ES256", "jwk": b.dpop_jwk},
-        {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": b.issuer + path, "iat": now, "ath": _ath(token)},
+        {"jti": secrets.token_urlsafe(16), "htm": "GET", "htu": url, "iat": now, "ath": _ath(token)},
     )
     return build_request(b.target, "GET", path, {"Authorization": f"DPoP {token}", "DPoP": proof})
+
+
+def bank_request(b: Bench, token: str, path: str, now: int) -> bytes:
+    """GET on the bank API with a fresh DPoP proof (htu: the API URL, ath: the token hash)."""
+    return dpop_get(b, token, b.issuer + path, path, now)
 
 
 async def prepare_bank_balances(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
@@ -687,6 +787,38 @@ async def prepare_bank_balances(b: Bench, run: int, warmup: float, duration: flo
             _expect(resp, 200, "balances")
             if b'"InterimAvailable"' not in resp.body:
                 raise HttpError(f"not a balances response: {resp.body[:200]!r}")
+
+        return op
+
+    return make
+
+
+# -- UserInfo with a DPoP-bound token ------------------------------------------------------
+
+
+async def prepare_userinfo(b: Bench, run: int, warmup: float, duration: float) -> MakeOp:
+    """GET the UserInfo endpoint (OIDC Core §5.3) with alice's DPoP-bound access token, obtained per
+    run through one fapi2 flow (PAR -> authorize -> token, scope `openid accounts`); every request
+    carries a fresh proof (htu the endpoint from discovery, ath), pre-signed like cc_jwt's assertions.
+    The answer must hold the subject."""
+    conn = Connection(b.target)
+    try:
+        jar = b.state.get("userinfo_jar")
+        if jar is None:
+            jar = b.state["userinfo_jar"] = CookieJar()
+            await returning_user(b, conn, jar, "alice", "fapi")
+        token = (await fapi_code_flow(b, conn, jar, fapi_item(b, int(time.time()))))["access_token"]
+    finally:
+        conn.close()
+    url, path = b.discovery["userinfo_endpoint"], b.path("userinfo_endpoint")
+    next_request = _presign(b, "userinfo", 1000.0, warmup, duration, lambda now: dpop_get(b, token, url, path, now))
+
+    async def make(i: int, conn: Connection) -> Op:
+        async def op(c: Connection, n: int) -> None:
+            resp = await c.send(next_request())
+            _expect(resp, 200, "userinfo")
+            if b'"sub":"' not in resp.body.replace(b" ", b""):
+                raise HttpError(f"not a UserInfo response: {resp.body[:200]!r}")
 
         return op
 
@@ -796,9 +928,11 @@ SCENARIOS = {
     "cc_jwt": "client_credentials, private_key_jwt (ES256, pre-signed)",
     "cc_jwt_dpop": "client_credentials, fapi2 client: private_key_jwt + DPoP proof (both ES256, pre-signed)",
     "code_flow": "returning user: authorize -> 303 with code -> token (PKCE), flows/s",
+    "code_flow_par": "returning user, public native client through PAR: PAR -> authorize -> token (PKCE), flows/s",
     "fapi_flow": "returning user, fapi2 client: PAR (private_key_jwt + DPoP) -> authorize -> token (DPoP), flows/s",
     "login": "password logins (argon2id, production parameters), logins/s",
     "introspect": "introspection of access tokens by a resource server",
     "bank_balances": "bank API: GET balances with a DPoP-bound token (fresh pre-signed proof per request)",
+    "userinfo": "GET UserInfo with a DPoP-bound token (fresh pre-signed proof per request)",
     "bank_payment": "bank API: POST payments, execution only (one pre-obtained approval token per payment)",
 }
