@@ -327,6 +327,20 @@ def _services_cpu() -> dict[int, float]:
     return out
 
 
+def rss_mib(pid: int | None) -> float | None:
+    """Resident set size of a process in MiB (VmRSS), or None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 class CpuWindow:
     """CPU used by the driver, the server and each core between start() and stop()."""
 
@@ -418,6 +432,9 @@ async def measure(
     extra: dict[str, Any] = {"reconnects": reconnects} if reconnects else {}
     if window.services_cpu is not None:
         extra["postgres_redis_cpu"] = round(window.services_cpu, 3)
+    rss = rss_mib(server_pid)  # the server's memory at the end of the window (bounded caches stay flat)
+    if rss is not None:
+        extra["server_rss_mib"] = rss
     if ops and hook_start and hook_stop:  # counters from the server (SQL statements ...), per operation
         extra["per_op"] = {
             k: round((hook_stop[k] - hook_start[k]) / ops, 2) for k in hook_start if k in hook_stop and k != "seq"

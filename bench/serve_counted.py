@@ -1,7 +1,7 @@
 """`fingrade serve` with SQL statements and commits counted (for `run.py --profile` only).
 
-Counting is a SQLAlchemy event listener on every Engine, added from outside so the server's code
-is unchanged. On SIGUSR1 the counters are written to $FINGRADE_BENCH_COUNTS; the driver reads them
+Counting is a SQLAlchemy event listener on every Engine and a listener on every driver-level
+statement runner (fingrade/store/sql/direct.py), added from outside so the server's code is unchanged. On SIGUSR1 the counters are written to $FINGRADE_BENCH_COUNTS; the driver reads them
 at the start and end of the measured window to report statements and transactions per operation.
 
     python bench/serve_counted.py [serve options]     # = fingrade serve --demo [options]
@@ -16,6 +16,8 @@ import sys
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+from fingrade.store.sql import direct
 
 counts = {"seq": 0, "statements": 0, "commits": 0, "rollbacks": 0}
 
@@ -33,6 +35,28 @@ def _commit(*_args: object) -> None:
 @event.listens_for(Engine, "rollback")
 def _rollback(*_args: object) -> None:
     counts["rollbacks"] += 1
+
+
+def _direct(statement: str) -> None:
+    """The hot statements run on the driver, outside SQLAlchemy (fingrade/store/sql/direct.py)."""
+    word = statement.split()[0].upper()
+    if word == "COMMIT":
+        counts["commits"] += 1
+    elif word == "ROLLBACK":
+        counts["rollbacks"] += 1
+    elif word != "BEGIN":
+        counts["statements"] += 1
+
+
+_traced_init = direct.Traced.__init__
+
+
+def _traced_counted(self: direct.Traced) -> None:
+    _traced_init(self)
+    self.listeners.append(_direct)
+
+
+direct.Traced.__init__ = _traced_counted  # type: ignore[method-assign]
 
 
 def _dump(_sig: int, _frame: object) -> None:

@@ -50,7 +50,9 @@ class Settings:
     # stores
     database_url: str = ""  # default: SQLite file in data_dir
     database_pool_size: int = 20  # PostgreSQL connections per process, kept open (no overflow: no connect churn)
-    onetime_backend: str = "sql"  # sql | redis
+    # sql | redis | memory. memory: in this process only, never the default (docs/performance.md):
+    # a restart forgets codes, pushed requests, interactions, replay caches and sign-in throttles.
+    onetime_backend: str = "sql"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "fingrade:"  # lets several deployments (or test runs) share one Redis
     # secrets (base64url, 32 bytes); generated into data_dir on first start when not given
@@ -272,8 +274,8 @@ def _finish(s: Settings) -> None:
             raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
     _finish_mtls(s)
     _finish_http_limits(s)
-    if s.onetime_backend not in ("sql", "redis"):
-        raise ConfigError("onetime_backend: must be sql or redis")
+    if s.onetime_backend not in ("sql", "redis", "memory"):
+        raise ConfigError("onetime_backend: must be sql, redis or memory")
     if s.signing_alg not in ("ES256", "PS256", "EdDSA"):
         raise ConfigError("signing_alg: must be ES256, PS256 or EdDSA")
     # FAPI 2.0 SP 5.3.2.1-11 / RFC 6749 §4.1.2: codes live at most 60 s.

@@ -16,6 +16,7 @@ from fingrade.oauth.signing_keys import KeyManager
 from fingrade.private_files import secure_data_dir
 from fingrade.protocol.sealing import Sealer
 from fingrade.server_secrets import load_secrets
+from fingrade.store.memory import MemoryOneTimeStore
 from fingrade.store.sql.db import Database
 from fingrade.store.sql.durable import SqlDurableStore
 from fingrade.store.sql.migrate import upgrade
@@ -44,6 +45,15 @@ async def build_core(settings: Settings, migrate: bool = True) -> Core:
 
         onetime = RedisOneTimeStore(settings.redis_url, settings.redis_prefix)
         await onetime.ping()
+    elif settings.onetime_backend == "memory":
+        # The explicit opt-in for one process that may forget (docs/performance.md): nothing shared
+        # with another process, nothing kept across a restart.
+        log.warning(
+            "onetime_backend = memory: codes, pushed requests, replay caches and sign-in throttles live in this "
+            "process only; a restart forgets them (a DPoP proof or client assertion seen before it is accepted "
+            "once more while still valid), and no other process or node sees them"
+        )
+        onetime = MemoryOneTimeStore()
     else:
         onetime = SqlOneTimeStore(db)
     keys = KeyManager(

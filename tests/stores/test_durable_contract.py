@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from sqlalchemy import delete, select
@@ -38,7 +40,9 @@ from fingrade.store.sql.migrate import upgrade
 
 BACKENDS = os.environ.get("FINGRADE_TEST_BACKENDS", "sqlite,postgres").split(",")
 KINDS = ["sqlite", "memory"] + (["postgres"] if "postgres" in BACKENDS else [])
-DUPLICATE = (IntegrityError, DuplicateKeyError)  # a second row under a unique key is refused
+# A second row under a unique key is refused: by SQLAlchemy, by the driver on the hot paths
+# (store/sql/direct.py), or by the in-memory store.
+DUPLICATE = (IntegrityError, sqlite3.IntegrityError, asyncpg.UniqueViolationError, DuplicateKeyError)
 DAY = 86400
 
 # Every table of the authorization server's durable state (emptied before each test on PostgreSQL,

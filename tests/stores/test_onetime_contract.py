@@ -120,6 +120,42 @@ def test_put_get_take(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> N
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_exchange_turns_one_live_entry_into_another_once(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
+    """RFC 9126 §4 / FAPI 2.0 SP §5.3.2.2 note 3: a pushed request is used up when its code is issued.
+    The use and the code's storage are one step: of concurrent completions exactly one gets a code,
+    and a used-up or unknown request yields none."""
+
+    async def body(s) -> None:
+        par = secrets.token_hex(8)
+        await s.put("par", par, {"client_id": "c"}, ttl=60)
+        codes = [secrets.token_hex(8) for _ in range(12)]
+        won = await asyncio.gather(*(s.exchange("par", par, "code", c, {"grant_id": c}, ttl=30) for c in codes))
+        assert won.count(True) == 1
+        winner = codes[won.index(True)]
+        assert await s.get("par", par) is None
+        assert await s.consume("code", winner) == ({"grant_id": winner}, True)  # a fresh, unused code
+        assert [c for c in codes if await s.get("code", c) is not None] == [winner]
+        assert await s.exchange("par", par, "code", secrets.token_hex(8), {}, ttl=30) is False
+        assert await s.exchange("par", "absent", "code", secrets.token_hex(8), {}, ttl=30) is False
+
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exchange_refuses_an_expired_entry(
+    kind: str, tmp_path: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
+        par, code = secrets.token_hex(8), secrets.token_hex(8)
+        await s.put("par", par, {"client_id": "c"}, ttl=5)
+        await elapse(6, ("par", par))
+        assert await s.exchange("par", par, "code", code, {"grant_id": "g"}, ttl=30) is False
+        assert await s.get("code", code) is None
+
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_consume_has_exactly_one_first_use(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
     async def body(s) -> None:
         key = secrets.token_hex(8)
@@ -225,11 +261,16 @@ def _statements(s) -> Iterator[list[str]]:
     def count(_conn, _cursor, statement, *_args) -> None:
         seen.append(statement.split()[0].upper())
 
+    def count_direct(statement: str) -> None:  # the hot statements run on the driver (direct.py)
+        seen.append(statement.split()[0].upper())
+
     event.listen(engine, "before_cursor_execute", count)
+    s.db.direct.listeners.append(count_direct)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", count)
+        s.db.direct.listeners.remove(count_direct)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -253,7 +294,7 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: Callable[[]
 def test_sql_per_request_writes_are_single_autocommit_statements(
     kind: str, tmp_path: Path, pg_url: Callable[[], str]
 ) -> None:
-    """put, add, take and consume are each one statement, atomic on its own, run without an explicit
+    """put, add, take, consume and exchange are each one statement, atomic on its own, run without an explicit
     BEGIN ... COMMIT (db.write_statement): a FAPI flow makes about ten of them (bench: fapi_flow)."""
 
     async def body(s) -> None:
@@ -264,7 +305,9 @@ def test_sql_per_request_writes_are_single_autocommit_statements(
             assert await s.consume("code", key) == ({"v": 2}, True)
             assert await s.take("code", key) == {"v": 2}
             assert await s.add("jti", key, ttl=30) is True
-        assert seen == ["INSERT", "INSERT", "UPDATE", "DELETE", "INSERT"], seen
+            await s.put("par", key, {"v": 3}, ttl=30)
+            assert await s.exchange("par", key, "code", key, {"v": 4}, ttl=30) is True  # the row is rekeyed
+        assert seen == ["INSERT", "INSERT", "UPDATE", "DELETE", "INSERT", "INSERT", "UPDATE"], seen
 
     run(kind, tmp_path, pg_url, body)
 

@@ -12,6 +12,7 @@ import sqlite3
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -44,6 +45,15 @@ STORE_FAILURES = [
     lambda m: redis_errors.ReadOnlyError(m),
     lambda m: ConnectionRefusedError(111, m),
     lambda m: OSError(28, m),
+    # The hot paths' statements run on the drivers unwrapped (store/sql/direct.py).
+    lambda m: sqlite3.OperationalError(m),
+    lambda m: sqlite3.DatabaseError(m),
+    lambda m: asyncpg.exceptions.ConnectionDoesNotExistError(m),
+    lambda m: asyncpg.exceptions.CannotConnectNowError(m),
+    lambda m: asyncpg.exceptions.ReadOnlySQLTransactionError(m),
+    lambda m: asyncpg.exceptions.ConnectionFailureError(m),
+    lambda m: asyncpg.InterfaceError(m),
+    lambda m: TimeoutError(m),  # no pooled asyncpg connection came free in time
 ]
 BUGS = [
     ValueError,

@@ -346,15 +346,19 @@ async def consent_needed(core: Core, req: AuthorizationRequest, user_id: str) ->
     return not set(approved_scopes(client, req.scope, req.authorization_details)) <= granted
 
 
+def _used_up() -> PageError:
+    return _page_error(
+        "invalid_request_uri",
+        "this sign-in request was already completed; return to the application and start again",
+    )
+
+
 async def consume_pushed(core: Core, req: AuthorizationRequest) -> None:
     """RFC 9126 §4/§7.3, FAPI 2.0 SP note 3: a request_uri is used up when the authorization
     completes, not when the page is first loaded (reloads before sign-in must work). The first
     completion takes it; any other interaction started from it then fails."""
     if req.pushed_key is not None and await core.onetime.take(OneTimeKind.PAR, req.pushed_key) is None:
-        raise _page_error(
-            "invalid_request_uri",
-            "this sign-in request was already completed; return to the application and start again",
-        )
+        raise _used_up()
 
 
 @dataclass(frozen=True)
@@ -376,10 +380,38 @@ async def issue_code(
 ) -> AuthorizationResponse:
     """Create the grant (the token family) and a single-use code bound to everything the token
     request must prove; return the authorization response carrying it."""
-    await consume_pushed(core, req)
     now = core.clock()
     grant_id = new_token(16)
     scope = " ".join(req.scope)
+    code = new_token(32)
+    issued = CodeGrant(
+        client_id=req.client_id,
+        redirect_uri=req.redirect_uri,
+        scope=scope,
+        user_id=user_id,
+        auth_time=auth_time,
+        grant_id=grant_id,
+        expires_at=now + core.settings.code_ttl,
+        nonce=req.nonce,
+        code_challenge=req.code_challenge,
+        code_challenge_method=req.code_challenge_method,
+        amr=amr,
+        dpop_jkt=req.dpop_jkt,
+        authorization_details=req.authorization_details,
+        consent_id=req.consent_id,
+        linked_details_hash=linked.details_hash if linked else None,
+    )
+    code_key, ttl = token_hash(code), core.settings.code_ttl + CODE_REUSE_WINDOW
+    if req.pushed_key is None:
+        await core.onetime.put(OneTimeKind.CODE, code_key, issued.to_record(), ttl=ttl)
+    elif not await core.onetime.exchange(
+        OneTimeKind.PAR, req.pushed_key, OneTimeKind.CODE, code_key, issued.to_record(), ttl
+    ):
+        # RFC 9126 §4/§7.3: the pushed request is used up by the code, in one step, so of two
+        # completions of one request_uri only one yields a code (consume_pushed explains when).
+        raise _used_up()
+    # The code exists before its grant: until the grant is written (a moment later, before the code
+    # is sent), or if writing it fails, the token endpoint finds no live grant and issues nothing.
     grant = Grant(
         id=grant_id,
         client_id=req.client_id,
@@ -399,28 +431,8 @@ async def issue_code(
         req.consent_id, grant, now - core.settings.consent_resource_ttl
     ):
         # Authorised (or deleted) by another request meanwhile: one consent, one authorisation.
+        await core.onetime.delete(OneTimeKind.CODE, code_key)
         return await request_error(core, req, invalid_request("the consent is no longer awaiting authorisation"))
-    code = new_token(32)
-    issued = CodeGrant(
-        client_id=req.client_id,
-        redirect_uri=req.redirect_uri,
-        scope=scope,
-        user_id=user_id,
-        auth_time=auth_time,
-        grant_id=grant_id,
-        expires_at=now + core.settings.code_ttl,
-        nonce=req.nonce,
-        code_challenge=req.code_challenge,
-        code_challenge_method=req.code_challenge_method,
-        amr=amr,
-        dpop_jkt=req.dpop_jkt,
-        authorization_details=req.authorization_details,
-        consent_id=req.consent_id,
-        linked_details_hash=linked.details_hash if linked else None,
-    )
-    await core.onetime.put(
-        OneTimeKind.CODE, token_hash(code), issued.to_record(), ttl=core.settings.code_ttl + CODE_REUSE_WINDOW
-    )
     return await authorization_response(
         core, req.client_id, req.redirect_uri, req.response_mode, {"code": code, "state": req.state}
     )

@@ -68,6 +68,11 @@ class OneTimeStore(Protocol):
     async def take(self, kind: str, key: str) -> dict[str, Any] | None:
         """Delete and return the value; of two concurrent callers exactly one gets it."""
 
+    async def exchange(self, kind: str, key: str, new_kind: str, new_key: str, value: dict[str, Any], ttl: int) -> bool:
+        """Use up the live entry (kind, key) and store `value` under (new_kind, new_key), in one atomic
+        step; False, and nothing stored, when the entry was not there (used up or expired). Of two
+        concurrent callers at most one succeeds: a pushed request becomes exactly one code."""
+
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
         """Mark the value used and return (value, first_use). Only one caller ever sees first_use=True;
         later callers still see the value until it expires (that is how code reuse is detected)."""

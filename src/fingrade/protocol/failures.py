@@ -16,9 +16,11 @@ its 500, and uvicorn then closes the keep-alive connection the client would retr
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # it ships no type information
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -33,8 +35,20 @@ RETRY_AFTER = "2"  # seconds: a restart or failover of a store takes about that 
 # DBAPIError: every database error as the driver reports it (SQLite "database or disk is full",
 # "attempt to write a readonly database", a PostgreSQL connection lost or refused by the server);
 # OSError: a connection refused before the driver is involved; PoolTimeout: no pooled connection
-# came free in time; RedisError: Redis unreachable, loading, read-only or out of memory.
-STORE_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, PoolTimeout, RedisError, OSError)
+# came free in time; RedisError: Redis unreachable, loading, read-only or out of memory. The hot
+# paths' statements run on the drivers themselves (store/sql/direct.py), whose errors are not
+# wrapped: sqlite3.Error, and asyncpg's PostgresError (server errors, lost connections) and
+# InterfaceError (a connection closed under it). A pool that has no connection free in time raises
+# TimeoutError, an OSError.
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    RedisError,
+    OSError,
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 
 
 def is_store_failure(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ against both.
   client, revoking a registration token) read `clock`, integer seconds, the wall clock unless one is
   injected. Every other method uses the `now` it is given.
 - A write that would duplicate a key raises `DuplicateKeyError` where the SQL store's constraint
-  raises `IntegrityError` (a second user with one username, a second grant with one id).
+  raises its driver's integrity error (a second user with one username, a second grant with one id).
 """
 
 from __future__ import annotations
@@ -104,6 +104,14 @@ class MemoryOneTimeStore:
             return None
         del self._entries[(kind, key)]
         return orjson.loads(entry.value) if entry.value is not None else None
+
+    async def exchange(self, kind: str, key: str, new_kind: str, new_key: str, value: dict[str, Any], ttl: int) -> bool:
+        now = self.clock()
+        if self._live(kind, key, now) is None:
+            return False
+        del self._entries[(kind, key)]
+        self._entries[(new_kind, new_key)] = _Entry(orjson.dumps(value), 0, now + ttl)
+        return True
 
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
         entry = self._live(kind, key, self.clock())

@@ -40,6 +40,15 @@ local n = redis.call('HINCRBY', KEYS[1], 'u', 1)
 return {v, n}
 """
 
+# exchange: the first key is used up and the value stored under the second, or nothing happens.
+_EXCHANGE = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'v', ARGV[1], 'u', 0)
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
 # incr with the window starting at the first failure (the TTL is not extended by later calls).
 _INCR = """
 local n = redis.call('INCR', KEYS[1])
@@ -98,6 +107,7 @@ class RedisOneTimeStore:
         )
         self.prefix = prefix
         self._consume = self.redis.register_script(_CONSUME)
+        self._exchange = self.redis.register_script(_EXCHANGE)
         self._incr = self.redis.register_script(_INCR)
         self._reserve = self.redis.register_script(_RESERVE)
         self._release = self.redis.register_script(_RELEASE)
@@ -147,6 +157,10 @@ class RedisOneTimeStore:
             raw, deleted = await pipe.execute()
         # MULTI/EXEC makes HGET+DEL one step: only the caller whose DEL removed the key wins.
         return orjson.loads(raw) if raw and deleted else None
+
+    async def exchange(self, kind: str, key: str, new_kind: str, new_key: str, value: dict[str, Any], ttl: int) -> bool:
+        keys = [self._k(kind, key), self._k(new_kind, new_key)]
+        return bool(await self._exchange(keys=keys, args=[orjson.dumps(value), max(ttl, 1)]))
 
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
         got = await self._consume(keys=[self._k(kind, key)])

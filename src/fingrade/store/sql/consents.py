@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fingrade.store.sql.common import SqlPart
+from fingrade.store.sql.direct import Statement
 from fingrade.store.sql.schema import consents, grants
 
 # Hot-path statements are built once: constructing SQLAlchemy expressions costs more than
 # running the query on SQLite (see docs/performance.md).
-_CONSENT = select(consents.c.scope).where(
-    and_(consents.c.user_id == bindparam("uid"), consents.c.client_id == bindparam("cid"))
-)
+_CONSENT_DIRECT = Statement("SELECT scope FROM consents WHERE user_id = :uid AND client_id = :cid")
 
 
 class SqlConsentStore(SqlPart):
     """Remembered consents."""
 
     async def get_consent(self, user_id: str, client_id: str) -> frozenset[str]:
-        def q(conn: Connection) -> frozenset[str]:
-            scope = conn.execute(_CONSENT, {"uid": user_id, "cid": client_id}).scalar()
-            return frozenset(scope.split()) if scope else frozenset()
-
-        return await self.db.read(q)
+        row = await self.db.direct.one(_CONSENT_DIRECT, uid=user_id, cid=client_id)
+        return frozenset(row[0].split()) if row and row[0] else frozenset()
 
     async def save_consent(self, user_id: str, client_id: str, scopes: frozenset[str], now: int) -> None:
         def q(conn: Connection) -> None:

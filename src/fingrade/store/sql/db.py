@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from fingrade.private_files import private_sqlite
+from fingrade.store.sql.direct import PgDirect, SqliteDirect
 
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5.0  # seconds for a new PostgreSQL connection
+POOL_TIMEOUT = 30.0  # seconds a request waits for a pooled connection (SQLAlchemy's default)
 # hide_parameters (both engines): a database error's text never carries the statement's values
 # (hashes, personal data) into a log line or a traceback.
 
@@ -41,11 +43,14 @@ class Database:
             self.engine = create_engine(
                 parsed.set(drivername="sqlite+pysqlite"),
                 poolclass=StaticPool,
-                connect_args={"check_same_thread": False, "timeout": 5},
+                # A statement cache large enough for every hot statement (direct.py) and the ORM's.
+                connect_args={"check_same_thread": False, "timeout": 5, "cached_statements": 512},
                 hide_parameters=True,
             )
             _configure_sqlite(self.engine)
             self.async_engine = None
+            # The hot paths' statements run on the same (only) connection, straight on sqlite3.
+            self.direct: SqliteDirect | PgDirect = SqliteDirect(self._sqlite_connection)
         elif self.dialect == "postgresql":
             self.engine = None
             # A fixed pool, no overflow: an overflow connection is closed when it is returned, so
@@ -63,8 +68,25 @@ class Database:
             )
             # Reads are single indexed lookups: autocommit spares the BEGIN and COMMIT round trips.
             self._read_engine = self.async_engine.execution_options(isolation_level="AUTOCOMMIT")
+            # The hot paths' statements: an asyncpg pool of their own, prepared statements cached
+            # per connection (direct.py). It is opened on first use.
+            self.direct = PgDirect(
+                parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+                size=pool_size,
+                connect_timeout=CONNECT_TIMEOUT,
+                acquire_timeout=POOL_TIMEOUT,
+            )
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+
+    def _sqlite_connection(self) -> Any:
+        """The driver's connection under the StaticPool (connected on first use)."""
+        assert self.engine is not None
+        proxy = self.engine.raw_connection()
+        try:
+            return proxy.driver_connection
+        finally:
+            proxy.close()  # back to the pool; the StaticPool keeps the one connection open
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(fn, args, write=False)
@@ -112,6 +134,8 @@ class Database:
             await self.async_engine.dispose()
 
     async def close(self) -> None:
+        if isinstance(self.direct, PgDirect):
+            await self.direct.close()
         if self.engine is not None:
             self.engine.dispose()
         if self.async_engine is not None:

@@ -5,32 +5,66 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fingrade.oauth.models import Grant, RefreshToken
 from fingrade.store.sql.common import SqlPart, dumps
-from fingrade.store.sql.schema import grants, refresh_tokens, revoked_tokens, users
-from fingrade.store.sql.users import USER_DISABLED
+from fingrade.store.sql.direct import Statement
+from fingrade.store.sql.schema import grants, refresh_tokens, revoked_tokens
 
-# Hot-path statements are built once: constructing SQLAlchemy expressions costs more than
-# running the query on SQLite (see docs/performance.md).
-INSERT_GRANT = insert(grants)
-_INSERT_RT = insert(refresh_tokens)
-_REVOKED_JTI = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == bindparam("jti"))
-# A grant is usable while neither it is revoked nor its user disabled.
-_GRANT_LIVE = (
-    select(grants.c.revoked_at, users.c.disabled)
-    .select_from(grants.outerjoin(users, users.c.id == grants.c.user_id))
-    .where(grants.c.id == bindparam("gid"))
+INSERT_GRANT = insert(grants)  # a consent resource's grant, in its authorisation's transaction
+
+# The statements of every code redemption, refresh and token check run on the driver (direct.py).
+_GRANT_COLUMNS = (
+    "id, client_id, user_id, scope, auth_time, created_at, revoked_at, authorization_details, acr, amr, "
+    "linked_details_hash, linked_factors"
 )
-_RT = select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("h"))
-_GRANT = select(grants).where(grants.c.id == bindparam("gid"))
+_RT_COLUMNS = "token_hash, grant_id, client_id, user_id, scope, created_at, expires_at, used_at, dpop_jkt, binding"
+_INSERT_GRANT_DIRECT = Statement(
+    f"INSERT INTO grants ({_GRANT_COLUMNS}) VALUES (:id, :client_id, :user_id, :scope, :auth_time, :created_at, "
+    ":revoked_at, :authorization_details, :acr, :amr, :linked_details_hash, :linked_factors)"
+)
+_INSERT_RT_DIRECT = Statement(
+    f"INSERT INTO refresh_tokens ({_RT_COLUMNS}) VALUES (:token_hash, :grant_id, :client_id, :user_id, :scope, "
+    ":created_at, :expires_at, :used_at, :dpop_jkt, :binding)"
+)
+# A grant is usable while neither it is revoked nor its user disabled.
+_GRANT_LIVE_DIRECT = Statement(
+    "SELECT g.revoked_at, u.disabled FROM grants g LEFT JOIN users u ON u.id = g.user_id WHERE g.id = :gid"
+)
+_REVOKED_DIRECT = Statement("SELECT 1 FROM revoked_tokens WHERE jti = :jti")
+_REVOKE_GRANT_DIRECT = Statement("UPDATE grants SET revoked_at = :now WHERE id = :gid AND revoked_at IS NULL")
+_GRANT_DIRECT = Statement(f"SELECT {_GRANT_COLUMNS} FROM grants WHERE id = :gid")
+# A refresh token with its grant, unless its user is disabled (then it is dead, as if unknown).
+_RT_WITH_GRANT_DIRECT = Statement(
+    f"SELECT {', '.join('r.' + c.strip() for c in _RT_COLUMNS.split(','))}, "
+    f"{', '.join('g.' + c.strip() for c in _GRANT_COLUMNS.split(','))} "
+    "FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id LEFT JOIN users u ON u.id = r.user_id "
+    "WHERE r.token_hash = :h AND (u.disabled IS NULL OR NOT u.disabled)"
+)
+# Compare-and-set: of two concurrent refreshes with one token, exactly one updates the row.
+_USE_RT_DIRECT = Statement(
+    "UPDATE refresh_tokens SET used_at = :now WHERE token_hash = :h AND used_at IS NULL RETURNING token_hash"
+)
 
 
-def _grant_live(conn: Connection, grant_id: str) -> bool:
-    row = conn.execute(_GRANT_LIVE, {"gid": grant_id}).first()
-    return row is not None and row.revoked_at is None and not row.disabled
+def _grant_from_tuple(row: tuple[Any, ...]) -> Grant:
+    """A grant from the _GRANT_COLUMNS of a direct statement."""
+    return Grant(
+        id=row[0],
+        client_id=row[1],
+        user_id=row[2],
+        scope=row[3],
+        auth_time=row[4],
+        created_at=row[5],
+        revoked_at=row[6],
+        authorization_details=orjson.loads(row[7]) if row[7] else None,
+        acr=row[8],
+        amr=row[9].split() if row[9] else None,
+        linked_details_hash=row[10],
+        linked_factors=orjson.loads(row[11]) if row[11] else None,
+    )
 
 
 def _grant_from_row(row: Any) -> Grant:
@@ -87,27 +121,14 @@ class SqlGrantStore(SqlPart):
     """Grants and tokens."""
 
     async def create_grant(self, grant: Grant) -> None:
-        def q(conn: Connection) -> None:
-            conn.execute(INSERT_GRANT, grant_values(grant))
-
-        await self.db.write(q)
+        await self.db.direct.run(_INSERT_GRANT_DIRECT, **grant_values(grant))
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:
-        def q(conn: Connection) -> None:
-            conn.execute(
-                update(grants)
-                .where(and_(grants.c.id == grant_id, grants.c.revoked_at.is_(None)))
-                .values(revoked_at=now)
-            )
-
-        await self.db.write(q)
+        await self.db.direct.run(_REVOKE_GRANT_DIRECT, gid=grant_id, now=now)
 
     async def get_grant(self, grant_id: str) -> Grant | None:
-        def q(conn: Connection) -> Grant | None:
-            row = conn.execute(_GRANT, {"gid": grant_id}).first()
-            return _grant_from_row(row) if row else None
-
-        return await self.db.read(q)
+        row = await self.db.direct.one(_GRANT_DIRECT, gid=grant_id)
+        return _grant_from_tuple(row) if row else None
 
     async def list_user_grants(self, user_id: str | None = None) -> list[tuple[Grant, int | None]]:
         """The grants of one user (all users when None), oldest first, each with the expiry of its
@@ -133,51 +154,32 @@ class SqlGrantStore(SqlPart):
         return await self.db.read(q)
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        def q(conn: Connection) -> None:
-            conn.execute(_INSERT_RT, _rt_values(token))
-
-        await self.db.write(q)
+        await self.db.direct.run(_INSERT_RT_DIRECT, **_rt_values(token))
 
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None:
-        def q(conn: Connection) -> tuple[RefreshToken, Grant] | None:
-            row = conn.execute(_RT, {"h": token_hash}).first()
-            if row is None:
-                return None
-            grow = conn.execute(_GRANT, {"gid": row.grant_id}).first()
-            if grow is None or conn.execute(USER_DISABLED, {"uid": row.user_id}).scalar():
-                return None  # a disabled user's refresh tokens are dead, as if unknown
-            rt = RefreshToken(
-                token_hash=row.token_hash,
-                grant_id=row.grant_id,
-                client_id=row.client_id,
-                user_id=row.user_id,
-                scope=row.scope,
-                created_at=row.created_at,
-                expires_at=row.expires_at,
-                used_at=row.used_at,
-                dpop_jkt=row.dpop_jkt,
-                binding=row.binding,
-            )
-            return rt, _grant_from_row(grow)
-
-        return await self.db.read(q)
+        row = await self.db.direct.one(_RT_WITH_GRANT_DIRECT, h=token_hash)
+        if row is None:
+            return None  # unknown, its grant gone, or its user disabled: dead, as if unknown
+        rt = RefreshToken(
+            token_hash=row[0],
+            grant_id=row[1],
+            client_id=row[2],
+            user_id=row[3],
+            scope=row[4],
+            created_at=row[5],
+            expires_at=row[6],
+            used_at=row[7],
+            dpop_jkt=row[8],
+            binding=row[9],
+        )
+        return rt, _grant_from_tuple(row[10:])
 
     async def rotate_refresh_token(self, old_hash: str, new: RefreshToken, now: int) -> bool:
-        def q(conn: Connection) -> bool:
-            # Compare-and-set: of two concurrent refreshes with one token, exactly one updates the row.
-            won = (
-                conn.execute(
-                    update(refresh_tokens)
-                    .where(and_(refresh_tokens.c.token_hash == old_hash, refresh_tokens.c.used_at.is_(None)))
-                    .values(used_at=now)
-                ).rowcount
-                == 1
-            )
-            if won:
-                conn.execute(_INSERT_RT, _rt_values(new))
-            return won
-
-        return await self.db.write(q)
+        async with self.db.direct.transaction() as tx:
+            if await tx.one(_USE_RT_DIRECT, h=old_hash, now=now) is None:
+                return False
+            await tx.run(_INSERT_RT_DIRECT, **_rt_values(new))
+            return True
 
     async def revoke_access_token(self, jti: str, expires_at: int) -> None:
         def q(conn: Connection) -> None:
@@ -190,12 +192,10 @@ class SqlGrantStore(SqlPart):
         await self.db.write(q)
 
     async def token_status(self, jti: str, grant_id: str | None) -> bool:
-        def q(conn: Connection) -> bool:
-            if conn.execute(_REVOKED_JTI, {"jti": jti}).first():
-                return False
-            return grant_id is None or _grant_live(conn, grant_id)
-
-        return await self.db.read(q)
+        if await self.db.direct.one(_REVOKED_DIRECT, jti=jti) is not None:
+            return False
+        return grant_id is None or await self.grant_live(grant_id)
 
     async def grant_live(self, grant_id: str) -> bool:
-        return await self.db.read(lambda conn: _grant_live(conn, grant_id))
+        row = await self.db.direct.one(_GRANT_LIVE_DIRECT, gid=grant_id)
+        return row is not None and row[0] is None and not row[1]

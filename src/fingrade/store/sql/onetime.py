@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fingrade.oauth.ports import AttemptLimit
 from fingrade.store.sql.db import Database
+from fingrade.store.sql.direct import Statement
 from fingrade.store.sql.schema import onetime
 
 
@@ -20,33 +21,30 @@ def _key(kind: str, key: str) -> Any:
     return and_(onetime.c.kind == kind, onetime.c.key == key)
 
 
-# Prebuilt statements for the per-request operations (expression building dominates on SQLite).
-_K = and_(onetime.c.kind == bindparam("k_kind"), onetime.c.key == bindparam("k_key"))
-_LIVE = and_(_K, onetime.c.expires_at > bindparam("k_now"))
-_GET = select(onetime.c.value).where(_LIVE)
-_TAKE = delete(onetime).where(_LIVE).returning(onetime.c.value)
-_CONSUME = update(onetime).where(and_(_LIVE, onetime.c.used == 0)).values(used=1).returning(onetime.c.value)
-
-
-def _put_statement(dialect: str) -> Any:
-    """Store a value under a key, replacing whatever was there, in one statement (upsert)."""
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(onetime)
-    return ins.on_conflict_do_update(
-        index_elements=[onetime.c.kind, onetime.c.key],
-        set_={"value": ins.excluded.value, "used": ins.excluded.used, "expires_at": ins.excluded.expires_at},
-    )
-
-
-def _add_statement(dialect: str) -> Any:
-    """Replay-cache insert in one statement: insert the key, or take over an expired leftover of it;
-    a live entry is left untouched and no row comes back (SQLite >= 3.35 and PostgreSQL: upsert with
-    a WHERE on the conflicting row, RETURNING)."""
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(onetime)
-    return ins.on_conflict_do_update(
-        index_elements=[onetime.c.kind, onetime.c.key],
-        set_={"value": ins.excluded.value, "used": ins.excluded.used, "expires_at": ins.excluded.expires_at},
-        where=onetime.c.expires_at <= bindparam("k_now"),
-    ).returning(onetime.c.kind)
+# The per-request operations run straight on the driver (direct.py): one statement each.
+_GET = Statement("SELECT value FROM onetime WHERE kind = :kind AND key = :key AND expires_at > :now")
+_TAKE = Statement("DELETE FROM onetime WHERE kind = :kind AND key = :key AND expires_at > :now RETURNING value")
+_CONSUME = Statement(
+    "UPDATE onetime SET used = 1 WHERE kind = :kind AND key = :key AND expires_at > :now AND used = 0 RETURNING value"
+)
+# The live entry becomes the new one: the row itself is rekeyed, so using up the first and storing
+# the second are one statement (a pushed request turns into its code).
+_EXCHANGE = Statement(
+    "UPDATE onetime SET kind = :new_kind, key = :new_key, value = :value, used = 0, expires_at = :expires_at "
+    "WHERE kind = :kind AND key = :key AND expires_at > :now RETURNING used"
+)
+# Store a value under a key, replacing whatever was there (upsert).
+_PUT = Statement(
+    "INSERT INTO onetime (kind, key, value, used, expires_at) VALUES (:kind, :key, :value, 0, :expires_at) "
+    "ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, used = excluded.used, expires_at = excluded.expires_at"
+)
+# Replay-cache insert: insert the key, or take over an expired leftover of it; a live entry is left
+# untouched and no row comes back (upsert with a WHERE on the conflicting row, RETURNING).
+_ADD = Statement(
+    "INSERT INTO onetime (kind, key, value, used, expires_at) VALUES (:kind, :key, NULL, 0, :expires_at) "
+    "ON CONFLICT (kind, key) DO UPDATE SET value = NULL, used = 0, expires_at = excluded.expires_at "
+    "WHERE onetime.expires_at <= :now RETURNING kind"
+)
 
 
 def _ensure_statement(dialect: str) -> Any:
@@ -54,6 +52,8 @@ def _ensure_statement(dialect: str) -> Any:
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(onetime)
     return ins.on_conflict_do_nothing(index_elements=[onetime.c.kind, onetime.c.key])
 
+
+_K = and_(onetime.c.kind == bindparam("k_kind"), onetime.c.key == bindparam("k_key"))
 
 # Attempt counters: `used` is the count, `value` the time before which no attempt is allowed.
 _LOCK = select(onetime.c.used, onetime.c.value, onetime.c.expires_at).where(_K).with_for_update()
@@ -72,66 +72,43 @@ def _counter(conn: Connection, limit: AttemptLimit, now: int) -> tuple[int, int]
 class SqlOneTimeStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._add = _add_statement(db.dialect)
-        self._put = _put_statement(db.dialect)
+        self.sql = db.direct
         self._ensure = _ensure_statement(db.dialect)
 
     async def put(self, kind: str, key: str, value: dict[str, Any], ttl: int) -> None:
         data = orjson.dumps(value).decode()
-        expires = int(time.time()) + ttl
-
-        def q(conn: Connection) -> None:
-            conn.execute(self._put, {"kind": kind, "key": key, "value": data, "used": 0, "expires_at": expires})
-
-        await self.db.write_statement(q)
+        await self.sql.run(_PUT, kind=kind, key=key, value=data, expires_at=int(time.time()) + ttl)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        now = int(time.time())
-
-        def q(conn: Connection) -> str | None:
-            return conn.execute(_GET, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
-
-        raw = await self.db.read(q)
-        return orjson.loads(raw) if raw else None
+        row = await self.sql.one(_GET, kind=kind, key=key, now=int(time.time()))
+        return orjson.loads(row[0]) if row and row[0] else None
 
     async def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        row = await self.sql.one(_TAKE, kind=kind, key=key, now=int(time.time()))
+        return orjson.loads(row[0]) if row and row[0] else None
+
+    async def exchange(self, kind: str, key: str, new_kind: str, new_key: str, value: dict[str, Any], ttl: int) -> bool:
         now = int(time.time())
-
-        def q(conn: Connection) -> str | None:
-            return conn.execute(_TAKE, {"k_kind": kind, "k_key": key, "k_now": now}).scalar()
-
-        raw = await self.db.write_statement(q)
-        return orjson.loads(raw) if raw else None
+        data = orjson.dumps(value).decode()
+        row = await self.sql.one(
+            _EXCHANGE, new_kind=new_kind, new_key=new_key, value=data, expires_at=now + ttl, kind=kind, key=key, now=now
+        )
+        return row is not None
 
     async def consume(self, kind: str, key: str) -> tuple[dict[str, Any], bool] | None:
         now = int(time.time())
-
-        def q(conn: Connection) -> tuple[str, bool] | None:
-            params = {"k_kind": kind, "k_key": key, "k_now": now}
-            # The conditional UPDATE alone decides who wins; the read after a loss only tells a
-            # reuse (the entry is there, used) from an unknown key, so it needs no transaction.
-            won = conn.execute(_CONSUME, params).scalar()
-            if won is not None:
-                return won, True
-            seen = conn.execute(_GET, params).scalar()
-            return (seen, False) if seen is not None else None
-
-        got = await self.db.write_statement(q)
-        if got is None:
-            return None
-        return orjson.loads(got[0]), got[1]
+        # The conditional UPDATE alone decides who wins; the read after a loss only tells a reuse
+        # (the entry is there, used) from an unknown key, so it needs no transaction.
+        won = await self.sql.one(_CONSUME, kind=kind, key=key, now=now)
+        if won is not None:
+            return orjson.loads(won[0]), True
+        seen = await self.sql.one(_GET, kind=kind, key=key, now=now)
+        return (orjson.loads(seen[0]), False) if seen is not None and seen[0] else None
 
     async def add(self, kind: str, key: str, ttl: int) -> bool:
         now = int(time.time())
-
-        def q(conn: Connection) -> bool:
-            # An expired leftover must not block a fresh value: the upsert takes it over.
-            row = conn.execute(
-                self._add, {"kind": kind, "key": key, "value": None, "used": 0, "expires_at": now + ttl, "k_now": now}
-            ).first()
-            return row is not None
-
-        return await self.db.write_statement(q)
+        # An expired leftover must not block a fresh value: the upsert takes it over.
+        return await self.sql.one(_ADD, kind=kind, key=key, expires_at=now + ttl, now=now) is not None
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         now = int(time.time())

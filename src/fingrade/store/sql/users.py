@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, false, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from fingrade.oauth.models import Session, User
 from fingrade.store.sql.common import SqlPart
+from fingrade.store.sql.direct import Statement
 from fingrade.store.sql.schema import grants, sessions, users
 
-# Hot-path statements are built once: constructing SQLAlchemy expressions costs more than
-# running the query on SQLite (see docs/performance.md).
-# A disabled user's sessions are deleted when the user is disabled; the join keeps it so for a session
-# created concurrently (fail closed).
-_SESSION = (
-    select(sessions)
-    .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
-    .where(
-        and_(
-            sessions.c.id_hash == bindparam("h"), sessions.c.expires_at > bindparam("now"), users.c.disabled == false()
-        )
-    )
-)
 USER_DISABLED = select(users.c.disabled).where(users.c.id == bindparam("uid"))
+# Read on every authorization, so on the driver (direct.py). A disabled user's sessions are deleted
+# when the user is disabled; the join keeps it so for a session created concurrently (fail closed).
+_SESSION_DIRECT = Statement(
+    "SELECT s.user_id, s.auth_time, s.expires_at, s.amr FROM sessions s JOIN users u ON u.id = s.user_id "
+    "WHERE s.id_hash = :h AND s.expires_at > :now AND NOT u.disabled"
+)
+_USER_DIRECT = Statement(
+    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at FROM users WHERE id = :uid"
+)
 
 
 def _user_from_row(row: Any) -> User:
@@ -43,11 +40,19 @@ class SqlUserStore(SqlPart):
     """Users and sessions."""
 
     async def get_user(self, user_id: str) -> User | None:
-        def q(conn: Connection) -> User | None:
-            row = conn.execute(select(users).where(users.c.id == user_id)).first()
-            return _user_from_row(row) if row else None
-
-        return await self.db.read(q)
+        row = await self.db.direct.one(_USER_DIRECT, uid=user_id)
+        if row is None:
+            return None
+        return User(
+            id=row[0],
+            username=row[1],
+            password_hash=row[2],
+            name=row[3],
+            email=row[4],
+            email_verified=bool(row[5]),
+            disabled=bool(row[6]),
+            created_at=row[7],
+        )
 
     async def get_user_by_username(self, username: str) -> User | None:
         def q(conn: Connection) -> User | None:
@@ -124,19 +129,10 @@ class SqlUserStore(SqlPart):
         await self.db.write(q)
 
     async def get_session(self, id_hash: str, now: int) -> Session | None:
-        def q(conn: Connection) -> Session | None:
-            row = conn.execute(_SESSION, {"h": id_hash, "now": now}).first()
-            if row is None:
-                return None
-            return Session(
-                id_hash=row.id_hash,
-                user_id=row.user_id,
-                auth_time=row.auth_time,
-                expires_at=row.expires_at,
-                amr=row.amr.split(),
-            )
-
-        return await self.db.read(q)
+        row = await self.db.direct.one(_SESSION_DIRECT, h=id_hash, now=now)
+        if row is None:
+            return None
+        return Session(id_hash=id_hash, user_id=row[0], auth_time=row[1], expires_at=row[2], amr=row[3].split())
 
     async def delete_session(self, id_hash: str) -> None:
         def q(conn: Connection) -> None:
