@@ -52,6 +52,28 @@ class KeyView:
     verify_set: VerificationKeySet  # every published key, to verify our own tokens
 
 
+class VerifiedTokens:
+    """Access tokens whose signature has been verified, each with the key set that verified it. A
+    resource server presents the same token on every call (and introspects it, and userinfo reads
+    it): the signature of the same bytes by the same keys needs checking once. An entry counts only
+    while the key set is the very object that verified it; a reload of the signing keys (rotation,
+    removal, another node's change) makes a new one, so every token is verified again. Bounded:
+    the oldest entry goes first. Expiry and revocation are checked on every use, never cached."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[str | None, Any, dict[str, Any]]] = {}
+
+    def get(self, token: str) -> tuple[str | None, Any, dict[str, Any]] | None:
+        """(kid, the key set that verified it, its claims): the caller checks the key set is current."""
+        return self._entries.get(token)
+
+    def add(self, token: str, kid: str | None, keys: Any, claims: dict[str, Any]) -> None:
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (kid, keys, claims)
+
+
 class KeyManager:
     def __init__(
         self, store: SigningKeyStore, alg: str = "ES256", reload_seconds: float = 10.0, retired_retention: int = 86400
@@ -63,6 +85,7 @@ class KeyManager:
         self._view: KeyView | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self.verified = VerifiedTokens()  # our access tokens whose signature these keys verified
 
     async def ensure_keys(self) -> None:
         """First start: create an active key and a next key."""

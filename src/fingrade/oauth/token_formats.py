@@ -103,8 +103,7 @@ def new_refresh_token() -> str:
     return new_token(32)
 
 
-async def verify_access_token(core: Core, token: str) -> dict[str, Any]:
-    """Check one of our access tokens: signature, typ, iss, aud, exp, then revocation status."""
+async def _verified_claims(core: Core, token: str) -> dict[str, Any]:
     try:
         parsed = jwt.parse(token)
     except jwt.JwtError:
@@ -116,7 +115,17 @@ async def verify_access_token(core: Core, token: str) -> dict[str, Any]:
         jwt.verify(parsed, keys, ALLOWED_ALGS)
     except jwt.JwtError:
         raise invalid_token("the access token signature is not valid") from None
-    claims = parsed.claims
+    core.keys.verified.add(token, parsed.header.kid, keys, parsed.claims)
+    return dict(parsed.claims)
+
+
+async def verify_access_token(core: Core, token: str) -> dict[str, Any]:
+    """Check one of our access tokens: signature, typ, iss, aud, exp, then revocation status."""
+    seen = core.keys.verified.get(token)
+    if seen is not None and seen[1] is await core.keys.verification_key(seen[0]):
+        claims = dict(seen[2])  # parsed and verified before by the keys still in use
+    else:
+        claims = await _verified_claims(core, token)
     now = core.clock()
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
