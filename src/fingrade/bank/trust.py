@@ -90,6 +90,7 @@ class AsTrust:
         self.clock = clock
         self._meta: dict[str, Any] | None = None
         self._keys: dict[str, jws_signatures.VerificationKey] = {}
+        self._verified = jws_signatures.VerifiedTokens()  # tokens whose signature a key of ours verified
         self._jwks_at = float("-inf")  # monotonic time of the last fetch attempt
         self._jwks_ok_at = float("-inf")  # ... and of the last successful one
         self._lock = asyncio.Lock()
@@ -177,6 +178,16 @@ class AsTrust:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """RFC 9068 §4: validate a JWT access token, then ask the AS whether it is still active."""
+        seen = self._verified.get(token)
+        if seen is not None and seen[0] is not None and seen[1] is await self.key(seen[0]):
+            claims = dict(seen[2])  # its signature was verified by the key still published under its kid
+        else:
+            claims = await self._verified_claims(token)
+        self._check_claims(claims)
+        await self._check_active(token, claims)
+        return claims
+
+    async def _verified_claims(self, token: str) -> dict[str, Any]:
         try:
             parsed = jwt.parse(token, max_length=MAX_TOKEN_LENGTH)
         except jwt.JwtError:
@@ -194,10 +205,8 @@ class AsTrust:
             jwt.verify(parsed, key, [header.alg])
         except jwt.JwtError:
             raise invalid_token("the access token signature is not valid") from None
-        claims = parsed.claims
-        self._check_claims(claims)
-        await self._check_active(token, claims)
-        return claims
+        self._verified.add(token, kid, key, parsed.claims)
+        return dict(parsed.claims)
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         if claims.get("iss") != self.issuer:  # RFC 9068 §4 item 3

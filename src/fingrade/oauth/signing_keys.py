@@ -17,7 +17,7 @@ from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
 
 from fingrade.oauth.models import SigningKey
 from fingrade.oauth.ports import SigningKeyStore
-from fingrade.protocol.jws_signatures import Signer, VerificationKeySet, key_set
+from fingrade.protocol.jws_signatures import Signer, VerificationKeySet, VerifiedTokens, key_set
 
 
 def generate_key(alg: str, now: int) -> SigningKey:
@@ -50,28 +50,6 @@ class KeyView:
     signer: Signer  # the active key, ready to sign
     published: list[dict[str, Any]]
     verify_set: VerificationKeySet  # every published key, to verify our own tokens
-
-
-class VerifiedTokens:
-    """Access tokens whose signature has been verified, each with the key set that verified it. A
-    resource server presents the same token on every call (and introspects it, and userinfo reads
-    it): the signature of the same bytes by the same keys needs checking once. An entry counts only
-    while the key set is the very object that verified it; a reload of the signing keys (rotation,
-    removal, another node's change) makes a new one, so every token is verified again. Bounded:
-    the oldest entry goes first. Expiry and revocation are checked on every use, never cached."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._entries: dict[str, tuple[str | None, Any, dict[str, Any]]] = {}
-
-    def get(self, token: str) -> tuple[str | None, Any, dict[str, Any]] | None:
-        """(kid, the key set that verified it, its claims): the caller checks the key set is current."""
-        return self._entries.get(token)
-
-    def add(self, token: str, kid: str | None, keys: Any, claims: dict[str, Any]) -> None:
-        if len(self._entries) >= self.size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[token] = (kid, keys, claims)
 
 
 class KeyManager:

@@ -267,3 +267,26 @@ class Signer:
         of the caller's constants (each one's header is kept)."""
         signing_input = self._header(typ) + b"." + _b64url(payload)
         return (signing_input + b"." + _b64url(self.signature(signing_input))).decode("ascii")
+
+
+class VerifiedTokens:
+    """Tokens whose signature has been verified, each with the key (or key set) that verified it. A
+    resource server presents the same access token on every call (and introspects it, and userinfo
+    reads it): the signature of the same bytes by the same key needs checking once. An entry counts
+    only while the caller's current key is the very object that verified it; key objects are built
+    once per distinct JWK content (`key_set`, `public_key`), so a rotation, a removal or a refetched
+    JWKS with other keys makes new ones and every token is verified again. Bounded: the oldest entry
+    goes first. What changes with time (expiry, revocation) is the caller's to check on every use."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[str | None, Any, dict[str, Any]]] = {}
+
+    def get(self, token: str) -> tuple[str | None, Any, dict[str, Any]] | None:
+        """(kid, the key set that verified it, its claims): the caller checks the key set is current."""
+        return self._entries.get(token)
+
+    def add(self, token: str, kid: str | None, keys: Any, claims: dict[str, Any]) -> None:
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (kid, keys, claims)
