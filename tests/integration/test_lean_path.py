@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import exc as sa
+from support.bank import PREFIX, Fintech, account_information
 from support.demo import BACKEND, BACKEND_REDIRECT, NATIVE, NATIVE_REDIRECT
 from support.fapi import ASSERTION_TYPE, FapiClient
 from support.flow import pkce_pair
@@ -139,6 +140,8 @@ RANDOM = [
     re.compile(rb"(/interaction/)[A-Za-z0-9_-]+"),
     re.compile(rb"(__Host-fg_browser=)[A-Za-z0-9_-]+"),
     re.compile(rb"([?&]code=)[A-Za-z0-9_-]+"),
+    # The bank's x-fapi-interaction-id: a new UUID unless the client sent one.
+    re.compile(rb"^()[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"),
 ]
 
 
@@ -571,11 +574,86 @@ def other_cases(f: Fronts) -> list[Case]:
     ]
 
 
+def bank_cases(f: Fronts) -> list[Case]:
+    """The bank API's account reads (bank/routes.py AccountReads) and calls next to them."""
+    fintech: Fintech = f.ctx["fintech"]
+    token: str = f.ctx["bank_token"]
+    account: str = f.ctx["account"]
+    bank = f.srv.issuer + PREFIX
+
+    def get(
+        path: str, query: str = "", scheme: str = "DPoP", proof: str | None = None, **extra: str
+    ) -> Callable[[], bytes]:
+        def make() -> bytes:
+            headers = [("Authorization", f"{scheme} {token}")]
+            headers.append(
+                ("DPoP", proof if proof is not None else fintech.client.dpop.proof("GET", bank + path, token=token))
+            )
+            headers += list(extra.items())
+            return request("GET", PREFIX + path + query, headers)
+
+        return make
+
+    uuid = "5a3f2a2e-8c1b-4d3e-9f00-1234567890ab"
+    return [
+        ("accounts", get("/accounts")),
+        ("account", get(f"/accounts/{account}")),
+        ("balances", get(f"/accounts/{account}/balances")),
+        ("transactions", get(f"/accounts/{account}/transactions")),
+        ("transactions, a page", get(f"/accounts/{account}/transactions", "?limit=2")),
+        (
+            "transactions, a date range",
+            get(f"/accounts/{account}/transactions", "?fromBookingDateTime=2020-01-01&toBookingDateTime=2020-01-02"),
+        ),
+        ("transactions, a bad limit", get(f"/accounts/{account}/transactions", "?limit=0")),
+        ("transactions, a bad cursor", get(f"/accounts/{account}/transactions", "?cursor=zzz")),
+        ("transactions, a repeated parameter", get(f"/accounts/{account}/transactions", "?limit=2&limit=3")),
+        ("balances with a query", get(f"/accounts/{account}/balances", "?x=1")),
+        ("an unknown account", get("/accounts/acc_nope/balances")),
+        ("an account id with a newline", get("/accounts/a%0Ab/balances")),
+        ("balances, trailing newline", get(f"/accounts/{account}/balances%0A")),
+        ("an interaction id", get("/accounts", **{"x-fapi-interaction-id": uuid})),
+        ("a malformed interaction id", get("/accounts", **{"x-fapi-interaction-id": "nope"})),
+        ("a customer address", get("/accounts", **{"x-fapi-customer-ip-address": "2001:db8::1"})),
+        ("a malformed customer address", get("/accounts", **{"x-fapi-customer-ip-address": "1.2.3"})),
+        ("a malformed auth date", get("/accounts", **{"x-fapi-auth-date": "yesterday"})),
+        ("no DPoP proof", lambda: request("GET", PREFIX + "/accounts", [("Authorization", f"DPoP {token}")])),
+        (
+            "a proof for another URL",
+            get("/accounts", proof=fintech.client.dpop.proof("GET", bank + "/payments", token=token)),
+        ),
+        ("a bearer scheme", get("/accounts", scheme="Bearer")),
+        ("no token", lambda: request("GET", PREFIX + "/accounts")),
+        ("a bad token", lambda: request("GET", PREFIX + "/accounts", [("Authorization", "DPoP abc")])),
+        ("bank, with a body", lambda: get("/accounts")()[:-2] + b"Content-Length: 2\r\n\r\nxy"),
+        ("bank, with an origin", get("/accounts", origin="https://localhost:3000")),
+        ("bank, HEAD", lambda: request("HEAD", PREFIX + "/accounts", [("Authorization", f"DPoP {token}")])),
+        (
+            "bank, POST payments",
+            lambda: request(
+                "POST",
+                PREFIX + "/payments",
+                [("Authorization", f"DPoP {token}"), ("Content-Type", "application/json")],
+                b"{}",
+            ),
+        ),
+        ("bank, unknown path", get("/accountsx")),
+        ("bank, openapi", lambda: request("GET", PREFIX + "/openapi.json")),
+        ("bank, consents", get("/account-access-consents/c1")),
+    ]
+
+
 def prepare(f: Fronts) -> None:
     """Clients and tokens the cases use: a FAPI 2.0 client, a client token, a user's bearer and DPoP
-    tokens, and the cookies of a signed-in browser."""
+    tokens, the cookies of a signed-in browser, and a fintech's token for alice's bank accounts."""
     srv = f.srv
     f.ctx["fapi"] = fapi = FapiClient.register(srv, f.tmp)
+    f.ctx["fintech"] = fintech = Fintech(srv, f.tmp)
+    f.ctx["bank_token"] = fintech.token(account_information())
+    with srv.client() as http:
+        resp = fintech.get(http, "/accounts", f.ctx["bank_token"])
+        assert resp.status_code == 200, resp.text
+        f.ctx["account"] = resp.json()["Data"]["Account"][0]["AccountId"]
     with srv.client() as http, srv.client(follow_redirects=False) as browser:
         f.ctx["cc_token"] = client_credentials(http, "accounts")["access_token"]
         f.ctx["tokens"] = [client_credentials(http, "accounts")["access_token"] for _ in range(4)]
@@ -599,6 +677,13 @@ HANDED_OVER = {
     "userinfo DELETE",
     "authorize POST",
     "authorize with an origin",
+    "bank, with a body",
+    "bank, with an origin",
+    "bank, HEAD",
+    "bank, POST payments",
+    "bank, unknown path",
+    "bank, openapi",
+    "bank, consents",
 }
 PROTOCOL = {
     "query string not UTF-8",
@@ -624,7 +709,7 @@ def run_cases(f: Fronts, cases: list[Case]) -> None:
 
 def test_the_lean_path_answers_as_the_application(fronts: Fronts) -> None:
     prepare(fronts)
-    run_cases(fronts, token_cases(fronts) + other_cases(fronts) + body_limit_cases(64 * 1024))
+    run_cases(fronts, token_cases(fronts) + other_cases(fronts) + bank_cases(fronts) + body_limit_cases(64 * 1024))
 
 
 @pytest.mark.parametrize("limit", [4096, 128 * 1024])
@@ -639,15 +724,26 @@ def test_the_lean_path_keeps_the_body_limits(
 def test_failures_get_the_same_answer_and_one_log_line(
     fronts: Fronts, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A store outage (503 with Retry-After) and a bug (500) at the token endpoint and at the
-    authorization endpoint: the same answer, JSON or (for Accept: text/html) a page, and the same one
-    log line."""
+    """A store outage (503 with Retry-After) and a bug (500) at the token endpoint, at the
+    authorization endpoint and at the bank's account reads: the same answer (JSON, a page for
+    Accept: text/html, the bank's format with its interaction id) and the same one log line."""
     from fingrade.oauth import token_endpoint
     from fingrade.web import interaction_routes
+
+    prepare(fronts)
+    fintech: Fintech = fronts.ctx["fintech"]
+    token, account = fronts.ctx["bank_token"], fronts.ctx["account"]
+    ledger = fronts.srv.app.app.state.bank_api.state.bank.ledger
+
+    def balances() -> bytes:
+        proof = fintech.proof(f"/accounts/{account}/balances", token)
+        path = f"{PREFIX}/accounts/{account}/balances"
+        return request("GET", path, [("Authorization", f"DPoP {token}"), ("DPoP", proof)])
 
     outage = sa.OperationalError("SELECT secret", ("secret",), Exception("database is locked"))
     cc = form(grant_type="client_credentials", scope="accounts")
     ok = [basic(), ("Content-Type", FORM)]
+    handed = fronts.behind.calls
     for failure in (outage, ValueError("a bug")):
 
         async def fail(*args: Any, **kwargs: Any) -> Any:
@@ -655,23 +751,32 @@ def test_failures_get_the_same_answer_and_one_log_line(
 
         monkeypatch.setattr(token_endpoint, "_client_credentials", fail)
         monkeypatch.setattr(interaction_routes, "parse_request", fail)
+        monkeypatch.setattr(ledger, "get_balances", fail)
         for name, make in [
             ("token", lambda: request("POST", "/token", ok, cc)),
             ("token, page asked", lambda: request("POST", "/token", [*ok, ("Accept", "text/html")], cc)),
             ("authorize", lambda: request("GET", "/authorize?client_id=x", [("Accept", "text/html")])),
             ("authorize, JSON", lambda: request("GET", "/authorize?client_id=x")),
+            ("bank balances", balances),
         ]:
             logs = []
             replies = []
             for base in (fronts.full, fronts.lean):
                 caplog.clear()
-                with caplog.at_level(logging.ERROR, logger="fingrade.web"):
+                with caplog.at_level(logging.ERROR):
                     replies.append(exchange(base, make()))
-                logs.append([(r.name, r.getMessage(), r.exc_info is not None) for r in caplog.records])
+                logs.append(
+                    [
+                        (r.name, r.getMessage(), r.exc_info is not None)
+                        for r in caplog.records
+                        if r.name.startswith("fingrade")
+                    ]
+                )
             full, lean = replies
             assert full.status == (503 if failure is outage else 500), (name, full)
             assert differences(full, lean) == [], (name, differences(full, lean))
             assert len(logs[0]) == 1 and logs[0] == logs[1], (name, logs)
+    assert fronts.behind.calls == handed  # every one of these was the lean path's
 
 
 # Header values the HTTP protocol lets through (no control characters; Latin-1 above 0x7f is).

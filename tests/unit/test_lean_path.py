@@ -233,3 +233,53 @@ def test_direct_client_behind_configured_proxies_is_served_here(monkeypatch: pyt
     assert behind.handed == [] and sent[0]["status"] == 200
     (seen,) = recorder.seen
     assert seen.client_ip == "192.0.2.7" and seen.client_cert is None and "x-client-cert" not in seen.headers
+
+
+# -- the bank's account reads -------------------------------------------------------------------
+
+SEGMENTS = st.sampled_from(
+    ["accounts", "balances", "transactions", "acc_1", "a\nb", "", "payments", "x y", "%2F", "\n"]
+)
+
+
+@given(st.lists(SEGMENTS, min_size=1, max_size=4), st.booleans())
+@settings(max_examples=300)
+def test_account_reads_are_the_routes_the_routers_choose(segments: list[str], newline: bool) -> None:
+    """AccountReads.match finds the route function and path parameters the host application's router
+    and then the bank API's router choose for a GET, and nothing for a path they give another route."""
+    from starlette.routing import Match, Mount
+
+    from fingrade.bank.context import PREFIX
+    from fingrade.bank.routes import AccountReads
+
+    app, _front = _fronts()
+    path = PREFIX + "/" + "/".join(segments) + ("\n" if newline else "")
+    scope = _scope("GET", path, [])
+    chosen = None
+    host_route = next((r for r in app.routes if r.matches(scope)[0] is Match.FULL), None)
+    if isinstance(host_route, Mount) and host_route.path == PREFIX:
+        _match, child = host_route.matches(scope)
+        inner = {**scope, **child}
+        api = app.state.bank_api
+        route = next((r for r in api.routes if r.matches(inner)[0] is Match.FULL), None)
+        if route is not None and route.path.startswith("/accounts"):
+            chosen = (route.endpoint, route.matches(inner)[1]["path_params"])
+    assert AccountReads(app.state.bank_api).match(path) == chosen
+
+
+def test_account_reads_serve_the_account_routes_only() -> None:
+    from fingrade.bank.routes import AccountReads
+
+    app, _front = _fronts()
+    reads = AccountReads(app.state.bank_api)
+    assert reads.match("/bank/v1/accounts") is not None
+    assert reads.match("/bank/v1/accounts/acc_1")[1] == {"account_id": "acc_1"}  # type: ignore[index]
+    assert reads.match("/bank/v1/accounts/acc_1/balances")[1] == {"account_id": "acc_1"}  # type: ignore[index]
+    assert reads.match("/bank/v1/accounts/acc_1/transactions") is not None
+    for other in (
+        "/bank/v1/payments",
+        "/bank/v1/account-access-consents/c",
+        "/bank/v1/accounts/a/b/c",
+        "/bank/v1/openapi.json",
+    ):
+        assert reads.match(other) is None, other

@@ -146,6 +146,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     if here is not None:
         routes.append(here[1])
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    app.state.bank_api = bank_app  # the lean path serves its account reads (lean_path.py)
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
     # Every route's body limit, checked before the route reads (the bank API has its own: bank/routes.py).

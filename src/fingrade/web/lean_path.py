@@ -11,6 +11,9 @@ Served here, when nothing about the request is unusual:
   that grows past it, is the same 413), and the same core endpoint function answers.
 - `GET /authorize`: the same route function (interaction_routes.authorize) with its Starlette
   request, without the router and the middlewares in front of it.
+- `GET /bank/v1/accounts...` (role all): the bank API's account reads, straight to their route
+  functions inside the bank's own InteractionHeaders and error boundary (bank/routes.py AccountReads),
+  without the two applications' routing and middleware; only without a body.
 
 Every answer carries what the middlewares would add (the security headers, HSTS for an https
 issuer), and a failure the request did not cause gets the answer and the log line of
@@ -18,11 +21,12 @@ issuer), and a failure the request did not cause gets the answer and the log lin
 Retry-After for a store outage).
 
 Handed to the application: every other method and path (and `OPTIONS`), a request with an `Origin`
-header (CORS decides there), a request from a trusted proxy (its forwarded address and certificate
-headers are read there), a request on the mutual-TLS listener (its scope has the TLS extension), the
-bank's calls from inside the process, a query string that is not UTF-8 (Starlette's URL parsing
-fails on it, and the answer is the application's), a mounted scope (a `root_path`), lifespan events,
-and, when the server only takes plain HTTP from trusted proxies (ProxyOnly), every request.
+header (CORS decides there), a bank read with a body (the bank's own body limit answers it), a
+request from a trusted proxy (its forwarded address and certificate headers are read there), a
+request on the mutual-TLS listener (its scope has the TLS extension), the bank's calls from inside
+the process, a query string that is not UTF-8 (Starlette's URL parsing fails on it, and the answer is
+the application's), a mounted scope (a `root_path`), lifespan events, and, when the server only takes
+plain HTTP from trusted proxies (ProxyOnly), every request.
 
 tests/integration/test_lean_path.py sends the same requests, valid and not, through both paths on a
 real server and compares the answers byte for byte (apart from the Date and random values).
@@ -32,13 +36,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fingrade.bank.routes import AccountReads, RouteFunction
 from fingrade.bank.server import IN_PROCESS
 from fingrade.config import Settings
 from fingrade.oauth.context import Core
@@ -96,6 +102,8 @@ class LeanPath:
         self.limits = {key: _limit(limits, key[1]) for key in (*BACK_CHANNEL, *PAGES)}
         answer = json_error(too_large())
         self._too_large: tuple[Headers, bytes] = (list(answer.raw_headers), bytes(answer.body))
+        bank: Starlette | None = app.state.bank_api
+        self.bank = AccountReads(bank) if bank is not None else None
 
     @property
     def state(self) -> State:
@@ -109,17 +117,24 @@ class LeanPath:
         return [*raw, (b"connection", b"close")] if close else list(raw), body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.on and self._plain(scope):
-            key = (scope["method"], scope["path"])
-            endpoint = BACK_CHANNEL.get(key)
-            if endpoint is not None:
-                if await self._back_channel(endpoint, self.limits[key], scope, receive, send):
-                    return
-            else:
-                page = PAGES.get(key)
-                if page is not None and await self._page(page, self.limits[key], scope, receive, send):
-                    return
+        if scope["type"] == "http" and self.on and self._plain(scope) and await self._serve(scope, receive, send):
+            return
         await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answers the request and returns True, or returns False, having read nothing, to hand it over."""
+        key = (scope["method"], scope["path"])
+        endpoint = BACK_CHANNEL.get(key)
+        if endpoint is not None:
+            return await self._back_channel(endpoint, self.limits[key], scope, receive, send)
+        page = PAGES.get(key)
+        if page is not None:
+            return await self._page(page, self.limits[key], scope, receive, send)
+        if self.bank is not None and key[0] == "GET":
+            read = self.bank.match(key[1])
+            if read is not None:
+                return await self._bank_read(read, scope, receive, send)
+        return False
 
     def _plain(self, scope: Scope) -> bool:
         """Nothing about the connection asks for the application: no mount, not the bank's call from
@@ -227,13 +242,50 @@ class LeanPath:
     # -- pages ------------------------------------------------------------------------------------
 
     async def _page(self, route: PageRoute, limit: int, scope: Scope, receive: Receive, send: Send) -> bool:
-        """A GET page route with its Starlette request; False, having read nothing, to hand it over."""
+        """A GET page route with its Starlette request (the body, if any, is not read); False, having
+        read nothing, to hand it over."""
         declared: list[bytes] = []
         for raw_name, raw_value in scope["headers"]:
             if raw_name == b"content-length":
                 declared.append(raw_value)
             elif raw_name == b"origin":
                 return False
+
+        async def page(scope: Scope, receive: Receive, send: Send) -> None:
+            if declared and (len(declared) != 1 or (size := declared_length(declared[0])) is None or size > limit):
+                raw, body = self._too_large_answer(close=True)
+                await send({"type": "http.response.start", "status": 413, "headers": raw})
+                await send({"type": "http.response.body", "body": body})
+                return
+            scope["app"] = self.app  # as Starlette sets it: the route reads app.state
+            response = await route(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        await self._guarded(page, scope, receive, send)
+        return True
+
+    # -- the bank's account reads -----------------------------------------------------------------
+
+    async def _bank_read(
+        self, read: tuple[RouteFunction, dict[str, Any]], scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """A GET of the bank API that AccountReads serves; False, having read nothing, to hand it
+        over: a request with a body (the bank's own body limit applies) or with an Origin."""
+        for raw_name, _ in scope["headers"]:
+            if raw_name in (b"content-length", b"transfer-encoding", b"origin"):
+                return False
+        bank = self.bank
+        assert bank is not None
+
+        async def account_read(scope: Scope, receive: Receive, send: Send) -> None:
+            await bank(read, scope, receive, send)
+
+        await self._guarded(account_read, scope, receive, send)
+        return True
+
+    async def _guarded(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """`app`'s answer with the security headers, inside the failure answer (as SecurityHeaders and
+        ErrorBoundary around the routes)."""
         started = False
 
         async def send_floored(message: Message) -> None:
@@ -244,16 +296,9 @@ class LeanPath:
             await send(message)
 
         try:
-            if declared and (len(declared) != 1 or (size := declared_length(declared[0])) is None or size > limit):
-                started = True
-                await self._send(send, 413, *self._too_large_answer(close=True))
-                return True
-            scope["app"] = self.app  # as Starlette sets it: the route reads app.state
-            response = await route(Request(scope, receive, send))
-            await response(scope, receive, send_floored)
+            await app(scope, receive, send_floored)
         except Exception as exc:  # noqa: BLE001 - logged and answered (or raised on) by _failed
             await self._failed(exc, started, scope, receive, send)
-        return True
 
     # -- answers ----------------------------------------------------------------------------------
 
