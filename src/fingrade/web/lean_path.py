@@ -1,7 +1,7 @@
 """The lean path: an ASGI front, outermost, that answers the common case of the busiest requests
 without Starlette's request object, routing and middleware stack, and hands every other request to
-the application (app.py) unchanged. Routing and middleware cost about as much per request as the
-protocol work of a client-credentials token request; here they are a dictionary lookup.
+the application (app.py) unchanged. Routing and middleware cost nearly as much per client-credentials
+token request as the protocol work itself; here they are a dictionary lookup.
 
 Served here, when nothing about the request is unusual:
 
@@ -117,7 +117,7 @@ class LeanPath:
         return [*raw, (b"connection", b"close")] if close else list(raw), body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.on and self._plain(scope) and await self._serve(scope, receive, send):
+        if scope["type"] == "http" and self.on and await self._serve(scope, receive, send):
             return
         await self.app(scope, receive, send)
 
@@ -126,14 +126,14 @@ class LeanPath:
         key = (scope["method"], scope["path"])
         endpoint = BACK_CHANNEL.get(key)
         if endpoint is not None:
-            return await self._back_channel(endpoint, self.limits[key], scope, receive, send)
+            return self._plain(scope) and await self._back_channel(endpoint, self.limits[key], scope, receive, send)
         page = PAGES.get(key)
         if page is not None:
-            return await self._page(page, self.limits[key], scope, receive, send)
+            return self._plain(scope) and await self._page(page, self.limits[key], scope, receive, send)
         if self.bank is not None and key[0] == "GET":
             read = self.bank.match(key[1])
             if read is not None:
-                return await self._bank_read(read, scope, receive, send)
+                return self._plain(scope) and await self._bank_read(read, scope, receive, send)
         return False
 
     def _plain(self, scope: Scope) -> bool:
