@@ -66,7 +66,7 @@ def _print(data: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from fingrade.devtls import ensure_dev_certificate
-    from fingrade.web.app import create_app
+    from fingrade.web.app import create_server_app
     from fingrade.web.server import serve
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "issuer": args.issuer, "role": args.role}
@@ -120,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
     else:
-        app = create_app(settings)
+        app = create_server_app(settings)
         print(
             f"Fingrade listening on {settings.host}:{settings.port}, issuer {settings.issuer}"
             + (f", bank API at {settings.bank_url}" if settings.role == "all" else ""),

@@ -1,11 +1,13 @@
 """The server in this process, on a clock the test moves: an expiry rule is checked by moving the
 clock past the lifetime, not by waiting it out.
 
-`InProcessServer` is the application of `fingrade serve --demo` (create_app with its lifespan, role
-all: the bank API included) on an SQLite file, driven through an httpx transport, so every function
-that takes a `Server` works with it: `client()`, `cli()` (the real command line on the same
-database), `add_client()`, `issuer`, `data_dir`. It has no socket and no TLS: tests of those keep the
-subprocess server of server.py.
+`InProcessServer` is the application of `fingrade serve --demo` (create_server_app: the lean path in
+front of create_app with its lifespan, role all: the bank API included) on an SQLite file, driven
+through an httpx transport, so every function that takes a `Server` works with it: `client()`,
+`cli()` (the real command line on the same database), `add_client()`, `issuer`, `data_dir`. It has
+no socket and no TLS by default: `listen(app)` serves an ASGI application of it (the whole front, or
+the application alone) on a loopback port with the server's own HTTP protocol, in plain HTTP; tests
+of TLS keep the subprocess server of server.py.
 
 Where the server reads the time, the `Clock` stands in: it is the core's injected clock
 (`Core.clock`: lifetimes of codes, request_uris, tokens and sessions, DPoP nonce windows, sign-in
@@ -25,12 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from fingrade.bank import context as bank_context
 from fingrade.bank import server as bank_server
 from fingrade.bank import trust as bank_trust
 from fingrade.bank.demo import seed_bank_demo
-from fingrade.config import load_settings
+from fingrade.config import Settings, load_settings
 from fingrade.demo import seed_demo
 from fingrade.oauth import signing_keys as keystore
 from fingrade.oauth.context import Core
@@ -38,10 +41,12 @@ from fingrade.runtime import build_core, close_core
 from fingrade.store.sql import clients as sql_clients
 from fingrade.store.sql import common as sql_common
 from fingrade.store.sql import onetime as sql_onetime
-from fingrade.web.app import create_app
+from fingrade.web.app import create_server_app
+from fingrade.web.connection_limits import ConnectionLimits, LimitedHttpToolsProtocol, OpenConnections
+from fingrade.web.server import _Listener
 
 from .clock import Clock, set_clock
-from .server import DEMO_PASSWORD, DEMO_SECRET, DEMO_TOTP_SECRET, Server, server_env
+from .server import DEMO_PASSWORD, DEMO_SECRET, DEMO_TOTP_SECRET, Server, free_port, server_env
 
 ISSUER = "https://as.example.com"
 # The modules that read the time themselves (everything else asks Core.clock).
@@ -80,14 +85,46 @@ class _AppTransport(httpx.BaseTransport):
 class InProcessServer(Server):
     clock: Clock = field(default_factory=Clock)
     core: Core | None = None
-    app: Any = None
+    settings: Settings | None = None
+    app: Any = None  # the lean path (web/lean_path.py); its `app` is the Starlette application
     _loop: asyncio.AbstractEventLoop | None = None
     _lifespan: Any = None
+    _listeners: list[tuple[_Listener, asyncio.Task[None]]] = field(default_factory=list)
 
     def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine on the server's event loop (where its stores live) and return its result."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(60)
+
+    def listen(self, app: Any = None) -> str:
+        """Serve `app` (default: the whole front) on a free loopback port, in plain HTTP, with the
+        server's HTTP protocol and its connection limits (web/connection_limits.py); its base URL."""
+        assert self.settings is not None
+        settings = self.settings
+        port = free_port()
+
+        async def start() -> None:
+            config = uvicorn.Config(
+                app or self.app,
+                host="127.0.0.1",
+                port=port,
+                http=LimitedHttpToolsProtocol,
+                lifespan="off",  # the application is started already
+                ws="none",
+                access_log=False,
+                server_header=False,
+                log_level="warning",
+            )
+            listener = _Listener(config, ConnectionLimits.from_settings(settings), OpenConnections(100))
+            task = asyncio.get_running_loop().create_task(listener.serve())
+            self._listeners.append((listener, task))
+            while not listener.started:
+                if task.done():
+                    await task
+                await asyncio.sleep(0.01)
+
+        self.call(start())
+        return f"http://127.0.0.1:{port}"
 
     def client(self, client: tuple[str, int] = ("127.0.0.1", 50000), **kw: Any) -> httpx.Client:
         """An httpx client of the application; `client`: the peer address the server sees."""
@@ -98,6 +135,9 @@ class InProcessServer(Server):
             return
 
         async def down() -> None:
+            for listener, task in self._listeners:
+                listener.should_exit = True
+                await task
             await self._lifespan.__aexit__(None, None, None)
             assert self.core is not None
             await close_core(self.core)
@@ -137,8 +177,9 @@ def start_in_process(
         await seed_demo(core, say=lambda _: None)
         await seed_bank_demo(core, say=lambda _: None)
         srv.core = core
-        srv.app = create_app(settings, core)
-        srv._lifespan = srv.app.router.lifespan_context(srv.app)
+        srv.settings = settings
+        srv.app = create_server_app(settings, core)
+        srv._lifespan = srv.app.app.router.lifespan_context(srv.app.app)
         await srv._lifespan.__aenter__()
 
     try:

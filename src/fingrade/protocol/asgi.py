@@ -55,6 +55,27 @@ def to_starlette(resp: HttpResponse) -> Response:
     return Response(resp.body, resp.status, headers=resp.headers, media_type=resp.content_type)
 
 
+def raw_response(resp: HttpResponse) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The header fields and body that `to_starlette(resp)` sends, built without a Response object
+    (for web/lean_path.py): the response's own headers (names lower-cased, values Latin-1), then, as
+    Starlette adds them, Content-Length (not on 1xx, 204 or 304) and Content-Type (text types with
+    their charset) unless the response set them."""
+    media_type: str | None
+    if resp.json is not None:
+        body, media_type = orjson.dumps(resp.json), "application/json"
+    else:
+        body, media_type = resp.body, resp.content_type
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in resp.headers.items()]
+    names = {name for name, _ in raw}
+    if b"content-length" not in names and not (resp.status < 200 or resp.status in (204, 304)):
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+    if media_type is not None and b"content-type" not in names:
+        if media_type.startswith("text/") and "charset=" not in media_type.lower():
+            media_type += "; charset=utf-8"
+        raw.append((b"content-type", media_type.encode("latin-1")))
+    return raw, body
+
+
 def json_error(exc: OAuthError, extra: dict[str, str] | None = None) -> Response:
     headers = {"Cache-Control": "no-store", **exc.headers, **(extra or {})}
     return Response(orjson.dumps(exc.body()), exc.status, headers=headers, media_type="application/json")

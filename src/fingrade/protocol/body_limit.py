@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "BodyLimits", "BodyTooLarge", "read_body"]
+__all__ = ["BodyLimit", "BodyLimits", "BodyTooLarge", "declared_length", "read_body"]
 
 
 class BodyTooLarge(Exception):
@@ -30,7 +30,7 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-def _declared(value: str | bytes) -> int | None:
+def declared_length(value: str | bytes) -> int | None:
     """A Content-Length value, or None if it is not a plain decimal number (then it is refused)."""
     text = value.decode("latin-1") if isinstance(value, bytes) else value
     return int(text) if text.isascii() and text.isdigit() else None
@@ -39,7 +39,7 @@ def _declared(value: str | bytes) -> int | None:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read no further than `limit` bytes (+ one chunk, to tell it is too large)."""
     declared = request.headers.get("content-length")
-    if declared is not None and ((size := _declared(declared)) is None or size > limit):
+    if declared is not None and ((size := declared_length(declared)) is None or size > limit):
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
@@ -95,7 +95,7 @@ class BodyLimit:
                 chunked = True
         try:
             if declared:
-                if len(declared) != 1 or (size := _declared(declared[0])) is None or size > limit:
+                if len(declared) != 1 or (size := declared_length(declared[0])) is None or size > limit:
                     await self._refuse(scope, receive, send)
                     return
                 # The HTTP layer delivers exactly the declared length: nothing to count.

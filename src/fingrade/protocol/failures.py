@@ -64,6 +64,19 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def report(logger: logging.Logger, scope: Scope, exc: Exception) -> bool:
+    """Log a failure the request did not cause, once: a store failure in one line, anything else
+    with its traceback. True for a store failure."""
+    # The path is the client's text: escaped (no line breaks into the log) and cut short.
+    where = f"{scope.get('method', '')} {ascii(str(scope.get('path', '')))[1:-1][:200]}"
+    store = is_store_failure(exc)
+    if store:
+        logger.error("store unavailable on %s: %s", where, describe(exc))
+    else:
+        logger.error("unhandled error on %s", where, exc_info=exc)
+    return store
+
+
 # What the application answers: (request, store_failure) -> response. Called only before any part
 # of a response was sent.
 Render = Callable[[Request, bool], Response]
@@ -99,13 +112,7 @@ class ErrorBoundary:
         except ClientDisconnect:
             return  # the client went away while sending its body: nobody to answer, nothing broken
         except Exception as exc:
-            # The path is the client's text: escaped (no line breaks into the log) and cut short.
-            where = f"{scope.get('method', '')} {ascii(str(scope.get('path', '')))[1:-1][:200]}"
-            store = is_store_failure(exc)
-            if store:
-                self.log.error("store unavailable on %s: %s", where, describe(exc))
-            else:
-                self.log.error("unhandled error on %s", where, exc_info=exc)
+            store = report(self.log, scope, exc)
             if started:
                 raise
             response = self.render(Request(scope, receive), store)

@@ -7,7 +7,8 @@ runs beside the routes, composed from the web layer's modules:
   its strong sign-in, the second factors);
 - cookies.py, forms.py, cors.py: the browser's cookies and CSRF check, forms, CORS;
 - errors.py, health.py, housekeeping.py: failure answers, liveness and readiness, the janitor;
-- bank_wiring.py: the bank API in this process (role all) and the customer-accounts port.
+- bank_wiring.py: the bank API in this process (role all) and the customer-accounts port;
+- lean_path.py: in front of all of it (create_server_app), the common case of the busiest requests.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from fingrade.web import (
 )
 from fingrade.web import request_context as ctx
 from fingrade.web.errors import not_found, render_failure
+from fingrade.web.lean_path import LeanPath
 from fingrade.web.openapi import openapi
 from fingrade.web.security_headers import ProxyOnly, SecurityHeaders
 
@@ -144,6 +146,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
     if here is not None:
         routes.append(here[1])
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    app.state.bank_api = bank_app  # the lean path serves its account reads (lean_path.py)
     app.state.trusted_proxies = tuple(settings.trusted_proxies)
     app.state.cert_header = settings.mtls_cert_header
     # Every route's body limit, checked before the route reads (the bank API has its own: bank/routes.py).
@@ -152,6 +155,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         routes=(("/consent-resources", CONSENT_RESOURCE_MAX_BODY),),
         delegated=(BANK_PREFIX,) if bank_app is not None else (),
     )
+    app.state.body_limits = limits  # the lean path's too (lean_path.py)
     app.add_middleware(BodyLimit, limits=limits, too_large=lambda: json_error(too_large()))
     # Inside the security headers: error answers carry them too (failures.py).
     app.add_middleware(ErrorBoundary, render=render_failure, logger=log)
@@ -160,3 +164,8 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         proxies = tuple(settings.trusted_proxies)
         app.add_middleware(ProxyOnly, trusted=lambda ip: is_trusted(ip, proxies))
     return app
+
+
+def create_server_app(settings: Settings, core: Core | None = None) -> LeanPath:
+    """What the server runs: the application behind its lean path (lean_path.py)."""
+    return LeanPath(create_app(settings, core), settings)

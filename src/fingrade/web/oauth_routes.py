@@ -44,6 +44,8 @@ async def jwks(request: Request) -> Response:
 
 
 # -- back-channel endpoints -------------------------------------------------------------------
+# The common case of token, PAR, introspection, revocation and userinfo is answered in front of these
+# routes by lean_path.py, with the same core endpoints: a change here is a change there too.
 
 
 async def token(request: Request) -> Response:

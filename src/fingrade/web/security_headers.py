@@ -11,6 +11,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BASE_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+_BASE_CSP = BASE_CSP.encode()
 
 
 def floor_headers(hsts: bool) -> list[tuple[bytes, bytes]]:
@@ -26,6 +27,16 @@ def floor_headers(hsts: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def with_floor(raw: list[tuple[bytes, bytes]], floor: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`raw` (a response's header fields, extended in place) plus those of `floor` it does not set
+    itself, and the base Content-Security-Policy unless it has its own."""
+    names = {name for name, _ in raw}
+    raw.extend(h for h in floor if h[0] not in names)
+    if b"content-security-policy" not in names:
+        raw.append((b"content-security-policy", _BASE_CSP))
+    return raw
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, hsts: bool) -> None:
         self.app = app
@@ -38,12 +49,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = list(message.get("headers", []))
-                names = {name for name, _ in raw}
-                raw.extend(h for h in self.headers if h[0] not in names)
-                if b"content-security-policy" not in names:
-                    raw.append((b"content-security-policy", BASE_CSP.encode()))
-                message["headers"] = raw
+                message["headers"] = with_floor(list(message.get("headers", [])), self.headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -27,10 +27,11 @@ import socket
 import ssl
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.datastructures import State
+from starlette.types import Receive, Scope, Send
 from uvicorn._compat import asyncio_run
 from uvicorn.server import STARTUP_FAILURE
 
@@ -44,6 +45,16 @@ FAPI_TLS12_CIPHERS = (
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 )
+
+
+class Served(Protocol):
+    """What the listeners serve: an ASGI application with the application's state (the AS behind
+    its lean path, web/app.py `create_server_app`, or the bank's own server)."""
+
+    @property
+    def state(self) -> State: ...
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
 class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
@@ -143,7 +154,7 @@ class TrustStore:
         self.ctx = ctx
         self.loaded: set[bytes] = set()
 
-    async def refresh(self, app: Starlette) -> None:
+    async def refresh(self, app: Served) -> None:
         core = getattr(app.state, "core", None)
         if core is None:
             return
@@ -157,7 +168,7 @@ class TrustStore:
                     log.warning("client %s: registered certificate not usable as a trust anchor", client.client_id)
                 self.loaded.add(der)  # OpenSSL keeps what it was given; removed clients fail in the core
 
-    async def keep_fresh(self, app: Starlette, interval: float) -> None:
+    async def keep_fresh(self, app: Served, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
@@ -187,7 +198,7 @@ def _mtls_context(settings: Settings, ssl_args: dict[str, Any]) -> ssl.SSLContex
     return ctx
 
 
-def serve(settings: Settings, app: Starlette, ssl_args: dict[str, Any]) -> None:
+def serve(settings: Settings, app: Served, ssl_args: dict[str, Any]) -> None:
     # No WebSocket (ws none): an upgrade would leave these limits for another protocol's.
     common: dict[str, Any] = {
         "host": settings.host,
