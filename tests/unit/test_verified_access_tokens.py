@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from support.memory_core import Clock, memory_core
 
 from fingrade.oauth.models import Grant
-from fingrade.protocol.jws_signatures import VerifiedTokens
 from fingrade.oauth.token_formats import mint_access_token, verify_access_token
 from fingrade.protocol import jwt
 from fingrade.protocol.errors import OAuthError
+from fingrade.protocol.jws_signatures import VerifiedTokens
 
 
 async def _core_with_token(tmp: Path):
