@@ -50,7 +50,7 @@ _USE_RT_DIRECT = Statement(
 
 
 def _grant_from_tuple(row: tuple[Any, ...]) -> Grant:
-    """A grant from the _GRANT_COLUMNS of a direct statement."""
+    """A grant from its columns in _GRANT_COLUMNS order (the table's order)."""
     return Grant(
         id=row[0],
         client_id=row[1],
@@ -64,23 +64,6 @@ def _grant_from_tuple(row: tuple[Any, ...]) -> Grant:
         amr=row[9].split() if row[9] else None,
         linked_details_hash=row[10],
         linked_factors=orjson.loads(row[11]) if row[11] else None,
-    )
-
-
-def _grant_from_row(row: Any) -> Grant:
-    return Grant(
-        id=row.id,
-        client_id=row.client_id,
-        user_id=row.user_id,
-        scope=row.scope,
-        auth_time=row.auth_time,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        authorization_details=orjson.loads(row.authorization_details) if row.authorization_details else None,
-        acr=row.acr,
-        amr=row.amr.split() if row.amr else None,
-        linked_details_hash=row.linked_details_hash,
-        linked_factors=orjson.loads(row.linked_factors) if row.linked_factors else None,
     )
 
 
@@ -149,7 +132,8 @@ class SqlGrantStore(SqlPart):
             )
             if user_id is not None:
                 stmt = stmt.where(grants.c.user_id == user_id)
-            return [(_grant_from_row(row), row.rt_until) for row in conn.execute(stmt)]
+            # select(grants, ...) yields the table's columns in _GRANT_COLUMNS order, then rt_until.
+            return [(_grant_from_tuple(tuple(row)[:12]), row.rt_until) for row in conn.execute(stmt)]
 
         return await self.db.read(q)
 

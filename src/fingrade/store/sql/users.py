@@ -24,15 +24,16 @@ _USER_DIRECT = Statement(
 
 
 def _user_from_row(row: Any) -> User:
+    """A user from its columns in the table's order (also _USER_DIRECT's)."""
     return User(
-        id=row.id,
-        username=row.username,
-        password_hash=row.password_hash,
-        name=row.name,
-        email=row.email,
-        email_verified=bool(row.email_verified),
-        disabled=bool(row.disabled),
-        created_at=row.created_at,
+        id=row[0],
+        username=row[1],
+        password_hash=row[2],
+        name=row[3],
+        email=row[4],
+        email_verified=bool(row[5]),
+        disabled=bool(row[6]),
+        created_at=row[7],
     )
 
 
@@ -41,18 +42,7 @@ class SqlUserStore(SqlPart):
 
     async def get_user(self, user_id: str) -> User | None:
         row = await self.db.direct.one(_USER_DIRECT, uid=user_id)
-        if row is None:
-            return None
-        return User(
-            id=row[0],
-            username=row[1],
-            password_hash=row[2],
-            name=row[3],
-            email=row[4],
-            email_verified=bool(row[5]),
-            disabled=bool(row[6]),
-            created_at=row[7],
-        )
+        return _user_from_row(row) if row is not None else None
 
     async def get_user_by_username(self, username: str) -> User | None:
         def q(conn: Connection) -> User | None:
