@@ -49,6 +49,7 @@ from fingrade.finance.iban import make_iban, normalize_iban
 from fingrade.finance.money import check_amount, check_currency
 from fingrade.protocol.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from fingrade.store.sql.db import Database
+from fingrade.store.sql.direct import Statement
 
 OPEN = "open"
 CLOSED = "closed"
@@ -178,18 +179,19 @@ def _account_id(value: object) -> str:
 
 
 def _account(row: Any) -> Account:
+    """An account from its columns in the table's order (every select here reads the whole row)."""
     return Account(
-        id=row.id,
-        owner_user_id=row.owner_user_id,
-        kind=row.kind,
-        iban=row.iban,
-        name=row.name,
-        holder_name=row.holder_name,
-        currency=row.currency,
-        overdraft_limit=row.overdraft_limit,
-        balance=row.balance,
-        status=row.status,
-        created_at=row.created_at,
+        id=row[0],
+        owner_user_id=row[1],
+        kind=row[2],
+        iban=row[3],
+        name=row[4],
+        holder_name=row[5],
+        currency=row[6],
+        overdraft_limit=row[7],
+        balance=row[8],
+        status=row[9],
+        created_at=row[10],
     )
 
 
@@ -236,6 +238,11 @@ _A = bank_accounts.c
 _E = bank_entries.c
 _ACCOUNT = select(bank_accounts).where(_A.id == bindparam("acct"))
 _OWNED_ACCOUNT = select(bank_accounts).where(and_(_A.id == bindparam("acct"), _A.owner_user_id == bindparam("owner")))
+# The same read on the driver (store/sql/direct.py): every account API call makes it.
+_OWNED_ACCOUNT_DIRECT = Statement(
+    "SELECT id, owner_user_id, kind, iban, name, holder_name, currency, overdraft_limit, balance, status, "
+    "created_at FROM bank_accounts WHERE id = :acct AND owner_user_id = :owner"
+)
 _ACCOUNT_BY_IBAN = select(bank_accounts).where(_A.iban == bindparam("iban"))
 _OWNED_ACCOUNTS = select(bank_accounts).where(_A.owner_user_id == bindparam("owner")).order_by(_A.created_at, _A.id)
 _ACCOUNTS_BY_IBAN = select(_A.id, _A.iban).where(_A.iban.in_(bindparam("ibans", expanding=True)))
@@ -723,15 +730,23 @@ def list_accounts(conn: Connection, owner_user_id: str) -> list[Account]:
     return [_account(r) for r in conn.execute(_OWNED_ACCOUNTS, {"owner": owner_user_id})]
 
 
+def _lookup_ids(*ids: Any) -> bool:
+    """Ids that can be looked up: strings of our length, without NUL (PostgreSQL text cannot hold one)."""
+    return all(isinstance(v, str) and "\x00" not in v and len(v) <= 64 for v in ids)
+
+
 def get_account(conn: Connection, owner_user_id: str, account_id: str) -> Account | None:
-    if not all(isinstance(v, str) and "\x00" not in v and len(v) <= 64 for v in (owner_user_id, account_id)):
+    if not _lookup_ids(owner_user_id, account_id):
         return None
     row = conn.execute(_OWNED_ACCOUNT, {"acct": account_id, "owner": owner_user_id}).first()
     return _account(row) if row else None
 
 
 def get_balances(conn: Connection, owner_user_id: str, account_id: str, now: int | None = None) -> Balances | None:
-    account = get_account(conn, owner_user_id, account_id)
+    return balances_of(get_account(conn, owner_user_id, account_id), now)
+
+
+def balances_of(account: Account | None, now: int | None = None) -> Balances | None:
     if account is None:
         return None
     limit = account.overdraft_limit or 0
@@ -902,10 +917,13 @@ class Ledger:
         return await self.db.read(list_accounts, owner_user_id)
 
     async def get_account(self, owner_user_id: str, account_id: str) -> Account | None:
-        return await self.db.read(get_account, owner_user_id, account_id)
+        if not _lookup_ids(owner_user_id, account_id):
+            return None
+        row = await self.db.direct.one(_OWNED_ACCOUNT_DIRECT, acct=account_id, owner=owner_user_id)
+        return _account(row) if row else None
 
     async def get_balances(self, owner_user_id: str, account_id: str) -> Balances | None:
-        return await self.db.read(get_balances, owner_user_id, account_id)
+        return balances_of(await self.get_account(owner_user_id, account_id))
 
     async def list_transactions(self, owner_user_id: str, account_id: str, **kw: Any) -> TransactionPage | None:
         return await self.db.read(lambda conn: list_transactions(conn, owner_user_id, account_id, **kw))
