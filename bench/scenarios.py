@@ -393,11 +393,14 @@ async def returning_user(b: Bench, conn: Connection, jar: CookieJar, username: s
     await (b.returning_user or fingrade_returning_user)(b, conn, jar, username, client)
 
 
-async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
-    """The returning user: GET /authorize -> 303 with the code -> POST /token (PKCE, public client)."""
+async def _native_flow(
+    b: Bench, jars_key: str, authorize: Callable[[Connection, CookieJar, str, str, str], Awaitable[str]], iss: bool
+) -> MakeOp:
+    """A returning user of the public native client: `authorize` (challenge, state, nonce) -> where
+    /authorize redirects, the code there (`state` checked, and `iss` when `iss`) -> POST /token
+    (authorization_code + code_verifier); the answer must hold an id_token."""
     token_path = b.path("token_endpoint")
-
-    jars: dict[int, CookieJar] = b.state.setdefault("code_flow_jars", {})
+    jars: dict[int, CookieJar] = b.state.setdefault(jars_key, {})
     # One sign-in at a time: concurrent first consents of one user race in the server's
     # save_consent on PostgreSQL (select-then-insert -> duplicate key -> HTTP 500; reported).
     # Sign-in is argon2-bound on one core anyway, so serialising costs no setup time.
@@ -414,11 +417,11 @@ async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
         async def op(c: Connection, n: int) -> None:
             verifier, challenge = pkce_pair()
             state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-            loc = _location(await _get(b, c, jar, authorize_path(b, challenge, state, nonce)))
+            loc = await authorize(c, jar, challenge, state, nonce)
             if not loc.startswith(REDIRECT_URI + "?"):
                 raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
             params = query_of(loc)
-            if params.get("state") != state or "code" not in params:
+            if params.get("state") != state or "code" not in params or (iss and params.get("iss") != b.issuer):
                 raise HttpError(f"bad authorization response {loc[:200]}")
             # The token request is the app's, not the browser's: no cookies.
             resp = await c.send(
@@ -445,6 +448,15 @@ async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
         return op
 
     return make
+
+
+async def prepare_code_flow(b: Bench, run: int) -> MakeOp:
+    """The returning user: GET /authorize -> 303 with the code -> POST /token (PKCE, public client)."""
+
+    async def authorize(c: Connection, jar: CookieJar, challenge: str, state: str, nonce: str) -> str:
+        return _location(await _get(b, c, jar, authorize_path(b, challenge, state, nonce)))
+
+    return await _native_flow(b, "code_flow_jars", authorize, iss=False)
 
 
 def native_par_request(b: Bench, challenge: str, state: str, nonce: str) -> bytes:
@@ -474,50 +486,11 @@ async def prepare_code_flow_par(b: Bench, run: int) -> MakeOp:
     """The returning user of the public native client, through PAR: POST /par (client_id, PKCE S256) ->
     GET /authorize?client_id=..&request_uri=.. with the session cookie -> 303 with the code (`state` and
     `iss` checked) -> POST /token (authorization_code + code_verifier); the answer must hold an id_token."""
-    token_path = b.path("token_endpoint")
-    jars: dict[int, CookieJar] = b.state.setdefault("code_flow_par_jars", {})
-    sign_in_lock = b.state.setdefault("sign_in_lock", asyncio.Lock())  # see prepare_code_flow
 
-    async def make(i: int, conn: Connection) -> Op:
-        jar = jars.get(i)
-        if jar is None:
-            jar = jars[i] = CookieJar()
-            async with sign_in_lock:
-                await returning_user(b, conn, jar, ("alice", "bob")[i % 2], "native")
+    async def authorize(c: Connection, jar: CookieJar, challenge: str, state: str, nonce: str) -> str:
+        return await native_authorize(b, c, jar, challenge, state, nonce)
 
-        async def op(c: Connection, n: int) -> None:
-            verifier, challenge = pkce_pair()
-            state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-            loc = await native_authorize(b, c, jar, challenge, state, nonce)
-            if not loc.startswith(REDIRECT_URI + "?"):
-                raise HttpError(f"expected the code at the redirect URI, got {loc[:120]}")
-            params = query_of(loc)
-            if params.get("state") != state or "code" not in params or params.get("iss") != b.issuer:
-                raise HttpError(f"bad authorization response {loc[:200]}")
-            resp = await c.send(
-                build_request(
-                    b.target,
-                    "POST",
-                    token_path,
-                    None,
-                    form(
-                        {
-                            "grant_type": "authorization_code",
-                            "code": params["code"],
-                            "redirect_uri": REDIRECT_URI,
-                            "code_verifier": verifier,
-                            "client_id": "demo-native",
-                        }
-                    ),
-                )
-            )
-            _expect(resp, 200, "token")
-            if b'"id_token"' not in resp.body:
-                raise HttpError("no id_token in the token response")
-
-        return op
-
-    return make
+    return await _native_flow(b, "code_flow_par_jars", authorize, iss=True)
 
 
 # -- FAPI 2.0 flow ------------------------------------------------------------------------------
