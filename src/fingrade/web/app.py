@@ -126,6 +126,7 @@ def create_app(settings: Settings, core: Core | None = None) -> Starlette:
         own = core is None
         app.state.core = the_core = core or await build_core(settings)
         db = _database(the_core)
+        db.start_background_checkpoints()
         app.state.metadata_json = orjson.dumps(server_metadata(the_core))
         app.state.readiness = health.readiness_probe(the_core, db)
         janitor = housekeeping.start_janitor(the_core)

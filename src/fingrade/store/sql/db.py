@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from fingrade.private_files import private_sqlite
+from fingrade.store.sql.checkpoints import WalCheckpointer, tune_loop_connection
 from fingrade.store.sql.direct import PgDirect, SqliteDirect
 
 T = TypeVar("T")
@@ -33,11 +34,14 @@ class Database:
     def __init__(self, url: str, pool_size: int = 20) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self._checkpointer: WalCheckpointer | None = None
+        self._sqlite_file: str | None = None
         self.engine: Engine | None  # SQLite: inline on the loop
         self.async_engine: AsyncEngine | None  # PostgreSQL: asyncpg
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
                 private_sqlite(Path(parsed.database))
+                self._sqlite_file = parsed.database
             # One connection: the event loop is the only user in this process, so there is no
             # contention to pool for; other processes (the CLI) are serialised by SQLite's lock.
             self.engine = create_engine(
@@ -88,6 +92,16 @@ class Database:
         finally:
             proxy.close()  # back to the pool; the StaticPool keeps the one connection open
 
+    def start_background_checkpoints(self) -> None:
+        """For the server: SQLite's WAL checkpoints (and their fsyncs) move to a thread, off the event
+        loop (checkpoints.py). Nothing to do for PostgreSQL or an in-memory database."""
+        if self._sqlite_file is None or self._checkpointer is not None:
+            return
+        assert isinstance(self.direct, SqliteDirect)
+        self._checkpointer = WalCheckpointer(self._sqlite_file)
+        tune_loop_connection(self.direct.conn)
+        self._checkpointer.start()
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(fn, args, write=False)
 
@@ -134,6 +148,9 @@ class Database:
             await self.async_engine.dispose()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.to_thread(checkpointer.stop)
         if isinstance(self.direct, PgDirect):
             await self.direct.close()
         if self.engine is not None:
