@@ -11,6 +11,12 @@ every `interval` seconds. PASSIVE never waits for, nor blocks, the writer or the
 releases the GIL while SQLite works), so the loop keeps serving while the pages are copied and
 synced. Durability is unchanged: what a commit made durable is in the WAL either way.
 
+Under steady writes a PASSIVE checkpoint never catches up with the last commit, and SQLite only
+starts the WAL over from its beginning after one did: the file would grow until the safety net below.
+So once the WAL holds `RESTART_FRAMES`, the thread follows its PASSIVE checkpoint with a RESTART one,
+which holds the writer back only while it copies the few pages committed since (milliseconds), and the
+next commit starts the WAL over.
+
 The loop's connection keeps an automatic checkpoint, at a much higher threshold, as the safety net:
 if this thread stops or falls behind, the WAL still does not grow without bound.
 """
@@ -24,6 +30,8 @@ import threading
 log = logging.getLogger("fingrade.store")
 
 INTERVAL_SECONDS = 0.25
+# WAL size (in pages) at which the thread makes the WAL start over (about 16 MiB at 4 KiB pages).
+RESTART_FRAMES = 4_000
 # The loop's own automatic checkpoint, in pages: only reached when the thread cannot keep up.
 FALLBACK_AUTOCHECKPOINT_PAGES = 16_000
 # After a checkpoint the WAL is reused from its start; a file that grew past this is cut back.
@@ -36,7 +44,8 @@ class WalCheckpointer:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.runs = 0  # checkpoints attempted (tests, diagnostics)
+        self.runs = 0  # checkpoints made (tests, diagnostics)
+        self.restarts = 0  # of which the WAL was started over
 
     @property
     def running(self) -> bool:
@@ -72,7 +81,10 @@ class WalCheckpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= RESTART_FRAMES:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                self.restarts += 1
             self.runs += 1
         except sqlite3.Error as exc:
             # Transient (the database locked by a schema change, a full disk): the next round retries,
