@@ -13,10 +13,18 @@ by name. Only SQL that both databases read the same way belongs here (upserts wi
 RETURNING; SQLite >= 3.35).
 
 Transactions: `transaction()` gives a `DirectSql` whose statements run in one transaction (SQLite:
-BEGIN IMMEDIATE, the write lock up front as db.py does; PostgreSQL: one pooled connection). On
-SQLite every statement runs synchronously on the event loop, so a transaction's body must await
-nothing but its own statements: then no other request can run between its BEGIN and its COMMIT on
-the one shared connection (a nested BEGIN is refused, never silently merged).
+a savepoint in the group commit below; PostgreSQL: one pooled connection). On SQLite every statement
+runs synchronously on the event loop, so a transaction's body must await nothing but its own
+statements: then no other request can run between its first statement and its last on the one
+shared connection (a statement from elsewhere while it is open is refused, never silently merged).
+
+Group commit (SQLite): a write does not commit on its own. The first write opens a transaction
+(BEGIN IMMEDIATE, the write lock up front as db.py does); every statement that runs before the event
+loop gets round to the commit joins it, and each caller gets its result only after that COMMIT. So
+nothing is acknowledged before it is durable, as with one commit per statement, but under load one
+commit (its WAL frames, the WAL index, the pages a b-tree shares) serves many requests' writes. A
+read while a group is open waits for the commit too: no answer rests on rows that might yet be
+rolled back. A failed COMMIT fails every statement of the group (each request answers 503).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 class Statement:
     """One SQL statement, numbered for both drivers once at import time."""
 
-    __slots__ = ("names", "pg", "sqlite")
+    __slots__ = ("names", "pg", "sqlite", "writes")
 
     def __init__(self, text: str) -> None:
         names: list[str] = []
@@ -50,6 +58,8 @@ class Statement:
             return sub
 
         text = " ".join(text.split())
+        # Anything but a plain SELECT changes rows (INSERT, UPDATE, DELETE, an upsert; WITH ... too).
+        self.writes = text.split(" ", 1)[0].upper() != "SELECT"
         self.sqlite = _PLACEHOLDER.sub(number("?"), text)
         self.pg = _PLACEHOLDER.sub(number("$"), text)
         self.names = tuple(names)
@@ -88,14 +98,36 @@ class Traced:
             listener(sql)
 
 
+class _Group:
+    """The open group commit: the futures of the callers waiting for its COMMIT."""
+
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def settle(self, error: BaseException | None) -> None:
+        for waiter in self.waiters:
+            if waiter.done():  # its caller was cancelled
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
 class SqliteDirect(Traced):
     """Statements on the one sqlite3 connection of the process (shared with SQLAlchemy's StaticPool,
-    so both see one connection state). sqlite3 caches the prepared statement per SQL text."""
+    so both see one connection state). sqlite3 caches the prepared statement per SQL text. Writes are
+    committed in groups (the module's docstring)."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         super().__init__()
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
+        self._group: _Group | None = None
+        self._in_transaction = False  # a transaction() block is open (its savepoint)
+        self._view = _SqliteTransaction(self)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -108,29 +140,131 @@ class SqliteDirect(Traced):
             self._trace(sql)
         return self.conn.execute(sql, args)
 
+    def _statement(self, stmt: Statement, params: dict[str, Any]) -> sqlite3.Cursor:
+        """Runs one statement in the open group (opening it for a write)."""
+        if stmt.writes and self._group is None:
+            self._open_group()
+        try:
+            return self._execute(stmt.sqlite, stmt.args(params))
+        except sqlite3.Error as exc:
+            # A failed statement is undone on its own, but some errors (a full disk, an I/O error)
+            # roll back the whole transaction: then the group's earlier statements are gone too.
+            if self._group is not None and not self.conn.in_transaction:
+                group, self._group = self._group, None
+                group.settle(exc)
+            raise
+
+    def _open_group(self) -> None:
+        if self.conn.in_transaction:
+            # A transaction opened past this class (SQLAlchemy flushes the group before it runs):
+            # joining it would commit or roll back somebody else's work.
+            raise RuntimeError("a transaction is already open on the shared SQLite connection")
+        self._execute("BEGIN IMMEDIATE")
+        self._group = _Group()
+        asyncio.get_running_loop().call_soon(self._commit_group)
+
+    def _commit_group(self) -> None:
+        if self._in_transaction:
+            # A transaction() block is open (its body suspended, against the rule): the group waits
+            # for it rather than commit half of it.
+            asyncio.get_running_loop().call_soon(self._commit_group)
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Commits the open group now: before anything else runs a transaction on the connection
+        (SQLAlchemy's cold paths), and when the loop gets round to it."""
+        group, self._group = self._group, None
+        if group is None:
+            return
+        if self._in_transaction:
+            self._group = group
+            raise RuntimeError("a direct SQLite transaction is open: its body must not await other work")
+        try:
+            if self.conn.in_transaction:
+                self._execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if self.conn.in_transaction:
+                    self._execute("ROLLBACK")
+            group.settle(exc)
+            return
+        group.settle(None)
+
+    async def _committed(self) -> None:
+        """Returns once the open group (if any) is committed; raises if it was not."""
+        group = self._group
+        if group is None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        group.waiters.append(waiter)
+        await waiter
+
+    def _guard(self) -> None:
+        if self._in_transaction:
+            raise RuntimeError("a direct SQLite transaction is open: its body must not await other work")
+
     async def one(self, stmt: Statement, **params: Any) -> Row | None:
-        row: Row | None = self._execute(stmt.sqlite, stmt.args(params)).fetchone()
+        self._guard()
+        cur = self._statement(stmt, params)
+        row: Row | None = cur.fetchone()
+        cur.close()  # a statement left half-read would keep the COMMIT from completing
+        await self._committed()
         return row
 
     async def all(self, stmt: Statement, **params: Any) -> list[Row]:
-        return self._execute(stmt.sqlite, stmt.args(params)).fetchall()
+        self._guard()
+        rows = self._statement(stmt, params).fetchall()
+        await self._committed()
+        return rows
 
     async def run(self, stmt: Statement, **params: Any) -> int:
-        return self._execute(stmt.sqlite, stmt.args(params)).rowcount
+        self._guard()
+        count = self._statement(stmt, params).rowcount
+        await self._committed()
+        return count
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[DirectSql]:
-        if self.conn.in_transaction:
-            # Another request's transaction is open on the shared connection: its body awaited
-            # something that suspended. Merging into it would commit or roll back the wrong work.
-            raise RuntimeError("a direct SQLite transaction is already open on this connection")
-        self._execute("BEGIN IMMEDIATE")
+        self._guard()
+        if self._group is None:
+            self._open_group()
+        # A savepoint in the group: the block's statements commit with it, or are all undone.
+        self._execute("SAVEPOINT direct_transaction")
+        self._in_transaction = True
         try:
-            yield self
+            yield self._view
         except BaseException:
-            self._execute("ROLLBACK")
+            self._in_transaction = False
+            self._execute("ROLLBACK TO direct_transaction")
+            self._execute("RELEASE direct_transaction")
             raise
-        self._execute("COMMIT")
+        self._in_transaction = False
+        self._execute("RELEASE direct_transaction")
+        await self._committed()
+
+
+class _SqliteTransaction:
+    """What a transaction() block runs its statements on: in the savepoint, not waiting for the
+    group's commit (the block as a whole waits for it when it ends)."""
+
+    def __init__(self, owner: SqliteDirect) -> None:
+        self.owner = owner
+
+    async def one(self, stmt: Statement, **params: Any) -> Row | None:
+        cur = self.owner._statement(stmt, params)
+        row: Row | None = cur.fetchone()
+        cur.close()
+        return row
+
+    async def all(self, stmt: Statement, **params: Any) -> list[Row]:
+        return self.owner._statement(stmt, params).fetchall()
+
+    async def run(self, stmt: Statement, **params: Any) -> int:
+        return self.owner._statement(stmt, params).rowcount
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[DirectSql]:
+        raise RuntimeError("direct transactions do not nest")
 
 
 class PgDirect(Traced):
