@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -12,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fingrade.private_files import FILE_MODE, private_dir, private_file, tighten
+from fingrade.private_files import FILE_MODE, private_dir, tighten, write_atomically
 
 
 def ensure_dev_certificate(data_dir: Path, hostnames: list[str]) -> tuple[Path, Path]:
@@ -43,13 +42,11 @@ def ensure_dev_certificate(data_dir: Path, hostnames: list[str]) -> tuple[Path, 
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    private_file(key_path)  # 0600 before the key is in it, also when an old file is overwritten
-    fd = os.open(key_path, os.O_WRONLY | os.O_TRUNC)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # The key first, then the certificate: both whole (a start finds both or makes both again).
+    write_atomically(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        FILE_MODE,
+    )
+    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert_path, key_path

@@ -43,6 +43,23 @@ def private_file(path: Path) -> None:
         tighten(path, FILE_MODE)
 
 
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """`path` holds `data` in full or is as it was: written to a new file (created with `mode`) in the
+    same directory, synced, then renamed over it. A reader (the server's TLS set-up, a client given
+    the certificate) never sees half a file, nor does the next start after a crash mid-write."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def private_sqlite(database: Path) -> None:
     """Before SQLite opens it: the database file 0600 (SQLite gives the -wal, -shm and -journal files
     it creates the database file's mode) and any companions left by an earlier run tightened too."""

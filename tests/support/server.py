@@ -175,24 +175,34 @@ def start_server(
         process=proc,
         ca=str(data_dir / "dev-tls-cert.pem"),
     )
+    try:
+        if _wait_until_serving(server, proc, plain_http):
+            return server
+    except BaseException:
+        server.stop()  # never leave a half-started server behind a failed start
+        raise
+    server.stop()
+    raise RuntimeError(f"server did not start: {(data_dir / 'server.log').read_text()[-3000:]}")
+
+
+def _wait_until_serving(server: Server, proc: subprocess.Popen, plain_http: bool) -> bool:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
+            raise RuntimeError(f"server exited: {(server.data_dir / 'server.log').read_text()[-3000:]}")
         try:
             if plain_http:
                 if httpx.get(server.base_url + "/healthz", timeout=2).status_code == 200:
-                    return server
+                    return True
             elif (
                 Path(server.ca).exists()
                 and httpx.get(server.base_url + "/healthz", verify=server.ssl_context(), timeout=2).status_code == 200
             ):
-                return server
-        except httpx.HTTPError:
-            pass
+                return True
+        except (httpx.HTTPError, ssl.SSLError, OSError):
+            pass  # not listening yet, or (before the certificate was written whole) not readable yet
         time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"server did not start: {(data_dir / 'server.log').read_text()[-3000:]}")
+    return False
 
 
 @contextlib.contextmanager
