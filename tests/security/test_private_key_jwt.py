@@ -17,6 +17,7 @@ import httpx
 import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
+from support.dpop import DPoPKey
 from support.refusals import assert_oauth_error
 from support.server import Server
 from support.tokens import race
@@ -111,6 +112,50 @@ def test_replayed_assertion_refused_ghsa_3p3g_vpw6_4w66(server: Server, http: ht
     jti = secrets.token_urlsafe(8)
     assert token_request(http, assertion(server, pkjwt_client, jti=jti)).status_code == 200
     refused(token_request(http, assertion(server, pkjwt_client, jti=jti)))
+
+
+def test_an_assertion_verified_on_a_refused_request_stays_spent_rfc7523_3(
+    server: Server, http: httpx.Client, pkjwt_client: str
+) -> None:
+    """The assertion's jti is claimed once the assertion is verified, whatever the request's fate
+    after that (here an unsupported grant type): it cannot be presented again."""
+    signed = assertion(server, pkjwt_client)
+    assert_oauth_error(token_request(http, signed, grant_type="urn:example:unknown"), "unsupported_grant_type", 400)
+    refused(token_request(http, signed))
+
+
+def test_assertion_and_dpop_proof_are_each_single_use_when_claimed_together_rfc9449_11_1(
+    server: Server, http: httpx.Client, pkjwt_client: str
+) -> None:
+    """A token request's client assertion and DPoP proof are claimed in one step of the replay cache
+    (protocol/single_use.py). Each keeps its own refusal, the assertion's first, and a value verified
+    on a refused request is spent."""
+    key = DPoPKey()
+    htu = server.issuer + "/token"
+
+    def request(client_assertion: str, proof: str) -> httpx.Response:
+        return http.post(
+            "/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": "accounts",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion,
+            },
+            headers={"DPoP": proof},
+        )
+
+    first_assertion, first_proof = assertion(server, pkjwt_client), key.proof("POST", htu)
+    ok = request(first_assertion, first_proof)
+    assert ok.status_code == 200 and ok.json()["token_type"] == "DPoP", ok.text
+    # A fresh assertion with the proof again: the proof's refusal, and the assertion is spent.
+    second_assertion = assertion(server, pkjwt_client)
+    assert_oauth_error(request(second_assertion, first_proof), "invalid_dpop_proof", 400)
+    refused(request(second_assertion, key.proof("POST", htu)))
+    # Both replayed: the assertion's refusal comes first.
+    refused(request(first_assertion, first_proof))
+    # A fresh pair still works.
+    assert request(assertion(server, pkjwt_client), key.proof("POST", htu)).status_code == 200
 
 
 def test_concurrent_replays_have_one_winner_rfc7523_3(server: Server, pkjwt_client: str) -> None:

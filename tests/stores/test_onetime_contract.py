@@ -191,6 +191,48 @@ def test_add_is_a_replay_cache(kind: str, tmp_path: Path, pg_url: Callable[[], s
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_add_all_claims_every_entry_at_once(kind: str, tmp_path: Path, pg_url: Callable[[], str]) -> None:
+    """A request's client assertion and DPoP proof are claimed together (RFC 7523 §3, RFC 9449 §11.1):
+    each answer is that entry's own, a replay among them does not spare the new ones, and an entry
+    named twice is a replay of itself."""
+
+    async def body(s) -> None:
+        a, p = secrets.token_hex(8), secrets.token_hex(8)
+        assert await s.add_all([("assertion_jti", a, 30), ("dpop_jti", p, 30)]) == [True, True]
+        assert await s.add_all([("assertion_jti", a, 30), ("dpop_jti", p, 30)]) == [False, False]
+        fresh = secrets.token_hex(8)
+        assert await s.add_all([("assertion_jti", a, 30), ("dpop_jti", fresh, 30)]) == [False, True]
+        assert await s.add("dpop_jti", fresh, ttl=30) is False  # remembered although the request failed
+        twice = secrets.token_hex(8)
+        assert await s.add_all([("jti", twice, 30), ("jti", twice, 30)]) == [True, False]
+        assert await s.add_all([]) == []
+        # The same key under two kinds is two entries.
+        both = secrets.token_hex(8)
+        assert await s.add_all([("assertion_jti", both, 30), ("dpop_jti", both, 30)]) == [True, True]
+        # Concurrent requests presenting the same pair: exactly one wins each entry.
+        c1, c2 = secrets.token_hex(8), secrets.token_hex(8)
+        results = await asyncio.gather(
+            *(s.add_all([("assertion_jti", c1, 30), ("dpop_jti", c2, 30)]) for _ in range(8))
+        )
+        assert [r[0] for r in results].count(True) == 1 and [r[1] for r in results].count(True) == 1
+
+    run(kind, tmp_path, pg_url, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_all_takes_over_expired_entries_and_keeps_each_ttl(
+    kind: str, tmp_path: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(s, elapse: Elapse, clock: Clock) -> None:
+        short, long = secrets.token_hex(8), secrets.token_hex(8)
+        assert await s.add_all([("jti", short, 5), ("jti", long, 60)]) == [True, True]
+        await elapse(6, ("jti", short), ("jti", long))
+        assert await s.add_all([("jti", short, 60), ("jti", long, 60)]) == [True, False]
+
+    run_timed(kind, tmp_path, pg_url, monkeypatch, body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_expiry(kind: str, tmp_path: Path, pg_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A value and a replay-cache entry live `ttl` seconds, not less and not more; an expired entry
     does not block a new one, and purge_expired removes it."""
@@ -288,8 +330,10 @@ def test_sql_add_is_one_statement(kind: str, tmp_path: Path, pg_url: Callable[[]
             key = secrets.token_hex(8)
             assert await s.add("jti", key, ttl=30) is True
             assert await s.add("jti", key, ttl=30) is False
+            # A client assertion and a DPoP proof: one statement for both.
+            assert await s.add_all([("assertion_jti", key, 30), ("dpop_jti", key, 30)]) == [True, True]
         work = [st for st in seen if st not in ("BEGIN", "COMMIT", "ROLLBACK", "SELECT")]
-        assert work == ["INSERT", "INSERT"], seen
+        assert work == ["INSERT", "INSERT", "INSERT"], seen
 
     run(kind, tmp_path, pg_url, body)
 

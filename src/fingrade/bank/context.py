@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fingrade.bank.ledger import Ledger
 from fingrade.bank.trust import AsTrust
 from fingrade.config import Settings
-from fingrade.protocol.dpop import ReplayCache
+from fingrade.protocol.single_use import ReplayCache
 
 PREFIX = "/bank/v1"  # the API's path below the host; bank_url names the same place publicly
 

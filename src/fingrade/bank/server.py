@@ -27,8 +27,8 @@ from fingrade.bank.responses import failure_response
 from fingrade.bank.routes import bank_api, bank_mount
 from fingrade.bank.trust import AsTrust
 from fingrade.config import Settings
-from fingrade.protocol.dpop import ReplayCache
 from fingrade.protocol.failures import RETRY_AFTER, ErrorBoundary
+from fingrade.protocol.single_use import ReplayCache
 from fingrade.server_secrets import load_secrets
 from fingrade.store.readiness import ReadinessProbe
 from fingrade.store.sql.db import Database

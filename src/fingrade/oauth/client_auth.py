@@ -23,6 +23,7 @@ from fingrade.protocol.crypto import equal, keyed_hash
 from fingrade.protocol.errors import invalid_client, invalid_request
 from fingrade.protocol.http import HttpRequest
 from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength
+from fingrade.protocol.single_use import SingleUseClaims
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 3600  # exp further out than this is refused (RFC 7523 §3 allows it)
@@ -45,8 +46,12 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
-async def authenticate_client(core: Core, request: HttpRequest, params: dict[str, str]) -> tuple[Client, str]:
-    """Return the authenticated client and the method used, or raise invalid_client (401)."""
+async def authenticate_client(
+    core: Core, request: HttpRequest, params: dict[str, str], single_use: SingleUseClaims | None = None
+) -> tuple[Client, str]:
+    """Return the authenticated client and the method used, or raise invalid_client (401). With
+    `single_use`, a client assertion's jti is claimed by the caller with the request's other
+    single-use values (protocol/single_use.py); without, here."""
     auth_header = request.header("authorization")
     basic = _basic_credentials(auth_header) if auth_header else None
     used = [
@@ -68,7 +73,7 @@ async def authenticate_client(core: Core, request: HttpRequest, params: dict[str
         if "client_id" in params and params["client_id"] != client_id:
             raise invalid_client("client_id does not match the authenticated client")
     elif method == "private_key_jwt":
-        return await _private_key_jwt(core, params), method
+        return await _private_key_jwt(core, params, single_use), method
     else:
         client_id = params.get("client_id", "")
         secret = params.get("client_secret", "")
@@ -96,7 +101,7 @@ async def authenticate_client(core: Core, request: HttpRequest, params: dict[str
     return client, method
 
 
-async def _private_key_jwt(core: Core, params: dict[str, str]) -> Client:
+async def _private_key_jwt(core: Core, params: dict[str, str], single_use: SingleUseClaims | None) -> Client:
     if params.get("client_assertion_type") != ASSERTION_TYPE:
         raise invalid_client("client_assertion_type must be " + ASSERTION_TYPE)
     try:
@@ -114,8 +119,12 @@ async def _private_key_jwt(core: Core, params: dict[str, str]) -> Client:
     claims = verify_client_jwt(core, assertion, client)
     # RFC 7523 §3 item 7 and OIDC Core §9: jti is single-use for as long as the assertion is valid.
     ttl = max(int(claims["exp"]) - core.clock() + EXPIRY_LEEWAY, 1)
-    if not await core.onetime.add(OneTimeKind.ASSERTION_JTI, f"{client.client_id}:{claims['jti']}", ttl):
-        raise invalid_client("client_assertion has been used before")
+    replay_key = f"{client.client_id}:{claims['jti']}"
+    refusal = invalid_client("client_assertion has been used before")
+    if single_use is not None:
+        single_use.expect(OneTimeKind.ASSERTION_JTI, replay_key, ttl, refusal)
+    elif not await core.onetime.add(OneTimeKind.ASSERTION_JTI, replay_key, ttl):
+        raise refusal
     return client
 
 

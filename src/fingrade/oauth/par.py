@@ -13,6 +13,7 @@ from fingrade.protocol import dpop
 from fingrade.protocol.crypto import new_token, token_hash
 from fingrade.protocol.errors import OAuthError, invalid_request, method_not_allowed
 from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, form_params
+from fingrade.protocol.single_use import SingleUseClaims
 
 # Client authentication, not part of the authorization request that is stored.
 _AUTH_PARAMS = frozenset({"client_id", "client_secret", "client_assertion", "client_assertion_type"})
@@ -24,7 +25,20 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
             raise method_not_allowed("POST")  # RFC 9126 §2.3: 405
         params = form_params(request)
         # §2.1 step 1: authenticate exactly as at the token endpoint (public clients by client_id).
-        client, _method = await authenticate_client(core, request, params)
+        # The client assertion's and the DPoP proof's jti, claimed together once both are verified.
+        single_use = SingleUseClaims()
+        try:
+            client, _method = await authenticate_client(core, request, params, single_use)
+            proof = dpop.proof_header(request)
+            # RFC 9449 §10.1: a proof at PAR binds the code as if its thumbprint were sent as dpop_jkt.
+            jkt = (
+                None
+                if proof is None
+                else await dpop.verify_proof(core, proof, "POST", core.url("/par"), single_use=single_use)
+            )
+        finally:
+            # Also when the request failed after a value was verified: it stays used.
+            await single_use.settle(core.onetime)
         if "request_uri" in params:
             raise invalid_request("request_uri cannot be used in a pushed authorization request")  # §2.1 step 2
         signed = None
@@ -39,12 +53,8 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
             raise invalid_request("this client must send its authorization request as a signed request object")
         else:
             pushed = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
-        proof = dpop.proof_header(request)
-        if proof is not None:
-            # RFC 9449 §10.1: a proof at PAR binds the code as if its thumbprint were sent as dpop_jkt.
-            jkt = await dpop.verify_proof(core, proof, "POST", core.url("/par"))
-            if pushed.setdefault("dpop_jkt", jkt) != jkt:
-                raise dpop.invalid_dpop_proof("dpop_jkt does not match the key of the DPoP proof")
+        if jkt is not None and pushed.setdefault("dpop_jkt", jkt) != jkt:
+            raise dpop.invalid_dpop_proof("dpop_jkt does not match the key of the DPoP proof")
         try:
             # §2.1 step 3: the same validation as at the authorization endpoint; errors as JSON (§2.3).
             req = validate_params(core, client, {**pushed, "client_id": client.client_id}, pushed=True)

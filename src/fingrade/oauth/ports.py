@@ -80,6 +80,11 @@ class OneTimeStore(Protocol):
     async def add(self, kind: str, key: str, ttl: int) -> bool:
         """Remember `key` for `ttl` seconds; False if it was already there (replay)."""
 
+    async def add_all(self, entries: Sequence[tuple[str, str, int]]) -> list[bool]:
+        """`add` of every (kind, key, ttl) in one atomic step (one statement, one script): for each,
+        in order, False if it was already there (or named earlier in `entries`). The new ones are
+        remembered even when another is a replay: each is single-use whatever the request's fate."""
+
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         """Increment a counter that expires `ttl` seconds after it was created; returns the new value."""
 

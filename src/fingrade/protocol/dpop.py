@@ -15,6 +15,7 @@ from fingrade.protocol.crypto import b64url, equal, sha256_b64url, token_hash
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength, has_private_members
+from fingrade.protocol.single_use import ReplayCache, SingleUseClaims
 
 MAX_AGE = 300  # §11.1: a proof is accepted this long after its iat
 FUTURE_LEEWAY = 10  # FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s ahead accepted (more is refused)
@@ -42,14 +43,6 @@ class DPoPSettings(Protocol):
 
     @property
     def mtls_base_url(self) -> str: ...  # RFC 8705 §5 alias host of the endpoints, or ""
-
-
-class ReplayCache(Protocol):
-    """§11.1: remembers proof ids across all nodes (the shared one-time store is one)."""
-
-    async def add(self, kind: str, key: str, ttl: int) -> bool:
-        """True if `key` was not there yet (and is now, for `ttl` seconds)."""
-        ...
 
 
 class ProofContext(Protocol):
@@ -167,10 +160,17 @@ def _endpoint_urls(core: ProofContext, url: str) -> tuple[str | None, ...]:
 
 
 async def verify_proof(
-    core: ProofContext, header_value: str | None, method: str, url: str, access_token: str | None = None
+    core: ProofContext,
+    header_value: str | None,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    single_use: SingleUseClaims | None = None,
 ) -> str:
     """Check a DPoP proof per RFC 9449 §4.3 and return its key's RFC 7638 SHA-256 thumbprint (jkt).
-    `url` is the endpoint URL built from our issuer, never from the Host header."""
+    `url` is the endpoint URL built from our issuer, never from the Host header. With `single_use`, the
+    proof's jti is claimed by the caller with the request's other single-use values (single_use.py);
+    without, here."""
     if header_value is None:
         raise invalid_dpop_proof("a DPoP proof is required")
     value = header_value.strip()
@@ -214,8 +214,12 @@ async def verify_proof(
         _check_nonce(core, claims.get("nonce"))
     # §11.1: each proof once, across all nodes (the one-time store is shared). Kept for the whole
     # acceptance window of the proof.
-    if not await core.onetime.add(REPLAY_KIND, token_hash(f"{jkt}:{claims['jti']}"), MAX_AGE + FUTURE_LEEWAY):
-        raise invalid_dpop_proof("the DPoP proof has already been used")
+    replay_key = token_hash(f"{jkt}:{claims['jti']}")
+    refusal = invalid_dpop_proof("the DPoP proof has already been used")
+    if single_use is not None:
+        single_use.expect(REPLAY_KIND, replay_key, MAX_AGE + FUTURE_LEEWAY, refusal)
+    elif not await core.onetime.add(REPLAY_KIND, replay_key, MAX_AGE + FUTURE_LEEWAY):
+        raise refusal
     return jkt
 
 

@@ -128,6 +128,9 @@ class MemoryOneTimeStore:
         self._entries[(kind, key)] = _Entry(None, 0, now + ttl)
         return True
 
+    async def add_all(self, entries: Sequence[tuple[str, str, int]]) -> list[bool]:
+        return [await self.add(kind, key, ttl) for kind, key, ttl in entries]
+
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         now = self.clock()
         entry = self._live(kind, key, now)

@@ -49,6 +49,15 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """
 
+# add_all: SET NX EX of every key, in one script (atomic); 1 for each key that was new, else 0.
+_ADD_ALL = """
+local added = {}
+for i = 1, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[i]) then added[i] = 1 else added[i] = 0 end
+end
+return added
+"""
+
 # incr with the window starting at the first failure (the TTL is not extended by later calls).
 _INCR = """
 local n = redis.call('INCR', KEYS[1])
@@ -109,6 +118,7 @@ class RedisOneTimeStore:
         self._consume = self.redis.register_script(_CONSUME)
         self._exchange = self.redis.register_script(_EXCHANGE)
         self._incr = self.redis.register_script(_INCR)
+        self._add_all = self.redis.register_script(_ADD_ALL)
         self._reserve = self.redis.register_script(_RESERVE)
         self._release = self.redis.register_script(_RELEASE)
 
@@ -171,6 +181,13 @@ class RedisOneTimeStore:
 
     async def add(self, kind: str, key: str, ttl: int) -> bool:
         return bool(await self.redis.set(self._k(kind, key), b"1", ex=max(ttl, 1), nx=True))
+
+    async def add_all(self, entries: Sequence[tuple[str, str, int]]) -> list[bool]:
+        if not entries:
+            return []
+        keys = [self._k(kind, key) for kind, key, _ttl in entries]
+        added = await self._add_all(keys=keys, args=[max(ttl, 1) for _kind, _key, ttl in entries])
+        return [bool(a) for a in added]
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         return int(await self._incr(keys=[self._k(kind, key)], args=[ttl]))

@@ -46,6 +46,21 @@ _ADD = Statement(
     "WHERE onetime.expires_at <= :now RETURNING kind"
 )
 
+_ADD_ALL: dict[int, Statement] = {}
+
+
+def _add_all_statement(n: int) -> Statement:
+    """_ADD for `n` rows in one statement (a request's client assertion and DPoP proof together)."""
+    stmt = _ADD_ALL.get(n)
+    if stmt is None:
+        rows = ", ".join(f"(:kind{i}, :key{i}, NULL, 0, :expires_at{i})" for i in range(n))
+        stmt = _ADD_ALL[n] = Statement(
+            f"INSERT INTO onetime (kind, key, value, used, expires_at) VALUES {rows} "
+            "ON CONFLICT (kind, key) DO UPDATE SET value = NULL, used = 0, expires_at = excluded.expires_at "
+            "WHERE onetime.expires_at <= :now RETURNING kind, key"
+        )
+    return stmt
+
 
 def _ensure_statement(dialect: str) -> Any:
     """Create an attempt counter's row unless it exists (so that it can be locked)."""
@@ -109,6 +124,23 @@ class SqlOneTimeStore:
         now = int(time.time())
         # An expired leftover must not block a fresh value: the upsert takes it over.
         return await self.sql.one(_ADD, kind=kind, key=key, expires_at=now + ttl, now=now) is not None
+
+    async def add_all(self, entries: Sequence[tuple[str, str, int]]) -> list[bool]:
+        now = int(time.time())
+        # A pair named twice is a replay of itself; PostgreSQL would also refuse to upsert one row twice.
+        first = list(dict.fromkeys((kind, key) for kind, key, _ttl in entries))
+        if not first:
+            return []
+        params: dict[str, Any] = {"now": now}
+        ttls = {(kind, key): ttl for kind, key, ttl in reversed(entries)}  # the first one's ttl
+        for i, (kind, key) in enumerate(first):
+            params[f"kind{i}"], params[f"key{i}"], params[f"expires_at{i}"] = kind, key, now + ttls[(kind, key)]
+        added = {(row[0], row[1]) for row in await self.sql.all(_add_all_statement(len(first)), **params)}
+        results, seen = [], set()
+        for kind, key, _ttl in entries:
+            results.append((kind, key) in added and (kind, key) not in seen)
+            seen.add((kind, key))
+        return results
 
     async def incr(self, kind: str, key: str, ttl: int) -> int:
         now = int(time.time())
