@@ -71,7 +71,9 @@ def assertion(server: Server, client_id: str, key: Any = KEY, header: dict | Non
     )
 
 
-def token_request(http: httpx.Client, client_assertion: str, **extra: str) -> httpx.Response:
+def token_request(
+    http: httpx.Client, client_assertion: str, headers: dict[str, str] | None = None, **extra: str
+) -> httpx.Response:
     return http.post(
         "/token",
         data={
@@ -81,6 +83,7 @@ def token_request(http: httpx.Client, client_assertion: str, **extra: str) -> ht
             "client_assertion": client_assertion,
             **extra,
         },
+        headers=headers,
     )
 
 
@@ -134,16 +137,7 @@ def test_assertion_and_dpop_proof_are_each_single_use_when_claimed_together_rfc9
     htu = server.issuer + "/token"
 
     def request(client_assertion: str, proof: str) -> httpx.Response:
-        return http.post(
-            "/token",
-            data={
-                "grant_type": "client_credentials",
-                "scope": "accounts",
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": client_assertion,
-            },
-            headers={"DPoP": proof},
-        )
+        return token_request(http, client_assertion, headers={"DPoP": proof})
 
     first_assertion, first_proof = assertion(server, pkjwt_client), key.proof("POST", htu)
     ok = request(first_assertion, first_proof)
