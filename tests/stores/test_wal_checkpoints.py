@@ -27,14 +27,19 @@ def test_the_thread_copies_the_wal_back_while_the_loop_only_commits(tmp_path: Pa
     asyncio.run(_copies_back(tmp_path))
 
 
-async def _copies_back(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+async def _serving(path: Path) -> tuple[Database, SqlOneTimeStore, checkpoints.WalCheckpointer]:
+    """The database as the server opens it: migrated, checkpoints on their thread."""
     db = Database(f"sqlite:///{path}")
     await upgrade(db)
-    store = SqlOneTimeStore(db)
     db.start_background_checkpoints()
     checkpointer = db._checkpointer
     assert checkpointer is not None
+    return db, SqlOneTimeStore(db), checkpointer
+
+
+async def _copies_back(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    db, store, checkpointer = await _serving(path)
 
     async def rounds(n: int) -> None:
         target = checkpointer.runs + n
@@ -103,19 +108,13 @@ def test_a_checkpoint_that_fails_is_retried_and_does_not_stop_the_thread(tmp_pat
     assert not worker.running
 
 
-def test_steady_writes_do_not_grow_the_wal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_past_the_threshold_the_thread_starts_the_wal_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A PASSIVE checkpoint may never catch up with writes that keep coming, and SQLite only starts the
     WAL over after one did: past RESTART_FRAMES the thread makes it start over."""
     monkeypatch.setattr(checkpoints, "RESTART_FRAMES", 64)
-    path = tmp_path / "c.db"
 
     async def main() -> None:
-        db = Database(f"sqlite:///{path}")
-        await upgrade(db)
-        store = SqlOneTimeStore(db)
-        db.start_background_checkpoints()
-        checkpointer = db._checkpointer
-        assert checkpointer is not None
+        db, store, checkpointer = await _serving(tmp_path / "c.db")
         try:
             # Writes without a pause, for longer than several of the thread's rounds.
             deadline = time.monotonic() + 1.5

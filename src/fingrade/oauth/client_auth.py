@@ -18,12 +18,12 @@ from fingrade.oauth.mtls import TLS_AUTH_METHODS
 from fingrade.oauth.mtls import authenticate as authenticate_certificate
 from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import get_profile
-from fingrade.protocol import jws_signatures, jwt
+from fingrade.protocol import dpop, jws_signatures, jwt
 from fingrade.protocol.crypto import equal, keyed_hash
 from fingrade.protocol.errors import invalid_client, invalid_request
 from fingrade.protocol.http import HttpRequest
 from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength
-from fingrade.protocol.single_use import SingleUseClaims
+from fingrade.protocol.single_use import SingleUseClaims, claim
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 3600  # exp further out than this is refused (RFC 7523 §3 allows it)
@@ -101,6 +101,26 @@ async def authenticate_client(
     return client, method
 
 
+async def authenticate_with_proof(
+    core: Core, request: HttpRequest, params: dict[str, str], endpoint: str
+) -> tuple[Client, str, str | None]:
+    """Client authentication and the request's DPoP proof, if it has one (RFC 9449 §4.3, `htu` the
+    endpoint's URL from our issuer, never from Host): the client, the method and the proof key's
+    thumbprint. The assertion's and the proof's jti are claimed together once both are verified
+    (protocol/single_use.py), also when one of the checks fails: a value verified stays spent. A
+    replay's refusal comes first, the assertion's before the proof's."""
+    single_use = SingleUseClaims()
+    try:
+        client, method = await authenticate_client(core, request, params, single_use)
+        proof = dpop.proof_header(request)
+        jkt = None
+        if proof is not None:
+            jkt = await dpop.verify_proof(core, proof, "POST", core.url(endpoint), single_use=single_use)
+    finally:
+        await single_use.settle(core.onetime)
+    return client, method, jkt
+
+
 async def _private_key_jwt(core: Core, params: dict[str, str], single_use: SingleUseClaims | None) -> Client:
     if params.get("client_assertion_type") != ASSERTION_TYPE:
         raise invalid_client("client_assertion_type must be " + ASSERTION_TYPE)
@@ -119,12 +139,14 @@ async def _private_key_jwt(core: Core, params: dict[str, str], single_use: Singl
     claims = verify_client_jwt(core, assertion, client)
     # RFC 7523 §3 item 7 and OIDC Core §9: jti is single-use for as long as the assertion is valid.
     ttl = max(int(claims["exp"]) - core.clock() + EXPIRY_LEEWAY, 1)
-    replay_key = f"{client.client_id}:{claims['jti']}"
-    refusal = invalid_client("client_assertion has been used before")
-    if single_use is not None:
-        single_use.expect(OneTimeKind.ASSERTION_JTI, replay_key, ttl, refusal)
-    elif not await core.onetime.add(OneTimeKind.ASSERTION_JTI, replay_key, ttl):
-        raise refusal
+    await claim(
+        core.onetime,
+        single_use,
+        OneTimeKind.ASSERTION_JTI,
+        f"{client.client_id}:{claims['jti']}",
+        ttl,
+        invalid_client("client_assertion has been used before"),
+    )
     return client
 
 

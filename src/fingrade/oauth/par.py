@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fingrade.oauth import consent_resources, request_object
 from fingrade.oauth.authorize import PAR_PREFIX, PageError, PushedRequest, RedirectError, validate_params
-from fingrade.oauth.client_auth import authenticate_client
+from fingrade.oauth.client_auth import authenticate_with_proof
 from fingrade.oauth.context import Core
 from fingrade.oauth.onetime_kinds import OneTimeKind
 from fingrade.oauth.profiles import get_profile
@@ -13,7 +13,6 @@ from fingrade.protocol import dpop
 from fingrade.protocol.crypto import new_token, token_hash
 from fingrade.protocol.errors import OAuthError, invalid_request, method_not_allowed
 from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, form_params
-from fingrade.protocol.single_use import SingleUseClaims
 
 # Client authentication, not part of the authorization request that is stored.
 _AUTH_PARAMS = frozenset({"client_id", "client_secret", "client_assertion", "client_assertion_type"})
@@ -25,20 +24,8 @@ async def par_endpoint(core: Core, request: HttpRequest) -> HttpResponse:
             raise method_not_allowed("POST")  # RFC 9126 §2.3: 405
         params = form_params(request)
         # §2.1 step 1: authenticate exactly as at the token endpoint (public clients by client_id).
-        # The client assertion's and the DPoP proof's jti, claimed together once both are verified.
-        single_use = SingleUseClaims()
-        try:
-            client, _method = await authenticate_client(core, request, params, single_use)
-            proof = dpop.proof_header(request)
-            # RFC 9449 §10.1: a proof at PAR binds the code as if its thumbprint were sent as dpop_jkt.
-            jkt = (
-                None
-                if proof is None
-                else await dpop.verify_proof(core, proof, "POST", core.url("/par"), single_use=single_use)
-            )
-        finally:
-            # Also when the request failed after a value was verified: it stays used.
-            await single_use.settle(core.onetime)
+        # RFC 9449 §10.1: a proof at PAR binds the code as if its thumbprint were sent as dpop_jkt.
+        client, _method, jkt = await authenticate_with_proof(core, request, params, "/par")
         if "request_uri" in params:
             raise invalid_request("request_uri cannot be used in a pushed authorization request")  # §2.1 step 2
         signed = None

@@ -9,7 +9,7 @@ from typing import Any
 from fingrade.oauth import authn_level, authorization_details, pkce, sca_policy, token_retry
 from fingrade.oauth.authorize import CodeGrant
 from fingrade.oauth.claims_request import INTENT_CLAIM
-from fingrade.oauth.client_auth import authenticate_client
+from fingrade.oauth.client_auth import authenticate_with_proof
 from fingrade.oauth.context import Core
 from fingrade.oauth.models import Client, Grant, RefreshToken
 from fingrade.oauth.offline_access import stays_connected
@@ -35,7 +35,6 @@ from fingrade.protocol.errors import (
     unsupported_grant_type,
 )
 from fingrade.protocol.http import NO_STORE, HttpRequest, HttpResponse, form_params
-from fingrade.protocol.single_use import SingleUseClaims
 
 log = logging.getLogger("fingrade.token")
 
@@ -52,24 +51,13 @@ async def token_endpoint(core: Core, request: HttpRequest) -> tuple[HttpResponse
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise invalid_request("grant_type is missing")
-        # The client assertion's and the DPoP proof's jti, claimed together once both are verified.
-        single_use = SingleUseClaims()
-        try:
-            client, method = await authenticate_client(core, request, params, single_use)
-            if grant_type not in GRANT_TYPES:
-                # The resource owner password grant is refused by design (RFC 9700 §2.4).
-                raise unsupported_grant_type()
-            if grant_type not in client.grant_types or grant_type not in get_profile(client.profile).grant_types:
-                raise unauthorized_client(f"this client may not use the {grant_type} grant")
-            jkt = None
-            proof = dpop.proof_header(request)
-            if proof is not None:
-                # RFC 9449 §5: a valid proof makes the tokens DPoP-bound; htu from our issuer, not Host.
-                jkt = await dpop.verify_proof(core, proof, "POST", core.url("/token"), single_use=single_use)
-        finally:
-            # Also when the request failed after a value was verified: it stays used. A replay's
-            # refusal comes first (the assertion's before the proof's).
-            await single_use.settle(core.onetime)
+        # RFC 9449 §5: a valid proof makes the tokens DPoP-bound.
+        client, method, jkt = await authenticate_with_proof(core, request, params, "/token")
+        if grant_type not in GRANT_TYPES:
+            # The resource owner password grant is refused by design (RFC 9700 §2.4).
+            raise unsupported_grant_type()
+        if grant_type not in client.grant_types or grant_type not in get_profile(client.profile).grant_types:
+            raise unauthorized_client(f"this client may not use the {grant_type} grant")
         if jkt is None and dpop_required(client):
             raise dpop.invalid_dpop_proof("this client's token requests need a DPoP proof")  # RFC 9449 §5.2
         bind = _binding(client, method, request, jkt)

@@ -15,7 +15,7 @@ from fingrade.protocol.crypto import b64url, equal, sha256_b64url, token_hash
 from fingrade.protocol.errors import OAuthError
 from fingrade.protocol.http import HttpRequest
 from fingrade.protocol.jose import ALLOWED_ALGS, check_key_strength, has_private_members
-from fingrade.protocol.single_use import ReplayCache, SingleUseClaims
+from fingrade.protocol.single_use import ReplayCache, SingleUseClaims, claim
 
 MAX_AGE = 300  # §11.1: a proof is accepted this long after its iat
 FUTURE_LEEWAY = 10  # FAPI 2.0 SP 5.3.2.1-13: iat up to 10 s ahead accepted (more is refused)
@@ -214,12 +214,14 @@ async def verify_proof(
         _check_nonce(core, claims.get("nonce"))
     # §11.1: each proof once, across all nodes (the one-time store is shared). Kept for the whole
     # acceptance window of the proof.
-    replay_key = token_hash(f"{jkt}:{claims['jti']}")
-    refusal = invalid_dpop_proof("the DPoP proof has already been used")
-    if single_use is not None:
-        single_use.expect(REPLAY_KIND, replay_key, MAX_AGE + FUTURE_LEEWAY, refusal)
-    elif not await core.onetime.add(REPLAY_KIND, replay_key, MAX_AGE + FUTURE_LEEWAY):
-        raise refusal
+    await claim(
+        core.onetime,
+        single_use,
+        REPLAY_KIND,
+        token_hash(f"{jkt}:{claims['jti']}"),
+        MAX_AGE + FUTURE_LEEWAY,
+        invalid_dpop_proof("the DPoP proof has already been used"),
+    )
     return jkt
 
 

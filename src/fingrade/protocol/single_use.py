@@ -4,8 +4,8 @@ proof's `jti` (RFC 9449 §11.1) - claimed together in one step of the replay cac
 Each check verifies its token and then, instead of writing to the replay cache on its own, names
 what must be new (`expect`); the endpoint claims them all in one statement (`settle`) before it acts
 on the request. A FAPI 2.0 token request or PAR presents both, so this halves their replay-cache
-writes. `settle` runs whatever the request's fate once the values are verified (the endpoints call
-it in a `finally`): a value seen once stays used even when its request failed for another reason.
+writes. `settle` runs whatever the request's fate once the values are verified (oauth/client_auth.py
+`authenticate_with_proof` calls it in a `finally`): a value seen once stays used even when its request failed for another reason.
 """
 
 from __future__ import annotations
@@ -58,3 +58,14 @@ class SingleUseClaims:
         for expected, new in zip(pending, fresh, strict=True):
             if not new:
                 raise expected.refusal
+
+
+async def claim(
+    cache: ReplayCache, pending: SingleUseClaims | None, kind: str, key: str, ttl: int, refusal: Exception
+) -> None:
+    """A check's single-use value: named in the request's `pending` claims when the caller gathers
+    them, else claimed here and now (raising `refusal` when it was seen before)."""
+    if pending is not None:
+        pending.expect(kind, key, ttl, refusal)
+    elif not await cache.add(kind, key, ttl):
+        raise refusal

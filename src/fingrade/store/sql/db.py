@@ -54,11 +54,9 @@ class Database:
             _configure_sqlite(self.engine)
             self.async_engine = None
             # The hot paths' statements run on the same (only) connection, straight on sqlite3.
-            self.sqlite_direct: SqliteDirect | None = SqliteDirect(self._sqlite_connection)
-            self.direct: SqliteDirect | PgDirect = self.sqlite_direct
+            self.direct: SqliteDirect | PgDirect = SqliteDirect(self._sqlite_connection)
         elif self.dialect == "postgresql":
             self.engine = None
-            self.sqlite_direct = None
             # A fixed pool, no overflow: an overflow connection is closed when it is returned, so
             # under load every burst above the pool size paid a new connection (TCP, TLS, a forked
             # backend) - bank_balances on PostgreSQL went from 279 to 438 req/s without it
@@ -99,9 +97,9 @@ class Database:
         loop (checkpoints.py). Nothing to do for PostgreSQL or an in-memory database."""
         if self._sqlite_file is None or self._checkpointer is not None:
             return
-        assert self.sqlite_direct is not None
+        assert isinstance(self.direct, SqliteDirect)
         self._checkpointer = WalCheckpointer(self._sqlite_file)
-        tune_loop_connection(self.sqlite_direct.conn)
+        tune_loop_connection(self.direct.conn)
         self._checkpointer.start()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -121,8 +119,8 @@ class Database:
         if self.engine is not None:
             # The hot paths' open group commit goes first: SQLAlchemy's transaction must not join it,
             # nor its reads see rows not yet committed (direct.py).
-            if self.sqlite_direct is not None:
-                self.sqlite_direct.flush()
+            if isinstance(self.direct, SqliteDirect):
+                self.direct.flush()
             with self.engine.connect() as conn:
                 conn.info["write"] = write
                 if not write:
@@ -154,8 +152,8 @@ class Database:
             await self.async_engine.dispose()
 
     async def close(self) -> None:
-        if self.sqlite_direct is not None:
-            self.sqlite_direct.flush()
+        if isinstance(self.direct, SqliteDirect):
+            self.direct.flush()
         if self._checkpointer is not None:
             checkpointer, self._checkpointer = self._checkpointer, None
             await asyncio.to_thread(checkpointer.stop)
